@@ -1,0 +1,39 @@
+# metricstream — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev-all
+
+.PHONY: demo test bench lint services services-stop clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all]'
+	@touch $(STAMP)
+
+## Run the simulated analytics workload for ~10 s (console + zstd JSON Lines; no servers).
+demo: $(STAMP)
+	$(PY) -m metricstream demo --duration 10
+
+## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests.
+test: $(STAMP)
+	scripts/services.sh start
+	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q
+
+## Benchmarks against the peers (influxdb-client, prometheus_client, OpenTelemetry).
+bench: $(STAMP)
+	scripts/services.sh start
+	eval "$$(scripts/services.sh env)" && $(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check metricstream tests benchmarks examples
+	$(VENV)/bin/mypy metricstream
+
+services:
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis metricstream-demo

@@ -1,0 +1,135 @@
+"""The JSON form of an event (one object per event, orjson underneath).
+
+Schema (version 1)::
+
+    {"measurement": "cpu",
+     "tags": {"host": "a"},
+     "fields": {"usage": 0.5, "count": 3, "ok": true, "note": "x",
+                "bytes": {"uint": 18446744073709551615}},
+     "timestamp_ns": 1700000000000000000,
+     "schema_version": 1,
+     "correlation_id": "req-42"}          # only when set
+
+A float is always written with a decimal point or exponent (``1.0``), an int
+never is, so the two kinds survive the round trip. An unsigned integer is the
+one-key object ``{"uint": N}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+
+from metricstream.event import (
+    SCHEMA_VERSION,
+    FieldValue,
+    MetricEvent,
+    UInt,
+    check_correlation_id,
+    check_fields,
+    check_measurement,
+    check_tags,
+    check_timestamp,
+)
+from metricstream.exceptions import InvalidEventError, SchemaVersionError
+
+__all__ = ["decode_event", "encode_event", "encode_events"]
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _default(value: object) -> object:
+    if isinstance(value, UInt):
+        return {"uint": int(value)}
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def _as_object(event: MetricEvent) -> dict[str, object]:
+    if not event.fields:
+        raise InvalidEventError(
+            event.measurement, f"event {event.measurement!r} has no fields; at least one is required"
+        )
+    obj: dict[str, object] = {
+        "measurement": event.measurement,
+        "tags": event.tags,
+        "fields": event.fields,
+        "timestamp_ns": event.timestamp_ns,
+        "schema_version": SCHEMA_VERSION,
+    }
+    if event.correlation_id is not None:
+        obj["correlation_id"] = event.correlation_id
+    return obj
+
+
+def encode_event(event: MetricEvent) -> bytes:
+    """Return the UTF-8 JSON object for one event.
+
+    Raises:
+        InvalidEventError: If the event has no fields.
+    """
+    return orjson.dumps(_as_object(event), default=_default, option=_OPTIONS)
+
+
+def encode_events(events: Iterable[MetricEvent]) -> bytes:
+    """Return JSON Lines for many events: newline-joined, no trailing newline.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
+    """
+    dumps = orjson.dumps
+    return b"\n".join([dumps(_as_object(e), default=_default, option=_OPTIONS) for e in events])
+
+
+def _decode_fields(raw: object) -> dict[str, FieldValue]:
+    if not isinstance(raw, dict):
+        raise InvalidEventError(None, "JSON event 'fields' must be an object")
+    fields: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            if value.keys() != {"uint"} or not isinstance(value["uint"], int):
+                raise InvalidEventError(
+                    key, f"JSON field {key!r} must be a scalar or {{\"uint\": N}}, not {value!r}"
+                )
+            fields[key] = UInt(value["uint"])
+        else:
+            fields[key] = value
+    return check_fields(fields)
+
+
+def decode_event(text: str | bytes) -> MetricEvent:
+    """Decode one JSON object into an event.
+
+    Raises:
+        SchemaVersionError: If ``schema_version`` is newer than this library's.
+        InvalidEventError: If the JSON is malformed or describes an invalid event.
+    """
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError(None, f"invalid JSON event: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidEventError(None, f"a JSON event must be an object, not {type(obj).__name__}")
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidEventError(None, f"invalid schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(version, SCHEMA_VERSION)
+    for required in ("measurement", "fields", "timestamp_ns"):
+        if required not in obj:
+            raise InvalidEventError(None, f"JSON event is missing {required!r}")
+    tags = obj.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise InvalidEventError(None, "JSON event 'tags' must be an object")
+    for key, value in tags.items():
+        if not isinstance(value, str):
+            raise InvalidEventError(key, f"JSON tag {key!r} must be a string, not {value!r}")
+    event = MetricEvent.__new__(MetricEvent)
+    event.measurement = check_measurement(obj["measurement"])
+    event.tags = check_tags(tags)
+    event.fields = _decode_fields(obj["fields"])
+    if not event.fields:
+        raise InvalidEventError(event.measurement, "JSON event has no fields")
+    event.timestamp_ns = check_timestamp(obj["timestamp_ns"])
+    event.correlation_id = check_correlation_id(obj.get("correlation_id"))
+    return event

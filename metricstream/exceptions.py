@@ -1,0 +1,147 @@
+"""The metricstream error tree.
+
+Every error metricstream raises on purpose derives from `MetricStreamError`;
+errors about bad input are also `ValueError`, so callers that only know the
+standard library still catch them::
+
+    MetricStreamError
+     ├── ConfigError              (also ValueError) an option or URL is invalid
+     ├── InvalidEventError        (also ValueError) an event cannot be built or sent
+     ├── LineProtocolError        (also ValueError) line protocol text is malformed
+     ├── SchemaVersionError       (also ValueError) JSON from a newer schema version
+     └── SinkError                a sink could not write a payload
+          ├── TransientSinkError  worth retrying (may carry retry_after seconds)
+          └── PermanentSinkError  retrying cannot help; the events are dropped
+
+Errors carry their data as attributes (`key`, `line`, `column`, `retry_after`,
+`reason`...) so code can act on them without parsing messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InvalidEventError",
+    "LineProtocolError",
+    "MetricStreamError",
+    "PermanentSinkError",
+    "SchemaVersionError",
+    "SinkError",
+    "TransientSinkError",
+]
+
+
+class MetricStreamError(Exception):
+    """Base class of every error metricstream raises on purpose."""
+
+
+class ConfigError(MetricStreamError, ValueError):
+    """An option, URL or environment setting is invalid.
+
+    Attributes:
+        option: The name of the offending option (for example ``"batch_size"``).
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(f"{option}: {message}")
+
+
+class InvalidEventError(MetricStreamError, ValueError):
+    """An event (or part of one) is not valid.
+
+    Attributes:
+        key: The measurement, tag key or field key concerned, or ``None`` when
+            the problem is with the event as a whole.
+        problem: What is wrong, in words.
+    """
+
+    def __init__(self, key: str | None, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(problem)
+
+
+class LineProtocolError(MetricStreamError, ValueError):
+    """Line protocol text could not be parsed.
+
+    Attributes:
+        line: The 1-based line number of the offending entry.
+        column: The 1-based column (in characters) where the problem starts.
+        text: The text of the offending line (without its line ending).
+        problem: What is wrong, in words.
+    """
+
+    def __init__(self, problem: str, *, line: int, column: int, text: str) -> None:
+        self.problem = problem
+        self.line = line
+        self.column = column
+        self.text = text
+        super().__init__(f"line {line}, column {column}: {problem}")
+
+
+class SchemaVersionError(MetricStreamError, ValueError):
+    """A serialized event uses a schema version this library does not know.
+
+    Attributes:
+        found: The schema version in the input.
+        supported: The newest schema version this library reads.
+    """
+
+    def __init__(self, found: object, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"schema_version {found!r} is newer than this library supports "
+            f"({supported}); upgrade metricstream to read it"
+        )
+
+
+class SinkError(MetricStreamError):
+    """A sink failed to write a payload.
+
+    Attributes:
+        sink: The name of the sink, when known.
+    """
+
+    def __init__(self, message: str, *, sink: str | None = None) -> None:
+        self.sink = sink
+        super().__init__(message)
+
+
+class TransientSinkError(SinkError):
+    """A write failed in a way that retrying may fix (timeouts, 5xx, 429...).
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait before retrying, or
+            ``None`` when it gave no hint.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, sink: str | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, sink=sink)
+
+
+class PermanentSinkError(SinkError):
+    """A write failed in a way that retrying cannot fix (bad data, bad credentials).
+
+    Attributes:
+        reason: The accounting reason the events are dropped under: ``"rejected"``
+            by default.
+        unhealthy: True when the failure means the sink cannot work at all (for
+            example wrong credentials), so health reports it as disconnected.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "rejected",
+        unhealthy: bool = False,
+        sink: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.unhealthy = unhealthy
+        super().__init__(message, sink=sink)

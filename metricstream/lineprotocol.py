@@ -1,0 +1,646 @@
+"""InfluxDB line protocol: encoding events and parsing text back into events.
+
+The grammar is the InfluxDB line protocol reference::
+
+    measurement[,tag_key=tag_value...] field_key=field_value[,...] [timestamp]
+
+Escaping, as the reference decoder (``github.com/influxdata/line-protocol/v2``)
+and InfluxDB itself read it:
+
+- measurement: comma and space are written ``\\,`` and ``\\ ``;
+- tag keys, tag values and field keys: comma, equals sign and space;
+- string field values are double-quoted, with ``\\"`` and ``\\\\`` inside; the
+  parser also reads ``\\n``, ``\\r`` and ``\\t`` there, as the reference does,
+  while the encoder writes newlines and tabs as they are.
+
+A backslash anywhere else is an ordinary character; it only escapes the
+characters listed for its element (``\\\\`` is two backslashes in a name). That
+is why a name cannot end with a backslash (the next delimiter would read as
+escaped), and why events refuse such names when they are built.
+
+Field values: ``1.5`` (float; the shortest form that reads back as the same
+float, with ``1.0`` written ``1``), ``3i`` (int64), ``3u`` (uint64),
+``true``/``false`` (parsed also from ``t``, ``T``, ``True``, ``TRUE`` and the
+false forms) and ``"text"``. Floats are read with the reference's syntax, which
+is Go's: ``1.``, ``.5``, ``1e-3``, ``1_000`` and hexadecimal ``0x1p-2`` are all
+floats; ``NaN`` and infinities are refused. Tags are written sorted by key and
+fields in the order they were added. A timestamp written at a coarser precision
+is truncated toward zero, as the reference encoder does.
+
+The parser accepts what the reference decoder accepts, with these deliberate
+differences:
+
+- control characters other than newline and carriage return are allowed in
+  names and comments (InfluxDB 1.x stores them; the reference refuses them);
+- a field key repeated in one entry keeps its last value, as InfluxDB does
+  (the reference returns both; an event holds a mapping);
+- a tag key repeated in one entry is an error (the reference leaves that check
+  to its caller);
+- errors stop at the first malformed entry, and columns count characters, not
+  bytes.
+
+The rules `MetricEvent` applies when an event is built through its API (the
+reserved keys ``time``, ``_measurement`` and ``_field``; the 64 KiB limit on
+string values) are InfluxDB storage rules, not grammar: the parser, like the
+reference, does not apply them to text it reads.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+
+from metricstream.event import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    FieldValue,
+    MetricEvent,
+    UInt,
+)
+from metricstream.exceptions import ConfigError, InvalidEventError, LineProtocolError
+
+__all__ = ["PRECISIONS", "encode_line", "encode_lines", "parse_line", "parse_lines"]
+
+PRECISIONS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+"""Timestamp precisions and their size in nanoseconds."""
+
+# --- encoding --------------------------------------------------------------
+
+# Escaped names, keyed by the raw name. The same few measurements, tag sets and
+# field keys recur in nearly every event, so each is escaped once. Each cache
+# is cleared when it reaches the limit, which bounds memory for any workload.
+_CACHE_LIMIT = 65_536
+_measurement_cache: dict[str, str] = {}
+_field_prefix_cache: dict[str, str] = {}
+_head_cache: dict[tuple[object, ...], str] = {}
+
+
+def _divisor(precision: str) -> int:
+    try:
+        return PRECISIONS[precision]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            "precision", f"unknown precision {precision!r}; use one of ns, us, ms, s"
+        ) from None
+
+
+def _escape_measurement(name: str) -> str:
+    escaped = name.replace(",", "\\,").replace(" ", "\\ ") if ("," in name or " " in name) else name
+    if len(_measurement_cache) >= _CACHE_LIMIT:
+        _measurement_cache.clear()
+    _measurement_cache[name] = escaped
+    return escaped
+
+
+def _escape_name(name: str) -> str:
+    """Escape a tag key, tag value or field key."""
+    if "," in name or "=" in name or " " in name:
+        return name.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    return name
+
+
+def _field_prefix(key: str) -> str:
+    prefix = _escape_name(key) + "="
+    if len(_field_prefix_cache) >= _CACHE_LIMIT:
+        _field_prefix_cache.clear()
+    _field_prefix_cache[key] = prefix
+    return prefix
+
+
+def _head(cache_key: tuple[object, ...], measurement: str, tags: dict[str, str]) -> str:
+    """Encode and remember the measurement and sorted tag set of an entry."""
+    head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
+    head += "".join(
+        [f",{_escape_name(key)}={_escape_name(value)}" for key, value in sorted(tags.items())]
+    )
+    if len(_head_cache) >= _CACHE_LIMIT:
+        _head_cache.clear()
+    _head_cache[cache_key] = head
+    return head
+
+
+def _format_string(value: str) -> str:
+    if "\\" in value or '"' in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{value}"'
+
+
+def _format_float(value: float) -> str:
+    text = repr(value)
+    return text[:-2] if text[-2:] == ".0" else text
+
+
+def _format_value(value: FieldValue) -> str:
+    """Format a field value of any accepted type (including subclasses)."""
+    cls = value.__class__
+    if cls is float:
+        return _format_float(value)  # type: ignore[arg-type]
+    if cls is int:
+        return f"{value}i"
+    if cls is str:
+        return _format_string(value)  # type: ignore[arg-type]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, UInt):
+        return f"{int(value)}u"
+    if isinstance(value, int):
+        return f"{int(value)}i"
+    if isinstance(value, float):
+        return _format_float(float(value))
+    return _format_string(str(value))
+
+
+def _no_fields(event: MetricEvent) -> InvalidEventError:
+    return InvalidEventError(
+        event.measurement, f"event {event.measurement!r} has no fields; at least one is required"
+    )
+
+
+def _scale(timestamp: int, divisor: int) -> int:
+    # Integer division truncating toward zero, as the reference encoder does.
+    return timestamp // divisor if timestamp >= 0 else -(-timestamp // divisor)
+
+
+def encode_line(event: MetricEvent, precision: str = "ns") -> str:
+    """Encode one event as a line of line protocol (no trailing newline).
+
+    Tags are written sorted by key, fields in the order they were added.
+
+    Args:
+        event: The event.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The line.
+
+    Raises:
+        InvalidEventError: If the event has no fields.
+        ConfigError: If the precision is unknown.
+    """
+    fields = event.fields
+    if not fields:
+        raise _no_fields(event)
+    measurement = event.measurement
+    tags = event.tags
+    if tags:
+        cache_key = (measurement, *tags.items())
+        head = _head_cache.get(cache_key) or _head(cache_key, measurement, tags)
+    else:
+        head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
+    prefixes = _field_prefix_cache
+    parts = []
+    for key, value in fields.items():
+        prefix = prefixes.get(key) or _field_prefix(key)
+        cls = value.__class__
+        if cls is float:
+            text = repr(value)
+            parts.append(prefix + text[:-2] if text[-2:] == ".0" else prefix + text)
+        elif cls is int:
+            parts.append(f"{prefix}{value}i")
+        elif cls is str:
+            parts.append(prefix + _format_string(value))  # type: ignore[arg-type]
+        elif cls is bool:
+            parts.append(prefix + "true" if value else prefix + "false")
+        else:
+            parts.append(prefix + _format_value(value))
+    timestamp = event.timestamp_ns
+    if precision != "ns":
+        timestamp = _scale(timestamp, _divisor(precision))
+    return f"{head} {','.join(parts)} {timestamp}"
+
+
+def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
+    """Encode many events, newline-joined, with no trailing newline.
+
+    Args:
+        events: The events.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The lines.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
+        ConfigError: If the precision is unknown.
+    """
+    _divisor(precision)
+    return "\n".join([encode_line(event, precision) for event in events])
+
+
+# --- parsing ---------------------------------------------------------------
+
+# A backslash escapes only the characters listed for its element; elsewhere it
+# is literal, and it never pairs with another backslash. Neither pattern can
+# fail once it has matched a character, so the nested repetition never
+# backtracks.
+_MEASUREMENT = re.compile(r"(?:[^\\, \r\n]+|\\[, ]?)+")
+_NAME = re.compile(r"(?:[^\\,= \r\n]+|\\[,= ]?)+")
+_STRING_ESCAPES = re.compile(r'\\([\\"nrt])')
+_STRING_UNESCAPED = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
+_VALUE = re.compile(r"[^, \r\n]+")
+_INT = re.compile(r"-?[0-9]+")
+_UINT = re.compile(r"[0-9]+")
+_TIMESTAMP = re.compile(r"[-0-9]+")
+_SPACES = re.compile(r" +")
+_COMMENT = re.compile(r"#[^\r\n]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Go's float syntax (strconv.ParseFloat): digits may be separated by single
+# underscores; a hexadecimal mantissa needs a binary exponent.
+_DECIMAL_FLOAT = re.compile(
+    r"-?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9](?:_?[0-9])*)"
+    r"(?:[eE][+-]?[0-9](?:_?[0-9])*)?"
+)
+_HEX_FLOAT = re.compile(
+    r"-?0[xX](?:_?[0-9a-fA-F](?:_?[0-9a-fA-F])*(?:\.(?:[0-9a-fA-F](?:_?[0-9a-fA-F])*)?)?"
+    r"|\.[0-9a-fA-F](?:_?[0-9a-fA-F])*)"
+    r"[pP][+-]?[0-9](?:_?[0-9])*"
+)
+_TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
+_FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
+
+
+def _unescape(token: str, escapable: str) -> str:
+    # Each backslash followed by an escapable character is an escape (a
+    # backslash is never itself escaped in names), so plain replacement is exact.
+    if "\\" not in token:
+        return token
+    for char in escapable:
+        token = token.replace("\\" + char, char)
+    return token
+
+
+def _unescape_string(raw: str) -> str:
+    if "\\" not in raw:
+        return raw
+    return _STRING_ESCAPES.sub(lambda match: _STRING_UNESCAPED[match.group(1)], raw)
+
+
+def _parse_float(token: str) -> float | None:
+    """Read `token` as Go's strconv.ParseFloat would; None if it is not a float."""
+    if _DECIMAL_FLOAT.fullmatch(token):
+        return float(token.replace("_", "") if "_" in token else token)
+    if _HEX_FLOAT.fullmatch(token):
+        try:
+            return float.fromhex(token.replace("_", ""))
+        except OverflowError:
+            return float("inf")
+    return None
+
+
+class _Parser:
+    """A scanner over line protocol text that keeps line and column for errors."""
+
+    __slots__ = (
+        "check_unicode",
+        "default_time",
+        "from_bytes",
+        "line",
+        "line_start",
+        "multiplier",
+        "pos",
+        "text",
+    )
+
+    def __init__(
+        self, text: str, multiplier: int, default_time: int, check_unicode: bool, from_bytes: bool
+    ) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.line_start = 0
+        self.multiplier = multiplier
+        self.default_time = default_time
+        self.check_unicode = check_unicode
+        self.from_bytes = from_bytes
+
+    def error(self, problem: str, at: int | None = None) -> LineProtocolError:
+        """Build the error for `problem` at `at` (default: the current position)."""
+        pos = self.pos if at is None else at
+        text = self.text
+        # self.line is the number of the line that starts at self.line_start;
+        # the position may lie before it (inside a multi-line string) or after.
+        if pos >= self.line_start:
+            line = self.line + text.count("\n", self.line_start, pos)
+        else:
+            line = self.line - text.count("\n", pos, self.line_start)
+        line_start = text.rfind("\n", 0, pos) + 1
+        line_end = len(text)
+        for ending in ("\n", "\r"):
+            found = text.find(ending, pos)
+            if found != -1:
+                line_end = min(line_end, found)
+        line_text = text[line_start:line_end]
+        if self.check_unicode:
+            line_text = _SURROGATE.sub("\ufffd", line_text)
+        return LineProtocolError(problem, line=line, column=pos - line_start + 1, text=line_text)
+
+    def _describe(self, pos: int) -> str:
+        if pos >= len(self.text):
+            return "end of input"
+        char = self.text[pos]
+        return {"\n": "end of line", "\r": "end of line", " ": "a space"}.get(char, repr(char))
+
+    def _check_unicode(self, start: int, end: int, what: str) -> None:
+        match = _SURROGATE.search(self.text, start, end)
+        if match is not None:
+            problem = "invalid UTF-8" if self.from_bytes else "a lone surrogate (not valid Unicode)"
+            raise self.error(f"{problem} in {what}", match.start())
+
+    def _end_of_line(self) -> bool:
+        """Consume a line ending; True if one (or the end of input) was there."""
+        text = self.text
+        pos = self.pos
+        if pos >= len(text):
+            return True
+        char = text[pos]
+        if char == "\n":
+            self.pos = pos + 1
+        elif char == "\r" and text.startswith("\n", pos + 1):
+            self.pos = pos + 2
+        elif char == "\r" and pos + 1 == len(text):
+            self.pos = pos + 1
+            return True
+        else:
+            return False
+        self.line += 1
+        self.line_start = self.pos
+        return True
+
+    def skip_blank_and_comments(self) -> bool:
+        """Advance to the next entry; return False at end of input."""
+        text = self.text
+        size = len(text)
+        while self.pos < size:
+            match = _SPACES.match(text, self.pos)
+            if match:
+                self.pos = match.end()
+                if self.pos >= size:
+                    return False
+            char = text[self.pos]
+            if char == "#":
+                self.pos = _COMMENT.match(text, self.pos).end()  # type: ignore[union-attr]
+                if not self._end_of_line():
+                    raise self.error("carriage return not followed by a newline")
+            elif char in "\r\n":
+                if not self._end_of_line():
+                    raise self.error("carriage return not followed by a newline")
+            else:
+                return True
+        return False
+
+    def entry(self) -> MetricEvent:
+        """Parse one entry starting at the current position."""
+        text = self.text
+        size = len(text)
+        start = self.pos
+        match = _MEASUREMENT.match(text, start)
+        if match is None:
+            raise self.error(f"expected a measurement name, found {self._describe(start)}")
+        self.pos = match.end()
+        if self.check_unicode:
+            self._check_unicode(start, self.pos, "the measurement")
+        measurement = _unescape(match.group(), ", ")
+        tags: dict[str, str] = {}
+        while self.pos < size and text[self.pos] == ",":
+            self.pos += 1
+            key_start = self.pos
+            key = self._name("tag key")
+            self._equals("tag key", key)
+            value = self._name(f"value for tag key {key!r}")
+            if key in tags:
+                raise self.error(f"duplicate tag key {key!r}", key_start)
+            tags[key] = value
+        self._separator("expected a space before the fields")
+        fields: dict[str, FieldValue] = {}
+        while True:
+            key = self._name("field key")
+            self._equals("field key", key)
+            fields[key] = self._field_value(key)
+            if self.pos < size and text[self.pos] == ",":
+                self.pos += 1
+                continue
+            break
+        timestamp = self._timestamp()
+        event = MetricEvent.__new__(MetricEvent)
+        event.measurement = measurement
+        event.tags = tags
+        event.fields = fields
+        event.timestamp_ns = timestamp
+        event.correlation_id = None
+        return event
+
+    def _name(self, what: str) -> str:
+        """Read a tag key, tag value or field key."""
+        start = self.pos
+        match = _NAME.match(self.text, start)
+        if match is None:
+            raise self.error(f"expected a {what}, found {self._describe(start)}")
+        self.pos = match.end()
+        if self.check_unicode:
+            self._check_unicode(start, self.pos, f"the {what}")
+        return _unescape(match.group(), ",= ")
+
+    def _equals(self, kind: str, key: str) -> None:
+        pos = self.pos
+        if pos >= len(self.text) or self.text[pos] != "=":
+            raise self.error(f"expected '=' after {kind} {key!r}, found {self._describe(pos)}")
+        self.pos = pos + 1
+
+    def _separator(self, problem: str) -> None:
+        match = _SPACES.match(self.text, self.pos)
+        if match is None:
+            raise self.error(f"{problem}, found {self._describe(self.pos)}")
+        self.pos = match.end()
+
+    def _string_end(self, start: int) -> int:
+        """Return the index of the quote closing the string opened at `start`, or -1."""
+        text = self.text
+        search = start + 1
+        while True:
+            quote = text.find('"', search)
+            if quote == -1:
+                return -1
+            backslashes = 0
+            before = quote - 1
+            while before > start and text[before] == "\\":
+                backslashes += 1
+                before -= 1
+            # Backslashes pair up left to right; an odd run escapes the quote.
+            if not backslashes % 2:
+                return quote
+            search = quote + 1
+
+    def _field_value(self, key: str) -> FieldValue:
+        text = self.text
+        start = self.pos
+        if start >= len(text):
+            raise self.error(f"expected a value for field {key!r}, found end of input")
+        value: FieldValue
+        if text[start] == '"':
+            end = self._string_end(start)
+            if end == -1:
+                raise self.error(f"unterminated string value for field {key!r}", start)
+            if self.check_unicode:
+                self._check_unicode(start, end, f"the value of field {key!r}")
+            value = _unescape_string(text[start + 1 : end])
+            self.pos = end + 1
+            newlines = text.count("\n", start, end)
+            if newlines:
+                self.line += newlines
+                self.line_start = text.rfind("\n", start, end) + 1
+        else:
+            match = _VALUE.match(text, start)
+            if match is None:
+                raise self.error(
+                    f"expected a value for field {key!r}, found {self._describe(start)}"
+                )
+            self.pos = match.end()
+            value = self._scalar(key, match.group(), start)
+        end = self.pos
+        if end < len(text) and text[end] not in ", \r\n":
+            raise self.error(f"unexpected {text[end]!r} after the value of field {key!r}")
+        return value
+
+    def _scalar(self, key: str, token: str, start: int) -> FieldValue:
+        first = token[0]
+        if first in "tTfF":
+            if token in _TRUE:
+                return True
+            if token in _FALSE:
+                return False
+            raise self.error(f"invalid boolean {token!r} for field {key!r}", start)
+        if first not in "-0123456789.":
+            raise self.error(f"field {key!r} has a value of unknown type: {token!r}", start)
+        suffix = token[-1]
+        if suffix == "i":
+            if not _INT.fullmatch(token, 0, len(token) - 1):
+                raise self.error(f"invalid integer {token!r} for field {key!r}", start)
+            number = int(token[:-1])
+            if not INT64_MIN <= number <= INT64_MAX:
+                raise self.error(f"integer {token!r} for field {key!r} is outside int64", start)
+            return number
+        if suffix == "u":
+            if not _UINT.fullmatch(token, 0, len(token) - 1):
+                raise self.error(f"invalid unsigned integer {token!r} for field {key!r}", start)
+            number = int(token[:-1])
+            if number > UINT64_MAX:
+                raise self.error(
+                    f"unsigned integer {token!r} for field {key!r} is outside uint64", start
+                )
+            return UInt(number)
+        value = _parse_float(token)
+        if value is None:
+            raise self.error(f"invalid number {token!r} for field {key!r}", start)
+        if value - value != 0.0:
+            raise self.error(f"float {token!r} for field {key!r} is out of range", start)
+        return value
+
+    def _timestamp(self) -> int:
+        text = self.text
+        size = len(text)
+        spaces = _SPACES.match(text, self.pos)
+        if spaces:
+            self.pos = spaces.end()
+        if self.pos >= size or text[self.pos] in "\r\n":
+            if not self._end_of_line():
+                raise self.error("carriage return not followed by a newline")
+            return self.default_time
+        start = self.pos
+        match = _TIMESTAMP.match(text, start)
+        end = match.end() if match else start
+        if match is None or (end < size and text[end] not in " \r\n"):
+            stop = end
+            while stop < size and text[stop] not in "\r\n":
+                stop += 1
+            raise self.error(f"invalid timestamp {text[start:stop]!r}", start)
+        token = match.group()
+        if not _INT.fullmatch(token):
+            raise self.error(f"invalid timestamp {token!r}", start)
+        timestamp = int(token) * self.multiplier
+        if not INT64_MIN <= timestamp <= INT64_MAX:
+            raise self.error(f"timestamp {token} is out of range", start)
+        self.pos = end
+        spaces = _SPACES.match(text, self.pos)
+        if spaces:
+            self.pos = spaces.end()
+        if not self._end_of_line():
+            raise self.error(f"unexpected text after the timestamp: {self._describe(self.pos)}")
+        return timestamp
+
+
+def _decode(text: str | bytes | bytearray | memoryview) -> tuple[str, bool, bool]:
+    """Return the text, whether it may hold invalid Unicode, and whether it was bytes."""
+    if isinstance(text, str):
+        if text.isascii():
+            return text, False, False
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return text, True, False
+        return text, False, False
+    raw = bytes(text)
+    try:
+        return raw.decode(), False, True
+    except UnicodeDecodeError:
+        # Invalid bytes become lone surrogates; they are an error only inside an
+        # entry (a comment may hold anything), as in the reference decoder.
+        return raw.decode(errors="surrogateescape"), True, True
+
+
+def parse_lines(
+    text: str | bytes, precision: str = "ns", default_time_ns: int | None = None
+) -> list[MetricEvent]:
+    """Parse line protocol text into events.
+
+    Blank lines and ``#`` comment lines are skipped; ``\\n`` and ``\\r\\n`` line
+    endings are both accepted.
+
+    Args:
+        text: The text (bytes are decoded as UTF-8).
+        precision: Unit of the timestamps in the text: ns, us, ms or s.
+        default_time_ns: Timestamp for entries that have none; defaults to the
+            current time. It is truncated to the precision.
+
+    Returns:
+        The events, in order.
+
+    Raises:
+        LineProtocolError: At the first malformed entry, with its line and column.
+        ConfigError: If the precision is unknown.
+    """
+    multiplier = _divisor(precision)
+    decoded, check_unicode, from_bytes = _decode(text)
+    default = time.time_ns() if default_time_ns is None else default_time_ns
+    default -= default % multiplier
+    parser = _Parser(decoded, multiplier, default, check_unicode, from_bytes)
+    events: list[MetricEvent] = []
+    while parser.skip_blank_and_comments():
+        events.append(parser.entry())
+    return events
+
+
+def parse_line(line: str | bytes, precision: str = "ns") -> MetricEvent:
+    """Parse exactly one line protocol entry.
+
+    Args:
+        line: The text of the entry (comments and blank lines around it are allowed).
+        precision: Unit of the timestamp in the text: ns, us, ms or s.
+
+    Returns:
+        The event.
+
+    Raises:
+        LineProtocolError: If the text is malformed or holds zero or several entries.
+        ConfigError: If the precision is unknown.
+    """
+    events = parse_lines(line, precision)
+    if len(events) != 1:
+        raise LineProtocolError(
+            f"expected exactly one entry, found {len(events)}",
+            line=1,
+            column=1,
+            text=line if isinstance(line, str) else line.decode(errors="replace"),
+        )
+    return events[0]

@@ -1,0 +1,901 @@
+"""`InfluxDBSink`: write batches as line protocol to InfluxDB over HTTP.
+
+Two write APIs are spoken:
+
+- ``api="v1"``: ``POST /write?db=&rp=&precision=`` for InfluxDB 1.x, with HTTP
+  basic auth when a username is given, through `urllib3` (the HTTP client
+  influxdb-client itself uses);
+- ``api="v2"``: ``POST /api/v2/write?org=&bucket=&precision=`` for InfluxDB
+  2.x/3.x and compatible servers such as VictoriaMetrics, through
+  influxdb-client, synchronously and with its own retries switched off (the
+  streamer's lane retries).
+
+The body is the batch's shared line protocol encoding (computed once per batch
+and precision, whichever sinks need it), gzip-compressed at level 1 in
+`InfluxDBSink.prepare` when compression is on. influxdb-client's ``WriteApi``
+can only gzip by compressing every request itself (at level 9, on every
+attempt); the sink therefore calls ``WriteService.post_write`` -- the endpoint
+binding ``WriteApi`` uses in synchronous mode -- with the pre-compressed body
+and ``Content-Encoding: gzip``, so each body is compressed once.
+
+Failures are translated in one place (`InfluxDBSink._sink_error`):
+
+- connection errors, timeouts, 408, 429 and 5xx are transient (a
+  ``Retry-After`` header becomes ``retry_after``);
+- 400 and other 4xx are permanent (``reason="rejected"``), with the server's
+  message;
+- 401/403 (credentials), 404 (v1: database missing; v2: bucket or org
+  missing) and, on v1, 500 "retention policy not found" are permanent and mark
+  the sink unhealthy; `InfluxDBSink.check` keeps reporting them until a write
+  succeeds;
+- 413 (body too large) splits the events in halves and writes each half,
+  recursively; a single event that is still too large is rejected.
+
+Exactly once across splits: an `InfluxDBPayload` records which event ranges
+are still to be written. When the first half of a split batch is written and
+the second fails transiently, the lane retries `write` with the same payload
+and only what is left is sent again.
+
+Credentials (password, token) never appear in ``repr``, error messages or
+health reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import importlib
+import json
+import math
+import os
+import sys
+import time
+import urllib.parse
+from collections.abc import Mapping
+from datetime import timezone
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from metricstream.event import MetricEvent
+from metricstream.exceptions import (
+    ConfigError,
+    PermanentSinkError,
+    SinkError,
+    TransientSinkError,
+)
+from metricstream.lineprotocol import PRECISIONS, encode_lines
+from metricstream.sinks.url import redact_url
+from metricstream.streamer.compression import Compression, compress
+
+if TYPE_CHECKING:
+    from metricstream.streamer.batch import EventBatch
+
+__all__ = ["InfluxDBPayload", "InfluxDBSink", "from_url", "parse_retry_after"]
+
+_V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
+"""InfluxDB 1.x names for the precisions. It reads an unknown name such as
+``us`` as nanoseconds without complaint, so the short forms are required."""
+
+_MAX_MESSAGE_CHARS = 1000
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class _Response(NamedTuple):
+    """The parts of an HTTP response the error mapping needs."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _TooLargeError(PermanentSinkError):
+    """The server refused a body as too large (413); the writer splits it."""
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse an HTTP ``Retry-After`` header into seconds to wait.
+
+    Args:
+        value: The header value: delay-seconds (``"120"``; decimals are
+            accepted) or an HTTP-date (``"Wed, 21 Oct 2015 07:28:00 GMT"``).
+        now: The current time as a Unix timestamp, for HTTP-dates; defaults
+            to `time.time`.
+
+    Returns:
+        The seconds to wait (0.0 for a date in the past), or None when the
+        header is absent, negative, not finite or unparseable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        current = time.time() if now is None else now
+        return max(0.0, when.timestamp() - current)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def _server_message(response: _Response) -> str:
+    """Return the error message a server put in a response, for people to read."""
+    message = ""
+    if response.body:
+        try:
+            decoded = json.loads(response.body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict):
+            for key in ("error", "message"):
+                if isinstance(decoded.get(key), str):
+                    message = decoded[key]
+                    break
+        if not message:
+            message = response.body.decode("utf-8", "replace").strip()
+    if not message:
+        for header in ("X-Influxdb-Error", "X-Platform-Error-Code"):
+            if response.headers.get(header):
+                message = response.headers[header]
+                break
+    if len(message) > _MAX_MESSAGE_CHARS:
+        message = message[:_MAX_MESSAGE_CHARS] + "..."
+    return message or "no message"
+
+
+class InfluxDBPayload:
+    """One batch encoded for InfluxDB, and how much of it has been written.
+
+    Built by `InfluxDBSink.prepare`; `InfluxDBSink.write` consumes it. When a
+    413 splits the batch, the payload remembers which event ranges are done,
+    so a retry of the same payload resends only the rest.
+
+    Attributes:
+        events: The batch's events, in order.
+        line_protocol: Their line protocol encoding (shared with other sinks).
+        body: The request body for the whole batch: ``line_protocol``, gzip-
+            compressed when ``gzipped``.
+        gzipped: Whether ``body`` (and any split halves) are gzip-compressed.
+        events_written: How many events the server has accepted so far.
+        events_rejected: How many events a server refused for good (400, or a
+            single event over the size limit) while the rest were written.
+    """
+
+    __slots__ = (
+        "_pending",
+        "_rejections",
+        "body",
+        "events",
+        "events_rejected",
+        "events_written",
+        "gzipped",
+        "line_protocol",
+    )
+
+    def __init__(
+        self, events: list[MetricEvent], line_protocol: bytes, body: bytes, *, gzipped: bool
+    ) -> None:
+        self.events = events
+        self.line_protocol = line_protocol
+        self.body = body
+        self.gzipped = gzipped
+        self.events_written = 0
+        self.events_rejected = 0
+        # Half-open event index ranges still to be written, front first.
+        self._pending: list[tuple[int, int]] = [(0, len(events))] if events else []
+        self._rejections: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __repr__(self) -> str:
+        return (
+            f"InfluxDBPayload(events={len(self.events)}, bytes={len(self.body)}, "
+            f"gzipped={self.gzipped}, written={self.events_written}, "
+            f"rejected={self.events_rejected}, pending_ranges={len(self._pending)})"
+        )
+
+    @property
+    def done(self) -> bool:
+        """True when every event has been written or rejected."""
+        return not self._pending
+
+
+class _V1Transport:
+    """``POST /write`` and ``GET /ping`` for InfluxDB 1.x, over urllib3."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        database: str,
+        retention_policy: str | None,
+        precision: str,
+        username: str | None,
+        password: str | None,
+        timeout: float,
+        verify_ssl: bool,
+        ssl_ca_cert: str | None,
+    ) -> None:
+        params = {"db": database}
+        if retention_policy is not None:
+            params["rp"] = retention_policy
+        params["precision"] = _V1_PRECISION[precision]
+        self.write_url = f"{base_url}/write?{urllib.parse.urlencode(params)}"
+        self.ping_url = f"{base_url}/ping"
+        self.auth_headers: dict[str, str] = {}
+        if username is not None:
+            secret = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+            self.auth_headers["Authorization"] = f"Basic {secret}"
+        try:
+            import urllib3  # optional: installed with influxdb-client
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise ConfigError(
+                "api", "api='v1' needs urllib3: pip install 'metricstream[influxdb]'"
+            ) from None
+        self.timeout = urllib3.Timeout(total=timeout)
+        pool_options: dict[str, Any] = {}
+        if base_url.startswith("https:"):
+            pool_options["cert_reqs"] = "CERT_REQUIRED" if verify_ssl else "CERT_NONE"
+            if ssl_ca_cert is not None:
+                pool_options["ca_certs"] = ssl_ca_cert
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=2, retries=False, **pool_options)
+
+    def post(self, body: bytes, *, gzipped: bool) -> _Response:
+        headers = {"Content-Type": "text/plain; charset=utf-8", **self.auth_headers}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        resp = self.pool.request(
+            "POST",
+            self.write_url,
+            body=body,
+            headers=headers,
+            timeout=self.timeout,
+            retries=False,
+            redirect=False,
+        )
+        return _Response(resp.status, resp.headers, resp.data)
+
+    def ping(self) -> _Response:
+        resp = self.pool.request(
+            "GET", self.ping_url, timeout=self.timeout, retries=False, redirect=False
+        )
+        return _Response(resp.status, resp.headers, resp.data)
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
+class _V2Transport:
+    """``POST /api/v2/write`` and ``GET /ping`` through influxdb-client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        org: str,
+        bucket: str,
+        precision: str,
+        token: str | None,
+        timeout: float,
+        verify_ssl: bool,
+        ssl_ca_cert: str | None,
+    ) -> None:
+        try:
+            # Typed as Any: influxdb-client ships py.typed but leaves most calls unannotated.
+            client_module: Any = importlib.import_module("influxdb_client")
+        except ImportError:  # pragma: no cover - depends on the installation
+            raise ConfigError(
+                "api",
+                "api='v2' needs influxdb-client: pip install 'metricstream[influxdb]'",
+            ) from None
+        # enable_gzip stays off: bodies arrive already compressed (see module doc).
+        self.client = client_module.InfluxDBClient(
+            url=base_url,
+            token=token,
+            org=org,
+            timeout=max(1, round(timeout * 1000)),
+            enable_gzip=False,
+            verify_ssl=verify_ssl,
+            ssl_ca_cert=ssl_ca_cert,
+            retries=False,
+        )
+        self.write_service = client_module.WriteService(self.client.api_client)
+        self.ping_service = client_module.PingService(self.client.api_client)
+        self.org = org
+        self.bucket = bucket
+        self.precision = precision
+
+    def post(self, body: bytes, *, gzipped: bool) -> _Response:
+        options: dict[str, str] = {"content_encoding": "gzip"} if gzipped else {}
+        self.write_service.post_write(
+            org=self.org,
+            bucket=self.bucket,
+            body=body,
+            precision=self.precision,
+            content_type="text/plain; charset=utf-8",
+            **options,
+        )
+        return _Response(204, {}, b"")
+
+    def ping(self) -> _Response:
+        self.ping_service.get_ping()
+        return _Response(204, {}, b"")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class InfluxDBSink:
+    """Write events to InfluxDB (1.x, 2.x, 3.x) or a compatible server.
+
+    Args:
+        url: The server's base URL, ``http://host:8086`` or ``https://...``
+            (a path prefix is kept; credentials do not belong in it).
+        api: ``"v1"`` (``/write``, InfluxDB 1.x) or ``"v2"``
+            (``/api/v2/write``: InfluxDB 2.x/3.x, VictoriaMetrics).
+        token: v2 API token (sent as ``Authorization: Token ...``).
+        org: v2 organization; required with ``api="v2"`` (servers that ignore
+            it, such as VictoriaMetrics and InfluxDB 3, accept any name).
+        bucket: v2 bucket; required with ``api="v2"``.
+        database: v1 database; required with ``api="v1"``.
+        retention_policy: v1 retention policy; the database's default when
+            None.
+        username: v1 user for HTTP basic auth.
+        password: v1 password; required when ``username`` is given.
+        precision: Timestamp precision written: ``ns``, ``us``, ``ms`` or
+            ``s``; timestamps are truncated to it.
+        gzip: Compress request bodies with gzip. None (the default) means
+            "not chosen": the streamer's ``compression`` option decides (any
+            codec but ``none`` means gzip, the only encoding InfluxDB
+            accepts), and without one the body is compressed.
+        timeout: Seconds each HTTP request may take (> 0).
+        verify_ssl: Verify the server's TLS certificate (https only).
+        ssl_ca_cert: A CA bundle file to verify it with.
+        name: The sink's name in health reports; ``"influxdb"`` by default.
+
+    Raises:
+        ConfigError: If an option is invalid or does not fit the API; it names
+            the option.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api: str = "v2",
+        token: str | None = None,
+        org: str | None = None,
+        bucket: str | None = None,
+        database: str | None = None,
+        retention_policy: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        precision: str = "ns",
+        gzip: bool | None = None,
+        timeout: float = 10.0,
+        verify_ssl: bool = True,
+        ssl_ca_cert: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.url: str = _check_base_url(url)
+        if api not in ("v1", "v2"):
+            raise ConfigError("api", f"must be 'v1' or 'v2', not {api!r}")
+        self.api: str = api
+        if precision not in PRECISIONS:
+            raise ConfigError(
+                "precision", f"unknown precision {precision!r}; use one of ns, us, ms, s"
+            )
+        self.precision: str = precision
+        if gzip is not None and not isinstance(gzip, bool):
+            raise ConfigError("gzip", f"must be True, False or None, not {gzip!r}")
+        self._gzip_choice = gzip
+        self._gzip = True if gzip is None else gzip
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigError("timeout", f"must be a finite number of seconds > 0, not {timeout!r}")
+        self.timeout: float = float(timeout)
+        if not isinstance(verify_ssl, bool):
+            raise ConfigError("verify_ssl", f"must be True or False, not {verify_ssl!r}")
+        self.verify_ssl: bool = verify_ssl
+        ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
+        if ca_cert is not None and not os.path.isfile(ca_cert):
+            raise ConfigError("ssl_ca_cert", f"no such file: {ca_cert!r}")
+        self.ssl_ca_cert: str | None = ca_cert
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError("name", f"must be a non-empty string, not {name!r}")
+        self.name: str = name if name is not None else "influxdb"
+
+        for option, value in (
+            ("token", token), ("org", org), ("bucket", bucket), ("database", database),
+            ("retention_policy", retention_policy), ("username", username),
+        ):  # fmt: skip
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(option, f"must be a non-empty string, not {value!r}")
+        if password is not None and not isinstance(password, str):
+            raise ConfigError("password", "must be a string")
+
+        self.database: str | None = database
+        self.retention_policy: str | None = retention_policy
+        self.org: str | None = org
+        self.bucket: str | None = bucket
+        self._username = username
+        self._transport: _V1Transport | _V2Transport
+        if api == "v1":
+            _refuse_for_api("v1", token=token, org=org, bucket=bucket)
+            if database is None:
+                raise ConfigError("database", "required with api='v1' (the database to write to)")
+            if (username is None) != (password is None):
+                missing = "password" if password is None else "username"
+                raise ConfigError(missing, "username and password must be given together")
+            self._transport = _V1Transport(
+                self.url,
+                database=database,
+                retention_policy=retention_policy,
+                precision=precision,
+                username=username,
+                password=password,
+                timeout=self.timeout,
+                verify_ssl=verify_ssl,
+                ssl_ca_cert=ca_cert,
+            )
+        else:
+            _refuse_for_api(
+                "v2",
+                database=database,
+                retention_policy=retention_policy,
+                username=username,
+                password=password,
+            )
+            if bucket is None:
+                raise ConfigError("bucket", "required with api='v2' (the bucket to write to)")
+            if org is None:
+                raise ConfigError(
+                    "org",
+                    "required with api='v2': InfluxDB 2.x needs the organization; "
+                    "VictoriaMetrics and InfluxDB 3 ignore it, so any name works there",
+                )
+            self._transport = _V2Transport(
+                self.url,
+                org=org,
+                bucket=bucket,
+                precision=precision,
+                token=token,
+                timeout=self.timeout,
+                verify_ssl=verify_ssl,
+                ssl_ca_cert=ca_cert,
+            )
+        # Set by failures that stop every write (credentials, missing
+        # database); check() reports it until a write succeeds again.
+        self._blocking_error: PermanentSinkError | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        target = (
+            f"database={self.database!r}, retention_policy={self.retention_policy!r}"
+            if self.api == "v1"
+            else f"org={self.org!r}, bucket={self.bucket!r}"
+        )
+        return (
+            f"InfluxDBSink(name={self.name!r}, url={redact_url(self.url)!r}, api={self.api!r}, "
+            f"{target}, precision={self.precision!r}, gzip={self._gzip})"
+        )
+
+    @property
+    def gzip(self) -> bool:
+        """Whether request bodies are gzip-compressed."""
+        return self._gzip
+
+    def inherit_compression(self, compression: Compression | str | None) -> None:
+        """Adopt the streamer's compression unless the user chose ``gzip``.
+
+        Any codec but ``none`` turns gzip on (InfluxDB accepts only gzip, so
+        ``zstd`` means gzip here); ``none`` turns it off; None changes nothing.
+
+        Args:
+            compression: The streamer's ``compression`` option.
+
+        Raises:
+            ConfigError: If the codec name is unknown.
+        """
+        if compression is None or self._gzip_choice is not None:
+            return
+        self._gzip = Compression.from_str(compression) is not Compression.NONE
+
+    def prepare(self, batch: EventBatch) -> InfluxDBPayload:
+        """Encode a batch: shared line protocol bytes, gzipped (level 1) when on.
+
+        Args:
+            batch: The batch to encode.
+
+        Returns:
+            The payload `write` sends.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+        """
+        lines = batch.influx_bytes(self.precision)
+        body = compress(lines, Compression.GZIP, 1) if self._gzip else lines
+        return InfluxDBPayload(batch.events, lines, body, gzipped=self._gzip)
+
+    def write(self, payload: InfluxDBPayload) -> None:
+        """Send what is left of a payload.
+
+        A 413 splits the pending events in halves, written one after the
+        other (recursively). Halves already written are remembered in the
+        payload, so calling this again after a transient error resends only
+        the rest.
+
+        Args:
+            payload: A payload from `prepare`.
+
+        Raises:
+            TransientSinkError: The server is unreachable, timed out, busy
+                (429, 5xx); ``retry_after`` carries its ``Retry-After``.
+            PermanentSinkError: The server refused events (400, an event too
+                large even alone) or the sink cannot write at all (401, 403,
+                missing database/bucket; ``unhealthy`` is then True).
+        """
+        if self._closed:
+            raise PermanentSinkError(f"sink {self.name!r} is closed", sink=self.name)
+        pending = payload._pending
+        while pending:
+            start, stop = pending[0]
+            if start == 0 and stop == len(payload.events):
+                body = payload.body
+            else:
+                lines = encode_lines(payload.events[start:stop], self.precision).encode()
+                body = compress(lines, Compression.GZIP, 1) if payload.gzipped else lines
+            try:
+                self._post(body, gzipped=payload.gzipped)
+            except _TooLargeError as exc:
+                if stop - start > 1:
+                    middle = (start + stop) // 2
+                    pending[0:1] = [(start, middle), (middle, stop)]
+                    continue
+                pending.pop(0)
+                payload.events_rejected += 1
+                payload._rejections.append(
+                    f"event {start} of the batch is too large for the server even alone "
+                    f"({len(body)} bytes): {exc}"
+                )
+                continue
+            except PermanentSinkError as exc:
+                if exc.unhealthy:
+                    raise
+                pending.pop(0)
+                payload.events_rejected += stop - start
+                payload._rejections.append(str(exc))
+                continue
+            pending.pop(0)
+            payload.events_written += stop - start
+            self._blocking_error = None
+        if payload._rejections:
+            written = payload.events_written
+            summary = "; ".join(payload._rejections[:3])
+            if len(payload._rejections) > 3:
+                summary += f"; and {len(payload._rejections) - 3} more"
+            prefix = f"{written} of {len(payload.events)} events written; " if written else ""
+            raise PermanentSinkError(f"{prefix}{summary}", sink=self.name)
+
+    def check(self) -> None:
+        """Ping the server (``/ping``); raise if it is down or refuses our writes.
+
+        Raises:
+            TransientSinkError: The server does not answer the ping.
+            PermanentSinkError: The last write failed for a reason every write
+                will hit (credentials, missing database) and none succeeded
+                since, or the sink is closed.
+        """
+        if self._closed:
+            raise PermanentSinkError(f"sink {self.name!r} is closed", sink=self.name)
+        try:
+            response = self._transport.ping()
+        except Exception as exc:
+            raise self._sink_error(exc, action="ping") from exc
+        if not 200 <= response.status < 300:
+            raise self._sink_error(response, action="ping")
+        if self._blocking_error is not None:
+            raise self._blocking_error
+
+    def close(self) -> None:
+        """Release the HTTP connections. Calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.close()
+
+    def _post(self, body: bytes, *, gzipped: bool) -> None:
+        try:
+            response = self._transport.post(body, gzipped=gzipped)
+        except Exception as exc:
+            error = self._sink_error(exc, action="write")
+            if isinstance(error, PermanentSinkError) and error.unhealthy:
+                self._blocking_error = error
+            raise error from exc
+        if not 200 <= response.status < 300:
+            error = self._sink_error(response, action="write")
+            if isinstance(error, PermanentSinkError) and error.unhealthy:
+                self._blocking_error = error
+            raise error
+
+    def _sink_error(self, failure: _Response | BaseException, *, action: str) -> SinkError:
+        """Translate a failed request (a response or an exception) into a sink error.
+
+        This is the one place where HTTP statuses and client exceptions
+        (urllib3, influxdb-client's ``ApiException``) become
+        `TransientSinkError` / `PermanentSinkError`.
+        """
+        where = f"{action} to {redact_url(self.url)} failed"
+        if isinstance(failure, BaseException):
+            rest = sys.modules.get("influxdb_client.rest")
+            api_exception = getattr(rest, "ApiException", None)
+            status = getattr(failure, "status", None)
+            # influxdb-client reports TLS failures as ApiException with status 0.
+            if api_exception is not None and isinstance(failure, api_exception) and status:
+                body = getattr(failure, "body", None) or b""
+                failure = _Response(
+                    int(status),
+                    getattr(failure, "headers", None) or {},
+                    body.encode() if isinstance(body, str) else bytes(body),
+                )
+            else:
+                return TransientSinkError(f"{where}: {_describe(failure)}", sink=self.name)
+
+        status = failure.status
+        message = _server_message(failure)
+        retry_after = parse_retry_after(failure.headers.get("Retry-After"))
+        if status in (408, 429) or status >= 500:
+            if self.api == "v1" and status == 500 and "retention policy not found" in message:
+                return PermanentSinkError(
+                    f"{where}: retention policy {self.retention_policy!r} not found in database "
+                    f"{self.database!r} ({message})",
+                    unhealthy=True,
+                    sink=self.name,
+                )
+            return TransientSinkError(
+                f"{where}: HTTP {status}: {message}", retry_after=retry_after, sink=self.name
+            )
+        if status == 413:
+            return _TooLargeError(f"{where}: HTTP 413: {message}", sink=self.name)
+        if status in (401, 403):
+            if self.api == "v1":
+                who = (
+                    f"user {self._username!r}"
+                    if self._username is not None
+                    else "no credentials (pass username= and password=)"
+                )
+            else:
+                who = "the token" if self._transport_has_token() else "no token (pass token=)"
+            verb = "authentication failed" if status == 401 else "permission denied"
+            return PermanentSinkError(
+                f"{where}: {verb} for {who}: HTTP {status}: {message}",
+                unhealthy=True,
+                sink=self.name,
+            )
+        if status == 404:
+            if self.api == "v1":
+                what = f"database {self.database!r} not found"
+            else:
+                what = (
+                    f"bucket {self.bucket!r} or org {self.org!r} not found "
+                    "(or the server has no /api/v2/write; for InfluxDB 1.x use api='v1')"
+                )
+            return PermanentSinkError(
+                f"{where}: {what}: HTTP 404: {message}", unhealthy=True, sink=self.name
+            )
+        return PermanentSinkError(f"{where}: HTTP {status}: {message}", sink=self.name)
+
+    def _transport_has_token(self) -> bool:
+        transport = self._transport
+        return isinstance(transport, _V2Transport) and bool(transport.client.token)
+
+
+def _describe(exc: BaseException) -> str:
+    """Describe a transport exception without URLs, headers or credentials."""
+    import urllib3  # optional; loaded already by the transport that raised
+
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        reason = str(exc).rsplit(": ", 1)[-1]
+        return f"cannot connect: {reason}"
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, urllib3.exceptions.ProtocolError) and exc.args:
+        inner = exc.args[-1]
+        return f"connection broken: {inner if isinstance(inner, BaseException) else exc}"
+    detail = getattr(exc, "reason", None)
+    if isinstance(detail, str) and detail:
+        return f"{type(exc).__name__}: {detail}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check_base_url(url: object) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError("url", f"must be a non-empty http(s) URL, not {url!r}")
+    try:
+        parsed = urllib.parse.urlsplit(url.strip())
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError("url", f"cannot parse {redact_url(url)!r}") from None
+    if parsed.scheme.lower() not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(
+            "url", f"must be http://host:port or https://host:port, not {redact_url(url)!r}"
+        )
+    if parsed.username is not None or parsed.password is not None:
+        raise ConfigError(
+            "url",
+            "must not contain credentials; pass username=/password= (v1) or token= (v2)",
+        )
+    if parsed.query or parsed.fragment:
+        raise ConfigError(
+            "url",
+            f"must not have a query or fragment: {redact_url(url)!r}; pass options as arguments",
+        )
+    return urllib.parse.urlunsplit(
+        (parsed.scheme.lower(), parsed.netloc, parsed.path.rstrip("/"), "", "")
+    )
+
+
+def _refuse_for_api(api: str, **options: object) -> None:
+    hints = {
+        "token": "api='v1' authenticates with username= and password=",
+        "org": "org belongs to api='v2'; api='v1' writes to database=",
+        "bucket": "bucket belongs to api='v2'; api='v1' writes to database=",
+        "database": "database belongs to api='v1'; api='v2' writes to bucket= "
+        "(InfluxDB 1.8's v2 API reads bucket='database/retention_policy')",
+        "retention_policy": "retention_policy belongs to api='v1'; with api='v2' use "
+        "bucket='database/retention_policy'",
+        "username": "api='v2' authenticates with token=",
+        "password": "api='v2' authenticates with token=",
+    }
+    for option, value in options.items():
+        if value is not None:
+            raise ConfigError(option, f"not used with api={api!r}: {hints[option]}")
+
+
+# --- URLs ---------------------------------------------------------------------
+
+_V1_URL_OPTIONS = frozenset(
+    {"rp", "precision", "gzip", "tls", "timeout", "name", "verify_ssl", "ssl_ca_cert"}
+)
+_V2_URL_OPTIONS = frozenset(
+    {"org", "bucket", "token", "precision", "gzip", "tls", "timeout", "name", "verify_ssl",
+     "ssl_ca_cert"}
+)  # fmt: skip
+_OVERRIDES = frozenset(
+    {"token", "org", "bucket", "database", "retention_policy", "username", "password",
+     "precision", "gzip", "timeout", "verify_ssl", "ssl_ca_cert", "name"}
+)  # fmt: skip
+
+
+def _parse_bool(option: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(option, f"must be true or false (or 1/0), not {text!r}")
+
+
+def from_url(url: str, **overrides: Any) -> InfluxDBSink:
+    """Build an `InfluxDBSink` from a URL; keyword arguments override URL options.
+
+    Forms::
+
+        influxdb://[user:password@]host[:port]/DATABASE[?rp=&precision=&gzip=&tls=]
+        influxdb2://host[:port]?org=&bucket=[&token=&precision=&gzip=&tls=]
+
+    The port defaults to 8086. ``tls=true`` speaks https. Both also take
+    ``timeout``, ``name``, ``verify_ssl`` and ``ssl_ca_cert``. The v2 token
+    comes from ``token=`` (argument, then URL) or else the ``INFLUX_TOKEN``
+    environment variable. User, password and database are percent-decoded.
+
+    Args:
+        url: The URL.
+        **overrides: Constructor arguments that replace the URL's options.
+
+    Returns:
+        The sink.
+
+    Raises:
+        ConfigError: If the URL or an option is invalid; it names the option
+            and never shows the password or token.
+    """
+    shown = redact_url(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port
+    except ValueError:
+        raise ConfigError("url", f"cannot parse {shown!r} (check the port)") from None
+    scheme = parsed.scheme.lower()
+    if scheme not in ("influxdb", "influxdb2"):
+        raise ConfigError("url", f"expected an influxdb:// or influxdb2:// URL, not {shown!r}")
+    if not parsed.hostname:
+        raise ConfigError("url", f"no host in {shown!r}")
+    for key in overrides:
+        if key in ("url", "api"):
+            raise ConfigError(key, f"is set by the {scheme}:// URL itself, not by an override")
+        if key not in _OVERRIDES:
+            raise ConfigError(
+                key, f"unknown option for {scheme}:// URLs; known: {', '.join(sorted(_OVERRIDES))}"
+            )
+
+    options: dict[str, str] = {}
+    allowed = _V1_URL_OPTIONS if scheme == "influxdb" else _V2_URL_OPTIONS
+    for key, value in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
+        if key not in allowed:
+            raise ConfigError(
+                key, f"unknown option in {shown!r}; known: {', '.join(sorted(allowed))}"
+            )
+        if key in options:
+            raise ConfigError(key, f"given more than once in {shown!r}")
+        options[key] = value
+
+    tls = _parse_bool("tls", options.pop("tls", "false"))
+    host = parsed.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    base_url = f"{'https' if tls else 'http'}://{host}:{port or 8086}"
+
+    kwargs: dict[str, Any] = {}
+    if "precision" in options:
+        kwargs["precision"] = options.pop("precision")
+    if "gzip" in options:
+        kwargs["gzip"] = _parse_bool("gzip", options.pop("gzip"))
+    if "verify_ssl" in options:
+        kwargs["verify_ssl"] = _parse_bool("verify_ssl", options.pop("verify_ssl"))
+    if "timeout" in options:
+        text = options.pop("timeout")
+        try:
+            kwargs["timeout"] = float(text)
+        except ValueError:
+            raise ConfigError("timeout", f"must be a number of seconds, not {text!r}") from None
+    for key in ("name", "ssl_ca_cert", "org", "bucket", "token"):
+        if key in options:
+            kwargs[key] = options.pop(key)
+
+    path = urllib.parse.unquote(parsed.path.strip("/"))
+    if scheme == "influxdb":
+        if "rp" in options:
+            kwargs["retention_policy"] = options.pop("rp")
+        if not path and "database" not in overrides:
+            raise ConfigError(
+                "database", f"influxdb:// URLs name the database as their path: {shown!r}"
+            )
+        if "/" in path:
+            raise ConfigError(
+                "database", f"the path must be just the database name (use ?rp= for the "
+                f"retention policy): {shown!r}"
+            )  # fmt: skip
+        if path:
+            kwargs["database"] = path
+        if parsed.username is not None:
+            kwargs["username"] = urllib.parse.unquote(parsed.username)
+            kwargs["password"] = urllib.parse.unquote(parsed.password or "")
+        api = "v1"
+    else:
+        if path:
+            raise ConfigError("url", f"influxdb2:// URLs take no path (use ?bucket=): {shown!r}")
+        if parsed.username is not None or parsed.password is not None:
+            raise ConfigError(
+                "url", f"influxdb2:// URLs take token=, not user:password@: {shown!r}"
+            )
+        if "token" not in kwargs and "token" not in overrides:
+            env_token = os.environ.get("INFLUX_TOKEN")
+            if env_token:
+                kwargs["token"] = env_token
+        api = "v2"
+    kwargs.update(overrides)
+    return InfluxDBSink(base_url, api=api, **kwargs)

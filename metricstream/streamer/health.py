@@ -1,0 +1,118 @@
+"""Health and accounting snapshots: `SinkHealth` and `StreamerHealth`.
+
+For every sink, in every snapshot::
+
+    events_accepted == events_written + events_dropped + pending
+
+where ``events_dropped`` is the sum of ``dropped_by_reason``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth", "scrub_secrets"]
+
+DROP_REASONS: tuple[str, ...] = ("overflow", "invalid", "rejected", "retries_exhausted", "shutdown")
+"""Why events are dropped:
+
+- ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
+  ``block_timeout`` ran out;
+- ``invalid``: the sink could not encode the event;
+- ``rejected``: the destination refused it for good (`PermanentSinkError`);
+- ``retries_exhausted``: every retry failed;
+- ``shutdown``: still undelivered when the shutdown deadline passed, or sent
+  after shutdown.
+"""
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(?P<key>token|password|passwd|pwd|secret|api[_-]?key|sasl[._]password)"
+    r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s&,;'\"]+)"
+)
+_AUTH_HEADER = re.compile(r"(?i)\b(?P<kind>authorization:\s*(?:basic|bearer|token))\s+\S+")
+
+
+def scrub_secrets(text: str) -> str:
+    """Remove passwords, tokens and authorization values from a message."""
+    text = _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
+    text = _SECRET_PARAM.sub(r"\g<key>\g<sep>***", text)
+    return _AUTH_HEADER.sub(r"\g<kind> ***", text)
+
+
+@dataclass(frozen=True)
+class SinkHealth:
+    """One sink's state and exact accounting at one moment.
+
+    Attributes:
+        name: The sink's name.
+        connected: False after a failed write or probe until the next success.
+        healthy: Connected and below the streamer's consecutive-failure threshold.
+        last_write_ns: Wall-clock time of the last successful write, or None.
+        events_accepted: Events `send` accepted while this sink was attached.
+        events_written: Events the sink confirmed written.
+        events_dropped: Events dropped for this sink, all reasons.
+        dropped_by_reason: Drops by reason (every reason in `DROP_REASONS` present).
+        write_errors: Failed write attempts.
+        retries: Retries performed.
+        pending: Events accepted but neither written nor dropped yet.
+        consecutive_failures: Failed attempts since the last success.
+        last_error: The last error message (credentials removed), or None.
+        last_write_latency_ms: Duration of the last successful write.
+    """
+
+    name: str
+    connected: bool
+    healthy: bool
+    last_write_ns: int | None
+    events_accepted: int
+    events_written: int
+    events_dropped: int
+    dropped_by_reason: Mapping[str, int]
+    write_errors: int
+    retries: int
+    pending: int
+    consecutive_failures: int
+    last_error: str | None
+    last_write_latency_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain data (JSON-ready)."""
+        data = asdict(self)
+        data["dropped_by_reason"] = dict(self.dropped_by_reason)
+        return data
+
+
+@dataclass(frozen=True)
+class StreamerHealth:
+    """The streamer's state: every sink's `SinkHealth` by name.
+
+    Attributes:
+        healthy: True when every sink is healthy and the streamer is running.
+        running: False once shutdown has begun.
+        events_accepted: Events `send` accepted in total.
+        sinks: `SinkHealth` by sink name.
+    """
+
+    healthy: bool
+    running: bool
+    events_accepted: int
+    sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as plain data (JSON-ready)."""
+        return {
+            "healthy": self.healthy,
+            "running": self.running,
+            "events_accepted": self.events_accepted,
+            "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
+        }
+
+    def to_json(self) -> str:
+        """Return the snapshot as a JSON document."""
+        return orjson.dumps(self.to_dict()).decode()
