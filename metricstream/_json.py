@@ -23,6 +23,7 @@ import orjson
 
 from metricstream.event import (
     SCHEMA_VERSION,
+    UINT64_MAX,
     FieldValue,
     MetricEvent,
     UInt,
@@ -48,7 +49,8 @@ def _default(value: object) -> object:
 def _as_object(event: MetricEvent) -> dict[str, object]:
     if not event.fields:
         raise InvalidEventError(
-            event.measurement, f"event {event.measurement!r} has no fields; at least one is required"
+            event.measurement,
+            f"event {event.measurement!r} has no fields; at least one is required",
         )
     obj: dict[str, object] = {
         "measurement": event.measurement,
@@ -65,6 +67,12 @@ def _as_object(event: MetricEvent) -> dict[str, object]:
 def encode_event(event: MetricEvent) -> bytes:
     """Return the UTF-8 JSON object for one event.
 
+    Args:
+        event: The event.
+
+    Returns:
+        The object, without a newline.
+
     Raises:
         InvalidEventError: If the event has no fields.
     """
@@ -73,6 +81,12 @@ def encode_event(event: MetricEvent) -> bytes:
 
 def encode_events(events: Iterable[MetricEvent]) -> bytes:
     """Return JSON Lines for many events: newline-joined, no trailing newline.
+
+    Args:
+        events: The events.
+
+    Returns:
+        One object per event and line.
 
     Raises:
         InvalidEventError: If an event has no fields.
@@ -83,15 +97,22 @@ def encode_events(events: Iterable[MetricEvent]) -> bytes:
 
 def _decode_fields(raw: object) -> dict[str, FieldValue]:
     if not isinstance(raw, dict):
-        raise InvalidEventError(None, "JSON event 'fields' must be an object")
+        raise InvalidEventError(None, f"JSON event 'fields' must be an object, not {raw!r}")
     fields: dict[str, object] = {}
     for key, value in raw.items():
-        if isinstance(value, dict):
-            if value.keys() != {"uint"} or not isinstance(value["uint"], int):
+        if value.__class__ is dict:
+            number = value.get("uint")
+            if (
+                value.keys() != {"uint"}
+                or number.__class__ is not int
+                or not 0 <= number <= UINT64_MAX
+            ):
                 raise InvalidEventError(
-                    key, f"JSON field {key!r} must be a scalar or {{\"uint\": N}}, not {value!r}"
+                    key,
+                    f"JSON field {key!r} must be a bool, number, string or "
+                    f'{{"uint": N}} with 0 <= N < 2**64, not {value!r}',
                 )
-            fields[key] = UInt(value["uint"])
+            fields[key] = UInt(number)
         else:
             fields[key] = value
     return check_fields(fields)
@@ -99,6 +120,13 @@ def _decode_fields(raw: object) -> dict[str, FieldValue]:
 
 def decode_event(text: str | bytes) -> MetricEvent:
     """Decode one JSON object into an event.
+
+    Args:
+        text: The object, as text or UTF-8 bytes.
+
+    Returns:
+        The event. A missing ``schema_version`` is read as version 1, missing
+        ``tags`` as none.
 
     Raises:
         SchemaVersionError: If ``schema_version`` is newer than this library's.
@@ -118,9 +146,9 @@ def decode_event(text: str | bytes) -> MetricEvent:
     for required in ("measurement", "fields", "timestamp_ns"):
         if required not in obj:
             raise InvalidEventError(None, f"JSON event is missing {required!r}")
-    tags = obj.get("tags") or {}
+    tags = obj.get("tags", {})
     if not isinstance(tags, dict):
-        raise InvalidEventError(None, "JSON event 'tags' must be an object")
+        raise InvalidEventError(None, f"JSON event 'tags' must be an object, not {tags!r}")
     for key, value in tags.items():
         if not isinstance(value, str):
             raise InvalidEventError(key, f"JSON tag {key!r} must be a string, not {value!r}")

@@ -13,7 +13,7 @@ import datetime as _dt
 import operator
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from metricstream.exceptions import InvalidEventError
 
@@ -58,8 +58,9 @@ class UInt(int):
         """Create an unsigned value from an integer (bools are refused)."""
         if isinstance(value, bool):
             raise InvalidEventError(None, f"UInt value must be an integer, not bool ({value!r})")
+        candidate: Any = value
         try:
-            number = operator.index(value)  # type: ignore[arg-type]
+            number = operator.index(candidate)
         except TypeError:
             raise InvalidEventError(
                 None, f"UInt value must be an integer, not {type(value).__name__} ({value!r})"
@@ -108,74 +109,111 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+def _plain_str(value: str) -> str:
+    """Return the characters of a str (or str subclass, such as a StrEnum) as a plain str."""
+    return value if value.__class__ is str else str.__str__(value)
+
+
+def _tag_text(value: str | float) -> str:
+    """Convert an accepted tag value to text; subclasses (enums) give their plain value."""
+    if isinstance(value, str):
+        return _plain_str(value)
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return float.__repr__(value)
+
+
 def check_measurement(measurement: object) -> str:
     """Return `measurement` as a validated `str`.
+
+    Args:
+        measurement: The candidate measurement name.
+
+    Returns:
+        The name as a plain `str`.
 
     Raises:
         InvalidEventError: If it is not a non-empty string that line protocol
             can carry.
     """
     if measurement.__class__ is str and measurement in _valid_measurements:
-        return measurement  # type: ignore[return-value]
+        return measurement
     if not isinstance(measurement, str):
         raise InvalidEventError(
             None, f"measurement must be a str, not {type(measurement).__name__}"
         )
-    measurement = str(measurement)
-    problem = _name_problem(measurement)
-    if problem is None and measurement[0] == "#":
+    name = _plain_str(measurement)
+    problem = _name_problem(name)
+    if problem is None and name[0] == "#":
         problem = "starts with '#', which line protocol reads as a comment"
     if problem is not None:
-        raise InvalidEventError(measurement, f"measurement {measurement!r} {problem}")
-    _remember(_valid_measurements, measurement)
-    return measurement
+        raise InvalidEventError(name, f"measurement {name!r} {problem}")
+    _remember(_valid_measurements, name)
+    return name
 
 
 def check_key(key: object, kind: str) -> str:
-    """Return a tag or field key as a validated `str`; `kind` names it in errors.
+    """Return a tag or field key as a validated `str`.
+
+    Args:
+        key: The candidate key.
+        kind: ``"tag"`` or ``"field"``, to name the key in errors.
+
+    Returns:
+        The key as a plain `str`.
 
     Raises:
         InvalidEventError: If the key is empty, reserved, not a string or
             contains something line protocol cannot carry.
     """
     if key.__class__ is str and key in _valid_keys:
-        return key  # type: ignore[return-value]
+        return key
     if not isinstance(key, str):
         raise InvalidEventError(None, f"{kind} key must be a str, not {type(key).__name__}")
-    key = str(key)
-    problem = _name_problem(key)
-    if problem is None and key in RESERVED_KEYS:
+    name = _plain_str(key)
+    problem = _name_problem(name)
+    if problem is None and name in RESERVED_KEYS:
         problem = "is reserved by InfluxDB (time, _measurement and _field are)"
     if problem is not None:
-        raise InvalidEventError(key, f"{kind} key {key!r} {problem}")
-    _remember(_valid_keys, key)
-    return key
+        raise InvalidEventError(name, f"{kind} key {name!r} {problem}")
+    _remember(_valid_keys, name)
+    return name
 
 
 def check_tag_value(key: str, value: object) -> str:
     """Return a tag value as a validated `str`.
 
-    Ints, floats and bools are converted with `str()`; other types are refused.
+    Ints, floats and bools are converted with `str()` (an enum member of one of
+    these types gives its plain value, as a `str` subclass does); other types
+    are refused.
+
+    Args:
+        key: The tag key, to name it in errors.
+        value: The candidate value.
+
+    Returns:
+        The value as a plain `str`.
 
     Raises:
         InvalidEventError: If the value is of another type, empty, or contains
             something line protocol cannot carry.
     """
     if value.__class__ is str and value in _valid_tag_values:
-        return value  # type: ignore[return-value]
-    if isinstance(value, (str, int, float)):
-        value = str(value)
-    else:
+        return value
+    if not isinstance(value, (str, int, float)):
         raise InvalidEventError(
             key,
             f"tag value for key {key!r} must be a str (or int, float, bool), "
             f"not {type(value).__name__}",
         )
-    problem = _name_problem(value)
+    text = _tag_text(value)
+    problem = _name_problem(text)
     if problem is not None:
-        raise InvalidEventError(key, f"tag value {value!r} for key {key!r} {problem}")
-    _remember(_valid_tag_values, value)
-    return value
+        raise InvalidEventError(key, f"tag value {text!r} for key {key!r} {problem}")
+    _remember(_valid_tag_values, text)
+    return text
 
 
 def check_field_value(key: str, value: object) -> FieldValue:
@@ -184,27 +222,38 @@ def check_field_value(key: str, value: object) -> FieldValue:
     Subclasses of the accepted types (an `IntEnum`, a NumPy float) and NumPy
     scalars are converted to the plain built-in type; `UInt` keeps its kind.
 
+    Args:
+        key: The field key, to name it in errors.
+        value: The candidate value.
+
+    Returns:
+        The value as a bool, int, float, str or `UInt`.
+
     Raises:
         InvalidEventError: If the type is not accepted or the value is out of
             range (NaN, infinity, outside int64, a string over 64 KiB).
     """
-    cls = value.__class__
+    candidate: Any = value
+    cls = candidate.__class__
     if cls is float:
-        if value - value != 0.0:  # type: ignore[operator]
-            raise InvalidEventError(key, f"field {key!r} is {value!r}; NaN and infinity are not allowed")
-        return value  # type: ignore[return-value]
+        if candidate - candidate != 0.0:
+            raise InvalidEventError(
+                key, f"field {key!r} is {candidate!r}; NaN and infinity are not allowed"
+            )
+        return candidate  # type: ignore[no-any-return]
     if cls is int:
-        if INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
-            return value  # type: ignore[return-value]
+        if INT64_MIN <= candidate <= INT64_MAX:
+            return candidate  # type: ignore[no-any-return]
         raise InvalidEventError(
-            key, f"field {key!r} = {value} is outside the int64 range; use UInt for unsigned values"
+            key,
+            f"field {key!r} = {candidate} is outside the int64 range; use UInt for unsigned values",
         )
     if cls is str:
-        if len(value) > MAX_STRING_BYTES // 4 or not value.isascii():  # type: ignore[attr-defined]
-            _check_string_bytes(key, value)  # type: ignore[arg-type]
-        return value  # type: ignore[return-value]
+        if len(candidate) > MAX_STRING_BYTES // 4 or not candidate.isascii():
+            _check_string_bytes(key, candidate)
+        return candidate  # type: ignore[no-any-return]
     if cls is bool or cls is UInt:
-        return value  # type: ignore[return-value]
+        return candidate  # type: ignore[no-any-return]
     return _convert_field_value(key, value)
 
 
@@ -231,7 +280,7 @@ def _convert_field_value(key: str, value: object) -> FieldValue:
     if isinstance(value, float):
         return check_field_value(key, float(value))
     if isinstance(value, str):
-        return check_field_value(key, str(value))
+        return check_field_value(key, _plain_str(value))
     item = getattr(value, "item", None)  # NumPy scalars
     if callable(item) and type(value).__module__ == "numpy":
         return check_field_value(key, item())
@@ -245,32 +294,47 @@ def _convert_field_value(key: str, value: object) -> FieldValue:
 def check_timestamp(timestamp: object) -> int:
     """Return a timestamp in nanoseconds since the epoch.
 
-    Accepts an int (nanoseconds) or a timezone-aware `datetime`.
+    Args:
+        timestamp: An int of nanoseconds or a timezone-aware `datetime`.
+
+    Returns:
+        Nanoseconds since the epoch.
 
     Raises:
         InvalidEventError: If it is another type, naive, or outside int64.
     """
-    if timestamp.__class__ is not int:
-        if isinstance(timestamp, _dt.datetime):
-            if timestamp.tzinfo is None:
+    candidate: Any = timestamp
+    if candidate.__class__ is not int:
+        if isinstance(candidate, _dt.datetime):
+            if candidate.tzinfo is None:
                 raise InvalidEventError(
                     None, "timestamp datetime must be timezone-aware (for example UTC)"
                 )
-            delta = timestamp - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-            timestamp = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-        elif isinstance(timestamp, int) and not isinstance(timestamp, bool):
-            timestamp = int(timestamp)
+            delta = candidate - _EPOCH
+            seconds = delta.days * 86_400 + delta.seconds
+            candidate = seconds * 1_000_000_000 + delta.microseconds * 1000
+        elif isinstance(candidate, int) and not isinstance(candidate, bool):
+            candidate = int(candidate)
         else:
             raise InvalidEventError(
-                None, f"timestamp must be an int of nanoseconds, not {type(timestamp).__name__}"
+                None, f"timestamp must be an int of nanoseconds, not {type(candidate).__name__}"
             )
-    if not INT64_MIN <= timestamp <= INT64_MAX:  # type: ignore[operator]
-        raise InvalidEventError(None, f"timestamp {timestamp} ns is outside the int64 range")
-    return timestamp  # type: ignore[return-value]
+    if not INT64_MIN <= candidate <= INT64_MAX:
+        raise InvalidEventError(None, f"timestamp {candidate} ns is outside the int64 range")
+    return candidate  # type: ignore[no-any-return]
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 def check_correlation_id(correlation_id: object) -> str | None:
     """Return a validated correlation id (a non-empty one-line str) or None.
+
+    Args:
+        correlation_id: The candidate id, or None.
+
+    Returns:
+        The id as a plain `str`, or None.
 
     Raises:
         InvalidEventError: If it is not a string, empty or multi-line.
@@ -285,22 +349,23 @@ def check_correlation_id(correlation_id: object) -> str | None:
         raise InvalidEventError(
             None, f"correlation id {correlation_id!r} must be non-empty and on one line"
         )
-    return str(correlation_id)
+    return _plain_str(correlation_id)
 
 
-def _as_dict(items: object, what: str) -> dict[object, object]:
+def _as_dict(items: object, what: str) -> dict[Any, Any]:
     """Copy a mapping or an iterable of (key, value) pairs into a new dict."""
-    if items.__class__ is dict:
-        return items.copy()  # type: ignore[attr-defined,no-any-return]
-    if isinstance(items, (str, bytes)):
+    source: Any = items
+    if source.__class__ is dict:
+        return source.copy()
+    if isinstance(source, (str, bytes)):
         raise InvalidEventError(
-            None, f"{what} must be a mapping or (key, value) pairs, not {type(items).__name__}"
+            None, f"{what} must be a mapping or (key, value) pairs, not {type(source).__name__}"
         )
     try:
-        return dict(items)  # type: ignore[call-overload,no-any-return]
+        return dict(source)
     except (TypeError, ValueError):
         raise InvalidEventError(
-            None, f"{what} must be a mapping or (key, value) pairs, not {type(items).__name__}"
+            None, f"{what} must be a mapping or (key, value) pairs, not {type(source).__name__}"
         ) from None
 
 
@@ -319,16 +384,19 @@ def check_tags(tags: TagsLike | None) -> dict[str, str]:
     """
     if not tags:
         return {}
-    result = _as_dict(tags, "tags")
+    source: Any = tags
+    result: dict[Any, Any] = source.copy() if source.__class__ is dict else _as_dict(tags, "tags")
     keys = _valid_keys
     values = _valid_tag_values
     for key, value in result.items():
-        if key.__class__ is not str or value.__class__ is not str or key not in keys or value not in values:
+        if key.__class__ is not str or value.__class__ is not str:
             return _rebuild_tags(result)
-    return result  # type: ignore[return-value]
+        if key not in keys or value not in values:
+            return _rebuild_tags(result)
+    return result
 
 
-def _rebuild_tags(tags: dict[object, object]) -> dict[str, str]:
+def _rebuild_tags(tags: dict[Any, Any]) -> dict[str, str]:
     rebuilt: dict[str, str] = {}
     for key, value in tags.items():
         checked = check_key(key, "tag")
@@ -353,13 +421,19 @@ def check_fields(
     """
     if not fields:
         return {}
-    source = fields if fields.__class__ is dict else _as_dict(fields, "fields")
+    source: Any = fields
+    if source.__class__ is not dict:
+        source = _as_dict(fields, "fields")
     keys = _valid_keys
     result: dict[str, FieldValue] = {}
-    for key, value in source.items():  # type: ignore[union-attr]
-        if key.__class__ is not str or key not in keys:
-            key = check_key(key, "field")
+    for raw_key, raw_value in source.items():
+        key = (
+            raw_key if raw_key.__class__ is str and raw_key in keys else check_key(raw_key, "field")
+        )
+        value = raw_value
         cls = value.__class__
+        # Inline checks for the common types; anything else (or out of range)
+        # goes through the full check, which raises or converts.
         if cls is float:
             if value - value != 0.0:
                 value = check_field_value(key, value)
@@ -415,11 +489,17 @@ class MetricEvent:
         timestamp_ns: int | _dt.datetime | None = None,
         correlation_id: str | None = None,
     ) -> None:
-        self.measurement = check_measurement(measurement)
-        self.tags = check_tags(tags)
-        self.fields = check_fields(fields)
-        self.timestamp_ns = time.time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
-        self.correlation_id = check_correlation_id(correlation_id)
+        self.measurement = (
+            measurement
+            if measurement.__class__ is str and measurement in _valid_measurements
+            else check_measurement(measurement)
+        )
+        self.tags = check_tags(tags) if tags else {}
+        self.fields = check_fields(fields) if fields else {}
+        self.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
+        self.correlation_id = (
+            None if correlation_id is None else check_correlation_id(correlation_id)
+        )
 
     def with_tag(self, key: str, value: str | int | float | bool) -> Self:
         """Set tag `key` to `value` (ints, floats and bools become strings).
@@ -473,7 +553,7 @@ class MetricEvent:
 
     def copy(self) -> MetricEvent:
         """Return an independent copy (tags and fields are copied too)."""
-        clone = MetricEvent.__new__(MetricEvent)
+        clone = _new_event(MetricEvent)
         clone.measurement = self.measurement
         clone.tags = dict(self.tags)
         clone.fields = dict(self.fields)
@@ -491,12 +571,10 @@ class MetricEvent:
             InvalidEventError: If the event has no fields.
             ConfigError: If the precision is unknown.
         """
-        from metricstream.lineprotocol import encode_line
-
-        return encode_line(self, precision)
+        return _lineprotocol.encode_line(self, precision)
 
     def to_json(self) -> str:
-        """Encode as one JSON object (see `metricstream.event` JSON schema).
+        """Encode as one JSON object (the schema is described in `metricstream._json`).
 
         The object has ``measurement``, ``tags``, ``fields``, ``timestamp_ns``,
         ``schema_version`` and, when set, ``correlation_id``. Ints and floats
@@ -506,9 +584,7 @@ class MetricEvent:
         Raises:
             InvalidEventError: If the event has no fields.
         """
-        from metricstream._json import encode_event
-
-        return encode_event(self).decode()
+        return _json.encode_event(self).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> MetricEvent:
@@ -518,21 +594,24 @@ class MetricEvent:
             SchemaVersionError: If it comes from a newer schema version.
             InvalidEventError: If the JSON is malformed or the event invalid.
         """
-        from metricstream._json import decode_event
-
-        return decode_event(text)
+        return _json.decode_event(text)
 
     @classmethod
-    def from_influx_line(cls, line: str, precision: str = "ns") -> MetricEvent:
-        """Decode exactly one line protocol entry.
+    def from_influx_line(cls, line: str | bytes, precision: str = "ns") -> MetricEvent:
+        """Decode exactly one line protocol entry (see `metricstream.parse_lines`).
+
+        Args:
+            line: The entry (bytes are decoded as UTF-8).
+            precision: Unit of the timestamp in the text: ns, us, ms or s.
+
+        Returns:
+            The event; its timestamp is the current time when the entry has none.
 
         Raises:
             LineProtocolError: If the text is malformed or holds no entry or
                 more than one.
         """
-        from metricstream.lineprotocol import parse_line
-
-        return parse_line(line, precision)
+        return _lineprotocol.parse_line(line, precision)
 
     def __eq__(self, other: object) -> bool:
         """Events are equal when every part is, field values including their type."""
@@ -602,7 +681,9 @@ def event_from_sample(
     # looked up, and the common value types are checked inline.
     event = _new_event(MetricEvent)
     event.measurement = (
-        metric if metric.__class__ is str and metric in _valid_measurements else check_measurement(metric)
+        metric
+        if metric.__class__ is str and metric in _valid_measurements
+        else check_measurement(metric)
     )
     event.tags = check_tags(tags) if tags else {}
     if field.__class__ is not str or field not in _valid_keys:
@@ -624,3 +705,9 @@ def event_from_sample(
 
 _new_event = object.__new__
 _time_ns = time.time_ns
+
+
+# The codecs build on this module, so they are bound only now that it is
+# complete; the methods above look them up when called.
+from metricstream import _json  # noqa: E402
+from metricstream import lineprotocol as _lineprotocol  # noqa: E402

@@ -132,6 +132,9 @@ class PermanentSinkError(SinkError):
             by default.
         unhealthy: True when the failure means the sink cannot work at all (for
             example wrong credentials), so health reports it as disconnected.
+        written: How many events of the payload were written before the
+            failure (a destination that accepted part of a batch); the
+            streamer counts those as written and only the rest as dropped.
     """
 
     def __init__(
@@ -140,8 +143,10 @@ class PermanentSinkError(SinkError):
         *,
         reason: str = "rejected",
         unhealthy: bool = False,
+        written: int = 0,
         sink: str | None = None,
     ) -> None:
         self.reason = reason
         self.unhealthy = unhealthy
+        self.written = written
         super().__init__(message, sink=sink)

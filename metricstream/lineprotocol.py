@@ -1,4 +1,4 @@
-"""InfluxDB line protocol: encoding events and parsing text back into events.
+r"""InfluxDB line protocol: encoding events and parsing text back into events.
 
 The grammar is the InfluxDB line protocol reference::
 
@@ -7,14 +7,14 @@ The grammar is the InfluxDB line protocol reference::
 Escaping, as the reference decoder (``github.com/influxdata/line-protocol/v2``)
 and InfluxDB itself read it:
 
-- measurement: comma and space are written ``\\,`` and ``\\ ``;
+- measurement: comma and space are written ``\,`` and ``\ ``;
 - tag keys, tag values and field keys: comma, equals sign and space;
-- string field values are double-quoted, with ``\\"`` and ``\\\\`` inside; the
-  parser also reads ``\\n``, ``\\r`` and ``\\t`` there, as the reference does,
+- string field values are double-quoted, with ``\"`` and ``\\`` inside; the
+  parser also reads ``\n``, ``\r`` and ``\t`` there, as the reference does,
   while the encoder writes newlines and tabs as they are.
 
 A backslash anywhere else is an ordinary character; it only escapes the
-characters listed for its element (``\\\\`` is two backslashes in a name). That
+characters listed for its element (``\\`` is two backslashes in a name). That
 is why a name cannot end with a backslash (the next delimiter would read as
 escaped), and why events refuse such names when they are built.
 
@@ -258,6 +258,7 @@ _HEX_FLOAT = re.compile(
     r"[pP][+-]?[0-9](?:_?[0-9])*"
 )
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
+_new_event = object.__new__
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
 
 
@@ -406,24 +407,22 @@ class _Parser:
         while self.pos < size and text[self.pos] == ",":
             self.pos += 1
             key_start = self.pos
-            key = self._name("tag key")
-            self._equals("tag key", key)
-            value = self._name(f"value for tag key {key!r}")
+            key = self._key("tag key")
+            value = self._name("tag key", key)
             if key in tags:
                 raise self.error(f"duplicate tag key {key!r}", key_start)
             tags[key] = value
         self._separator("expected a space before the fields")
         fields: dict[str, FieldValue] = {}
         while True:
-            key = self._name("field key")
-            self._equals("field key", key)
+            key = self._key("field key")
             fields[key] = self._field_value(key)
             if self.pos < size and text[self.pos] == ",":
                 self.pos += 1
                 continue
             break
         timestamp = self._timestamp()
-        event = MetricEvent.__new__(MetricEvent)
+        event = _new_event(MetricEvent)
         event.measurement = measurement
         event.tags = tags
         event.fields = fields
@@ -431,22 +430,26 @@ class _Parser:
         event.correlation_id = None
         return event
 
-    def _name(self, what: str) -> str:
-        """Read a tag key, tag value or field key."""
+    def _name(self, kind: str, tag_key: str | None = None) -> str:
+        """Read a tag key, a field key or (given its `tag_key`) a tag value."""
         start = self.pos
         match = _NAME.match(self.text, start)
-        if match is None:
-            raise self.error(f"expected a {what}, found {self._describe(start)}")
+        if match is None or self.check_unicode:
+            what = kind if tag_key is None else f"value for {kind} {tag_key!r}"
+            if match is None:
+                raise self.error(f"expected a {what}, found {self._describe(start)}")
+            self._check_unicode(start, match.end(), f"the {what}")
         self.pos = match.end()
-        if self.check_unicode:
-            self._check_unicode(start, self.pos, f"the {what}")
         return _unescape(match.group(), ",= ")
 
-    def _equals(self, kind: str, key: str) -> None:
+    def _key(self, kind: str) -> str:
+        """Read a tag or field key and the ``=`` after it."""
+        key = self._name(kind)
         pos = self.pos
         if pos >= len(self.text) or self.text[pos] != "=":
             raise self.error(f"expected '=' after {kind} {key!r}, found {self._describe(pos)}")
         self.pos = pos + 1
+        return key
 
     def _separator(self, problem: str) -> None:
         match = _SPACES.match(self.text, self.pos)
@@ -592,9 +595,9 @@ def _decode(text: str | bytes | bytearray | memoryview) -> tuple[str, bool, bool
 def parse_lines(
     text: str | bytes, precision: str = "ns", default_time_ns: int | None = None
 ) -> list[MetricEvent]:
-    """Parse line protocol text into events.
+    r"""Parse line protocol text into events.
 
-    Blank lines and ``#`` comment lines are skipped; ``\\n`` and ``\\r\\n`` line
+    Blank lines and ``#`` comment lines are skipped; ``\n`` and ``\r\n`` line
     endings are both accepted.
 
     Args:

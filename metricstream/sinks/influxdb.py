@@ -34,7 +34,10 @@ Failures are translated in one place (`InfluxDBSink._sink_error`):
 Exactly once across splits: an `InfluxDBPayload` records which event ranges
 are still to be written. When the first half of a split batch is written and
 the second fails transiently, the lane retries `write` with the same payload
-and only what is left is sent again.
+and only what is left is sent again. (A request that timed out after the
+server stored it is sent again in full; InfluxDB keeps one point per series
+and timestamp, so the second copy overwrites the first instead of adding to
+it.)
 
 Credentials (password, token) never appear in ``repr``, error messages or
 health reports.
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import http.client
 import importlib
 import json
 import math
@@ -53,7 +57,7 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from datetime import timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from metricstream.event import MetricEvent
 from metricstream.exceptions import (
@@ -158,6 +162,16 @@ class InfluxDBPayload:
     413 splits the batch, the payload remembers which event ranges are done,
     so a retry of the same payload resends only the rest.
 
+    The streamer counts a payload as a whole (written, or dropped when
+    `write` raises `PermanentSinkError`); ``events_written`` and
+    ``events_rejected`` tell how a split payload really ended.
+
+    Args:
+        events: The batch's events, in order.
+        line_protocol: Their line protocol encoding.
+        body: The request body for all of them.
+        gzipped: Whether ``body`` is gzip-compressed.
+
     Attributes:
         events: The batch's events, in order.
         line_protocol: Their line protocol encoding (shared with other sinks).
@@ -165,8 +179,10 @@ class InfluxDBPayload:
             compressed when ``gzipped``.
         gzipped: Whether ``body`` (and any split halves) are gzip-compressed.
         events_written: How many events the server has accepted so far.
-        events_rejected: How many events a server refused for good (400, or a
-            single event over the size limit) while the rest were written.
+        events_rejected: How many events were refused for good (400, or a
+            single event over the size limit) while others were written. On a
+            400 "partial write", InfluxDB 1.x still stores the valid lines of
+            the refused body; they are counted here too.
     """
 
     __slots__ = (
@@ -604,7 +620,10 @@ class InfluxDBSink:
         try:
             response = self._transport.ping()
         except Exception as exc:
-            raise self._sink_error(exc, action="ping") from exc
+            error = self._sink_error(exc, action="ping")
+            if error is None:
+                raise
+            raise error from exc
         if not 200 <= response.status < 300:
             raise self._sink_error(response, action="ping")
         if self._blocking_error is not None:
@@ -622,6 +641,8 @@ class InfluxDBSink:
             response = self._transport.post(body, gzipped=gzipped)
         except Exception as exc:
             error = self._sink_error(exc, action="write")
+            if error is None:
+                raise
             if isinstance(error, PermanentSinkError) and error.unhealthy:
                 self._blocking_error = error
             raise error from exc
@@ -631,28 +652,37 @@ class InfluxDBSink:
                 self._blocking_error = error
             raise error
 
-    def _sink_error(self, failure: _Response | BaseException, *, action: str) -> SinkError:
+    @overload
+    def _sink_error(self, failure: _Response, *, action: str) -> SinkError: ...
+
+    @overload
+    def _sink_error(self, failure: BaseException, *, action: str) -> SinkError | None: ...
+
+    def _sink_error(self, failure: _Response | BaseException, *, action: str) -> SinkError | None:
         """Translate a failed request (a response or an exception) into a sink error.
 
         This is the one place where HTTP statuses and client exceptions
         (urllib3, influxdb-client's ``ApiException``) become
-        `TransientSinkError` / `PermanentSinkError`.
+        `TransientSinkError` / `PermanentSinkError`. Returns None for an
+        exception that is not about the request (a bug), to be raised as is.
         """
         where = f"{action} to {redact_url(self.url)} failed"
         if isinstance(failure, BaseException):
             rest = sys.modules.get("influxdb_client.rest")
-            api_exception = getattr(rest, "ApiException", None)
+            api_exception = getattr(rest, "ApiException", ())
             status = getattr(failure, "status", None)
-            # influxdb-client reports TLS failures as ApiException with status 0.
-            if api_exception is not None and isinstance(failure, api_exception) and status:
+            if isinstance(failure, api_exception) and status:
                 body = getattr(failure, "body", None) or b""
                 failure = _Response(
                     int(status),
                     getattr(failure, "headers", None) or {},
                     body.encode() if isinstance(body, str) else bytes(body),
                 )
-            else:
+            elif isinstance(failure, api_exception) or _is_transport_error(failure):
+                # influxdb-client reports transport failures (TLS) as status 0.
                 return TransientSinkError(f"{where}: {_describe(failure)}", sink=self.name)
+            else:
+                return None
 
         status = failure.status
         message = _server_message(failure)
@@ -670,18 +700,30 @@ class InfluxDBSink:
             )
         if status == 413:
             return _TooLargeError(f"{where}: HTTP 413: {message}", sink=self.name)
+        if 300 <= status < 400:
+            location = redact_url(failure.headers.get("Location") or "")
+            return PermanentSinkError(
+                f"{where}: HTTP {status}: redirected to {location!r}; point url at that address",
+                unhealthy=True,
+                sink=self.name,
+            )
         if status in (401, 403):
+            # Worded without "password=" or "token:", which health scrubbing would mask.
+            verb = "authentication failed" if status == 401 else "permission denied"
             if self.api == "v1":
                 who = (
-                    f"user {self._username!r}"
+                    f" for user {self._username!r}"
                     if self._username is not None
-                    else "no credentials (pass username= and password=)"
+                    else ": no username and password were given"
                 )
             else:
-                who = "the token" if self._transport_has_token() else "no token (pass token=)"
-            verb = "authentication failed" if status == 401 else "permission denied"
+                who = (
+                    ": the server refused the token"
+                    if self._transport_has_token()
+                    else ": no token was given"
+                )
             return PermanentSinkError(
-                f"{where}: {verb} for {who}: HTTP {status}: {message}",
+                f"{where}: {verb}{who}: HTTP {status}: {message}",
                 unhealthy=True,
                 sink=self.name,
             )
@@ -703,6 +745,13 @@ class InfluxDBSink:
         return isinstance(transport, _V2Transport) and bool(transport.client.token)
 
 
+def _is_transport_error(exc: BaseException) -> bool:
+    """Tell whether `exc` is a network, TLS or HTTP protocol failure."""
+    import urllib3  # optional; loaded already by the transport that raised
+
+    return isinstance(exc, (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError))
+
+
 def _describe(exc: BaseException) -> str:
     """Describe a transport exception without URLs, headers or credentials."""
     import urllib3  # optional; loaded already by the transport that raised
@@ -716,9 +765,14 @@ def _describe(exc: BaseException) -> str:
         inner = exc.args[-1]
         return f"connection broken: {inner if isinstance(inner, BaseException) else exc}"
     detail = getattr(exc, "reason", None)
-    if isinstance(detail, str) and detail:
-        return f"{type(exc).__name__}: {detail}"
-    return f"{type(exc).__name__}: {exc}"
+    if not isinstance(detail, str) or not detail:
+        text = f"{type(exc).__name__}: {exc}"
+    elif type(exc).__name__ == "ApiException":
+        # influxdb-client reports transport failures as "<ErrorType>\n<message>".
+        text = detail.replace("\n", ": ", 1)
+    else:
+        text = f"{type(exc).__name__}: {detail}"
+    return " ".join(text.split())
 
 
 def _check_base_url(url: object) -> str:
@@ -825,8 +879,8 @@ def from_url(url: str, **overrides: Any) -> InfluxDBSink:
     if not parsed.hostname:
         raise ConfigError("url", f"no host in {shown!r}")
     for key in overrides:
-        if key in ("url", "api"):
-            raise ConfigError(key, f"is set by the {scheme}:// URL itself, not by an override")
+        if key == "api":
+            raise ConfigError(key, f"is set by the URL scheme ({scheme}://), not by an override")
         if key not in _OVERRIDES:
             raise ConfigError(
                 key, f"unknown option for {scheme}:// URLs; known: {', '.join(sorted(_OVERRIDES))}"

@@ -30,7 +30,7 @@ SCHEMES: dict[str, str] = {
     "influxdb": "metricstream.sinks.influxdb",
     "influxdb2": "metricstream.sinks.influxdb",
 }
-"""URL scheme -> the module whose ``from_url(url, parsed, **overrides)`` builds the sink."""
+"""URL scheme -> the module whose ``from_url(url, **overrides)`` builds the sink."""
 
 
 def redact_url(url: str) -> str:

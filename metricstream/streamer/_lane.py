@@ -257,37 +257,42 @@ class Lane:
                     self._probe()
                     last_probe = time.monotonic()
                 continue
-            reason = self._deliver(retrier, item)
+            reason, written = self._deliver(retrier, item)
+            lost = item.count - written
             with self._cond:
                 if self._in_flight is not item:
                     continue  # abandoned by abort(); already counted
                 self._in_flight = None
-                if reason is None:
-                    self._written += item.count
-                else:
-                    self._dropped[reason] = self._dropped.get(reason, 0) + item.count
-            if reason is not None:
+                self._written += written
+                if lost:
+                    self._dropped[reason] = self._dropped.get(reason, 0) + lost
+            if lost:
                 logger.warning(
                     "metricstream: sink %r dropped %d events of batch %s (%s): %s",
                     self.name,
-                    item.count,
+                    lost,
                     item.batch_id,
                     reason,
                     self._last_error,
                 )
             self._on_progress()
 
-    def _deliver(self, retrier: Retrier, item: Item) -> str | None:
-        """Write one payload with retry; return None when written, else the drop reason."""
+    def _deliver(self, retrier: Retrier, item: Item) -> tuple[str, int]:
+        """Write one payload with retry.
+
+        Returns:
+            (the drop reason for events not written, events written).
+        """
         try:
             retrier.call(lambda: self._attempt(item))
         except PermanentSinkError as exc:
-            return exc.reason or "rejected"
+            written = min(max(0, exc.written), item.count)
+            return exc.reason or "rejected", written
         except RetryInterruptedError:
-            return "shutdown"
+            return "shutdown", 0
         except Exception:
-            return "retries_exhausted"
-        return None
+            return "retries_exhausted", 0
+        return "", item.count
 
     def _attempt(self, item: Item) -> None:
         started = time.perf_counter()
@@ -309,6 +314,7 @@ class Lane:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         with self._cond:
             self._connected = True
+            self._permanently_unhealthy = False
             self._consecutive_failures = 0
             self._last_write_ns = time.time_ns()
             self._last_latency_ms = round(elapsed_ms, 3)

@@ -21,8 +21,11 @@ class EventBatch:
     """A list of events with a unique id and cached encodings.
 
     Args:
-        events: The events, in order.
-        batch_id: An id for the batch; a random unique one when None.
+        events: The events, in order. A list is kept as given, not copied: do
+            not change it (or its events) once the batch exists, since the
+            encodings are computed once and cached.
+        batch_id: An id for the batch; a random unique one (32 hex digits)
+            when None.
 
     Attributes:
         events: The events, in order.
@@ -50,7 +53,7 @@ class EventBatch:
             InvalidEventError: If an event has no fields.
             ConfigError: If the precision is unknown.
         """
-        key = "lp:" + precision
+        key = f"lp:{precision}"
         cached = self._cache.get(key)
         if cached is None:
             with self._lock:
@@ -76,9 +79,21 @@ class EventBatch:
         return cached
 
     def to_influx_batch(self, precision: str = "ns") -> str:
-        """Return the events as line protocol: newline-joined, no trailing newline."""
+        """Return the events as line protocol: newline-joined, no trailing newline.
+
+        Args:
+            precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+            ConfigError: If the precision is unknown.
+        """
         return self.influx_bytes(precision).decode()
 
     def to_json_lines(self) -> str:
-        """Return the events as JSON Lines: newline-joined, no trailing newline."""
+        """Return the events as JSON Lines: newline-joined, no trailing newline.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+        """
         return self.json_lines_bytes().decode()

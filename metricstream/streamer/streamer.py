@@ -145,9 +145,8 @@ class EventStreamer:
                 if not callable(getattr(sink, m, None))
             ]
             if missing:
-                raise ConfigError(
-                    "sinks", f"{sink!r} is not a sink: it lacks {', '.join(m + '()' for m in missing)}"
-                )
+                lacks = ", ".join(f"{member}()" for member in missing)
+                raise ConfigError("sinks", f"{sink!r} is not a sink: it lacks {lacks}")
             name = _sink_name(sink)
             if name in names:
                 raise ConfigError(

@@ -1,0 +1,121 @@
+"""Peak memory with 1,000,000 events pending behind a sink that never succeeds.
+
+Each side runs in a fresh subprocess and reports its peak resident set size
+(VmHWM) above the baseline measured just before the first event is recorded.
+
+- metricstream: ``send(event_from_sample(...))`` one million times into an
+  EventStreamer whose only sink is an InfluxDBSink (v1 API, gzip) pointed at
+  a closed loopback port, so every write fails with a connection error and is
+  retried; the benchmark waits until all the events sit in the sink's lane.
+- peer: influxdb-client's batching ``WriteApi`` (batch_size 5000) given the
+  same million points, as ``Point`` objects, for the same closed port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+EVENTS = 1_000_000
+ROUTES = [f"/api/v1/resource/{n}" for n in range(50)]
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_ours(port: int) -> dict[str, float]:
+    import metricstream as ms
+    from metricstream.sinks.influxdb import InfluxDBSink
+
+    sink = InfluxDBSink(f"http://127.0.0.1:{port}", api="v1", database="bench", timeout=1.0)
+    retry = ms.RetryConfig(max_retries=1_000_000, initial_delay_ms=50, max_delay_ms=200, max_elapsed_ms=3_600_000)
+    streamer = ms.EventStreamer(
+        [sink], batch_size=5000, max_buffer=EVENTS, retry=retry, register_atexit=False
+    )
+    send, sample = streamer.send, ms.event_from_sample
+    baseline = _rss_kib("VmRSS")
+    started = time.perf_counter()
+    for i in range(EVENTS):
+        send(sample("http.latency_ms", i * 0.5, {"route": ROUTES[i % 50], "method": "GET", "host": "web-1"}))
+    while True:
+        health = streamer.health().sinks[sink.name]
+        if health.pending == EVENTS and not streamer._buffer:  # noqa: SLF001 - all handed to the lane
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    peak = _rss_kib("VmHWM")
+    result = {"peak_mib": (peak - baseline) / 1024, "pending": health.pending,
+              "dropped": health.events_dropped, "seconds": elapsed}
+    streamer.shutdown(timeout=0.5)
+    return result
+
+
+def run_peer(port: int) -> dict[str, float]:
+    from influxdb_client import InfluxDBClient, Point, WriteOptions
+
+    client = InfluxDBClient(url=f"http://127.0.0.1:{port}", token="t", org="o", timeout=1000)
+    options = WriteOptions(batch_size=5000, flush_interval=1000, retry_interval=50, max_retries=1_000_000,
+                           max_retry_time=3_600_000, max_retry_delay=200)
+    write_api = client.write_api(write_options=options)
+    baseline = _rss_kib("VmRSS")
+    started = time.perf_counter()
+    for i in range(EVENTS):
+        write_api.write("bench", "o", Point("http.latency_ms").tag("route", ROUTES[i % 50])
+                        .tag("method", "GET").tag("host", "web-1").field("value", i * 0.5))
+    time.sleep(2.0)
+    elapsed = time.perf_counter() - started
+    peak = _rss_kib("VmHWM")
+    os._exit_result = {"peak_mib": (peak - baseline) / 1024, "seconds": elapsed}  # type: ignore[attr-defined]
+    return os._exit_result  # type: ignore[attr-defined]
+
+
+def _in_subprocess(which: str, port: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, which, str(port)], capture_output=True, text=True, timeout=900, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> dict[str, float]:
+    port = _closed_port()
+    ours = _in_subprocess("ours", port)
+    peer = _in_subprocess("peer", port)
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _common import side_by_side
+
+    print(f"\n(c) peak memory above baseline with {EVENTS:,} events pending behind a dead InfluxDB "
+          f"(metricstream: {ours['pending']:,.0f} pending, {ours['dropped']:,.0f} dropped)")
+    ratio = side_by_side(
+        "    vs influxdb-client batching WriteApi",
+        ("metricstream EventStreamer + InfluxDBSink", ours["peak_mib"]),
+        ("influxdb-client WriteApi(batch_size=5000)", peer["peak_mib"]),
+        "MiB",
+        higher_is_better=False,
+    )
+    print(f"  target: < 300 MB above baseline -> {'met' if ours['peak_mib'] * 1.048576 < 300 else 'MISSED'}")
+    return {"peak_mib": ours["peak_mib"], "peer_peak_mib": peer["peak_mib"], "ratio": ratio}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3:
+        runner = run_ours if sys.argv[1] == "ours" else run_peer
+        result = runner(int(sys.argv[2]))
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
+    main()

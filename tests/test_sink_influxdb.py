@@ -1,0 +1,1752 @@
+"""InfluxDBSink against real servers: InfluxDB 1.6 (v1 API) and VictoriaMetrics (v2 API).
+
+Every round trip writes through the sink and reads back through the server's
+own query API, comparing exact values and stored types. Fault tests use real
+failures: wrong credentials, a missing database, type conflicts, a server that
+is stopped and restarted, a server with a small ``max-body-size``. Statuses
+InfluxDB 1.6 never sends on its own (429, 503 with Retry-After) come from a
+real HTTP server on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.server
+import json
+import math
+import shutil
+import ssl
+import struct
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from servers import (
+    INFLUXDB_AUTH_PASSWORD,
+    INFLUXDB_AUTH_URL,
+    INFLUXDB_AUTH_USER,
+    INFLUXDB_V1_URL,
+    VM_URL,
+    InfluxdProcess,
+    free_port,
+    require_influxd,
+    require_url,
+)
+
+from metricstream import EventBatch, MetricEvent, UInt
+from metricstream.exceptions import (
+    ConfigError,
+    PermanentSinkError,
+    TransientSinkError,
+)
+from metricstream.lineprotocol import PRECISIONS
+from metricstream.sinks import InfluxDBSink, Sink, sink_from_url
+from metricstream.sinks.influxdb import from_url, parse_retry_after
+from metricstream.streamer import EventStreamer, RetryConfig
+from metricstream.streamer.compression import Compression
+
+RUN_ID = uuid.uuid4().hex[:10]
+"""Makes database and measurement names unique to this test run."""
+
+BASE_NS = 1_700_000_000_000_000_000
+INFLUX_MIN_NS = -9_223_372_036_854_775_806
+INFLUX_MAX_NS = 9_223_372_036_854_775_806
+"""The timestamp range InfluxDB 1.6 stores (it refuses the two int64 extremes)."""
+
+HOSTILE_STRINGS = [
+    'say "hi"',
+    "back\\slash",
+    "ends with backslash\\",
+    'both \\" mixed',
+    "line\nbreak and\ttab\rreturn",
+    "unicode é ☃ 𝄞 日本",
+    "",
+    "=,  \"'",
+]
+
+
+# --- helpers: reading back ------------------------------------------------------
+
+
+def _json_keeping_negative_zero(data: bytes) -> Any:
+    """Decode JSON so that Go's ``-0`` (a negative-zero float) stays -0.0."""
+    return json.loads(data, parse_int=lambda s: -0.0 if s == "-0" else int(s))
+
+
+def influx_query(
+    url: str, q: str, *, db: str | None = None, auth: tuple[str, str] | None = None
+) -> Any:
+    """Run InfluxQL with POST /query (epoch=ns) and return the decoded JSON."""
+    params = {"q": q, "epoch": "ns"}
+    if db is not None:
+        params["db"] = db
+    request = urllib.request.Request(
+        f"{url}/query", data=urllib.parse.urlencode(params).encode(), method="POST"
+    )
+    if auth is not None:
+        secret = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {secret}")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        result = _json_keeping_negative_zero(resp.read())
+    for statement in result["results"]:
+        assert "error" not in statement, statement["error"]
+    return result
+
+
+Row = tuple[str, int, tuple[tuple[str, str], ...], tuple[tuple[str, str, object], ...]]
+"""(measurement, timestamp_ns, sorted tags, sorted (field, stored type, value))."""
+
+_TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string", UInt: "unsigned"}
+
+
+def _canonical(kind: str, value: object) -> object:
+    """Make values comparable exactly: floats by their bits (keeps -0.0 and exactness)."""
+    if kind == "float":
+        assert isinstance(value, (int, float)), value
+        assert not isinstance(value, bool), value
+        return struct.pack("<d", float(value)).hex()
+    return value
+
+
+def truncate(timestamp_ns: int, precision: str) -> int:
+    """`timestamp_ns` cut to `precision`, toward zero (as the encoder writes it)."""
+    magnitude = abs(timestamp_ns) // PRECISIONS[precision] * PRECISIONS[precision]
+    return magnitude if timestamp_ns >= 0 else -magnitude
+
+
+def expected_rows(events: list[MetricEvent], precision: str = "ns") -> list[Row]:
+    """What InfluxDB should hold after the events were written at `precision`."""
+    rows = [
+        (
+            e.measurement,
+            truncate(e.timestamp_ns, precision),
+            tuple(sorted(e.tags.items())),
+            tuple(
+                sorted(
+                    (k, _TYPE_NAMES[type(v)], _canonical(_TYPE_NAMES[type(v)], v))
+                    for k, v in e.fields.items()
+                )
+            ),
+        )
+        for e in events
+    ]
+    return sorted(rows, key=repr)
+
+
+def influx_rows(url: str, db: str, auth: tuple[str, str] | None = None) -> list[Row]:
+    """Everything in database `db`, with each field's stored type."""
+    types: dict[tuple[str, str], str] = {}
+    result = influx_query(url, "SHOW FIELD KEYS FROM /.*/", db=db, auth=auth)
+    for series in result["results"][0].get("series", []):
+        for key, kind in series["values"]:
+            types[(series["name"], key)] = kind
+    rows: list[Row] = []
+    result = influx_query(url, "SELECT * FROM /.*/ GROUP BY *", db=db, auth=auth)
+    for series in result["results"][0].get("series", []):
+        name = series["name"]
+        tags = tuple(sorted((k, v) for k, v in series.get("tags", {}).items() if v != ""))
+        columns = series["columns"]
+        for values in series["values"]:
+            fields = tuple(
+                sorted(
+                    (key, types[(name, key)], _canonical(types[(name, key)], value))
+                    for key, value in zip(columns[1:], values[1:], strict=True)
+                    if value is not None
+                )
+            )
+            rows.append((name, values[0], tags, fields))
+    return sorted(rows, key=repr)
+
+
+def influx_count(url: str, db: str, measurement: str, field_key: str) -> int:
+    q = f'SELECT COUNT("{field_key}") FROM "{measurement}"'
+    series = influx_query(url, q, db=db)["results"][0].get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def create_database(url: str, db: str) -> None:
+    influx_query(url, f'CREATE DATABASE "{db}"')
+
+
+def drop_database(url: str, db: str) -> None:
+    influx_query(url, f'DROP DATABASE "{db}"')
+
+
+def vm_samples(
+    metric_regex: str, expected: int, *, timeout: float = 30.0
+) -> list[tuple[str, tuple[tuple[str, str], ...], int, float]]:
+    """Poll VictoriaMetrics' /api/v1/export until `expected` samples are there.
+
+    Returns sorted (metric name, sorted labels, timestamp ms, value) tuples;
+    fails when more than `expected` appear or the deadline passes.
+    """
+    body = urllib.parse.urlencode({"match[]": f'{{__name__=~"{metric_regex}"}}'}).encode()
+    deadline = time.monotonic() + timeout
+    samples: list[tuple[str, tuple[tuple[str, str], ...], int, float]] = []
+    while True:
+        urllib.request.urlopen(f"{VM_URL}/internal/force_flush", timeout=10).read()
+        with urllib.request.urlopen(f"{VM_URL}/api/v1/export", data=body, timeout=30) as resp:
+            text = resp.read().decode()
+        samples = []
+        for line in text.splitlines():
+            series = json.loads(line)
+            labels = dict(series["metric"])
+            name = labels.pop("__name__")
+            for ts, value in zip(series["timestamps"], series["values"], strict=True):
+                samples.append((name, tuple(sorted(labels.items())), ts, float(value)))
+        if len(samples) >= expected or time.monotonic() > deadline:
+            return sorted(samples)
+        time.sleep(0.2)
+
+
+def vm_regex(prefix: str) -> str:
+    """A VictoriaMetrics regex matching metric names that start with `prefix`."""
+    special = set("\\.^$|?*+()[]{}")
+    return "".join("\\\\" + c if c in special else c for c in prefix) + ".*"
+
+
+# --- helpers: a scripted HTTP server on loopback --------------------------------
+
+
+@dataclass
+class Received:
+    """One request the loopback server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+    @property
+    def text(self) -> str:
+        if self.headers.get("Content-Encoding") == "gzip":
+            return gzip.decompress(self.body).decode()
+        return self.body.decode()
+
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class LoopbackServer:
+    """A real HTTP/1.1 server on 127.0.0.1 that answers by a Python function."""
+
+    respond: Callable[[Received], Reply]
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def loopback() -> Iterator[Callable[[Callable[[Received], Reply]], LoopbackServer]]:
+    """Start loopback servers on demand; stop them after the test."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(
+        respond: Callable[[Received], Reply], *, tls: tuple[str, str] | None = None
+    ) -> LoopbackServer:
+        """Serve `respond` on a free port; `tls` is (certificate file, key file)."""
+        state = LoopbackServer(respond, tls=tls is not None)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = Received(
+                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+                )
+                state.received.append(request)
+                status, headers, body = state.respond(request)
+                request.status = status
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _handle  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        servers.append(server)
+        state.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return state
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def ok(_request: Received) -> Reply:
+    return 204, {}, b""
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (certificate file, key file), made by openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is needed to make a test certificate: apt-get install -y openssl")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+# --- helpers: events ------------------------------------------------------------
+
+
+def events_all_types(prefix: str, count: int, *, start_ns: int = BASE_NS) -> list[MetricEvent]:
+    """`count` events exercising every field type InfluxDB 1.6 stores and hostile names."""
+    events = []
+    for i in range(count):
+        text = HOSTILE_STRINGS[i % len(HOSTILE_STRINGS)] + f" #{i}"
+        events.append(
+            MetricEvent(
+                f"{prefix} cpu,load=x" if i % 2 else f"{prefix}_plain",
+                tags={
+                    "host name": f"h {i % 7}",
+                    "k,=ey": "v,a=l ue",
+                    "région": "é☃",
+                    "path": "C:\\dir\\file",
+                },
+                fields={
+                    "float": (i - count / 2) * 0.37 + 1e-9 * i,
+                    "int": (i * 7_919) * (-1) ** i,
+                    "big": 2**63 - 1 - i,
+                    "small": -(2**63) + i,
+                    "flag": i % 3 == 0,
+                    "text": text,
+                    "f k,=ey": 1.5 * i,
+                },
+                timestamp_ns=start_ns + i * 1_000_000_000,
+            )
+        )
+    return events
+
+
+def numeric_events(prefix: str, count: int) -> list[MetricEvent]:
+    """Events VictoriaMetrics stores exactly: numbers with at most 12 significant digits."""
+    now_ms = time.time_ns() // 1_000_000 - 3_600_000
+    return [
+        MetricEvent(
+            prefix if i % 2 else f"{prefix} sp,ace",
+            tags={"host name": f"h {i % 5}", "k,=ey": "v,a=l ue", "uni": "é☃"},
+            fields={
+                "float": i * 0.25 - 100.5,
+                "int": i * 1_000_003 - 7,
+                "flag": i % 2 == 0,
+                "f k,=ey": -1.5 * i,
+            },
+            timestamp_ns=(now_ms + i) * 1_000_000 + 123_456,
+        )
+        for i in range(count)
+    ]
+
+
+def expected_vm(
+    events: list[MetricEvent],
+) -> list[tuple[str, tuple[tuple[str, str], ...], int, float]]:
+    """VictoriaMetrics' view: one series per field (measurement_field), ms, float64."""
+    return sorted(
+        (
+            f"{e.measurement}_{key}",
+            tuple(sorted(e.tags.items())),
+            e.timestamp_ns // 1_000_000,
+            float(value),
+        )
+        for e in events
+        for key, value in e.fields.items()
+    )
+
+
+def write_batches(sink: InfluxDBSink, events: list[MetricEvent], size: int = 1000) -> None:
+    for start in range(0, len(events), size):
+        payload = sink.prepare(EventBatch(events[start : start + size]))
+        sink.write(payload)
+        assert payload.done
+
+
+# --- fixtures -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def v1_server() -> str:
+    require_url("InfluxDB 1.6 (v1 API)", INFLUXDB_V1_URL)
+    return INFLUXDB_V1_URL
+
+
+@pytest.fixture(scope="module")
+def vm_server() -> Iterator[str]:
+    """VictoriaMetrics; the series this run wrote are deleted afterwards."""
+    require_url("VictoriaMetrics", VM_URL)
+    yield VM_URL
+    match = urllib.parse.urlencode({"match[]": f'{{__name__=~"ms(v2|st)_{RUN_ID}.*"}}'})
+    urllib.request.urlopen(
+        f"{VM_URL}/api/v1/admin/tsdb/delete_series", data=match.encode(), timeout=30
+    ).read()
+
+
+@pytest.fixture(scope="module")
+def auth_server() -> str:
+    require_url("InfluxDB 1.6 with auth", INFLUXDB_AUTH_URL)
+    return INFLUXDB_AUTH_URL
+
+
+@pytest.fixture
+def fresh_db(v1_server: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new database on the shared InfluxDB 1.6, dropped after the test."""
+    db = f"ms_{RUN_ID}_{request.node.name}"[:120].translate(str.maketrans("[]-.", "____"))
+    create_database(v1_server, db)
+    yield db
+    drop_database(v1_server, db)
+
+
+@pytest.fixture(scope="module")
+def small_influxd() -> Iterator[InfluxdProcess]:
+    """A private InfluxDB 1.6 that refuses bodies over 20,000 bytes (413)."""
+    binary = require_influxd()
+    with InfluxdProcess(binary, http_options={"max-body-size": 20_000}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def influxd() -> Iterator[InfluxdProcess]:
+    """A private InfluxDB 1.6 for tests that stop it or change its limits."""
+    binary = require_influxd()
+    with InfluxdProcess(binary) as server:
+        yield server
+
+
+# --- tests ----------------------------------------------------------------------
+
+
+class TestConstruction:
+    """The constructor validates every option and names the bad one."""
+
+    @pytest.mark.parametrize(
+        ("kwargs", "option"),
+        [
+            ({"url": "ftp://h:1"}, "url"),
+            ({"url": ""}, "url"),
+            ({"url": "http://"}, "url"),
+            ({"url": "http://h:99999"}, "url"),
+            ({"url": "http://u:p@h:8086"}, "url"),
+            ({"url": "http://h:8086?db=x"}, "url"),
+            ({"api": "v3"}, "api"),
+            ({"precision": "n"}, "precision"),
+            ({"precision": "h"}, "precision"),
+            ({"timeout": 0}, "timeout"),
+            ({"timeout": -1.0}, "timeout"),
+            ({"timeout": math.inf}, "timeout"),
+            ({"timeout": True}, "timeout"),
+            ({"gzip": "yes"}, "gzip"),
+            ({"verify_ssl": 1}, "verify_ssl"),
+            ({"ssl_ca_cert": "/nonexistent/ca.pem"}, "ssl_ca_cert"),
+            ({"name": ""}, "name"),
+            ({"bucket": ""}, "bucket"),
+            ({"bucket": None}, "bucket"),
+            ({"org": None}, "org"),
+            ({"database": "db"}, "database"),
+            ({"retention_policy": "rp"}, "retention_policy"),
+            ({"username": "u", "password": "p"}, "username"),
+        ],
+    )
+    def test_v2_bad_option_is_named(self, kwargs: dict[str, Any], option: str) -> None:
+        options: dict[str, Any] = {"url": "http://127.0.0.1:8086", "org": "o", "bucket": "b"}
+        options.update(kwargs)
+        with pytest.raises(ConfigError) as info:
+            InfluxDBSink(options.pop("url"), **options)
+        assert info.value.option == option
+
+    @pytest.mark.parametrize(
+        ("kwargs", "option"),
+        [
+            ({"database": None}, "database"),
+            ({"database": ""}, "database"),
+            ({"token": "t"}, "token"),
+            ({"org": "o"}, "org"),
+            ({"bucket": "b"}, "bucket"),
+            ({"username": "u"}, "password"),
+            ({"password": "p"}, "username"),
+            ({"retention_policy": ""}, "retention_policy"),
+        ],
+    )
+    def test_v1_bad_option_is_named(self, kwargs: dict[str, Any], option: str) -> None:
+        options: dict[str, Any] = {"api": "v1", "database": "db"}
+        options.update(kwargs)
+        with pytest.raises(ConfigError) as info:
+            InfluxDBSink("http://127.0.0.1:8086", **options)
+        assert info.value.option == option
+
+    def test_v2_requires_org_and_says_servers_that_ignore_it_take_any(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            InfluxDBSink("http://127.0.0.1:8428", bucket="b")
+        assert str(info.value) == (
+            "org: required with api='v2': InfluxDB 2.x needs the organization; "
+            "VictoriaMetrics and InfluxDB 3 ignore it, so any name works there"
+        )
+
+    def test_credentials_in_the_url_are_refused_without_echoing_them(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            InfluxDBSink("http://admin:hunter2@127.0.0.1:8086", api="v1", database="db")
+        assert "hunter2" not in str(info.value)
+
+    def test_defaults_are_v2_ns_gzip_10s_named_influxdb(self) -> None:
+        sink = InfluxDBSink("http://127.0.0.1:8086/", org="o", bucket="b")
+        assert (sink.name, sink.api, sink.url, sink.precision, sink.gzip, sink.timeout) == (
+            "influxdb", "v2", "http://127.0.0.1:8086", "ns", True, 10.0
+        )  # fmt: skip
+        sink.close()
+
+    def test_path_prefix_is_kept(self) -> None:
+        sink = InfluxDBSink("https://proxy.example:443/influx/", api="v1", database="d")
+        assert sink.url == "https://proxy.example:443/influx"
+        sink.close()
+
+    def test_satisfies_the_sink_protocol(self) -> None:
+        sink = InfluxDBSink("http://127.0.0.1:8086", api="v1", database="d")
+        assert isinstance(sink, Sink)
+        sink.close()
+
+    def test_importing_the_sinks_package_does_not_import_influxdb_client(self) -> None:
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, metricstream.sinks, metricstream.sinks.influxdb; "
+            "print(sorted(m for m in ('influxdb_client', 'urllib3') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip() == "[]"
+
+
+class TestRedaction:
+    """Passwords and tokens appear in no repr or error message."""
+
+    def test_repr_v1_hides_password_and_user(self) -> None:
+        sink = InfluxDBSink(
+            "http://127.0.0.1:8086", api="v1", database="db", username="admin", password="s3cr3t"
+        )
+        assert repr(sink) == (
+            "InfluxDBSink(name='influxdb', url='http://127.0.0.1:8086', api='v1', "
+            "database='db', retention_policy=None, precision='ns', gzip=True)"
+        )
+        sink.close()
+
+    def test_repr_v2_hides_token(self) -> None:
+        sink = InfluxDBSink("http://127.0.0.1:8086", org="o", bucket="b", token="tok-XYZ")
+        assert "tok-XYZ" not in repr(sink)
+        assert repr(sink) == (
+            "InfluxDBSink(name='influxdb', url='http://127.0.0.1:8086', api='v2', "
+            "org='o', bucket='b', precision='ns', gzip=True)"
+        )
+        sink.close()
+
+    def test_url_errors_hide_the_password(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            from_url("influxdb://admin:s3cr3t@127.0.0.1:8086/db?bogus=1")
+        assert info.value.option == "bogus"
+        assert "s3cr3t" not in str(info.value)
+        assert "admin:***@" in str(info.value)
+
+    def test_token_in_url_is_hidden_in_errors(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            from_url("influxdb2://127.0.0.1:8086?bucket=b&org=o&token=tok-XYZ&nope=1")
+        assert "tok-XYZ" not in str(info.value)
+
+
+class TestFromUrl:
+    """influxdb:// and influxdb2:// URLs map onto constructor options."""
+
+    def test_v1_url_with_everything(self) -> None:
+        sink = from_url(
+            "influxdb://ad%40min:p%3Ass@127.0.0.1:9999/my%20db"
+            "?rp=week&precision=ms&gzip=false&timeout=2.5&name=metrics&tls=true&verify_ssl=0"
+        )
+        assert (sink.api, sink.url, sink.database, sink.retention_policy, sink.precision) == (
+            "v1", "https://127.0.0.1:9999", "my db", "week", "ms"
+        )  # fmt: skip
+        assert (sink.gzip, sink.timeout, sink.name, sink.verify_ssl) == (
+            False,
+            2.5,
+            "metrics",
+            False,
+        )
+        assert sink._username == "ad@min"
+        assert "p:ss" not in repr(sink)
+        sink.close()
+
+    def test_v1_default_port_and_plain_http(self) -> None:
+        sink = sink_from_url("influxdb://db.example/metrics")
+        assert isinstance(sink, InfluxDBSink)
+        assert (sink.url, sink.database, sink.gzip) == ("http://db.example:8086", "metrics", True)
+        sink.close()
+
+    def test_v2_url_sets_org_bucket_precision_and_gzip(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("INFLUX_TOKEN", raising=False)
+        sink = from_url("influxdb2://127.0.0.1:8428?org=o&bucket=b&precision=s&gzip=1")
+        assert (sink.api, sink.url, sink.org, sink.bucket, sink.precision, sink.gzip) == (
+            "v2", "http://127.0.0.1:8428", "o", "b", "s", True
+        )  # fmt: skip
+        assert sink._transport_has_token() is False
+        sink.close()
+
+    def test_v2_token_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("INFLUX_TOKEN", "env-token")
+        sink = from_url("influxdb2://127.0.0.1:8428?org=o&bucket=b")
+        assert sink._transport.client.token == "env-token"
+        sink.close()
+
+    def test_v2_token_in_url_beats_environment_and_override_beats_both(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("INFLUX_TOKEN", "env-token")
+        sink = from_url("influxdb2://h:1?org=o&bucket=b&token=url-token")
+        assert sink._transport.client.token == "url-token"
+        sink.close()
+        sink = from_url("influxdb2://h:1?org=o&bucket=b&token=url-token", token="kw-token")
+        assert sink._transport.client.token == "kw-token"
+        sink.close()
+
+    def test_token_variable_expanded_by_sink_from_url(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("MY_TOKEN", "expanded")
+        sink = sink_from_url("influxdb2://h:1?org=o&bucket=b&token=${MY_TOKEN}")
+        assert sink._transport.client.token == "expanded"
+        sink.close()
+
+    def test_overrides_replace_url_options(self) -> None:
+        sink = from_url("influxdb://h/db?precision=s", precision="us", name="n2", gzip=False)
+        assert (sink.precision, sink.name, sink.gzip) == ("us", "n2", False)
+        sink.close()
+
+    def test_ipv6_host(self) -> None:
+        sink = from_url("influxdb://[::1]:8086/db")
+        assert sink.url == "http://[::1]:8086"
+        sink.close()
+
+    @pytest.mark.parametrize(
+        ("url", "option"),
+        [
+            ("influxdb://h:8086", "database"),
+            ("influxdb://h:8086/", "database"),
+            ("influxdb://h:8086/db/rp", "database"),
+            ("influxdb://h:8086/db?org=o", "org"),
+            ("influxdb://h:8086/db?gzip=maybe", "gzip"),
+            ("influxdb://h:8086/db?tls=yesplease", "tls"),
+            ("influxdb://h:8086/db?timeout=soon", "timeout"),
+            ("influxdb://h:8086/db?timeout=0", "timeout"),
+            ("influxdb://h:8086/db?precision=h", "precision"),
+            ("influxdb://h:8086/db?rp=a&rp=b", "rp"),
+            ("influxdb://h:port/db", "url"),
+            ("influxdb:///db", "url"),
+            ("influxdb2://h:8086?org=o", "bucket"),
+            ("influxdb2://h:8086?bucket=b", "org"),
+            ("influxdb2://h:8086/b?org=o&bucket=b", "url"),
+            ("influxdb2://u:p@h:8086?org=o&bucket=b", "url"),
+            ("influxdb2://h:8086?org=o&bucket=b&rp=x", "rp"),
+            ("influxdb2://h:8086?org=o&bucket=b&database=x", "database"),
+            ("http://h:8086", "url"),
+        ],
+    )
+    def test_bad_url_names_the_option(self, url: str, option: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            from_url(url)
+        assert info.value.option == option
+
+    @pytest.mark.parametrize(("key", "value"), [("api", "v2"), ("colour", "red")])
+    def test_bad_override_names_it(self, key: str, value: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            from_url("influxdb://h/db", **{key: value})
+        assert info.value.option == key
+
+
+class TestCompressionChoice:
+    """gzip=None follows the streamer's compression; an explicit gzip wins."""
+
+    @pytest.mark.parametrize(
+        ("own", "streamer", "expected"),
+        [
+            (None, None, True),
+            (None, Compression.NONE, False),
+            (None, Compression.GZIP, True),
+            (None, Compression.ZSTD, True),
+            (None, "none", False),
+            (True, Compression.NONE, True),
+            (False, Compression.GZIP, False),
+            (False, Compression.ZSTD, False),
+        ],
+    )
+    def test_inherit_compression(
+        self, own: bool | None, streamer: Compression | str | None, expected: bool
+    ) -> None:
+        sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", gzip=own)
+        sink.inherit_compression(streamer)
+        assert sink.gzip is expected
+        payload = sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})]))
+        assert payload.gzipped is expected
+        sink.close()
+
+    def test_unknown_codec_is_a_config_error(self) -> None:
+        sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d")
+        with pytest.raises(ConfigError) as info:
+            sink.inherit_compression("brotli")
+        assert info.value.option == "compression"
+        sink.close()
+
+
+class TestPrepare:
+    """prepare() shares the batch's line protocol and compresses it once."""
+
+    def test_payload_shares_the_batch_encoding(self) -> None:
+        batch = EventBatch([MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(3)])
+        sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", precision="us")
+        payload = sink.prepare(batch)
+        assert payload.line_protocol is batch.influx_bytes("us")
+        assert gzip.decompress(payload.body) == b"m v=0i 0\nm v=1i 0\nm v=2i 0"
+        assert (len(payload), payload.events_written, payload.done) == (3, 0, False)
+        sink.close()
+
+    def test_uncompressed_body_is_the_line_protocol_itself(self) -> None:
+        batch = EventBatch([MetricEvent("m", fields={"v": 1.5}, timestamp_ns=5)])
+        sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", gzip=False)
+        payload = sink.prepare(batch)
+        assert payload.body is payload.line_protocol
+        assert payload.body == b"m v=1.5 5"
+        sink.close()
+
+    def test_empty_batch_sends_nothing(self, loopback: Callable[..., LoopbackServer]) -> None:
+        server = loopback(ok)
+        sink = InfluxDBSink(server.url, api="v1", database="d")
+        payload = sink.prepare(EventBatch([]))
+        sink.write(payload)
+        assert (payload.done, server.received) == (True, [])
+        sink.close()
+
+
+class TestWire:
+    """What goes over the wire, seen by a real HTTP server on loopback."""
+
+    def test_v1_request_has_the_query_basic_auth_and_one_gzip_layer(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(ok)
+        sink = InfluxDBSink(
+            server.url, api="v1", database="my db", retention_policy="r&p",
+            username="admin", password="pa:ss", precision="us",
+        )  # fmt: skip
+        batch = EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1_234_567)])
+        sink.write(sink.prepare(batch))
+        (request,) = server.received
+        assert (request.method, request.path) == ("POST", "/write?db=my+db&rp=r%26p&precision=u")
+        assert (
+            request.headers["Authorization"] == "Basic " + base64.b64encode(b"admin:pa:ss").decode()
+        )
+        assert request.headers["Content-Encoding"] == "gzip"
+        assert request.headers["Content-Type"] == "text/plain; charset=utf-8"
+        # Decompressing once gives the line protocol: the body is not compressed twice.
+        assert gzip.decompress(request.body) == b"m v=1i 1234"
+        sink.close()
+
+    @pytest.mark.parametrize(
+        ("precision", "sent"), [("ns", "n"), ("us", "u"), ("ms", "ms"), ("s", "s")]
+    )
+    def test_v1_precision_names(
+        self, loopback: Callable[..., LoopbackServer], precision: str, sent: str
+    ) -> None:
+        server = loopback(ok)
+        sink = InfluxDBSink(server.url, api="v1", database="d", precision=precision)
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert server.received[0].path == f"/write?db=d&precision={sent}"
+        sink.close()
+
+    def test_v2_request_through_influxdb_client(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(ok)
+        sink = InfluxDBSink(server.url, org="my org", bucket="b/rp", token="tok", precision="ms")
+        batch = EventBatch([MetricEvent("m", fields={"v": True}, timestamp_ns=1_234_567_890)])
+        sink.write(sink.prepare(batch))
+        (request,) = server.received
+        assert request.method == "POST"
+        assert request.path == "/api/v2/write?org=my+org&bucket=b%2Frp&precision=ms"
+        assert request.headers["Authorization"] == "Token tok"
+        assert request.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(request.body) == b"m v=true 1234"
+        sink.close()
+
+    def test_v2_uncompressed_body_has_no_content_encoding(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(ok)
+        sink = InfluxDBSink(server.url, org="o", bucket="b", gzip=False)
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": "x"}, timestamp_ns=1)])))
+        (request,) = server.received
+        assert "Content-Encoding" not in request.headers
+        assert request.body == b'm v="x" 1'
+        sink.close()
+
+
+class TestClose:
+    """close() releases connections once; the sink refuses work afterwards."""
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_close_is_idempotent_and_final(
+        self, loopback: Callable[..., LoopbackServer], api: str
+    ) -> None:
+        server = loopback(ok)
+        sink = make_sink(server.url, api)
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.close()
+        sink.close()
+        payload = sink.prepare(EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=2)]))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert str(info.value) == "sink 'influxdb' is closed"
+        with pytest.raises(PermanentSinkError):
+            sink.check()
+        assert [r.text for r in server.received if r.method == "POST"] == ["m v=1i 1"]
+
+
+class TestTls:
+    """https: the certificate is verified against a CA file, or not at all when asked."""
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_verified_with_the_ca_file(
+        self, loopback: Callable[..., LoopbackServer], certificate: tuple[str, str], api: str
+    ) -> None:
+        server = loopback(ok, tls=certificate)
+        sink = make_sink(server.url, api, ssl_ca_cert=certificate[0])
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        assert [r.text for r in server.received] == ["m v=1i 1"]
+        assert sink.check() is None
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_unknown_certificate_is_transient_and_named(
+        self, loopback: Callable[..., LoopbackServer], certificate: tuple[str, str], api: str
+    ) -> None:
+        server = loopback(ok, tls=certificate)
+        sink = make_sink(server.url, api)
+        with pytest.raises(TransientSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        message = str(info.value)
+        assert message.startswith(
+            f"write to {server.url} failed: SSLError: [SSL: CERTIFICATE_VERIFY_FAILED] "
+            "certificate verify failed: self-signed certificate"
+        )
+        assert "\n" not in message
+        assert server.received == []
+        sink.close()
+
+    @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_verification_switched_off(
+        self, loopback: Callable[..., LoopbackServer], certificate: tuple[str, str], api: str
+    ) -> None:
+        server = loopback(ok, tls=certificate)
+        sink = make_sink(server.url, api, verify_ssl=False)
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=1)])))
+        assert [r.text for r in server.received] == ["m v=2i 1"]
+        sink.close()
+
+    def test_url_with_tls_and_ca_file(
+        self, loopback: Callable[..., LoopbackServer], certificate: tuple[str, str]
+    ) -> None:
+        server = loopback(ok, tls=certificate)
+        query = urllib.parse.urlencode({"tls": "true", "ssl_ca_cert": certificate[0]})
+        sink = sink_from_url(f"influxdb://127.0.0.1:{server.port}/db?{query}")
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 3}, timestamp_ns=1)])))
+        assert [(r.path, r.text) for r in server.received] == [
+            ("/write?db=db&precision=n", "m v=3i 1")
+        ]
+        sink.close()
+
+
+class TestRetryAfter:
+    """Retry-After is read as delay-seconds or an HTTP-date."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("120", 120.0),
+            (" 7 ", 7.0),
+            ("0", 0.0),
+            ("1.5", 1.5),
+            ("-1", None),
+            ("nan", None),
+            ("inf", None),
+            ("", None),
+            (None, None),
+            ("soon", None),
+            ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+            ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+            ("Wednesday, 21-Oct-15 07:28:10 GMT", 10.0),
+        ],
+    )
+    def test_parse_seconds_and_http_dates(self, value: str | None, expected: float | None) -> None:
+        now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc).timestamp()
+        assert parse_retry_after(value, now=now) == expected
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_429_with_seconds_is_transient_with_retry_after(
+        self, loopback: Callable[..., LoopbackServer], api: str
+    ) -> None:
+        server = loopback(lambda _r: (429, {"Retry-After": "7"}, b'{"error":"slow down"}'))
+        sink = make_sink(server.url, api)
+        with pytest.raises(TransientSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert info.value.retry_after == 7.0
+        assert str(info.value) == f"write to {server.url} failed: HTTP 429: slow down"
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_503_with_http_date(self, loopback: Callable[..., LoopbackServer], api: str) -> None:
+        """An HTTP-date already past means "retry now": retry_after is 0 s."""
+        when = format_datetime(datetime(2015, 10, 21, 7, 28, tzinfo=timezone.utc), usegmt=True)
+        server = loopback(lambda _r: (503, {"Retry-After": when}, b"maintenance"))
+        sink = make_sink(server.url, api)
+        with pytest.raises(TransientSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert info.value.retry_after == 0.0
+        assert str(info.value) == f"write to {server.url} failed: HTTP 503: maintenance"
+        sink.close()
+
+    @pytest.mark.parametrize(("status", "api"), [(500, "v1"), (502, "v2"), (408, "v1")])
+    def test_other_retryable_statuses_have_no_retry_after(
+        self, loopback: Callable[..., LoopbackServer], status: int, api: str
+    ) -> None:
+        server = loopback(lambda _r: (status, {}, b""))
+        sink = make_sink(server.url, api)
+        with pytest.raises(TransientSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert info.value.retry_after is None
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_other_4xx_is_permanent_rejection(
+        self, loopback: Callable[..., LoopbackServer], api: str
+    ) -> None:
+        server = loopback(lambda _r: (422, {}, b'{"message":"partial write: bad line"}'))
+        sink = make_sink(server.url, api)
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert (info.value.reason, info.value.unhealthy) == ("rejected", False)
+        assert str(info.value) == f"write to {server.url} failed: HTTP 422: partial write: bad line"
+        sink.close()
+
+
+class TestStatusMapping:
+    """Statuses not covered by the real-server tests, from a loopback server."""
+
+    @pytest.mark.parametrize(
+        ("token", "who"),
+        [("tok-SECRET", "the server refused the token"), (None, "no token was given")],
+    )
+    @pytest.mark.parametrize(
+        ("status", "verb"), [(401, "authentication failed"), (403, "permission denied")]
+    )
+    def test_v2_401_and_403_are_permanent_unhealthy_and_never_show_the_token(
+        self,
+        loopback: Callable[..., LoopbackServer],
+        token: str | None,
+        who: str,
+        status: int,
+        verb: str,
+    ) -> None:
+        body = b'{"code":"unauthorized","message":"unauthorized access"}'
+        server = loopback(lambda _r: (status, {"Content-Type": "application/json"}, body))
+        sink = InfluxDBSink(server.url, org="o", bucket="b", token=token)
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == (
+            f"write to {server.url} failed: {verb}: {who}: HTTP {status}: unauthorized access"
+        )
+        assert info.value.unhealthy is True
+        sink.close()
+
+    def test_v2_404_names_bucket_and_org(self, loopback: Callable[..., LoopbackServer]) -> None:
+        body = b'{"code":"not found","message":"bucket \\"b\\" not found"}'
+        server = loopback(lambda _r: (404, {}, body))
+        sink = InfluxDBSink(server.url, org="o", bucket="b")
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == (
+            f"write to {server.url} failed: bucket 'b' or org 'o' not found (or the server has "
+            "no /api/v2/write; for InfluxDB 1.x use api='v1'): HTTP 404: bucket \"b\" not found"
+        )
+        assert info.value.unhealthy is True
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_redirect_is_permanent_and_names_the_target_without_secrets(
+        self, loopback: Callable[..., LoopbackServer], api: str
+    ) -> None:
+        server = loopback(lambda _r: (307, {"Location": "https://u:pw@elsewhere:8086/"}, b""))
+        sink = make_sink(server.url, api)
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == (
+            f"write to {server.url} failed: HTTP 307: redirected to "
+            "'https://u:***@elsewhere:8086/'; point url at that address"
+        )
+        assert len(server.received) == 1
+        sink.close()
+
+    def test_error_message_falls_back_to_the_x_influxdb_error_header(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(lambda _r: (400, {"X-Influxdb-Error": "bad thing"}, b""))
+        sink = make_sink(server.url, "v1")
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == f"write to {server.url} failed: HTTP 400: bad thing"
+        sink.close()
+
+
+def make_sink(url: str, api: str, **kwargs: Any) -> InfluxDBSink:
+    if api == "v1":
+        return InfluxDBSink(url, api="v1", database="d", **kwargs)
+    return InfluxDBSink(url, org="o", bucket="b", **kwargs)
+
+
+class TestSplitting:
+    """413 splits a batch; every event is written exactly once, even across retries."""
+
+    @staticmethod
+    def limited(max_lines: int, fail_on: set[int] | None = None) -> Callable[[Received], Reply]:
+        """Answer 413 above `max_lines` lines, and 503 to the listed (1-based) other requests."""
+        seen = [0]
+        fail = fail_on or set()
+
+        def respond(request: Received) -> Reply:
+            if request.text.count("\n") + 1 > max_lines:
+                return 413, {}, b'{"error":"Request Entity Too Large"}'
+            seen[0] += 1
+            if seen[0] in fail:
+                return 503, {"Retry-After": "1"}, b"busy"
+            return 204, {}, b""
+
+        return respond
+
+    @staticmethod
+    def accepted_lines(server: LoopbackServer) -> list[str]:
+        """The lines of every request the server answered with 204, in order."""
+        return [
+            line
+            for request in server.received
+            if request.status == 204
+            for line in request.text.split("\n")
+        ]
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_split_writes_each_event_once_in_order(
+        self, loopback: Callable[..., LoopbackServer], api: str
+    ) -> None:
+        server = loopback(self.limited(3))
+        sink = make_sink(server.url, api)
+        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        payload = sink.prepare(EventBatch(events))
+        sink.write(payload)
+        assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(10)]
+        # 10 -> 5+5 -> (2+3)+(2+3): one 413 each for the 10 and the two 5s.
+        assert [r.status for r in server.received] == [413, 413, 204, 204, 413, 204, 204]
+        assert (payload.events_written, payload.events_rejected, payload.done) == (10, 0, True)
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_retry_after_partial_split_resends_only_the_rest(
+        self, loopback: Callable[..., LoopbackServer], api: str
+    ) -> None:
+        server = loopback(self.limited(5, fail_on={2}))
+        sink = make_sink(server.url, api)
+        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        payload = sink.prepare(EventBatch(events))
+        with pytest.raises(TransientSinkError) as info:
+            sink.write(payload)
+        assert info.value.retry_after == 1.0
+        assert (payload.events_written, payload.done) == (5, False)
+        sink.write(payload)  # what the lane's retry does
+        assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(10)]
+        assert (payload.events_written, payload.done) == (10, True)
+        sink.write(payload)  # a completed payload sends nothing more
+        assert len(server.received) == 4
+        sink.close()
+
+    def test_single_line_still_too_large_is_rejected_others_written(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        def respond(request: Received) -> Reply:
+            if len(request.text) > 40:
+                return 413, {}, b'{"error":"Request Entity Too Large"}'
+            return 204, {}, b""
+
+        server = loopback(respond)
+        sink = make_sink(server.url, "v1")
+        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(4)]
+        events.insert(2, MetricEvent("m", fields={"v": "x" * 100}, timestamp_ns=99))
+        payload = sink.prepare(EventBatch(events))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert info.value.reason == "rejected"
+        assert info.value.unhealthy is False
+        assert str(info.value).startswith(
+            "4 of 5 events written; event 2 of the batch is too large for the server even alone"
+        )
+        assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(4)]
+        assert (payload.events_written, payload.events_rejected, payload.done) == (4, 1, True)
+        sink.close()
+
+
+class TestV1RoundTrip:
+    """Thousands of events through the v1 API into InfluxDB 1.6, read back exactly."""
+
+    @pytest.mark.parametrize("gzip_on", [True, False])
+    @pytest.mark.parametrize("precision", ["ns", "us", "ms", "s"])
+    def test_every_event_every_value(self, fresh_db: str, precision: str, gzip_on: bool) -> None:
+        events = events_all_types(f"rt {precision}", 2500)
+        sink = InfluxDBSink(
+            INFLUXDB_V1_URL, api="v1", database=fresh_db, precision=precision, gzip=gzip_on
+        )
+        write_batches(sink, events)
+        assert influx_rows(INFLUXDB_V1_URL, fresh_db) == expected_rows(events, precision)
+        sink.check()
+        sink.close()
+
+    def test_sub_precision_digits_are_truncated_toward_zero(self, fresh_db: str) -> None:
+        events = [
+            MetricEvent("trunc", fields={"v": 1}, timestamp_ns=BASE_NS + 999_999_999),
+            MetricEvent("trunc", fields={"v": 2}, timestamp_ns=-1),
+        ]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision="s")
+        write_batches(sink, events)
+        stored = [(r[1], r[3][0][2]) for r in influx_rows(INFLUXDB_V1_URL, fresh_db)]
+        assert sorted(stored) == [(0, 2), (BASE_NS, 1)]
+        sink.close()
+
+    def test_largest_string_value(self, fresh_db: str) -> None:
+        text = "é" * (32 * 1024)  # 64 KiB of UTF-8, the most an event accepts
+        events = [MetricEvent("big", fields={"s": text}, timestamp_ns=BASE_NS)]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        write_batches(sink, events)
+        assert influx_rows(INFLUXDB_V1_URL, fresh_db) == expected_rows(events)
+        sink.close()
+
+    def test_timestamp_range_edges_that_influxdb_stores(self, fresh_db: str) -> None:
+        events = [
+            MetricEvent("edge", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS),
+            MetricEvent("edge", fields={"v": 2}, timestamp_ns=INFLUX_MAX_NS),
+            MetricEvent("edge", fields={"v": 3}, timestamp_ns=0),
+        ]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        write_batches(sink, events)
+        assert influx_rows(INFLUXDB_V1_URL, fresh_db) == expected_rows(events)
+        sink.close()
+
+    def test_writes_to_a_named_retention_policy(self, fresh_db: str) -> None:
+        influx_query(
+            INFLUXDB_V1_URL,
+            f'CREATE RETENTION POLICY "r p" ON "{fresh_db}" DURATION INF REPLICATION 1',
+        )
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, retention_policy="r p")
+        write_batches(sink, [MetricEvent("inrp", fields={"v": 1}, timestamp_ns=BASE_NS)])
+        q = 'SELECT "v" FROM "r p"."inrp"'
+        assert influx_query(INFLUXDB_V1_URL, q, db=fresh_db)["results"][0]["series"][0][
+            "values"
+        ] == [[BASE_NS, 1]]
+        sink.close()
+
+    def test_auth_server_with_right_credentials(self, auth_server: str) -> None:
+        measurement = f"auth_ok_{RUN_ID}"
+        sink = InfluxDBSink(
+            auth_server, api="v1", database="metricstream_test",
+            username=INFLUXDB_AUTH_USER, password=INFLUXDB_AUTH_PASSWORD,
+        )  # fmt: skip
+        events = [
+            MetricEvent(measurement, fields={"v": i}, timestamp_ns=BASE_NS + i) for i in range(50)
+        ]
+        write_batches(sink, events)
+        auth = (INFLUXDB_AUTH_USER, INFLUXDB_AUTH_PASSWORD)
+        q = f'SELECT "v" FROM "{measurement}"'
+        values = influx_query(auth_server, q, db="metricstream_test", auth=auth)
+        assert values["results"][0]["series"][0]["values"] == [[BASE_NS + i, i] for i in range(50)]
+        influx_query(
+            auth_server, f'DROP MEASUREMENT "{measurement}"', db="metricstream_test", auth=auth
+        )
+        sink.close()
+
+
+class TestV1Limits:
+    """What InfluxDB 1.6 refuses although events accept it."""
+
+    def test_unsigned_fields_are_refused_by_influxdb_1_6(self, fresh_db: str) -> None:
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        payload = sink.prepare(
+            EventBatch([MetricEvent("u", fields={"v": UInt(3)}, timestamp_ns=1)])
+        )
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert str(info.value) == (
+            f"write to {INFLUXDB_V1_URL} failed: HTTP 400: "
+            "unable to parse 'u v=3u 1': invalid number"
+        )
+        assert (info.value.reason, info.value.unhealthy) == ("rejected", False)
+        sink.close()
+
+    def test_field_key_with_backslash_before_space_is_refused(self, fresh_db: str) -> None:
+        """InfluxDB 1.6 reads ``\\\\ `` as an escaped backslash; see influxdb_16_reads_back."""
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        event = MetricEvent("bs", fields={"a\\ b": 1}, timestamp_ns=1)
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([event])))
+        assert str(info.value) == (
+            f"write to {INFLUXDB_V1_URL} failed: HTTP 400: "
+            "unable to parse 'bs a\\\\ b=1i 1': invalid field format"
+        )
+        sink.close()
+
+    @pytest.mark.parametrize("timestamp", [2**63 - 1, -(2**63), -(2**63) + 1])
+    def test_int64_extreme_timestamps_are_refused(self, fresh_db: str, timestamp: int) -> None:
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        payload = sink.prepare(
+            EventBatch([MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp)])
+        )
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert str(info.value).endswith(
+            f"HTTP 400: unable to parse 't v=1i {timestamp}': time outside range "
+            "-9223372036854775806 - 9223372036854775806"
+        )
+        sink.close()
+
+
+class TestV1Faults:
+    """Real failures of InfluxDB 1.6 map to the right error, with a clear message."""
+
+    def test_wrong_password_is_permanent_unhealthy_and_never_shows_the_password(
+        self, auth_server: str
+    ) -> None:
+        sink = InfluxDBSink(
+            auth_server, api="v1", database="metricstream_test",
+            username=INFLUXDB_AUTH_USER, password="wrong-Secret-42",
+        )  # fmt: skip
+        payload = sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})]))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert str(info.value) == (
+            f"write to {auth_server} failed: authentication failed for user "
+            f"{INFLUXDB_AUTH_USER!r}: HTTP 401: authorization failed"
+        )
+        assert (info.value.unhealthy, info.value.reason, info.value.sink) == (
+            True,
+            "rejected",
+            "influxdb",
+        )
+        assert (payload.events_written, payload.done) == (0, False)
+        # The server answers /ping, but the sink reports what stops every write.
+        with pytest.raises(PermanentSinkError) as checked:
+            sink.check()
+        assert checked.value is info.value
+        assert "wrong-Secret-42" not in repr(sink) + str(info.value)
+        sink.close()
+
+    def test_no_credentials_on_an_auth_server(self, auth_server: str) -> None:
+        sink = InfluxDBSink(auth_server, api="v1", database="metricstream_test")
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == (
+            f"write to {auth_server} failed: authentication failed: no username and password "
+            "were given: HTTP 401: unable to parse authentication credentials"
+        )
+        assert info.value.unhealthy is True
+        sink.close()
+
+    def test_user_without_write_permission_is_403(self, auth_server: str) -> None:
+        admin = (INFLUXDB_AUTH_USER, INFLUXDB_AUTH_PASSWORD)
+        user = f"reader_{RUN_ID}"
+        influx_query(auth_server, f"CREATE USER \"{user}\" WITH PASSWORD 'pw-{RUN_ID}'", auth=admin)
+        try:
+            sink = InfluxDBSink(
+                auth_server, api="v1", database="metricstream_test", username=user,
+                password=f"pw-{RUN_ID}",
+            )  # fmt: skip
+            with pytest.raises(PermanentSinkError) as info:
+                sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+            assert str(info.value) == (
+                f"write to {auth_server} failed: permission denied for user {user!r}: HTTP 403: "
+                f'"{user}" user is not authorized to write to database "metricstream_test"'
+            )
+            assert info.value.unhealthy is True
+            assert f"pw-{RUN_ID}" not in str(info.value)
+            sink.close()
+        finally:
+            influx_query(auth_server, f'DROP USER "{user}"', auth=admin)
+
+    def test_missing_database_names_it(self, v1_server: str) -> None:
+        db = f"missing_{RUN_ID}"
+        sink = InfluxDBSink(v1_server, api="v1", database=db)
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == (
+            f"write to {v1_server} failed: database {db!r} not found: HTTP 404: "
+            f'database not found: "{db}"'
+        )
+        assert (info.value.unhealthy, info.value.reason) == (True, "rejected")
+        with pytest.raises(PermanentSinkError):
+            sink.check()
+        sink.close()
+
+    def test_check_clears_once_a_write_succeeds(self, v1_server: str) -> None:
+        db = f"late_{RUN_ID}"
+        sink = InfluxDBSink(v1_server, api="v1", database=db)
+        with pytest.raises(PermanentSinkError):
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        create_database(v1_server, db)
+        try:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+            assert sink.check() is None
+        finally:
+            drop_database(v1_server, db)
+            sink.close()
+
+    def test_missing_retention_policy_is_permanent_not_retried(self, fresh_db: str) -> None:
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, retention_policy="nope")
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+        assert str(info.value) == (
+            f"write to {INFLUXDB_V1_URL} failed: retention policy 'nope' not found in database "
+            f"{fresh_db!r} (retention policy not found: nope)"
+        )
+        assert info.value.unhealthy is True
+        sink.close()
+
+    def test_field_type_conflict_is_rejected_with_the_servers_message(self, fresh_db: str) -> None:
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        write_batches(sink, [MetricEvent("conflict", fields={"v": 1.5}, timestamp_ns=BASE_NS)])
+        payload = sink.prepare(
+            EventBatch([MetricEvent("conflict", fields={"v": "text"}, timestamp_ns=BASE_NS + 1)])
+        )
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert str(info.value) == (
+            f"write to {INFLUXDB_V1_URL} failed: HTTP 400: partial write: field type conflict: "
+            'input field "v" on measurement "conflict" is type string, already exists as type '
+            "float dropped=1"
+        )
+        assert (info.value.reason, info.value.unhealthy) == ("rejected", False)
+        assert sink.check() is None  # a rejected batch does not make the sink unhealthy
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_connection_refused_is_transient(self, api: str) -> None:
+        url = f"http://127.0.0.1:{free_port()}"
+        sink = make_sink(url, api)
+        payload = sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})]))
+        with pytest.raises(TransientSinkError) as info:
+            sink.write(payload)
+        assert (
+            str(info.value)
+            == f"write to {url} failed: cannot connect: [Errno 111] Connection refused"
+        )
+        assert info.value.retry_after is None
+        with pytest.raises(TransientSinkError) as checked:
+            sink.check()
+        assert (
+            str(checked.value)
+            == f"ping to {url} failed: cannot connect: [Errno 111] Connection refused"
+        )
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_timeout_is_transient(self, loopback: Callable[..., LoopbackServer], api: str) -> None:
+        release = threading.Event()
+
+        def stall(_request: Received) -> Reply:
+            release.wait(10)
+            return 204, {}, b""
+
+        server = loopback(stall)
+        sink = make_sink(server.url, api, timeout=0.2)
+        try:
+            with pytest.raises(TransientSinkError) as info:
+                sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1})])))
+            assert str(info.value) == f"write to {server.url} failed: timed out (ReadTimeoutError)"
+        finally:
+            release.set()
+            sink.close()
+
+    def test_server_stopped_mid_stream_then_restarted(self, influxd: InfluxdProcess) -> None:
+        db = f"restart_{RUN_ID}"
+        influxd.create_database(db)
+        sink = InfluxDBSink(influxd.url, api="v1", database=db)
+        events = [MetricEvent("r", fields={"v": i}, timestamp_ns=BASE_NS + i) for i in range(3000)]
+        first = sink.prepare(EventBatch(events[:1000]))
+        second = sink.prepare(EventBatch(events[1000:2000]))
+        third = sink.prepare(EventBatch(events[2000:]))
+        sink.write(first)
+        influxd.stop()
+        with pytest.raises(TransientSinkError):
+            sink.write(second)
+        with pytest.raises(TransientSinkError):
+            sink.check()
+        influxd.start()
+        sink.write(second)
+        sink.write(third)
+        sink.check()
+        assert influx_rows(influxd.url, db) == expected_rows(events)
+        sink.close()
+
+
+class TestMaxBodySize:
+    """A real InfluxDB 1.6 with a small max-body-size: 413 splits, every event lands once."""
+
+    @pytest.mark.parametrize("gzip_on", [False, True])
+    def test_oversized_batches_are_split_and_fully_written(
+        self, small_influxd: InfluxdProcess, gzip_on: bool
+    ) -> None:
+        db = f"split_{RUN_ID}_{int(gzip_on)}"
+        small_influxd.create_database(db)
+        events = events_all_types("split", 3000)
+        sink = InfluxDBSink(small_influxd.url, api="v1", database=db, gzip=gzip_on)
+        payload = sink.prepare(EventBatch(events))
+        # InfluxDB 1.6 compares max-body-size with the bytes on the wire
+        # (compressed when gzipped).
+        assert len(payload.body) > 20_000
+        sink.write(payload)
+        assert (payload.events_written, payload.done) == (3000, True)
+        assert influx_rows(small_influxd.url, db) == expected_rows(events)
+        sink.close()
+
+    def test_single_event_over_the_limit_is_rejected_the_rest_written(
+        self, small_influxd: InfluxdProcess
+    ) -> None:
+        db = f"toolarge_{RUN_ID}"
+        small_influxd.create_database(db)
+        events = [MetricEvent("tl", fields={"v": i}, timestamp_ns=BASE_NS + i) for i in range(500)]
+        huge = MetricEvent("tl", fields={"v": 9999, "s": "x" * 30_000}, timestamp_ns=BASE_NS - 1)
+        sink = InfluxDBSink(small_influxd.url, api="v1", database=db, gzip=False)
+        payload = sink.prepare(EventBatch([*events[:250], huge, *events[250:]]))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert str(info.value) == (
+            "500 of 501 events written; event 250 of the batch is too large for the server "
+            f"even alone ({len(huge.to_influx_line().encode())} bytes): write to "
+            f"{small_influxd.url} failed: HTTP 413: Request Entity Too Large"
+        )
+        assert (payload.events_written, payload.events_rejected) == (500, 1)
+        assert influx_rows(small_influxd.url, db) == expected_rows(events)
+        sink.close()
+
+
+class TestV2VictoriaMetrics:
+    """The v2 API through influxdb-client into VictoriaMetrics, read back exactly."""
+
+    @pytest.mark.parametrize("precision", ["ns", "us", "ms", "s"])
+    def test_thousands_of_events_round_trip_exactly(self, vm_server: str, precision: str) -> None:
+        prefix = f"msv2_{RUN_ID}_{precision}"
+        events = numeric_events(prefix, 3000)
+        sink = InfluxDBSink(vm_server, org="ignored", bucket="ignored", precision=precision)
+        write_batches(sink, events)
+        truncated = [e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events]
+        expected = expected_vm(truncated)
+        assert vm_samples(vm_regex(prefix), len(expected)) == expected
+        sink.check()
+        sink.close()
+
+    def test_uncompressed_bodies_are_written_too(self, vm_server: str) -> None:
+        prefix = f"msv2_{RUN_ID}_plain"
+        events = numeric_events(prefix, 200)
+        sink = InfluxDBSink(vm_server, org="o", bucket="b", gzip=False)
+        write_batches(sink, events)
+        assert vm_samples(vm_regex(prefix), 800) == expected_vm(events)
+        sink.close()
+
+    def test_string_fields_are_accepted_and_numeric_siblings_stored(self, vm_server: str) -> None:
+        """VictoriaMetrics keeps numbers only; a string field must not fail the write."""
+        prefix = f"msv2_{RUN_ID}_str"
+        now_ns = (time.time_ns() // 1_000_000 - 60_000) * 1_000_000
+        events = [
+            MetricEvent(
+                prefix,
+                fields={"n": float(i), "s": f'te"xt {i}'},
+                timestamp_ns=now_ns + i * 1_000_000,
+            )
+            for i in range(10)
+        ]
+        sink = InfluxDBSink(vm_server, org="o", bucket="b")
+        write_batches(sink, events)
+        numeric = [s for s in vm_samples(vm_regex(prefix), 20) if s[0] == f"{prefix}_n"]
+        assert numeric == [
+            (f"{prefix}_n", (), now_ns // 1_000_000 + i, float(i)) for i in range(10)
+        ]
+        sink.close()
+
+
+class TestThroughStreamer:
+    """Events sent through an EventStreamer reach InfluxDB 1.6 and VictoriaMetrics."""
+
+    @staticmethod
+    def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition not met in time"
+            time.sleep(0.05)
+
+    def test_thousands_of_events_to_both_servers(self, fresh_db: str, vm_server: str) -> None:
+        prefix = f"msst_{RUN_ID}"
+        events = numeric_events(prefix, 5000)
+        v1 = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, name="influx1")
+        v2 = InfluxDBSink(vm_server, org="o", bucket="b", name="vm")
+        streamer = EventStreamer(
+            [v1, v2], batch_size=700, flush_interval=0.1, register_atexit=False
+        )
+        with streamer:
+            assert streamer.send_many(event.copy() for event in events) == 5000
+            assert streamer.flush(timeout=60) is True
+            health = streamer.health()
+        for name in ("influx1", "vm"):
+            sink = health.sinks[name]
+            assert (sink.events_accepted, sink.events_written, sink.events_dropped) == (
+                5000,
+                5000,
+                0,
+            )
+        assert influx_rows(INFLUXDB_V1_URL, fresh_db) == expected_rows(events)
+        expected = expected_vm(events)
+        assert vm_samples(vm_regex(prefix), len(expected)) == expected
+
+    def test_server_stopped_and_restarted_mid_stream(self, influxd: InfluxdProcess) -> None:
+        db = f"stream_restart_{RUN_ID}"
+        influxd.create_database(db)
+        sink = InfluxDBSink(influxd.url, api="v1", database=db, name="influx", timeout=2.0)
+        retry = RetryConfig(
+            max_retries=1000, initial_delay_ms=20, max_delay_ms=200, max_elapsed_ms=120_000
+        )
+        events = [MetricEvent("sr", fields={"v": i}, timestamp_ns=BASE_NS + i) for i in range(4000)]
+        streamer = EventStreamer(
+            [sink], batch_size=500, flush_interval=0.05, retry=retry, register_atexit=False
+        )
+        try:
+            assert streamer.send_many(e.copy() for e in events[:2000]) == 2000
+            assert streamer.flush(timeout=30) is True
+            influxd.stop()
+            assert streamer.send_many(e.copy() for e in events[2000:]) == 2000
+            self.wait_for(lambda: streamer.health().sinks["influx"].retries >= 3)
+            assert streamer.health().sinks["influx"].connected is False
+            influxd.start()
+            assert streamer.flush(timeout=60) is True
+            health = streamer.health().sinks["influx"]
+        finally:
+            assert streamer.shutdown(timeout=30) is True
+        assert (health.events_written, health.events_dropped, health.pending) == (4000, 0, 0)
+        assert health.retries >= 3
+        assert health.connected is True
+        assert influx_rows(influxd.url, db) == expected_rows(events)
+
+    def test_wrong_credentials_drop_as_rejected_and_mark_unhealthy(self, auth_server: str) -> None:
+        sink = InfluxDBSink(
+            auth_server,
+            api="v1",
+            database="metricstream_test",
+            username=INFLUXDB_AUTH_USER,
+            password="Wrong-pw-77",
+            name="influx",
+        )
+        streamer = EventStreamer([sink], batch_size=100, flush_interval=0.05, register_atexit=False)
+        with streamer:
+            streamer.send_many(MetricEvent("m", fields={"v": i}) for i in range(250))
+            assert streamer.flush(timeout=30) is True
+            health = streamer.health()
+        sink_health = health.sinks["influx"]
+        assert (sink_health.events_written, sink_health.dropped_by_reason["rejected"]) == (0, 250)
+        assert (health.healthy, sink_health.healthy, sink_health.connected) == (False, False, False)
+        assert sink_health.last_error == (
+            f"PermanentSinkError: write to {auth_server} failed: authentication failed for user "
+            f"{INFLUXDB_AUTH_USER!r}: HTTP 401: authorization failed"
+        )
+        assert "Wrong-pw-77" not in health.to_json()
+
+    @pytest.mark.parametrize(
+        ("streamer_compression", "own", "encoding"),
+        [
+            ("none", None, None),
+            ("zstd", None, "gzip"),
+            ("none", True, "gzip"),
+            ("gzip", False, None),
+        ],
+    )
+    def test_streamer_compression_is_the_default_and_the_sinks_own_wins(
+        self,
+        loopback: Callable[..., LoopbackServer],
+        streamer_compression: str,
+        own: bool | None,
+        encoding: str | None,
+    ) -> None:
+        server = loopback(ok)
+        sink = InfluxDBSink(server.url, api="v1", database="d", gzip=own)
+        with EventStreamer(
+            [sink], compression=streamer_compression, flush_interval=0.05, register_atexit=False
+        ) as streamer:
+            streamer.send(MetricEvent("m", fields={"v": 1}, timestamp_ns=1))
+            assert streamer.flush(timeout=10) is True
+        (request,) = [r for r in server.received if r.method == "POST"]
+        assert request.headers.get("Content-Encoding") == encoding
+        assert request.text == "m v=1i 1"
+
+
+# --- property: hostile but valid events round-trip through InfluxDB 1.6 ---------
+
+_NAME_CHARS = st.sampled_from([*" ,=\"'\\#\t.-_/:;{}[]()aZ09é☃𝄞日", "\\ ", "\\,", "\\="])
+_name_chars = _NAME_CHARS | st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\r")
+
+
+def influxdb_16_reads_back(name: str) -> bool:
+    """False for names InfluxDB 1.6 cannot store as written, although events accept them.
+
+    InfluxDB 1.6 reads a backslash as escaping whatever follows it, while line
+    protocol writes a literal backslash as is. So a literal backslash right
+    before a space, comma, ``=`` or ``"`` (written ``\\\\ ``, ``\\\\,``,
+    ``\\\\=``, ``\\"``) is misread:
+
+    - measurement: before a space or comma the point is lost after a 204 (the
+      series exists, its fields do not); before ``=`` or ``"`` the backslash
+      is dropped;
+    - field key: before a space, comma or ``=`` the write fails (400); before
+      ``"`` the backslash is dropped;
+    - tag key or value: the entry itself is stored right, but the server's
+      line splitter may then join the next line to it (400 for the batch).
+    """
+    return not any(f"\\{c}" in name for c in ' ,="')
+
+
+def influxdb_16_keeps_leading_char(name: str) -> bool:
+    """False for measurements and field keys that start with a tab or NUL.
+
+    InfluxDB 1.6 skips tabs and NULs at the start of a line and of the field
+    set, so ``"\\tcpu"`` is stored as ``"cpu"`` and a first field ``"\\x00v"``
+    as ``"v"`` (and ``"\\x00"`` alone leaves a line it cannot parse).
+    """
+    return not name.startswith(("\t", "\x00"))
+
+
+_names = (
+    st.lists(_name_chars, min_size=1, max_size=8)
+    .map("".join)
+    .filter(lambda s: not s.endswith("\\"))
+    .filter(influxdb_16_reads_back)
+)
+_keys = _names.filter(lambda s: s not in ("time", "_measurement", "_field"))
+_measurements = _names.filter(lambda s: not s.startswith("#")).filter(
+    influxdb_16_keeps_leading_char
+)
+_field_keys = _keys.filter(influxdb_16_keeps_leading_char)
+_strings = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40) | st.sampled_from(
+    HOSTILE_STRINGS
+)
+_values_by_type: dict[str, st.SearchStrategy[Any]] = {
+    "float": st.floats(allow_nan=False, allow_infinity=False),
+    "integer": st.integers(-(2**63), 2**63 - 1),
+    "boolean": st.booleans(),
+    "string": _strings,
+}
+
+
+@st.composite
+def hostile_batches(draw: st.DrawFn) -> tuple[list[MetricEvent], str]:
+    """Events with hostile names and values; each field key keeps one type per example."""
+    precision = draw(st.sampled_from(sorted(PRECISIONS)))
+    measurements = draw(st.lists(_measurements, min_size=1, max_size=3, unique=True))
+    field_types = draw(
+        st.dictionaries(
+            _field_keys, st.sampled_from(sorted(_values_by_type)), min_size=1, max_size=5
+        )
+    )
+    tag_keys = draw(st.lists(_keys, max_size=4, unique=True))
+    base = draw(
+        st.sampled_from([BASE_NS, 0, -(10**18), INFLUX_MIN_NS + 10**12, INFLUX_MAX_NS - 10**15])
+    )
+    count = draw(st.integers(1, 30))
+    events = []
+    for i in range(count):
+        keys = draw(st.lists(st.sampled_from(sorted(field_types)), min_size=1, unique=True))
+        fields = {k: draw(_values_by_type[field_types[k]]) for k in keys}
+        tags = (
+            {k: draw(_names) for k in draw(st.lists(st.sampled_from(tag_keys), unique=True))}
+            if tag_keys
+            else {}
+        )
+        events.append(
+            MetricEvent(
+                draw(st.sampled_from(measurements)),
+                tags=tags,
+                fields=fields,
+                timestamp_ns=base + i * PRECISIONS[precision],
+            )
+        )
+    return events, precision
+
+
+class TestHostileRoundTrip:
+    """Hypothesis: hostile but valid events come back from InfluxDB 1.6 exactly."""
+
+    @settings(
+        max_examples=200,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(case=hostile_batches())
+    def test_hostile_events_round_trip_exactly(
+        self, v1_server: str, case: tuple[list[MetricEvent], str]
+    ) -> None:
+        events, precision = case
+        db = f"hyp_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+        create_database(v1_server, db)
+        try:
+            sink = InfluxDBSink(v1_server, api="v1", database=db, precision=precision)
+            write_batches(sink, events)
+            sink.close()
+            assert influx_rows(v1_server, db) == expected_rows(events, precision)
+        finally:
+            drop_database(v1_server, db)
