@@ -17,7 +17,9 @@ def median_ns_per_call(fn: Callable[[int], None], calls: int, repeats: int = 7) 
     return statistics.median(results)
 
 
-def side_by_side(title: str, ours: tuple[str, float], peer: tuple[str, float], unit: str, higher_is_better: bool) -> float:
+def side_by_side(
+    title: str, ours: tuple[str, float], peer: tuple[str, float], unit: str, higher_is_better: bool
+) -> float:
     """Print both figures and the ratio (how many times better ours is); return the ratio."""
     ratio = ours[1] / peer[1] if higher_is_better else peer[1] / ours[1]
     print(f"\n{title}")

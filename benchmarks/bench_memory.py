@@ -43,7 +43,9 @@ def run_ours(port: int) -> dict[str, float]:
     from metricstream.sinks.influxdb import InfluxDBSink
 
     sink = InfluxDBSink(f"http://127.0.0.1:{port}", api="v1", database="bench", timeout=1.0)
-    retry = ms.RetryConfig(max_retries=1_000_000, initial_delay_ms=50, max_delay_ms=200, max_elapsed_ms=3_600_000)
+    retry = ms.RetryConfig(
+        max_retries=1_000_000, initial_delay_ms=50, max_delay_ms=200, max_elapsed_ms=3_600_000
+    )
     streamer = ms.EventStreamer(
         [sink], batch_size=5000, max_buffer=EVENTS, retry=retry, register_atexit=False
     )
@@ -51,16 +53,26 @@ def run_ours(port: int) -> dict[str, float]:
     baseline = _rss_kib("VmRSS")
     started = time.perf_counter()
     for i in range(EVENTS):
-        send(sample("http.latency_ms", i * 0.5, {"route": ROUTES[i % 50], "method": "GET", "host": "web-1"}))
+        send(
+            sample(
+                "http.latency_ms",
+                i * 0.5,
+                {"route": ROUTES[i % 50], "method": "GET", "host": "web-1"},
+            )
+        )
     while True:
         health = streamer.health().sinks[sink.name]
-        if health.pending == EVENTS and not streamer._buffer:  # noqa: SLF001 - all handed to the lane
+        if health.pending == EVENTS and not streamer._buffer:
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     peak = _rss_kib("VmHWM")
-    result = {"peak_mib": (peak - baseline) / 1024, "pending": health.pending,
-              "dropped": health.events_dropped, "seconds": elapsed}
+    result = {
+        "peak_mib": (peak - baseline) / 1024,
+        "pending": health.pending,
+        "dropped": health.events_dropped,
+        "seconds": elapsed,
+    }
     streamer.shutdown(timeout=0.5)
     return result
 
@@ -69,14 +81,27 @@ def run_peer(port: int) -> dict[str, float]:
     from influxdb_client import InfluxDBClient, Point, WriteOptions
 
     client = InfluxDBClient(url=f"http://127.0.0.1:{port}", token="t", org="o", timeout=1000)
-    options = WriteOptions(batch_size=5000, flush_interval=1000, retry_interval=50, max_retries=1_000_000,
-                           max_retry_time=3_600_000, max_retry_delay=200)
+    options = WriteOptions(
+        batch_size=5000,
+        flush_interval=1000,
+        retry_interval=50,
+        max_retries=1_000_000,
+        max_retry_time=3_600_000,
+        max_retry_delay=200,
+    )
     write_api = client.write_api(write_options=options)
     baseline = _rss_kib("VmRSS")
     started = time.perf_counter()
     for i in range(EVENTS):
-        write_api.write("bench", "o", Point("http.latency_ms").tag("route", ROUTES[i % 50])
-                        .tag("method", "GET").tag("host", "web-1").field("value", i * 0.5))
+        write_api.write(
+            "bench",
+            "o",
+            Point("http.latency_ms")
+            .tag("route", ROUTES[i % 50])
+            .tag("method", "GET")
+            .tag("host", "web-1")
+            .field("value", i * 0.5),
+        )
     time.sleep(2.0)
     elapsed = time.perf_counter() - started
     peak = _rss_kib("VmHWM")
@@ -86,7 +111,11 @@ def run_peer(port: int) -> dict[str, float]:
 
 def _in_subprocess(which: str, port: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, which, str(port)], capture_output=True, text=True, timeout=900, check=True
+        [sys.executable, __file__, which, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -98,8 +127,10 @@ def main() -> dict[str, float]:
     sys.path.insert(0, os.path.dirname(__file__))
     from _common import side_by_side
 
-    print(f"\n(c) peak memory above baseline with {EVENTS:,} events pending behind a dead InfluxDB "
-          f"(metricstream: {ours['pending']:,.0f} pending, {ours['dropped']:,.0f} dropped)")
+    print(
+        f"\n(c) peak memory above baseline with {EVENTS:,} events pending behind a dead InfluxDB "
+        f"(metricstream: {ours['pending']:,.0f} pending, {ours['dropped']:,.0f} dropped)"
+    )
     ratio = side_by_side(
         "    vs influxdb-client batching WriteApi",
         ("metricstream EventStreamer + InfluxDBSink", ours["peak_mib"]),
@@ -107,7 +138,8 @@ def main() -> dict[str, float]:
         "MiB",
         higher_is_better=False,
     )
-    print(f"  target: < 300 MB above baseline -> {'met' if ours['peak_mib'] * 1.048576 < 300 else 'MISSED'}")
+    met = ours["peak_mib"] * 1.048576 < 300
+    print(f"  target: < 300 MB above baseline -> {'met' if met else 'MISSED'}")
     return {"peak_mib": ours["peak_mib"], "peer_peak_mib": peer["peak_mib"], "ratio": ratio}
 
 

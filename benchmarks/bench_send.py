@@ -41,7 +41,9 @@ class NullSink:
 
 def main() -> dict[str, float]:
     tags = {"route": "/api/orders", "method": "GET", "status": "200"}
-    streamer = ms.EventStreamer([NullSink()], batch_size=1000, max_buffer=1_000_000, register_atexit=False)
+    streamer = ms.EventStreamer(
+        [NullSink()], batch_size=1000, max_buffer=1_000_000, register_atexit=False
+    )
 
     def ours(n: int) -> None:
         send, sample = streamer.send, ms.event_from_sample
@@ -51,7 +53,9 @@ def main() -> dict[str, float]:
     import prometheus_client
 
     registry = prometheus_client.CollectorRegistry()
-    counter = prometheus_client.Counter("http_requests", "requests", ["route", "method", "status"], registry=registry)
+    counter = prometheus_client.Counter(
+        "http_requests", "requests", ["route", "method", "status"], registry=registry
+    )
 
     def prometheus(n: int) -> None:
         labels = counter.labels
@@ -77,13 +81,29 @@ def main() -> dict[str, float]:
     streamer.shutdown(timeout=10)
     provider.shutdown()
     print(f"\n(a) application-thread cost per call, median of 7 x {CALLS:,} calls")
-    r1 = side_by_side("    vs prometheus_client", ("metricstream send(event_from_sample(...))", ours_ns),
-                      ("prometheus_client Counter.labels(...).inc()", prom_ns), "ns/call", higher_is_better=False)
-    r2 = side_by_side("    vs OpenTelemetry SDK", ("metricstream send(event_from_sample(...))", ours_ns),
-                      ("opentelemetry-sdk counter.add(1, attributes)", otel_ns), "ns/call", higher_is_better=False)
+    r1 = side_by_side(
+        "    vs prometheus_client",
+        ("metricstream send(event_from_sample(...))", ours_ns),
+        ("prometheus_client Counter.labels(...).inc()", prom_ns),
+        "ns/call",
+        higher_is_better=False,
+    )
+    r2 = side_by_side(
+        "    vs OpenTelemetry SDK",
+        ("metricstream send(event_from_sample(...))", ours_ns),
+        ("opentelemetry-sdk counter.add(1, attributes)", otel_ns),
+        "ns/call",
+        higher_is_better=False,
+    )
     target = "met" if ours_ns <= prom_ns else "MISSED"
     print(f"  target: no slower than prometheus_client -> {target}")
-    return {"send_ns": ours_ns, "prometheus_ns": prom_ns, "otel_ns": otel_ns, "ratio_prom": r1, "ratio_otel": r2}
+    return {
+        "send_ns": ours_ns,
+        "prometheus_ns": prom_ns,
+        "otel_ns": otel_ns,
+        "ratio_prom": r1,
+        "ratio_otel": r2,
+    }
 
 
 if __name__ == "__main__":

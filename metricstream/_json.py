@@ -37,25 +37,32 @@ from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
 __all__ = ["decode_event", "encode_event", "encode_events"]
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
+# Between two top-level objects of a dumped list, and nowhere else: inside a
+# string every quote is escaped, and no object or array member of an event
+# is followed by another object.
+_BOUNDARY = b'},{"measurement":'
+_LINE_BREAK = b'}\n{"measurement":'
 
 
-def _default(value: object) -> object:
-    if isinstance(value, UInt):
-        return {"uint": int(value)}
-    raise TypeError(f"cannot serialize {type(value).__name__}")
+def _uint_fields(fields: dict[str, FieldValue]) -> dict[str, object]:
+    return {k: {"uint": int(v)} if v.__class__ is UInt else v for k, v in fields.items()}
 
 
 def _as_object(event: MetricEvent) -> dict[str, object]:
-    if not event.fields:
+    fields: dict[str, object] = event.fields  # type: ignore[assignment]
+    if not fields:
         raise InvalidEventError(
             event.measurement,
             f"event {event.measurement!r} has no fields; at least one is required",
         )
+    for value in fields.values():
+        if value.__class__ is UInt:
+            fields = _uint_fields(event.fields)
+            break
     obj: dict[str, object] = {
         "measurement": event.measurement,
         "tags": event.tags,
-        "fields": event.fields,
+        "fields": fields,
         "timestamp_ns": event.timestamp_ns,
         "schema_version": SCHEMA_VERSION,
     }
@@ -76,11 +83,14 @@ def encode_event(event: MetricEvent) -> bytes:
     Raises:
         InvalidEventError: If the event has no fields.
     """
-    return orjson.dumps(_as_object(event), default=_default, option=_OPTIONS)
+    return orjson.dumps(_as_object(event))
 
 
 def encode_events(events: Iterable[MetricEvent]) -> bytes:
     """Return JSON Lines for many events: newline-joined, no trailing newline.
+
+    The events are dumped as one list, which is several times faster than one
+    dump per event, and the separators between them become newlines.
 
     Args:
         events: The events.
@@ -91,8 +101,10 @@ def encode_events(events: Iterable[MetricEvent]) -> bytes:
     Raises:
         InvalidEventError: If an event has no fields.
     """
-    dumps = orjson.dumps
-    return b"\n".join([dumps(_as_object(e), default=_default, option=_OPTIONS) for e in events])
+    objects = [_as_object(event) for event in events]
+    if not objects:
+        return b""
+    return orjson.dumps(objects)[1:-1].replace(_BOUNDARY, _LINE_BREAK)
 
 
 def _decode_fields(raw: object) -> dict[str, FieldValue]:

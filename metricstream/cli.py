@@ -143,9 +143,8 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     out.write("Sample events, as line protocol and as JSON:\n")
     for event in workload.events(2):
         out.write(f"  {event.to_influx_line()}\n  {event.to_json()}\n")
-    out.write(
-        f"\nStreaming {args.rate:,.0f} events/s for {args.duration:g} s to: {', '.join(s.name for s in sinks)}\n"
-    )
+    names = ", ".join(sink.name for sink in sinks)
+    out.write(f"\nStreaming {args.rate:,.0f} events/s for {args.duration:g} s to: {names}\n")
     streamer = EventStreamer(
         sinks, batch_size=args.batch_size, flush_interval=args.flush_interval, register_atexit=True
     )
@@ -230,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="URL",
-        help="a sink URL (repeatable), e.g. console:, jsonl:out.jsonl.zst, influxdb://host:8086/db; "
-        "default: console and ./metricstream-demo/events.jsonl.zst",
+        help="a sink URL (repeatable), e.g. console:, jsonl:out.jsonl.zst, "
+        "influxdb://host:8086/db; default: console and ./metricstream-demo/events.jsonl.zst",
     )
     demo.add_argument(
         "--output-dir", default="metricstream-demo", help="where the default JSON Lines file goes"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import operator
+import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
 
 from metricstream.exceptions import InvalidEventError
 
@@ -93,12 +94,18 @@ def _remember(cache: set[str], name: str) -> None:
     cache.add(name)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _name_problem(name: str) -> str | None:
     """Say what makes `name` unusable as a measurement, key or tag value."""
     if not name:
         return "is empty"
     if "\n" in name or "\r" in name:
         return "contains a newline or carriage return"
+    control = _CONTROL.search(name)
+    if control is not None:
+        return f"contains a control character (U+{ord(control.group()):04X})"
     if name[-1] == "\\":
         return "ends with a backslash, which line protocol cannot represent"
     if not name.isascii():
@@ -511,7 +518,10 @@ class MetricEvent:
             InvalidEventError: If the key or value is invalid.
         """
         key = check_key(key, "tag")
-        self.tags[key] = check_tag_value(key, value)
+        tags = self.tags
+        if tags.__class__ is not dict:  # shared, read-only tags: take a copy first
+            tags = self.tags = dict(tags)
+        tags[key] = check_tag_value(key, value)
         return self
 
     def with_field(self, key: str, value: FieldValue) -> Self:
@@ -664,6 +674,11 @@ def event_from_sample(
     ``event_from_sample("cpu.usage", 0.73, {"host": "a"})`` is
     ``MetricEvent("cpu.usage", tags={"host": "a"}, fields={"value": 0.73})``.
 
+    Events built from equal tag dicts share one read-only copy of them, which
+    keeps millions of pending events small: change such an event's tags with
+    `MetricEvent.with_tag` (which copies them first), not by assigning into
+    ``event.tags``.
+
     Args:
         metric: The measurement name.
         value: The sample, stored under the field `field`.
@@ -685,7 +700,15 @@ def event_from_sample(
         if metric.__class__ is str and metric in _valid_measurements
         else check_measurement(metric)
     )
-    event.tags = check_tags(tags) if tags else {}
+    if not tags:
+        event.tags = _NO_TAGS
+    elif tags.__class__ is dict:
+        try:
+            event.tags = _shared_tags[tuple(tags.items())]
+        except (KeyError, TypeError):
+            event.tags = _share_tags(tags)
+    else:
+        event.tags = check_tags(tags)
     if field.__class__ is not str or field not in _valid_keys:
         field = check_key(field, "field")
     cls = value.__class__
@@ -701,6 +724,45 @@ def event_from_sample(
     event.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
     event.correlation_id = None
     return event
+
+
+class SharedTags(dict):  # type: ignore[type-arg]
+    """A read-only tag dict shared by the events `event_from_sample` builds.
+
+    It compares, iterates and serialises as a plain dict; changing it raises
+    `TypeError` (use `MetricEvent.with_tag`, which gives the event its own copy).
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise TypeError(
+            "these tags are shared between events and read-only; "
+            "use event.with_tag(key, value) to change one event's tags"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[type[dict[str, str]], tuple[dict[str, str]]]:
+        return (dict, (dict(self),))
+
+
+_NO_TAGS: dict[str, str] = SharedTags()
+_SHARED_TAGS_LIMIT = 16_384
+_shared_tags: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:
+    """Validate `tags`; remember the result when every key and value is a plain str."""
+    checked = check_tags(tags)
+    if all(k.__class__ is str and v.__class__ is str for k, v in tags.items()):
+        shared = SharedTags(checked)
+        if len(_shared_tags) >= _SHARED_TAGS_LIMIT:
+            _shared_tags.clear()
+        _shared_tags[tuple(checked.items())] = shared
+        return shared
+    return checked
 
 
 _new_event = object.__new__

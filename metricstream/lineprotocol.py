@@ -13,13 +13,18 @@ and InfluxDB itself read it:
   parser also reads ``\n``, ``\r`` and ``\t`` there, as the reference does,
   while the encoder writes newlines and tabs as they are.
 
+Names (measurement, tag keys and values, field keys) and comments may not
+contain control characters (U+0000 to U+001F, U+007F), as in the reference;
+string field values may.
+
 A backslash anywhere else is an ordinary character; it only escapes the
 characters listed for its element (``\\`` is two backslashes in a name). That
 is why a name cannot end with a backslash (the next delimiter would read as
 escaped), and why events refuse such names when they are built.
 
 Field values: ``1.5`` (float; the shortest form that reads back as the same
-float, with ``1.0`` written ``1``), ``3i`` (int64), ``3u`` (uint64),
+float, laid out as Go's ``%g`` does: ``1.0`` is written ``1`` and
+``6632243.0`` ``6.632243e+06``), ``3i`` (int64), ``3u`` (uint64),
 ``true``/``false`` (parsed also from ``t``, ``T``, ``True``, ``TRUE`` and the
 false forms) and ``"text"``. Floats are read with the reference's syntax, which
 is Go's: ``1.``, ``.5``, ``1e-3``, ``1_000`` and hexadecimal ``0x1p-2`` are all
@@ -30,8 +35,6 @@ is truncated toward zero, as the reference encoder does.
 The parser accepts what the reference decoder accepts, with these deliberate
 differences:
 
-- control characters other than newline and carriage return are allowed in
-  names and comments (InfluxDB 1.x stores them; the reference refuses them);
 - a field key repeated in one entry keeps its last value, as InfluxDB does
   (the reference returns both; an event holds a mapping);
 - a tag key repeated in one entry is an error (the reference leaves that check
@@ -128,8 +131,21 @@ def _format_string(value: str) -> str:
 
 
 def _format_float(value: float) -> str:
+    """Format a float as Go's ``strconv.FormatFloat(v, 'g', -1, 64)`` does.
+
+    Python's `repr` and Go pick the same shortest digits; they lay them out
+    differently only from 1e6 to 1e16, where Go switches to an exponent.
+    """
     text = repr(value)
-    return text[:-2] if text[-2:] == ".0" else text
+    if -1e6 < value < 1e6:
+        return text[:-2] if text[-2:] == ".0" else text
+    if not -1e16 < value < 1e16:
+        return text
+    sign = "-" if text[0] == "-" else ""
+    whole, _, fraction = text.lstrip("-").partition(".")
+    digits = (whole + fraction).rstrip("0")
+    mantissa = digits[0] + "." + digits[1:] if len(digits) > 1 else digits
+    return f"{sign}{mantissa}e+{len(whole) - 1:02d}"
 
 
 def _format_value(value: FieldValue) -> str:
@@ -195,8 +211,11 @@ def encode_line(event: MetricEvent, precision: str = "ns") -> str:
         prefix = prefixes.get(key) or _field_prefix(key)
         cls = value.__class__
         if cls is float:
-            text = repr(value)
-            parts.append(prefix + text[:-2] if text[-2:] == ".0" else prefix + text)
+            if -1e6 < value < 1e6:  # type: ignore[operator]
+                text = repr(value)
+                parts.append(prefix + text[:-2] if text[-2:] == ".0" else prefix + text)
+            else:
+                parts.append(prefix + _format_float(value))  # type: ignore[arg-type]
         elif cls is int:
             parts.append(f"{prefix}{value}i")
         elif cls is str:
@@ -235,8 +254,8 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
 # is literal, and it never pairs with another backslash. Neither pattern can
 # fail once it has matched a character, so the nested repetition never
 # backtracks.
-_MEASUREMENT = re.compile(r"(?:[^\\, \r\n]+|\\[, ]?)+")
-_NAME = re.compile(r"(?:[^\\,= \r\n]+|\\[,= ]?)+")
+_MEASUREMENT = re.compile(r"(?:[^\\, \x00-\x1f\x7f]+|\\[, ]?)+")
+_NAME = re.compile(r"(?:[^\\,= \x00-\x1f\x7f]+|\\[,= ]?)+")
 _STRING_ESCAPES = re.compile(r'\\([\\"nrt])')
 _STRING_UNESCAPED = {"\\": "\\", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
 _VALUE = re.compile(r"[^, \r\n]+")
@@ -244,7 +263,7 @@ _INT = re.compile(r"-?[0-9]+")
 _UINT = re.compile(r"[0-9]+")
 _TIMESTAMP = re.compile(r"[-0-9]+")
 _SPACES = re.compile(r" +")
-_COMMENT = re.compile(r"#[^\r\n]*")
+_COMMENT = re.compile(r"#[^\x00-\x1f\x7f]*")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Go's float syntax (strconv.ParseFloat): digits may be separated by single
 # underscores; a hexadecimal mantissa needs a binary exponent.
@@ -257,6 +276,7 @@ _HEX_FLOAT = re.compile(
     r"|\.[0-9a-fA-F](?:_?[0-9a-fA-F])*)"
     r"[pP][+-]?[0-9](?:_?[0-9])*"
 )
+_READABLE = {"\n": "end of line", "\r": "end of line", " ": "a space"}
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _new_event = object.__new__
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
@@ -341,7 +361,11 @@ class _Parser:
         if pos >= len(self.text):
             return "end of input"
         char = self.text[pos]
-        return {"\n": "end of line", "\r": "end of line", " ": "a space"}.get(char, repr(char))
+        if char in _READABLE:
+            return _READABLE[char]
+        if char < " " or char == "\x7f":
+            return f"a control character (U+{ord(char):04X})"
+        return repr(char)
 
     def _check_unicode(self, start: int, end: int, what: str) -> None:
         match = _SURROGATE.search(self.text, start, end)
@@ -383,7 +407,9 @@ class _Parser:
             if char == "#":
                 self.pos = _COMMENT.match(text, self.pos).end()  # type: ignore[union-attr]
                 if not self._end_of_line():
-                    raise self.error("carriage return not followed by a newline")
+                    if text[self.pos] == "\r":
+                        raise self.error("carriage return not followed by a newline")
+                    raise self.error(f"{self._describe(self.pos)} in a comment")
             elif char in "\r\n":
                 if not self._end_of_line():
                     raise self.error("carriage return not followed by a newline")

@@ -481,3 +481,48 @@ class TestEqualityAndRepr:
         assert repr(MetricEvent("cpu", fields={"x": 1}, timestamp_ns=7)) == (
             "MetricEvent('cpu', fields={'x': 1}, timestamp_ns=7)"
         )
+
+
+class TestSharedTags:
+    """event_from_sample shares one read-only tag dict between events with equal tags."""
+
+    def test_events_with_equal_tags_share_one_read_only_dict(self) -> None:
+        first = event_from_sample("m", 1, {"host": "a", "dc": "x"})
+        second = event_from_sample("m", 2, {"host": "a", "dc": "x"})
+        assert first.tags is second.tags
+        assert first.tags == {"host": "a", "dc": "x"}
+        with pytest.raises(TypeError, match=r"use event\.with_tag"):
+            first.tags["host"] = "b"  # type: ignore[index]
+        with pytest.raises(TypeError, match="read-only"):
+            first.tags.update(host="b")
+        assert second.tags == {"host": "a", "dc": "x"}
+
+    def test_with_tag_gives_the_event_its_own_copy(self) -> None:
+        first = event_from_sample("m", 1, {"host": "a"})
+        second = event_from_sample("m", 2, {"host": "a"})
+        first.with_tag("host", "b").with_tag("rack", 7)
+        assert first.tags == {"host": "b", "rack": "7"}
+        assert type(first.tags) is dict
+        assert second.tags == {"host": "a"}
+
+    def test_non_string_tag_values_are_converted_and_not_confused(self) -> None:
+        assert event_from_sample("m", 1, {"code": 1}).tags == {"code": "1"}
+        assert event_from_sample("m", 1, {"code": True}).tags == {"code": "True"}
+        assert event_from_sample("m", 1, {"code": 1.0}).tags == {"code": "1.0"}
+
+    def test_shared_tags_encode_copy_and_pickle_as_plain_dicts(self) -> None:
+        import pickle
+
+        event = event_from_sample("m", 1, {"host": "a"}, timestamp_ns=5)
+        assert event.to_influx_line() == "m,host=a value=1i 5"
+        assert ms.MetricEvent.from_json(event.to_json()) == event
+        assert type(event.copy().tags) is dict
+        restored = pickle.loads(pickle.dumps(event.tags))
+        assert (type(restored), restored) == (dict, {"host": "a"})
+
+    def test_invalid_tags_are_still_refused(self) -> None:
+        with pytest.raises(InvalidEventError) as info:
+            event_from_sample("m", 1, {"host": ""})
+        assert info.value.key == "host"
+        with pytest.raises(InvalidEventError):
+            event_from_sample("m", 1, {"host": ["a"]})

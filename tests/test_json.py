@@ -220,10 +220,13 @@ class TestDecode:
         assert fragment in str(info.value)
 
 
-SPECIALS = " ,=\"\\#\t\x00'é😀{}[]:"
+SPECIALS = " ,=\"\\#'é😀{}[]:\u0085"
 name_chars = st.one_of(
     st.sampled_from(SPECIALS),
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    st.characters(
+        blacklist_categories=("Cs",),
+        blacklist_characters="".join(chr(c) for c in range(32)) + "\x7f",
+    ),
 )
 names = st.text(name_chars, min_size=1, max_size=12).filter(lambda name: not name.endswith("\\"))
 keys = names.filter(lambda key: key not in RESERVED_KEYS)

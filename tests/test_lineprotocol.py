@@ -62,7 +62,6 @@ class TestEncodeEscaping:
             ('"cpu"', '"cpu"'),
             ("a\\b", "a\\b"),
             ("a\\,b", "a\\\\,b"),
-            ("tab\there", "tab\there"),
             ("ünïcødé 😀", "ünïcødé\\ 😀"),
         ],
     )
@@ -124,6 +123,12 @@ class TestEncodeValues:
             (1.7976931348623157e308, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
             (0.30000000000000004, "0.30000000000000004"),
+            (999999.5, "999999.5"),
+            (1e6, "1e+06"),
+            (6632243.0, "6.632243e+06"),
+            (-1234567.891, "-1.234567891e+06"),
+            (123456789012345.6, "1.234567890123456e+14"),
+            (9999999999999998.0, "9.999999999999998e+15"),
         ],
     )
     def test_floats_in_shortest_round_trip_form(self, value: float, written: str) -> None:
@@ -338,11 +343,41 @@ class TestParseEntries:
     def test_repeated_field_key_keeps_the_last_value(self) -> None:
         assert parse_one("m f=1,g=2,f=3i").fields == {"f": 3, "g": 2.0}
 
-    def test_control_characters_are_allowed_in_names(self) -> None:
-        parsed = parse_one("x\x01y,k\x02=v\x7f f\x03=1")
-        assert parsed == MetricEvent(
-            "x\x01y", tags={"k\x02": "v\x7f"}, fields={"f\x03": 1.0}, timestamp_ns=DEFAULT_TIME
-        )
+    @pytest.mark.parametrize(
+        ("text", "column", "problem"),
+        [
+            (
+                "x\x01y v=1",
+                2,
+                "expected a space before the fields, found a control character (U+0001)",
+            ),
+            (
+                "m,k\x02=v f=1",
+                4,
+                "expected '=' after tag key 'k', found a control character (U+0002)",
+            ),
+            (
+                "m,k=v\x7f f=1",
+                6,
+                "expected a space before the fields, found a control character (U+007F)",
+            ),
+            (
+                "m f\x03=1",
+                4,
+                "expected '=' after field key 'f', found a control character (U+0003)",
+            ),
+            ("\tm v=1", 1, "expected a measurement name, found a control character (U+0009)"),
+            ("# a\x00comment\nm v=1", 4, "a control character (U+0000) in a comment"),
+        ],
+    )
+    def test_control_characters_are_refused_in_names_and_comments(
+        self, text: str, column: int, problem: str
+    ) -> None:
+        error = parse_error(text)
+        assert (error.line, error.column, error.problem) == (1, column, problem)
+
+    def test_control_characters_are_allowed_in_string_values(self) -> None:
+        assert parse_one('m s="a\tb\x00c" 1').fields == {"s": "a\tb\x00c"}
 
     def test_parse_line_returns_the_single_event(self) -> None:
         assert parse_line("m x=1i 3") == MetricEvent("m", fields={"x": 1}, timestamp_ns=3)
@@ -708,10 +743,11 @@ class TestParseErrors:
 
 # --- round trips -------------------------------------------------------------
 
-SPECIALS = " ,=\"\\#\t\x00\x7f'é😀ß\u00a0"
+SPECIALS = " ,=\"\\#'é😀ß\u00a0\u0085"
+CONTROL = "".join(chr(c) for c in range(32)) + "\x7f"
 NAME_CHARS = st.one_of(
     st.sampled_from(SPECIALS),
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    st.characters(blacklist_categories=("Cs",), blacklist_characters=CONTROL),
 )
 
 

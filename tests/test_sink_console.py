@@ -9,7 +9,6 @@ import sys
 import pytest
 
 import metricstream as ms
-
 from metricstream import EventBatch, MetricEvent, UInt
 from metricstream.exceptions import (
     ConfigError,
@@ -374,7 +373,9 @@ class TestMaxEventsPerBatch:
         sink.write(sink.prepare(EventBatch(events)))
         assert stream.getvalue() == "m v=0i 0\nm v=1i 1\n"
 
-    @pytest.mark.parametrize(("value", "fmt"), [(0, "pretty"), (True, "pretty"), (2.0, "line"), (3, "json")])
+    @pytest.mark.parametrize(
+        ("value", "fmt"), [(0, "pretty"), (True, "pretty"), (2.0, "line"), (3, "json")]
+    )
     def test_invalid_limits_are_refused(self, value: object, fmt: str) -> None:
         with pytest.raises(ConfigError) as info:
             ConsoleSink(io.StringIO(), format=fmt, max_events_per_batch=value)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ real HTTP server on loopback.
 from __future__ import annotations
 
 import base64
+import gc
 import gzip
 import http.server
 import json
@@ -34,7 +35,29 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import (
+
+from metricstream import EventBatch, MetricEvent, UInt
+from metricstream.exceptions import (
+    ConfigError,
+    InvalidEventError,
+    PermanentSinkError,
+    TransientSinkError,
+)
+from metricstream.lineprotocol import PRECISIONS
+from metricstream.sinks import InfluxDBSink, Sink, sink_from_url
+from metricstream.sinks.influxdb import from_url, parse_retry_after
+from metricstream.streamer import EventStreamer, RetryConfig
+from metricstream.streamer.compression import Compression
+
+from .influx_readback import (
+    influx_query,
+    influx_v1_events,
+    quote_identifier,
+    vm_events,
+    vm_regex,
+    vm_samples,
+)
+from .servers import (
     INFLUXDB_AUTH_PASSWORD,
     INFLUXDB_AUTH_URL,
     INFLUXDB_AUTH_USER,
@@ -45,18 +68,6 @@ from servers import (
     require_influxd,
     require_url,
 )
-
-from metricstream import EventBatch, MetricEvent, UInt
-from metricstream.exceptions import (
-    ConfigError,
-    PermanentSinkError,
-    TransientSinkError,
-)
-from metricstream.lineprotocol import PRECISIONS
-from metricstream.sinks import InfluxDBSink, Sink, sink_from_url
-from metricstream.sinks.influxdb import from_url, parse_retry_after
-from metricstream.streamer import EventStreamer, RetryConfig
-from metricstream.streamer.compression import Compression
 
 RUN_ID = uuid.uuid4().hex[:10]
 """Makes database and measurement names unique to this test run."""
@@ -80,45 +91,35 @@ HOSTILE_STRINGS = [
 
 # --- helpers: reading back ------------------------------------------------------
 
-
-def _json_keeping_negative_zero(data: bytes) -> Any:
-    """Decode JSON so that Go's ``-0`` (a negative-zero float) stays -0.0."""
-    return json.loads(data, parse_int=lambda s: -0.0 if s == "-0" else int(s))
-
-
-def influx_query(
-    url: str, q: str, *, db: str | None = None, auth: tuple[str, str] | None = None
-) -> Any:
-    """Run InfluxQL with POST /query (epoch=ns) and return the decoded JSON."""
-    params = {"q": q, "epoch": "ns"}
-    if db is not None:
-        params["db"] = db
-    request = urllib.request.Request(
-        f"{url}/query", data=urllib.parse.urlencode(params).encode(), method="POST"
-    )
-    if auth is not None:
-        secret = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {secret}")
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        result = _json_keeping_negative_zero(resp.read())
-    for statement in result["results"]:
-        assert "error" not in statement, statement["error"]
-    return result
-
-
 Row = tuple[str, int, tuple[tuple[str, str], ...], tuple[tuple[str, str, object], ...]]
 """(measurement, timestamp_ns, sorted tags, sorted (field, stored type, value))."""
 
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string", UInt: "unsigned"}
 
 
-def _canonical(kind: str, value: object) -> object:
+def _canonical(value: object) -> object:
     """Make values comparable exactly: floats by their bits (keeps -0.0 and exactness)."""
-    if kind == "float":
-        assert isinstance(value, (int, float)), value
-        assert not isinstance(value, bool), value
-        return struct.pack("<d", float(value)).hex()
+    if isinstance(value, float):
+        return struct.pack("<d", value).hex()
     return value
+
+
+def rows(events: list[MetricEvent]) -> list[Row]:
+    """Events in a canonical, sorted form that shows each field's type."""
+    return sorted(
+        (
+            (
+                e.measurement,
+                e.timestamp_ns,
+                tuple(sorted(e.tags.items())),
+                tuple(
+                    sorted((k, _TYPE_NAMES[type(v)], _canonical(v)) for k, v in e.fields.items())
+                ),
+            )
+            for e in events
+        ),
+        key=repr,
+    )
 
 
 def truncate(timestamp_ns: int, precision: str) -> int:
@@ -129,93 +130,26 @@ def truncate(timestamp_ns: int, precision: str) -> int:
 
 def expected_rows(events: list[MetricEvent], precision: str = "ns") -> list[Row]:
     """What InfluxDB should hold after the events were written at `precision`."""
-    rows = [
-        (
-            e.measurement,
-            truncate(e.timestamp_ns, precision),
-            tuple(sorted(e.tags.items())),
-            tuple(
-                sorted(
-                    (k, _TYPE_NAMES[type(v)], _canonical(_TYPE_NAMES[type(v)], v))
-                    for k, v in e.fields.items()
-                )
-            ),
-        )
-        for e in events
-    ]
-    return sorted(rows, key=repr)
+    return rows([e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events])
 
 
 def influx_rows(url: str, db: str, auth: tuple[str, str] | None = None) -> list[Row]:
     """Everything in database `db`, with each field's stored type."""
-    types: dict[tuple[str, str], str] = {}
-    result = influx_query(url, "SHOW FIELD KEYS FROM /.*/", db=db, auth=auth)
-    for series in result["results"][0].get("series", []):
-        for key, kind in series["values"]:
-            types[(series["name"], key)] = kind
-    rows: list[Row] = []
-    result = influx_query(url, "SELECT * FROM /.*/ GROUP BY *", db=db, auth=auth)
-    for series in result["results"][0].get("series", []):
-        name = series["name"]
-        tags = tuple(sorted((k, v) for k, v in series.get("tags", {}).items() if v != ""))
-        columns = series["columns"]
-        for values in series["values"]:
-            fields = tuple(
-                sorted(
-                    (key, types[(name, key)], _canonical(types[(name, key)], value))
-                    for key, value in zip(columns[1:], values[1:], strict=True)
-                    if value is not None
-                )
-            )
-            rows.append((name, values[0], tags, fields))
-    return sorted(rows, key=repr)
+    return rows(influx_v1_events(url, db, auth=auth))
 
 
 def influx_count(url: str, db: str, measurement: str, field_key: str) -> int:
-    q = f'SELECT COUNT("{field_key}") FROM "{measurement}"'
+    q = f"SELECT COUNT({quote_identifier(field_key)}) FROM {quote_identifier(measurement)}"
     series = influx_query(url, q, db=db)["results"][0].get("series", [])
     return int(series[0]["values"][0][1]) if series else 0
 
 
 def create_database(url: str, db: str) -> None:
-    influx_query(url, f'CREATE DATABASE "{db}"')
+    influx_query(url, f"CREATE DATABASE {quote_identifier(db)}")
 
 
 def drop_database(url: str, db: str) -> None:
-    influx_query(url, f'DROP DATABASE "{db}"')
-
-
-def vm_samples(
-    metric_regex: str, expected: int, *, timeout: float = 30.0
-) -> list[tuple[str, tuple[tuple[str, str], ...], int, float]]:
-    """Poll VictoriaMetrics' /api/v1/export until `expected` samples are there.
-
-    Returns sorted (metric name, sorted labels, timestamp ms, value) tuples;
-    fails when more than `expected` appear or the deadline passes.
-    """
-    body = urllib.parse.urlencode({"match[]": f'{{__name__=~"{metric_regex}"}}'}).encode()
-    deadline = time.monotonic() + timeout
-    samples: list[tuple[str, tuple[tuple[str, str], ...], int, float]] = []
-    while True:
-        urllib.request.urlopen(f"{VM_URL}/internal/force_flush", timeout=10).read()
-        with urllib.request.urlopen(f"{VM_URL}/api/v1/export", data=body, timeout=30) as resp:
-            text = resp.read().decode()
-        samples = []
-        for line in text.splitlines():
-            series = json.loads(line)
-            labels = dict(series["metric"])
-            name = labels.pop("__name__")
-            for ts, value in zip(series["timestamps"], series["values"], strict=True):
-                samples.append((name, tuple(sorted(labels.items())), ts, float(value)))
-        if len(samples) >= expected or time.monotonic() > deadline:
-            return sorted(samples)
-        time.sleep(0.2)
-
-
-def vm_regex(prefix: str) -> str:
-    """A VictoriaMetrics regex matching metric names that start with `prefix`."""
-    special = set("\\.^$|?*+()[]{}")
-    return "".join("\\\\" + c if c in special else c for c in prefix) + ".*"
+    influx_query(url, f"DROP DATABASE {quote_identifier(db)}")
 
 
 # --- helpers: a scripted HTTP server on loopback --------------------------------
@@ -737,24 +671,59 @@ class TestCompressionChoice:
         sink.close()
 
 
-class TestPrepare:
-    """prepare() shares the batch's line protocol and compresses it once."""
+def reachable(root: object) -> list[object]:
+    """Every object reachable from `root` through references (types excluded)."""
+    seen: dict[int, object] = {}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen[id(obj)] = obj
+        stack.extend(gc.get_referents(obj))
+    return list(seen.values())
 
-    def test_payload_shares_the_batch_encoding(self) -> None:
+
+class TestPrepare:
+    """prepare() shares the batch's line protocol, compresses it once, and keeps nothing else."""
+
+    def test_payload_body_is_the_batch_encoding_compressed(self) -> None:
         batch = EventBatch([MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(3)])
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", precision="us")
         payload = sink.prepare(batch)
-        assert payload.line_protocol is batch.influx_bytes("us")
-        assert gzip.decompress(payload.body) == b"m v=0i 0\nm v=1i 0\nm v=2i 0"
-        assert (len(payload), payload.events_written, payload.done) == (3, 0, False)
+        assert gzip.decompress(payload.body) == batch.influx_bytes("us")
+        assert payload.lines() == b"m v=0i 0\nm v=1i 0\nm v=2i 0"
+        assert (len(payload), payload.count, payload.events_written, payload.done) == (
+            3, 3, 0, False
+        )  # fmt: skip
         sink.close()
 
-    def test_uncompressed_body_is_the_line_protocol_itself(self) -> None:
+    def test_uncompressed_body_is_the_shared_line_protocol_itself(self) -> None:
         batch = EventBatch([MetricEvent("m", fields={"v": 1.5}, timestamp_ns=5)])
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", gzip=False)
         payload = sink.prepare(batch)
-        assert payload.body is payload.line_protocol
+        assert payload.body is batch.influx_bytes("ns")
         assert payload.body == b"m v=1.5 5"
+        sink.close()
+
+    def test_a_gzipped_payload_keeps_neither_the_events_nor_the_line_protocol(self) -> None:
+        events = events_all_types("mem", 2000)
+        batch = EventBatch(events)
+        sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d")
+        payload = sink.prepare(batch)
+        held = reachable(payload)
+        assert [o for o in held if isinstance(o, MetricEvent)] == []
+        assert [o for o in held if isinstance(o, (bytes, bytearray, str))] == [payload.body]
+        assert payload.lines() == batch.influx_bytes("ns")
+        assert len(payload.body) * 4 < len(batch.influx_bytes("ns"))
+        sink.close()
+
+    def test_an_uncompressed_payload_keeps_only_the_line_protocol(self) -> None:
+        batch = EventBatch(events_all_types("mem", 200))
+        sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", gzip=False)
+        held = reachable(sink.prepare(batch))
+        assert [o for o in held if isinstance(o, MetricEvent)] == []
+        assert [o for o in held if isinstance(o, (bytes, str))] == [batch.influx_bytes("ns")]
         sink.close()
 
     def test_empty_batch_sends_nothing(self, loopback: Callable[..., LoopbackServer]) -> None:
@@ -764,6 +733,90 @@ class TestPrepare:
         sink.write(payload)
         assert (payload.done, server.received) == (True, [])
         sink.close()
+
+
+class TestPrepareRefuses:
+    """prepare() refuses the first event InfluxDB cannot store, naming it (InvalidEventError)."""
+
+    @pytest.mark.parametrize("char", [" ", ",", "=", '"'])
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    @pytest.mark.parametrize("element", ["measurement", "tag key", "tag value", "field key"])
+    def test_backslash_right_before_a_delimiter_in_any_name(
+        self, char: str, api: str, element: str
+    ) -> None:
+        name = f"a\\{char}b"
+        fine = MetricEvent("ok", tags={"t": "x y"}, fields={"s": 'say \\ "hi"'}, timestamp_ns=1)
+        tags, fields = {"t": "x"}, {"f": 1.0}
+        measurement = name if element == "measurement" else "m"
+        if element == "tag key":
+            tags = {name: "x"}
+        elif element == "tag value":
+            tags = {"t": name}
+        elif element == "field key":
+            fields = {name: 1.0}
+        bad = MetricEvent(measurement, tags=tags, fields=fields, timestamp_ns=2)
+        sink = make_sink("http://127.0.0.1:1", api)
+        with pytest.raises(InvalidEventError) as info:
+            sink.prepare(EventBatch([fine, bad, bad.copy()]))
+        what = "tag value of 't'" if element == "tag value" else element
+        assert info.value.key == name
+        assert str(info.value) == (
+            f"event {measurement!r}: {what} {name!r} has a backslash right before {char!r}; "
+            "InfluxDB and VictoriaMetrics read that as an escape, so the point would be lost "
+            "or stored under another name"
+        )
+        sink.close()
+
+    @pytest.mark.parametrize("api", ["v1", "v2"])
+    def test_backslashes_elsewhere_and_escaped_delimiters_are_fine(self, api: str) -> None:
+        events = [
+            MetricEvent("a\\b c,d", tags={"k\\ey=1": "v\\al ue"}, fields={"f\\x": 1}),
+            MetricEvent("m", fields={"s": 'quote " and \\ " and \\= and \\,'}),
+            MetricEvent("m", tags={"k": "a=b"}, fields={"v": 2}),
+        ]
+        sink = make_sink("http://127.0.0.1:1", api)
+        assert sink.prepare(EventBatch(events)).count == 3
+        sink.close()
+
+    def test_unsigned_fields_are_refused_for_v1_only(self) -> None:
+        events = [
+            MetricEvent("m", fields={"s": "x=5u y"}, timestamp_ns=1),
+            MetricEvent("u", fields={"a": 1, "n": UInt(3)}, timestamp_ns=2),
+        ]
+        v1 = make_sink("http://127.0.0.1:1", "v1")
+        with pytest.raises(InvalidEventError) as info:
+            v1.prepare(EventBatch(events))
+        assert info.value.key == "n"
+        assert str(info.value) == (
+            "event 'u': field 'n' is unsigned (UInt(3)), which InfluxDB 1.x cannot store; "
+            "send it as an int or float"
+        )
+        assert v1.prepare(EventBatch(events[:1])).count == 1
+        v2 = make_sink("http://127.0.0.1:1", "v2")
+        assert v2.prepare(EventBatch(events)).count == 2
+        v1.close()
+        v2.close()
+
+    @pytest.mark.parametrize("timestamp", [2**63 - 1, -(2**63), -(2**63) + 1])
+    def test_int64_extreme_timestamps_are_refused_for_v1_at_ns(self, timestamp: int) -> None:
+        events = [MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp)]
+        v1 = make_sink("http://127.0.0.1:1", "v1")
+        with pytest.raises(InvalidEventError) as info:
+            v1.prepare(EventBatch(events))
+        assert info.value.key is None
+        assert str(info.value) == (
+            f"event 't': timestamp {timestamp} is outside the range InfluxDB 1.x stores "
+            "(-9223372036854775806 to 9223372036854775806)"
+        )
+        edges = [
+            MetricEvent("t", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS),
+            MetricEvent("t", fields={"v": "922337203685477580"}, timestamp_ns=INFLUX_MAX_NS),
+        ]
+        assert v1.prepare(EventBatch(edges)).count == 2
+        coarse = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", precision="us")
+        assert coarse.prepare(EventBatch(events)).count == 1
+        v1.close()
+        coarse.close()
 
 
 class TestWire:
@@ -1130,10 +1183,11 @@ class TestSplitting:
         payload = sink.prepare(EventBatch(events))
         with pytest.raises(PermanentSinkError) as info:
             sink.write(payload)
-        assert info.value.reason == "rejected"
-        assert info.value.unhealthy is False
+        assert (info.value.reason, info.value.unhealthy, info.value.written) == (
+            "rejected", False, 4
+        )  # fmt: skip
         assert str(info.value).startswith(
-            "4 of 5 events written; event 2 of the batch is too large for the server even alone"
+            "event 2 of the batch is too large for the server even alone"
         )
         assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(4)]
         assert (payload.events_written, payload.events_rejected, payload.done) == (4, 1, True)
@@ -1218,48 +1272,89 @@ class TestV1RoundTrip:
         sink.close()
 
 
-class TestV1Limits:
-    """What InfluxDB 1.6 refuses although events accept it."""
+def post_lines(url: str, path: str, body: str) -> tuple[int, str]:
+    """POST raw line protocol (past the sink's checks); return the status and error text."""
+    request = urllib.request.Request(f"{url}{path}", data=body.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())["error"]
 
-    def test_unsigned_fields_are_refused_by_influxdb_1_6(self, fresh_db: str) -> None:
-        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
-        payload = sink.prepare(
-            EventBatch([MetricEvent("u", fields={"v": UInt(3)}, timestamp_ns=1)])
-        )
-        with pytest.raises(PermanentSinkError) as info:
-            sink.write(payload)
-        assert str(info.value) == (
-            f"write to {INFLUXDB_V1_URL} failed: HTTP 400: "
-            "unable to parse 'u v=3u 1': invalid number"
-        )
-        assert (info.value.reason, info.value.unhealthy) == ("rejected", False)
-        sink.close()
 
-    def test_field_key_with_backslash_before_space_is_refused(self, fresh_db: str) -> None:
-        """InfluxDB 1.6 reads ``\\\\ `` as an escaped backslash; see influxdb_16_reads_back."""
-        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
-        event = MetricEvent("bs", fields={"a\\ b": 1}, timestamp_ns=1)
-        with pytest.raises(PermanentSinkError) as info:
-            sink.write(sink.prepare(EventBatch([event])))
-        assert str(info.value) == (
-            f"write to {INFLUXDB_V1_URL} failed: HTTP 400: "
-            "unable to parse 'bs a\\\\ b=1i 1': invalid field format"
-        )
-        sink.close()
+class TestServerLimits:
+    """Why prepare() refuses some valid events: what the real servers do with them."""
+
+    def test_influxdb_1_6_refuses_unsigned_fields(self, fresh_db: str) -> None:
+        status, error = post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", "u v=3u 1")
+        assert (status, error) == (400, "unable to parse 'u v=3u 1': invalid number")
 
     @pytest.mark.parametrize("timestamp", [2**63 - 1, -(2**63), -(2**63) + 1])
-    def test_int64_extreme_timestamps_are_refused(self, fresh_db: str, timestamp: int) -> None:
-        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
-        payload = sink.prepare(
-            EventBatch([MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp)])
+    def test_influxdb_1_6_refuses_int64_extreme_timestamps(
+        self, fresh_db: str, timestamp: int
+    ) -> None:
+        status, error = post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", f"t v=1i {timestamp}")
+        assert (status, error) == (
+            400,
+            f"unable to parse 't v=1i {timestamp}': time outside range "
+            "-9223372036854775806 - 9223372036854775806",
         )
-        with pytest.raises(PermanentSinkError) as info:
-            sink.write(payload)
-        assert str(info.value).endswith(
-            f"HTTP 400: unable to parse 't v=1i {timestamp}': time outside range "
-            "-9223372036854775806 - 9223372036854775806"
-        )
-        sink.close()
+
+    def test_influxdb_1_6_loses_a_measurement_with_backslash_before_space_after_a_204(
+        self, fresh_db: str
+    ) -> None:
+        lost = MetricEvent("lost a\\ b", fields={"f": 1.0}, timestamp_ns=1)
+        kept = MetricEvent("kept", fields={"g": 2.0}, timestamp_ns=1)
+        body = f"{lost.to_influx_line()}\n{kept.to_influx_line()}"
+        assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", body) == (204, "")
+        assert influx_v1_events(INFLUXDB_V1_URL, fresh_db) == [kept]
+
+    def test_influxdb_1_6_refuses_a_field_key_with_backslash_before_space(
+        self, fresh_db: str
+    ) -> None:
+        line = MetricEvent("bs", fields={"a\\ b": 1}, timestamp_ns=1).to_influx_line()
+        status, error = post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", line)
+        assert (status, error) == (400, "unable to parse 'bs a\\\\ b=1i 1': invalid field format")
+
+    def test_influxdb_1_6_drops_the_backslash_before_a_quote_in_a_measurement(
+        self, fresh_db: str
+    ) -> None:
+        line = MetricEvent('q a\\"b', fields={"f": 1.0}, timestamp_ns=1).to_influx_line()
+        assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", line) == (204, "")
+        stored = influx_v1_events(INFLUXDB_V1_URL, fresh_db)
+        assert [e.measurement for e in stored] == ['q a"b']
+
+    @pytest.mark.parametrize(
+        ("tags", "fields", "suffix", "stored"),
+        [
+            # Lost without a trace: a backslash before a space or comma.
+            ({"t": "x"}, {"f": 1.0}, "a\\ b", []),
+            ({"t": "a\\,b"}, {"f": 1.0}, "", []),
+            ({"a\\ b": "x"}, {"f": 1.0}, "", []),
+            # Stored under other names: a backslash before '='.
+            ({"t": "x"}, {"f": 1.0}, "a\\=b", [("a=b_f", (("t", "x"),))]),
+            ({"a\\=b": "x"}, {"f": 1.0}, "", [("_f", (("a\\", "b=x"),))]),
+        ],
+    )
+    def test_victoriametrics_loses_or_renames_names_with_backslash_before_a_delimiter(
+        self,
+        vm_server: str,
+        tags: dict[str, str],
+        fields: dict[str, float],
+        suffix: str,
+        stored: list[tuple[str, tuple[tuple[str, str], ...]]],
+    ) -> None:
+        prefix = f"msv2_{RUN_ID}_bs_{uuid.uuid4().hex[:8]}"
+        now_ms = time.time_ns() // 1_000_000 - 60_000
+        event = MetricEvent(prefix + suffix, tags=tags, fields=fields, timestamp_ns=now_ms * 10**6)
+        marker = MetricEvent(prefix + "_marker", fields={"m": 1.0}, timestamp_ns=now_ms * 10**6)
+        body = f"{event.to_influx_line()}\n{marker.to_influx_line()}"
+        assert post_lines(vm_server, "/api/v2/write?org=o&bucket=b", body) == (204, "")
+        samples = vm_samples(vm_server, vm_regex(prefix), len(stored) + 1)
+        assert [(name.removeprefix(prefix), labels) for name, labels, _, _ in samples] == [
+            *stored,
+            ("_marker_m", ()),
+        ]
 
 
 class TestV1Faults:
@@ -1471,10 +1566,11 @@ class TestMaxBodySize:
         with pytest.raises(PermanentSinkError) as info:
             sink.write(payload)
         assert str(info.value) == (
-            "500 of 501 events written; event 250 of the batch is too large for the server "
+            "event 250 of the batch is too large for the server "
             f"even alone ({len(huge.to_influx_line().encode())} bytes): write to "
             f"{small_influxd.url} failed: HTTP 413: Request Entity Too Large"
         )
+        assert info.value.written == 500
         assert (payload.events_written, payload.events_rejected) == (500, 1)
         assert influx_rows(small_influxd.url, db) == expected_rows(events)
         sink.close()
@@ -1491,7 +1587,7 @@ class TestV2VictoriaMetrics:
         write_batches(sink, events)
         truncated = [e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events]
         expected = expected_vm(truncated)
-        assert vm_samples(vm_regex(prefix), len(expected)) == expected
+        assert vm_samples(vm_server, vm_regex(prefix), len(expected)) == expected
         sink.check()
         sink.close()
 
@@ -1500,7 +1596,7 @@ class TestV2VictoriaMetrics:
         events = numeric_events(prefix, 200)
         sink = InfluxDBSink(vm_server, org="o", bucket="b", gzip=False)
         write_batches(sink, events)
-        assert vm_samples(vm_regex(prefix), 800) == expected_vm(events)
+        assert vm_samples(vm_server, vm_regex(prefix), 800) == expected_vm(events)
         sink.close()
 
     def test_string_fields_are_accepted_and_numeric_siblings_stored(self, vm_server: str) -> None:
@@ -1517,7 +1613,7 @@ class TestV2VictoriaMetrics:
         ]
         sink = InfluxDBSink(vm_server, org="o", bucket="b")
         write_batches(sink, events)
-        numeric = [s for s in vm_samples(vm_regex(prefix), 20) if s[0] == f"{prefix}_n"]
+        numeric = [s for s in vm_samples(vm_server, vm_regex(prefix), 20) if s[0] == f"{prefix}_n"]
         assert numeric == [
             (f"{prefix}_n", (), now_ns // 1_000_000 + i, float(i)) for i in range(10)
         ]
@@ -1555,7 +1651,7 @@ class TestThroughStreamer:
             )
         assert influx_rows(INFLUXDB_V1_URL, fresh_db) == expected_rows(events)
         expected = expected_vm(events)
-        assert vm_samples(vm_regex(prefix), len(expected)) == expected
+        assert vm_samples(vm_server, vm_regex(prefix), len(expected)) == expected
 
     def test_server_stopped_and_restarted_mid_stream(self, influxd: InfluxdProcess) -> None:
         db = f"stream_restart_{RUN_ID}"

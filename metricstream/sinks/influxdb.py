@@ -29,7 +29,38 @@ Failures are translated in one place (`InfluxDBSink._sink_error`):
   the sink unhealthy; `InfluxDBSink.check` keeps reporting them until a write
   succeeds;
 - 413 (body too large) splits the events in halves and writes each half,
-  recursively; a single event that is still too large is rejected.
+  recursively; a single event that is still too large is rejected;
+- a 400 "partial write: ... dropped=N" (InfluxDB 1.x, for example a field
+  type conflict) means the server stored every other line of the body. The
+  error says so through `PermanentSinkError.written`, and the streamer counts
+  exactly N events as rejected.
+
+A partial write reports only the lines refused by the first shard that
+failed: InfluxDB 1.x writes each shard group separately and returns one
+shard's error. N is therefore taken as exact when all the events of the body
+fall in one hour of UTC time (shard groups last whole hours in every InfluxDB
+default, and are aligned to them). A body spanning more, or one whose partial
+write comes from lines the server could not parse (it then says
+``dropped=0``), is split in halves and written again, like a 413, until every
+event is known to be written or refused. Rewriting a stored point is
+harmless: InfluxDB keeps one point per series and timestamp.
+
+What InfluxDB cannot store as written is refused in `InfluxDBSink.prepare`
+with `InvalidEventError`, so that the streamer drops exactly those events (as
+``invalid``) and writes the rest of their batch:
+
+- a literal backslash right before a space, comma, ``=`` or ``"`` in a
+  measurement, tag key, tag value or field key. Line protocol writes it as
+  is, but InfluxDB 1.x and VictoriaMetrics read it as an escape: depending on
+  the server, the element and the character, the point is lost after a 204,
+  refused, or stored under another name;
+- with ``api="v1"``, `UInt` fields (InfluxDB 1.x refuses ``3u``) and, at
+  ``ns`` precision, the three int64 timestamps InfluxDB 1.x cannot store
+  (``-2**63``, ``-2**63 + 1`` and ``2**63 - 1``). VictoriaMetrics stores
+  unsigned fields, as floats.
+
+Both checks start with a search of the batch's shared line protocol bytes, so
+batches without a suspicious byte sequence cost no per-event work.
 
 Exactly once across splits: an `InfluxDBPayload` records which event ranges
 are still to be written. When the first half of a split batch is written and
@@ -39,6 +70,13 @@ server stored it is sent again in full; InfluxDB keeps one point per series
 and timestamp, so the second copy overwrites the first instead of adding to
 it.)
 
+Memory: a payload holds only its request body (gzip-compressed when on) and
+counters, never the events or, when compressed, their line protocol: a dead
+server with a million events queued behind it costs their compressed size. A
+split, which is rare, decodes the events back from the body
+(`metricstream.parse_lines` reads exactly what the encoder wrote) and keeps
+them until the payload is done.
+
 Credentials (password, token) never appear in ``repr``, error messages or
 health reports.
 """
@@ -47,11 +85,13 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import gzip
 import http.client
 import importlib
 import json
 import math
 import os
+import re
 import sys
 import time
 import urllib.parse
@@ -59,14 +99,15 @@ from collections.abc import Mapping
 from datetime import timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
-from metricstream.event import MetricEvent
+from metricstream.event import MetricEvent, UInt
 from metricstream.exceptions import (
     ConfigError,
+    InvalidEventError,
     PermanentSinkError,
     SinkError,
     TransientSinkError,
 )
-from metricstream.lineprotocol import PRECISIONS, encode_lines
+from metricstream.lineprotocol import PRECISIONS, encode_lines, parse_lines
 from metricstream.sinks.url import redact_url
 from metricstream.streamer.compression import Compression, compress
 
@@ -80,6 +121,15 @@ _V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
 ``us`` as nanoseconds without complaint, so the short forms are required."""
 
 _MAX_MESSAGE_CHARS = 1000
+_HOUR_NS = 3_600_000_000_000
+_PARTIAL_WRITE = re.compile(r"partial write: (.*) dropped=([0-9]+)", re.DOTALL)
+_UINT_TEXT = re.compile(rb"=[0-9]+u[ ,]")
+"""Where a `UInt` field may be in line protocol (string values can match too)."""
+_V1_MIN_NS = -(2**63) + 2
+_V1_MAX_NS = 2**63 - 2
+"""The range of timestamps InfluxDB 1.x stores (it refuses -2**63, -2**63 + 1 and 2**63 - 1)."""
+_MISREAD = ("\\ ", "\\,", "\\=", '\\"')
+"""A literal backslash before one of these is read by InfluxDB as an escape."""
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -94,6 +144,19 @@ class _Response(NamedTuple):
 
 class _TooLargeError(PermanentSinkError):
     """The server refused a body as too large (413); the writer splits it."""
+
+
+class _PartialWriteError(PermanentSinkError):
+    """InfluxDB stored some lines of a body and refused ``dropped`` others (400).
+
+    ``unparsed`` is True when the refused lines are ones the server could not
+    parse: it then reports ``dropped=0`` whatever their number.
+    """
+
+    def __init__(self, message: str, *, dropped: int, unparsed: bool, sink: str) -> None:
+        super().__init__(message, sink=sink)
+        self.dropped = dropped
+        self.unparsed = unparsed
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -130,8 +193,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return seconds
 
 
-def _server_message(response: _Response) -> str:
-    """Return the error message a server put in a response, for people to read."""
+def _server_message(response: _Response, *, limit: int | None = _MAX_MESSAGE_CHARS) -> str:
+    """Return the error message a server put in a response, cut to `limit` characters."""
     message = ""
     if response.body:
         try:
@@ -150,71 +213,64 @@ def _server_message(response: _Response) -> str:
             if response.headers.get(header):
                 message = response.headers[header]
                 break
-    if len(message) > _MAX_MESSAGE_CHARS:
-        message = message[:_MAX_MESSAGE_CHARS] + "..."
+    if limit is not None and len(message) > limit:
+        message = message[:limit] + "..."
     return message or "no message"
 
 
 class InfluxDBPayload:
     """One batch encoded for InfluxDB, and how much of it has been written.
 
-    Built by `InfluxDBSink.prepare`; `InfluxDBSink.write` consumes it. When a
-    413 splits the batch, the payload remembers which event ranges are done,
-    so a retry of the same payload resends only the rest.
-
-    The streamer counts a payload as a whole (written, or dropped when
-    `write` raises `PermanentSinkError`); ``events_written`` and
-    ``events_rejected`` tell how a split payload really ended.
+    Built by `InfluxDBSink.prepare`; `InfluxDBSink.write` consumes it. It
+    keeps the request body and counters only; when a 413 or a partial write
+    splits the batch, the payload decodes the events from the body once and
+    remembers which event ranges are done, so a retry of the same payload
+    resends only the rest.
 
     Args:
-        events: The batch's events, in order.
-        line_protocol: Their line protocol encoding.
-        body: The request body for all of them.
+        body: The request body for all the events.
+        count: How many events (lines) the body holds.
         gzipped: Whether ``body`` is gzip-compressed.
 
     Attributes:
-        events: The batch's events, in order.
-        line_protocol: Their line protocol encoding (shared with other sinks).
-        body: The request body for the whole batch: ``line_protocol``, gzip-
-            compressed when ``gzipped``.
+        body: The request body for the whole batch: its line protocol,
+            gzip-compressed when ``gzipped``.
         gzipped: Whether ``body`` (and any split halves) are gzip-compressed.
-        events_written: How many events the server has accepted so far.
-        events_rejected: How many events were refused for good (400, or a
-            single event over the size limit) while others were written. On a
-            400 "partial write", InfluxDB 1.x still stores the valid lines of
-            the refused body; they are counted here too.
+        count: How many events the body holds.
+        events_written: How many events the server has stored so far.
+        events_rejected: How many events were refused for good (400, a
+            partial write, or a single event over the size limit).
     """
 
     __slots__ = (
+        "_events",
         "_pending",
         "_rejections",
         "body",
-        "events",
+        "count",
         "events_rejected",
         "events_written",
         "gzipped",
-        "line_protocol",
     )
 
-    def __init__(
-        self, events: list[MetricEvent], line_protocol: bytes, body: bytes, *, gzipped: bool
-    ) -> None:
-        self.events = events
-        self.line_protocol = line_protocol
+    def __init__(self, body: bytes, count: int, *, gzipped: bool) -> None:
         self.body = body
+        self.count = count
         self.gzipped = gzipped
         self.events_written = 0
         self.events_rejected = 0
         # Half-open event index ranges still to be written, front first.
-        self._pending: list[tuple[int, int]] = [(0, len(events))] if events else []
+        self._pending: list[tuple[int, int]] = [(0, count)] if count else []
         self._rejections: list[str] = []
+        # The events decoded from the body, while a split payload is in progress.
+        self._events: list[MetricEvent] | None = None
 
     def __len__(self) -> int:
-        return len(self.events)
+        return self.count
 
     def __repr__(self) -> str:
         return (
-            f"InfluxDBPayload(events={len(self.events)}, bytes={len(self.body)}, "
+            f"InfluxDBPayload(events={self.count}, bytes={len(self.body)}, "
             f"gzipped={self.gzipped}, written={self.events_written}, "
             f"rejected={self.events_rejected}, pending_ranges={len(self._pending)})"
         )
@@ -223,6 +279,16 @@ class InfluxDBPayload:
     def done(self) -> bool:
         """True when every event has been written or rejected."""
         return not self._pending
+
+    def lines(self) -> bytes:
+        """Return the line protocol of the whole batch (the body, decompressed)."""
+        return gzip.decompress(self.body) if self.gzipped else self.body
+
+    def _decoded(self, precision: str) -> list[MetricEvent]:
+        """The batch's events, decoded from the body on first use (splits only)."""
+        if self._events is None:
+            self._events = parse_lines(self.lines(), precision)
+        return self._events
 
 
 class _V1Transport:
@@ -533,6 +599,10 @@ class InfluxDBSink:
     def prepare(self, batch: EventBatch) -> InfluxDBPayload:
         """Encode a batch: shared line protocol bytes, gzipped (level 1) when on.
 
+        Events InfluxDB cannot store as written are refused here (see the
+        module documentation); the streamer then drops exactly those, as
+        ``invalid``, and writes the others.
+
         Args:
             batch: The batch to encode.
 
@@ -540,19 +610,31 @@ class InfluxDBSink:
             The payload `write` sends.
 
         Raises:
-            InvalidEventError: If an event has no fields.
+            InvalidEventError: If an event has no fields, or cannot be stored
+                as written: a name with a backslash right before a space,
+                comma, ``=`` or ``"``; with ``api="v1"``, a `UInt` field or a
+                timestamp outside InfluxDB 1.x's range. The first such event
+                is named.
         """
         lines = batch.influx_bytes(self.precision)
+        if b"\\" in lines and (b"\\\\" in lines or b'\\"' in lines or b"\\=" in lines):
+            _refuse_misread_names(batch.events)
+        if self.api == "v1":
+            if _UINT_TEXT.search(lines) is not None:
+                _refuse_unsigned(batch.events)
+            if self.precision == "ns" and b"922337203685477580" in lines:
+                _refuse_unstorable_timestamps(batch.events)
         body = compress(lines, Compression.GZIP, 1) if self._gzip else lines
-        return InfluxDBPayload(batch.events, lines, body, gzipped=self._gzip)
+        return InfluxDBPayload(body, len(batch.events), gzipped=self._gzip)
 
     def write(self, payload: InfluxDBPayload) -> None:
         """Send what is left of a payload.
 
         A 413 splits the pending events in halves, written one after the
-        other (recursively). Halves already written are remembered in the
-        payload, so calling this again after a transient error resends only
-        the rest.
+        other (recursively); so does a partial write whose count cannot be
+        trusted (see the module documentation). Ranges already written are
+        remembered in the payload, so calling this again after a transient
+        error resends only the rest.
 
         Args:
             payload: A payload from `prepare`.
@@ -560,24 +642,30 @@ class InfluxDBSink:
         Raises:
             TransientSinkError: The server is unreachable, timed out, busy
                 (429, 5xx); ``retry_after`` carries its ``Retry-After``.
-            PermanentSinkError: The server refused events (400, an event too
-                large even alone) or the sink cannot write at all (401, 403,
-                missing database/bucket; ``unhealthy`` is then True).
+            PermanentSinkError: The server refused events (400, a partial
+                write, an event too large even alone) or the sink cannot write
+                at all (401, 403, missing database/bucket; ``unhealthy`` is
+                then True). ``written`` says how many of the payload's events
+                the server stored.
         """
         if self._closed:
-            raise PermanentSinkError(f"sink {self.name!r} is closed", sink=self.name)
+            raise PermanentSinkError(
+                f"sink {self.name!r} is closed", written=payload.events_written, sink=self.name
+            )
         pending = payload._pending
         while pending:
             start, stop = pending[0]
-            if start == 0 and stop == len(payload.events):
+            size = stop - start
+            if size == payload.count:
                 body = payload.body
             else:
-                lines = encode_lines(payload.events[start:stop], self.precision).encode()
+                events = payload._decoded(self.precision)[start:stop]
+                lines = encode_lines(events, self.precision).encode()
                 body = compress(lines, Compression.GZIP, 1) if payload.gzipped else lines
             try:
                 self._post(body, gzipped=payload.gzipped)
             except _TooLargeError as exc:
-                if stop - start > 1:
+                if size > 1:
                     middle = (start + stop) // 2
                     pending[0:1] = [(start, middle), (middle, stop)]
                     continue
@@ -588,23 +676,49 @@ class InfluxDBSink:
                     f"({len(body)} bytes): {exc}"
                 )
                 continue
+            except _PartialWriteError as exc:
+                if size > 1 and not self._partial_count_is_exact(payload, start, stop, exc):
+                    middle = (start + stop) // 2
+                    pending[0:1] = [(start, middle), (middle, stop)]
+                    continue
+                pending.pop(0)
+                dropped = size if exc.unparsed else min(exc.dropped, size)
+                payload.events_written += size - dropped
+                payload.events_rejected += dropped
+                payload._rejections.append(str(exc))
+                continue
             except PermanentSinkError as exc:
                 if exc.unhealthy:
+                    exc.written = payload.events_written
                     raise
                 pending.pop(0)
-                payload.events_rejected += stop - start
+                payload.events_rejected += size
                 payload._rejections.append(str(exc))
                 continue
             pending.pop(0)
-            payload.events_written += stop - start
+            payload.events_written += size
             self._blocking_error = None
+        payload._events = None
         if payload._rejections:
-            written = payload.events_written
             summary = "; ".join(payload._rejections[:3])
             if len(payload._rejections) > 3:
                 summary += f"; and {len(payload._rejections) - 3} more"
-            prefix = f"{written} of {len(payload.events)} events written; " if written else ""
-            raise PermanentSinkError(f"{prefix}{summary}", sink=self.name)
+            raise PermanentSinkError(summary, written=payload.events_written, sink=self.name)
+
+    def _partial_count_is_exact(
+        self, payload: InfluxDBPayload, start: int, stop: int, error: _PartialWriteError
+    ) -> bool:
+        """Tell whether a partial write's ``dropped=N`` counts every refused event.
+
+        It does when the refusal is not about unparseable lines (those are
+        reported with ``dropped=0``) and every event lies in one hour of UTC
+        time, hence in one shard group.
+        """
+        if error.unparsed:
+            return False
+        events = payload._decoded(self.precision)
+        first_hour = events[start].timestamp_ns // _HOUR_NS
+        return all(event.timestamp_ns // _HOUR_NS == first_hour for event in events[start:stop])
 
     def check(self) -> None:
         """Ping the server (``/ping``); raise if it is down or refuses our writes.
@@ -738,11 +852,76 @@ class InfluxDBSink:
             return PermanentSinkError(
                 f"{where}: {what}: HTTP 404: {message}", unhealthy=True, sink=self.name
             )
+        if status == 400:
+            partial = _PARTIAL_WRITE.fullmatch(_server_message(failure, limit=None))
+            if partial is not None:
+                return _PartialWriteError(
+                    f"{where}: HTTP 400: {message}",
+                    dropped=int(partial.group(2)),
+                    unparsed=partial.group(1).startswith("unable to parse"),
+                    sink=self.name,
+                )
         return PermanentSinkError(f"{where}: HTTP {status}: {message}", sink=self.name)
 
     def _transport_has_token(self) -> bool:
         transport = self._transport
         return isinstance(transport, _V2Transport) and bool(transport.client.token)
+
+
+def _misread_char(name: str) -> str | None:
+    """The character a literal backslash in `name` comes right before, if InfluxDB misreads it."""
+    if "\\" in name:
+        for pair in _MISREAD:
+            if pair in name:
+                return pair[1]
+    return None
+
+
+def _refuse_misread_names(events: list[MetricEvent]) -> None:
+    """Raise for the first event with a name InfluxDB would misread (see the module doc)."""
+    for event in events:
+        if (
+            "\\" not in event.measurement
+            and not any("\\" in key or "\\" in value for key, value in event.tags.items())
+            and not any("\\" in key for key in event.fields)
+        ):
+            continue
+        named = [("measurement", event.measurement)]
+        for key, value in event.tags.items():
+            named += [("tag key", key), (f"tag value of {key!r}", value)]
+        named += [("field key", key) for key in event.fields]
+        for what, name in named:
+            char = _misread_char(name)
+            if char is not None:
+                raise InvalidEventError(
+                    name,
+                    f"event {event.measurement!r}: {what} {name!r} has a backslash right "
+                    f"before {char!r}; InfluxDB and VictoriaMetrics read that as an escape, "
+                    "so the point would be lost or stored under another name",
+                )
+
+
+def _refuse_unsigned(events: list[MetricEvent]) -> None:
+    """Raise for the first event with a `UInt` field (InfluxDB 1.x refuses them)."""
+    for event in events:
+        for key, value in event.fields.items():
+            if isinstance(value, UInt):
+                raise InvalidEventError(
+                    key,
+                    f"event {event.measurement!r}: field {key!r} is unsigned (UInt({int(value)})), "
+                    "which InfluxDB 1.x cannot store; send it as an int or float",
+                )
+
+
+def _refuse_unstorable_timestamps(events: list[MetricEvent]) -> None:
+    """Raise for the first event whose timestamp InfluxDB 1.x refuses (ns precision)."""
+    for event in events:
+        if not _V1_MIN_NS <= event.timestamp_ns <= _V1_MAX_NS:
+            raise InvalidEventError(
+                None,
+                f"event {event.measurement!r}: timestamp {event.timestamp_ns} is outside the "
+                f"range InfluxDB 1.x stores ({_V1_MIN_NS} to {_V1_MAX_NS})",
+            )
 
 
 def _is_transport_error(exc: BaseException) -> bool:
