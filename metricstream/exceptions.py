@@ -54,11 +54,17 @@ class InvalidEventError(MetricStreamError, ValueError):
         key: The measurement, tag key or field key concerned, or ``None`` when
             the problem is with the event as a whole.
         problem: What is wrong, in words.
+        indexes: When a sink's ``prepare`` raises it for a batch: the positions
+            in the batch of the events it cannot encode, so the streamer drops
+            just those (as ``invalid``) without trying each event alone.
     """
 
-    def __init__(self, key: str | None, problem: str) -> None:
+    def __init__(
+        self, key: str | None, problem: str, *, indexes: tuple[int, ...] | None = None
+    ) -> None:
         self.key = key
         self.problem = problem
+        self.indexes = indexes
         super().__init__(problem)
 
 

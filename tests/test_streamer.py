@@ -7,14 +7,18 @@ import contextvars
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
 import metricstream as ms
+from metricstream.sinks.jsonl import read_events
 from metricstream.streamer.batch import EventBatch
 from metricstream.streamer.correlation import default_prefix
 from metricstream.streamer.retry import Retrier, RetryInterruptedError
@@ -793,3 +797,69 @@ class TestFork:
         assert streamer.flush(5) is True
         assert values(sink.events) == list(range(10))
         assert streamer.health().sinks["memory"].events_accepted == 10
+
+
+class TestInterpreterExit:
+    """The atexit hook delivers pending events when a program ends without shutdown()."""
+
+    def test_events_pending_at_exit_are_written(self, tmp_path: Path) -> None:
+        target = tmp_path / "exit.jsonl"
+        script = (
+            "import metricstream as ms\n"
+            f"sink = ms.sinks.JsonLinesSink({str(target)!r})\n"
+            "streamer = ms.EventStreamer([sink], flush_interval=60)\n"
+            "for i in range(250):\n"
+            "    streamer.send(ms.event_from_sample('m', i, timestamp_ns=i))\n"
+            "print('exiting')\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert (result.returncode, result.stdout) == (0, "exiting\n")
+        assert values(list(read_events(target))) == list(range(250))
+
+    def test_opting_out_leaves_them_undelivered(self, tmp_path: Path) -> None:
+        target = tmp_path / "exit.jsonl"
+        script = (
+            "import metricstream as ms\n"
+            f"sink = ms.sinks.JsonLinesSink({str(target)!r})\n"
+            "streamer = ms.EventStreamer([sink], flush_interval=60, register_atexit=False)\n"
+            "streamer.send(ms.event_from_sample('m', 1))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0
+        assert not target.exists()
+
+
+class PickySink(InMemorySink):
+    """Refuses events whose value is negative, naming them or not."""
+
+    def __init__(self, *, name_them: bool) -> None:
+        super().__init__("picky")
+        self.name_them = name_them
+        self.prepared_sizes: list[int] = []
+
+    def prepare(self, batch: EventBatch) -> EventBatch:
+        self.prepared_sizes.append(len(batch))
+        bad = tuple(i for i, e in enumerate(batch.events) if e.fields["value"] < 0)  # type: ignore[operator]
+        if bad:
+            raise ms.InvalidEventError(None, "negative", indexes=bad if self.name_them else None)
+        return batch
+
+
+class TestInvalidEvents:
+    """Events a sink cannot encode are dropped as invalid, for that sink only."""
+
+    @pytest.mark.parametrize("name_them", [True, False])
+    def test_only_the_offending_events_are_dropped(self, make_streamer, name_them: bool) -> None:
+        picky, memory = PickySink(name_them=name_them), InMemorySink()
+        streamer = make_streamer([picky, memory], batch_size=10, flush_interval=60)
+        streamer.send_many(sample(-i if i in (3, 7) else i) for i in range(10))
+        assert streamer.flush(5) is True
+        assert values(picky.events) == [0, 1, 2, 4, 5, 6, 8, 9]
+        assert values(memory.events) == [0, 1, 2, -3, 4, 5, 6, -7, 8, 9]
+        assert streamer.health().sinks["picky"].dropped_by_reason == {**NO_REASONS, "invalid": 2}
+        expected_sizes = [10, 8] if name_them else [10, *[1] * 10, 8]
+        assert picky.prepared_sizes == expected_sizes

@@ -451,6 +451,9 @@ class EventStreamer:
     def _prepare(self, lane: Lane, batch: EventBatch) -> tuple[Any, int, int]:
         """Run the sink's `prepare`; isolate events it cannot encode.
 
+        A sink may name the offending events (`InvalidEventError.indexes`);
+        otherwise each event is tried alone.
+
         Returns:
             (payload, events in the payload, events dropped as invalid).
         """
@@ -458,19 +461,19 @@ class EventStreamer:
             return lane.sink.prepare(batch), len(batch), 0
         except Exception as exc:
             first_error = exc
-        good: list[MetricEvent] = []
-        for event in batch.events:
-            try:
-                lane.sink.prepare(EventBatch([event], batch_id=batch.batch_id))
-            except Exception:  # noqa: S112 - the event is counted as invalid below
-                continue
-            good.append(event)
-        invalid = len(batch) - len(good)
+        events = batch.events
+        named = getattr(first_error, "indexes", None)
+        if named:
+            bad = set(named)
+            good = [event for i, event in enumerate(events) if i not in bad]
+        else:
+            good = [event for event in events if self._encodable(lane, event, batch.batch_id)]
+        invalid = len(events) - len(good)
         logger.warning(
             "metricstream: sink %r could not encode %d of %d events of batch %s: %s",
             lane.name,
             invalid,
-            len(batch),
+            len(events),
             batch.batch_id,
             first_error,
         )
@@ -479,8 +482,19 @@ class EventStreamer:
         try:
             payload = lane.sink.prepare(EventBatch(good, batch_id=batch.batch_id))
         except Exception:
-            return None, 0, len(batch)
+            if not named:
+                return None, 0, len(events)
+            payload, kept, _ = self._prepare(lane, EventBatch(good, batch_id=batch.batch_id))
+            return payload, kept, len(events) - kept
         return payload, len(good), invalid
+
+    @staticmethod
+    def _encodable(lane: Lane, event: MetricEvent, batch_id: str) -> bool:
+        try:
+            lane.sink.prepare(EventBatch([event], batch_id=batch_id))
+        except Exception:
+            return False
+        return True
 
     def _update_limit(self) -> None:
         if self._overflow != "block":

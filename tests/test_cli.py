@@ -1,0 +1,142 @@
+"""The metricstream command: the demo workload, its accounting, and cat."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import metricstream as ms
+from metricstream.cli import EVENT_MIX, AnalyticsWorkload, main
+from metricstream.sinks.jsonl import read_events
+
+
+def accounting(output: str) -> dict[str, tuple[int, int, int]]:
+    """Parse the final accounting lines: sink -> (written, dropped, pending)."""
+    rows = re.findall(
+        r"^  (\S+)\s+written\s+([\d,]+)\s+dropped\s+([\d,]+).*?pending ([\d,]+)\s+OK", output, re.M
+    )
+    return {
+        name: (int(w.replace(",", "")), int(d.replace(",", "")), int(p.replace(",", "")))
+        for name, w, d, p in rows
+    }
+
+
+class TestDemo:
+    """`metricstream demo` streams the workload and ends with a balanced accounting."""
+
+    def test_default_sinks_write_everything_and_balance(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status = main(
+            [
+                "demo",
+                "--duration",
+                "1.5",
+                "--rate",
+                "400",
+                "--seed",
+                "7",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        output = capsys.readouterr().out
+        assert status == 0
+        sent = int(
+            re.search(r"Final accounting \(([\d,]+) events sent\)", output)
+            .group(1)
+            .replace(",", "")
+        )  # type: ignore[union-attr]
+        rows = accounting(output)
+        assert rows == {"console": (sent, 0, 0), "jsonl": (sent, 0, 0)}
+        stored = list(read_events(tmp_path / "events.jsonl.zst"))
+        assert len(stored) == sent
+        assert {e.measurement for e in stored} <= {kind for kind, _ in EVENT_MIX}
+        assert "Sample events, as line protocol and as JSON:" in output
+        assert re.search(
+            r"^\[\s*1\.\ds\] sent [\d,]+ \([\d,]+/s\) \| console: written", output, re.M
+        )
+
+    def test_sink_urls_replace_the_defaults(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        target = tmp_path / "out.jsonl"
+        status = main(["demo", "--duration", "1", "--rate", "300", "--sink", f"jsonl:{target}"])
+        output = capsys.readouterr().out
+        assert status == 0
+        rows = accounting(output)
+        assert list(rows) == ["jsonl"]
+        assert len(list(read_events(target))) == rows["jsonl"][0]
+
+    def test_a_bad_sink_url_is_reported_with_status_2(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["demo", "--duration", "1", "--sink", "carrier-pigeon://coop"]) == 2
+        assert "unknown sink URL scheme" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("args", [["--rate", "0"], ["--duration", "-1"], ["--batch-size", "0"]])
+    def test_invalid_numbers_are_refused_by_the_parser(self, args: list[str]) -> None:
+        with pytest.raises(SystemExit) as info:
+            main(["demo", *args])
+        assert info.value.code == 2
+
+
+class TestWorkload:
+    """The simulated workload has the documented shape."""
+
+    def test_mix_tags_and_purchase_amounts(self) -> None:
+        events = AnalyticsWorkload(seed=3).events(20_000)
+        counts = {kind: 0 for kind, _ in EVENT_MIX}
+        for event in events:
+            counts[event.measurement] += 1
+            assert set(event.tags) == {"org", "user", "path", "utm_source"}
+            assert event.tags["user"].startswith(event.tags["org"] + "-u")
+            if event.measurement == "purchase":
+                assert 5 <= event.fields["amount"] <= 500  # type: ignore[operator]
+        for kind, share in EVENT_MIX:
+            assert abs(counts[kind] / 20_000 - share) < 0.02, kind
+        assert len({e.tags["org"] for e in events}) > 450
+
+    def test_the_same_seed_gives_the_same_events(self) -> None:
+        first = [(e.measurement, e.tags) for e in AnalyticsWorkload(seed=5).events(50)]
+        second = [(e.measurement, e.tags) for e in AnalyticsWorkload(seed=5).events(50)]
+        assert first == second
+
+
+class TestCat:
+    """`metricstream cat` prints what a JSON Lines file holds."""
+
+    def test_prints_line_protocol(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        path = tmp_path / "e.jsonl.zst"
+        sink = ms.sinks.JsonLinesSink(path)
+        events = [
+            ms.MetricEvent("m", tags={"h": "a"}, fields={"v": i}, timestamp_ns=i) for i in range(3)
+        ]
+        sink.write(sink.prepare(ms.EventBatch(events)))
+        sink.close()
+        assert main(["cat", str(path)]) == 0
+        assert capsys.readouterr().out == "m,h=a v=0i 0\nm,h=a v=1i 1\nm,h=a v=2i 2\n"
+
+    def test_a_missing_file_is_an_error_with_status_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["cat", str(tmp_path / "missing.jsonl")]) == 2
+        assert "missing.jsonl" in capsys.readouterr().err
+
+
+class TestModuleEntryPoint:
+    """`python -m metricstream` runs the same command."""
+
+    def test_help(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "metricstream", "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0
+        assert "{demo,cat}" in result.stdout
