@@ -9,7 +9,14 @@ ev.to_influx_line()
 from __future__ import annotations
 
 from metricstream import sinks, testing
-from metricstream.event import SCHEMA_VERSION, FieldValue, MetricEvent, UInt, event_from_sample
+from metricstream.event import (
+    SCHEMA_VERSION,
+    FieldValue,
+    MetricEvent,
+    SharedTags,
+    UInt,
+    event_from_sample,
+)
 from metricstream.exceptions import (
     ConfigError,
     InvalidEventError,
@@ -51,6 +58,7 @@ __all__ = [
     "RetryConfig",
     "SCHEMA_VERSION",
     "SchemaVersionError",
+    "SharedTags",
     "SinkError",
     "SinkHealth",
     "StreamerHealth",

@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "FieldValue",
     "MetricEvent",
+    "SharedTags",
     "TagsLike",
     "UInt",
     "event_from_sample",

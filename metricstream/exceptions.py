@@ -108,10 +108,14 @@ class SinkError(MetricStreamError):
 
     Attributes:
         sink: The name of the sink, when known.
+        written: How many events of the payload the destination stored before
+            the failure (a batch written in parts); the streamer counts those
+            as written, whatever becomes of the rest.
     """
 
-    def __init__(self, message: str, *, sink: str | None = None) -> None:
+    def __init__(self, message: str, *, sink: str | None = None, written: int = 0) -> None:
         self.sink = sink
+        self.written = written
         super().__init__(message)
 
 
@@ -124,10 +128,15 @@ class TransientSinkError(SinkError):
     """
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, sink: str | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        sink: str | None = None,
+        written: int = 0,
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, sink=sink)
+        super().__init__(message, sink=sink, written=written)
 
 
 class PermanentSinkError(SinkError):
@@ -138,9 +147,6 @@ class PermanentSinkError(SinkError):
             by default.
         unhealthy: True when the failure means the sink cannot work at all (for
             example wrong credentials), so health reports it as disconnected.
-        written: How many events of the payload were written before the
-            failure (a destination that accepted part of a batch); the
-            streamer counts those as written and only the rest as dropped.
     """
 
     def __init__(
@@ -154,5 +160,4 @@ class PermanentSinkError(SinkError):
     ) -> None:
         self.reason = reason
         self.unhealthy = unhealthy
-        self.written = written
-        super().__init__(message, sink=sink)
+        super().__init__(message, sink=sink, written=written)

@@ -60,6 +60,7 @@ from metricstream.event import (
     UINT64_MAX,
     FieldValue,
     MetricEvent,
+    SharedTags,
     UInt,
 )
 from metricstream.exceptions import ConfigError, InvalidEventError, LineProtocolError
@@ -110,6 +111,28 @@ def _field_prefix(key: str) -> str:
         _field_prefix_cache.clear()
     _field_prefix_cache[key] = prefix
     return prefix
+
+
+# Heads of events whose tags are a `SharedTags` (from event_from_sample), keyed
+# by the identity of that dict. Each entry holds the dict itself, so its id
+# cannot be reused by another object while the entry exists.
+_shared_heads: dict[int, tuple[SharedTags, dict[str, str]]] = {}
+
+
+def _shared_head(tags: SharedTags, measurement: str) -> str:
+    """Encode and remember the head of an entry whose tags are shared."""
+    head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
+    if tags:
+        head += "".join(
+            [f",{_escape_name(key)}={_escape_name(value)}" for key, value in sorted(tags.items())]
+        )
+    known = _shared_heads.get(id(tags))
+    if known is None:
+        if len(_shared_heads) >= _CACHE_LIMIT:
+            _shared_heads.clear()
+        known = _shared_heads[id(tags)] = (tags, {})
+    known[1][measurement] = head
+    return head
 
 
 def _head(cache_key: tuple[object, ...], measurement: str, tags: dict[str, str]) -> str:
@@ -200,7 +223,12 @@ def encode_line(event: MetricEvent, precision: str = "ns") -> str:
         raise _no_fields(event)
     measurement = event.measurement
     tags = event.tags
-    if tags:
+    if tags.__class__ is SharedTags:
+        known = _shared_heads.get(id(tags))
+        head = known[1].get(measurement) if known is not None else None
+        if head is None:
+            head = _shared_head(tags, measurement)
+    elif tags:
         cache_key = (measurement, *tags.items())
         head = _head_cache.get(cache_key) or _head(cache_key, measurement, tags)
     else:

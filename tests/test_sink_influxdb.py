@@ -45,9 +45,10 @@ from metricstream.exceptions import (
 )
 from metricstream.lineprotocol import PRECISIONS
 from metricstream.sinks import InfluxDBSink, Sink, sink_from_url
-from metricstream.sinks.influxdb import from_url, parse_retry_after
+from metricstream.sinks.influxdb import InfluxDBPayload, from_url, parse_retry_after
 from metricstream.streamer import EventStreamer, RetryConfig
 from metricstream.streamer.compression import Compression
+from metricstream.streamer.health import SinkHealth
 
 from .influx_readback import (
     influx_query,
@@ -759,7 +760,7 @@ class TestPrepareRefuses:
         with pytest.raises(InvalidEventError) as info:
             sink.prepare(EventBatch([fine, bad, bad.copy()]))
         what = "tag value of 't'" if element == "tag value" else element
-        assert info.value.key == name
+        assert (info.value.key, info.value.indexes) == (name, (1, 2))
         assert str(info.value) == (
             f"event {measurement!r}: {what} {name!r} has a backslash right before {char!r}; "
             "InfluxDB and VictoriaMetrics read that as an escape, so the point would be lost "
@@ -786,7 +787,7 @@ class TestPrepareRefuses:
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
             v1.prepare(EventBatch(events))
-        assert info.value.key == "n"
+        assert (info.value.key, info.value.indexes) == ("n", (1,))
         assert str(info.value) == (
             "event 'u': field 'n' is unsigned (UInt(3)), which InfluxDB 1.x cannot store; "
             "send it as an int or float"
@@ -797,13 +798,39 @@ class TestPrepareRefuses:
         v1.close()
         v2.close()
 
+    def test_every_refused_event_is_named_and_the_first_described(self) -> None:
+        ok = MetricEvent("ok", fields={"s": 'a "quoted" value'}, timestamp_ns=1)
+        events = [
+            ok,
+            MetricEvent("u", fields={"n": UInt(1)}, timestamp_ns=1),
+            ok,
+            MetricEvent("bs", tags={"t": "a\\,b"}, fields={"n": UInt(2)}, timestamp_ns=1),
+            MetricEvent("t", fields={"v": 1}, timestamp_ns=2**63 - 1),
+            ok,
+            MetricEvent("bs", fields={"a\\=b": 1}, timestamp_ns=1),
+        ]
+        v1 = make_sink("http://127.0.0.1:1", "v1")
+        with pytest.raises(InvalidEventError) as info:
+            v1.prepare(EventBatch(events))
+        assert (info.value.key, info.value.indexes) == ("n", (1, 3, 4, 6))
+        assert str(info.value) == (
+            "event 'u': field 'n' is unsigned (UInt(1)), which InfluxDB 1.x cannot store; "
+            "send it as an int or float"
+        )
+        v2 = make_sink("http://127.0.0.1:1", "v2")
+        with pytest.raises(InvalidEventError) as info:
+            v2.prepare(EventBatch(events))
+        assert (info.value.key, info.value.indexes) == ("a\\,b", (3, 6))
+        v1.close()
+        v2.close()
+
     @pytest.mark.parametrize("timestamp", [2**63 - 1, -(2**63), -(2**63) + 1])
     def test_int64_extreme_timestamps_are_refused_for_v1_at_ns(self, timestamp: int) -> None:
         events = [MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp)]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
             v1.prepare(EventBatch(events))
-        assert info.value.key is None
+        assert (info.value.key, info.value.indexes) == (None, (0,))
         assert str(info.value) == (
             f"event 't': timestamp {timestamp} is outside the range InfluxDB 1.x stores "
             "(-9223372036854775806 to 9223372036854775806)"
@@ -1619,6 +1646,375 @@ class TestV2VictoriaMetrics:
         sink.close()
 
 
+# --- exact accounting through an EventStreamer -------------------------------------
+
+
+def stream(
+    sinks: list[Sink], events: list[MetricEvent], *, batch_size: int
+) -> dict[str, SinkHealth]:
+    """Send copies of `events` through a streamer, flush, shut down; return each sink's health."""
+    streamer = EventStreamer(
+        sinks, batch_size=batch_size, flush_interval=60.0, register_atexit=False
+    )
+    with streamer:
+        assert streamer.send_many(e.copy() for e in events) == len(events)
+        assert streamer.flush(timeout=120) is True
+        health = streamer.health()
+    return dict(health.sinks)
+
+
+def counts(health: SinkHealth) -> tuple[int, int, dict[str, int]]:
+    """(written, pending, the non-zero drop counts by reason)."""
+    dropped = {reason: n for reason, n in health.dropped_by_reason.items() if n}
+    return health.events_written, health.pending, dropped
+
+
+class TestPartialWriteCounting:
+    """How "partial write" answers are counted, from a server scripted like InfluxDB 1.6."""
+
+    HOUR_NS = 3600 * 10**9
+
+    @staticmethod
+    def posts(server: LoopbackServer) -> list[tuple[int, int]]:
+        """(lines, status) of every write request, in order."""
+        return [(r.text.count("\n") + 1, r.status) for r in server.received if r.method == "POST"]
+
+    def test_unparseable_lines_reported_as_dropped_0_are_isolated_by_halving(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        """InfluxDB 1.6 stores the lines it parses and says dropped=0 for the others."""
+
+        def respond(request: Received) -> Reply:
+            lines = request.text.split("\n")
+            bad = [line for line in lines if "bad" in line]
+            if request.method != "POST" or not bad:
+                return 204, {}, b""
+            error = "\n".join(f"unable to parse '{line}': invalid field format" for line in bad)
+            if len(bad) < len(lines):
+                error = f"partial write: {error} dropped=0"
+            return 400, {}, json.dumps({"error": error}).encode()
+
+        server = loopback(respond)
+        events = [
+            MetricEvent("m", fields={"v": "bad" if i in (3, 4, 9) else "ok"}, timestamp_ns=i)
+            for i in range(12)
+        ]
+        sink = make_sink(server.url, "v1")
+        payload = sink.prepare(EventBatch(events))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert (info.value.written, payload.events_written, payload.events_rejected) == (9, 9, 3)
+        assert self.posts(server) == [
+            (12, 400), (6, 400), (3, 204), (3, 400), (1, 400), (2, 400), (1, 400), (1, 204),
+            (6, 400), (3, 204), (3, 400), (1, 400), (2, 204),
+        ]  # fmt: skip
+        sink.close()
+
+    @staticmethod
+    def one_shard_at_a_time(request: Received) -> Reply:
+        """Refuse lines with "bad"; report only the first hour's count, as InfluxDB 1.6 does."""
+        lines = request.text.split("\n")
+        bad_by_hour: dict[int, int] = {}
+        for line in lines:
+            hour = int(line.rsplit(" ", 1)[1]) // TestPartialWriteCounting.HOUR_NS
+            bad_by_hour[hour] = bad_by_hour.get(hour, 0) + ("bad" in line)
+        reported = next((n for _, n in sorted(bad_by_hour.items()) if n), 0)
+        if request.method != "POST" or not reported:
+            return 204, {}, b""
+        error = (
+            'partial write: field type conflict: input field "v" on measurement "m" is type '
+            f"string, already exists as type integer dropped={reported}"
+        )
+        return 400, {}, json.dumps({"error": error}).encode()
+
+    def test_body_within_one_hour_trusts_the_count_in_one_request(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(self.one_shard_at_a_time)
+        events = [
+            MetricEvent("m", fields={"v": "bad" if i % 4 == 0 else i}, timestamp_ns=BASE_NS + i)
+            for i in range(10)
+        ]
+        sink = make_sink(server.url, "v1")
+        payload = sink.prepare(EventBatch(events))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        assert (info.value.written, payload.events_rejected) == (7, 3)
+        assert str(info.value) == (
+            f"write to {server.url} failed: HTTP 400: partial write: field type conflict: input "
+            'field "v" on measurement "m" is type string, already exists as type integer dropped=3'
+        )
+        assert self.posts(server) == [(10, 400)]
+        sink.close()
+
+    def test_body_spanning_hours_is_halved_until_each_part_is_in_one_hour(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(self.one_shard_at_a_time)
+        hour_start = BASE_NS - BASE_NS % self.HOUR_NS
+        events = [
+            MetricEvent(
+                "m",
+                fields={"v": "bad" if i in (1, 4, 8) else i},
+                timestamp_ns=hour_start + (i // 6) * self.HOUR_NS + i,
+            )
+            for i in range(12)
+        ]
+        sink = make_sink(server.url, "v1")
+        payload = sink.prepare(EventBatch(events))
+        with pytest.raises(PermanentSinkError) as info:
+            sink.write(payload)
+        # The server reports 2 of the 3 refused lines; halving finds the third.
+        assert (info.value.written, payload.events_rejected) == (9, 3)
+        assert self.posts(server) == [(12, 400), (6, 400), (6, 400)]
+        sink.close()
+
+
+class TestPartialFailuresThroughStreamer:
+    """Batches the server stores in part: written and dropped counts match what it stored."""
+
+    def test_split_batch_with_a_refused_half_counts_the_written_halves(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        """10 -> 5+5 -> (2+3)+(2+3) by 413s; the half with the bad line gets a 400."""
+
+        def respond(request: Received) -> Reply:
+            if request.text.count("\n") >= 3:
+                return 413, {}, b'{"error":"Request Entity Too Large"}'
+            if "v=6i" in request.text:
+                return 400, {}, b'{"error":"bad line"}'
+            return 204, {}, b""
+
+        server = loopback(respond)
+        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        health = stream([make_sink(server.url, "v1")], events, batch_size=10)["influxdb"]
+        assert counts(health) == (8, 0, {"rejected": 2})
+        assert health.last_error == (
+            f"PermanentSinkError: write to {server.url} failed: HTTP 400: bad line"
+        )
+        accepted = [r.text for r in server.received if r.method == "POST" and r.status == 204]
+        assert accepted == [
+            "m v=0i 0\nm v=1i 1",
+            "m v=2i 2\nm v=3i 3\nm v=4i 4",
+            "m v=7i 7\nm v=8i 8\nm v=9i 9",
+        ]
+
+    def test_event_too_large_even_alone_is_the_only_one_dropped(
+        self, small_influxd: InfluxdProcess
+    ) -> None:
+        db = f"toolarge_stream_{RUN_ID}"
+        small_influxd.create_database(db)
+        events = [MetricEvent("tl", fields={"v": i}, timestamp_ns=BASE_NS + i) for i in range(600)]
+        huge = MetricEvent("tl", fields={"v": -1, "s": "x" * 30_000}, timestamp_ns=BASE_NS - 1)
+        sink = InfluxDBSink(small_influxd.url, api="v1", database=db, gzip=False)
+        health = stream([sink], [*events[:300], huge, *events[300:]], batch_size=601)["influxdb"]
+        assert counts(health) == (600, 0, {"rejected": 1})
+        assert influx_v1_events(small_influxd.url, db) == events
+
+    @pytest.mark.parametrize("gzip_on", [True, False])
+    def test_type_conflicts_drop_exactly_the_conflicting_events(
+        self, fresh_db: str, gzip_on: bool
+    ) -> None:
+        """InfluxDB 1.6 answers "partial write: ... dropped=N" and stores the other lines."""
+        first = MetricEvent("pw", tags={"h": "a"}, fields={"v": 0}, timestamp_ns=BASE_NS)
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, gzip=gzip_on)
+        sink.write(sink.prepare(EventBatch([first])))
+        events = [
+            MetricEvent(
+                "pw",
+                tags={"h": "ab"[i % 2]},
+                fields={"v": f"text {i}" if i % 7 == 3 else i, "w": i * 0.5},
+                timestamp_ns=BASE_NS + (i + 1) * 1_000_000_000,
+            )
+            for i in range(300)
+        ]
+        conflicting = [e for e in events if isinstance(e.fields["v"], str)]
+        health = stream([sink], events, batch_size=100)["influxdb"]
+        assert len(conflicting) == 43
+        assert counts(health) == (257, 0, {"rejected": 43})
+        assert health.last_error == (
+            f"PermanentSinkError: write to {INFLUXDB_V1_URL} failed: HTTP 400: partial write: "
+            'field type conflict: input field "v" on measurement "pw" is type string, already '
+            "exists as type integer dropped=14"
+        )
+        stored = [first, *(e for e in events if e not in conflicting)]
+        assert influx_v1_events(INFLUXDB_V1_URL, fresh_db, "pw") == stored
+
+    @staticmethod
+    def shard_group_events() -> tuple[list[MetricEvent], list[MetricEvent], list[MetricEvent]]:
+        """Integer points in three shard groups, then a batch with 1, 2 and 3 string
+        conflicts in them (returns the first points, the batch, its conflicting events)."""
+        week_ns = 7 * 24 * 3600 * 10**9
+        firsts = [
+            MetricEvent("sg", fields={"v": 0}, timestamp_ns=BASE_NS + g * 2 * week_ns)
+            for g in range(3)
+        ]
+        batch = []
+        for g in range(3):
+            for i in range(10):
+                value: int | str = f"s{i}" if i < g + 1 else i + 1
+                batch.append(
+                    MetricEvent(
+                        "sg", fields={"v": value}, timestamp_ns=firsts[g].timestamp_ns + i + 1
+                    )
+                )
+        return firsts, batch, [e for e in batch if isinstance(e.fields["v"], str)]
+
+    def test_influxdb_1_6_reports_the_drops_of_one_shard_group_only(self, fresh_db: str) -> None:
+        """Why the sink does not trust dropped=N for bodies spanning more than an hour."""
+        firsts, batch, conflicting = self.shard_group_events()
+        body = "\n".join(e.to_influx_line() for e in firsts)
+        assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", body) == (204, "")
+        body = "\n".join(e.to_influx_line() for e in batch)
+        status, error = post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", body)
+        reported = int(error.rsplit("dropped=", 1)[1])
+        assert (status, len(conflicting), reported in (1, 2, 3)) == (400, 6, True)
+        stored = [e for e in batch if e not in conflicting]
+        assert influx_v1_events(INFLUXDB_V1_URL, fresh_db) == sorted(
+            [*firsts, *stored], key=lambda e: e.timestamp_ns
+        )
+
+    def test_partial_write_across_shard_groups_is_counted_exactly(self, fresh_db: str) -> None:
+        firsts, batch, conflicting = self.shard_group_events()
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        sink.write(sink.prepare(EventBatch(firsts)))
+        health = stream([sink], batch, batch_size=30)["influxdb"]
+        assert counts(health) == (24, 0, {"rejected": 6})
+        stored = [e for e in batch if e not in conflicting]
+        assert influx_v1_events(INFLUXDB_V1_URL, fresh_db) == sorted(
+            [*firsts, *stored], key=lambda e: e.timestamp_ns
+        )
+
+    def test_unhealthy_error_after_a_written_half_counts_that_half(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        """A 413 split whose second half meets a 401: the first half stays counted as written."""
+        answers = iter([(413, b"{}"), (204, b""), (401, b'{"error":"authorization failed"}')])
+
+        def respond(request: Received) -> Reply:
+            status, body = next(answers) if request.method == "POST" else (204, b"")
+            return status, {}, body
+
+        server = loopback(respond)
+        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        health = stream([make_sink(server.url, "v1")], events, batch_size=10)["influxdb"]
+        assert counts(health) == (5, 0, {"rejected": 5})
+        assert (health.connected, health.healthy) == (False, False)
+
+
+def unstorable_events(prefix: str, *, v1: bool) -> list[MetricEvent]:
+    """One event per kind of name (and, for v1, value and timestamp) the server cannot store."""
+    ts = (time.time_ns() // 1_000_000 - 120_000) * 1_000_000
+    events = []
+    for n, char in enumerate(' ,="'):
+        name = f"a\\{char}b"
+        events += [
+            MetricEvent(f"{prefix}_{name}", fields={"f": 1.0}, timestamp_ns=ts + n),
+            MetricEvent(prefix, tags={name: "x"}, fields={"f": 2.0}, timestamp_ns=ts + n),
+            MetricEvent(prefix, tags={"t": name}, fields={"f": 3.0}, timestamp_ns=ts + n),
+            MetricEvent(prefix, fields={name: 4.0}, timestamp_ns=ts + n),
+        ]
+    if v1:
+        events += [
+            MetricEvent(prefix, fields={"f": 5.0, "u": UInt(7)}, timestamp_ns=ts),
+            MetricEvent(prefix, fields={"f": 6.0}, timestamp_ns=2**63 - 1),
+            MetricEvent(prefix, fields={"f": 7.0}, timestamp_ns=-(2**63)),
+        ]
+    return events
+
+
+def storable_events(prefix: str, count: int) -> list[MetricEvent]:
+    """Events both servers store exactly: float fields, names with escapes but no misread."""
+    ts = (time.time_ns() // 1_000_000 - 60_000) * 1_000_000
+    return [
+        MetricEvent(
+            prefix,
+            tags={"host name": f"h {i % 3}", "seq": str(i), "pa\\th": "C:\\dir"},
+            fields={"f": i + 0.25, "g,=": -i * 1.5},
+            timestamp_ns=ts + i * 1_000_000,
+        )
+        for i in range(count)
+    ]
+
+
+class TestUnstorableEventsThroughStreamer:
+    """Events the server cannot store are dropped as invalid, one by one; the rest are written."""
+
+    def test_influxdb_1_6(self, fresh_db: str) -> None:
+        good = storable_events("ok", 200)
+        bad = unstorable_events("bad", v1=True)
+        assert len(bad) == 19
+        mixed = good[:100] + bad + good[100:]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
+        health = stream([sink], mixed, batch_size=100)["influxdb"]
+        assert counts(health) == (200, 0, {"invalid": 19})
+        assert influx_v1_events(INFLUXDB_V1_URL, fresh_db) == good
+
+    def test_victoriametrics(self, vm_server: str) -> None:
+        """VictoriaMetrics stores unsigned fields (as floats): only the names are refused."""
+        prefix = f"msv2_{RUN_ID}_names"
+        good = storable_events(prefix, 200)
+        bad = unstorable_events(f"{prefix}_bad", v1=False)
+        unsigned = MetricEvent(
+            prefix, tags={"seq": "u"}, fields={"f": UInt(7)}, timestamp_ns=good[0].timestamp_ns
+        )
+        mixed = good[:100] + bad + [unsigned] + good[100:]
+        sink = InfluxDBSink(vm_server, org="o", bucket="b")
+        health = stream([sink], mixed, batch_size=100)["influxdb"]
+        assert counts(health) == (201, 0, {"invalid": 16})
+        stored = vm_events(vm_server, prefix, 201)
+        as_float = MetricEvent(
+            prefix, tags={"seq": "u"}, fields={"f": 7.0}, timestamp_ns=good[0].timestamp_ns
+        )
+        assert sorted(stored, key=repr) == sorted([*good, as_float], key=repr)
+
+
+class TestMemoryBehindADeadServer:
+    """Payloads queued behind a dead server hold compressed bytes, not events."""
+
+    def test_queued_payloads_hold_no_events_and_a_fraction_of_the_line_protocol(self) -> None:
+        count, batch_size = 50_000, 1000
+        url = f"http://127.0.0.1:{free_port()}"
+        sink = InfluxDBSink(url, api="v1", database="d")
+        retry = RetryConfig(
+            max_retries=100, initial_delay_ms=60_000, max_delay_ms=60_000, max_elapsed_ms=600_000
+        )
+        streamer = EventStreamer(
+            [sink], batch_size=batch_size, flush_interval=0.05, retry=retry, register_atexit=False
+        )
+
+        def alive() -> list[MetricEvent]:
+            return [
+                o
+                for o in gc.get_objects()
+                if isinstance(o, MetricEvent) and o.measurement == "deadsrv"
+            ]
+
+        def event(i: int) -> MetricEvent:
+            return MetricEvent(
+                "deadsrv", tags={"host": f"web-{i % 20}"}, fields={"latency": i * 0.25, "n": i},
+                timestamp_ns=BASE_NS + i * 1000,
+            )  # fmt: skip
+
+        line_protocol_bytes = sum(len(event(i).to_influx_line()) + 1 for i in range(count))
+        try:
+            assert streamer.send_many(event(i) for i in range(count)) == count
+            deadline = time.monotonic() + 60
+            while alive():
+                assert time.monotonic() < deadline, "events still held after 60 s"
+                time.sleep(0.1)
+            gc.collect()
+            payloads = [o for o in gc.get_objects() if isinstance(o, InfluxDBPayload)]
+            assert (len(payloads), sum(p.count for p in payloads)) == (count // batch_size, count)
+            assert streamer.health().sinks["influxdb"].pending == count
+            queued_bytes = sum(len(p.body) for p in payloads)
+            assert queued_bytes * 5 < line_protocol_bytes
+        finally:
+            streamer.shutdown(timeout=2)
+        health = streamer.health().sinks["influxdb"]
+        assert counts(health) == (0, 0, {"shutdown": count})
+
+
 class TestThroughStreamer:
     """Events sent through an EventStreamer reach InfluxDB 1.6 and VictoriaMetrics."""
 
@@ -1733,17 +2129,20 @@ class TestThroughStreamer:
 
 # --- property: hostile but valid events round-trip through InfluxDB 1.6 ---------
 
-_NAME_CHARS = st.sampled_from([*" ,=\"'\\#\t.-_/:;{}[]()aZ09é☃𝄞日", "\\ ", "\\,", "\\="])
-_name_chars = _NAME_CHARS | st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\r")
+_NAME_CHARS = st.sampled_from([*" ,=\"'\\#.-_/:;{}[]()aZ09é☃𝄞日", "\\ ", "\\,", "\\=", '\\"'])
+_CONTROL_CHARS = [chr(c) for c in range(0x20)] + ["\x7f"]
+_name_chars = _NAME_CHARS | st.characters(
+    blacklist_categories=["Cs"], blacklist_characters=_CONTROL_CHARS
+)
 
 
-def influxdb_16_reads_back(name: str) -> bool:
-    """False for names InfluxDB 1.6 cannot store as written, although events accept them.
+def influxdb_reads_back(event: MetricEvent) -> bool:
+    """False for events with a name InfluxDB misreads, which the sink refuses.
 
-    InfluxDB 1.6 reads a backslash as escaping whatever follows it, while line
+    InfluxDB reads a backslash as escaping whatever follows it, while line
     protocol writes a literal backslash as is. So a literal backslash right
     before a space, comma, ``=`` or ``"`` (written ``\\\\ ``, ``\\\\,``,
-    ``\\\\=``, ``\\"``) is misread:
+    ``\\\\=``, ``\\"``) is misread by InfluxDB 1.6:
 
     - measurement: before a space or comma the point is lost after a 204 (the
       series exists, its fields do not); before ``=`` or ``"`` the backslash
@@ -1753,30 +2152,17 @@ def influxdb_16_reads_back(name: str) -> bool:
     - tag key or value: the entry itself is stored right, but the server's
       line splitter may then join the next line to it (400 for the batch).
     """
-    return not any(f"\\{c}" in name for c in ' ,="')
-
-
-def influxdb_16_keeps_leading_char(name: str) -> bool:
-    """False for measurements and field keys that start with a tab or NUL.
-
-    InfluxDB 1.6 skips tabs and NULs at the start of a line and of the field
-    set, so ``"\\tcpu"`` is stored as ``"cpu"`` and a first field ``"\\x00v"``
-    as ``"v"`` (and ``"\\x00"`` alone leaves a line it cannot parse).
-    """
-    return not name.startswith(("\t", "\x00"))
+    names = [event.measurement, *event.tags, *event.tags.values(), *event.fields]
+    return not any(f"\\{c}" in name for name in names for c in ' ,="')
 
 
 _names = (
     st.lists(_name_chars, min_size=1, max_size=8)
     .map("".join)
     .filter(lambda s: not s.endswith("\\"))
-    .filter(influxdb_16_reads_back)
 )
 _keys = _names.filter(lambda s: s not in ("time", "_measurement", "_field"))
-_measurements = _names.filter(lambda s: not s.startswith("#")).filter(
-    influxdb_16_keeps_leading_char
-)
-_field_keys = _keys.filter(influxdb_16_keeps_leading_char)
+_measurements = _names.filter(lambda s: not s.startswith("#"))
 _strings = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40) | st.sampled_from(
     HOSTILE_STRINGS
 )
@@ -1794,9 +2180,7 @@ def hostile_batches(draw: st.DrawFn) -> tuple[list[MetricEvent], str]:
     precision = draw(st.sampled_from(sorted(PRECISIONS)))
     measurements = draw(st.lists(_measurements, min_size=1, max_size=3, unique=True))
     field_types = draw(
-        st.dictionaries(
-            _field_keys, st.sampled_from(sorted(_values_by_type)), min_size=1, max_size=5
-        )
+        st.dictionaries(_keys, st.sampled_from(sorted(_values_by_type)), min_size=1, max_size=5)
     )
     tag_keys = draw(st.lists(_keys, max_size=4, unique=True))
     base = draw(
@@ -1824,7 +2208,7 @@ def hostile_batches(draw: st.DrawFn) -> tuple[list[MetricEvent], str]:
 
 
 class TestHostileRoundTrip:
-    """Hypothesis: hostile but valid events come back from InfluxDB 1.6 exactly."""
+    """Hypothesis: hostile but valid events come back from InfluxDB 1.6 exactly, or are refused."""
 
     @settings(
         max_examples=200,
@@ -1832,16 +2216,27 @@ class TestHostileRoundTrip:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(case=hostile_batches())
-    def test_hostile_events_round_trip_exactly(
+    def test_hostile_events_round_trip_exactly_or_are_refused_one_by_one(
         self, v1_server: str, case: tuple[list[MetricEvent], str]
     ) -> None:
+        """prepare() refuses exactly the events InfluxDB would misread; the rest round-trip."""
         events, precision = case
+        readable = [e for e in events if influxdb_reads_back(e)]
         db = f"hyp_{RUN_ID}_{uuid.uuid4().hex[:8]}"
         create_database(v1_server, db)
         try:
             sink = InfluxDBSink(v1_server, api="v1", database=db, precision=precision)
-            write_batches(sink, events)
+            for event in events:
+                if event not in readable:
+                    with pytest.raises(InvalidEventError):
+                        sink.prepare(EventBatch([event]))
+            if len(readable) < len(events):
+                with pytest.raises(InvalidEventError) as info:
+                    sink.prepare(EventBatch(events))
+                unreadable = [i for i, e in enumerate(events) if not influxdb_reads_back(e)]
+                assert info.value.indexes == tuple(unreadable)
+            write_batches(sink, readable)
             sink.close()
-            assert influx_rows(v1_server, db) == expected_rows(events, precision)
+            assert influx_rows(v1_server, db) == expected_rows(readable, precision)
         finally:
             drop_database(v1_server, db)

@@ -863,3 +863,39 @@ class TestInvalidEvents:
         assert streamer.health().sinks["picky"].dropped_by_reason == {**NO_REASONS, "invalid": 2}
         expected_sizes = [10, 8] if name_them else [10, *[1] * 10, 8]
         assert picky.prepared_sizes == expected_sizes
+
+
+class PartlyWritingSink(InMemorySink):
+    """Stores the first `stored` events of each batch, then fails with `error`."""
+
+    def __init__(self, stored: int, error: ms.SinkError) -> None:
+        super().__init__("partly")
+        self.stored = stored
+        self.error = error
+
+    def write(self, payload: EventBatch) -> None:
+        self.events.extend(payload.events[: self.stored])
+        self.error.written = self.stored
+        raise self.error
+
+
+class TestPartialWrites:
+    """Events a sink reports stored before failing are counted as written."""
+
+    @pytest.mark.parametrize(
+        ("error", "reason"),
+        [
+            (ms.PermanentSinkError("refused the rest"), "rejected"),
+            (ms.TransientSinkError("went away"), "retries_exhausted"),
+        ],
+    )
+    def test_the_stored_part_is_written_and_the_rest_dropped(
+        self, make_streamer, error: ms.SinkError, reason: str
+    ) -> None:
+        sink = PartlyWritingSink(4, error)
+        streamer = make_streamer([sink], batch_size=10, flush_interval=60)
+        streamer.send_many(sample(i) for i in range(10))
+        assert streamer.flush(5) is True
+        health = streamer.health().sinks["partly"]
+        assert health.events_written == 4
+        assert health.dropped_by_reason == {**NO_REASONS, reason: 6}

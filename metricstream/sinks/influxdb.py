@@ -46,8 +46,9 @@ event is known to be written or refused. Rewriting a stored point is
 harmless: InfluxDB keeps one point per series and timestamp.
 
 What InfluxDB cannot store as written is refused in `InfluxDBSink.prepare`
-with `InvalidEventError`, so that the streamer drops exactly those events (as
-``invalid``) and writes the rest of their batch:
+with `InvalidEventError`, whose ``indexes`` name every such event of the
+batch, so that the streamer drops exactly those events (as ``invalid``) and
+writes the rest of their batch, without trying each event alone:
 
 - a literal backslash right before a space, comma, ``=`` or ``"`` in a
   measurement, tag key, tag value or field key. Line protocol writes it as
@@ -600,8 +601,9 @@ class InfluxDBSink:
         """Encode a batch: shared line protocol bytes, gzipped (level 1) when on.
 
         Events InfluxDB cannot store as written are refused here (see the
-        module documentation); the streamer then drops exactly those, as
-        ``invalid``, and writes the others.
+        module documentation), all named by their position in the batch; the
+        streamer then drops exactly those, as ``invalid``, and writes the
+        others.
 
         Args:
             batch: The batch to encode.
@@ -613,17 +615,26 @@ class InfluxDBSink:
             InvalidEventError: If an event has no fields, or cannot be stored
                 as written: a name with a backslash right before a space,
                 comma, ``=`` or ``"``; with ``api="v1"``, a `UInt` field or a
-                timestamp outside InfluxDB 1.x's range. The first such event
-                is named.
+                timestamp outside InfluxDB 1.x's range. The message names the
+                first such event; ``indexes`` gives the positions of all of
+                them in the batch.
         """
         lines = batch.influx_bytes(self.precision)
+        refused: list[tuple[int, InvalidEventError]] = []
         if b"\\" in lines and (b"\\\\" in lines or b'\\"' in lines or b"\\=" in lines):
-            _refuse_misread_names(batch.events)
+            refused += _misread_names(batch.events)
         if self.api == "v1":
             if _UINT_TEXT.search(lines) is not None:
-                _refuse_unsigned(batch.events)
+                refused += _unsigned_fields(batch.events)
             if self.precision == "ns" and b"922337203685477580" in lines:
-                _refuse_unstorable_timestamps(batch.events)
+                refused += _unstorable_timestamps(batch.events)
+        if refused:
+            _, first = min(refused, key=lambda found: found[0])
+            raise InvalidEventError(
+                first.key,
+                first.problem,
+                indexes=tuple(sorted({index for index, _ in refused})),
+            )
         body = compress(lines, Compression.GZIP, 1) if self._gzip else lines
         return InfluxDBPayload(body, len(batch.events), gzipped=self._gzip)
 
@@ -664,6 +675,9 @@ class InfluxDBSink:
                 body = compress(lines, Compression.GZIP, 1) if payload.gzipped else lines
             try:
                 self._post(body, gzipped=payload.gzipped)
+            except TransientSinkError as exc:
+                exc.written = payload.events_written
+                raise
             except _TooLargeError as exc:
                 if size > 1:
                     middle = (start + stop) // 2
@@ -877,51 +891,77 @@ def _misread_char(name: str) -> str | None:
     return None
 
 
-def _refuse_misread_names(events: list[MetricEvent]) -> None:
-    """Raise for the first event with a name InfluxDB would misread (see the module doc)."""
-    for event in events:
-        if (
-            "\\" not in event.measurement
-            and not any("\\" in key or "\\" in value for key, value in event.tags.items())
-            and not any("\\" in key for key in event.fields)
-        ):
-            continue
-        named = [("measurement", event.measurement)]
-        for key, value in event.tags.items():
-            named += [("tag key", key), (f"tag value of {key!r}", value)]
-        named += [("field key", key) for key in event.fields]
-        for what, name in named:
-            char = _misread_char(name)
-            if char is not None:
-                raise InvalidEventError(
-                    name,
-                    f"event {event.measurement!r}: {what} {name!r} has a backslash right "
-                    f"before {char!r}; InfluxDB and VictoriaMetrics read that as an escape, "
-                    "so the point would be lost or stored under another name",
-                )
+def _misread_names(events: list[MetricEvent]) -> list[tuple[int, InvalidEventError]]:
+    """The events with a name InfluxDB would misread (see the module doc), by position."""
+    found = []
+    # A plain loop: this runs on every batch whose string values hold a quote.
+    for index, event in enumerate(events):
+        suspect = "\\" in event.measurement
+        if not suspect:
+            for key, value in event.tags.items():
+                if "\\" in key or "\\" in value:
+                    suspect = True
+                    break
+            else:
+                for key in event.fields:
+                    if "\\" in key:
+                        suspect = True
+                        break
+        if suspect:
+            error = _misread_name(event)
+            if error is not None:
+                found.append((index, error))
+    return found
 
 
-def _refuse_unsigned(events: list[MetricEvent]) -> None:
-    """Raise for the first event with a `UInt` field (InfluxDB 1.x refuses them)."""
-    for event in events:
+def _misread_name(event: MetricEvent) -> InvalidEventError | None:
+    """The error for the first name of `event` InfluxDB would read as an escape, if any."""
+    named = [("measurement", event.measurement)]
+    for key, value in event.tags.items():
+        named += [("tag key", key), (f"tag value of {key!r}", value)]
+    named += [("field key", key) for key in event.fields]
+    for what, name in named:
+        char = _misread_char(name)
+        if char is not None:
+            return InvalidEventError(
+                name,
+                f"event {event.measurement!r}: {what} {name!r} has a backslash right "
+                f"before {char!r}; InfluxDB and VictoriaMetrics read that as an escape, "
+                "so the point would be lost or stored under another name",
+            )
+    return None
+
+
+def _unsigned_fields(events: list[MetricEvent]) -> list[tuple[int, InvalidEventError]]:
+    """The events with a `UInt` field (InfluxDB 1.x refuses them), by position."""
+    found = []
+    for index, event in enumerate(events):
         for key, value in event.fields.items():
             if isinstance(value, UInt):
-                raise InvalidEventError(
+                error = InvalidEventError(
                     key,
                     f"event {event.measurement!r}: field {key!r} is unsigned (UInt({int(value)})), "
                     "which InfluxDB 1.x cannot store; send it as an int or float",
                 )
+                found.append((index, error))
+                break
+    return found
 
 
-def _refuse_unstorable_timestamps(events: list[MetricEvent]) -> None:
-    """Raise for the first event whose timestamp InfluxDB 1.x refuses (ns precision)."""
-    for event in events:
-        if not _V1_MIN_NS <= event.timestamp_ns <= _V1_MAX_NS:
-            raise InvalidEventError(
+def _unstorable_timestamps(events: list[MetricEvent]) -> list[tuple[int, InvalidEventError]]:
+    """The events whose timestamp InfluxDB 1.x refuses (at ns precision), by position."""
+    return [
+        (
+            index,
+            InvalidEventError(
                 None,
                 f"event {event.measurement!r}: timestamp {event.timestamp_ns} is outside the "
                 f"range InfluxDB 1.x stores ({_V1_MIN_NS} to {_V1_MAX_NS})",
-            )
+            ),
+        )
+        for index, event in enumerate(events)
+        if not _V1_MIN_NS <= event.timestamp_ns <= _V1_MAX_NS
+    ]
 
 
 def _is_transport_error(exc: BaseException) -> bool:

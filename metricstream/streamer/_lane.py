@@ -44,6 +44,8 @@ class Item:
     start: int
     end: int
     batch_id: str
+    written: int = 0
+    """Events the sink reported stored so far (a batch written in parts)."""
 
 
 class Lane:
@@ -286,12 +288,11 @@ class Lane:
         try:
             retrier.call(lambda: self._attempt(item))
         except PermanentSinkError as exc:
-            written = min(max(0, exc.written), item.count)
-            return exc.reason or "rejected", written
+            return exc.reason or "rejected", item.written
         except RetryInterruptedError:
-            return "shutdown", 0
+            return "shutdown", item.written
         except Exception:
-            return "retries_exhausted", 0
+            return "retries_exhausted", item.written
         return "", item.count
 
     def _attempt(self, item: Item) -> None:
@@ -299,6 +300,9 @@ class Lane:
         try:
             self.sink.write(item.payload)
         except (TransientSinkError, PermanentSinkError) as exc:
+            reported = exc.written
+            if reported.__class__ is int and item.written < reported:
+                item.written = min(reported, item.count)
             self._record_failure(exc, permanent=isinstance(exc, PermanentSinkError))
             raise
         except Exception as exc:
