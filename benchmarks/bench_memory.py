@@ -38,6 +38,17 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _queued_bytes(streamer: object) -> int:
+    """Bytes of the request bodies waiting in the streamer's lanes."""
+    total = 0
+    for lane in streamer._lanes:  # type: ignore[attr-defined]
+        items = list(lane._queue)
+        if lane._in_flight is not None:
+            items.append(lane._in_flight)
+        total += sum(len(item.payload.body) for item in items)
+    return total
+
+
 def run_ours(port: int) -> dict[str, float]:
     import metricstream as ms
     from metricstream.sinks.influxdb import InfluxDBSink
@@ -69,6 +80,7 @@ def run_ours(port: int) -> dict[str, float]:
     peak = _rss_kib("VmHWM")
     result = {
         "peak_mib": (peak - baseline) / 1024,
+        "queued_body_mib": _queued_bytes(streamer) / 2**20,
         "pending": health.pending,
         "dropped": health.events_dropped,
         "seconds": elapsed,
@@ -89,7 +101,12 @@ def run_peer(port: int) -> dict[str, float]:
         max_retry_time=3_600_000,
         max_retry_delay=200,
     )
-    write_api = client.write_api(write_options=options)
+    failed = [0]
+
+    def on_error(_conf: object, data: str, _exc: object) -> None:
+        failed[0] += data.count("\n") + 1
+
+    write_api = client.write_api(write_options=options, error_callback=on_error)
     baseline = _rss_kib("VmRSS")
     started = time.perf_counter()
     for i in range(EVENTS):
@@ -105,8 +122,11 @@ def run_peer(port: int) -> dict[str, float]:
     time.sleep(2.0)
     elapsed = time.perf_counter() - started
     peak = _rss_kib("VmHWM")
-    os._exit_result = {"peak_mib": (peak - baseline) / 1024, "seconds": elapsed}  # type: ignore[attr-defined]
-    return os._exit_result  # type: ignore[attr-defined]
+    return {
+        "peak_mib": (peak - baseline) / 1024,
+        "given_up": failed[0],
+        "seconds": elapsed,
+    }
 
 
 def _in_subprocess(which: str, port: int) -> dict[str, float]:
@@ -132,14 +152,22 @@ def main() -> dict[str, float]:
         f"(metricstream: {ours['pending']:,.0f} pending, {ours['dropped']:,.0f} dropped)"
     )
     ratio = side_by_side(
-        "    vs influxdb-client batching WriteApi",
+        "    vs influxdb-client batching WriteApi (peak resident size)",
         ("metricstream EventStreamer + InfluxDBSink", ours["peak_mib"]),
         ("influxdb-client WriteApi(batch_size=5000)", peer["peak_mib"]),
         "MiB",
         higher_is_better=False,
     )
+    print(
+        f"  metricstream keeps the pending events as {ours['queued_body_mib']:.1f} MiB of gzip"
+        " bodies; its peak is the burst of event objects waiting to be encoded"
+    )
+    print(
+        f"  influxdb-client gave up {peer['given_up']:,.0f} points; it keeps each pending point"
+        " as a line protocol string"
+    )
     met = ours["peak_mib"] * 1.048576 < 300
-    print(f"  target: < 300 MB above baseline -> {'met' if met else 'MISSED'}")
+    print(f"  target: peak < 300 MB above baseline -> {'met' if met else 'MISSED'}")
     return {"peak_mib": ours["peak_mib"], "peer_peak_mib": peer["peak_mib"], "ratio": ratio}
 
 

@@ -474,6 +474,11 @@ class MetricEvent:
             defaults to `time.time_ns()` now.
         correlation_id: An optional id tying the event to a request or job.
 
+    Events built with equal tags share one read-only copy of them (a
+    `SharedTags`), which keeps millions of pending events small and makes
+    encoding them cheap: change an event's tags with `with_tag`, which gives
+    it its own copy first, not by assigning into ``event.tags``.
+
     Raises:
         InvalidEventError: If any part is invalid; the message names the part.
     """
@@ -502,7 +507,7 @@ class MetricEvent:
             if measurement.__class__ is str and measurement in _valid_measurements
             else check_measurement(measurement)
         )
-        self.tags = check_tags(tags) if tags else {}
+        self.tags = _tags_for(tags) if tags else _NO_TAGS
         self.fields = check_fields(fields) if fields else {}
         self.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
         self.correlation_id = (
@@ -675,10 +680,8 @@ def event_from_sample(
     ``event_from_sample("cpu.usage", 0.73, {"host": "a"})`` is
     ``MetricEvent("cpu.usage", tags={"host": "a"}, fields={"value": 0.73})``.
 
-    Events built from equal tag dicts share one read-only copy of them, which
-    keeps millions of pending events small: change such an event's tags with
-    `MetricEvent.with_tag` (which copies them first), not by assigning into
-    ``event.tags``.
+    Events built with equal tags share one read-only copy of them (see
+    `MetricEvent`).
 
     Args:
         metric: The measurement name.
@@ -701,15 +704,7 @@ def event_from_sample(
         if metric.__class__ is str and metric in _valid_measurements
         else check_measurement(metric)
     )
-    if not tags:
-        event.tags = _NO_TAGS
-    elif tags.__class__ is dict:
-        try:
-            event.tags = _shared_tags[tuple(tags.items())]
-        except (KeyError, TypeError):
-            event.tags = _share_tags(tags)
-    else:
-        event.tags = check_tags(tags)
+    event.tags = _tags_for(tags) if tags else _NO_TAGS
     if field.__class__ is not str or field not in _valid_keys:
         field = check_key(field, "field")
     cls = value.__class__
@@ -752,6 +747,16 @@ class SharedTags(dict):  # type: ignore[type-arg]
 _NO_TAGS: dict[str, str] = SharedTags()
 _SHARED_TAGS_LIMIT = 16_384
 _shared_tags: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+
+def _tags_for(tags: TagsLike) -> dict[str, str]:
+    """Return the shared read-only copy of these tags, validating them the first time."""
+    if tags.__class__ is dict:
+        try:
+            return _shared_tags[tuple(tags.items())]
+        except (KeyError, TypeError):
+            return _share_tags(tags)
+    return _share_tags(check_tags(tags))
 
 
 def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:

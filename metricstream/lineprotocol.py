@@ -218,48 +218,15 @@ def encode_line(event: MetricEvent, precision: str = "ns") -> str:
         InvalidEventError: If the event has no fields.
         ConfigError: If the precision is unknown.
     """
-    fields = event.fields
-    if not fields:
-        raise _no_fields(event)
-    measurement = event.measurement
-    tags = event.tags
-    if tags.__class__ is SharedTags:
-        known = _shared_heads.get(id(tags))
-        head = known[1].get(measurement) if known is not None else None
-        if head is None:
-            head = _shared_head(tags, measurement)
-    elif tags:
-        cache_key = (measurement, *tags.items())
-        head = _head_cache.get(cache_key) or _head(cache_key, measurement, tags)
-    else:
-        head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
-    prefixes = _field_prefix_cache
-    parts = []
-    for key, value in fields.items():
-        prefix = prefixes.get(key) or _field_prefix(key)
-        cls = value.__class__
-        if cls is float:
-            if -1e6 < value < 1e6:  # type: ignore[operator]
-                text = repr(value)
-                parts.append(prefix + text[:-2] if text[-2:] == ".0" else prefix + text)
-            else:
-                parts.append(prefix + _format_float(value))  # type: ignore[arg-type]
-        elif cls is int:
-            parts.append(f"{prefix}{value}i")
-        elif cls is str:
-            parts.append(prefix + _format_string(value))  # type: ignore[arg-type]
-        elif cls is bool:
-            parts.append(prefix + "true" if value else prefix + "false")
-        else:
-            parts.append(prefix + _format_value(value))
-    timestamp = event.timestamp_ns
-    if precision != "ns":
-        timestamp = _scale(timestamp, _divisor(precision))
-    return f"{head} {','.join(parts)} {timestamp}"
+    return encode_lines((event,), precision)
 
 
 def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
     """Encode many events, newline-joined, with no trailing newline.
+
+    This loop is the encoder's hot path: the escaped head (measurement and
+    sorted tags) and each field's ``key=`` prefix come from caches, and the
+    common value types are formatted inline.
 
     Args:
         events: The events.
@@ -272,8 +239,43 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
         InvalidEventError: If an event has no fields.
         ConfigError: If the precision is unknown.
     """
-    _divisor(precision)
-    return "\n".join([encode_line(event, precision) for event in events])
+    divisor = _divisor(precision)
+    shared_heads = _shared_heads
+    heads = _head_cache
+    measurements = _measurement_cache
+    prefixes = _field_prefix_cache
+    lines: list[str] = []
+    append = lines.append
+    for event in events:
+        fields = event.fields
+        if not fields:
+            raise _no_fields(event)
+        measurement = event.measurement
+        tags = event.tags
+        if tags.__class__ is SharedTags:
+            known = shared_heads.get(id(tags))
+            head = known[1].get(measurement) if known is not None else None
+            if head is None:
+                head = _shared_head(tags, measurement)
+        elif tags:
+            cache_key = (measurement, *tags.items())
+            head = heads.get(cache_key) or _head(cache_key, measurement, tags)
+        else:
+            head = measurements.get(measurement) or _escape_measurement(measurement)
+        parts: list[str] = []
+        for key, value in fields.items():
+            prefix = prefixes.get(key) or _field_prefix(key)
+            cls = value.__class__
+            if cls is float and -1e6 < value < 1e6:  # type: ignore[operator]
+                text = repr(value)
+                parts.append(prefix + text[:-2] if text[-2:] == ".0" else prefix + text)
+            elif cls is int:
+                parts.append(f"{prefix}{value}i")
+            else:
+                parts.append(prefix + _format_value(value))
+        timestamp = event.timestamp_ns if divisor == 1 else _scale(event.timestamp_ns, divisor)
+        append(f"{head} {','.join(parts)} {timestamp}")
+    return "\n".join(lines)
 
 
 # --- parsing ---------------------------------------------------------------
