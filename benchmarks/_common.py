@@ -6,6 +6,23 @@ import statistics
 import time
 from collections.abc import Callable
 
+import metricstream as ms
+
+ROUTES = [f"/api/v1/resource/{n}" for n in range(50)]
+
+
+def send_samples(streamer: ms.EventStreamer, count: int) -> None:
+    """Build and send `count` typical samples (3 tags, a float), as an application would."""
+    send, sample = streamer.send, ms.event_from_sample
+    for i in range(count):
+        send(
+            sample(
+                "http.latency_ms",
+                i * 0.5,
+                {"route": ROUTES[i % 50], "method": "GET", "host": "web-1"},
+            )
+        )
+
 
 def median_ns_per_call(fn: Callable[[int], None], calls: int, repeats: int = 7) -> float:
     """Run ``fn(calls)`` `repeats` times; return the median ns per call."""

@@ -20,8 +20,11 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _common import ROUTES, send_samples, side_by_side
+
 EVENTS = 1_000_000
-ROUTES = [f"/api/v1/resource/{n}" for n in range(50)]
 
 
 def _rss_kib(field: str) -> int:
@@ -60,17 +63,9 @@ def run_ours(port: int) -> dict[str, float]:
     streamer = ms.EventStreamer(
         [sink], batch_size=5000, max_buffer=EVENTS, retry=retry, register_atexit=False
     )
-    send, sample = streamer.send, ms.event_from_sample
     baseline = _rss_kib("VmRSS")
     started = time.perf_counter()
-    for i in range(EVENTS):
-        send(
-            sample(
-                "http.latency_ms",
-                i * 0.5,
-                {"route": ROUTES[i % 50], "method": "GET", "host": "web-1"},
-            )
-        )
+    send_samples(streamer, EVENTS)
     while True:
         health = streamer.health().sinks[sink.name]
         if health.pending == EVENTS and not streamer._buffer:
@@ -144,9 +139,6 @@ def main() -> dict[str, float]:
     port = _closed_port()
     ours = _in_subprocess("ours", port)
     peer = _in_subprocess("peer", port)
-    sys.path.insert(0, os.path.dirname(__file__))
-    from _common import side_by_side
-
     print(
         f"\n(c) peak memory above baseline with {EVENTS:,} events pending behind a dead InfluxDB "
         f"(metricstream: {ours['pending']:,.0f} pending, {ours['dropped']:,.0f} dropped)"

@@ -22,13 +22,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import orjson
 import zstandard
-from _common import side_by_side
+from _common import ROUTES, send_samples, side_by_side
 
 import metricstream as ms
 from metricstream.sinks.jsonl import JsonLinesSink, read_events
 
 EVENTS = 500_000
-ROUTES = [f"/api/v1/resource/{n}" for n in range(50)]
 
 
 def make_events() -> list[ms.MetricEvent]:
@@ -48,18 +47,11 @@ def ours(directory: str, *, build_in_loop: bool) -> tuple[float, int]:
     streamer = ms.EventStreamer(
         [sink], batch_size=5000, max_buffer=1_000_000, flush_interval=1.0, register_atexit=False
     )
-    send, sample = streamer.send, ms.event_from_sample
     started = time.perf_counter()
     if events is None:
-        for i in range(EVENTS):
-            send(
-                sample(
-                    "http.latency_ms",
-                    i * 0.5,
-                    {"route": ROUTES[i % 50], "method": "GET", "host": "web-1"},
-                )
-            )
+        send_samples(streamer, EVENTS)
     else:
+        send = streamer.send
         for event in events:
             send(event)
     assert streamer.flush(120)
