@@ -140,7 +140,7 @@ def main() -> dict[str, float]:
         delete_series(ours_name)
         delete_series(peer_name)
     assert stored == (EVENTS, EVENTS), stored
-    print(f"\n(c) end-to-end throughput into VictoriaMetrics (v2 write API), {EVENTS:,} events")
+    print(f"\n(d) end-to-end throughput into VictoriaMetrics (v2 write API), {EVENTS:,} events")
     ratio = side_by_side(
         "    from the first write until every event is acknowledged",
         ("metricstream EventStreamer + InfluxDBSink", ours_rate),
