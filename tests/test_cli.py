@@ -140,3 +140,24 @@ class TestModuleEntryPoint:
         )
         assert result.returncode == 0
         assert "{demo,cat}" in result.stdout
+
+
+class TestExamples:
+    """The examples run as documented."""
+
+    def test_quickstart(self, tmp_path: Path) -> None:
+        script = Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
+        result = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith(
+            "http_requests,route=/api/orders,status=200 latency_ms=12.5,count=1i "
+        )
+        assert ms.MetricEvent.from_json(lines[1]).correlation_id == "req-42"
+        assert lines[-3:] == [
+            "console: written 4, dropped 0",
+            "jsonl: written 4, dropped 0",
+            "read back: 4 events in the file",
+        ]
