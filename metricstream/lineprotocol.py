@@ -116,6 +116,7 @@ def _field_prefix(key: str) -> str:
 # Heads of events whose tags are a `SharedTags` (from event_from_sample), keyed
 # by the identity of that dict. Each entry holds the dict itself, so its id
 # cannot be reused by another object while the entry exists.
+_SHARED_HEADS_LIMIT = 16_384
 _shared_heads: dict[int, tuple[SharedTags, dict[str, str]]] = {}
 
 
@@ -128,7 +129,7 @@ def _shared_head(tags: SharedTags, measurement: str) -> str:
         )
     known = _shared_heads.get(id(tags))
     if known is None:
-        if len(_shared_heads) >= _CACHE_LIMIT:
+        if len(_shared_heads) >= _SHARED_HEADS_LIMIT:
             _shared_heads.clear()
         known = _shared_heads[id(tags)] = (tags, {})
     known[1][measurement] = head
