@@ -1980,7 +1980,7 @@ class TestMemoryBehindADeadServer:
             max_retries=100, initial_delay_ms=60_000, max_delay_ms=60_000, max_elapsed_ms=600_000
         )
         streamer = EventStreamer(
-            [sink], batch_size=batch_size, flush_interval=0.05, retry=retry, register_atexit=False
+            [sink], batch_size=batch_size, flush_interval=60, retry=retry, register_atexit=False
         )
 
         def alive() -> list[MetricEvent]:

@@ -277,6 +277,7 @@ class TestIsolation:
         streamer = make_streamer([stuck, memory], batch_size=10, flush_interval=0.01)
         assert streamer.send_many(sample(i) for i in range(50)) == 50
         assert memory.wait_for(50) is True
+        assert wait_until(lambda: len(stuck.attempts) == 1)
         assert values(memory.events) == list(range(50))
         assert stuck.events == []
         assert [kind for _, kind in stuck.attempts] == ["hang"]
