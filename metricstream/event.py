@@ -507,7 +507,7 @@ class MetricEvent:
             if measurement.__class__ is str and measurement in _valid_measurements
             else check_measurement(measurement)
         )
-        self.tags = _tags_for(tags) if tags else _NO_TAGS
+        self.tags = shared_tags(tags) if tags else _NO_TAGS
         self.fields = check_fields(fields) if fields else {}
         self.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
         self.correlation_id = (
@@ -704,7 +704,7 @@ def event_from_sample(
         if metric.__class__ is str and metric in _valid_measurements
         else check_measurement(metric)
     )
-    event.tags = _tags_for(tags) if tags else _NO_TAGS
+    event.tags = shared_tags(tags) if tags else _NO_TAGS
     if field.__class__ is not str or field not in _valid_keys:
         field = check_key(field, "field")
     cls = value.__class__
@@ -723,7 +723,7 @@ def event_from_sample(
 
 
 class SharedTags(dict):  # type: ignore[type-arg]
-    """A read-only tag dict shared by the events `event_from_sample` builds.
+    """A read-only tag dict shared by the events built with equal tags.
 
     It compares, iterates and serialises as a plain dict; changing it raises
     `TypeError` (use `MetricEvent.with_tag`, which gives the event its own copy).
@@ -746,17 +746,27 @@ class SharedTags(dict):  # type: ignore[type-arg]
 
 _NO_TAGS: dict[str, str] = SharedTags()
 _SHARED_TAGS_LIMIT = 16_384
-_shared_tags: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+_shared_tags_cache: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 
 
-def _tags_for(tags: TagsLike) -> dict[str, str]:
-    """Return the shared read-only copy of these tags, validating them the first time."""
+def shared_tags(tags: TagsLike) -> dict[str, str]:
+    """Return the shared, read-only copy of these tags, validating them the first time.
+
+    Args:
+        tags: Tag keys to values (a mapping or (key, value) pairs).
+
+    Returns:
+        A `SharedTags` when every key and value is a str, else a new dict.
+
+    Raises:
+        InvalidEventError: If a key or value is invalid.
+    """
     if tags.__class__ is dict:
         try:
-            return _shared_tags[tuple(tags.items())]
+            return _shared_tags_cache[tuple(tags.items())]
         except (KeyError, TypeError):
             return _share_tags(tags)
-    return _share_tags(check_tags(tags))
+    return _share_tags(_as_dict(tags, "tags"))
 
 
 def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:
@@ -764,9 +774,9 @@ def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:
     checked = check_tags(tags)
     if all(k.__class__ is str and v.__class__ is str for k, v in tags.items()):
         shared = SharedTags(checked)
-        if len(_shared_tags) >= _SHARED_TAGS_LIMIT:
-            _shared_tags.clear()
-        _shared_tags[tuple(checked.items())] = shared
+        if len(_shared_tags_cache) >= _SHARED_TAGS_LIMIT:
+            _shared_tags_cache.clear()
+        _shared_tags_cache[tuple(checked.items())] = shared
         return shared
     return checked
 

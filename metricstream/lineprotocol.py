@@ -120,13 +120,19 @@ _SHARED_HEADS_LIMIT = 16_384
 _shared_heads: dict[int, tuple[SharedTags, dict[str, str]]] = {}
 
 
-def _shared_head(tags: SharedTags, measurement: str) -> str:
-    """Encode and remember the head of an entry whose tags are shared."""
+def _encode_head(measurement: str, tags: dict[str, str]) -> str:
+    """Encode the measurement and the tags, sorted by key."""
     head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
     if tags:
         head += "".join(
             [f",{_escape_name(key)}={_escape_name(value)}" for key, value in sorted(tags.items())]
         )
+    return head
+
+
+def _shared_head(tags: SharedTags, measurement: str) -> str:
+    """Encode and remember the head of an entry whose tags are shared."""
+    head = _encode_head(measurement, tags)
     known = _shared_heads.get(id(tags))
     if known is None:
         if len(_shared_heads) >= _SHARED_HEADS_LIMIT:
@@ -138,10 +144,7 @@ def _shared_head(tags: SharedTags, measurement: str) -> str:
 
 def _head(cache_key: tuple[object, ...], measurement: str, tags: dict[str, str]) -> str:
     """Encode and remember the measurement and sorted tag set of an entry."""
-    head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
-    head += "".join(
-        [f",{_escape_name(key)}={_escape_name(value)}" for key, value in sorted(tags.items())]
-    )
+    head = _encode_head(measurement, tags)
     if len(_head_cache) >= _CACHE_LIMIT:
         _head_cache.clear()
     _head_cache[cache_key] = head

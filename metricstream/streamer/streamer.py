@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal
 
-from metricstream.event import MetricEvent, check_tags
+from metricstream.event import MetricEvent, check_tags, shared_tags
 from metricstream.exceptions import ConfigError, InvalidEventError
 from metricstream.sinks.base import Sink
 from metricstream.streamer._lane import Item, Lane
@@ -409,7 +409,7 @@ class EventStreamer:
             defaults = self._default_tags
             for event in events:
                 if not defaults.keys() <= event.tags.keys():
-                    event.tags = {**defaults, **event.tags}
+                    event.tags = shared_tags({**defaults, **event.tags})
         batch = EventBatch(events)
         for lane in self._lanes:
             self._hand_to_lane(lane, batch, start)
