@@ -44,8 +44,8 @@ def _closed_port() -> int:
 def _queued_bytes(streamer: object) -> int:
     """Bytes of the request bodies waiting in the streamer's lanes."""
     total = 0
-    for lane in streamer._lanes:  # type: ignore[attr-defined]
-        items = list(lane._queue)
+    for lane in streamer._pipeline.lanes:  # type: ignore[attr-defined]
+        items = list(lane._queue._items)
         if lane._in_flight is not None:
             items.append(lane._in_flight)
         total += sum(len(item.payload.body) for item in items)

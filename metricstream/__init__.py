@@ -8,7 +8,12 @@ ev.to_influx_line()
 
 from __future__ import annotations
 
-from metricstream import sinks, testing
+import importlib.metadata
+
+from metricstream import codecs, sinks, testing
+from metricstream.codecs.compression import Compression
+from metricstream.codecs.lineprotocol import parse_lines
+from metricstream.contract import EventBatch, Sink
 from metricstream.event import (
     SCHEMA_VERSION,
     FieldValue,
@@ -27,11 +32,8 @@ from metricstream.exceptions import (
     SinkError,
     TransientSinkError,
 )
-from metricstream.lineprotocol import parse_lines
 from metricstream.streamer import (
     DROP_REASONS,
-    Compression,
-    EventBatch,
     EventStreamer,
     RetryConfig,
     SinkHealth,
@@ -41,7 +43,8 @@ from metricstream.streamer import (
     generate_correlation_id,
 )
 
-__version__ = "0.1.0"
+__version__: str = importlib.metadata.version("metricstream")
+"""The installed version of metricstream (from the package metadata)."""
 
 __all__ = [
     "Compression",
@@ -59,12 +62,14 @@ __all__ = [
     "SCHEMA_VERSION",
     "SchemaVersionError",
     "SharedTags",
+    "Sink",
     "SinkError",
     "SinkHealth",
     "StreamerHealth",
     "TransientSinkError",
     "UInt",
     "__version__",
+    "codecs",
     "correlation",
     "current_correlation_id",
     "event_from_sample",

@@ -2,21 +2,42 @@
 
 An event is a measurement name, string tags, typed fields (bool, int, float,
 str or `UInt`), a nanosecond timestamp and an optional correlation id. Every
-part is validated when it is set, so an event that exists can be encoded; the
-one check left for later is that it has at least one field, made when it is
-encoded or sent.
+part is validated when it is set (the rules live in `metricstream._validate`),
+so an event that exists can be encoded; the one check left for later is that
+it has at least one field, made when it is encoded or sent.
+
+The encoders and decoders live a layer above, in `metricstream.codecs`; the
+methods that use them (`MetricEvent.to_json`, `to_influx_line` and the
+``from_`` constructors) call them through `codecs`, which that package fills
+in when it is imported (``import metricstream`` always does).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import operator
-import re
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
-from metricstream.exceptions import InvalidEventError
+from metricstream._bounded import BoundedDict
+from metricstream._validate import (
+    INT64_MAX,
+    INT64_MIN,
+    FieldValue,
+    TagsLike,
+    UInt,
+    as_dict,
+    check_correlation_id,
+    check_field_value,
+    check_fields,
+    check_key,
+    check_measurement,
+    check_tag_value,
+    check_tags,
+    check_timestamp,
+    valid_keys,
+    valid_measurements,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -28,430 +49,30 @@ __all__ = [
     "SharedTags",
     "TagsLike",
     "UInt",
+    "codecs",
     "event_from_sample",
+    "shared_tags",
+    "trusted_event",
 ]
 
 SCHEMA_VERSION = 1
 """The version of the serialized event schema this library writes and reads."""
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-UINT64_MAX = 2**64 - 1
-MAX_STRING_BYTES = 64 * 1024
-"""The largest string field value accepted, in UTF-8 bytes."""
 
-RESERVED_KEYS = frozenset({"time", "_measurement", "_field"})
-"""Tag and field keys that InfluxDB reserves for itself."""
+class Codecs:
+    """The encoders and decoders `MetricEvent`'s methods delegate to.
 
-
-class UInt(int):
-    """An unsigned 64-bit integer field value (line protocol ``12u``).
-
-    A plain `int` field is a signed 64-bit integer; wrap a value in `UInt` to
-    store it as unsigned. It behaves as an `int` in arithmetic.
-
-    Raises:
-        InvalidEventError: If the value is not an integer in 0 .. 2**64-1.
+    `metricstream.codecs` sets every attribute when it is imported.
     """
 
-    __slots__ = ()
+    encode_line: Callable[[MetricEvent, str], str]
+    parse_line: Callable[[str | bytes, str], MetricEvent]
+    encode_json: Callable[[MetricEvent], bytes]
+    decode_json: Callable[[str | bytes], MetricEvent]
 
-    def __new__(cls, value: object) -> Self:
-        """Create an unsigned value from an integer (bools are refused)."""
-        if isinstance(value, bool):
-            raise InvalidEventError(None, f"UInt value must be an integer, not bool ({value!r})")
-        candidate: Any = value
-        try:
-            number = operator.index(candidate)
-        except TypeError:
-            raise InvalidEventError(
-                None, f"UInt value must be an integer, not {type(value).__name__} ({value!r})"
-            ) from None
-        if not 0 <= number <= UINT64_MAX:
-            raise InvalidEventError(None, f"UInt value {number} is outside 0..{UINT64_MAX}")
-        return super().__new__(cls, number)
 
-    def __repr__(self) -> str:
-        return f"UInt({int(self)})"
-
-
-FieldValue = Union[bool, int, float, str, UInt]
-"""The types a field value may have."""
-
-TagsLike = Union[Mapping[str, object], Iterable[tuple[str, object]]]
-"""Tags as a mapping or as (key, value) pairs."""
-
-# Names seen valid before are not checked again: the same few measurements,
-# keys and tag values recur in nearly every event. The sets are bounded.
-_CACHE_LIMIT = 65_536
-_valid_measurements: set[str] = set()
-_valid_keys: set[str] = set()
-_valid_tag_values: set[str] = set()
-
-
-def _remember(cache: set[str], name: str) -> None:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache.add(name)
-
-
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
-
-
-def _name_problem(name: str) -> str | None:
-    """Say what makes `name` unusable as a measurement, key or tag value."""
-    if not name:
-        return "is empty"
-    if "\n" in name or "\r" in name:
-        return "contains a newline or carriage return"
-    control = _CONTROL.search(name)
-    if control is not None:
-        return f"contains a control character (U+{ord(control.group()):04X})"
-    if name[-1] == "\\":
-        return "ends with a backslash, which line protocol cannot represent"
-    if not name.isascii():
-        try:
-            name.encode()
-        except UnicodeEncodeError:
-            return "is not valid Unicode (it contains a lone surrogate)"
-    return None
-
-
-def _plain_str(value: str) -> str:
-    """Return the characters of a str (or str subclass, such as a StrEnum) as a plain str."""
-    return value if value.__class__ is str else str.__str__(value)
-
-
-def _tag_text(value: str | float) -> str:
-    """Convert an accepted tag value to text; subclasses (enums) give their plain value."""
-    if isinstance(value, str):
-        return _plain_str(value)
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    return float.__repr__(value)
-
-
-def check_measurement(measurement: object) -> str:
-    """Return `measurement` as a validated `str`.
-
-    Args:
-        measurement: The candidate measurement name.
-
-    Returns:
-        The name as a plain `str`.
-
-    Raises:
-        InvalidEventError: If it is not a non-empty string that line protocol
-            can carry.
-    """
-    if measurement.__class__ is str and measurement in _valid_measurements:
-        return measurement
-    if not isinstance(measurement, str):
-        raise InvalidEventError(
-            None, f"measurement must be a str, not {type(measurement).__name__}"
-        )
-    name = _plain_str(measurement)
-    problem = _name_problem(name)
-    if problem is None and name[0] == "#":
-        problem = "starts with '#', which line protocol reads as a comment"
-    if problem is not None:
-        raise InvalidEventError(name, f"measurement {name!r} {problem}")
-    _remember(_valid_measurements, name)
-    return name
-
-
-def check_key(key: object, kind: str) -> str:
-    """Return a tag or field key as a validated `str`.
-
-    Args:
-        key: The candidate key.
-        kind: ``"tag"`` or ``"field"``, to name the key in errors.
-
-    Returns:
-        The key as a plain `str`.
-
-    Raises:
-        InvalidEventError: If the key is empty, reserved, not a string or
-            contains something line protocol cannot carry.
-    """
-    if key.__class__ is str and key in _valid_keys:
-        return key
-    if not isinstance(key, str):
-        raise InvalidEventError(None, f"{kind} key must be a str, not {type(key).__name__}")
-    name = _plain_str(key)
-    problem = _name_problem(name)
-    if problem is None and name in RESERVED_KEYS:
-        problem = "is reserved by InfluxDB (time, _measurement and _field are)"
-    if problem is not None:
-        raise InvalidEventError(name, f"{kind} key {name!r} {problem}")
-    _remember(_valid_keys, name)
-    return name
-
-
-def check_tag_value(key: str, value: object) -> str:
-    """Return a tag value as a validated `str`.
-
-    Ints, floats and bools are converted with `str()` (an enum member of one of
-    these types gives its plain value, as a `str` subclass does); other types
-    are refused.
-
-    Args:
-        key: The tag key, to name it in errors.
-        value: The candidate value.
-
-    Returns:
-        The value as a plain `str`.
-
-    Raises:
-        InvalidEventError: If the value is of another type, empty, or contains
-            something line protocol cannot carry.
-    """
-    if value.__class__ is str and value in _valid_tag_values:
-        return value
-    if not isinstance(value, (str, int, float)):
-        raise InvalidEventError(
-            key,
-            f"tag value for key {key!r} must be a str (or int, float, bool), "
-            f"not {type(value).__name__}",
-        )
-    text = _tag_text(value)
-    problem = _name_problem(text)
-    if problem is not None:
-        raise InvalidEventError(key, f"tag value {text!r} for key {key!r} {problem}")
-    _remember(_valid_tag_values, text)
-    return text
-
-
-def check_field_value(key: str, value: object) -> FieldValue:
-    """Return a field value in its canonical type.
-
-    Subclasses of the accepted types (an `IntEnum`, a NumPy float) and NumPy
-    scalars are converted to the plain built-in type; `UInt` keeps its kind.
-
-    Args:
-        key: The field key, to name it in errors.
-        value: The candidate value.
-
-    Returns:
-        The value as a bool, int, float, str or `UInt`.
-
-    Raises:
-        InvalidEventError: If the type is not accepted or the value is out of
-            range (NaN, infinity, outside int64, a string over 64 KiB).
-    """
-    candidate: Any = value
-    cls = candidate.__class__
-    if cls is float:
-        if candidate - candidate != 0.0:
-            raise InvalidEventError(
-                key, f"field {key!r} is {candidate!r}; NaN and infinity are not allowed"
-            )
-        return candidate  # type: ignore[no-any-return]
-    if cls is int:
-        if INT64_MIN <= candidate <= INT64_MAX:
-            return candidate  # type: ignore[no-any-return]
-        raise InvalidEventError(
-            key,
-            f"field {key!r} = {candidate} is outside the int64 range; use UInt for unsigned values",
-        )
-    if cls is str:
-        if len(candidate) > MAX_STRING_BYTES // 4 or not candidate.isascii():
-            _check_string_bytes(key, candidate)
-        return candidate  # type: ignore[no-any-return]
-    if cls is bool or cls is UInt:
-        return candidate  # type: ignore[no-any-return]
-    return _convert_field_value(key, value)
-
-
-def _check_string_bytes(key: str, value: str) -> None:
-    try:
-        size = len(value.encode())
-    except UnicodeEncodeError:
-        raise InvalidEventError(
-            key, f"field {key!r} is not valid Unicode (it contains a lone surrogate)"
-        ) from None
-    if size > MAX_STRING_BYTES:
-        raise InvalidEventError(
-            key, f"field {key!r} is a string of {size} bytes; the limit is {MAX_STRING_BYTES}"
-        )
-
-
-def _convert_field_value(key: str, value: object) -> FieldValue:
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, UInt):
-        return UInt(int(value))
-    if isinstance(value, int):
-        return check_field_value(key, int(value))
-    if isinstance(value, float):
-        return check_field_value(key, float(value))
-    if isinstance(value, str):
-        return check_field_value(key, _plain_str(value))
-    item = getattr(value, "item", None)  # NumPy scalars
-    if callable(item) and type(value).__module__ == "numpy":
-        return check_field_value(key, item())
-    raise InvalidEventError(
-        key,
-        f"field {key!r} has a value of type {type(value).__name__}; "
-        "use bool, int, float, str or UInt",
-    )
-
-
-def check_timestamp(timestamp: object) -> int:
-    """Return a timestamp in nanoseconds since the epoch.
-
-    Args:
-        timestamp: An int of nanoseconds or a timezone-aware `datetime`.
-
-    Returns:
-        Nanoseconds since the epoch.
-
-    Raises:
-        InvalidEventError: If it is another type, naive, or outside int64.
-    """
-    candidate: Any = timestamp
-    if candidate.__class__ is not int:
-        if isinstance(candidate, _dt.datetime):
-            if candidate.tzinfo is None:
-                raise InvalidEventError(
-                    None, "timestamp datetime must be timezone-aware (for example UTC)"
-                )
-            delta = candidate - _EPOCH
-            seconds = delta.days * 86_400 + delta.seconds
-            candidate = seconds * 1_000_000_000 + delta.microseconds * 1000
-        elif isinstance(candidate, int) and not isinstance(candidate, bool):
-            candidate = int(candidate)
-        else:
-            raise InvalidEventError(
-                None, f"timestamp must be an int of nanoseconds, not {type(candidate).__name__}"
-            )
-    if not INT64_MIN <= candidate <= INT64_MAX:
-        raise InvalidEventError(None, f"timestamp {candidate} ns is outside the int64 range")
-    return candidate  # type: ignore[no-any-return]
-
-
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-
-
-def check_correlation_id(correlation_id: object) -> str | None:
-    """Return a validated correlation id (a non-empty one-line str) or None.
-
-    Args:
-        correlation_id: The candidate id, or None.
-
-    Returns:
-        The id as a plain `str`, or None.
-
-    Raises:
-        InvalidEventError: If it is not a string, empty or multi-line.
-    """
-    if correlation_id is None:
-        return None
-    if not isinstance(correlation_id, str):
-        raise InvalidEventError(
-            None, f"correlation id must be a str, not {type(correlation_id).__name__}"
-        )
-    if not correlation_id or "\n" in correlation_id or "\r" in correlation_id:
-        raise InvalidEventError(
-            None, f"correlation id {correlation_id!r} must be non-empty and on one line"
-        )
-    return _plain_str(correlation_id)
-
-
-def _as_dict(items: object, what: str) -> dict[Any, Any]:
-    """Copy a mapping or an iterable of (key, value) pairs into a new dict."""
-    source: Any = items
-    if source.__class__ is dict:
-        return source.copy()
-    if isinstance(source, (str, bytes)):
-        raise InvalidEventError(
-            None, f"{what} must be a mapping or (key, value) pairs, not {type(source).__name__}"
-        )
-    try:
-        return dict(source)
-    except (TypeError, ValueError):
-        raise InvalidEventError(
-            None, f"{what} must be a mapping or (key, value) pairs, not {type(source).__name__}"
-        ) from None
-
-
-def check_tags(tags: TagsLike | None) -> dict[str, str]:
-    """Return a new validated tag dict built from a mapping or (key, value) pairs.
-
-    Args:
-        tags: Tag keys to values, or None.
-
-    Returns:
-        A new dict of validated string keys and values.
-
-    Raises:
-        InvalidEventError: If a key or value is invalid, or `tags` is neither a
-            mapping nor (key, value) pairs.
-    """
-    if not tags:
-        return {}
-    source: Any = tags
-    result: dict[Any, Any] = source.copy() if source.__class__ is dict else _as_dict(tags, "tags")
-    keys = _valid_keys
-    values = _valid_tag_values
-    for key, value in result.items():
-        if key.__class__ is not str or value.__class__ is not str:
-            return _rebuild_tags(result)
-        if key not in keys or value not in values:
-            return _rebuild_tags(result)
-    return result
-
-
-def _rebuild_tags(tags: dict[Any, Any]) -> dict[str, str]:
-    rebuilt: dict[str, str] = {}
-    for key, value in tags.items():
-        checked = check_key(key, "tag")
-        rebuilt[checked] = check_tag_value(checked, value)
-    return rebuilt
-
-
-def check_fields(
-    fields: Mapping[str, object] | Iterable[tuple[str, object]] | None,
-) -> dict[str, FieldValue]:
-    """Return a new validated field dict.
-
-    Args:
-        fields: Field keys to values (a mapping or (key, value) pairs), or None.
-
-    Returns:
-        A new dict of validated keys and values in their canonical types.
-
-    Raises:
-        InvalidEventError: If a key or value is invalid, or `fields` is neither
-            a mapping nor (key, value) pairs.
-    """
-    if not fields:
-        return {}
-    source: Any = fields
-    if source.__class__ is not dict:
-        source = _as_dict(fields, "fields")
-    keys = _valid_keys
-    result: dict[str, FieldValue] = {}
-    for raw_key, raw_value in source.items():
-        key = (
-            raw_key if raw_key.__class__ is str and raw_key in keys else check_key(raw_key, "field")
-        )
-        value = raw_value
-        cls = value.__class__
-        # Inline checks for the common types; anything else (or out of range)
-        # goes through the full check, which raises or converts.
-        if cls is float:
-            if value - value != 0.0:
-                value = check_field_value(key, value)
-        elif cls is int:
-            if not INT64_MIN <= value <= INT64_MAX:
-                value = check_field_value(key, value)
-        elif cls is not bool and cls is not UInt:
-            value = check_field_value(key, value)
-        result[key] = value
-    return result
+codecs = Codecs()
+"""The codecs in use (see `Codecs`)."""
 
 
 class MetricEvent:
@@ -504,7 +125,7 @@ class MetricEvent:
     ) -> None:
         self.measurement = (
             measurement
-            if measurement.__class__ is str and measurement in _valid_measurements
+            if measurement.__class__ is str and measurement in valid_measurements
             else check_measurement(measurement)
         )
         self.tags = shared_tags(tags) if tags else _NO_TAGS
@@ -569,13 +190,13 @@ class MetricEvent:
 
     def copy(self) -> MetricEvent:
         """Return an independent copy (tags and fields are copied too)."""
-        clone = _new_event(MetricEvent)
-        clone.measurement = self.measurement
-        clone.tags = dict(self.tags)
-        clone.fields = dict(self.fields)
-        clone.timestamp_ns = self.timestamp_ns
-        clone.correlation_id = self.correlation_id
-        return clone
+        return trusted_event(
+            self.measurement,
+            dict(self.tags),
+            dict(self.fields),
+            self.timestamp_ns,
+            self.correlation_id,
+        )
 
     def to_influx_line(self, precision: str = "ns") -> str:
         """Encode as one line of InfluxDB line protocol, without a newline.
@@ -587,10 +208,10 @@ class MetricEvent:
             InvalidEventError: If the event has no fields.
             ConfigError: If the precision is unknown.
         """
-        return _lineprotocol.encode_line(self, precision)
+        return codecs.encode_line(self, precision)
 
     def to_json(self) -> str:
-        """Encode as one JSON object (the schema is described in `metricstream._json`).
+        """Encode as one JSON object (the schema is described in `metricstream.codecs.json`).
 
         The object has ``measurement``, ``tags``, ``fields``, ``timestamp_ns``,
         ``schema_version`` and, when set, ``correlation_id``. Ints and floats
@@ -600,7 +221,7 @@ class MetricEvent:
         Raises:
             InvalidEventError: If the event has no fields.
         """
-        return _json.encode_event(self).decode()
+        return codecs.encode_json(self).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> MetricEvent:
@@ -610,7 +231,7 @@ class MetricEvent:
             SchemaVersionError: If it comes from a newer schema version.
             InvalidEventError: If the JSON is malformed or the event invalid.
         """
-        return _json.decode_event(text)
+        return codecs.decode_json(text)
 
     @classmethod
     def from_influx_line(cls, line: str | bytes, precision: str = "ns") -> MetricEvent:
@@ -627,7 +248,7 @@ class MetricEvent:
             LineProtocolError: If the text is malformed or holds no entry or
                 more than one.
         """
-        return _lineprotocol.parse_line(line, precision)
+        return codecs.parse_line(line, precision)
 
     def __eq__(self, other: object) -> bool:
         """Events are equal when every part is, field values including their type."""
@@ -698,14 +319,9 @@ def event_from_sample(
     """
     # This is on the application's hot path: names seen valid before are only
     # looked up, and the common value types are checked inline.
-    event = _new_event(MetricEvent)
-    event.measurement = (
-        metric
-        if metric.__class__ is str and metric in _valid_measurements
-        else check_measurement(metric)
-    )
-    event.tags = shared_tags(tags) if tags else _NO_TAGS
-    if field.__class__ is not str or field not in _valid_keys:
+    if metric.__class__ is not str or metric not in valid_measurements:
+        metric = check_measurement(metric)
+    if field.__class__ is not str or field not in valid_keys:
         field = check_key(field, "field")
     cls = value.__class__
     if cls is float:
@@ -716,10 +332,13 @@ def event_from_sample(
             value = check_field_value(field, value)
     elif cls is not bool and cls is not UInt:
         value = check_field_value(field, value)
-    event.fields = {field: value}
-    event.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
-    event.correlation_id = None
-    return event
+    return trusted_event(
+        metric,
+        shared_tags(tags) if tags else _NO_TAGS,
+        {field: value},
+        _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns),
+        None,
+    )
 
 
 class SharedTags(dict):  # type: ignore[type-arg]
@@ -745,8 +364,7 @@ class SharedTags(dict):  # type: ignore[type-arg]
 
 
 _NO_TAGS: dict[str, str] = SharedTags()
-_SHARED_TAGS_LIMIT = 16_384
-_shared_tags_cache: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+_shared_tags_cache: BoundedDict[tuple[tuple[str, str], ...], dict[str, str]] = BoundedDict(16_384)
 
 
 def shared_tags(tags: TagsLike) -> dict[str, str]:
@@ -766,18 +384,14 @@ def shared_tags(tags: TagsLike) -> dict[str, str]:
             return _shared_tags_cache[tuple(tags.items())]
         except (KeyError, TypeError):
             return _share_tags(tags)
-    return _share_tags(_as_dict(tags, "tags"))
+    return _share_tags(as_dict(tags, "tags"))
 
 
 def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:
     """Validate `tags`; remember the result when every key and value is a plain str."""
     checked = check_tags(tags)
     if all(k.__class__ is str and v.__class__ is str for k, v in tags.items()):
-        shared = SharedTags(checked)
-        if len(_shared_tags_cache) >= _SHARED_TAGS_LIMIT:
-            _shared_tags_cache.clear()
-        _shared_tags_cache[tuple(checked.items())] = shared
-        return shared
+        return _shared_tags_cache.remember(tuple(checked.items()), SharedTags(checked))
     return checked
 
 
@@ -785,7 +399,23 @@ _new_event = object.__new__
 _time_ns = time.time_ns
 
 
-# The codecs build on this module, so they are bound only now that it is
-# complete; the methods above look them up when called.
-from metricstream import _json  # noqa: E402
-from metricstream import lineprotocol as _lineprotocol  # noqa: E402
+def trusted_event(
+    measurement: str,
+    tags: dict[str, str],
+    fields: dict[str, FieldValue],
+    timestamp_ns: int,
+    correlation_id: str | None,
+) -> MetricEvent:
+    """Build an event from parts that are already validated, without checking them again.
+
+    For decoders and copies, whose input has been through the checks of
+    `metricstream._validate`; anything else builds events with `MetricEvent`
+    or `event_from_sample`.
+    """
+    event: MetricEvent = _new_event(MetricEvent)
+    event.measurement = measurement
+    event.tags = tags
+    event.fields = fields
+    event.timestamp_ns = timestamp_ns
+    event.correlation_id = correlation_id
+    return event

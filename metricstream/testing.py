@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError, PermanentSinkError, TransientSinkError
-from metricstream.streamer.batch import EventBatch
 
 __all__ = ["FaultySink", "InMemorySink", "Outcome"]
 

@@ -50,12 +50,8 @@ __all__ = [
 ]
 
 REDIS_URL: str = os.environ.get("METRICSTREAM_REDIS_URL", "redis://127.0.0.1:26379/0")
-INFLUXDB_V1_URL: str = os.environ.get(
-    "METRICSTREAM_INFLUXDB_V1_URL", "http://127.0.0.1:28086"
-)
-INFLUXDB_AUTH_URL: str = os.environ.get(
-    "METRICSTREAM_INFLUXDB_AUTH_URL", "http://127.0.0.1:28087"
-)
+INFLUXDB_V1_URL: str = os.environ.get("METRICSTREAM_INFLUXDB_V1_URL", "http://127.0.0.1:28086")
+INFLUXDB_AUTH_URL: str = os.environ.get("METRICSTREAM_INFLUXDB_AUTH_URL", "http://127.0.0.1:28087")
 INFLUXDB_AUTH_USER: str = os.environ.get("METRICSTREAM_INFLUXDB_AUTH_USER", "admin")
 INFLUXDB_AUTH_PASSWORD: str = os.environ.get(
     "METRICSTREAM_INFLUXDB_AUTH_PASSWORD", "metricstream-secret"
@@ -66,9 +62,7 @@ INFLUXD_BIN: str = os.environ.get("METRICSTREAM_INFLUXD_BIN") or (
     shutil.which("influxd") or "/usr/bin/influxd"
 )
 
-_START_HINT = (
-    "run `scripts/services.sh start` (or `make test`) to start the test servers"
-)
+_START_HINT = "run `scripts/services.sh start` (or `make test`) to start the test servers"
 
 
 def servers_required() -> bool:
@@ -78,9 +72,7 @@ def servers_required() -> bool:
     ``METRICSTREAM_REQUIRE_SERVERS=1``.
     """
     ci = os.environ.get("CI", "").strip().lower()
-    return (
-        ci in ("true", "1") or os.environ.get("METRICSTREAM_REQUIRE_SERVERS", "") == "1"
-    )
+    return ci in ("true", "1") or os.environ.get("METRICSTREAM_REQUIRE_SERVERS", "") == "1"
 
 
 def _unavailable(message: str) -> NoReturn:
@@ -128,9 +120,7 @@ def require_influxd() -> str:
     for candidate in (INFLUXD_BIN, shutil.which("influxd")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    _unavailable(
-        f"influxd not found (METRICSTREAM_INFLUXD_BIN={INFLUXD_BIN!r}); {_START_HINT}"
-    )
+    _unavailable(f"influxd not found (METRICSTREAM_INFLUXD_BIN={INFLUXD_BIN!r}); {_START_HINT}")
 
 
 def free_port() -> int:

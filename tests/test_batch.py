@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from metricstream import ConfigError, EventBatch, InvalidEventError, MetricEvent, UInt
-from metricstream.lineprotocol import encode_lines
+from metricstream.codecs.lineprotocol import encode_lines
 
 
 def sample_events() -> list[MetricEvent]:

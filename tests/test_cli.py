@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import metricstream as ms
-from metricstream.cli import EVENT_MIX, AnalyticsWorkload, main
+from metricstream.cli import COMMANDS, EVENT_MIX, AnalyticsWorkload, main
 from metricstream.sinks.jsonl import read_events
 
 
@@ -139,7 +139,9 @@ class TestModuleEntryPoint:
             check=False,
         )
         assert result.returncode == 0
-        assert "{demo,cat}" in result.stdout
+        listed = re.findall(r"^    (\w+)\s", result.stdout, re.M)
+        assert listed == [command.__name__.rsplit(".", 1)[1] for command in COMMANDS]
+        assert "example:" in result.stdout
 
 
 class TestExamples:

@@ -325,8 +325,11 @@ class TestValidationErrors:
     @pytest.mark.parametrize(
         ("correlation_id", "fragment"),
         [
-            ("", "correlation id '' must be non-empty and on one line"),
-            ("a\nb", "correlation id 'a\\nb' must be non-empty and on one line"),
+            ("", "correlation id '' must be a non-empty one-line str"),
+            ("a\nb", "correlation id 'a\\nb' must be a non-empty one-line str"),
+            ("a\x00b", "it contains a control character (U+0000)"),
+            ("a\x1bb", "it contains a control character (U+001B)"),
+            ("a\ud800b", "it is not valid Unicode (it contains a lone surrogate)"),
             (5, "correlation id must be a str, not int"),
         ],
     )

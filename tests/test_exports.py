@@ -83,7 +83,11 @@ class TestExports:
         assert public - set(metricstream.__all__) == set()
 
     def test_public_submodules_define_all_their_names(self) -> None:
-        for module in (metricstream.event, metricstream.lineprotocol, metricstream.exceptions):
+        for module in (
+            metricstream.event,
+            metricstream.codecs.lineprotocol,
+            metricstream.exceptions,
+        ):
             for name in module.__all__:
                 assert hasattr(module, name), f"{module.__name__}.{name}"
 

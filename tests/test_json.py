@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metricstream import InvalidEventError, MetricEvent, SchemaVersionError, UInt
-from metricstream._json import decode_event, encode_event, encode_events
-from metricstream.event import RESERVED_KEYS
+from metricstream._validate import RESERVED_KEYS
+from metricstream.codecs.json import decode_event, encode_event, encode_events
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -209,7 +209,7 @@ class TestDecode:
             (
                 '{"measurement":"m","fields":{"x":1},"timestamp_ns":0,"correlation_id":""}',
                 None,
-                "correlation id '' must be non-empty",
+                "correlation id '' must be a non-empty",
             ),
         ],
     )

@@ -14,8 +14,8 @@ from metricstream import (
     UInt,
     parse_lines,
 )
-from metricstream.event import RESERVED_KEYS
-from metricstream.lineprotocol import PRECISIONS, encode_line, encode_lines, parse_line
+from metricstream._validate import RESERVED_KEYS
+from metricstream.codecs.lineprotocol import PRECISIONS, encode_line, encode_lines, parse_line
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)

@@ -37,17 +37,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metricstream import EventBatch, MetricEvent, UInt
+from metricstream.codecs.compression import Compression
+from metricstream.codecs.lineprotocol import PRECISIONS
 from metricstream.exceptions import (
     ConfigError,
     InvalidEventError,
     PermanentSinkError,
     TransientSinkError,
 )
-from metricstream.lineprotocol import PRECISIONS
 from metricstream.sinks import InfluxDBSink, Sink, sink_from_url
 from metricstream.sinks.influxdb import InfluxDBPayload, from_url, parse_retry_after
 from metricstream.streamer import EventStreamer, RetryConfig
-from metricstream.streamer.compression import Compression
 from metricstream.streamer.health import SinkHealth
 
 from .influx_readback import (

@@ -18,6 +18,7 @@ import pytest
 import zstandard
 
 from metricstream import EventBatch, MetricEvent, UInt
+from metricstream.codecs.compression import Compression
 from metricstream.exceptions import (
     ConfigError,
     InvalidEventError,
@@ -30,12 +31,11 @@ from metricstream.sinks import JsonLinesSink, Sink, sink_from_url
 from metricstream.sinks.jsonl import (
     JsonLinesReader,
     TornTail,
-    _translate_os_error,
     from_url,
     read_events,
     series_files,
 )
-from metricstream.streamer.compression import Compression
+from metricstream.sinks.jsonl.sink import _translate_os_error
 
 
 def event(i: int) -> MetricEvent:
@@ -770,7 +770,7 @@ class TestFromUrl:
         [
             ("rotate_bytes=ten", "rotate_bytes", "expected a whole number of bytes, not 'ten'"),
             ("rotate_bytes=0", "rotate_bytes", "positive number of bytes"),
-            ("fsync=maybe", "fsync", "expected true or false, not 'maybe'"),
+            ("fsync=maybe", "fsync", "must be true or false .*, not 'maybe'"),
             ("file_mode=rw", "file_mode", "expected octal permission bits"),
             ("file_mode=444", "file_mode", "not 0o444"),
             ("compression=lz4", "compression", "unknown compression 'lz4'"),

@@ -18,8 +18,9 @@ import orjson
 import pytest
 
 import metricstream as ms
+from metricstream.contract import EventBatch
 from metricstream.sinks.jsonl import read_events
-from metricstream.streamer.batch import EventBatch
+from metricstream.streamer import lifecycle
 from metricstream.streamer.correlation import default_prefix
 from metricstream.streamer.retry import Retrier, RetryInterruptedError
 from metricstream.testing import FaultySink, InMemorySink
@@ -249,7 +250,7 @@ class TestOverflow:
             assert streamer.send_many(sample(i) for i in range(start, start + 10)) == 10
             expected = start + 10
             assert wait_until(lambda n=expected: streamer.health().sinks["stuck"].pending == n)
-        assert wait_until(lambda: streamer._limit == 0)
+        assert wait_until(lambda: streamer._pipeline.limit == 0)
         assert streamer.send_many(sample(i) for i in range(30, 35)) == 0
         health = streamer.health().sinks["stuck"]
         assert health.dropped_by_reason == {**NO_REASONS, "overflow": 5}
@@ -450,9 +451,9 @@ class TestRetryInTheStreamer:
         with caplog.at_level(logging.WARNING, logger="metricstream"):
             streamer.send_many(sample(i) for i in range(5))
             assert streamer.flush(5) is True
-        tracebacks = [r for r in caplog.records if r.exc_info]
+        tracebacks = [r for r in caplog.records if "Traceback" in r.getMessage()]
         assert len(tracebacks) == 1
-        assert "RuntimeError" in tracebacks[0].getMessage()
+        assert "RuntimeError: scripted unexpected failure of faulty" in tracebacks[0].getMessage()
         assert values(sink.events) == list(range(5))
         assert streamer.health().sinks["faulty"].retries == 3
 
@@ -620,9 +621,9 @@ class TestShutdown:
 
     def test_the_atexit_hook_is_registered_and_removed_by_shutdown(self) -> None:
         streamer = ms.EventStreamer([InMemorySink()])
-        assert streamer._atexit_hook is not None
+        assert streamer in lifecycle._at_exit
         streamer.shutdown()
-        assert streamer._atexit_hook is None
+        assert streamer not in lifecycle._at_exit
 
 
 class TestConfiguration:

@@ -1,15 +1,28 @@
-"""Destinations for events: one module per sink, and `sink_from_url`.
+"""Destinations for events: one room per sink, and `sink_from_url`.
 
-Optional client libraries (influxdb-client, confluent-kafka, redis) are
-imported only when a sink that needs them is created.
+- `ConsoleSink` (`metricstream.sinks.console`)
+- `JsonLinesSink` (`metricstream.sinks.jsonl`)
+- `InfluxDBSink` (`metricstream.sinks.influxdb`, extra ``influxdb``)
+
+Each sink module registers its URL schemes (see `metricstream.sinks.registry`);
+optional client libraries are imported only when a sink that needs them is
+created.
 """
 
 from __future__ import annotations
 
-from metricstream.sinks.base import Sink
+from metricstream.contract import Sink
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.influxdb import InfluxDBSink
 from metricstream.sinks.jsonl import JsonLinesSink
-from metricstream.sinks.url import sink_from_url
+from metricstream.sinks.registry import register_scheme, schemes, sink_from_url
 
-__all__ = ["ConsoleSink", "InfluxDBSink", "JsonLinesSink", "Sink", "sink_from_url"]
+__all__ = [
+    "ConsoleSink",
+    "InfluxDBSink",
+    "JsonLinesSink",
+    "Sink",
+    "register_scheme",
+    "schemes",
+    "sink_from_url",
+]

@@ -29,18 +29,22 @@ import sys
 import threading
 from typing import Any, Literal, TextIO
 
+from metricstream._options import require_int, require_name
+from metricstream._validate import no_fields_error
+from metricstream.contract import EventBatch
 from metricstream.event import FieldValue, MetricEvent, UInt
 from metricstream.exceptions import (
     ConfigError,
-    InvalidEventError,
     PermanentSinkError,
     SinkError,
     TransientSinkError,
 )
-from metricstream.sinks.url import parse_query
-from metricstream.streamer.batch import EventBatch
+from metricstream.sinks._url import check_overrides, parse_query
 
-__all__ = ["FORMATS", "ConsoleSink", "format_pretty", "format_timestamp", "from_url"]
+__all__ = ["FORMATS", "SCHEMES", "ConsoleSink", "format_pretty", "format_timestamp", "from_url"]
+
+SCHEMES = ("console",)
+"""The URL schemes this module builds sinks for (see `from_url`)."""
 
 FORMATS = ("pretty", "json", "line")
 """The formats `ConsoleSink` writes."""
@@ -97,18 +101,9 @@ class ConsoleSink:
                 "stream",
                 f"expected a text stream with a write() method, not {type(stream).__name__}",
             )
-        if not isinstance(name, str) or not name:
-            raise ConfigError("name", "a sink name must be a non-empty string")
+        require_name("name", name)
         if max_events_per_batch is not None:
-            if (
-                not isinstance(max_events_per_batch, int)
-                or isinstance(max_events_per_batch, bool)
-                or max_events_per_batch < 1
-            ):
-                raise ConfigError(
-                    "max_events_per_batch",
-                    f"must be an integer >= 1 or None, not {max_events_per_batch!r}",
-                )
+            require_int("max_events_per_batch", max_events_per_batch, minimum=1)
             if format.strip().lower() == "json":
                 raise ConfigError(
                     "max_events_per_batch", "is for display and cannot be used with format='json'"
@@ -118,6 +113,10 @@ class ConsoleSink:
         self._format = format.strip().lower()
         self._stream = stream
         self._closed = False
+        self._lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        """Replace the write lock in a forked child (a parent thread may hold it)."""
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -269,10 +268,7 @@ def format_pretty(events: list[MetricEvent]) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
     for event in events:
         if not event.fields:
-            raise InvalidEventError(
-                event.measurement,
-                f"event {event.measurement!r} has no fields; at least one is required",
-            )
+            raise no_fields_error(event.measurement)
         tags = " ".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(event.tags.items()))
         fields = " ".join(f"{_quote(k)}={_format_field(v)}" for k, v in event.fields.items())
         cid = "" if event.correlation_id is None else f"[{event.correlation_id}]"
@@ -316,8 +312,6 @@ def from_url(url: str, **overrides: Any) -> ConsoleSink:
                 "format", f"{url!r} names two formats: {path!r} and {options['format']!r}"
             )
         options["format"] = path
-    unknown = sorted(set(overrides) - {"format", "name", "stream"})
-    if unknown:
-        raise ConfigError(unknown[0], "unknown ConsoleSink option")
+    check_overrides(overrides, ("format", "name", "stream"), "ConsoleSink")
     options.update(overrides)
     return ConsoleSink(**options)

@@ -1,9 +1,18 @@
-"""Everything between `send()` and a sink: batching, lanes, retry, health."""
+"""Everything between `send()` and a sink: batching, lanes, retry, health.
+
+- `EventStreamer` (`metricstream.streamer.streamer`): the facade;
+- `StreamerConfig` (`.config`): its validated options;
+- the pipeline (`._pipeline`): buffer, batcher thread and one lane per sink
+  (`._lane`), each keeping prepared payloads in a `PendingQueue` (`.queue`);
+- `RetryConfig` (`.retry`), correlation ids (`.correlation`), health
+  snapshots (`.health`), exit and fork handling (`.lifecycle`).
+"""
 
 from __future__ import annotations
 
-from metricstream.streamer.batch import EventBatch
-from metricstream.streamer.compression import Compression
+from metricstream.codecs.compression import Compression
+from metricstream.contract import EventBatch
+from metricstream.streamer.config import OverflowPolicy, StreamerConfig
 from metricstream.streamer.correlation import (
     correlation,
     current_correlation_id,
@@ -11,7 +20,7 @@ from metricstream.streamer.correlation import (
 )
 from metricstream.streamer.health import DROP_REASONS, SinkHealth, StreamerHealth
 from metricstream.streamer.retry import Retrier, RetryConfig
-from metricstream.streamer.streamer import EventStreamer, OverflowPolicy
+from metricstream.streamer.streamer import EventStreamer
 
 __all__ = [
     "DROP_REASONS",
@@ -22,6 +31,7 @@ __all__ = [
     "Retrier",
     "RetryConfig",
     "SinkHealth",
+    "StreamerConfig",
     "StreamerHealth",
     "correlation",
     "current_correlation_id",

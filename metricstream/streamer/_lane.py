@@ -1,12 +1,23 @@
-"""One lane per sink: a bounded queue of prepared payloads and a worker thread.
+"""One lane per sink: a preparer thread, a queue of payloads and a writer thread.
 
-The worker writes one payload at a time with retry. Everything a lane counts
-changes under its lock, and for every lane at every moment::
+The batcher hands a lane raw batches (`Lane.offer`) and returns at once. The
+lane's preparer thread turns each batch into the sink's payload
+(`Sink.prepare`) and queues it; its writer thread writes the payloads one at
+a time, with retry. Both threads run beside the application and beside every
+other lane, so a sink whose ``prepare`` or ``write`` hangs, is slow or raises
+delays nothing but itself. Pending payloads wait in their prepared (often
+compressed) form, however long the writer is stuck.
 
-    offered == written + dropped + queued + in_flight
+Everything a lane counts changes under its lock, and for every lane at every
+moment::
 
-where ``offered`` counts every event the batcher handed it (queued or
-dropped on arrival).
+    offered == written + dropped + raw + preparing + queued + in_flight
+
+``offered`` counts every event the batcher handed the lane (queued, or
+dropped on arrival); ``raw`` the events of batches waiting for the preparer;
+``preparing`` those of the batch being prepared; ``queued`` those of the
+prepared payloads in the `PendingQueue` (of which ``spooled`` are held
+outside memory); ``in_flight`` those of the payload being written.
 """
 
 from __future__ import annotations
@@ -14,42 +25,60 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from metricstream._log import RateLimitedLog, logger
+from metricstream._secrets import scrub_secrets
+from metricstream.contract import EventBatch, Sink
 from metricstream.exceptions import PermanentSinkError, TransientSinkError
-from metricstream.sinks.base import Sink
-from metricstream.streamer.health import DROP_REASONS, SinkHealth, scrub_secrets
+from metricstream.streamer.health import DROP_REASONS, SinkHealth
+from metricstream.streamer.queue import Item, MemoryQueue, PendingQueue
 from metricstream.streamer.retry import Retrier, RetryConfig, RetryInterruptedError
 
-__all__ = ["Item", "Lane"]
-
-logger = logging.getLogger("metricstream")
+__all__ = ["Lane"]
 
 _MAX_ERROR_CHARS = 500
 
 
-@dataclass
-class Item:
-    """A prepared payload waiting in a lane.
+@dataclass(slots=True, eq=False)
+class _RawBatch:
+    """A batch handed to the lane, waiting for its preparer."""
 
-    ``start``/``end`` locate its events in the streamer's sequence of events
-    taken from the shared buffer, which is how `flush` knows what is done.
-    """
-
-    payload: Any
-    count: int
+    batch: EventBatch
     start: int
-    end: int
-    batch_id: str
-    written: int = 0
-    """Events the sink reported stored so far (a batch written in parts)."""
+
+    @property
+    def count(self) -> int:
+        return len(self.batch.events)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.batch.events)
+
+
+def _describe_error(exc: BaseException) -> str:
+    return scrub_secrets(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR_CHARS]
 
 
 class Lane:
-    """The queue, worker thread, retry loop and counters of one sink."""
+    """The threads, queue, retry loop and counters of one sink.
+
+    Args:
+        sink: The sink.
+        name: Its unique name.
+        retry: The retry policy of its writes.
+        max_buffer: The most events it may hold (raw, prepared or in flight).
+        unhealthy_after: Consecutive failed writes after which it is unhealthy.
+        probe_interval: Seconds between probes (`Sink.check`) while it is
+            disconnected and idle.
+        on_progress: Called after each batch is prepared, written or dropped.
+        warnings: Where repeated warnings go, rate-limited.
+        queue: Its pending storage; a `MemoryQueue` when None.
+    """
 
     def __init__(
         self,
@@ -61,6 +90,8 @@ class Lane:
         unhealthy_after: int,
         probe_interval: float,
         on_progress: Callable[[], None],
+        warnings: RateLimitedLog,
+        queue: PendingQueue | None = None,
     ) -> None:
         self.sink = sink
         self.name = name
@@ -69,12 +100,15 @@ class Lane:
         self._unhealthy_after = unhealthy_after
         self._probe_interval = probe_interval
         self._on_progress = on_progress
+        self._warnings = warnings
         self._cond = threading.Condition(threading.Lock())
         self._wake = threading.Event()
-        self._queue: deque[Item] = deque()
+        self._inbox: deque[_RawBatch] = deque()
+        self._raw = 0
+        self._preparing: _RawBatch | None = None
+        self._queue: PendingQueue = MemoryQueue() if queue is None else queue
         self._in_flight: Item | None = None
-        self._queued = 0
-        self.offered = 0
+        self._offered = 0
         self._written = 0
         self._dropped = dict.fromkeys(DROP_REASONS, 0)
         self._write_errors = 0
@@ -86,65 +120,102 @@ class Lane:
         self._connected = True
         self._permanently_unhealthy = False
         self._closing = False
+        self._preparer_done = False
         self._aborted = False
+        self._dead: str | None = None
         self._logged_unexpected: set[type[BaseException]] = set()
-        self._thread = threading.Thread(
-            target=self._run, name=f"metricstream-lane-{name}", daemon=True
-        )
+        self._preparer = threading.Thread(
+            target=self._guard, args=(self._run_preparer,), name=f"metricstream-prepare-{name}",
+            daemon=True,
+        )  # fmt: skip
+        self._writer = threading.Thread(
+            target=self._guard, args=(self._run_writer,), name=f"metricstream-write-{name}",
+            daemon=True,
+        )  # fmt: skip
 
     # --- the batcher's side ------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker thread."""
-        self._thread.start()
+        """Start the preparer and writer threads."""
+        self._preparer.start()
+        self._writer.start()
+
+    def _backlog_locked(self) -> int:
+        preparing = self._preparing.count if self._preparing is not None else 0
+        in_flight = self._in_flight.count if self._in_flight is not None else 0
+        return self._raw + preparing + self._queue.events + in_flight
 
     def backlog(self) -> int:
-        """Events queued or being written."""
-        in_flight = self._in_flight
-        return self._queued + (in_flight.count if in_flight is not None else 0)
+        """Events held: raw, being prepared, queued or being written."""
+        with self._cond:
+            return self._backlog_locked()
 
-    def room(self) -> int:
-        """Events that can still be queued under ``max_buffer``."""
-        return self.max_buffer - self.backlog()
+    def offer(self, batch: EventBatch, start: int, overflow: str) -> None:
+        """Take a batch for preparation, applying the overflow policy when full.
 
-    def offer(self, item: Item) -> None:
-        """Queue a prepared payload (the caller has made room for it)."""
+        Args:
+            batch: The batch (shared with the other lanes; never changed).
+            start: The sequence number of its first event.
+            overflow: ``"block"`` (never drop: the streamer holds `send` back
+                instead), ``"drop_oldest"`` or ``"drop_newest"``.
+        """
+        count = len(batch.events)
+        dropped = 0
         with self._cond:
             if self._aborted:
                 return  # abort() already counted everything taken before it
-            self.offered += item.count
-            self._queue.append(item)
-            self._queued += item.count
-            self._cond.notify()
-
-    def drop_on_arrival(self, count: int, reason: str) -> None:
-        """Count `count` events handed to this lane as dropped at once."""
-        if count <= 0:
-            return
-        with self._cond:
-            if self._aborted:
-                return
-            self.offered += count
-            self._dropped[reason] = self._dropped.get(reason, 0) + count
-
-    def evict_oldest(self, needed: int) -> int:
-        """Drop whole queued payloads, oldest first, until `needed` events are freed.
-
-        Returns:
-            The number of events freed (may be less when the queue empties).
-        """
-        freed = 0
-        with self._cond:
-            while freed < needed and self._queue:
-                item = self._queue.popleft()
-                self._queued -= item.count
-                self._dropped["overflow"] += item.count
-                freed += item.count
-        if freed:
-            logger.warning(
-                "metricstream: sink %r buffer full: dropped the %d oldest events", self.name, freed
+            self._offered += count
+            room = self.max_buffer - self._backlog_locked()
+            if overflow == "block" or room >= count:
+                self._inbox.append(_RawBatch(batch, start))
+                self._raw += count
+            elif overflow == "drop_oldest":
+                room += self._evict_oldest_locked(count - room)
+                keep = min(count, max(room, 0))
+                if keep == count:
+                    self._inbox.append(_RawBatch(batch, start))
+                elif keep:
+                    newest = EventBatch(batch.events[count - keep :], created_ns=batch.created_ns)
+                    self._inbox.append(_RawBatch(newest, start + count - keep))
+                self._raw += keep
+                dropped = count - keep
+            else:
+                keep = max(room, 0)
+                if keep:
+                    self._inbox.append(
+                        _RawBatch(
+                            EventBatch(batch.events[:keep], created_ns=batch.created_ns), start
+                        )
+                    )
+                    self._raw += keep
+                dropped = count - keep
+            self._dropped["overflow"] += dropped
+            self._cond.notify_all()
+        if dropped:
+            self._warnings.warning(
+                (self.name, "overflow"),
+                "metricstream: sink %r buffer full (max_buffer=%d): dropped %d new events",
+                self.name,
+                self.max_buffer,
+                dropped,
             )
-            self._on_progress()
+
+    def _evict_oldest_locked(self, needed: int) -> int:
+        """Drop the oldest waiting payloads, then raw batches, until `needed` events are freed."""
+        freed = sum(item.count for item in self._queue.evict_oldest(needed))
+        while freed < needed and self._inbox:
+            raw = self._inbox.popleft()
+            self._raw -= raw.count
+            freed += raw.count
+        if freed:
+            self._dropped["overflow"] += freed
+            self._warnings.warning(
+                (self.name, "overflow-oldest"),
+                "metricstream: sink %r buffer full (max_buffer=%d): dropped the %d oldest events",
+                self.name,
+                self.max_buffer,
+                freed,
+            )
         return freed
 
     def oldest_unfinished(self) -> int | None:
@@ -152,17 +223,20 @@ class Lane:
         with self._cond:
             if self._in_flight is not None:
                 return self._in_flight.start
-            if self._queue:
-                return self._queue[0].start
-            return None
+            oldest = self._queue.oldest_start()
+            if oldest is not None:
+                return oldest
+            if self._preparing is not None:
+                return self._preparing.start
+            return self._inbox[0].start if self._inbox else None
 
     # --- shutdown ----------------------------------------------------------
 
     def close_input(self) -> None:
-        """No more payloads will come: the worker exits once the queue is empty."""
+        """No more batches will come: the threads exit once everything is written."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            self._cond.notify_all()
 
     def hurry(self) -> None:
         """End the current retry wait at once (shutdown has begun)."""
@@ -172,57 +246,67 @@ class Lane:
         """Give up: count everything not yet written or dropped as dropped (shutdown).
 
         Args:
-            taken: Events the batcher has taken so far; those not offered to
-                this lane yet are given up too, and later offers are ignored.
+            taken: Events the batcher has taken into batches so far; those
+                not offered to this lane yet are given up too, and later
+                offers are ignored.
 
         Returns:
-            The number of events given up. A write still running is
-            abandoned; whatever it returns is ignored.
+            The number of events given up. A prepare or write still running
+            is abandoned; whatever it returns is ignored.
         """
         with self._cond:
             self._aborted = True
             self._closing = True
-            lost = self._queued + max(0, taken - self.offered)
-            self.offered = max(self.offered, taken)
-            self._queue.clear()
-            self._queued = 0
+            lost = self._raw + self._queue.clear() + max(0, taken - self._offered)
+            self._offered = max(self._offered, taken)
+            self._inbox.clear()
+            self._raw = 0
+            if self._preparing is not None:
+                lost += self._preparing.count
+                self._preparing = None
             if self._in_flight is not None:
                 lost += self._in_flight.count
                 self._in_flight = None
             self._dropped["shutdown"] += lost
-            self._cond.notify()
+            self._cond.notify_all()
         self._wake.set()
         return lost
 
-    def join(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds for the worker to exit."""
-        if self._thread.is_alive():
-            self._thread.join(max(0.0, timeout))
+    def join(self, deadline: float) -> None:
+        """Wait until the monotonic `deadline` at most for both threads to exit."""
+        for thread in (self._preparer, self._writer):
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- health --------------------------------------------------------------
 
     def snapshot(
-        self, accepted: int, upstream_pending: int, upstream_dropped: dict[str, int]
+        self, accepted: int, upstream: int, taken: int, upstream_dropped: dict[str, int]
     ) -> SinkHealth:
         """Return this sink's `SinkHealth`, adding what the streamer holds for it.
 
         Args:
             accepted: Events the streamer accepted in total.
-            upstream_pending: Events not yet handed to any lane plus, for this
-                lane, those taken but not yet offered to it.
+            upstream: Events accepted but not yet taken into a batch.
+            taken: Events taken into batches so far; those not yet offered
+                to this lane are pending for it.
             upstream_dropped: Drops counted before the lanes (by reason).
         """
         with self._cond:
             dropped = dict(self._dropped)
             for reason, count in upstream_dropped.items():
                 dropped[reason] = dropped.get(reason, 0) + count
-            in_flight = self._in_flight.count if self._in_flight is not None else 0
-            pending = upstream_pending + self._queued + in_flight
+            pending = upstream + (taken - self._offered) + self._backlog_locked()
             connected = self._connected and not self._permanently_unhealthy
+            healthy = (
+                connected
+                and self._dead is None
+                and self._consecutive_failures < self._unhealthy_after
+            )
             return SinkHealth(
                 name=self.name,
                 connected=connected,
-                healthy=connected and self._consecutive_failures < self._unhealthy_after,
+                healthy=healthy,
                 last_write_ns=self._last_write_ns,
                 events_accepted=accepted,
                 events_written=self._written,
@@ -232,28 +316,120 @@ class Lane:
                 retries=self._retries,
                 pending=pending,
                 consecutive_failures=self._consecutive_failures,
-                last_error=self._last_error,
+                last_error=self._dead or self._last_error,
                 last_write_latency_ms=self._last_latency_ms,
             )
 
-    # --- the worker ----------------------------------------------------------
+    # --- the threads -----------------------------------------------------------
 
-    def _run(self) -> None:
+    def _guard(self, body: Callable[[], None]) -> None:
+        """Run a thread's body; if it dies, say so in health and in the log."""
+        try:
+            body()
+        except BaseException as exc:
+            with self._cond:
+                self._dead = f"lane thread died: {_describe_error(exc)}"
+                self._preparer_done = True
+                self._cond.notify_all()
+            logger.critical(
+                "metricstream: a thread of sink %r died; the sink receives nothing more",
+                self.name,
+                exc_info=True,
+            )
+            self._on_progress()
+
+    def _run_preparer(self) -> None:
+        while True:
+            with self._cond:
+                while not self._inbox and not self._closing:
+                    self._cond.wait()
+                if self._aborted or not self._inbox:
+                    self._preparer_done = True
+                    self._cond.notify_all()
+                    return
+                raw = self._inbox.popleft()
+                self._raw -= raw.count
+                self._preparing = raw
+            payload, good, invalid = self._prepare(raw.batch)
+            with self._cond:
+                if self._preparing is not raw:
+                    continue  # abandoned by abort(); already counted
+                self._preparing = None
+                self._dropped["invalid"] += invalid
+                if good:
+                    self._queue.push(Item(payload, good, raw.start, raw.end, raw.batch.batch_id))
+                self._cond.notify_all()
+            # Waiting for the next batch must not keep this one's events alive.
+            del raw, payload
+            self._on_progress()
+
+    def _prepare(self, batch: EventBatch) -> tuple[Any, int, int]:
+        """Run the sink's `prepare`; isolate the events it cannot encode.
+
+        A sink may name the offending events (`InvalidEventError.indexes`);
+        otherwise each event is tried alone.
+
+        Returns:
+            (payload, events in the payload, events dropped as invalid).
+        """
+        try:
+            return self.sink.prepare(batch), len(batch.events), 0
+        except Exception as exc:
+            first_error = exc
+        events = batch.events
+        named = getattr(first_error, "indexes", None)
+        if named:
+            bad = set(named)
+            good = [event for i, event in enumerate(events) if i not in bad]
+        else:
+            good = [event for event in events if self._encodable(event, batch.batch_id)]
+        invalid = len(events) - len(good)
+        self._warnings.warning(
+            (self.name, "invalid"),
+            "metricstream: sink %r could not encode %d of %d events of batch %s: %s",
+            self.name,
+            invalid,
+            len(events),
+            batch.batch_id,
+            scrub_secrets(str(first_error)),
+        )
+        if not good:
+            return None, 0, invalid
+        rest = EventBatch(good, batch_id=batch.batch_id, created_ns=batch.created_ns)
+        try:
+            payload = self.sink.prepare(rest)
+        except Exception:
+            if not named:
+                return None, 0, len(events)
+            payload, kept, _ = self._prepare(rest)
+            return payload, kept, len(events) - kept
+        return payload, len(good), invalid
+
+    def _encodable(self, event: Any, batch_id: str) -> bool:
+        try:
+            self.sink.prepare(EventBatch([event], batch_id=batch_id))
+        except Exception:
+            return False
+        return True
+
+    def _run_writer(self) -> None:
         self._probe()
         last_probe = time.monotonic()
         retrier = Retrier(self._retry, sleep=self._sleep, on_retry=self._count_retry)
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
+                while True:
+                    if self._aborted:
+                        return
+                    item = self._queue.pop()
+                    if item is not None:
+                        self._in_flight = item
+                        break
+                    if self._closing and self._preparer_done:
+                        return
                     idle_for = self._probe_interval if not self._connected else None
                     if not self._cond.wait(idle_for) and not self._connected:
                         break
-                if self._aborted or (self._closing and not self._queue):
-                    return
-                item = self._queue.popleft() if self._queue else None
-                if item is not None:
-                    self._queued -= item.count
-                    self._in_flight = item
             if item is None:
                 if time.monotonic() - last_probe >= self._probe_interval:
                     self._probe()
@@ -268,8 +444,10 @@ class Lane:
                 self._written += written
                 if lost:
                     self._dropped[reason] = self._dropped.get(reason, 0) + lost
+                self._cond.notify_all()
             if lost:
-                logger.warning(
+                self._warnings.warning(
+                    (self.name, reason),
                     "metricstream: sink %r dropped %d events of batch %s (%s): %s",
                     self.name,
                     lost,
@@ -308,10 +486,13 @@ class Lane:
         except Exception as exc:
             if type(exc) not in self._logged_unexpected:
                 self._logged_unexpected.add(type(exc))
-                logger.exception(
-                    "metricstream: sink %r raised an unexpected %s; treating it as transient",
+                # The traceback is formatted here so that it is scrubbed of
+                # credentials like every other message.
+                logger.error(
+                    "metricstream: sink %r raised an unexpected %s; treating it as transient\n%s",
                     self.name,
                     type(exc).__name__,
+                    scrub_secrets("".join(traceback.format_exception(exc))).rstrip(),
                 )
             self._record_failure(exc, permanent=False)
             raise
@@ -324,7 +505,7 @@ class Lane:
             self._last_latency_ms = round(elapsed_ms, 3)
 
     def _record_failure(self, exc: BaseException, *, permanent: bool) -> None:
-        message = scrub_secrets(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR_CHARS]
+        message = _describe_error(exc)
         with self._cond:
             self._write_errors += 1
             self._consecutive_failures += 1
@@ -335,9 +516,18 @@ class Lane:
                 self._permanently_unhealthy = True
                 self._connected = False
 
-    def _count_retry(self, _retry: int, _exc: BaseException, _seconds: float) -> None:
+    def _count_retry(self, retry: int, exc: BaseException, seconds: float) -> None:
         with self._cond:
             self._retries += 1
+        self._warnings.log(
+            logging.WARNING,
+            (self.name, "retry"),
+            "metricstream: write to sink %r failed (%s); retry %d in %.2f s",
+            self.name,
+            _describe_error(exc),
+            retry + 1,
+            seconds,
+        )
 
     def _sleep(self, seconds: float) -> None:
         if self._wake.wait(seconds):
@@ -349,7 +539,7 @@ class Lane:
         try:
             self.sink.check()
         except Exception as exc:
-            message = scrub_secrets(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR_CHARS]
+            message = _describe_error(exc)
             with self._cond:
                 self._connected = False
                 self._last_error = message

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from metricstream._validate import check_correlation_id
+
 __all__ = ["correlation", "current_correlation_id", "default_prefix", "generate_correlation_id"]
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -52,13 +54,11 @@ def correlation(cid: str | None = None, *, prefix: str | None = None) -> Iterato
 
     Yields:
         The correlation id in force.
-    """
-    if cid is None:
-        cid = generate_correlation_id(prefix)
-    elif not isinstance(cid, str) or not cid or "\n" in cid or "\r" in cid:
-        from metricstream.exceptions import InvalidEventError
 
-        raise InvalidEventError(None, f"correlation id {cid!r} must be a non-empty one-line str")
+    Raises:
+        InvalidEventError: If `cid` is not a valid correlation id.
+    """
+    cid = generate_correlation_id(prefix) if cid is None else check_correlation_id(cid)
     token = _current.set(cid)
     try:
         yield cid

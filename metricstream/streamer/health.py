@@ -9,14 +9,13 @@ where ``events_dropped`` is the sum of ``dropped_by_reason``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth", "scrub_secrets"]
+__all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth"]
 
 DROP_REASONS: tuple[str, ...] = ("overflow", "invalid", "rejected", "retries_exhausted", "shutdown")
 """Why events are dropped:
@@ -29,20 +28,6 @@ DROP_REASONS: tuple[str, ...] = ("overflow", "invalid", "rejected", "retries_exh
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown.
 """
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
-_SECRET_PARAM = re.compile(
-    r"(?i)\b(?P<key>token|password|passwd|pwd|secret|api[_-]?key|sasl[._]password)"
-    r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s&,;'\"]+)"
-)
-_AUTH_HEADER = re.compile(r"(?i)\b(?P<kind>authorization:\s*(?:basic|bearer|token))\s+\S+")
-
-
-def scrub_secrets(text: str) -> str:
-    """Remove passwords, tokens and authorization values from a message."""
-    text = _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
-    text = _SECRET_PARAM.sub(r"\g<key>\g<sep>***", text)
-    return _AUTH_HEADER.sub(r"\g<kind> ***", text)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ jitter; the streamer injects a sleep that a shutdown interrupts.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import TypeVar
 
 import tenacity
 
+from metricstream._options import require_bool, require_int, require_number
 from metricstream.exceptions import ConfigError, PermanentSinkError, TransientSinkError
 
 __all__ = ["RetryConfig", "RetryInterruptedError", "Retrier"]
@@ -56,13 +56,12 @@ class RetryConfig:
     max_elapsed_ms: float = 60_000
 
     def __post_init__(self) -> None:
-        _require_int("max_retries", self.max_retries, minimum=0)
-        _require_number("initial_delay_ms", self.initial_delay_ms, minimum=0)
-        _require_number("max_delay_ms", self.max_delay_ms, minimum=0)
-        _require_number("multiplier", self.multiplier, minimum=1)
-        _require_number("max_elapsed_ms", self.max_elapsed_ms, minimum=0)
-        if not isinstance(self.jitter, bool):
-            raise ConfigError("jitter", f"must be True or False, not {self.jitter!r}")
+        require_int("max_retries", self.max_retries, minimum=0)
+        require_number("initial_delay_ms", self.initial_delay_ms, minimum=0)
+        require_number("max_delay_ms", self.max_delay_ms, minimum=0)
+        require_number("multiplier", self.multiplier, minimum=1)
+        require_number("max_elapsed_ms", self.max_elapsed_ms, minimum=0)
+        require_bool("jitter", self.jitter)
         if self.max_delay_ms < self.initial_delay_ms:
             raise ConfigError(
                 "max_delay_ms",
@@ -78,21 +77,6 @@ class RetryConfig:
         except OverflowError:
             return self.max_delay_ms
         return min(delay, self.max_delay_ms)
-
-
-def _require_int(option: str, value: object, *, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(option, f"must be an integer >= {minimum}, not {value!r}")
-
-
-def _require_number(option: str, value: object, *, minimum: float) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        raise ConfigError(option, f"must be a finite number >= {minimum}, not {value!r}")
 
 
 class RetryInterruptedError(Exception):

@@ -100,6 +100,10 @@ from collections.abc import Mapping
 from datetime import timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
+from metricstream._options import parse_bool
+from metricstream._secrets import scrub_secrets
+from metricstream.codecs.compression import Compression, compress
+from metricstream.codecs.lineprotocol import PRECISIONS, encode_lines, parse_lines
 from metricstream.event import MetricEvent, UInt
 from metricstream.exceptions import (
     ConfigError,
@@ -108,14 +112,14 @@ from metricstream.exceptions import (
     SinkError,
     TransientSinkError,
 )
-from metricstream.lineprotocol import PRECISIONS, encode_lines, parse_lines
-from metricstream.sinks.url import redact_url
-from metricstream.streamer.compression import Compression, compress
 
 if TYPE_CHECKING:
-    from metricstream.streamer.batch import EventBatch
+    from metricstream.contract import EventBatch
 
-__all__ = ["InfluxDBPayload", "InfluxDBSink", "from_url", "parse_retry_after"]
+__all__ = ["SCHEMES", "InfluxDBPayload", "InfluxDBSink", "from_url", "parse_retry_after"]
+
+SCHEMES = ("influxdb", "influxdb2")
+"""The URL schemes this module builds sinks for (see `from_url`)."""
 
 _V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
 """InfluxDB 1.x names for the precisions. It reads an unknown name such as
@@ -131,8 +135,6 @@ _V1_MAX_NS = 2**63 - 2
 """The range of timestamps InfluxDB 1.x stores (it refuses -2**63, -2**63 + 1 and 2**63 - 1)."""
 _MISREAD = ("\\ ", "\\,", "\\=", '\\"')
 """A literal backslash before one of these is read by InfluxDB as an escape."""
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class _Response(NamedTuple):
@@ -572,7 +574,7 @@ class InfluxDBSink:
             else f"org={self.org!r}, bucket={self.bucket!r}"
         )
         return (
-            f"InfluxDBSink(name={self.name!r}, url={redact_url(self.url)!r}, api={self.api!r}, "
+            f"InfluxDBSink(name={self.name!r}, url={scrub_secrets(self.url)!r}, api={self.api!r}, "
             f"{target}, precision={self.precision!r}, gzip={self._gzip})"
         )
 
@@ -794,7 +796,7 @@ class InfluxDBSink:
         `TransientSinkError` / `PermanentSinkError`. Returns None for an
         exception that is not about the request (a bug), to be raised as is.
         """
-        where = f"{action} to {redact_url(self.url)} failed"
+        where = f"{action} to {scrub_secrets(self.url)} failed"
         if isinstance(failure, BaseException):
             rest = sys.modules.get("influxdb_client.rest")
             api_exception = getattr(rest, "ApiException", ())
@@ -829,7 +831,7 @@ class InfluxDBSink:
         if status == 413:
             return _TooLargeError(f"{where}: HTTP 413: {message}", sink=self.name)
         if 300 <= status < 400:
-            location = redact_url(failure.headers.get("Location") or "")
+            location = scrub_secrets(failure.headers.get("Location") or "")
             return PermanentSinkError(
                 f"{where}: HTTP {status}: redirected to {location!r}; point url at that address",
                 unhealthy=True,
@@ -1001,10 +1003,10 @@ def _check_base_url(url: object) -> str:
         parsed = urllib.parse.urlsplit(url.strip())
         parsed.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise ConfigError("url", f"cannot parse {redact_url(url)!r}") from None
+        raise ConfigError("url", f"cannot parse {scrub_secrets(url)!r}") from None
     if parsed.scheme.lower() not in ("http", "https") or not parsed.hostname:
         raise ConfigError(
-            "url", f"must be http://host:port or https://host:port, not {redact_url(url)!r}"
+            "url", f"must be http://host:port or https://host:port, not {scrub_secrets(url)!r}"
         )
     if parsed.username is not None or parsed.password is not None:
         raise ConfigError(
@@ -1014,7 +1016,7 @@ def _check_base_url(url: object) -> str:
     if parsed.query or parsed.fragment:
         raise ConfigError(
             "url",
-            f"must not have a query or fragment: {redact_url(url)!r}; pass options as arguments",
+            f"must not have a query or fragment: {scrub_secrets(url)!r}; pass options as arguments",
         )
     return urllib.parse.urlunsplit(
         (parsed.scheme.lower(), parsed.netloc, parsed.path.rstrip("/"), "", "")
@@ -1053,15 +1055,6 @@ _OVERRIDES = frozenset(
 )  # fmt: skip
 
 
-def _parse_bool(option: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(option, f"must be true or false (or 1/0), not {text!r}")
-
-
 def from_url(url: str, **overrides: Any) -> InfluxDBSink:
     """Build an `InfluxDBSink` from a URL; keyword arguments override URL options.
 
@@ -1086,7 +1079,7 @@ def from_url(url: str, **overrides: Any) -> InfluxDBSink:
         ConfigError: If the URL or an option is invalid; it names the option
             and never shows the password or token.
     """
-    shown = redact_url(url)
+    shown = scrub_secrets(url)
     try:
         parsed = urllib.parse.urlsplit(url)
         port = parsed.port
@@ -1116,7 +1109,7 @@ def from_url(url: str, **overrides: Any) -> InfluxDBSink:
             raise ConfigError(key, f"given more than once in {shown!r}")
         options[key] = value
 
-    tls = _parse_bool("tls", options.pop("tls", "false"))
+    tls = parse_bool("tls", options.pop("tls", "false"))
     host = parsed.hostname
     if ":" in host:
         host = f"[{host}]"
@@ -1126,9 +1119,9 @@ def from_url(url: str, **overrides: Any) -> InfluxDBSink:
     if "precision" in options:
         kwargs["precision"] = options.pop("precision")
     if "gzip" in options:
-        kwargs["gzip"] = _parse_bool("gzip", options.pop("gzip"))
+        kwargs["gzip"] = parse_bool("gzip", options.pop("gzip"))
     if "verify_ssl" in options:
-        kwargs["verify_ssl"] = _parse_bool("verify_ssl", options.pop("verify_ssl"))
+        kwargs["verify_ssl"] = parse_bool("verify_ssl", options.pop("verify_ssl"))
     if "timeout" in options:
         text = options.pop("timeout")
         try:

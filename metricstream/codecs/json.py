@@ -21,18 +21,18 @@ from collections.abc import Iterable
 
 import orjson
 
-from metricstream.event import (
-    SCHEMA_VERSION,
+from metricstream._validate import (
     UINT64_MAX,
     FieldValue,
-    MetricEvent,
     UInt,
     check_correlation_id,
     check_fields,
     check_measurement,
     check_tags,
     check_timestamp,
+    no_fields_error,
 )
+from metricstream.event import SCHEMA_VERSION, MetricEvent, trusted_event
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
 __all__ = ["decode_event", "encode_event", "encode_events"]
@@ -51,10 +51,7 @@ def _uint_fields(fields: dict[str, FieldValue]) -> dict[str, object]:
 def _as_object(event: MetricEvent) -> dict[str, object]:
     fields: dict[str, object] = event.fields  # type: ignore[assignment]
     if not fields:
-        raise InvalidEventError(
-            event.measurement,
-            f"event {event.measurement!r} has no fields; at least one is required",
-        )
+        raise no_fields_error(event.measurement)
     for value in fields.values():
         if value.__class__ is UInt:
             fields = _uint_fields(event.fields)
@@ -164,12 +161,15 @@ def decode_event(text: str | bytes) -> MetricEvent:
     for key, value in tags.items():
         if not isinstance(value, str):
             raise InvalidEventError(key, f"JSON tag {key!r} must be a string, not {value!r}")
-    event = MetricEvent.__new__(MetricEvent)
-    event.measurement = check_measurement(obj["measurement"])
-    event.tags = check_tags(tags)
-    event.fields = _decode_fields(obj["fields"])
-    if not event.fields:
-        raise InvalidEventError(event.measurement, "JSON event has no fields")
-    event.timestamp_ns = check_timestamp(obj["timestamp_ns"])
-    event.correlation_id = check_correlation_id(obj.get("correlation_id"))
-    return event
+    measurement = check_measurement(obj["measurement"])
+    checked_tags = check_tags(tags)
+    fields = _decode_fields(obj["fields"])
+    if not fields:
+        raise InvalidEventError(measurement, "JSON event has no fields")
+    return trusted_event(
+        measurement,
+        checked_tags,
+        fields,
+        check_timestamp(obj["timestamp_ns"]),
+        check_correlation_id(obj.get("correlation_id")),
+    )

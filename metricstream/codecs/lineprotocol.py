@@ -54,16 +54,17 @@ import re
 import time
 from collections.abc import Iterable
 
-from metricstream.event import (
+from metricstream._bounded import BoundedDict
+from metricstream._validate import (
     INT64_MAX,
     INT64_MIN,
     UINT64_MAX,
     FieldValue,
-    MetricEvent,
-    SharedTags,
     UInt,
+    no_fields_error,
 )
-from metricstream.exceptions import ConfigError, InvalidEventError, LineProtocolError
+from metricstream.event import MetricEvent, SharedTags, trusted_event
+from metricstream.exceptions import ConfigError, LineProtocolError
 
 __all__ = ["PRECISIONS", "encode_line", "encode_lines", "parse_line", "parse_lines"]
 
@@ -73,12 +74,11 @@ PRECISIONS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_
 # --- encoding --------------------------------------------------------------
 
 # Escaped names, keyed by the raw name. The same few measurements, tag sets and
-# field keys recur in nearly every event, so each is escaped once. Each cache
-# is cleared when it reaches the limit, which bounds memory for any workload.
+# field keys recur in nearly every event, so each is escaped once.
 _CACHE_LIMIT = 65_536
-_measurement_cache: dict[str, str] = {}
-_field_prefix_cache: dict[str, str] = {}
-_head_cache: dict[tuple[object, ...], str] = {}
+_measurement_cache: BoundedDict[str, str] = BoundedDict(_CACHE_LIMIT)
+_field_prefix_cache: BoundedDict[str, str] = BoundedDict(_CACHE_LIMIT)
+_head_cache: BoundedDict[tuple[object, ...], str] = BoundedDict(_CACHE_LIMIT)
 
 
 def _divisor(precision: str) -> int:
@@ -92,10 +92,7 @@ def _divisor(precision: str) -> int:
 
 def _escape_measurement(name: str) -> str:
     escaped = name.replace(",", "\\,").replace(" ", "\\ ") if ("," in name or " " in name) else name
-    if len(_measurement_cache) >= _CACHE_LIMIT:
-        _measurement_cache.clear()
-    _measurement_cache[name] = escaped
-    return escaped
+    return _measurement_cache.remember(name, escaped)
 
 
 def _escape_name(name: str) -> str:
@@ -106,18 +103,16 @@ def _escape_name(name: str) -> str:
 
 
 def _field_prefix(key: str) -> str:
-    prefix = _escape_name(key) + "="
-    if len(_field_prefix_cache) >= _CACHE_LIMIT:
-        _field_prefix_cache.clear()
-    _field_prefix_cache[key] = prefix
-    return prefix
+    return _field_prefix_cache.remember(key, _escape_name(key) + "=")
 
 
 # Heads of events whose tags are a `SharedTags` (from event_from_sample), keyed
-# by the identity of that dict. Each entry holds the dict itself, so its id
-# cannot be reused by another object while the entry exists.
-_SHARED_HEADS_LIMIT = 16_384
+# by the identity of that dict, then by measurement. Each entry holds the dict
+# itself, so its id cannot be reused by another object while the entry exists.
+# The heads of all tag sets together are bounded by _SHARED_HEADS_LIMIT.
+_SHARED_HEADS_LIMIT = 65_536
 _shared_heads: dict[int, tuple[SharedTags, dict[str, str]]] = {}
+_shared_head_count = 0
 
 
 def _encode_head(measurement: str, tags: dict[str, str]) -> str:
@@ -132,23 +127,22 @@ def _encode_head(measurement: str, tags: dict[str, str]) -> str:
 
 def _shared_head(tags: SharedTags, measurement: str) -> str:
     """Encode and remember the head of an entry whose tags are shared."""
+    global _shared_head_count  # noqa: PLW0603 - the cache's size, kept beside it
     head = _encode_head(measurement, tags)
+    if _shared_head_count >= _SHARED_HEADS_LIMIT:
+        _shared_heads.clear()
+        _shared_head_count = 0
     known = _shared_heads.get(id(tags))
     if known is None:
-        if len(_shared_heads) >= _SHARED_HEADS_LIMIT:
-            _shared_heads.clear()
         known = _shared_heads[id(tags)] = (tags, {})
     known[1][measurement] = head
+    _shared_head_count += 1
     return head
 
 
 def _head(cache_key: tuple[object, ...], measurement: str, tags: dict[str, str]) -> str:
     """Encode and remember the measurement and sorted tag set of an entry."""
-    head = _encode_head(measurement, tags)
-    if len(_head_cache) >= _CACHE_LIMIT:
-        _head_cache.clear()
-    _head_cache[cache_key] = head
-    return head
+    return _head_cache.remember(cache_key, _encode_head(measurement, tags))
 
 
 def _format_string(value: str) -> str:
@@ -193,12 +187,6 @@ def _format_value(value: FieldValue) -> str:
     if isinstance(value, float):
         return _format_float(float(value))
     return _format_string(str(value))
-
-
-def _no_fields(event: MetricEvent) -> InvalidEventError:
-    return InvalidEventError(
-        event.measurement, f"event {event.measurement!r} has no fields; at least one is required"
-    )
 
 
 def _scale(timestamp: int, divisor: int) -> int:
@@ -253,7 +241,7 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
     for event in events:
         fields = event.fields
         if not fields:
-            raise _no_fields(event)
+            raise no_fields_error(event.measurement)
         measurement = event.measurement
         tags = event.tags
         if tags.__class__ is SharedTags:
@@ -312,7 +300,6 @@ _HEX_FLOAT = re.compile(
 )
 _READABLE = {"\n": "end of line", "\r": "end of line", " ": "a space"}
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
-_new_event = object.__new__
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
 
 
@@ -482,13 +469,7 @@ class _Parser:
                 continue
             break
         timestamp = self._timestamp()
-        event = _new_event(MetricEvent)
-        event.measurement = measurement
-        event.tags = tags
-        event.fields = fields
-        event.timestamp_ns = timestamp
-        event.correlation_id = None
-        return event
+        return trusted_event(measurement, tags, fields, timestamp, None)
 
     def _name(self, kind: str, tag_key: str | None = None) -> str:
         """Read a tag key, a field key or (given its `tag_key`) a tag value."""

@@ -1,0 +1,51 @@
+"""The ``metricstream`` command: one module per subcommand.
+
+- ``metricstream demo`` (`metricstream.cli.demo`): stream a simulated
+  analytics workload, with a live summary and the final accounting;
+- ``metricstream cat`` (`metricstream.cli.cat`): print the events of a JSON
+  Lines file.
+
+A command module has ``register(subparsers)``, which adds its parser and sets
+``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from metricstream.cli import cat, demo
+from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
+from metricstream.exceptions import MetricStreamError
+
+__all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
+
+COMMANDS = (demo, cat)
+"""The command modules, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``metricstream`` command."""
+    parser = argparse.ArgumentParser(
+        prog="metricstream",
+        description="Stream application telemetry: run the demo, read archives, "
+        "inspect running streamers.",
+        epilog="example:\n  metricstream demo --duration 5\n  metricstream cat events.jsonl.zst",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.run(args, sys.stdout)
+    except (MetricStreamError, OSError) as exc:
+        sys.stderr.write(f"metricstream: error: {exc}\n")
+        return 2
+    return status

@@ -1,0 +1,174 @@
+"""The sink contract: what a destination may rely on, and what it must provide.
+
+- `EventBatch`: the unit the streamer hands to sinks. A batch encodes itself
+  at most once per format: every sink that wants line protocol (at the same
+  precision) or JSON Lines gets the same bytes.
+- `Sink`: the protocol a destination follows. It needs no base class::
+
+      class PrintSink:
+          name = "print"
+          def prepare(self, batch): return batch.to_json_lines()
+          def write(self, payload): print(payload)
+          def check(self): pass
+          def close(self): pass
+
+Division of labour: the streamer batches, runs the threads, retries and
+counts; a sink only encodes (`prepare`, CPU only) and performs I/O (`write`).
+Sinks never batch, sleep or start threads.
+
+`write` reports failure by raising `TransientSinkError` (the lane retries,
+honouring ``retry_after``) or `PermanentSinkError` (the events are dropped
+with its ``reason``); the error tree is in `metricstream.exceptions`. Any
+other exception is treated as transient.
+
+Optional members the streamer uses when a sink has them:
+
+- ``inherit_compression(compression)``: called once with the streamer's own
+  ``compression`` option; a sink whose user did not choose a codec adopts it.
+- ``after_fork()``: called in a child process after ``os.fork()``, before the
+  child's streamer starts; a sink holding a lock, a file or a network client
+  replaces it there (the parent's may be held by a thread that does not
+  exist in the child).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from metricstream.codecs.json import encode_events
+from metricstream.codecs.lineprotocol import encode_lines
+from metricstream.event import MetricEvent
+
+__all__ = ["EventBatch", "Sink"]
+
+
+class EventBatch:
+    """A list of events with a unique id and cached encodings.
+
+    Args:
+        events: The events, in order. A list is kept as given, not copied: do
+            not change it (or its events) once the batch exists, since the
+            encodings are computed once and cached.
+        batch_id: An id for the batch; a random unique one (32 hex digits)
+            when None.
+        created_ns: When the batch was cut (nanoseconds since the epoch);
+            now when None.
+
+    Attributes:
+        events: The events, in order.
+        batch_id: The batch's id (unique per batch).
+        created_ns: When the batch was cut, in nanoseconds since the epoch.
+    """
+
+    __slots__ = ("_cache", "_lock", "batch_id", "created_ns", "events")
+
+    def __init__(
+        self,
+        events: Iterable[MetricEvent],
+        batch_id: str | None = None,
+        created_ns: int | None = None,
+    ) -> None:
+        self.events: list[MetricEvent] = events if isinstance(events, list) else list(events)
+        self.batch_id: str = uuid.uuid4().hex if batch_id is None else batch_id
+        self.created_ns: int = time.time_ns() if created_ns is None else created_ns
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __repr__(self) -> str:
+        return f"EventBatch(batch_id={self.batch_id!r}, events={len(self.events)})"
+
+    def influx_bytes(self, precision: str = "ns") -> bytes:
+        """Return the line protocol encoding as UTF-8 bytes (computed once per precision).
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+            ConfigError: If the precision is unknown.
+        """
+        key = f"lp:{precision}"
+        cached = self._cache.get(key)
+        if cached is None:
+            with self._lock:
+                cached = self._cache.get(key)
+                if cached is None:
+                    cached = encode_lines(self.events, precision).encode()
+                    self._cache[key] = cached
+        return cached
+
+    def json_lines_bytes(self) -> bytes:
+        """Return the JSON Lines encoding as UTF-8 bytes (computed once).
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+        """
+        cached = self._cache.get("json")
+        if cached is None:
+            with self._lock:
+                cached = self._cache.get("json")
+                if cached is None:
+                    cached = encode_events(self.events)
+                    self._cache["json"] = cached
+        return cached
+
+    def to_influx_batch(self, precision: str = "ns") -> str:
+        """Return the events as line protocol: newline-joined, no trailing newline.
+
+        Args:
+            precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+            ConfigError: If the precision is unknown.
+        """
+        return self.influx_bytes(precision).decode()
+
+    def to_json_lines(self) -> str:
+        """Return the events as JSON Lines: newline-joined, no trailing newline.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+        """
+        return self.json_lines_bytes().decode()
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A destination for batches of events.
+
+    Attributes:
+        name: A name unique among the streamer's sinks; it keys health reports.
+    """
+
+    name: str
+
+    def prepare(self, batch: EventBatch) -> Any:
+        """Turn a batch into this sink's payload. CPU only: no I/O, no sleeping.
+
+        ``batch.events`` is the list of events and ``batch.batch_id`` its id;
+        ``batch.influx_bytes()`` and ``batch.json_lines_bytes()`` are encoded
+        once per batch and shared between sinks.
+        """
+        ...
+
+    def write(self, payload: Any) -> None:
+        """Deliver one payload.
+
+        Raises:
+            TransientSinkError: The write may succeed if retried.
+            PermanentSinkError: The write can never succeed.
+        """
+        ...
+
+    def check(self) -> None:
+        """Probe the destination; raise (any exception) when it is unhealthy."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. Called once, at shutdown."""
+        ...

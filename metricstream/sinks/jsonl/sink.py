@@ -1,0 +1,396 @@
+"""`JsonLinesSink`: events appended to a local JSON Lines file (see the package doc)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import threading
+from pathlib import Path
+
+import zstandard
+
+from metricstream.codecs.compression import Compression, compress
+from metricstream.codecs.frames import ZSTD_MAGIC, sniff
+from metricstream.contract import EventBatch
+from metricstream.exceptions import (
+    ConfigError,
+    PermanentSinkError,
+    SinkError,
+    TransientSinkError,
+)
+from metricstream.sinks.jsonl.reader import next_number
+
+__all__ = ["JsonLinesSink"]
+
+_SUFFIX_CODECS = {".zst": Compression.ZSTD, ".gz": Compression.GZIP}
+_ZSTD_LEVEL = 3
+_PERMANENT_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.EINVAL,
+        errno.EFBIG,
+    }
+)
+
+
+class JsonLinesSink:
+    """Append each batch to a JSON Lines file, optionally compressed and rotated.
+
+    Args:
+        path: The file to append to; created on the first write. Its directory
+            must exist. A relative path is made absolute now.
+        compression: ``"zstd"``, ``"gzip"``, ``"none"`` or a `Compression`.
+            None means: zstd for a ``.zst`` path, gzip for a ``.gz`` path,
+            otherwise the streamer's codec (`inherit_compression`), and plain
+            text when there is none.
+        rotate_bytes: Rotate before a write that would take the file past this
+            many bytes (on disk, so compressed bytes when compressing).
+        fsync: ``os.fsync`` the file after every write, and its directory
+            after a file is created or rotated.
+        file_mode: Permission bits for files the sink creates, applied exactly
+            (not reduced by the umask). Between ``0o600`` and ``0o777``: the
+            owner must read and write. Existing files keep their mode.
+        name: The sink's name in health reports.
+
+    Raises:
+        ConfigError: Naming the option, if the path is a directory, is not a
+            regular file, or its directory does not exist; if the compression
+            is unknown or contradicts a ``.zst``/``.gz`` suffix; if
+            ``rotate_bytes`` is not a positive int; if ``fsync`` is not a
+            bool; if ``file_mode`` is outside ``0o600..0o777``; or if the
+            name is empty.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        compression: str | Compression | None = None,
+        rotate_bytes: int | None = None,
+        fsync: bool = False,
+        file_mode: int = 0o600,
+        name: str = "jsonl",
+    ) -> None:
+        self.path: Path = _check_path(path)
+        suffix_codec = _SUFFIX_CODECS.get(self.path.suffix.lower())
+        if compression is None:
+            codec = suffix_codec
+        else:
+            codec = Compression.from_str(compression)
+            if suffix_codec is not None and codec is not suffix_codec:
+                raise ConfigError(
+                    "compression",
+                    f"{codec.value!r} contradicts the {self.path.suffix!r} suffix of "
+                    f"{str(self.path)!r}",
+                )
+        if rotate_bytes is not None and (
+            not isinstance(rotate_bytes, int) or isinstance(rotate_bytes, bool) or rotate_bytes <= 0
+        ):
+            raise ConfigError(
+                "rotate_bytes", f"expected a positive number of bytes or None, not {rotate_bytes!r}"
+            )
+        if not isinstance(fsync, bool):
+            raise ConfigError("fsync", f"expected True or False, not {fsync!r}")
+        if (
+            not isinstance(file_mode, int)
+            or isinstance(file_mode, bool)
+            or not 0o600 <= file_mode <= 0o777
+        ):
+            shown = oct(file_mode) if isinstance(file_mode, int) else repr(file_mode)
+            raise ConfigError(
+                "file_mode",
+                f"expected permission bits between 0o600 and 0o777 that include 0o600 "
+                f"(the owner reads and writes), not {shown}",
+            )
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name", "a sink name must be a non-empty string")
+        self.name: str = name
+        self.rotate_bytes: int | None = rotate_bytes
+        self.fsync: bool = fsync
+        self.file_mode: int = file_mode
+        self._codec: Compression | None = codec
+        self._zstd = zstandard.ZstdCompressor(
+            level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True
+        )
+        self._prepare_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._fd: int | None = None
+        self._check_tail = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"JsonLinesSink(name={self.name!r}, path={str(self.path)!r}, "
+            f"compression={self.compression.value!r}, rotate_bytes={self.rotate_bytes!r})"
+        )
+
+    @property
+    def compression(self) -> Compression:
+        """The codec in use (`Compression.NONE` while none has been chosen)."""
+        return Compression.NONE if self._codec is None else self._codec
+
+    def inherit_compression(self, compression: Compression | str | None) -> None:
+        """Adopt the streamer's codec when the user chose none.
+
+        Has no effect when ``compression=`` was given, the path ends in
+        ``.zst``/``.gz``, or a batch was already prepared (a file never mixes
+        codecs). ``gzip`` writes one gzip member per batch.
+
+        Raises:
+            ConfigError: If the codec name is unknown.
+        """
+        codec = Compression.from_str(compression)
+        with self._prepare_lock:
+            if self._codec is None:
+                self._codec = codec
+
+    def prepare(self, batch: EventBatch) -> bytes:
+        """Encode (and compress) the batch into the bytes `write` appends.
+
+        Returns:
+            The batch's JSON Lines, newline-terminated; compressed, one zstd
+            frame or gzip member. Empty for an empty batch.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+        """
+        data = batch.json_lines_bytes()
+        if not data:
+            return b""
+        with self._prepare_lock:
+            codec = self._codec
+            if codec is None:
+                codec = self._codec = Compression.NONE
+            if codec is Compression.ZSTD:
+                # A ZstdCompressor must not be used by two threads at once.
+                frame: bytes = self._zstd.compress(data + b"\n")
+                return frame
+        if codec is Compression.GZIP:
+            return compress(data + b"\n", Compression.GZIP)
+        return data + b"\n"
+
+    def write(self, payload: bytes) -> None:
+        """Append a payload from `prepare`, rotating first when needed.
+
+        On failure the file is truncated back to its previous size and
+        reopened on the next write, so a retry writes the batch exactly once.
+
+        Raises:
+            TransientSinkError: For I/O errors that may clear (disk full, I/O
+                error, directory missing...).
+            PermanentSinkError: For errors an operator must fix (permissions,
+                read-only file system, path is a directory...), when the file
+                holds data in another codec, or after `close`.
+        """
+        if not payload:
+            return
+        with self._write_lock:
+            if self._closed:
+                raise PermanentSinkError(
+                    f"JSON Lines sink {self.name!r} is closed", unhealthy=True, sink=self.name
+                )
+            try:
+                self._append(payload)
+            except OSError as exc:
+                raise _translate_os_error(exc, self.name, self.path) from exc
+
+    def check(self) -> None:
+        """Probe that the next write can succeed.
+
+        Raises:
+            SinkError: If the sink is closed, the directory is missing or not
+                writable, or the path exists but is not a readable and writable
+                regular file, or holds data in another codec.
+        """
+        if self._closed:
+            raise SinkError(f"JSON Lines sink {self.name!r} is closed", sink=self.name)
+        directory = self.path.parent
+        if not directory.is_dir():
+            raise SinkError(
+                f"JSON Lines sink {self.name!r}: directory {str(directory)!r} does not exist",
+                sink=self.name,
+            )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise SinkError(
+                f"JSON Lines sink {self.name!r}: directory {str(directory)!r} is not writable",
+                sink=self.name,
+            )
+        if self.path.exists() or self.path.is_symlink():
+            if not self.path.is_file():
+                raise SinkError(
+                    f"JSON Lines sink {self.name!r}: {str(self.path)!r} is not a regular file",
+                    sink=self.name,
+                )
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise SinkError(
+                    f"JSON Lines sink {self.name!r}: {str(self.path)!r} is not readable "
+                    "and writable",
+                    sink=self.name,
+                )
+            with open(self.path, "rb") as handle:
+                found = sniff(handle.read(len(ZSTD_MAGIC)))
+            if found is not None and found is not self.compression:
+                raise SinkError(
+                    f"JSON Lines sink {self.name!r}: {str(self.path)!r} holds {found.value} "
+                    f"data but the sink writes {self.compression.value}",
+                    sink=self.name,
+                )
+
+    def close(self) -> None:
+        """Close the file; later writes raise `PermanentSinkError`. Idempotent.
+
+        Raises:
+            SinkError: If the operating system reports an error on close.
+        """
+        with self._write_lock:
+            self._closed = True
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError as exc:
+                    raise SinkError(
+                        f"JSON Lines sink {self.name!r}: closing {str(self.path)!r} failed: {exc}",
+                        sink=self.name,
+                    ) from exc
+
+    # --- I/O, called with the write lock held --------------------------------
+
+    def _append(self, payload: bytes) -> None:
+        fd = self._fd if self._fd is not None else self._open()
+        size = os.fstat(fd).st_size
+        data = self._with_tail_repair(fd, size, payload)
+        if self.rotate_bytes is not None and size > 0 and size + len(data) > self.rotate_bytes:
+            self._rotate()
+            fd = self._open()
+            size = os.fstat(fd).st_size
+            data = self._with_tail_repair(fd, size, payload)
+        try:
+            _write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        except OSError:
+            self._discard(fd, size)
+            raise
+        self._check_tail = False
+
+    def _with_tail_repair(self, fd: int, size: int, payload: bytes) -> bytes:
+        """Prefix a newline when a plain file ends in a torn record."""
+        if (
+            self._check_tail
+            and size > 0
+            and self.compression is Compression.NONE
+            and os.pread(fd, 1, size - 1) != b"\n"
+        ):
+            return b"\n" + payload
+        return payload
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, self.file_mode)
+        except FileExistsError:
+            fd = os.open(self.path, flags)
+            try:
+                self._check_existing(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        else:
+            try:
+                os.fchmod(fd, self.file_mode)
+                if self.fsync:
+                    _fsync_directory(self.path.parent)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._fd = fd
+        self._check_tail = True
+        return fd
+
+    def _check_existing(self, fd: int) -> None:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(self.path))
+        if info.st_size == 0:
+            return
+        found = sniff(os.pread(fd, len(ZSTD_MAGIC), 0))
+        if found is not None and found is not self.compression:
+            raise PermanentSinkError(
+                f"JSON Lines sink {self.name!r}: {str(self.path)!r} holds {found.value} data but "
+                f"the sink writes {self.compression.value}; a file never mixes codecs, so move "
+                f"the file away or choose another path",
+                unhealthy=True,
+                sink=self.name,
+            )
+
+    def _rotate(self) -> None:
+        target = self.path.with_name(f"{self.path.name}.{next_number(self.path)}")
+        os.rename(self.path, target)
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        if self.fsync:
+            _fsync_directory(self.path.parent)
+
+    def _discard(self, fd: int, size: int) -> None:
+        """Undo a failed append and drop the descriptor, so the next write reopens."""
+        # If truncating fails too, the reopen checks the tail and readers skip
+        # the torn record; close releases the descriptor even when it errs.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        self._fd = None
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _check_path(path: str | os.PathLike[str]) -> Path:
+    try:
+        raw = os.fspath(path)
+    except TypeError:
+        raise ConfigError("path", f"expected a path, not {type(path).__name__}") from None
+    if not isinstance(raw, str):
+        raise ConfigError("path", f"expected a str path, not {type(raw).__name__}")
+    if not raw:
+        raise ConfigError("path", "the path is empty")
+    resolved = Path(os.path.abspath(raw))
+    if resolved.is_dir():
+        raise ConfigError("path", f"{raw!r} is a directory; name a file inside it")
+    if resolved.exists() and not resolved.is_file():
+        raise ConfigError("path", f"{raw!r} is not a regular file")
+    directory = resolved.parent
+    if not directory.is_dir():
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError("path", f"the directory {str(directory)!r} of {raw!r} {problem}")
+    return resolved
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _translate_os_error(exc: OSError, sink: str, path: Path) -> SinkError:
+    """Map an `OSError` from file I/O to the sink error the lane acts on."""
+    message = f"JSON Lines sink {sink!r}: writing {str(path)!r} failed: {exc}"
+    if exc.errno in _PERMANENT_ERRNOS:
+        return PermanentSinkError(message, unhealthy=True, sink=sink)
+    return TransientSinkError(message, sink=sink)

@@ -1,0 +1,343 @@
+"""The pipeline of one streamer in one process: buffer, batcher thread, lanes.
+
+Data flows one way::
+
+    send() -> shared buffer -> batcher thread -> EventBatch -> one lane per sink
+           (lane: preparer thread -> PendingQueue -> writer thread -> sink.write())
+
+Accounting: events leave the shared buffer in order, and each gets a position
+in that sequence (``taken``). A lane knows the positions of what it holds,
+which is how `Pipeline.flush` knows when everything accepted before it is
+done. For every sink at every moment::
+
+    accepted == written + dropped + pending
+
+where ``accepted = buffered + popped + upstream_dropped`` is counted here and
+the rest by the sink's lane (see `metricstream.streamer._lane`).
+
+A forked child builds a new `Pipeline`; the parent's is never touched there.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from metricstream._log import RateLimitedLog, logger
+from metricstream.contract import EventBatch, Sink
+from metricstream.event import MetricEvent, shared_tags
+from metricstream.streamer._lane import Lane
+from metricstream.streamer.config import StreamerConfig
+from metricstream.streamer.health import StreamerHealth
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """The buffer, counters, batcher thread and lanes behind an `EventStreamer`.
+
+    Args:
+        config: The streamer's options.
+        sinks: The sinks, in order.
+        names: Their unique names.
+    """
+
+    def __init__(self, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> None:
+        self.config = config
+        self.buffer: deque[MetricEvent] = deque()
+        self.lock = threading.Lock()
+        self._progress = threading.Condition(threading.Lock())
+        self._space = threading.Condition(threading.Lock())
+        self.wake = threading.Event()
+        self.batch_size = config.batch_size
+        self.limit = config.max_buffer
+        self.closed = False
+        self._stopping = False
+        self._aborted = False
+        self._flush_requested = False
+        self._popped = 0  # events taken into batches
+        self._taken = 0  # events that left the shared buffer: popped or evicted
+        self._in_hand_start: int | None = None
+        self._upstream_dropped: dict[str, int] = {}
+        self.warnings = RateLimitedLog(logger)
+        self.lanes = [
+            Lane(
+                sink,
+                name,
+                retry=config.retry,
+                max_buffer=config.max_buffer,
+                unhealthy_after=config.unhealthy_after,
+                probe_interval=config.probe_interval,
+                on_progress=self._on_progress,
+                warnings=self.warnings,
+            )
+            for sink, name in zip(sinks, names, strict=True)
+        ]
+        self._batcher = threading.Thread(
+            target=self._run_batcher, name="metricstream-batcher", daemon=True
+        )
+        for lane in self.lanes:
+            lane.start()
+        self._batcher.start()
+
+    # --- the application's side ------------------------------------------------
+
+    def drop_upstream(self, reason: str, count: int = 1) -> bool:
+        """Count `count` events dropped before reaching any lane; return False."""
+        with self.lock:
+            self._upstream_dropped[reason] = self._upstream_dropped.get(reason, 0) + count
+        return False
+
+    def send_when_full(self, event: MetricEvent) -> bool:
+        """Apply the overflow policy to an event that found the buffer full."""
+        buffer = self.buffer
+        overflow = self.config.overflow
+        if overflow == "drop_newest":
+            return self.drop_upstream("overflow")
+        if overflow == "drop_oldest":
+            with self.lock:
+                if len(buffer) >= self.limit:
+                    buffer.popleft()
+                    self._taken += 1
+                    self._upstream_dropped["overflow"] = (
+                        self._upstream_dropped.get("overflow", 0) + 1
+                    )
+            buffer.append(event)
+            self.wake.set()
+            return True
+        timeout = self.config.block_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.wake.set()
+        with self._space:
+            while len(buffer) >= self.limit:
+                if self.closed:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._space.wait(remaining if remaining is not None else 0.5)
+        if self.closed:
+            return self.drop_upstream("shutdown")
+        if len(buffer) >= self.limit:
+            return self.drop_upstream("overflow")
+        buffer.append(event)
+        if not len(buffer) % self.batch_size:
+            self.wake.set()
+        return True
+
+    # --- the batcher thread --------------------------------------------------
+
+    def _next_flush_delay(self) -> float:
+        jitter = self.config.flush_jitter
+        return self.config.flush_interval + (random.uniform(0, jitter) if jitter else 0.0)
+
+    def _run_batcher(self) -> None:
+        next_flush = time.monotonic() + self._next_flush_delay()
+        buffer = self.buffer
+        batch_size = self.batch_size
+        while True:
+            timeout = next_flush - time.monotonic()
+            if timeout > 0 and not self._stopping:
+                self.wake.wait(timeout)
+            self.wake.clear()
+            if self._aborted:
+                return
+            now = time.monotonic()
+            due = now >= next_flush
+            force = due or self._flush_requested or self._stopping
+            self._flush_requested = False
+            while len(buffer) >= batch_size or (force and buffer):
+                if not self._cut_and_distribute():
+                    return
+            if due or force:
+                next_flush = now + self._next_flush_delay()
+            self._report_upstream_overflow()
+            self._on_progress()
+            if self._stopping and not buffer:
+                return
+
+    def _cut_and_distribute(self) -> bool:
+        buffer = self.buffer
+        with self.lock:
+            if self._aborted:
+                return False
+            count = min(len(buffer), self.batch_size)
+            events = [buffer.popleft() for _ in range(count)]
+            start = self._taken
+            self._taken += count
+            self._popped += count
+            self._in_hand_start = start
+        defaults = self.config.default_tags
+        if defaults:
+            for event in events:
+                if not defaults.keys() <= event.tags.keys():
+                    event.tags = shared_tags({**defaults, **event.tags})
+        batch = EventBatch(events)
+        overflow = self.config.overflow
+        for lane in self.lanes:
+            lane.offer(batch, start, overflow)
+        with self.lock:
+            self._in_hand_start = None
+        self._update_limit()
+        return True
+
+    def _report_upstream_overflow(self) -> None:
+        with self.lock:
+            dropped = self._upstream_dropped.get("overflow", 0)
+        if dropped:
+            self.warnings.warning(
+                ("*", "overflow-upstream"),
+                "metricstream: send() found the buffer full (max_buffer=%d); "
+                "%d events dropped so far (overflow=%r)",
+                self.config.max_buffer,
+                dropped,
+                self.config.overflow,
+            )
+
+    def _update_limit(self) -> None:
+        if self.config.overflow != "block":
+            return
+        backlog = max((lane.backlog() for lane in self.lanes), default=0)
+        self.limit = max(0, self.config.max_buffer - backlog)
+        with self._space:
+            self._space.notify_all()
+
+    def _on_progress(self) -> None:
+        self._update_limit()
+        with self._progress:
+            self._progress.notify_all()
+
+    # --- flush and health ------------------------------------------------------
+
+    def _done_through(self, marker: int) -> bool:
+        with self.lock:
+            if self._taken < marker:
+                return False
+            if self._in_hand_start is not None and self._in_hand_start < marker:
+                return False
+        for lane in self.lanes:
+            oldest = lane.oldest_unfinished()
+            if oldest is not None and oldest < marker:
+                return False
+        return True
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until everything accepted before the call is written or dropped.
+
+        Returns:
+            True once done; False if `timeout` seconds passed first.
+        """
+        with self.lock:
+            marker = self._taken + len(self.buffer)
+        self._flush_requested = True
+        self.wake.set()
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        with self._progress:
+            while not self._done_through(marker):
+                if self._aborted:
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(min(remaining, 0.2) if remaining is not None else 0.2)
+        return True
+
+    def health(self) -> StreamerHealth:
+        """Return a consistent snapshot of every sink's state and accounting."""
+        with self.lock:
+            buffered = len(self.buffer)
+            popped = self._popped
+            upstream = dict(self._upstream_dropped)
+            accepted = popped + buffered + sum(upstream.values())
+            sinks = {
+                lane.name: lane.snapshot(accepted, buffered, popped, upstream)
+                for lane in self.lanes
+            }
+        running = not self.closed
+        return StreamerHealth(
+            healthy=running and self._batcher_alive() and all(s.healthy for s in sinks.values()),
+            running=running,
+            events_accepted=accepted,
+            sinks=sinks,
+        )
+
+    def _batcher_alive(self) -> bool:
+        return self._batcher.is_alive() or self._stopping
+
+    # --- shutdown ----------------------------------------------------------------
+
+    def stop(self, deadline: float) -> tuple[bool, int]:
+        """Deliver what is pending until `deadline` (monotonic), then give up the rest.
+
+        Returns:
+            (whether everything was delivered in time, how many events were
+            given up, the most of any sink).
+        """
+        self.closed = True
+        with self._space:
+            self._space.notify_all()
+        for lane in self.lanes:
+            lane.hurry()
+        delivered = self.flush(deadline - time.monotonic())
+        self._stopping = True
+        self.wake.set()
+        given_up = 0 if delivered else self._abort()
+        for lane in self.lanes:
+            lane.close_input()
+        for lane in self.lanes:
+            lane.join(deadline)
+        self._batcher.join(max(0.0, deadline - time.monotonic()))
+        self._close_sinks(deadline)
+        return delivered, given_up
+
+    def _abort(self) -> int:
+        """Give up everything still pending; return how many events (max over sinks)."""
+        with self.lock:
+            self._aborted = True
+            stranded = len(self.buffer)
+            self.buffer.clear()
+            if stranded:
+                self._taken += stranded
+                self._upstream_dropped["shutdown"] = (
+                    self._upstream_dropped.get("shutdown", 0) + stranded
+                )
+            popped = self._popped
+        self.wake.set()
+        worst = 0
+        for lane in self.lanes:
+            worst = max(worst, stranded + lane.abort(popped))
+        with self._progress:
+            self._progress.notify_all()
+        return worst
+
+    def _close_sinks(self, deadline: float) -> None:
+        """Close every sink at once, each on its own thread, waiting until `deadline`.
+
+        A sink whose `close` hangs is left to finish on its own. Past the
+        deadline, the sinks still get 0.1 s together, so that quick closes
+        (files, connection pools) complete.
+        """
+        deadline = max(deadline, time.monotonic() + 0.1)
+        closers = [
+            threading.Thread(
+                target=_close_quietly,
+                args=(lane.sink, lane.name),
+                name=f"metricstream-close-{lane.name}",
+                daemon=True,
+            )
+            for lane in self.lanes
+        ]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(max(0.0, deadline - time.monotonic()))
+
+
+def _close_quietly(sink: Sink, name: str) -> None:
+    try:
+        sink.close()
+    except Exception:
+        logger.exception("metricstream: closing sink %r failed", name)

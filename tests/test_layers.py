@@ -1,0 +1,166 @@
+"""The house rules: imports run one way through the layers, and modules stay small.
+
+The layers, bottom first (see docs/architecture.md)::
+
+    0 base       exceptions, option checks, redaction, bounded caches, logging
+    1 model      metricstream.event and its validation
+    2 codecs     metricstream.codecs
+    3 contract   metricstream.contract (Sink, EventBatch)
+    4 ends       metricstream.streamer | metricstream.sinks | metricstream.spool | testing
+    5 top        metricstream.cli, metricstream.integrations, metricstream.query
+    6 package    metricstream itself (its __init__) and __main__
+
+A module may import its own layer or lower ones. In layer 4 the rooms are
+separate: only the streamer may use the spool.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import metricstream
+
+PACKAGE_DIR = Path(metricstream.__file__).parent
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 60
+LONG_MODULES = {"metricstream.codecs.lineprotocol"}
+"""The line protocol parser may be longer: it is one grammar."""
+
+LAYERS: list[tuple[int, str]] = [
+    (0, "metricstream.exceptions"),
+    (0, "metricstream._options"),
+    (0, "metricstream._secrets"),
+    (0, "metricstream._bounded"),
+    (0, "metricstream._log"),
+    (1, "metricstream._validate"),
+    (1, "metricstream.event"),
+    (2, "metricstream.codecs"),
+    (3, "metricstream.contract"),
+    (4, "metricstream.streamer"),
+    (4, "metricstream.sinks"),
+    (4, "metricstream.spool"),
+    (4, "metricstream.testing"),
+    (5, "metricstream.cli"),
+    (5, "metricstream.integrations"),
+    (5, "metricstream.query"),
+    (6, "metricstream.__main__"),
+    (6, "metricstream"),
+]
+ROOM_IMPORTS_ALLOWED = {("metricstream.streamer", "metricstream.spool")}
+"""Imports allowed between two rooms of the same layer."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))}
+
+
+def room(module: str) -> tuple[int, str]:
+    for layer, prefix in LAYERS:
+        if module == prefix or module.startswith(prefix + "."):
+            return layer, prefix
+    raise AssertionError(f"{module} belongs to no layer; add it to LAYERS")
+
+
+def imported(path: Path, known: dict[str, Path]) -> Iterator[tuple[int, str]]:
+    """Yield (line, module) for every metricstream module `path` imports, anywhere in it."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("metricstream"):
+                    yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if not node.module.startswith("metricstream"):
+                continue
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                yield node.lineno, candidate if candidate in known else node.module
+
+
+class TestLayers:
+    """Imports run one way through the layers, with no cycles."""
+
+    def test_every_module_belongs_to_a_layer(self) -> None:
+        for module in modules():
+            room(module)
+
+    def test_no_module_imports_a_higher_layer_or_another_room(self) -> None:
+        known = modules()
+        wrong = []
+        for module, path in known.items():
+            layer, own_room = room(module)
+            for line, target in imported(path, known):
+                target_layer, target_room = room(target)
+                if target_layer > layer:
+                    wrong.append(
+                        f"{module}:{line} imports {target} (layer {target_layer} > {layer})"
+                    )
+                elif (
+                    target_layer == layer
+                    and target_room != own_room
+                    and (own_room, target_room) not in ROOM_IMPORTS_ALLOWED
+                    and layer == 4
+                ):
+                    wrong.append(f"{module}:{line} imports {target} from another room")
+        assert wrong == []
+
+    def test_there_are_no_import_cycles(self) -> None:
+        known = modules()
+        graph = {
+            module: {target for _, target in imported(path, known) if target != module}
+            for module, path in known.items()
+        }
+        cycles = []
+        state: dict[str, int] = {}
+
+        def visit(module: str, trail: list[str]) -> None:
+            state[module] = 1
+            for target in sorted(graph.get(module, ())):
+                if state.get(target) == 1:
+                    cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
+                elif target not in state:
+                    visit(target, [*trail, target])
+            state[module] = 2
+
+        for module in sorted(graph):
+            if module not in state:
+                visit(module, [module])
+        assert cycles == []
+
+    def test_the_checker_sees_a_wrong_import(self, tmp_path: Path) -> None:
+        """A model module importing the streamer would be reported."""
+        bad = tmp_path / "bad.py"
+        bad.write_text("from metricstream.streamer import EventStreamer\n", encoding="utf-8")
+        found = list(imported(bad, modules()))
+        assert found == [(1, "metricstream.streamer")]
+        assert room(found[0][1])[0] > room("metricstream.event")[0]
+
+
+class TestSizes:
+    """A newcomer reads a module in one sitting and a function on one screen."""
+
+    @pytest.mark.parametrize("module", sorted(modules()))
+    def test_module_length(self, module: str) -> None:
+        lines = modules()[module].read_text(encoding="utf-8").count("\n")
+        limit = 10_000 if module in LONG_MODULES else MAX_MODULE_LINES
+        assert lines <= limit, f"{module} has {lines} lines"
+
+    @pytest.mark.parametrize("module", sorted(modules()))
+    def test_function_length(self, module: str) -> None:
+        tree = ast.parse(modules()[module].read_text(encoding="utf-8"))
+        long = [
+            f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno is not None
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+        ]
+        assert long == []
