@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import metricstream as ms
-from metricstream.sinks import registry
+from metricstream import registry
 from metricstream.testing import InMemorySink
 
 

@@ -856,6 +856,25 @@ class TestThroughStreamer:
         assert contents == [lines(*range(start, min(start + 10, 95))) for start in range(0, 95, 10)]
 
 
+class TestSecretsInUrls:
+    """A password in a jsonl: URL never shows in an error."""
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "jsonl://user:hunter2@host/x.jsonl",
+            "jsonl://user:hun/ter2@host/x.jsonl",
+            "jsonl://user:hunter2#x@host/x.jsonl",
+        ],
+    )
+    def test_the_password_is_redacted(self, url: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            sink_from_url(url)
+        assert "hunter2" not in str(info.value)
+        assert "hun/ter2" not in str(info.value)
+        assert "user:***@" in str(info.value)
+
+
 class TestOneWriterPerFile:
     """A file has one writer: a second sink for it is refused at construction."""
 

@@ -15,9 +15,9 @@ from typing import Any, TextIO
 from metricstream.cli._args import bounded_float, plain, positive_float, positive_int
 from metricstream.cli.workload import AnalyticsWorkload
 from metricstream.contract import Sink
+from metricstream.registry import sink_from_url
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.jsonl import JsonLinesSink
-from metricstream.sinks.registry import sink_from_url
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.streamer import EventStreamer
 
