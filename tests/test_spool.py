@@ -370,3 +370,48 @@ class TestStreamingThroughTheSpool:
         assert not forks.exists() or list(forks.iterdir()) == []
         streamer.shutdown(5)
         assert os.path.isdir(tmp_path / "segments")
+
+
+class TestSpoolCommand:
+    """`metricstream spool inspect|replay` shows and delivers what a spool holds."""
+
+    def test_inspect_then_replay_everything_to_a_file(self, tmp_path: Path) -> None:
+        import subprocess
+        import sys
+
+        directory = tmp_path / "spool"
+        streamer = ms.EventStreamer(
+            [FaultySink(then="transient", name="lost")],
+            spool_dir=directory,
+            batch_size=100,
+            retry=ms.RetryConfig(max_retries=0),
+            register_atexit=False,
+        )
+        streamer.send_many(sample(i) for i in range(1000))
+        assert streamer.flush(0.5) is False
+        streamer.shutdown(0.2)
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "metricstream", "spool", *args],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        shown = cli("inspect", str(directory))
+        assert shown.returncode == 0
+        assert "lost" in shown.stdout
+        assert "1,000" in shown.stdout
+        target = tmp_path / "recovered.jsonl"
+        replayed = cli("replay", str(directory), "--sink", f"jsonl:{target}", "--all")
+        assert replayed.returncode == 0, replayed.stderr
+        assert "1,000/1,000 events" in replayed.stderr
+        assert values(list(ms.sinks.jsonl.read_events(target))) == list(range(1000))
+        again = cli("inspect", str(directory), "--json")
+        import orjson
+
+        report = orjson.loads(again.stdout)
+        assert report["sinks"]["jsonl"]["events"] == 0
+        assert report["sinks"]["lost"]["events"] == 1000

@@ -3,7 +3,8 @@
 - `Spool` (`metricstream.spool.spool`): append, read back by sequence number,
   per-sink acknowledged positions, deletion of what every sink is done with;
 - `SegmentLog` (`.segments`): the segment files, checked at open;
-- the on-disk format (`.format`), documented there.
+- the on-disk format (`.format`), documented there;
+- `inspect_spool` (`.inspect`): what a spool holds, per sink.
 
 `EventStreamer(spool_dir=...)` uses it; `metricstream spool inspect|replay`
 reads it.
@@ -11,7 +12,18 @@ reads it.
 
 from __future__ import annotations
 
+from metricstream.spool.inspect import SinkBacklog, SpoolReport, inspect_spool
 from metricstream.spool.segments import FSYNC_MODES, Damage, SegmentLog, StoredBatch
-from metricstream.spool.spool import Spool
+from metricstream.spool.spool import Spool, rewind
 
-__all__ = ["FSYNC_MODES", "Damage", "SegmentLog", "Spool", "StoredBatch"]
+__all__ = [
+    "FSYNC_MODES",
+    "Damage",
+    "SegmentLog",
+    "SinkBacklog",
+    "Spool",
+    "SpoolReport",
+    "StoredBatch",
+    "inspect_spool",
+    "rewind",
+]

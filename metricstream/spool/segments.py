@@ -123,6 +123,8 @@ class SegmentLog:
         fsync: ``"batch"``, ``"interval"`` or ``"never"`` (see `FSYNC_MODES`).
         file_mode: Permission bits of new segment files.
         clock: Monotonic seconds (for the ``interval`` mode).
+        readonly: Only read (to inspect a spool a streamer may be using):
+            nothing is truncated, created or deleted.
 
     Attributes:
         damage: What opening found and skipped or truncated.
@@ -136,8 +138,10 @@ class SegmentLog:
         fsync: str,
         file_mode: int = 0o600,
         clock: Callable[[], float] = time.monotonic,
+        readonly: bool = False,
     ) -> None:
         self.directory = directory
+        self.readonly = readonly
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.file_mode = file_mode
@@ -145,9 +149,11 @@ class SegmentLog:
         self._last_sync = clock()
         self._lock = threading.Lock()
         self.damage: list[Damage] = []
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not readonly:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._segments: list[_Segment] = []
-        paths = sorted(p for p in directory.iterdir() if p.suffix == _SUFFIX and p.stem.isdigit())
+        found = directory.iterdir() if directory.is_dir() else iter(())
+        paths = sorted(p for p in found if p.suffix == _SUFFIX and p.stem.isdigit())
         for index, path in enumerate(paths):
             self._segments.append(self._load(path, newest=index == len(paths) - 1))
         self._link_gaps()
@@ -156,7 +162,8 @@ class SegmentLog:
     # --- opening -----------------------------------------------------------------
 
     def _load(self, path: Path, *, newest: bool) -> _Segment:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+        mode = os.O_RDONLY if self.readonly else os.O_RDWR | os.O_APPEND
+        fd = os.open(path, mode | getattr(os, "O_CLOEXEC", 0))
         data = os.pread(fd, os.fstat(fd).st_size, 0)
         segment = _Segment(path, int(path.stem), fd, len(data))
         pos = len(SEGMENT_MAGIC) if data.startswith(SEGMENT_MAGIC) else 0
@@ -184,7 +191,8 @@ class SegmentLog:
         return segment
 
     def _truncate(self, segment: _Segment, offset: int, detail: str) -> None:
-        os.ftruncate(segment.fd, offset)
+        if not self.readonly:
+            os.ftruncate(segment.fd, offset)
         self.damage.append(Damage(str(segment.path), offset, segment.size - offset, 0, detail))
         segment.size = offset
 

@@ -32,7 +32,7 @@ from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError
 from metricstream.spool.segments import FSYNC_MODES, Damage, SegmentLog, StoredBatch
 
-__all__ = ["ACK_INTERVAL", "Spool"]
+__all__ = ["ACK_INTERVAL", "Spool", "rewind"]
 
 ACK_INTERVAL = 0.1
 """Seconds between two writes of a sink's acknowledged position."""
@@ -256,3 +256,15 @@ def _lock_directory(directory: Path) -> IO[bytes]:
             f"{str(directory)!r} is in use by another streamer; one spool has one streamer",
         ) from None
     return handle
+
+
+def rewind(directory: str | os.PathLike[str], sink: str) -> None:
+    """Make `sink` receive everything a spool holds the next time it is opened.
+
+    Its acknowledged position is set to 0 (before the oldest stored event).
+    """
+    acks = Path(os.fspath(directory)) / "acks"
+    acks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = acks / f"{urllib.parse.quote(sink, safe='')}.ack"
+    path.write_text("0\n", encoding="ascii")
+    os.chmod(path, 0o600)

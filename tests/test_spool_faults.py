@@ -1,0 +1,208 @@
+"""Fault injection with the spool on: servers that go away, producers killed, damaged files.
+
+Each test runs a real server of its own (a private ``influxd``), never the
+shared ones, and counts against that server what arrived.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import metricstream as ms
+from metricstream.sinks import InfluxDBSink
+from metricstream.testing import FaultySink, InMemorySink
+
+from .influx_readback import influx_query
+from .servers import InfluxdProcess, require_influxd
+from .support import assert_balanced, wait_until
+
+pytestmark = pytest.mark.faults
+
+BASE_NS = 1_750_000_000_000_000_000
+
+
+def stored_values(url: str, db: str, measurement: str) -> dict[str, list[int]]:
+    """The ``i`` values stored per ``run`` tag (sorted, duplicates collapsed by the server)."""
+    result = influx_query(url, f'SELECT "i" FROM "{measurement}" GROUP BY "run"', db=db)
+    found: dict[str, list[int]] = {}
+    for series in result["results"][0].get("series", []):
+        found[series["tags"]["run"]] = sorted(int(value) for _, value in series["values"])
+    return found
+
+
+@pytest.fixture
+def influxd() -> InfluxdProcess:
+    require_influxd()
+    with InfluxdProcess() as server:
+        server.create_database("faults")
+        yield server
+
+
+class TestServerOutage:
+    """A server down for seconds: with a spool, every event still arrives."""
+
+    def test_influxdb_stopped_and_restarted_mid_stream(
+        self, influxd: InfluxdProcess, tmp_path: Path
+    ) -> None:
+        sink = InfluxDBSink(influxd.url, api="v1", database="faults", timeout=1.0)
+        streamer = ms.EventStreamer(
+            [sink],
+            spool_dir=tmp_path / "spool",
+            batch_size=100,
+            flush_interval=0.05,
+            max_buffer=1000,
+            retry=ms.RetryConfig(max_retries=2, initial_delay_ms=10, max_delay_ms=50),
+            probe_interval=0.2,
+            register_atexit=False,
+        )
+        sent = 0
+        started = time.monotonic()
+        stopped = restarted = False
+        while time.monotonic() - started < 8:
+            streamer.send_many(
+                ms.MetricEvent("outage", {"run": "0"}, {"i": sent + n}, BASE_NS + sent + n)
+                for n in range(100)
+            )
+            sent += 100
+            elapsed = time.monotonic() - started
+            if elapsed > 1.5 and not stopped:
+                influxd.stop()
+                stopped = True
+            if elapsed > 5.0 and not restarted:
+                influxd.start()
+                restarted = True
+            time.sleep(0.02)
+        assert streamer.flush(60) is True
+        health = streamer.health().sinks["influxdb"]
+        assert (health.events_written, health.events_dropped, health.spooled) == (sent, 0, 0)
+        assert health.write_errors > 0
+        assert_balanced(streamer.health())
+        streamer.shutdown(10)
+        assert stored_values(influxd.url, "faults", "outage") == {"0": list(range(sent))}
+
+
+PRODUCER = textwrap.dedent(
+    """
+    import os, sys
+    import metricstream as ms
+    from metricstream.sinks import InfluxDBSink
+
+    run, url, spool, progress = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    sink = InfluxDBSink(url, api="v1", database="faults", timeout=1.0)
+    streamer = ms.EventStreamer(
+        [sink], spool_dir=spool, batch_size=200, flush_interval=0.02, max_buffer=5000,
+        retry=ms.RetryConfig(max_retries=1, initial_delay_ms=10, max_delay_ms=20),
+        probe_interval=0.1, register_atexit=False,
+    )
+    base = {base} + int(run) * 10_000_000
+    sent = 0
+    with open(progress, "a") as out:
+        print("ready", flush=True)
+        while True:
+            streamer.send_many(
+                ms.MetricEvent("killed", {{"run": run}}, {{"i": sent + n}}, base + sent + n)
+                for n in range(500)
+            )
+            sent += 500
+            if streamer.flush(0.5):
+                out.write(f"{{run}} {{sent}}\\n")
+                out.flush()
+                os.fsync(out.fileno())
+    """
+).format(base=BASE_NS)
+
+
+class TestKilledProducer:
+    """A producer killed with SIGKILL and restarted on its spool loses nothing flushed."""
+
+    def test_twenty_kills_at_random_moments(self, influxd: InfluxdProcess, tmp_path: Path) -> None:
+        rng = random.Random(2026)
+        spool, progress = tmp_path / "spool", tmp_path / "progress.txt"
+        script = tmp_path / "producer.py"
+        script.write_text(PRODUCER)
+        down_runs = {6, 7, 8, 13}
+        for run in range(20):
+            if run in down_runs and influxd.running:
+                influxd.stop()
+            elif run not in down_runs and not influxd.running:
+                influxd.start()
+            process = subprocess.Popen(
+                [sys.executable, str(script), str(run), influxd.url, str(spool), str(progress)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            assert process.stdout is not None
+            assert process.stdout.readline() == b"ready\n"
+            time.sleep(rng.uniform(0.1, 1.5))
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
+        if not influxd.running:
+            influxd.start()
+        sink = InfluxDBSink(influxd.url, api="v1", database="faults", timeout=5.0)
+        final = ms.EventStreamer([sink], spool_dir=spool, register_atexit=False)
+        assert wait_until(lambda: final.health().sinks["influxdb"].spooled == 0, timeout=120)
+        assert final.flush(60) is True
+        final.shutdown(10)
+
+        flushed: dict[str, int] = {}
+        for line in progress.read_text().splitlines():
+            run, count = line.split()
+            flushed[run] = max(flushed.get(run, 0), int(count))
+        stored = stored_values(influxd.url, "faults", "killed")
+        for run, count in flushed.items():
+            assert stored.get(run, [])[:count] == list(range(count)), f"run {run}"
+        for run in down_runs:
+            assert str(run) not in flushed
+            assert stored.get(str(run)), (
+                f"events of run {run}, sent while the server was down, are lost"
+            )
+        segments = list((spool / "segments").iterdir())
+        assert len(segments) == 1
+
+
+class TestDamagedSpool:
+    """A streamer always starts on a damaged spool; what survives arrives, the rest is counted."""
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_truncated_and_flipped_spools_open_and_deliver(self, tmp_path: Path, seed: int) -> None:
+        rng = random.Random(seed)
+        directory = tmp_path / "spool"
+        first = ms.EventStreamer(
+            [FaultySink(then="transient", name="sink")],
+            spool_dir=directory,
+            batch_size=50,
+            retry=ms.RetryConfig(max_retries=0),
+            register_atexit=False,
+        )
+        for i in range(1000):
+            first.send(ms.event_from_sample("m", i))
+        assert first.flush(0.5) is False
+        first.shutdown(0.2)
+        assert first.health().sinks["sink"].spooled == 1000
+        (segment,) = (directory / "segments").iterdir()
+        data = bytearray(segment.read_bytes())
+        for _ in range(rng.randint(1, 5)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        if seed % 2:
+            data = data[: rng.randrange(len(data) // 2, len(data))]
+        segment.write_bytes(bytes(data))
+
+        sink = InMemorySink("sink")
+        second = ms.EventStreamer([sink], spool_dir=directory, register_atexit=False)
+        assert second.flush(30) is True
+        health = second.health().sinks["sink"]
+        got = [int(e.fields["value"]) for e in sink.events]  # type: ignore[arg-type]
+        assert got == sorted(set(got))
+        assert set(got) <= set(range(1000))
+        assert health.events_written == len(got)
+        assert health.events_written + health.dropped_by_reason["corrupt"] <= 1000
+        assert_balanced(second.health())
+        second.shutdown(5)
