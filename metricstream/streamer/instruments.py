@@ -207,19 +207,10 @@ class Timer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        elapsed_ns = _perf_ns() - self._started
+        started = self._started
         nested = self._nested
         self._started = nested.pop() if nested else 0
-        name, tags, ok_tags = self._spec
-        self._streamer.send(
-            trusted_event(
-                name,
-                ok_tags if exc_type is None else _failure_tags(tags, exc_type),
-                {"duration_ms": elapsed_ns / 1e6},
-                _time_ns(),
-                None,
-            )
-        )
+        self._record(started, exc_type)
 
     async def __aenter__(self) -> Timer:
         return self.__enter__()
