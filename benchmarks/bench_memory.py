@@ -68,7 +68,9 @@ def run_ours(port: int) -> dict[str, float]:
     send_samples(streamer, EVENTS)
     while True:
         health = streamer.health().sinks[sink.name]
-        if health.pending == EVENTS and not streamer._buffer:
+        lanes = streamer._pipeline.lanes  # type: ignore[attr-defined]
+        prepared = all(lane._raw == 0 and lane._preparing is None for lane in lanes)
+        if health.pending == EVENTS and not streamer._pipeline.buffer and prepared:  # type: ignore[attr-defined]
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started

@@ -53,6 +53,10 @@ class InMemorySink:
             self.batch_ids.append(payload.batch_id)
             self._cond.notify_all()
 
+    def after_fork(self) -> None:
+        """Replace the lock in a forked child (a parent thread may hold it)."""
+        self._cond = threading.Condition()
+
     def check(self) -> None:
         """Always healthy."""
 
@@ -202,6 +206,10 @@ class FaultySink:
             self._released.wait(outcome.seconds)
         with self._lock:
             self.events.extend(payload.events)
+
+    def after_fork(self) -> None:
+        """Replace the lock in a forked child (a parent thread may hold it)."""
+        self._lock = threading.Lock()
 
     def release(self) -> None:
         """Let every hanging (and delayed) write return."""

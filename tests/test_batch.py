@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 
@@ -35,6 +36,15 @@ class TestIdentity:
         assert batch.events == events
         assert len(batch) == 2
         assert repr(batch) == "EventBatch(batch_id='b', events=2)"
+
+    def test_created_ns_is_when_the_batch_was_made_unless_given(self) -> None:
+        before = time.time_ns()
+        batch = EventBatch([])
+        after = time.time_ns()
+        assert before <= batch.created_ns <= after
+        assert EventBatch([], created_ns=1_700_000_000_000_000_000).created_ns == (
+            1_700_000_000_000_000_000
+        )
 
     def test_a_list_is_kept_as_given(self) -> None:
         events = sample_events()

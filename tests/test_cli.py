@@ -163,3 +163,58 @@ class TestExamples:
             "jsonl: written 4, dropped 0",
             "read back: 4 events in the file",
         ]
+
+
+class TestHostileInput:
+    """Bad arguments and odd files get clear answers, never tracebacks."""
+
+    @pytest.mark.parametrize(
+        ("rate", "message"),
+        [("inf", "must be a finite number > 0"), ("1e300", "must be at most 10,000,000")],
+    )
+    def test_an_impossible_rate_is_refused(
+        self, rate: str, message: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as info:
+            main(["demo", "--rate", rate])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
+
+    def test_cat_of_a_file_that_is_not_json_lines_says_so_and_fails(self, tmp_path: Path) -> None:
+        path = tmp_path / "notes.txt"
+        path.write_text("shopping list\n")
+        result = subprocess.run(
+            [sys.executable, "-m", "metricstream", "cat", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert f"{path} is not a JSON Lines file" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_cat_into_a_closed_pipe_ends_quietly(self, tmp_path: Path) -> None:
+        path = tmp_path / "events.jsonl.zst"
+        sink = ms.sinks.JsonLinesSink(path)
+        sink.write(
+            sink.prepare(ms.EventBatch([ms.event_from_sample("m", i) for i in range(20_000)]))
+        )
+        sink.close()
+        command = f"{sys.executable} -m metricstream cat {path} | head -1; exit ${{PIPESTATUS[0]}}"
+        result = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, check=False
+        )
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout.startswith("m value=0")
+
+    @pytest.mark.parametrize("command", ["demo", "cat"])
+    def test_help_is_plain_text_with_an_example(self, command: str) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "metricstream", command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0
+        assert "``" not in result.stdout
+        assert "example:" in result.stdout

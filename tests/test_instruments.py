@@ -29,10 +29,10 @@ def sink() -> InMemorySink:
 
 
 @pytest.fixture
-def streamer(sink: InMemorySink) -> Iterator[ms.EventStreamer]:
-    streamer = ms.EventStreamer([sink], flush_interval=0.05, register_atexit=False)
-    yield streamer
-    streamer.shutdown(timeout=10)
+def streamer(
+    make_streamer: Callable[..., ms.EventStreamer], sink: InMemorySink
+) -> ms.EventStreamer:
+    return make_streamer([sink], flush_interval=0.05)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,10 +20,10 @@ def sink() -> InMemorySink:
 
 
 @pytest.fixture
-def streamer(sink: InMemorySink) -> Iterator[ms.EventStreamer]:
-    streamer = ms.EventStreamer([sink], flush_interval=0.05, register_atexit=False)
-    yield streamer
-    streamer.shutdown(timeout=10)
+def streamer(
+    make_streamer: Callable[..., ms.EventStreamer], sink: InMemorySink
+) -> ms.EventStreamer:
+    return make_streamer([sink], flush_interval=0.05)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -40,10 +40,10 @@ def sink() -> InMemorySink:
 
 
 @pytest.fixture
-def streamer(sink: InMemorySink) -> Iterator[ms.EventStreamer]:
-    streamer = ms.EventStreamer([sink], flush_interval=0.05, register_atexit=False)
-    yield streamer
-    streamer.shutdown(timeout=10)
+def streamer(
+    make_streamer: Callable[..., ms.EventStreamer], sink: InMemorySink
+) -> ms.EventStreamer:
+    return make_streamer([sink], flush_interval=0.05)
 
 
 class Pipeline:

@@ -5,7 +5,7 @@ The layers, bottom first (see docs/architecture.md)::
     0 base       exceptions, option checks, redaction, bounded caches, logging
     1 model      metricstream.event and its validation
     2 codecs     metricstream.codecs
-    3 contract   metricstream.contract (Sink, EventBatch)
+    3 contract   metricstream.contract (Sink, EventBatch), metricstream.registry
     4 ends       metricstream.streamer | metricstream.sinks | metricstream.spool | testing
     5 top        metricstream.cli, metricstream.integrations, metricstream.query
     6 package    metricstream itself (its __init__) and __main__
@@ -40,6 +40,7 @@ LAYERS: list[tuple[int, str]] = [
     (1, "metricstream.event"),
     (2, "metricstream.codecs"),
     (3, "metricstream.contract"),
+    (3, "metricstream.registry"),
     (4, "metricstream.streamer"),
     (4, "metricstream.sinks"),
     (4, "metricstream.spool"),

@@ -208,6 +208,12 @@ class TestStatus:
         assert result.returncode == 2
         assert "unknown sink URL scheme" in result.stderr
 
+    def test_help_is_plain_text_with_an_example(self) -> None:
+        result = pipe(b"", "--help")
+        assert result.returncode == 0
+        assert "``" not in result.stdout
+        assert "example:" in result.stdout
+
     def test_empty_input_is_fine(self, tmp_path: Path) -> None:
         result = pipe(b"", "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
         assert result.returncode == 0, result.stderr

@@ -380,3 +380,22 @@ class TestMaxEventsPerBatch:
         with pytest.raises(ConfigError) as info:
             ConsoleSink(io.StringIO(), format=fmt, max_events_per_batch=value)  # type: ignore[arg-type]
         assert info.value.option == "max_events_per_batch"
+
+
+class TestOneEventNeverSinksABatch:
+    """An event the stream cannot encode is dropped alone, as invalid."""
+
+    @pytest.mark.parametrize("format", ["pretty", "json", "line"])
+    def test_an_unencodable_event_costs_only_itself(self, format: str) -> None:
+        raw = io.BytesIO()
+        stream = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
+        sink = ConsoleSink(stream, format=format)
+        streamer = ms.EventStreamer([sink], batch_size=100, register_atexit=False)
+        events = [ms.event_from_sample("m", i, timestamp_ns=i) for i in range(100)]
+        events[42].with_field("note", "caf\u00e9")
+        streamer.send_many(events)
+        assert streamer.flush(10) is True
+        health = streamer.health().sinks["console"]
+        assert (health.events_written, health.dropped_by_reason["invalid"]) == (99, 1)
+        assert len(raw.getvalue().decode("ascii").splitlines()) == 99
+        streamer.shutdown(5)

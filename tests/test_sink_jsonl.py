@@ -8,8 +8,11 @@ import io
 import logging
 import os
 import resource
+import shutil
 import signal
 import stat
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -379,6 +382,7 @@ class TestTornTail:
         second = sink.prepare(batch(1))
         with path.open("ab") as handle:
             handle.write(second[:2])
+        sink.close()
         third = write(JsonLinesSink(path), 2)
         assert path.read_bytes() == first + second[:2] + third
         reader = JsonLinesReader(path)
@@ -429,7 +433,7 @@ class TestRotation:
         for i in range(5):
             write(sink, i)
         sink.close()
-        assert sorted(p.name for p in tmp_path.iterdir()) == [
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name[0] != ".") == [
             "m.jsonl",
             "m.jsonl.1",
             "m.jsonl.2",
@@ -591,11 +595,11 @@ class TestOptions:
     @pytest.mark.parametrize(
         ("kwargs", "option", "message"),
         [
-            ({"rotate_bytes": 0}, "rotate_bytes", "positive number of bytes"),
-            ({"rotate_bytes": -1}, "rotate_bytes", "positive number of bytes"),
-            ({"rotate_bytes": True}, "rotate_bytes", "positive number of bytes"),
-            ({"rotate_bytes": 1.5}, "rotate_bytes", "positive number of bytes"),
-            ({"fsync": "yes"}, "fsync", "expected True or False"),
+            ({"rotate_bytes": 0}, "rotate_bytes", "must be an integer >= 1"),
+            ({"rotate_bytes": -1}, "rotate_bytes", "must be an integer >= 1"),
+            ({"rotate_bytes": True}, "rotate_bytes", "must be an integer >= 1"),
+            ({"rotate_bytes": 1.5}, "rotate_bytes", "must be an integer >= 1"),
+            ({"fsync": "yes"}, "fsync", "must be True or False"),
             ({"file_mode": 0o400}, "file_mode", "not 0o400"),
             ({"file_mode": 0o1777}, "file_mode", "not 0o1777"),
             ({"file_mode": 0o266}, "file_mode", "include 0o600"),
@@ -657,7 +661,7 @@ class TestWriteErrors:
         directory = tmp_path / "d"
         directory.mkdir()
         sink = JsonLinesSink(directory / "m.jsonl")
-        directory.rmdir()
+        shutil.rmtree(directory)
         with pytest.raises(SinkError, match="does not exist"):
             sink.check()
         payload = sink.prepare(batch(0))
@@ -668,14 +672,38 @@ class TestWriteErrors:
         sink.write(payload)
         assert (directory / "m.jsonl").read_bytes() == lines(0)
 
-    def test_file_removed_while_open_keeps_the_open_file(self, tmp_path: Path) -> None:
+    def test_a_file_renamed_away_while_open_is_replaced_by_a_new_one(self, tmp_path: Path) -> None:
         path = tmp_path / "m.jsonl"
         sink = JsonLinesSink(path)
         write(sink, 0)
         moved = tmp_path / "moved.jsonl"
         path.rename(moved)
         write(sink, 1)
-        assert (moved.read_bytes(), path.exists()) == (lines(0, 1), False)
+        assert (moved.read_bytes(), path.read_bytes()) == (lines(0), lines(1))
+
+    def test_a_file_deleted_while_open_is_recreated_and_nothing_is_lost(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        path = tmp_path / "m.jsonl.zst"
+        sink = JsonLinesSink(path)
+        write(sink, 0)
+        path.unlink()
+        with caplog.at_level(logging.WARNING, logger="metricstream"):
+            write(sink, 1)
+            write(sink, 2)
+        assert numbers(JsonLinesReader(path)) == [1, 2]
+        assert [r.getMessage() for r in caplog.records if "removed or replaced" in r.getMessage()]
+
+    def test_a_file_replaced_by_another_is_not_written_through_the_old_descriptor(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "m.jsonl"
+        sink = JsonLinesSink(path)
+        write(sink, 0)
+        path.unlink()
+        path.write_bytes(lines(7))
+        write(sink, 1)
+        assert path.read_bytes() == lines(7, 1)
 
     @pytest.mark.parametrize(
         ("code", "kind"),
@@ -769,7 +797,7 @@ class TestFromUrl:
         ("query", "option", "message"),
         [
             ("rotate_bytes=ten", "rotate_bytes", "expected a whole number of bytes, not 'ten'"),
-            ("rotate_bytes=0", "rotate_bytes", "positive number of bytes"),
+            ("rotate_bytes=0", "rotate_bytes", "must be an integer >= 1"),
             ("fsync=maybe", "fsync", "must be true or false .*, not 'maybe'"),
             ("file_mode=rw", "file_mode", "expected octal permission bits"),
             ("file_mode=444", "file_mode", "not 0o444"),
@@ -826,3 +854,84 @@ class TestThroughStreamer:
         assert reader.torn_tails == []
         contents = [frame for file in reader.files for frame in zstd_frames(file.read_bytes())]
         assert contents == [lines(*range(start, min(start + 10, 95))) for start in range(0, 95, 10)]
+
+
+class TestSecretsInUrls:
+    """A password in a jsonl: URL never shows in an error."""
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "jsonl://user:hunter2@host/x.jsonl",
+            "jsonl://user:hun/ter2@host/x.jsonl",
+            "jsonl://user:hunter2#x@host/x.jsonl",
+        ],
+    )
+    def test_the_password_is_redacted(self, url: str) -> None:
+        with pytest.raises(ConfigError) as info:
+            sink_from_url(url)
+        assert "hunter2" not in str(info.value)
+        assert "hun/ter2" not in str(info.value)
+        assert "user:***@" in str(info.value)
+
+
+class TestOneWriterPerFile:
+    """A file has one writer: a second sink for it is refused at construction."""
+
+    def test_a_second_sink_for_the_same_path_is_refused_until_the_first_closes(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "m.jsonl.zst"
+        first = JsonLinesSink(path)
+        with pytest.raises(ConfigError, match="already has a writer") as info:
+            JsonLinesSink(str(path), name="other")
+        assert info.value.option == "path"
+        first.close()
+        second = JsonLinesSink(path)
+        write(second, 1)
+        assert numbers(JsonLinesReader(path)) == [1]
+
+    def test_a_writer_in_another_process_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "m.jsonl"
+        sink = JsonLinesSink(path)
+        script = (
+            "import sys\n"
+            "from metricstream.sinks import JsonLinesSink\n"
+            "from metricstream.exceptions import ConfigError\n"
+            "try:\n"
+            "    JsonLinesSink(sys.argv[1])\n"
+            "except ConfigError as exc:\n"
+            "    print(exc)\n"
+            "    sys.exit(3)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, "already has a writer" in result.stdout) == (3, True)
+        sink.close()
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+    def test_a_forked_child_writes_its_own_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "events.jsonl.zst"
+        sink = JsonLinesSink(path)
+        write(sink, 0)
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                sink.after_fork()
+                write(sink, 100)
+                sink.close()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        write(sink, 1)
+        sink.close()
+        assert numbers(JsonLinesReader(path)) == [0, 1]
+        assert numbers(JsonLinesReader(tmp_path / f"events.{pid}.jsonl.zst")) == [100]

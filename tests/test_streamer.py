@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -25,33 +25,13 @@ from metricstream.streamer.correlation import default_prefix
 from metricstream.streamer.retry import Retrier, RetryInterruptedError
 from metricstream.testing import FaultySink, InMemorySink
 
-FAST_RETRY = ms.RetryConfig(max_retries=3, initial_delay_ms=1, max_delay_ms=5, jitter=False)
-NO_REASONS = dict.fromkeys(ms.DROP_REASONS, 0)
-
-
-def sample(i: int, **tags: str) -> ms.MetricEvent:
-    return ms.event_from_sample("m", i, tags, timestamp_ns=1_700_000_000_000_000_000 + i)
-
-
-def values(events: list[ms.MetricEvent]) -> list[object]:
-    return [e.fields["value"] for e in events]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return predicate()
-
-
-def assert_balanced(health: ms.StreamerHealth) -> None:
-    for sink in health.sinks.values():
-        assert sink.events_dropped == sum(sink.dropped_by_reason.values())
-        assert sink.events_accepted == sink.events_written + sink.events_dropped + sink.pending, (
-            sink
-        )
+from .support import (
+    NO_REASONS,
+    assert_balanced,
+    sample,
+    values,
+    wait_until,
+)
 
 
 class RecordingSink(InMemorySink):
@@ -66,25 +46,6 @@ class RecordingSink(InMemorySink):
         self.sizes.append(len(batch))
         self.payloads.append(batch.influx_bytes())
         return batch
-
-
-@pytest.fixture
-def make_streamer() -> Iterator[Callable[..., ms.EventStreamer]]:
-    made: list[ms.EventStreamer] = []
-
-    def make(sinks: list[object], **options: object) -> ms.EventStreamer:
-        options.setdefault("register_atexit", False)
-        options.setdefault("retry", FAST_RETRY)
-        streamer = ms.EventStreamer(sinks, **options)  # type: ignore[arg-type]
-        made.append(streamer)
-        return streamer
-
-    yield make
-    for streamer in made:
-        for sink in streamer.sinks:
-            if isinstance(sink, FaultySink):
-                sink.release()
-        streamer.shutdown(timeout=2)
 
 
 class TestSend:
@@ -689,6 +650,13 @@ class TestCorrelation:
         streamer.send(sample(5))
         streamer.flush(5)
         assert [e.correlation_id for e in sink.events] == ["req-42", "own", "inner", "req-42", None]
+
+    def test_the_streamer_generates_ids_with_its_prefix(self, make_streamer) -> None:
+        streamer = make_streamer([InMemorySink()], correlation_prefix="billing")
+        first, second = streamer.generate_correlation_id(), streamer.generate_correlation_id()
+        prefix, pid, first_n = first.split("-")
+        assert (prefix, pid) == ("billing", str(os.getpid()))
+        assert second == f"billing-{pid}-{int(first_n) + 1}"
 
     def test_generated_ids_are_prefix_pid_counter(self, make_streamer) -> None:
         streamer = make_streamer([InMemorySink()], correlation_prefix="checkout")

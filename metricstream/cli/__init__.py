@@ -14,6 +14,7 @@ A command module has ``register(subparsers)``, which adds its parser and sets
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,6 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args, sys.stdout)
+    except BrokenPipeError:
+        # The reader went away (``| head``): a normal end for a Unix filter.
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     except (MetricStreamError, OSError) as exc:
         sys.stderr.write(f"metricstream: error: {exc}\n")
         return 2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
-__all__ = ["positive_float", "positive_int"]
+__all__ = ["bounded_float", "plain", "positive_float", "positive_int"]
 
 
 def positive_float(text: str) -> float:
@@ -17,6 +18,24 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or not value > 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, not {text}")
     return value
+
+
+def bounded_float(maximum: float) -> Callable[[str], float]:
+    """A `positive_float` that is at most `maximum`."""
+
+    def parse(text: str) -> float:
+        value = positive_float(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,.0f}, not {text}")
+        return value
+
+    return parse
+
+
+def plain(doc: str | None) -> str:
+    """The first paragraph of a docstring without reStructuredText markup, for ``--help``."""
+    first = (doc or "").split("\n\n")[0]
+    return " ".join(first.replace("``", "").replace("`", "").split())
 
 
 def positive_int(text: str) -> int:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, TextIO
 
+from metricstream.cli._args import plain
 from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent
+from metricstream.exceptions import InvalidEventError
 from metricstream.sinks.console import ConsoleSink
-from metricstream.sinks.jsonl import read_events
+from metricstream.sinks.jsonl import JsonLinesReader
 
 __all__ = ["register", "run"]
 
@@ -21,7 +24,7 @@ def register(commands: Any) -> None:
     cat = commands.add_parser(
         "cat",
         help="print the events of a JSON Lines file",
-        description=__doc__.split("\n\n")[0],
+        description=plain(__doc__),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -33,14 +36,34 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    """Print the events of a JSON Lines file; return the exit status."""
+    """Print the events of a JSON Lines file; return the exit status.
+
+    A file that holds no event and only bytes that are not JSON Lines (plain,
+    zstd or gzip) is an error (exit status 1); torn records in a file that
+    does hold events are reported on standard error, as the reader logs them.
+    """
     console = ConsoleSink(stream=out, format=args.format)
+    reader = JsonLinesReader(args.path)
     chunk: list[MetricEvent] = []
-    for event in read_events(args.path):
-        chunk.append(event)
-        if len(chunk) >= 1000:
-            console.write(console.prepare(EventBatch(chunk)))
-            chunk = []
+    try:
+        for event in reader:
+            chunk.append(event)
+            if len(chunk) >= 1000:
+                out.write(console.prepare(EventBatch(chunk)))
+                chunk = []
+    except InvalidEventError as exc:
+        sys.stderr.write(
+            f"metricstream cat: {args.path} is not a JSON Lines file of events: {exc}\n"
+        )
+        return 1
     if chunk:
-        console.write(console.prepare(EventBatch(chunk)))
+        out.write(console.prepare(EventBatch(chunk)))
+    out.flush()
+    if reader.events_read == 0 and reader.torn_tails:
+        first = reader.torn_tails[0]
+        sys.stderr.write(
+            f"metricstream cat: {args.path} is not a JSON Lines file (plain, zstd or gzip): "
+            f"{first.detail} at byte {first.offset}\n"
+        )
+        return 1
     return 0

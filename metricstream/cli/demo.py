@@ -12,16 +12,19 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from metricstream.cli._args import positive_float, positive_int
+from metricstream.cli._args import bounded_float, plain, positive_float, positive_int
 from metricstream.cli.workload import AnalyticsWorkload
 from metricstream.contract import Sink
+from metricstream.registry import sink_from_url
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.jsonl import JsonLinesSink
-from metricstream.sinks.registry import sink_from_url
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.streamer import EventStreamer
 
 __all__ = ["register", "run"]
+
+MAX_RATE = 10_000_000
+"""The fastest rate the demo offers, in events per second."""
 
 EXAMPLE = """example:
   metricstream demo --duration 5 --rate 5000
@@ -33,11 +36,16 @@ def register(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="stream a simulated analytics workload",
-        description=__doc__.split("\n\n")[0],
+        description=plain(__doc__),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument("--rate", type=positive_float, default=2000, help="events per second (2000)")
+    demo.add_argument(
+        "--rate",
+        type=bounded_float(MAX_RATE),
+        default=2000,
+        help=f"events per second (2000; at most {MAX_RATE:,})",
+    )
     demo.add_argument("--duration", type=positive_float, default=10, help="seconds to run (10)")
     demo.add_argument(
         "--sink",

@@ -26,13 +26,13 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import IO, Any, NamedTuple, TextIO
 
-from metricstream.cli._args import positive_float, positive_int
+from metricstream.cli._args import plain, positive_float, positive_int
 from metricstream.cli.demo import _accounting
 from metricstream.codecs.json import decode_event
 from metricstream.codecs.lineprotocol import PRECISIONS, parse_lines
 from metricstream.event import MetricEvent
 from metricstream.exceptions import InvalidEventError, LineProtocolError, SchemaVersionError
-from metricstream.sinks.registry import sink_from_url
+from metricstream.registry import sink_from_url
 from metricstream.streamer.streamer import EventStreamer
 
 __all__ = ["BadLine", "JsonLinesReader", "LineProtocolReader", "read_blocks", "register", "run"]
@@ -233,7 +233,7 @@ def register(commands: Any) -> None:
     pipe = commands.add_parser(
         "pipe",
         help="stream line protocol or JSON Lines from standard input to sinks",
-        description=__doc__.split("\n\n")[0],
+        description=plain(__doc__),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

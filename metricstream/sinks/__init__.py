@@ -4,7 +4,7 @@
 - `JsonLinesSink` (`metricstream.sinks.jsonl`)
 - `InfluxDBSink` (`metricstream.sinks.influxdb`, extra ``influxdb``)
 
-Each sink module registers its URL schemes (see `metricstream.sinks.registry`);
+Each sink module registers its URL schemes (see `metricstream.registry`);
 optional client libraries are imported only when a sink that needs them is
 created.
 """
@@ -12,10 +12,10 @@ created.
 from __future__ import annotations
 
 from metricstream.contract import Sink
+from metricstream.registry import register_scheme, schemes, sink_from_url
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.influxdb import InfluxDBSink
 from metricstream.sinks.jsonl import JsonLinesSink
-from metricstream.sinks.registry import register_scheme, schemes, sink_from_url
 
 __all__ = [
     "ConsoleSink",

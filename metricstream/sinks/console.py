@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 import sys
 import threading
 from typing import Any, Literal, TextIO
@@ -35,6 +36,7 @@ from metricstream.contract import EventBatch
 from metricstream.event import FieldValue, MetricEvent, UInt
 from metricstream.exceptions import (
     ConfigError,
+    InvalidEventError,
     PermanentSinkError,
     SinkError,
     TransientSinkError,
@@ -112,12 +114,35 @@ class ConsoleSink:
         self.name: str = name
         self._format = format.strip().lower()
         self._stream = stream
+        self._owned: TextIO | None = None
         self._closed = False
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
-        """Replace the write lock in a forked child (a parent thread may hold it)."""
+        """In a forked child: a new write lock, and a new stream on the same file descriptor.
+
+        A parent thread may have been writing at the moment of the fork: its
+        lock, and the stream's own buffer lock, would stay held in the child
+        for ever. The child therefore writes through a fresh text stream on a
+        duplicate of the stream's descriptor (bytes the parent had buffered
+        stay the parent's). A stream without a descriptor (``io.StringIO``)
+        is kept.
+        """
         self._lock = threading.Lock()
+        stream = self.stream
+        try:
+            descriptor = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        fresh = open(  # noqa: SIM115 - owned by the sink, closed by close()
+            os.dup(descriptor),
+            "w",
+            encoding=getattr(stream, "encoding", None) or "utf-8",
+            errors=getattr(stream, "errors", None) or "strict",
+            closefd=True,
+        )
+        self._stream = fresh
+        self._owned = fresh
 
     def __repr__(self) -> str:
         stream = self._stream if isinstance(self._stream, str) else type(self._stream).__name__
@@ -156,10 +181,41 @@ class ConsoleSink:
                 + f"# ... and {len(batch.events) - limit} more events in batch {batch.batch_id}\n"
             )
         if self._format == "json":
-            return batch.to_json_lines() + "\n"
-        if self._format == "line":
-            return batch.to_influx_batch("ns") + "\n"
-        return format_pretty(batch.events)
+            text = batch.to_json_lines() + "\n"
+        elif self._format == "line":
+            text = batch.to_influx_batch("ns") + "\n"
+        else:
+            text = format_pretty(batch.events)
+        self._check_encodable(text, batch.events)
+        return text
+
+    def _check_encodable(self, text: str, events: list[MetricEvent]) -> None:
+        """Refuse, by position, the events the stream could not encode.
+
+        Raises:
+            InvalidEventError: Naming every such event (``indexes``), so that
+                the streamer drops just those instead of the whole batch.
+        """
+        encoding = getattr(self.stream, "encoding", None)
+        if not isinstance(encoding, str) or text.isascii():
+            return
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError:
+            pass
+        else:
+            return
+        bad = []
+        for index, event in enumerate(events):
+            try:
+                self.prepare(EventBatch([event])).encode(encoding)
+            except (UnicodeEncodeError, InvalidEventError):
+                bad.append(index)
+        raise InvalidEventError(
+            events[bad[0]].measurement if bad else None,
+            f"the console stream ({encoding}) cannot encode {len(bad)} event(s) of the batch",
+            indexes=tuple(bad) or None,
+        )
 
     def write(self, payload: str) -> None:
         """Write the text from `prepare` and flush the stream.
@@ -224,6 +280,9 @@ class ConsoleSink:
                 # flush any more loses nothing of ours.
                 with contextlib.suppress(OSError, ValueError):
                     stream.flush()
+            if self._owned is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._owned.close()
 
 
 def format_timestamp(timestamp_ns: int) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
 from metricstream.event import MetricEvent, shared_tags
+from metricstream.exceptions import InvalidEventError
 from metricstream.streamer._lane import Lane
 from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.health import StreamerHealth
@@ -63,6 +64,8 @@ class Pipeline:
         self._in_hand_start: int | None = None
         self._upstream_dropped: dict[str, int] = {}
         self.warnings = RateLimitedLog(logger)
+        self._stop_lock = threading.Lock()
+        self._stopped: tuple[bool, int] | None = None
         self.lanes = [
             Lane(
                 sink,
@@ -76,8 +79,9 @@ class Pipeline:
             )
             for sink, name in zip(sinks, names, strict=True)
         ]
+        self._batcher_error: str | None = None
         self._batcher = threading.Thread(
-            target=self._run_batcher, name="metricstream-batcher", daemon=True
+            target=self._guard_batcher, name="metricstream-batcher", daemon=True
         )
         for lane in self.lanes:
             lane.start()
@@ -134,6 +138,19 @@ class Pipeline:
         jitter = self.config.flush_jitter
         return self.config.flush_interval + (random.uniform(0, jitter) if jitter else 0.0)
 
+    def _guard_batcher(self) -> None:
+        """Run the batcher; if it ever dies, say so in health, flush and the log."""
+        try:
+            self._run_batcher()
+        except BaseException as exc:
+            self._batcher_error = f"{type(exc).__name__}: {exc}"
+            logger.critical(
+                "metricstream: the batcher thread died; events are no longer delivered",
+                exc_info=True,
+            )
+            with self._progress:
+                self._progress.notify_all()
+
     def _run_batcher(self) -> None:
         next_flush = time.monotonic() + self._next_flush_delay()
         buffer = self.buffer
@@ -170,11 +187,8 @@ class Pipeline:
             self._taken += count
             self._popped += count
             self._in_hand_start = start
-        defaults = self.config.default_tags
-        if defaults:
-            for event in events:
-                if not defaults.keys() <= event.tags.keys():
-                    event.tags = shared_tags({**defaults, **event.tags})
+        if self.config.default_tags:
+            events = self._with_default_tags(events)
         batch = EventBatch(events)
         overflow = self.config.overflow
         for lane in self.lanes:
@@ -183,6 +197,36 @@ class Pipeline:
             self._in_hand_start = None
         self._update_limit()
         return True
+
+    def _with_default_tags(self, events: list[MetricEvent]) -> list[MetricEvent]:
+        """Add the default tags each event lacks; drop (as invalid) events whose tags break.
+
+        Tags assigned to ``event.tags`` directly skip validation; one such
+        event costs only itself, never its batch or the batcher.
+        """
+        defaults = self.config.default_tags
+        kept: list[MetricEvent] = []
+        for event in events:
+            tags = event.tags
+            if not defaults.keys() <= tags.keys():
+                try:
+                    event.tags = shared_tags({**defaults, **tags})
+                except (InvalidEventError, TypeError, AttributeError) as exc:
+                    self.warnings.warning(
+                        ("*", "invalid-tags"),
+                        "metricstream: dropped event %r: its tags are invalid: %s",
+                        getattr(event, "measurement", "?"),
+                        exc,
+                    )
+                    continue
+            kept.append(event)
+        if len(kept) < len(events):
+            with self.lock:  # taken into the batch, now dropped before any lane
+                self._popped -= len(events) - len(kept)
+                self._upstream_dropped["invalid"] = (
+                    self._upstream_dropped.get("invalid", 0) + len(events) - len(kept)
+                )
+        return kept
 
     def _report_upstream_overflow(self) -> None:
         with self.lock:
@@ -237,7 +281,7 @@ class Pipeline:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         with self._progress:
             while not self._done_through(marker):
-                if self._aborted:
+                if self._aborted or self._batcher_error is not None:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -262,20 +306,33 @@ class Pipeline:
             running=running,
             events_accepted=accepted,
             sinks=sinks,
+            error=None if self._batcher_error is None else f"batcher died: {self._batcher_error}",
         )
 
     def _batcher_alive(self) -> bool:
-        return self._batcher.is_alive() or self._stopping
+        return self._batcher_error is None and (self._batcher.is_alive() or self._stopping)
 
     # --- shutdown ----------------------------------------------------------------
 
     def stop(self, deadline: float) -> tuple[bool, int]:
         """Deliver what is pending until `deadline` (monotonic), then give up the rest.
 
+        Idempotent: a second call waits (until its own deadline) for the first.
+
         Returns:
             (whether everything was delivered in time, how many events were
             given up, the most of any sink).
         """
+        if not self._stop_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return False, 0
+        try:
+            if self._stopped is None:
+                self._stopped = self._stop(deadline)
+            return self._stopped
+        finally:
+            self._stop_lock.release()
+
+    def _stop(self, deadline: float) -> tuple[bool, int]:
         self.closed = True
         with self._space:
             self._space.notify_all()

@@ -82,12 +82,15 @@ class StreamerHealth:
         running: False once shutdown has begun.
         events_accepted: Events `send` accepted in total.
         sinks: `SinkHealth` by sink name.
+        error: What is wrong with the streamer itself (its batcher thread
+            died), or None.
     """
 
     healthy: bool
     running: bool
     events_accepted: int
     sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain data (JSON-ready)."""
@@ -96,6 +99,7 @@ class StreamerHealth:
             "running": self.running,
             "events_accepted": self.events_accepted,
             "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
+            "error": self.error,
         }
 
     def to_json(self) -> str:

@@ -1,10 +1,18 @@
-"""Process lifecycle: shutdown at interpreter exit, and fresh pipelines after a fork.
+"""Process lifecycle: exit, garbage collection and fork.
 
-Every streamer registers here when it is created. One `atexit` hook shuts
-down, together, every live streamer that asked for it, under one shared
-deadline, so several streamers cost one deadline, not one each. After
-``os.fork()`` the child calls each streamer's ``after_fork_in_child`` so it
-starts with fresh, empty lanes, threads and sinks' clients.
+- Exit: one `atexit` hook shuts down every live streamer that asked for it
+  (``register_atexit=True``) together, under one shared deadline
+  (`EXIT_DEADLINE`), so several streamers cost one deadline, not one each.
+- ``multiprocessing`` workers started with the ``fork`` method leave through
+  ``os._exit``, which skips `atexit`; they run multiprocessing's own
+  finalizers first, and the same shutdown is registered there.
+- Garbage collection: a streamer that nobody references any more is
+  collected. Its pipeline is then "orphaned": it delivers what it holds in
+  the background (``ORPHAN_DEADLINE``) and closes its sinks; at exit, the
+  orphans still stopping share the exit deadline with the live streamers.
+- Fork: after ``os.fork()`` the child calls each streamer's
+  ``after_fork_in_child`` so it starts with fresh, empty lanes, threads and
+  sink clients.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ import time
 import weakref
 from typing import Protocol
 
-__all__ = ["EXIT_DEADLINE", "Managed", "forget", "track"]
+__all__ = ["EXIT_DEADLINE", "ORPHAN_DEADLINE", "Managed", "Stoppable", "forget", "orphan", "track"]
 
 EXIT_DEADLINE = 2.0
 """Seconds every streamer together has to deliver what is pending at exit."""
+
+ORPHAN_DEADLINE = 10.0
+"""Seconds the pipeline of a collected streamer has to deliver what it holds."""
 
 
 class Managed(Protocol):
@@ -34,9 +45,19 @@ class Managed(Protocol):
         ...
 
 
+class Stoppable(Protocol):
+    """What the lifecycle needs from the pipeline of a collected streamer."""
+
+    def stop(self, deadline: float) -> tuple[bool, int]:
+        """Deliver what is pending until the monotonic `deadline`, then give up."""
+        ...
+
+
 _live: weakref.WeakSet[Managed] = weakref.WeakSet()
 _at_exit: weakref.WeakSet[Managed] = weakref.WeakSet()
+_orphans: set[Stoppable] = set()
 _lock = threading.Lock()
+_multiprocessing_hooked = False
 
 
 def track(streamer: Managed, *, at_exit: bool) -> None:
@@ -45,6 +66,7 @@ def track(streamer: Managed, *, at_exit: bool) -> None:
         _live.add(streamer)
         if at_exit:
             _at_exit.add(streamer)
+    _hook_multiprocessing()
 
 
 def forget(streamer: Managed) -> None:
@@ -54,20 +76,38 @@ def forget(streamer: Managed) -> None:
         _at_exit.discard(streamer)
 
 
-def _shutdown_all_at_exit() -> None:
+def orphan(pipeline: Stoppable) -> None:
+    """Stop the pipeline of a collected streamer in the background (see the module doc)."""
+
+    def stop() -> None:
+        try:
+            pipeline.stop(time.monotonic() + ORPHAN_DEADLINE)
+        finally:
+            with _lock:
+                _orphans.discard(pipeline)
+
+    with _lock:
+        _orphans.add(pipeline)
+    threading.Thread(target=stop, name="metricstream-orphan", daemon=True).start()
+
+
+def shutdown_all(deadline_seconds: float = EXIT_DEADLINE) -> None:
+    """Shut down every streamer registered for exit, and every orphan, together."""
     with _lock:
         streamers = list(_at_exit)
-    if not streamers:
+        orphans = list(_orphans)
+    if not streamers and not orphans:
         return
-    deadline = time.monotonic() + EXIT_DEADLINE
+    deadline = time.monotonic() + deadline_seconds
     threads = [
         threading.Thread(
-            target=streamer.shutdown,
-            kwargs={"timeout": EXIT_DEADLINE},
-            name="metricstream-exit",
-            daemon=True,
+            target=streamer.shutdown, kwargs={"timeout": deadline_seconds}, daemon=True
         )
         for streamer in streamers
+    ]
+    threads += [
+        threading.Thread(target=pipeline.stop, args=(deadline,), daemon=True)
+        for pipeline in orphans
     ]
     for thread in threads:
         thread.start()
@@ -75,13 +115,31 @@ def _shutdown_all_at_exit() -> None:
         thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
 
 
+def _hook_multiprocessing() -> None:
+    """Have forked multiprocessing workers shut down before their ``os._exit``."""
+    global _multiprocessing_hooked  # noqa: PLW0603 - hooked once per process
+    if _multiprocessing_hooked:
+        return
+    _multiprocessing_hooked = True
+    import multiprocessing.util as mp_util
+
+    mp_util.register_after_fork(_hook_multiprocessing, _register_worker_finalizer)
+
+
+def _register_worker_finalizer(_key: object) -> None:
+    import multiprocessing.util as mp_util
+
+    mp_util.Finalize(None, shutdown_all, exitpriority=100)
+
+
 def _reset_after_fork() -> None:
     global _lock  # noqa: PLW0603 - a lock held by a parent thread at fork time is replaced
     _lock = threading.Lock()
+    _orphans.clear()  # their threads stayed in the parent
     for streamer in list(_live):
         streamer.after_fork_in_child()
 
 
-atexit.register(_shutdown_all_at_exit)
+atexit.register(shutdown_all)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)

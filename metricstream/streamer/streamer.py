@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -139,6 +140,11 @@ class EventStreamer(Instruments):
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
         self._pipeline = Pipeline(self.config, self._sinks, self._names)
+        # What a collected streamer leaves behind is stopped in the background;
+        # the holder is updated after a fork, so it always names this process's pipeline.
+        self._pipeline_holder = [self._pipeline]
+        self._finalizer = weakref.finalize(self, _orphan, self._pipeline_holder)
+        self._finalizer.atexit = False
         lifecycle.track(self, at_exit=register_atexit)
 
     def after_fork_in_child(self) -> None:
@@ -155,6 +161,7 @@ class EventStreamer(Instruments):
             if callable(hook):
                 hook()
         self._pipeline = Pipeline(self.config, self._sinks, self._names)
+        self._pipeline_holder[0] = self._pipeline
 
     # --- the application's side --------------------------------------------
 
@@ -174,11 +181,11 @@ class EventStreamer(Instruments):
                 dropped, reason ``invalid``).
             TypeError: If `event` is not a `MetricEvent`.
         """
+        if event.__class__ is not MetricEvent and not isinstance(event, MetricEvent):
+            raise TypeError(f"send() takes a MetricEvent, not {type(event).__name__}")
         pipeline = self._pipeline
         if pipeline.closed:
             return pipeline.drop_upstream("shutdown")
-        if event.__class__ is not MetricEvent and not isinstance(event, MetricEvent):
-            raise TypeError(f"send() takes a MetricEvent, not {type(event).__name__}")
         if not event.fields:
             pipeline.drop_upstream("invalid")
             raise no_fields_error(event.measurement)
@@ -275,6 +282,7 @@ class EventStreamer(Instruments):
             if self._shutdown_result is not None:
                 return self._shutdown_result
             delivered, given_up = self._pipeline.stop(deadline)
+            self._finalizer.detach()
             lifecycle.forget(self)
             if given_up:
                 logger.error(
@@ -305,3 +313,10 @@ class EventStreamer(Instruments):
     def __repr__(self) -> str:
         state = "running" if not self._pipeline.closed else "shut down"
         return f"EventStreamer(sinks={self._names!r}, batch_size={self.config.batch_size}, {state})"
+
+
+def _orphan(holder: list[Pipeline]) -> None:
+    """Called when a streamer that was not shut down is garbage-collected."""
+    pipeline = holder[0]
+    if not pipeline.closed:
+        lifecycle.orphan(pipeline)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import zstandard
 
+from metricstream._log import RateLimitedLog
+from metricstream._options import require_bool, require_int, require_name
 from metricstream.codecs.compression import Compression, compress
 from metricstream.codecs.frames import ZSTD_MAGIC, sniff
 from metricstream.contract import EventBatch
@@ -20,6 +22,7 @@ from metricstream.exceptions import (
     SinkError,
     TransientSinkError,
 )
+from metricstream.sinks.jsonl._writer_lock import WriterLock
 from metricstream.sinks.jsonl.reader import next_number
 
 __all__ = ["JsonLinesSink"]
@@ -91,14 +94,9 @@ class JsonLinesSink:
                     f"{codec.value!r} contradicts the {self.path.suffix!r} suffix of "
                     f"{str(self.path)!r}",
                 )
-        if rotate_bytes is not None and (
-            not isinstance(rotate_bytes, int) or isinstance(rotate_bytes, bool) or rotate_bytes <= 0
-        ):
-            raise ConfigError(
-                "rotate_bytes", f"expected a positive number of bytes or None, not {rotate_bytes!r}"
-            )
-        if not isinstance(fsync, bool):
-            raise ConfigError("fsync", f"expected True or False, not {fsync!r}")
+        if rotate_bytes is not None:
+            require_int("rotate_bytes", rotate_bytes, minimum=1)
+        require_bool("fsync", fsync)
         if (
             not isinstance(file_mode, int)
             or isinstance(file_mode, bool)
@@ -110,9 +108,7 @@ class JsonLinesSink:
                 f"expected permission bits between 0o600 and 0o777 that include 0o600 "
                 f"(the owner reads and writes), not {shown}",
             )
-        if not isinstance(name, str) or not name:
-            raise ConfigError("name", "a sink name must be a non-empty string")
-        self.name: str = name
+        self.name: str = require_name("name", name)
         self.rotate_bytes: int | None = rotate_bytes
         self.fsync: bool = fsync
         self.file_mode: int = file_mode
@@ -125,6 +121,35 @@ class JsonLinesSink:
         self._fd: int | None = None
         self._check_tail = False
         self._closed = False
+        self._warnings = RateLimitedLog()
+        try:
+            self._writer_lock = WriterLock(self.path)
+        except OSError as exc:
+            raise ConfigError("path", f"cannot lock {str(self.path)!r} for writing: {exc}") from exc
+
+    def after_fork(self) -> None:
+        """In a forked child: write a file of the child's own, under its own lock.
+
+        The child's file is the parent's with the child's pid before the
+        suffixes (``events.jsonl.zst`` becomes ``events.4242.jsonl.zst``), so
+        parent and children never append to or rotate the same file. Locks
+        and the open file a parent thread may have held are replaced.
+        """
+        self._prepare_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._warnings = RateLimitedLog()
+        self._writer_lock.forget_in_child()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        stem, dot, suffixes = self.path.name.partition(".")
+        self.path = self.path.with_name(f"{stem}.{os.getpid()}{dot}{suffixes}")
+        self._zstd = zstandard.ZstdCompressor(
+            level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True
+        )
+        if not self._closed:
+            self._writer_lock = WriterLock(self.path)
 
     def __repr__(self) -> str:
         return (
@@ -252,6 +277,7 @@ class JsonLinesSink:
         """
         with self._write_lock:
             self._closed = True
+            self._writer_lock.release()
             fd, self._fd = self._fd, None
             if fd is not None:
                 try:
@@ -265,8 +291,16 @@ class JsonLinesSink:
     # --- I/O, called with the write lock held --------------------------------
 
     def _append(self, payload: bytes) -> None:
-        fd = self._fd if self._fd is not None else self._open()
-        size = os.fstat(fd).st_size
+        fd = self._fd
+        if fd is not None:
+            info = os.fstat(fd)
+            if not self._still_at_path(info):
+                self._reopen_after_removal(fd)
+                fd = None
+        if fd is None:
+            fd = self._open()
+            info = os.fstat(fd)
+        size = info.st_size
         data = self._with_tail_repair(fd, size, payload)
         if self.rotate_bytes is not None and size > 0 and size + len(data) > self.rotate_bytes:
             self._rotate()
@@ -281,6 +315,27 @@ class JsonLinesSink:
             self._discard(fd, size)
             raise
         self._check_tail = False
+
+    def _still_at_path(self, info: os.stat_result) -> bool:
+        """Tell whether the open file is still the one at ``path`` (not removed or replaced)."""
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (current.st_ino, current.st_dev) == (info.st_ino, info.st_dev)
+
+    def _reopen_after_removal(self, fd: int) -> None:
+        """Drop the descriptor of a file that was deleted or renamed away under us."""
+        self._fd = None
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        self._warnings.warning(
+            "reopen",
+            "metricstream: %r was removed or replaced while sink %r had it open; "
+            "writing to a new file at that path",
+            str(self.path),
+            self.name,
+        )
 
     def _with_tail_repair(self, fd: int, size: int, payload: bytes) -> bytes:
         """Prefix a newline when a plain file ends in a torn record."""

@@ -1,11 +1,15 @@
 """Sink URL schemes: which factory builds a sink from a URL, and `sink_from_url`.
 
+The registry is part of the sink contract: the streamer (`EventStreamer.from_env`)
+and the CLI resolve URLs through it without importing any sink, and sinks are
+found as plug-ins.
+
 Where schemes come from:
 
 - a built-in sink declares them in its own module: a ``SCHEMES`` tuple and a
   ``from_url(url, **overrides)`` function; the registry finds every module
-  and package of `metricstream.sinks` that has both, so adding a sink is
-  adding a module (or folder) there;
+  and package of `metricstream.sinks` that has both (importing them by name,
+  as plug-ins), so adding a sink is adding a module (or folder) there;
 - a third-party package declares an entry point in the ``metricstream.sinks``
   group, named after the scheme, whose object is a ``from_url``-style
   callable::
@@ -30,6 +34,7 @@ import pkgutil
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from metricstream._secrets import scrub_secrets
@@ -44,6 +49,8 @@ ENTRY_POINT_GROUP = "metricstream.sinks"
 SinkFactory = Callable[..., Sink]
 """Builds a sink from a URL and keyword overrides: ``factory(url, **overrides)``."""
 
+_SINKS_PACKAGE = "metricstream.sinks"
+_SINKS_DIR = Path(__file__).resolve().parent / "sinks"
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _lock = threading.Lock()
 _runtime: dict[str, SinkFactory] = {}
@@ -76,12 +83,11 @@ def _builtin_schemes() -> dict[str, SinkFactory]:
     global _builtin  # noqa: PLW0603 - discovered once, on first use
     with _lock:
         if _builtin is None:
-            package = __name__.rpartition(".")[0]
             found: dict[str, SinkFactory] = {}
-            for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
-                if info.name.startswith("_") or info.name == "registry":
+            for info in pkgutil.iter_modules([str(_SINKS_DIR)]):
+                if info.name.startswith("_"):
                     continue
-                module = importlib.import_module(f"{package}.{info.name}")
+                module = importlib.import_module(f"{_SINKS_PACKAGE}.{info.name}")
                 declared = getattr(module, "SCHEMES", None)
                 factory = getattr(module, "from_url", None)
                 if declared and callable(factory):

@@ -1,0 +1,252 @@
+"""Hostile use of the streamer: each case once lost events, hung or lied in health."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import subprocess
+import sys
+import threading
+import time
+import weakref
+
+import pytest
+
+import metricstream as ms
+from metricstream.codecs import lineprotocol
+from metricstream.contract import EventBatch
+from metricstream.event import _shared_tags_cache
+from metricstream.testing import FaultySink, InMemorySink
+
+from .support import NO_REASONS, assert_balanced, sample, values, wait_until
+
+
+class TestTheBatcherSurvives:
+    """One bad event costs itself; a dead batcher is reported, never hidden."""
+
+    def test_an_event_with_invalid_assigned_tags_is_dropped_alone(self, make_streamer) -> None:
+        sink = InMemorySink()
+        streamer = make_streamer([sink], batch_size=10, default_tags={"region": "eu"})
+        events = [sample(i) for i in range(30)]
+        events[13].tags = {"bad key\n": "x"}  # assigned directly: never validated
+        streamer.send_many(events)
+        assert streamer.flush(30) is True
+        assert values(sink.events) == [i for i in range(30) if i != 13]
+        assert all(e.tags == {"region": "eu"} for e in sink.events)
+        health = streamer.health()
+        assert health.sinks["memory"].dropped_by_reason == {**NO_REASONS, "invalid": 1}
+        assert (health.healthy, health.error) == (True, None)
+        assert_balanced(health)
+
+    def test_a_dead_batcher_makes_health_unhealthy_and_flush_return(
+        self, make_streamer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        streamer = make_streamer([InMemorySink()], batch_size=5)
+
+        def explode() -> bool:
+            raise RuntimeError("simulated bug")
+
+        monkeypatch.setattr(streamer._pipeline, "_cut_and_distribute", explode)
+        streamer.send_many(sample(i) for i in range(5))
+        assert streamer.flush(30) is False
+        health = streamer.health()
+        assert (health.healthy, health.error) == (
+            False,
+            "batcher died: RuntimeError: simulated bug",
+        )
+        assert streamer.is_healthy() is False
+
+
+class TestSendAnswersTheSame:
+    """send() refuses what is not an event the same way before and after shutdown."""
+
+    @pytest.mark.parametrize("thing", [None, "text", 42])
+    def test_type_errors_before_and_after_shutdown(self, make_streamer, thing: object) -> None:
+        streamer = make_streamer([InMemorySink()])
+        with pytest.raises(TypeError, match="send\\(\\) takes a MetricEvent"):
+            streamer.send(thing)  # type: ignore[arg-type]
+        streamer.shutdown(5)
+        with pytest.raises(TypeError, match="send\\(\\) takes a MetricEvent"):
+            streamer.send(thing)  # type: ignore[arg-type]
+        assert streamer.health().events_accepted == 0
+
+
+class TestCorrelationIds:
+    """Correlation ids are validated like names, in scopes too."""
+
+    @pytest.mark.parametrize("cid", ["a\x00b", "esc\x1b[31m", "lone\ud800", ""])
+    def test_unusable_ids_are_refused_in_a_scope(self, make_streamer, cid: str) -> None:
+        streamer = make_streamer([InMemorySink()])
+        with pytest.raises(ms.InvalidEventError), streamer.correlation(cid):
+            pass
+
+
+class TestBoundedCaches:
+    """Every cache stays within its limit, whatever the workload."""
+
+    def test_a_flood_of_distinct_names_keeps_every_cache_bounded(self) -> None:
+        limit = lineprotocol._SHARED_HEADS_LIMIT
+        tags = {"host": "a"}
+        events = [ms.event_from_sample(f"m{i}", 1.0, tags) for i in range(limit + 1000)]
+        lineprotocol.encode_lines(events)
+        shared_heads = sum(len(heads) for _, heads in lineprotocol._shared_heads.values())
+        assert shared_heads <= limit
+        assert lineprotocol._shared_head_count == shared_heads
+        for cache in (
+            lineprotocol._measurement_cache,
+            lineprotocol._head_cache,
+            lineprotocol._field_prefix_cache,
+            _shared_tags_cache,
+        ):
+            assert len(cache) <= cache.limit
+        from metricstream import _validate
+
+        for names in (_validate.valid_measurements, _validate.valid_keys):
+            assert len(names) <= names.limit
+
+
+class HangingCloseSink(InMemorySink):
+    """A sink whose close() never returns by itself."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.gate = threading.Event()
+
+    def close(self) -> None:
+        self.gate.wait()
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+class TestDeadlines:
+    """A shutdown deadline holds for every caller, whatever the sinks do."""
+
+    def test_a_second_shutdown_returns_by_its_own_deadline(self, make_streamer) -> None:
+        hanging = FaultySink(then="hang", name="hanging")
+        streamer = make_streamer([hanging], batch_size=1)
+        streamer.send(sample(1))
+        assert wait_until(lambda: len(hanging.attempts) == 1)
+        first = threading.Thread(target=streamer.shutdown, kwargs={"timeout": 8})
+        first.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert streamer.shutdown(1) is False
+        assert time.monotonic() - started < 4
+        hanging.release()
+        first.join(10)
+
+    def test_sinks_whose_close_hangs_do_not_stretch_the_deadline(self, make_streamer) -> None:
+        sinks = [HangingCloseSink(f"s{i}") for i in range(20)]
+        streamer = make_streamer(sinks)
+        streamer.send(sample(1))
+        started = time.monotonic()
+        streamer.shutdown(2)
+        assert time.monotonic() - started < 3.5
+        for sink in sinks:
+            sink.release()
+
+
+class TestConsistentHealth:
+    """Every health snapshot satisfies the accounting identity, even mid-handover."""
+
+    def test_identity_holds_in_every_snapshot_under_constant_switching(self, make_streamer) -> None:
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            slow = FaultySink([FaultySink.delay(0.001)] * 50, name="slow")
+            streamer = make_streamer([slow, InMemorySink()], batch_size=7, flush_interval=0.001)
+            done = threading.Event()
+
+            def send() -> None:
+                for i in range(5000):
+                    streamer.send(sample(i))
+                done.set()
+
+            sender = threading.Thread(target=send)
+            sender.start()
+            snapshots = 0
+            while not done.is_set() or snapshots < 2000:
+                assert_balanced(streamer.health())
+                snapshots += 1
+            sender.join()
+            assert streamer.flush(30) is True
+            assert_balanced(streamer.health())
+        finally:
+            sys.setswitchinterval(switch)
+
+
+class TestBlockPolicyStaysQuiet:
+    """Under overflow="block", send() never logs: logging is I/O."""
+
+    def test_no_log_line_comes_from_the_sending_thread(
+        self, make_streamer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        stuck = FaultySink(then="hang", name="stuck")
+        streamer = make_streamer(
+            [stuck], batch_size=10, max_buffer=20, overflow="block", block_timeout=0.0
+        )
+        with caplog.at_level(logging.DEBUG, logger="metricstream"):
+            results = [streamer.send(sample(i)) for i in range(20_000)]
+        assert results.count(False) > 19_000
+        sender = threading.current_thread().name
+        assert [r.getMessage() for r in caplog.records if r.threadName == sender] == []
+        health = streamer.health().sinks["stuck"]
+        assert health.dropped_by_reason["overflow"] == results.count(False)
+        stuck.release()
+
+
+class TestCollectedStreamers:
+    """An unreferenced streamer is collected; what it accepted is still delivered."""
+
+    def test_a_collected_streamer_delivers_what_it_held(self) -> None:
+        sink = InMemorySink()
+        streamer = ms.EventStreamer([sink], flush_interval=60, register_atexit=False)
+        streamer.send_many(sample(i) for i in range(10))
+        ref = weakref.ref(streamer)
+        del streamer
+        gc.collect()
+        assert ref() is None
+        assert sink.wait_for(10, timeout=30)
+        assert values(sink.events) == list(range(10))
+        assert wait_until(lambda: sink.closed, timeout=30)
+
+    def test_exit_shuts_every_streamer_down_under_one_deadline(self) -> None:
+        script = (
+            "import logging; logging.basicConfig()\n"
+            "import metricstream as ms\n"
+            "from metricstream.testing import FaultySink\n"
+            "keep = []\n"
+            "for n in range(5):\n"
+            "    s = ms.EventStreamer([FaultySink(then='transient', name=f'dead{n}')],\n"
+            "                         retry=ms.RetryConfig(max_retries=1000, max_elapsed_ms=1e9))\n"
+            "    s.send(ms.event_from_sample('m', 1.0))\n"
+            "    keep.append(s)\n"
+            "import time; time.sleep(0.3)\n"
+            "print('exiting', flush=True)\n"
+        )
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+        elapsed = time.monotonic() - started
+        assert (result.returncode, result.stdout) == (0, "exiting\n")
+        assert elapsed < 7, f"exit took {elapsed:.1f} s for 5 streamers"
+        assert result.stderr.count("were not delivered") == 5
+
+
+class TestBatchesAreNotReused:
+    """A batch given to a sink is a fresh object: lanes never share mutable state."""
+
+    def test_batches_reach_each_sink_with_their_events(self, make_streamer) -> None:
+        seen: list[EventBatch] = []
+
+        class Keeping(InMemorySink):
+            def prepare(self, batch: EventBatch) -> EventBatch:
+                seen.append(batch)
+                return batch
+
+        streamer = make_streamer([Keeping("a"), Keeping("b")], batch_size=5)
+        streamer.send_many(sample(i) for i in range(10))
+        assert streamer.flush(10) is True
+        assert sorted(len(b) for b in seen) == [5, 5, 5, 5]
