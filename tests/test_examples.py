@@ -19,8 +19,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_example(
-    name: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+    name: str, *args: str, cwd: Path, env: dict[str, str] | None = None, status: int = 0
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``python examples/NAME ARGS`` in `cwd`; assert it exits with `status`."""
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
         cwd=cwd,
@@ -30,7 +31,7 @@ def run_example(
         check=False,
         env=env,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == status, result.stdout + result.stderr
     return result
 
 
@@ -110,16 +111,7 @@ class TestInfluxDashboard:
 
     def test_a_missing_server_fails_clearly(self, tmp_path: Path) -> None:
         env = {**os.environ, "METRICSTREAM_INFLUXDB_V1_URL": "http://127.0.0.1:9"}
-        result = subprocess.run(
-            [sys.executable, str(EXAMPLES / "influx_dashboard.py")],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            env=env,
-        )
-        assert result.returncode == 1
+        result = run_example("influx_dashboard.py", cwd=tmp_path, env=env, status=1)
         assert "InfluxDB is not reachable at http://127.0.0.1:9" in result.stderr
 
 
