@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
     InMemoryMetricReader,
+    Metric,
     MetricExportResult,
     MetricsData,
     NumberDataPoint,
@@ -292,6 +293,20 @@ class TestNeverRaisesIntoTheSdk:
             assert streamer.health().sinks["memory"].dropped_by_reason["shutdown"] == 1
         finally:
             pipeline.close()
+
+    def test_a_metric_of_an_unknown_kind_fails_alone(
+        self, pipeline: Pipeline, streamer: ms.EventStreamer, sink: InMemorySink
+    ) -> None:
+        pipeline.meter.create_counter("known").add(2)
+        data = pipeline.reference.get_metrics_data()
+        assert data is not None
+        scope = data.resource_metrics[0].scope_metrics[0]
+        odd = Metric(name="odd", description=None, unit=None, data=object())  # type: ignore[arg-type]
+        scope.metrics.insert(0, odd)  # type: ignore[attr-defined]
+        assert pipeline.exporter.export(data) is MetricExportResult.FAILURE
+        assert (pipeline.exporter.points_exported, pipeline.exporter.points_failed) == (1, 1)
+        assert streamer.flush(timeout=10)
+        assert [e.measurement for e in sink.events] == ["known"]
 
     def test_garbage_in_is_a_failure_not_an_exception(self, streamer: ms.EventStreamer) -> None:
         exporter = MetricStreamExporter(streamer)

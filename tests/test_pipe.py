@@ -214,6 +214,11 @@ class TestStatus:
         assert "``" not in result.stdout
         assert "example:" in result.stdout
 
+    def test_a_missing_input_file_is_status_2(self, tmp_path: Path) -> None:
+        result = pipe(b"", "--input", str(tmp_path / "missing.lp"), "--sink", "console:")
+        assert result.returncode == 2
+        assert "missing.lp" in result.stderr
+
     def test_empty_input_is_fine(self, tmp_path: Path) -> None:
         result = pipe(b"", "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
         assert result.returncode == 0, result.stderr

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, NamedTuple, TextIO
 
 from metricstream.cli._args import plain, positive_float, positive_int
@@ -314,26 +314,30 @@ def _stream(
     return report
 
 
+def _open_input(path: str) -> AbstractContextManager[IO[bytes]]:
+    """Standard input for ``-``, else the file (which the ``with`` block closes)."""
+    return nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Stream the input to the sinks; return the exit status."""
     sinks = [sink_from_url(url) for url in args.sink]
     reader = JsonLinesReader() if args.format == "json" else LineProtocolReader(args.precision)
-    streamer = EventStreamer(
-        sinks,
-        batch_size=args.batch_size,
-        flush_interval=args.flush_interval,
-        overflow="block",
-        register_atexit=False,
-    )
-    opened = nullcontext(sys.stdin.buffer) if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
     report: _Report | None = None
-    try:
-        with opened as source:
+    with _open_input(args.input) as source:  # a missing file fails before any sink starts
+        streamer = EventStreamer(
+            sinks,
+            batch_size=args.batch_size,
+            flush_interval=args.flush_interval,
+            overflow="block",
+            register_atexit=False,
+        )
+        try:
             report = _stream(streamer, reader, source)
-    except KeyboardInterrupt:
-        sys.stderr.write("metricstream pipe: interrupted; delivering what was read\n")
-    finally:
-        streamer.shutdown(timeout=args.timeout)
+        except KeyboardInterrupt:
+            sys.stderr.write("metricstream pipe: interrupted; delivering what was read\n")
+        finally:
+            streamer.shutdown(timeout=args.timeout)
     health = streamer.health()
     out.write(report.summary() if report is not None else "Interrupted.\n")
     balanced = _accounting(health, health.events_accepted, out)

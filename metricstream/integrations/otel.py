@@ -229,10 +229,16 @@ class MetricStreamExporter(MetricExporter):
             shared = {key: resource[key] for key in self.resource_tags if key in resource}
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
-                    if time.monotonic() > deadline:
-                        failed += sum(1 for _ in _points(metric))
+                    try:
+                        points = list(_points(metric))
+                    except TypeError as exc:  # a kind of metric this exporter does not know
+                        self._warnings.warning(("kind", metric.name), "metricstream: %s", exc)
+                        failed += 1
                         continue
-                    for point, fields in _points(metric):
+                    if time.monotonic() > deadline:
+                        failed += len(points)
+                        continue
+                    for point, fields in points:
                         event = self._event(metric.name, shared, point, fields)
                         if event is None:
                             failed += 1
