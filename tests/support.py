@@ -32,9 +32,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def assert_balanced(health: ms.StreamerHealth) -> None:
-    """Assert accepted == written + dropped + pending for every sink."""
+    """Assert accepted == written + dropped + pending + spooled for every sink."""
     for sink in health.sinks.values():
         assert sink.events_dropped == sum(sink.dropped_by_reason.values())
-        assert sink.events_accepted == sink.events_written + sink.events_dropped + sink.pending, (
-            sink
-        )
+        assert sink.events_accepted == (
+            sink.events_written + sink.events_dropped + sink.pending + sink.spooled
+        ), sink

@@ -11,37 +11,39 @@ compressed) form, however long the writer is stuck.
 Everything a lane counts changes under its lock, and for every lane at every
 moment::
 
-    offered == written + dropped + raw + preparing + queued + in_flight
+    offered + recovered == written + dropped + raw + preparing + queued
+                           + in_flight + spilled + left_in_spool
 
 ``offered`` counts every event the batcher handed the lane (queued, or
-dropped on arrival); ``raw`` the events of batches waiting for the preparer;
-``preparing`` those of the batch being prepared; ``queued`` those of the
-prepared payloads in the `PendingQueue` (of which ``spooled`` are held
-outside memory); ``in_flight`` those of the payload being written.
+dropped on arrival); ``raw`` the events of batches waiting for the
+preparer; ``preparing`` those of the batch being prepared; ``queued`` those
+of the prepared payloads in the `PendingQueue`; ``in_flight`` those of the
+payload being written. With a spool, ``recovered`` counts the events an
+earlier run left for this sink, ``spilled`` those kept only on disk until
+there is room in memory (see `metricstream.streamer._spill`), and
+``left_in_spool`` what a shutdown left on disk for the next streamer. Health
+shows ``spilled + left_in_spool`` as ``spooled``.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
-from metricstream._secrets import scrub_secrets
 from metricstream.contract import EventBatch, Sink
-from metricstream.exceptions import PermanentSinkError, TransientSinkError
+from metricstream.streamer._prepare import prepare_isolated
+from metricstream.streamer._spill import SpillCursor
+from metricstream.streamer._write_state import WriteState, describe_error
+from metricstream.streamer._writer import SinkWriter
 from metricstream.streamer.health import DROP_REASONS, SinkHealth
 from metricstream.streamer.queue import Item, MemoryQueue, PendingQueue
-from metricstream.streamer.retry import Retrier, RetryConfig, RetryInterruptedError
+from metricstream.streamer.retry import RetryConfig
 
 __all__ = ["Lane"]
-
-_MAX_ERROR_CHARS = 500
 
 
 @dataclass(slots=True, eq=False)
@@ -50,18 +52,12 @@ class _RawBatch:
 
     batch: EventBatch
     start: int
+    end: int
+    seq_end: int | None = None
 
     @property
     def count(self) -> int:
         return len(self.batch.events)
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.batch.events)
-
-
-def _describe_error(exc: BaseException) -> str:
-    return scrub_secrets(f"{type(exc).__name__}: {exc}")[:_MAX_ERROR_CHARS]
 
 
 class Lane:
@@ -71,13 +67,15 @@ class Lane:
         sink: The sink.
         name: Its unique name.
         retry: The retry policy of its writes.
-        max_buffer: The most events it may hold (raw, prepared or in flight).
+        max_buffer: The most events it may hold in memory (raw, prepared or
+            in flight).
         unhealthy_after: Consecutive failed writes after which it is unhealthy.
         probe_interval: Seconds between probes (`Sink.check`) while it is
             disconnected and idle.
         on_progress: Called after each batch is prepared, written or dropped.
         warnings: Where repeated warnings go, rate-limited.
         queue: Its pending storage; a `MemoryQueue` when None.
+        cursor: Its place in the spool, when the streamer has one.
     """
 
     def __init__(
@@ -92,17 +90,17 @@ class Lane:
         on_progress: Callable[[], None],
         warnings: RateLimitedLog,
         queue: PendingQueue | None = None,
+        cursor: SpillCursor | None = None,
     ) -> None:
         self.sink = sink
         self.name = name
         self.max_buffer = max_buffer
-        self._retry = retry
         self._unhealthy_after = unhealthy_after
         self._probe_interval = probe_interval
         self._on_progress = on_progress
         self._warnings = warnings
+        self._cursor = cursor
         self._cond = threading.Condition(threading.Lock())
-        self._wake = threading.Event()
         self._inbox: deque[_RawBatch] = deque()
         self._raw = 0
         self._preparing: _RawBatch | None = None
@@ -110,35 +108,35 @@ class Lane:
         self._in_flight: Item | None = None
         self._offered = 0
         self._written = 0
+        self._left_in_spool = 0
         self._dropped = dict.fromkeys(DROP_REASONS, 0)
-        self._write_errors = 0
-        self._retries = 0
-        self._consecutive_failures = 0
-        self._last_error: str | None = None
-        self._last_write_ns: int | None = None
-        self._last_latency_ms: float | None = None
-        self._connected = True
-        self._permanently_unhealthy = False
         self._closing = False
         self._preparer_done = False
         self._aborted = False
+        self._state = WriteState()
+        self._writer = SinkWriter(
+            sink,
+            name,
+            retry=retry,
+            lock=self._cond,
+            state=self._state,
+            warnings=warnings,
+            aborted=lambda: self._aborted,
+        )
         self._dead: str | None = None
-        self._logged_unexpected: set[type[BaseException]] = set()
-        self._preparer = threading.Thread(
-            target=self._guard, args=(self._run_preparer,), name=f"metricstream-prepare-{name}",
-            daemon=True,
-        )  # fmt: skip
-        self._writer = threading.Thread(
-            target=self._guard, args=(self._run_writer,), name=f"metricstream-write-{name}",
-            daemon=True,
-        )  # fmt: skip
+        self._threads = [
+            threading.Thread(
+                target=self._guard, args=(body,), name=f"metricstream-{role}-{name}", daemon=True
+            )
+            for role, body in (("prepare", self._run_preparer), ("write", self._run_writer))
+        ]
 
     # --- the batcher's side ------------------------------------------------
 
     def start(self) -> None:
         """Start the preparer and writer threads."""
-        self._preparer.start()
-        self._writer.start()
+        for thread in self._threads:
+            thread.start()
 
     def _backlog_locked(self) -> int:
         preparing = self._preparing.count if self._preparing is not None else 0
@@ -146,50 +144,45 @@ class Lane:
         return self._raw + preparing + self._queue.events + in_flight
 
     def backlog(self) -> int:
-        """Events held: raw, being prepared, queued or being written."""
+        """Events held in memory: raw, being prepared, queued or being written."""
         with self._cond:
             return self._backlog_locked()
 
-    def offer(self, batch: EventBatch, start: int, overflow: str) -> None:
+    def offer(
+        self, batch: EventBatch, start: int, overflow: str, seq: tuple[int, int] | None = None
+    ) -> None:
         """Take a batch for preparation, applying the overflow policy when full.
 
         Args:
             batch: The batch (shared with the other lanes; never changed).
-            start: The sequence number of its first event.
+            start: The position of its first event in the streamer's sequence.
             overflow: ``"block"`` (never drop: the streamer holds `send` back
                 instead), ``"drop_oldest"`` or ``"drop_newest"``.
+            seq: The batch's (first, end) sequence numbers in the spool, when
+                it is there: a full lane then keeps it on disk instead of
+                dropping anything.
         """
         count = len(batch.events)
+        end = start + count
         dropped = 0
         with self._cond:
             if self._aborted:
                 return  # abort() already counted everything taken before it
             self._offered += count
             room = self.max_buffer - self._backlog_locked()
-            if overflow == "block" or room >= count:
-                self._inbox.append(_RawBatch(batch, start))
+            cursor = self._cursor
+            if seq is not None and cursor is not None:
+                if cursor.spilling or room < count:
+                    cursor.spill(seq[0], seq[1], start, end)
+                else:
+                    self._inbox.append(_RawBatch(batch, start, end, seq[1]))
+                    self._raw += count
+                    cursor.offered(seq[1])
+            elif overflow == "block" or room >= count:
+                self._inbox.append(_RawBatch(batch, start, end))
                 self._raw += count
-            elif overflow == "drop_oldest":
-                room += self._evict_oldest_locked(count - room)
-                keep = min(count, max(room, 0))
-                if keep == count:
-                    self._inbox.append(_RawBatch(batch, start))
-                elif keep:
-                    newest = EventBatch(batch.events[count - keep :], created_ns=batch.created_ns)
-                    self._inbox.append(_RawBatch(newest, start + count - keep))
-                self._raw += keep
-                dropped = count - keep
             else:
-                keep = max(room, 0)
-                if keep:
-                    self._inbox.append(
-                        _RawBatch(
-                            EventBatch(batch.events[:keep], created_ns=batch.created_ns), start
-                        )
-                    )
-                    self._raw += keep
-                dropped = count - keep
-            self._dropped["overflow"] += dropped
+                dropped = self._overflow(batch, start, overflow, room)
             self._cond.notify_all()
         if dropped:
             self._warnings.warning(
@@ -199,6 +192,34 @@ class Lane:
                 self.max_buffer,
                 dropped,
             )
+
+    def drop_on_arrival(self, count: int, reason: str) -> None:
+        """Count `count` events handed to this lane as dropped at once."""
+        with self._cond:
+            if not self._aborted:
+                self._offered += count
+                self._dropped[reason] += count
+
+    def _overflow(self, batch: EventBatch, start: int, overflow: str, room: int) -> int:
+        """Keep what fits of a batch that does not; return how many new events were dropped."""
+        count = len(batch.events)
+        if overflow == "drop_oldest":
+            room += self._evict_oldest_locked(count - room)
+            keep = min(count, max(room, 0))
+            kept = batch.events[count - keep :]
+            first = start + count - keep
+        else:
+            keep = max(room, 0)
+            kept = batch.events[:keep]
+            first = start
+        if keep == count:
+            self._inbox.append(_RawBatch(batch, start, start + count))
+        elif keep:
+            part = EventBatch(kept, created_ns=batch.created_ns)
+            self._inbox.append(_RawBatch(part, first, first + keep))
+        self._raw += keep
+        self._dropped["overflow"] += count - keep
+        return count - keep
 
     def _evict_oldest_locked(self, needed: int) -> int:
         """Drop the oldest waiting payloads, then raw batches, until `needed` events are freed."""
@@ -218,8 +239,23 @@ class Lane:
             )
         return freed
 
+    def spool_dropped(self, end_seq: int) -> None:
+        """The full spool deleted everything below `end_seq`: count what this lane lost."""
+        with self._cond:
+            if self._cursor is None:
+                return
+            lost = self._cursor.drop_through(end_seq)
+            self._dropped["overflow"] += lost
+        if lost:
+            self._warnings.warning(
+                (self.name, "spool-full"),
+                "metricstream: spool full: sink %r lost %d events kept on disk for it",
+                self.name,
+                lost,
+            )
+
     def oldest_unfinished(self) -> int | None:
-        """The sequence start of the oldest event not yet written or dropped, or None."""
+        """The position of the oldest event not yet written or dropped, or None."""
         with self._cond:
             if self._in_flight is not None:
                 return self._in_flight.start
@@ -228,7 +264,9 @@ class Lane:
                 return oldest
             if self._preparing is not None:
                 return self._preparing.start
-            return self._inbox[0].start if self._inbox else None
+            if self._inbox:
+                return self._inbox[0].start
+            return self._cursor.oldest_position() if self._cursor is not None else None
 
     # --- shutdown ----------------------------------------------------------
 
@@ -240,41 +278,56 @@ class Lane:
 
     def hurry(self) -> None:
         """End the current retry wait at once (shutdown has begun)."""
-        self._wake.set()
+        self._writer.wake.set()
 
-    def abort(self, taken: int) -> int:
-        """Give up: count everything not yet written or dropped as dropped (shutdown).
+    def abort(self, taken: int, in_hand_durable: bool = False) -> int:
+        """Give up: count everything not yet written or dropped (shutdown).
+
+        Events that are in the spool stay there for the next streamer
+        (``left_in_spool``); the others are dropped with reason ``shutdown``.
 
         Args:
             taken: Events the batcher has taken into batches so far; those
                 not offered to this lane yet are given up too, and later
                 offers are ignored.
+            in_hand_durable: Whether the batch the batcher holds is in the spool.
 
         Returns:
-            The number of events given up. A prepare or write still running
+            The number of events dropped. A prepare or write still running
             is abandoned; whatever it returns is ignored.
         """
         with self._cond:
             self._aborted = True
             self._closing = True
-            lost = self._raw + self._queue.clear() + max(0, taken - self._offered)
+            unfinished: list[tuple[int, bool]] = [
+                (raw.count, raw.seq_end is not None) for raw in self._inbox
+            ]
+            if self._preparing is not None:
+                unfinished.append((self._preparing.count, self._preparing.seq_end is not None))
+            if self._in_flight is not None:
+                unfinished.append((self._in_flight.count, self._in_flight.seq_end is not None))
+            unfinished += [(item.count, item.seq_end is not None) for item in self._queue.drain()]
+            unfinished.append((max(0, taken - self._offered), in_hand_durable))
+            lost = sum(count for count, durable in unfinished if not durable)
+            kept = sum(count for count, durable in unfinished if durable)
+            if self._cursor is not None:
+                kept += self._cursor.give_up()
+            else:
+                lost, kept = lost + kept, 0
             self._offered = max(self._offered, taken)
             self._inbox.clear()
             self._raw = 0
-            if self._preparing is not None:
-                lost += self._preparing.count
-                self._preparing = None
-            if self._in_flight is not None:
-                lost += self._in_flight.count
-                self._in_flight = None
+            self._preparing = None
+            self._in_flight = None
             self._dropped["shutdown"] += lost
+            self._left_in_spool += kept
             self._cond.notify_all()
-        self._wake.set()
+        self._writer.wake.set()
         return lost
 
     def join(self, deadline: float) -> None:
         """Wait until the monotonic `deadline` at most for both threads to exit."""
-        for thread in (self._preparer, self._writer):
+        for thread in self._threads:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -296,31 +349,31 @@ class Lane:
             dropped = dict(self._dropped)
             for reason, count in upstream_dropped.items():
                 dropped[reason] = dropped.get(reason, 0) + count
-            pending = upstream + (taken - self._offered) + self._backlog_locked()
-            connected = self._connected and not self._permanently_unhealthy
-            healthy = (
-                connected
-                and self._dead is None
-                and self._consecutive_failures < self._unhealthy_after
-            )
+            cursor = self._cursor
+            spooled = self._left_in_spool + (cursor.spilled if cursor is not None else 0)
+            state = self._state
+            connected = state.is_connected()
             return SinkHealth(
                 name=self.name,
                 connected=connected,
-                healthy=healthy,
-                last_write_ns=self._last_write_ns,
-                events_accepted=accepted,
+                healthy=connected
+                and self._dead is None
+                and state.consecutive_failures < self._unhealthy_after,
+                last_write_ns=state.last_write_ns,
+                events_accepted=accepted + (cursor.recovered if cursor is not None else 0),
                 events_written=self._written,
                 events_dropped=sum(dropped.values()),
                 dropped_by_reason=dropped,
-                write_errors=self._write_errors,
-                retries=self._retries,
-                pending=pending,
-                consecutive_failures=self._consecutive_failures,
-                last_error=self._dead or self._last_error,
-                last_write_latency_ms=self._last_latency_ms,
+                write_errors=state.write_errors,
+                retries=state.retries,
+                pending=upstream + (taken - self._offered) + self._backlog_locked(),
+                consecutive_failures=state.consecutive_failures,
+                last_error=self._dead or state.last_error,
+                last_write_latency_ms=state.last_latency_ms,
+                spooled=spooled,
             )
 
-    # --- the threads -----------------------------------------------------------
+    # --- the preparer ------------------------------------------------------------
 
     def _guard(self, body: Callable[[], None]) -> None:
         """Run a thread's body; if it dies, say so in health and in the log."""
@@ -328,7 +381,7 @@ class Lane:
             body()
         except BaseException as exc:
             with self._cond:
-                self._dead = f"lane thread died: {_describe_error(exc)}"
+                self._dead = f"lane thread died: {describe_error(exc)}"
                 self._preparer_done = True
                 self._cond.notify_all()
             logger.critical(
@@ -338,212 +391,154 @@ class Lane:
             )
             self._on_progress()
 
+    def _next_raw(self) -> _RawBatch | int | None:
+        """Wait for work: a raw batch, a spool position to read, or None to stop."""
+        with self._cond:
+            while True:
+                if self._aborted:
+                    break
+                if self._inbox:
+                    raw = self._inbox.popleft()
+                    self._raw -= raw.count
+                    self._preparing = raw
+                    return raw
+                cursor = self._cursor
+                due = cursor.due() if cursor is not None else None
+                if due is not None and self._backlog_locked() < self.max_buffer:
+                    return due
+                if self._closing and due is None:
+                    break
+                self._cond.wait(0.5 if due is not None else None)
+            self._preparer_done = True
+            self._cond.notify_all()
+            return None
+
+    def _read_back(self, seq: int) -> _RawBatch | None:
+        """Read the spilled batch at `seq` from the spool and account for it."""
+        assert self._cursor is not None
+        stored = self._cursor.spool.read(seq)
+        with self._cond:
+            if self._aborted:
+                return None
+            if stored is None:  # gone from disk: nothing left to read back
+                self._dropped["corrupt"] += self._cursor.discard_rest()
+                return None
+            spilled = self._cursor.take(stored)
+            self._dropped["corrupt"] += spilled.missing
+            batch = stored.batch
+            if batch is None:
+                self._dropped["corrupt"] += stored.end_seq - stored.first_seq
+                # An empty marker acknowledges the damaged range in its turn.
+                self._queue.push(
+                    Item(None, 0, spilled.start, spilled.end, "", seq_end=stored.end_seq)
+                )
+                self._cond.notify_all()
+                return None
+            raw = _RawBatch(batch, spilled.start, spilled.end, stored.end_seq)
+            self._preparing = raw
+            return raw
+
     def _run_preparer(self) -> None:
         while True:
-            with self._cond:
-                while not self._inbox and not self._closing:
-                    self._cond.wait()
-                if self._aborted or not self._inbox:
-                    self._preparer_done = True
-                    self._cond.notify_all()
-                    return
-                raw = self._inbox.popleft()
-                self._raw -= raw.count
-                self._preparing = raw
-            payload, good, invalid = self._prepare(raw.batch)
+            work = self._next_raw()
+            if work is None:
+                return
+            raw = self._read_back(work) if isinstance(work, int) else work
+            if raw is None:
+                continue
+            payload, good, invalid = prepare_isolated(
+                self.sink, self.name, raw.batch, self._warnings
+            )
             with self._cond:
                 if self._preparing is not raw:
                     continue  # abandoned by abort(); already counted
                 self._preparing = None
                 self._dropped["invalid"] += invalid
-                if good:
-                    self._queue.push(Item(payload, good, raw.start, raw.end, raw.batch.batch_id))
+                if good or raw.seq_end is not None:
+                    item = Item(payload, good, raw.start, raw.end, raw.batch.batch_id)
+                    item.seq_end = raw.seq_end
+                    self._queue.push(item)
                 self._cond.notify_all()
             # Waiting for the next batch must not keep this one's events alive.
-            del raw, payload
+            del raw, payload, work
             self._on_progress()
 
-    def _prepare(self, batch: EventBatch) -> tuple[Any, int, int]:
-        """Run the sink's `prepare`; isolate the events it cannot encode.
+    # --- the writer ----------------------------------------------------------------
 
-        A sink may name the offending events (`InvalidEventError.indexes`);
-        otherwise each event is tried alone.
-
-        Returns:
-            (payload, events in the payload, events dropped as invalid).
-        """
-        try:
-            return self.sink.prepare(batch), len(batch.events), 0
-        except Exception as exc:
-            first_error = exc
-        events = batch.events
-        named = getattr(first_error, "indexes", None)
-        if named:
-            bad = set(named)
-            good = [event for i, event in enumerate(events) if i not in bad]
-        else:
-            good = [event for event in events if self._encodable(event, batch.batch_id)]
-        invalid = len(events) - len(good)
-        self._warnings.warning(
-            (self.name, "invalid"),
-            "metricstream: sink %r could not encode %d of %d events of batch %s: %s",
-            self.name,
-            invalid,
-            len(events),
-            batch.batch_id,
-            scrub_secrets(str(first_error)),
-        )
-        if not good:
-            return None, 0, invalid
-        rest = EventBatch(good, batch_id=batch.batch_id, created_ns=batch.created_ns)
-        try:
-            payload = self.sink.prepare(rest)
-        except Exception:
-            if not named:
-                return None, 0, len(events)
-            payload, kept, _ = self._prepare(rest)
-            return payload, kept, len(events) - kept
-        return payload, len(good), invalid
-
-    def _encodable(self, event: Any, batch_id: str) -> bool:
-        try:
-            self.sink.prepare(EventBatch([event], batch_id=batch_id))
-        except Exception:
-            return False
-        return True
+    def _next_item(self) -> Item | bool:
+        """Wait for a payload to write; True when it is time to probe, False to stop."""
+        with self._cond:
+            while True:
+                if self._aborted:
+                    return False
+                item = self._queue.pop()
+                if item is not None:
+                    self._in_flight = item
+                    return item
+                if self._closing and self._preparer_done:
+                    return False
+                connected = self._state.connected
+                if not self._cond.wait(None if connected else self._probe_interval) and (
+                    not connected
+                ):
+                    return True
 
     def _run_writer(self) -> None:
-        self._probe()
+        self._writer.probe()
         last_probe = time.monotonic()
-        retrier = Retrier(self._retry, sleep=self._sleep, on_retry=self._count_retry)
         while True:
-            with self._cond:
-                while True:
-                    if self._aborted:
-                        return
-                    item = self._queue.pop()
-                    if item is not None:
-                        self._in_flight = item
-                        break
-                    if self._closing and self._preparer_done:
-                        return
-                    idle_for = self._probe_interval if not self._connected else None
-                    if not self._cond.wait(idle_for) and not self._connected:
-                        break
-            if item is None:
+            item = self._next_item()
+            if item is False:
+                return
+            if item is True:
                 if time.monotonic() - last_probe >= self._probe_interval:
-                    self._probe()
+                    self._writer.probe()
                     last_probe = time.monotonic()
                 continue
-            reason, written = self._deliver(retrier, item)
-            lost = item.count - written
-            with self._cond:
-                if self._in_flight is not item:
-                    continue  # abandoned by abort(); already counted
-                self._in_flight = None
-                self._written += written
-                if lost:
-                    self._dropped[reason] = self._dropped.get(reason, 0) + lost
-                self._cond.notify_all()
-            if lost:
-                self._warnings.warning(
-                    (self.name, reason),
-                    "metricstream: sink %r dropped %d events of batch %s (%s): %s",
-                    self.name,
-                    lost,
-                    item.batch_id,
-                    reason,
-                    self._last_error,
-                )
-            self._on_progress()
+            reason, written = ("", 0) if item.count == 0 else self._writer.deliver(item)
+            if reason == "retries_exhausted" and item.seq_end is not None:
+                self._wait_before_retrying(item)
+                continue
+            self._finish(item, reason, written)
 
-    def _deliver(self, retrier: Retrier, item: Item) -> tuple[str, int]:
-        """Write one payload with retry.
-
-        Returns:
-            (the drop reason for events not written, events written).
-        """
-        try:
-            retrier.call(lambda: self._attempt(item))
-        except PermanentSinkError as exc:
-            return exc.reason or "rejected", item.written
-        except RetryInterruptedError:
-            return "shutdown", item.written
-        except Exception:
-            return "retries_exhausted", item.written
-        return "", item.count
-
-    def _attempt(self, item: Item) -> None:
-        started = time.perf_counter()
-        try:
-            self.sink.write(item.payload)
-        except (TransientSinkError, PermanentSinkError) as exc:
-            reported = exc.written
-            if reported.__class__ is int and item.written < reported:
-                item.written = min(reported, item.count)
-            self._record_failure(exc, permanent=isinstance(exc, PermanentSinkError))
-            raise
-        except Exception as exc:
-            if type(exc) not in self._logged_unexpected:
-                self._logged_unexpected.add(type(exc))
-                # The traceback is formatted here so that it is scrubbed of
-                # credentials like every other message.
-                logger.error(
-                    "metricstream: sink %r raised an unexpected %s; treating it as transient\n%s",
-                    self.name,
-                    type(exc).__name__,
-                    scrub_secrets("".join(traceback.format_exception(exc))).rstrip(),
-                )
-            self._record_failure(exc, permanent=False)
-            raise
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
+    def _wait_before_retrying(self, item: Item) -> None:
+        """A spooled payload is never given up: wait, then write it again."""
         with self._cond:
-            self._connected = True
-            self._permanently_unhealthy = False
-            self._consecutive_failures = 0
-            self._last_write_ns = time.time_ns()
-            self._last_latency_ms = round(elapsed_ms, 3)
-
-    def _record_failure(self, exc: BaseException, *, permanent: bool) -> None:
-        message = _describe_error(exc)
-        with self._cond:
-            self._write_errors += 1
-            self._consecutive_failures += 1
-            self._last_error = message
-            if not permanent:
-                self._connected = False
-            elif getattr(exc, "unhealthy", False):
-                self._permanently_unhealthy = True
-                self._connected = False
-
-    def _count_retry(self, retry: int, exc: BaseException, seconds: float) -> None:
-        with self._cond:
-            self._retries += 1
-        self._warnings.log(
-            logging.WARNING,
-            (self.name, "retry"),
-            "metricstream: write to sink %r failed (%s); retry %d in %.2f s",
+            if self._in_flight is not item:
+                return
+            self._in_flight = None
+            self._queue.push_front(item)
+        self._warnings.warning(
+            (self.name, "spool-retry"),
+            "metricstream: sink %r still failing after every retry; its events stay in the "
+            "spool and writing resumes in %.1f s: %s",
             self.name,
-            _describe_error(exc),
-            retry + 1,
-            seconds,
+            self._probe_interval,
+            self._state.last_error,
         )
+        self._writer.pause(self._probe_interval)
 
-    def _sleep(self, seconds: float) -> None:
-        if self._wake.wait(seconds):
-            self._wake.clear()
-            if self._aborted:
-                raise RetryInterruptedError
-
-    def _probe(self) -> None:
-        try:
-            self.sink.check()
-        except Exception as exc:
-            message = _describe_error(exc)
-            with self._cond:
-                self._connected = False
-                self._last_error = message
-        else:
-            with self._cond:
-                if not self._permanently_unhealthy:
-                    self._connected = True
+    def _finish(self, item: Item, reason: str, written: int) -> None:
+        lost = item.count - written
+        with self._cond:
+            if self._in_flight is not item:
+                return  # abandoned by abort(); already counted
+            self._in_flight = None
+            self._written += written
+            if lost:
+                self._dropped[reason] = self._dropped.get(reason, 0) + lost
+            caught_up = self._backlog_locked() == 0
+            self._cond.notify_all()
+        if item.seq_end is not None and self._cursor is not None:
+            self._cursor.spool.acknowledge(self.name, item.seq_end, now=caught_up)
+        if lost:
+            self._warnings.warning(
+                (self.name, reason),
+                "metricstream: sink %r dropped %d events of batch %s (%s): %s",
+                self.name,
+                lost,
+                item.batch_id,
+                reason,
+                self._state.last_error,
+            )
+        self._on_progress()

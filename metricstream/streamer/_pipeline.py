@@ -25,12 +25,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Literal
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
 from metricstream.event import MetricEvent, shared_tags
 from metricstream.exceptions import InvalidEventError
+from metricstream.spool import Spool
 from metricstream.streamer._lane import Lane
+from metricstream.streamer._spill import SpillCursor
 from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.health import StreamerHealth
 
@@ -46,8 +49,16 @@ class Pipeline:
         names: Their unique names.
     """
 
-    def __init__(self, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        config: StreamerConfig,
+        sinks: Sequence[Sink],
+        names: Sequence[str],
+        spool: Spool | None = None,
+    ) -> None:
         self.config = config
+        self.spool = spool
+        self._in_hand_durable = False
         self.buffer: deque[MetricEvent] = deque()
         self.lock = threading.Lock()
         self._progress = threading.Condition(threading.Lock())
@@ -76,6 +87,7 @@ class Pipeline:
                 probe_interval=config.probe_interval,
                 on_progress=self._on_progress,
                 warnings=self.warnings,
+                cursor=None if spool is None else SpillCursor(spool, name),
             )
             for sink, name in zip(sinks, names, strict=True)
         ]
@@ -191,12 +203,59 @@ class Pipeline:
             events = self._with_default_tags(events)
         batch = EventBatch(events)
         overflow = self.config.overflow
-        for lane in self.lanes:
-            lane.offer(batch, start, overflow)
+        seq = self._append(batch) if self.spool is not None else None
+        if seq == "dropped":
+            for lane in self.lanes:
+                lane.drop_on_arrival(len(batch.events), "overflow")
+        else:
+            for lane in self.lanes:
+                lane.offer(batch, start, overflow, seq)
         with self.lock:
             self._in_hand_start = None
+            self._in_hand_durable = False
         self._update_limit()
         return True
+
+    def _append(self, batch: EventBatch) -> tuple[int, int] | Literal["dropped"] | None:
+        """Append a batch to the spool, applying the overflow policy when it is full.
+
+        Returns:
+            Its sequence numbers; ``"dropped"`` when the full spool refused
+            it (``drop_newest``); None when it could not be written (the
+            batch is then delivered from memory only).
+        """
+        spool = self.spool
+        assert spool is not None
+        if not batch.events:
+            return None
+        while spool.is_full() and not self._stopping:
+            if self.config.overflow == "drop_newest":
+                self.warnings.warning(
+                    ("*", "spool-full"),
+                    "metricstream: spool full (spool_max_bytes=%d); dropping new batches",
+                    spool.max_bytes,
+                )
+                return "dropped"
+            if self.config.overflow == "drop_oldest":
+                dropped = spool.drop_oldest()
+                if dropped is None:
+                    break
+                for lane in self.lanes:
+                    lane.spool_dropped(dropped[1])
+                continue
+            time.sleep(0.05)  # "block": wait for the sinks to catch up
+        try:
+            seq = spool.append(batch)
+        except OSError as exc:
+            self.warnings.error(
+                ("*", "spool-write"),
+                "metricstream: writing the spool failed (%s); delivering from memory only",
+                exc,
+            )
+            return None
+        with self.lock:
+            self._in_hand_durable = True
+        return seq
 
     def _with_default_tags(self, events: list[MetricEvent]) -> list[MetricEvent]:
         """Add the default tags each event lacks; drop (as invalid) events whose tags break.
@@ -348,6 +407,8 @@ class Pipeline:
             lane.join(deadline)
         self._batcher.join(max(0.0, deadline - time.monotonic()))
         self._close_sinks(deadline)
+        if self.spool is not None:
+            self.spool.close()
         return delivered, given_up
 
     def _abort(self) -> int:
@@ -362,10 +423,11 @@ class Pipeline:
                     self._upstream_dropped.get("shutdown", 0) + stranded
                 )
             popped = self._popped
+            durable = self._in_hand_durable
         self.wake.set()
         worst = 0
         for lane in self.lanes:
-            worst = max(worst, stranded + lane.abort(popped))
+            worst = max(worst, stranded + lane.abort(popped, durable))
         with self._progress:
             self._progress.notify_all()
         return worst

@@ -7,6 +7,7 @@ environment) gets the same rules and the same errors.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,13 +18,25 @@ from metricstream.codecs.compression import Compression
 from metricstream.exceptions import ConfigError, InvalidEventError
 from metricstream.streamer.retry import RetryConfig
 
-__all__ = ["OVERFLOW_POLICIES", "OverflowPolicy", "StreamerConfig"]
+__all__ = [
+    "OVERFLOW_POLICIES",
+    "SPOOL_FSYNC_MODES",
+    "OverflowPolicy",
+    "SpoolFsync",
+    "StreamerConfig",
+]
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "block"]
 """What a full buffer does to new events."""
 
 OVERFLOW_POLICIES: tuple[OverflowPolicy, ...] = ("drop_oldest", "drop_newest", "block")
 """Every `OverflowPolicy`."""
+
+SpoolFsync = Literal["batch", "interval", "never"]
+"""When the spool forces what it appends to disk."""
+
+SPOOL_FSYNC_MODES: tuple[SpoolFsync, ...] = ("batch", "interval", "never")
+"""Every `SpoolFsync` mode."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,9 @@ class StreamerConfig:
     register_atexit: bool = True
     unhealthy_after: int = 3
     probe_interval: float = 5.0
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1 << 30
+    spool_fsync: SpoolFsync = "batch"
 
     def __post_init__(self) -> None:
         require_int("batch_size", self.batch_size, minimum=1)
@@ -74,3 +90,15 @@ class StreamerConfig:
             raise ConfigError("correlation_prefix", f"must be a non-empty str, not {prefix!r}")
         require_int("unhealthy_after", self.unhealthy_after, minimum=1)
         require_number("probe_interval", self.probe_interval, minimum=0, inclusive=False)
+        if self.spool_dir is not None:
+            try:
+                directory = os.fspath(self.spool_dir)
+            except TypeError:
+                raise ConfigError(
+                    "spool_dir", f"must be a path, not {type(self.spool_dir).__name__}"
+                ) from None
+            if not isinstance(directory, str) or not directory:
+                raise ConfigError("spool_dir", f"must be a non-empty path, not {directory!r}")
+            object.__setattr__(self, "spool_dir", os.path.abspath(directory))
+        require_int("spool_max_bytes", self.spool_max_bytes, minimum=1 << 20)
+        require_choice("spool_fsync", self.spool_fsync, SPOOL_FSYNC_MODES)

@@ -2,7 +2,7 @@
 
 For every sink, in every snapshot::
 
-    events_accepted == events_written + events_dropped + pending
+    events_accepted == events_written + events_dropped + pending + spooled
 
 where ``events_dropped`` is the sum of ``dropped_by_reason``.
 """
@@ -17,7 +17,14 @@ import orjson
 
 __all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth"]
 
-DROP_REASONS: tuple[str, ...] = ("overflow", "invalid", "rejected", "retries_exhausted", "shutdown")
+DROP_REASONS: tuple[str, ...] = (
+    "overflow",
+    "invalid",
+    "rejected",
+    "retries_exhausted",
+    "shutdown",
+    "corrupt",
+)
 """Why events are dropped:
 
 - ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
@@ -26,7 +33,8 @@ DROP_REASONS: tuple[str, ...] = ("overflow", "invalid", "rejected", "retries_exh
 - ``rejected``: the destination refused it for good (`PermanentSinkError`);
 - ``retries_exhausted``: every retry failed;
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
-  after shutdown.
+  after shutdown;
+- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file).
 """
 
 
@@ -49,6 +57,10 @@ class SinkHealth:
         consecutive_failures: Failed attempts since the last success.
         last_error: The last error message (credentials removed), or None.
         last_write_latency_ms: Duration of the last successful write.
+        spooled: Events waiting for this sink on disk only, in the spool
+            (0 without one); after shutdown, what stays there for the next
+            streamer. With a spool, `events_accepted` includes the events an
+            earlier streamer left there for this sink.
     """
 
     name: str
@@ -65,6 +77,7 @@ class SinkHealth:
     consecutive_failures: int
     last_error: str | None
     last_write_latency_ms: float | None
+    spooled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain data (JSON-ready)."""

@@ -7,11 +7,10 @@ method is called with the lane's lock held: an implementation needs no lock
 of its own, and must not block.
 
 The lane's accounting identity (see `metricstream.streamer._lane`) counts
-what the queue holds as ``queued``; a queue that keeps some of it out of
-memory reports that part as ``spooled``, which health shows separately::
-
-    offered == written + dropped + raw + preparing + queued + in_flight
-    queued  == in memory + spooled
+what the queue holds as ``queued``. With the disk spool, the lane keeps
+batches that do not fit in memory out of the queue altogether and reads
+them back from the spool when there is room (`metricstream.streamer._spill`),
+so the queue itself stays in memory.
 """
 
 from __future__ import annotations
@@ -37,6 +36,8 @@ class Item:
         end: Sequence number after the batch's last event.
         batch_id: The batch's id.
         written: Events the sink reported stored so far (a batch written in parts).
+        seq_end: The spool sequence number after its last event, when the
+            batch is in the spool (acknowledged there once it is done).
     """
 
     payload: Any
@@ -45,18 +46,17 @@ class Item:
     end: int
     batch_id: str
     written: int = 0
+    seq_end: int | None = None
 
 
 class PendingQueue(Protocol):
     """Pending storage of one lane: prepared payloads, oldest first.
 
     Attributes:
-        events: Events held (in memory and spooled).
-        spooled: Of those, events held outside memory.
+        events: Events held.
     """
 
     events: int
-    spooled: int
 
     def push(self, item: Item) -> None:
         """Append a payload (the lane has made room for it)."""
@@ -64,6 +64,10 @@ class PendingQueue(Protocol):
 
     def pop(self) -> Item | None:
         """Remove and return the oldest payload, or None when empty."""
+        ...
+
+    def push_front(self, item: Item) -> None:
+        """Put back a payload taken by `pop` (to be written again first)."""
         ...
 
     def evict_oldest(self, needed: int) -> list[Item]:
@@ -76,8 +80,8 @@ class PendingQueue(Protocol):
         """
         ...
 
-    def clear(self) -> int:
-        """Remove everything (shutdown gave up); return how many events that was."""
+    def drain(self) -> list[Item]:
+        """Remove and return every payload, oldest first (shutdown gave up)."""
         ...
 
     def oldest_start(self) -> int | None:
@@ -91,7 +95,6 @@ class MemoryQueue:
     def __init__(self) -> None:
         self._items: deque[Item] = deque()
         self.events = 0
-        self.spooled = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -109,6 +112,11 @@ class MemoryQueue:
         self.events -= item.count
         return item
 
+    def push_front(self, item: Item) -> None:
+        """Put back a payload taken by `pop`."""
+        self._items.appendleft(item)
+        self.events += item.count
+
     def evict_oldest(self, needed: int) -> list[Item]:
         """Remove whole payloads, oldest first, until `needed` events are freed."""
         evicted: list[Item] = []
@@ -120,12 +128,12 @@ class MemoryQueue:
             evicted.append(item)
         return evicted
 
-    def clear(self) -> int:
-        """Remove everything; return the number of events."""
-        count = self.events
+    def drain(self) -> list[Item]:
+        """Remove and return every payload, oldest first."""
+        items = list(self._items)
         self._items.clear()
         self.events = 0
-        return count
+        return items
 
     def oldest_start(self) -> int | None:
         """The sequence start of the oldest payload, or None."""

@@ -10,6 +10,7 @@ application or another sink.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -24,9 +25,10 @@ from metricstream.codecs.compression import Compression
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
+from metricstream.spool import Spool
 from metricstream.streamer import lifecycle
 from metricstream.streamer._pipeline import Pipeline
-from metricstream.streamer.config import OverflowPolicy, StreamerConfig
+from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
 from metricstream.streamer.correlation import correlation as _correlation
 from metricstream.streamer.correlation import current_correlation_id, generate_correlation_id
 from metricstream.streamer.health import StreamerHealth
@@ -93,6 +95,17 @@ class EventStreamer(Instruments):
             as unhealthy.
         probe_interval: Seconds between health probes (`Sink.check`) of a
             disconnected, idle sink.
+        spool_dir: A directory for the write-ahead spool (see README,
+            "Delivery guarantees"): each batch is appended there once before
+            delivery, batches a sink cannot take yet stay on disk instead of
+            being dropped, and a streamer opened on the same directory later
+            delivers what was left. None (the default) keeps everything in
+            memory.
+        spool_max_bytes: The most bytes the spool may hold; when full, the
+            `overflow` policy applies to it.
+        spool_fsync: When appended batches are forced to disk: ``"batch"``
+            (each one), ``"interval"`` (at most once a second) or ``"never"``
+            (the operating system decides).
 
     Raises:
         ConfigError: If an option is invalid; it names the option.
@@ -115,6 +128,9 @@ class EventStreamer(Instruments):
         register_atexit: bool = True,
         unhealthy_after: int = 3,
         probe_interval: float = 5.0,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = 1 << 30,
+        spool_fsync: SpoolFsync = "batch",
     ) -> None:
         self._sinks, self._names = _check_sinks(sinks)
         self.config = StreamerConfig(
@@ -131,6 +147,9 @@ class EventStreamer(Instruments):
             register_atexit=register_atexit,
             unhealthy_after=unhealthy_after,
             probe_interval=probe_interval,
+            spool_dir=spool_dir,  # type: ignore[arg-type]
+            spool_max_bytes=spool_max_bytes,
+            spool_fsync=spool_fsync,
         )
         if self.config.compression is not None:
             for sink in self._sinks:
@@ -139,7 +158,8 @@ class EventStreamer(Instruments):
                     inherit(self.config.compression)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
-        self._pipeline = Pipeline(self.config, self._sinks, self._names)
+        self._spool = self._open_spool(self.config.spool_dir)
+        self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
         # What a collected streamer leaves behind is stopped in the background;
         # the holder is updated after a fork, so it always names this process's pipeline.
         self._pipeline_holder = [self._pipeline]
@@ -160,8 +180,24 @@ class EventStreamer(Instruments):
             hook = getattr(sink, "after_fork", None)
             if callable(hook):
                 hook()
-        self._pipeline = Pipeline(self.config, self._sinks, self._names)
+        if self._spool is not None and self.config.spool_dir is not None:
+            # The parent's spool stays the parent's: the child spools apart.
+            self._spool.forget_in_child()
+            child_dir = os.path.join(self.config.spool_dir, "forks", str(os.getpid()))
+            self._spool = self._open_spool(child_dir, ephemeral=True)
+        self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
         self._pipeline_holder[0] = self._pipeline
+
+    def _open_spool(self, directory: str | None, *, ephemeral: bool = False) -> Spool | None:
+        if directory is None:
+            return None
+        return Spool(
+            directory,
+            sinks=self._names,
+            max_bytes=self.config.spool_max_bytes,
+            fsync=self.config.spool_fsync,
+            ephemeral=ephemeral,
+        )
 
     # --- the application's side --------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import os
 from pathlib import Path
 from typing import IO
 
@@ -40,7 +41,8 @@ class WriterLock:
     def __init__(self, path: Path) -> None:
         self.path = lock_path(path)
         # A file object, so that the lock is released if the sink is collected.
-        handle: IO[bytes] = open(self.path, "ab")  # noqa: SIM115 - held for the sink's life
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handle: IO[bytes] = os.fdopen(descriptor, "ab")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
