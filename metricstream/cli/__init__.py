@@ -4,6 +4,8 @@
   analytics workload, with a live summary and the final accounting;
 - ``metricstream cat`` (`metricstream.cli.cat`): print the events of a JSON
   Lines file;
+- ``metricstream pipe`` (`metricstream.cli.pipe`): stream line protocol or
+  JSON Lines from standard input to sinks;
 - ``metricstream spool`` (`metricstream.cli.spool`): inspect a spool, or
   replay it to sinks.
 
@@ -18,13 +20,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, demo, spool
+from metricstream.cli import cat, demo, pipe, spool
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat, spool)
+COMMANDS = (demo, cat, pipe, spool)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -32,6 +32,7 @@ from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerCon
 from metricstream.streamer.correlation import correlation as _correlation
 from metricstream.streamer.correlation import current_correlation_id, generate_correlation_id
 from metricstream.streamer.health import StreamerHealth
+from metricstream.streamer.instruments import Instruments
 from metricstream.streamer.retry import RetryConfig
 
 __all__ = ["EventStreamer", "OverflowPolicy"]
@@ -63,7 +64,7 @@ def _check_sinks(sinks: object) -> tuple[list[Sink], list[str]]:
     return sink_list, names
 
 
-class EventStreamer:
+class EventStreamer(Instruments):
     """Batch events and deliver them to several sinks, each in its own lane.
 
     Args:

@@ -1,0 +1,333 @@
+"""One-line instrumentation: `timed`, `count` and `gauge` on every `EventStreamer`.
+
+::
+
+    @streamer.timed("orders.lookup", table="orders")
+    def lookup(order_id): ...
+
+    async with streamer.timed("http.fetch", host="api"):
+        ...
+
+    streamer.count("cache.miss", region="eu")
+    streamer.gauge("queue.depth", len(queue), queue="emails")
+
+Each call sends one event through `EventStreamer.send`, so it carries the
+active correlation id and costs the calling thread what sending an event
+built by `event_from_sample` costs (plus, for `timed`, the clock reads):
+
+- `timed`: measurement `name`, the given tags plus ``outcome`` (``ok``, or
+  the type name of the exception that ended the block), field
+  ``duration_ms`` (float). The exception always propagates.
+- `count`: measurement `name`, field ``count`` (int, default 1).
+- `gauge`: measurement `name`, field ``value`` (int or float).
+
+What can be decided once is decided when the instrument is made: `timed`
+validates its name and tags and builds the ``outcome=ok`` tag set up front,
+so a timed call only reads the clocks and sends.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+from metricstream._bounded import BoundedDict
+from metricstream._validate import (
+    INT64_MAX,
+    INT64_MIN,
+    check_field_value,
+    check_measurement,
+    valid_measurements,
+)
+from metricstream.event import FieldValue, MetricEvent, shared_tags, trusted_event
+from metricstream.exceptions import ConfigError, InvalidEventError
+
+__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "Instruments", "Timer"]
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTCOME_TAG = "outcome"
+"""The tag `timed` adds: ``ok``, or the type name of the exception raised."""
+OUTCOME_OK = "ok"
+"""The ``outcome`` of a block or call that returned normally."""
+
+_NO_TAGS = shared_tags({})
+_perf_ns = time.perf_counter_ns
+_time_ns = time.time_ns
+
+
+def _number(key: str, value: object, *, integral: bool) -> FieldValue:
+    """Check a `count` (int) or `gauge` (int or float) value; the slow path of each."""
+    allowed = (int,) if integral else (int, float)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        kind = "an int" if integral else "an int or a float"
+        raise InvalidEventError(key, f"{key!r} must be {kind}, not {type(value).__name__}")
+    return check_field_value(key, value)
+
+
+class _Sender(Protocol):
+    def send(self, event: MetricEvent) -> bool: ...
+
+
+_TimerSpec = tuple[str, dict[str, str], dict[str, str]]
+_timer_specs: BoundedDict[tuple[object, ...], _TimerSpec] = BoundedDict(4096)
+"""(name, *tags) -> the validated name, the tags, and the tags with ``outcome=ok``."""
+
+
+def _new_timer_spec(name: str, tags: dict[str, Any]) -> _TimerSpec:
+    """Validate a timer's name and tags; remember them for the next timer like it."""
+    if OUTCOME_TAG in tags:
+        raise ConfigError("tags", f"{OUTCOME_TAG!r} is set by timed() itself")
+    checked = check_measurement(name)
+    base = shared_tags(tags) if tags else _NO_TAGS
+    spec = (checked, base, shared_tags({**base, OUTCOME_TAG: OUTCOME_OK}))
+    # Only plain strings are remembered: 1, 1.0 and True are equal keys but different tags.
+    if name.__class__ is str and all(value.__class__ is str for value in tags.values()):
+        _timer_specs.remember((name, *tags.items()), spec)
+    return spec
+
+
+def _failure_tags(tags: dict[str, str], error: type[BaseException]) -> dict[str, str]:
+    """The tags of a failed call: ``outcome`` is the exception's type name."""
+    try:
+        return shared_tags({**tags, OUTCOME_TAG: error.__name__})
+    except InvalidEventError:  # a class renamed to something no tag can hold
+        return shared_tags({**tags, OUTCOME_TAG: "error"})
+
+
+class Timer:
+    """Times a function or a block and sends its duration and outcome.
+
+    Made by `Instruments.timed` (``streamer.timed(name, **tags)``); use it as
+    a decorator (sync or async functions), a ``with`` block or an ``async
+    with`` block. As a decorator it keeps no state between calls, so a
+    decorated function may run in many threads and tasks at once. As a
+    context manager it holds the start of the block it times: write ``with
+    streamer.timed(...)`` at each block (each call makes its own timer,
+    cheaply) rather than sharing one timer object between blocks that run at
+    the same time in several threads or tasks. Re-entering a timer inside its
+    own block is fine: blocks nest.
+    """
+
+    __slots__ = ("_nested", "_spec", "_started", "_streamer")
+
+    _spec: _TimerSpec
+    _streamer: _Sender
+    _started: int  # perf_counter_ns() at the start of the open block; 0 when none is open
+    _nested: list[int] | None  # starts of the enclosing blocks when the timer is re-entered
+
+    @property
+    def name(self) -> str:
+        """The measurement."""
+        return self._spec[0]
+
+    def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
+        elapsed_ns = _perf_ns() - started_ns
+        name, tags, ok_tags = self._spec
+        self._streamer.send(
+            trusted_event(
+                name,
+                ok_tags if error is None else _failure_tags(tags, error),
+                {"duration_ms": elapsed_ns / 1e6},
+                _time_ns(),
+                None,
+            )
+        )
+
+    # --- decorator ---------------------------------------------------------------
+
+    def __call__(self, function: F) -> F:
+        """Time every call of `function` (a plain or an ``async`` function).
+
+        Raises:
+            TypeError: If `function` is a generator or an async generator
+                function, whose body runs after the call returns.
+        """
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            raise TypeError(
+                f"timed() cannot time the generator function {function.__qualname__}: "
+                "its body runs while it is iterated; time the loop that consumes it"
+            )
+        if inspect.iscoroutinefunction(function):
+            return cast(F, self._wrap_async(function))
+        return cast(F, self._wrap_sync(function))
+
+    def _wrap_sync(self, function: Callable[..., R]) -> Callable[..., R]:
+        record = self._record
+
+        @functools.wraps(function)
+        def timed_call(*args: Any, **kwargs: Any) -> R:
+            started = _perf_ns()
+            try:
+                result = function(*args, **kwargs)
+            except BaseException as exc:
+                record(started, exc.__class__)
+                raise
+            record(started, None)
+            return result
+
+        return timed_call
+
+    def _wrap_async(
+        self, function: Callable[..., Coroutine[Any, Any, R]]
+    ) -> Callable[..., Awaitable[R]]:
+        record = self._record
+
+        @functools.wraps(function)
+        async def timed_call(*args: Any, **kwargs: Any) -> R:
+            started = _perf_ns()
+            try:
+                result = await function(*args, **kwargs)
+            except BaseException as exc:
+                record(started, exc.__class__)
+                raise
+            record(started, None)
+            return result
+
+        return timed_call
+
+    # --- context manager ------------------------------------------------------
+
+    def __enter__(self) -> Timer:
+        if self._started:  # entered again inside its own block: keep the outer start
+            if self._nested is None:
+                self._nested = []
+            self._nested.append(self._started)
+        self._started = _perf_ns()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        started = self._started
+        nested = self._nested
+        self._started = nested.pop() if nested else 0
+        self._record(started, exc_type)
+
+    async def __aenter__(self) -> Timer:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        name, tags, _ = self._spec
+        return f"Timer(name={name!r}, tags={dict(tags)!r})"
+
+
+class Instruments:
+    """The instrumentation shortcuts of `EventStreamer`: `timed`, `count`, `gauge`.
+
+    A mixin: it only needs the class it is mixed into to have ``send``.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def send(self, event: MetricEvent) -> bool:
+            """Accept one event (provided by `EventStreamer`)."""
+
+    def timed(self, name: str, **tags: Any) -> Timer:
+        """Time a function or block: send its duration in ms and its outcome.
+
+        Use it as a decorator (sync or ``async`` functions) or as a ``with``
+        / ``async with`` block::
+
+            @streamer.timed("db.query", table="orders")
+            def load(order_id): ...
+
+            with streamer.timed("render", template="home"):
+                ...
+
+        Each call or block sends one event: measurement `name`, the tags plus
+        ``outcome`` (``ok``, or the exception's type name, such as
+        ``KeyError``), and the field ``duration_ms``. An exception is never
+        swallowed: it propagates once recorded.
+
+        Args:
+            name: The measurement.
+            **tags: Tags for every event (values are str, int, float or bool).
+
+        Returns:
+            A `Timer`.
+
+        Raises:
+            InvalidEventError: If the name or a tag is invalid.
+            ConfigError: If a tag is named ``outcome``.
+        """
+        timer = Timer()
+        key = (name, *tags.items())
+        try:
+            timer._spec = _timer_specs[key]
+        except (KeyError, TypeError):
+            timer._spec = _new_timer_spec(name, tags)
+        timer._streamer = self
+        timer._started = 0
+        timer._nested = None
+        return timer
+
+    def count(self, name: str, n: int = 1, **tags: Any) -> bool:
+        """Send a count: measurement `name`, field ``count`` = `n`.
+
+        Args:
+            name: The measurement.
+            n: How many (an int64).
+            **tags: Tags of the event.
+
+        Returns:
+            What `send` returns: True if queued, False if dropped and counted.
+
+        Raises:
+            InvalidEventError: If the name, a tag or `n` is invalid.
+        """
+        if name.__class__ is not str or name not in valid_measurements:
+            name = check_measurement(name)
+        if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
+            n = cast(int, _number("count", n, integral=True))
+        return self.send(
+            trusted_event(
+                name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns(), None
+            )
+        )
+
+    def gauge(self, name: str, value: float, **tags: Any) -> bool:
+        """Send a gauge reading: measurement `name`, field ``value``.
+
+        Args:
+            name: The measurement.
+            value: The reading: an int64 or a finite float.
+            **tags: Tags of the event.
+
+        Returns:
+            What `send` returns: True if queued, False if dropped and counted.
+
+        Raises:
+            InvalidEventError: If the name, a tag or the value is invalid.
+        """
+        if name.__class__ is not str or name not in valid_measurements:
+            name = check_measurement(name)
+        cls = value.__class__
+        if cls is float:
+            if value - value != 0.0:  # NaN or infinity
+                value = cast(float, _number("value", value, integral=False))
+        elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
+            value = cast(float, _number("value", value, integral=False))
+        return self.send(
+            trusted_event(
+                name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns(), None
+            )
+        )
