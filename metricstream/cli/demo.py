@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from metricstream.cli._args import bounded_float, plain, positive_float, positive_int
+from metricstream.cli._report import write_accounting
 from metricstream.cli.workload import AnalyticsWorkload
 from metricstream.contract import Sink
 from metricstream.registry import sink_from_url
@@ -84,21 +85,6 @@ def _summary_line(elapsed: float, sent: int, rate: float, health: StreamerHealth
     return " | ".join(parts)
 
 
-def _accounting(health: StreamerHealth, sent: int, out: TextIO) -> bool:
-    balanced = True
-    out.write(f"\nFinal accounting ({sent:,} events sent):\n")
-    for name, sink in health.sinks.items():
-        reasons = ", ".join(f"{r} {n:,}" for r, n in sink.dropped_by_reason.items() if n)
-        ok = sink.events_written + sink.events_dropped == sent and sink.pending == 0
-        balanced = balanced and ok
-        out.write(
-            f"  {name:<12} written {sink.events_written:>10,}  dropped {sink.events_dropped:>8,}"
-            f"{' (' + reasons + ')' if reasons else ''}  pending {sink.pending:,}  "
-            f"{'OK: written + dropped == sent' if ok else 'MISMATCH'}\n"
-        )
-    return balanced
-
-
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the simulated workload; return the exit status."""
     output_dir = Path(args.output_dir)
@@ -140,7 +126,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         streamer.shutdown(timeout=10)
     health = streamer.health()
     accepted = health.events_accepted
-    balanced = _accounting(health, accepted, out)
+    balanced = write_accounting(health, out, title=f"Final accounting ({accepted:,} events sent)")
     if not args.sink:
         out.write(
             f"\nEvents written to {output_dir / 'events.jsonl.zst'} "

@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, NamedTuple, TextIO
 
 from metricstream.cli._args import plain, positive_float, positive_int
-from metricstream.cli.demo import _accounting
+from metricstream.cli._report import write_accounting
 from metricstream.codecs.json import decode_event
 from metricstream.codecs.lineprotocol import PRECISIONS, parse_lines
 from metricstream.event import MetricEvent
@@ -340,7 +340,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             streamer.shutdown(timeout=args.timeout)
     health = streamer.health()
     out.write(report.summary() if report is not None else "Interrupted.\n")
-    balanced = _accounting(health, health.events_accepted, out)
+    balanced = write_accounting(
+        health, out, title=f"Final accounting ({health.events_accepted:,} events sent)"
+    )
     written_everywhere = all(
         sink.events_written == health.events_accepted for sink in health.sinks.values()
     )

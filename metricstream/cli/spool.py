@@ -10,6 +10,7 @@ from typing import Any, TextIO
 import orjson
 
 from metricstream.cli._args import plain, positive_float
+from metricstream.cli._report import write_accounting
 from metricstream.registry import sink_from_url
 from metricstream.spool import inspect_spool, rewind
 from metricstream.streamer.streamer import EventStreamer
@@ -113,12 +114,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         streamer.shutdown(timeout=10)
     health = streamer.health()
-    for name, state in health.sinks.items():
-        reasons = ", ".join(f"{r} {n:,}" for r, n in state.dropped_by_reason.items() if n)
-        out.write(
-            f"  {name:<20} written {state.events_written:>10,}  dropped {state.events_dropped:>8,}"
-            f"{' (' + reasons + ')' if reasons else ''}  left in the spool {state.spooled:,}\n"
-        )
+    write_accounting(health, out, title="Replayed")
     return 0 if all(s.spooled == 0 for s in health.sinks.values()) else 1
 
 
