@@ -35,6 +35,7 @@ from metricstream._log import RateLimitedLog, logger
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import EventBatch, Sink
 from metricstream.exceptions import PermanentSinkError, TransientSinkError
+from metricstream.streamer._uncounted import UncountedSlot
 from metricstream.streamer.health import DROP_REASONS, SinkHealth
 from metricstream.streamer.queue import Item, MemoryQueue, PendingQueue
 from metricstream.streamer.retry import Retrier, RetryConfig, RetryInterruptedError
@@ -124,6 +125,8 @@ class Lane:
         self._aborted = False
         self._dead: str | None = None
         self._logged_unexpected: set[type[BaseException]] = set()
+        # Self-telemetry: written on this lane's threads, outside its accounting.
+        self.uncounted = UncountedSlot(sink, name, self._cond, warnings)
         self._preparer = threading.Thread(
             target=self._guard, args=(self._run_preparer,), name=f"metricstream-prepare-{name}",
             daemon=True,
@@ -221,7 +224,7 @@ class Lane:
     def oldest_unfinished(self) -> int | None:
         """The sequence start of the oldest event not yet written or dropped, or None."""
         with self._cond:
-            if self._in_flight is not None:
+            if self._in_flight is not None and self._in_flight.count:
                 return self._in_flight.start
             oldest = self._queue.oldest_start()
             if oldest is not None:
@@ -340,9 +343,12 @@ class Lane:
 
     def _run_preparer(self) -> None:
         while True:
+            self.uncounted.prepare()
             with self._cond:
-                while not self._inbox and not self._closing:
+                while not self._inbox and not self._closing and not self.uncounted.waiting:
                     self._cond.wait()
+                if not self._inbox and not self._closing:
+                    continue  # woken for self-telemetry only
                 if self._aborted or not self._inbox:
                     self._preparer_done = True
                     self._cond.notify_all()
@@ -421,7 +427,7 @@ class Lane:
                 while True:
                     if self._aborted:
                         return
-                    item = self._queue.pop()
+                    item = self.uncounted.take_locked(self._closing) or self._queue.pop()
                     if item is not None:
                         self._in_flight = item
                         break
@@ -463,6 +469,9 @@ class Lane:
         Returns:
             (the drop reason for events not written, events written).
         """
+        if not item.count:
+            self.uncounted.write(item)
+            return "", 0
         try:
             retrier.call(lambda: self._attempt(item))
         except PermanentSinkError as exc:

@@ -47,6 +47,7 @@ class StreamerConfig:
     register_atexit: bool = True
     unhealthy_after: int = 3
     probe_interval: float = 5.0
+    self_metrics_interval: float | None = None
 
     def __post_init__(self) -> None:
         require_int("batch_size", self.batch_size, minimum=1)
@@ -74,3 +75,7 @@ class StreamerConfig:
             raise ConfigError("correlation_prefix", f"must be a non-empty str, not {prefix!r}")
         require_int("unhealthy_after", self.unhealthy_after, minimum=1)
         require_number("probe_interval", self.probe_interval, minimum=0, inclusive=False)
+        if self.self_metrics_interval is not None:
+            require_number(
+                "self_metrics_interval", self.self_metrics_interval, minimum=0, inclusive=False
+            )

@@ -92,6 +92,10 @@ class EventStreamer:
             as unhealthy.
         probe_interval: Seconds between health probes (`Sink.check`) of a
             disconnected, idle sink.
+        self_metrics_interval: Every this many seconds, send every sink one
+            ``metricstream_internal`` event per sink with its counters
+            (`metricstream.streamer.self_metrics`); never counted in the
+            accounting. None (the default) sends none.
 
     Raises:
         ConfigError: If an option is invalid; it names the option.
@@ -114,6 +118,7 @@ class EventStreamer:
         register_atexit: bool = True,
         unhealthy_after: int = 3,
         probe_interval: float = 5.0,
+        self_metrics_interval: float | None = None,
     ) -> None:
         self._sinks, self._names = _check_sinks(sinks)
         self.config = StreamerConfig(
@@ -130,6 +135,7 @@ class EventStreamer:
             register_atexit=register_atexit,
             unhealthy_after=unhealthy_after,
             probe_interval=probe_interval,
+            self_metrics_interval=self_metrics_interval,
         )
         if self.config.compression is not None:
             for sink in self._sinks:
