@@ -25,6 +25,7 @@ from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
 from metricstream.streamer import lifecycle
+from metricstream.streamer._operations import StreamerOperations
 from metricstream.streamer._pipeline import Pipeline
 from metricstream.streamer.config import OverflowPolicy, StreamerConfig
 from metricstream.streamer.correlation import correlation as _correlation
@@ -61,8 +62,12 @@ def _check_sinks(sinks: object) -> tuple[list[Sink], list[str]]:
     return sink_list, names
 
 
-class EventStreamer:
+class EventStreamer(StreamerOperations):
     """Batch events and deliver them to several sinks, each in its own lane.
+
+    Besides the methods below: `serve_health` (an HTTP health endpoint with
+    Prometheus metrics and a status page; see
+    `metricstream.streamer._operations`).
 
     Args:
         sinks: The destinations (objects following `metricstream.sinks.Sink`);
@@ -167,6 +172,7 @@ class EventStreamer:
                 hook()
         self._pipeline = Pipeline(self.config, self._sinks, self._names)
         self._pipeline_holder[0] = self._pipeline
+        self._health_server_after_fork()
 
     # --- the application's side --------------------------------------------
 
@@ -287,6 +293,7 @@ class EventStreamer:
             if self._shutdown_result is not None:
                 return self._shutdown_result
             delivered, given_up = self._pipeline.stop(deadline)
+            self._stop_health_server(deadline)
             self._finalizer.detach()
             lifecycle.forget(self)
             if given_up:

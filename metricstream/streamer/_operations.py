@@ -1,0 +1,105 @@
+"""The operational face of `EventStreamer`: the health endpoint.
+
+`StreamerOperations` is a mixin of `EventStreamer`; it keeps these methods
+out of the facade's module. It relies on the facade's ``health`` method and
+its ``_shutdown_lock`` and ``_shutdown_result``.
+
+- `serve_health` starts a `HealthServer` (`metricstream.streamer.health_server`);
+  the facade's shutdown stops it (`_stop_health_server`), and a forked child
+  closes the socket it inherited (`_health_server_after_fork`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from metricstream._options import require_int, require_name
+from metricstream.exceptions import ConfigError
+from metricstream.streamer.health import StreamerHealth
+
+if TYPE_CHECKING:
+    from metricstream.streamer.health_server import HealthServer
+
+__all__ = ["StreamerOperations"]
+
+class StreamerOperations:
+    """The health endpoint (a mixin)."""
+
+    _health_server: HealthServer | None = None
+    _shutdown_lock: threading.Lock
+    _shutdown_result: bool | None
+
+    if TYPE_CHECKING:
+
+        def health(self) -> StreamerHealth:
+            """Provided by `EventStreamer`."""
+            ...
+
+    # --- the health endpoint -------------------------------------------------
+
+    def serve_health(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Serve ``/healthz``, ``/metrics`` and a live status page over HTTP.
+
+        ``GET /healthz`` answers 200 when the streamer is healthy and 503
+        when not, with the health snapshot as JSON (credentials removed);
+        ``GET /metrics`` gives the per-sink counters in the Prometheus text
+        format (needs ``prometheus_client``: the ``prometheus`` extra);
+        ``GET /`` is a status page that refreshes itself. The server runs on
+        its own daemon thread, never touches `send`, and stops when the
+        streamer shuts down (or is garbage-collected). Calling again returns
+        the running server's address.
+
+        Args:
+            host: The address to listen on; ``"0.0.0.0"`` (or ``"::"``) to
+                answer probes from other hosts.
+            port: The port; 0 picks a free one.
+
+        Returns:
+            The (host, port) the server listens on.
+
+        Raises:
+            ConfigError: If the host or port is invalid or cannot be listened
+                on, if another server of this streamer listens elsewhere, or
+                if the streamer is shut down.
+        """
+        require_name("host", host)
+        require_int("port", port, minimum=0, maximum=65535)
+        from metricstream.streamer.health_server import HealthServer
+
+        with self._shutdown_lock:
+            if self._shutdown_result is not None:
+                raise ConfigError("serve_health", "the streamer is shut down")
+            server = self._health_server
+            if server is not None:
+                if port in (0, server.address[1]):
+                    return server.address
+                raise ConfigError("port", f"health is served on {server.url} already")
+            server = HealthServer(_weak_health(self), host, port)
+            server.start()
+            self._health_server = server
+            return server.address
+
+    def _stop_health_server(self, deadline: float) -> None:
+        server, self._health_server = self._health_server, None
+        if server is not None:
+            server.stop(deadline)
+
+    def _health_server_after_fork(self) -> None:
+        server, self._health_server = self._health_server, None
+        if server is not None:
+            server.after_fork_in_child()
+
+
+
+def _weak_health(streamer: StreamerOperations) -> Callable[[], StreamerHealth | None]:
+    """Return a health source that does not keep `streamer` alive."""
+    method = weakref.WeakMethod(streamer.health)
+
+    def health() -> StreamerHealth | None:
+        bound = method()
+        return None if bound is None else bound()
+
+    return health
