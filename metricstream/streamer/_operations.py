@@ -1,23 +1,27 @@
-"""The operational face of `EventStreamer`: the health endpoint.
+"""The operational face of `EventStreamer`: health endpoint, environment.
 
 `StreamerOperations` is a mixin of `EventStreamer`; it keeps these methods
-out of the facade's module. It relies on the facade's ``health`` method and
-its ``_shutdown_lock`` and ``_shutdown_result``.
+out of the facade's module. It relies on the facade's ``health`` and
+``shutdown`` methods and its ``_shutdown_lock`` and ``_shutdown_result``.
 
 - `serve_health` starts a `HealthServer` (`metricstream.streamer.health_server`);
   the facade's shutdown stops it (`_stop_health_server`), and a forked child
   closes the socket it inherited (`_health_server_after_fork`).
+- `from_env` builds a streamer from the ``METRICSTREAM_*`` variables
+  (`metricstream.streamer.env`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from metricstream._options import require_int, require_name
 from metricstream.exceptions import ConfigError
+from metricstream.streamer import env
 from metricstream.streamer.health import StreamerHealth
 
 if TYPE_CHECKING:
@@ -25,8 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = ["StreamerOperations"]
 
+_S = TypeVar("_S", bound="StreamerOperations")
+
+
 class StreamerOperations:
-    """The health endpoint (a mixin)."""
+    """Health endpoint and configuration from the environment (a mixin)."""
 
     _health_server: HealthServer | None = None
     _shutdown_lock: threading.Lock
@@ -35,6 +42,10 @@ class StreamerOperations:
     if TYPE_CHECKING:
 
         def health(self) -> StreamerHealth:
+            """Provided by `EventStreamer`."""
+            ...
+
+        def shutdown(self, timeout: float = 10.0) -> bool:
             """Provided by `EventStreamer`."""
             ...
 
@@ -91,6 +102,56 @@ class StreamerOperations:
         server, self._health_server = self._health_server, None
         if server is not None:
             server.after_fork_in_child()
+
+    # --- configuration from the environment ---------------------------------
+
+    @classmethod
+    def from_env(
+        cls: type[_S], *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> _S:
+        """Build a streamer from the ``METRICSTREAM_*`` environment variables.
+
+        ``METRICSTREAM_SINKS`` (comma-separated sink URLs, resolved by
+        `metricstream.sinks.sink_from_url`), ``METRICSTREAM_DEFAULT_TAGS``
+        (``k=v,k=v``), ``METRICSTREAM_BATCH_SIZE``,
+        ``METRICSTREAM_FLUSH_INTERVAL``, ``METRICSTREAM_MAX_BUFFER``,
+        ``METRICSTREAM_OVERFLOW``, ``METRICSTREAM_COMPRESSION``,
+        ``METRICSTREAM_SELF_METRICS_INTERVAL`` and ``METRICSTREAM_HEALTH_PORT``
+        (with ``METRICSTREAM_HEALTH_HOST``, default ``127.0.0.1``: calls
+        `serve_health`); see `metricstream.streamer.env`. Unset or empty
+        variables leave the defaults.
+
+        Args:
+            environ: Where to read the variables; `os.environ` when None.
+            **overrides: `EventStreamer` arguments, which win over the
+                environment (``sinks=[...]`` replaces ``METRICSTREAM_SINKS``).
+
+        Returns:
+            The running streamer.
+
+        Raises:
+            ConfigError: If a variable's value is invalid; it names the
+                variable and the value (credentials removed).
+        """
+        settings = env.read_environment(os.environ if environ is None else environ, overrides)
+        options = {**settings.options, **overrides}
+        given_sinks = options.pop("sinks", None)
+        sinks = env.build_sinks(settings.sink_urls) if given_sinks is None else given_sinks
+        build: Callable[..., _S] = cls
+        try:
+            streamer = build(sinks, **options)
+        except ConfigError as exc:
+            if given_sinks is None:
+                env.close_quietly(sinks)
+            raise settings.explain(exc) from None
+        if settings.health is not None:
+            try:
+                streamer.serve_health(*settings.health)
+            except ConfigError as exc:
+                streamer.shutdown(timeout=1.0)
+                problem = str(exc).removeprefix(f"{exc.option}: ")
+                raise settings.explain(ConfigError("health_port", problem)) from None
+        return streamer
 
 
 
