@@ -7,8 +7,9 @@
 - `RetryConfig` (`.retry`), correlation ids (`.correlation`), health
   snapshots (`.health`), exit and fork handling (`.lifecycle`);
 - operations (`._operations`): the health endpoint (`.health_server`, with
-  Prometheus metrics from `StreamerCollector` in `.prometheus`) and
-  self-telemetry (`.self_metrics`).
+  Prometheus metrics from `StreamerCollector` in `.prometheus`),
+  self-telemetry (`.self_metrics`), configuration from the environment
+  (`.env`) and the asyncio methods.
 """
 
 from __future__ import annotations

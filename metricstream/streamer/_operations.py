@@ -1,14 +1,16 @@
-"""The operational face of `EventStreamer`: health endpoint, environment.
+"""The operational face of `EventStreamer`: health endpoint, environment, asyncio.
 
 `StreamerOperations` is a mixin of `EventStreamer`; it keeps these methods
-out of the facade's module. It relies on the facade's ``health`` and
-``shutdown`` methods and its ``_shutdown_lock`` and ``_shutdown_result``.
+out of the facade's module. It relies on the facade's ``health``, ``flush``
+and ``shutdown`` methods and its ``_shutdown_lock`` and ``_shutdown_result``.
 
 - `serve_health` starts a `HealthServer` (`metricstream.streamer.health_server`);
   the facade's shutdown stops it (`_stop_health_server`), and a forked child
   closes the socket it inherited (`_health_server_after_fork`).
 - `from_env` builds a streamer from the ``METRICSTREAM_*`` variables
   (`metricstream.streamer.env`).
+- `flush_async`, `shutdown_async` and ``async with`` run the blocking waits
+  on a worker thread (`asyncio.to_thread`), so the event loop never waits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from metricstream._options import require_int, require_name
@@ -33,7 +36,7 @@ _S = TypeVar("_S", bound="StreamerOperations")
 
 
 class StreamerOperations:
-    """Health endpoint and configuration from the environment (a mixin)."""
+    """Health endpoint, configuration from the environment and asyncio (a mixin)."""
 
     _health_server: HealthServer | None = None
     _shutdown_lock: threading.Lock
@@ -42,6 +45,10 @@ class StreamerOperations:
     if TYPE_CHECKING:
 
         def health(self) -> StreamerHealth:
+            """Provided by `EventStreamer`."""
+            ...
+
+        def flush(self, timeout: float | None = None) -> bool:
             """Provided by `EventStreamer`."""
             ...
 
@@ -153,6 +160,43 @@ class StreamerOperations:
                 raise settings.explain(ConfigError("health_port", problem)) from None
         return streamer
 
+    # --- asyncio ----------------------------------------------------------------
+
+    async def flush_async(self, timeout: float | None = None) -> bool:
+        """`flush`, awaited without blocking the event loop.
+
+        The wait runs on a worker thread of the loop's default executor;
+        pass a `timeout` so that a dead sink cannot hold that thread forever.
+
+        Returns:
+            True once everything accepted before the call is written or
+            dropped; False if the timeout passed first.
+        """
+        import asyncio  # loaded already wherever a coroutine runs; not by `import metricstream`
+
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def shutdown_async(self, timeout: float = 10.0) -> bool:
+        """`shutdown`, awaited without blocking the event loop.
+
+        Returns:
+            True if every accepted event was written or dropped for another
+            reason before the deadline (see `shutdown`).
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.shutdown, timeout)
+
+    async def __aenter__(self: _S) -> _S:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown_async()
 
 
 def _weak_health(streamer: StreamerOperations) -> Callable[[], StreamerHealth | None]:

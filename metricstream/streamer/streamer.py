@@ -66,8 +66,9 @@ class EventStreamer(StreamerOperations):
     """Batch events and deliver them to several sinks, each in its own lane.
 
     Besides the methods below: `serve_health` (an HTTP health endpoint with
-    Prometheus metrics and a status page) and `from_env` (configuration from
-    ``METRICSTREAM_*`` variables); see `metricstream.streamer._operations`.
+    Prometheus metrics and a status page), `from_env` (configuration from
+    ``METRICSTREAM_*`` variables), `flush_async`, `shutdown_async` and
+    ``async with`` (see `metricstream.streamer._operations`).
 
     Args:
         sinks: The destinations (objects following `metricstream.sinks.Sink`);
