@@ -3,7 +3,9 @@
 - ``metricstream demo`` (`metricstream.cli.demo`): stream a simulated
   analytics workload, with a live summary and the final accounting;
 - ``metricstream cat`` (`metricstream.cli.cat`): print the events of a JSON
-  Lines file.
+  Lines file;
+- ``metricstream health`` (`metricstream.cli.health`): show a running
+  streamer's health.
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -16,13 +18,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, demo
+from metricstream.cli import cat, demo, health
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat)
+COMMANDS = (demo, cat, health)
 """The command modules, in the order ``--help`` lists them."""
 
 
