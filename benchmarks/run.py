@@ -1,7 +1,7 @@
 """Run every benchmark, each beside its peer, and print a summary of the targets.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx, instruments (default: all). ``make bench`` runs
+throughput, memory, influx, instruments, health (default: all). ``make bench`` runs
 them all; the influx benchmark needs VictoriaMetrics (``scripts/services.sh start``).
 """
 
@@ -21,6 +21,7 @@ BENCHMARKS = {
     "memory": "bench_memory",
     "influx": "bench_influx",
     "instruments": "bench_instruments",
+    "health": "bench_health",
 }
 
 

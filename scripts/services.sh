@@ -15,6 +15,8 @@
 #                  (RPC bind-address)          127.0.0.1:28089  METRICSTREAM_INFLUXDB_AUTH_RPC_PORT
 #   vm             VictoriaMetrics             127.0.0.1:28428  METRICSTREAM_VM_PORT
 #   tansu          Tansu (Kafka protocol)      127.0.0.1:29092  METRICSTREAM_KAFKA_PORT
+# Tools (installed, not started):
+#   chromium       headless browser for the status page test   METRICSTREAM_CHROMIUM
 #
 # State (data, logs, pid files) lives in
 #   ${METRICSTREAM_SERVICES_DIR:-${TMPDIR:-/tmp}/metricstream-services}
@@ -41,7 +43,7 @@ INFLUX_AUTH_USER='admin'
 INFLUX_AUTH_PASSWORD=metricstream-secret
 
 SERVERS=(redis influxdb influxdb-auth vm tansu)
-DEB_PACKAGES=(redis-server influxdb victoria-metrics)
+DEB_PACKAGES=(redis-server influxdb victoria-metrics chromium)
 
 msg() { printf 'services: %s\n' "$*" >&2; }
 die() { msg "error: $*"; exit 1; }
@@ -425,7 +427,7 @@ cmd_start() {
     local t0=$SECONDS name rc
     with_lock
     install_debs
-    for name in redis-server influxd victoria-metrics; do
+    for name in redis-server influxd victoria-metrics chromium; do
         command -v "$name" >/dev/null 2>&1 || die "'$name' not found on PATH after installing the packages"
     done
     if ! live_pid tansu >/dev/null || ! ready tansu; then
@@ -503,6 +505,7 @@ METRICSTREAM_INFLUXDB_AUTH_PASSWORD=$INFLUX_AUTH_PASSWORD
 METRICSTREAM_VM_URL=http://$HOST:$VM_PORT
 METRICSTREAM_KAFKA_BOOTSTRAP=$HOST:$KAFKA_PORT
 METRICSTREAM_INFLUXD_BIN=$(influxd_bin)
+METRICSTREAM_CHROMIUM=$(command -v chromium 2>/dev/null || printf '/usr/bin/chromium')
 EOF
 }
 

@@ -8,6 +8,9 @@ Tests call :func:`require` before touching a server: when it does not answer,
 the test is skipped locally but fails under CI (``CI=true``) or when
 ``METRICSTREAM_REQUIRE_SERVERS=1``, so a missing server cannot go unnoticed.
 
+:func:`require_chromium` finds the headless browser of the status page test
+(installed, not started, by the same script).
+
 :class:`InfluxdProcess` runs a private, short-lived ``influxd`` for fault
 tests that stop and restart the server in the middle of a stream.
 """
@@ -32,6 +35,7 @@ from typing import Any, NoReturn, Self
 import pytest
 
 __all__ = [
+    "CHROMIUM_BIN",
     "INFLUXDB_AUTH_PASSWORD",
     "INFLUXDB_AUTH_URL",
     "INFLUXDB_AUTH_USER",
@@ -44,6 +48,7 @@ __all__ = [
     "free_port",
     "host_port",
     "require",
+    "require_chromium",
     "require_influxd",
     "require_url",
     "servers_required",
@@ -60,6 +65,10 @@ VM_URL: str = os.environ.get("METRICSTREAM_VM_URL", "http://127.0.0.1:28428")
 KAFKA_BOOTSTRAP: str = os.environ.get("METRICSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:29092")
 INFLUXD_BIN: str = os.environ.get("METRICSTREAM_INFLUXD_BIN") or (
     shutil.which("influxd") or "/usr/bin/influxd"
+)
+
+CHROMIUM_BIN: str = os.environ.get("METRICSTREAM_CHROMIUM") or (
+    shutil.which("chromium") or "/usr/bin/chromium"
 )
 
 _START_HINT = "run `scripts/services.sh start` (or `make test`) to start the test servers"
@@ -121,6 +130,14 @@ def require_influxd() -> str:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     _unavailable(f"influxd not found (METRICSTREAM_INFLUXD_BIN={INFLUXD_BIN!r}); {_START_HINT}")
+
+
+def require_chromium() -> str:
+    """Return the path of an executable ``chromium``, or fail/skip the test."""
+    for candidate in (CHROMIUM_BIN, shutil.which("chromium")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    _unavailable(f"chromium not found (METRICSTREAM_CHROMIUM={CHROMIUM_BIN!r}); {_START_HINT}")
 
 
 def free_port() -> int:

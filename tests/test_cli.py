@@ -207,7 +207,7 @@ class TestHostileInput:
         assert (result.returncode, result.stderr) == (0, "")
         assert result.stdout.startswith("m value=0")
 
-    @pytest.mark.parametrize("command", ["demo", "cat"])
+    @pytest.mark.parametrize("command", [c.__name__.rsplit(".", 1)[1] for c in COMMANDS])
     def test_help_is_plain_text_with_an_example(self, command: str) -> None:
         result = subprocess.run(
             [sys.executable, "-m", "metricstream", command, "--help"],

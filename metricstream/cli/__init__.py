@@ -7,7 +7,9 @@
 - ``metricstream pipe`` (`metricstream.cli.pipe`): stream line protocol or
   JSON Lines from standard input to sinks;
 - ``metricstream spool`` (`metricstream.cli.spool`): inspect a spool, or
-  replay it to sinks.
+  replay it to sinks;
+- ``metricstream health`` (`metricstream.cli.health`): show a running
+  streamer's health.
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -20,13 +22,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, demo, pipe, spool
+from metricstream.cli import cat, demo, health, pipe, spool
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat, pipe, spool)
+COMMANDS = (demo, cat, pipe, spool, health)
 """The command modules, in the order ``--help`` lists them."""
 
 

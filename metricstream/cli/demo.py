@@ -29,7 +29,8 @@ MAX_RATE = 10_000_000
 
 EXAMPLE = """example:
   metricstream demo --duration 5 --rate 5000
-  metricstream demo --sink console:json --sink jsonl:events.jsonl.zst"""
+  metricstream demo --sink console:json --sink jsonl:events.jsonl.zst
+  metricstream demo --duration 60 --health-port 9464   # then open http://127.0.0.1:9464/"""
 
 
 def register(commands: Any) -> None:
@@ -63,6 +64,13 @@ def register(commands: Any) -> None:
     demo.add_argument("--flush-interval", type=positive_float, default=1.0)
     demo.add_argument(
         "--seed", type=int, default=None, help="random seed for a repeatable workload"
+    )
+    demo.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve /healthz, /metrics and a status page on 127.0.0.1:PORT (0: any free port)",
     )
     demo.set_defaults(run=run)
 
@@ -107,6 +115,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     last_report_sent = 0
     last_report_at = started
     try:
+        if args.health_port is not None:
+            host, port = streamer.serve_health(port=args.health_port)
+            out.write(f"Health: http://{host}:{port}/ (status page), /healthz, /metrics\n")
         while (now := time.monotonic()) - started < args.duration:
             owed += per_tick
             count = int(owed)

@@ -5,7 +5,11 @@
 - the pipeline (`._pipeline`): buffer, batcher thread and one lane per sink
   (`._lane`), each keeping prepared payloads in a `PendingQueue` (`.queue`);
 - `RetryConfig` (`.retry`), correlation ids (`.correlation`), health
-  snapshots (`.health`), exit and fork handling (`.lifecycle`).
+  snapshots (`.health`), exit and fork handling (`.lifecycle`);
+- operations (`._operations`): the health endpoint (`.health_server`, with
+  Prometheus metrics from `StreamerCollector` in `.prometheus`),
+  self-telemetry (`.self_metrics`), configuration from the environment
+  (`.env`) and the asyncio methods.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from metricstream.streamer.correlation import (
     generate_correlation_id,
 )
 from metricstream.streamer.health import DROP_REASONS, SinkHealth, StreamerHealth
+from metricstream.streamer.prometheus import StreamerCollector
 from metricstream.streamer.retry import Retrier, RetryConfig
 from metricstream.streamer.streamer import EventStreamer
 
@@ -31,6 +36,7 @@ __all__ = [
     "Retrier",
     "RetryConfig",
     "SinkHealth",
+    "StreamerCollector",
     "StreamerConfig",
     "StreamerHealth",
     "correlation",

@@ -37,6 +37,7 @@ from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
 from metricstream.streamer._prepare import prepare_isolated
 from metricstream.streamer._spill import SpillCursor
+from metricstream.streamer._uncounted import UncountedSlot
 from metricstream.streamer._write_state import WriteState, describe_error
 from metricstream.streamer._writer import SinkWriter
 from metricstream.streamer.health import DROP_REASONS, SinkHealth
@@ -124,6 +125,8 @@ class Lane:
             aborted=lambda: self._aborted,
         )
         self._dead: str | None = None
+        # Self-telemetry: written on this lane's threads, outside its accounting.
+        self.uncounted = UncountedSlot(sink, name, self._cond, warnings)
         self._threads = [
             threading.Thread(
                 target=self._guard, args=(body,), name=f"metricstream-{role}-{name}", daemon=True
@@ -257,7 +260,7 @@ class Lane:
     def oldest_unfinished(self) -> int | None:
         """The position of the oldest event not yet written or dropped, or None."""
         with self._cond:
-            if self._in_flight is not None:
+            if self._in_flight is not None and self._in_flight.start >= 0:
                 return self._in_flight.start
             oldest = self._queue.oldest_start()
             if oldest is not None:
@@ -393,10 +396,18 @@ class Lane:
 
     def _next_raw(self) -> _RawBatch | int | None:
         """Wait for work: a raw batch, a spool position to read, or None to stop."""
+        self.uncounted.prepare()
         with self._cond:
             while True:
                 if self._aborted:
                     break
+                if self.uncounted.waiting:
+                    self._cond.release()
+                    try:
+                        self.uncounted.prepare()
+                    finally:
+                        self._cond.acquire()
+                    continue
                 if self._inbox:
                     raw = self._inbox.popleft()
                     self._raw -= raw.count
@@ -471,7 +482,7 @@ class Lane:
             while True:
                 if self._aborted:
                     return False
-                item = self._queue.pop()
+                item = self.uncounted.take_locked(self._closing) or self._queue.pop()
                 if item is not None:
                     self._in_flight = item
                     return item
@@ -495,7 +506,12 @@ class Lane:
                     self._writer.probe()
                     last_probe = time.monotonic()
                 continue
-            reason, written = ("", 0) if item.count == 0 else self._writer.deliver(item)
+            if item.count:
+                reason, written = self._writer.deliver(item)
+            else:  # self-telemetry, or the marker of a damaged spool record
+                if item.seq_end is None:
+                    self.uncounted.write(item)
+                reason, written = "", 0
             if reason == "retries_exhausted" and item.seq_end is not None:
                 self._wait_before_retrying(item)
                 continue

@@ -36,6 +36,7 @@ from metricstream.streamer._lane import Lane
 from metricstream.streamer._spill import SpillCursor
 from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.health import StreamerHealth
+from metricstream.streamer.self_metrics import SelfMetrics
 
 __all__ = ["Pipeline"]
 
@@ -91,6 +92,8 @@ class Pipeline:
             )
             for sink, name in zip(sinks, names, strict=True)
         ]
+        slots = [lane.uncounted for lane in self.lanes]
+        self.self_metrics = SelfMetrics(config.self_metrics_interval, config.default_tags, slots)
         self._batcher_error: str | None = None
         self._batcher = threading.Thread(
             target=self._guard_batcher, name="metricstream-batcher", daemon=True
@@ -168,7 +171,7 @@ class Pipeline:
         buffer = self.buffer
         batch_size = self.batch_size
         while True:
-            timeout = next_flush - time.monotonic()
+            timeout = min(next_flush, self.self_metrics.due) - time.monotonic()
             if timeout > 0 and not self._stopping:
                 self.wake.wait(timeout)
             self.wake.clear()
@@ -184,6 +187,8 @@ class Pipeline:
             if due or force:
                 next_flush = now + self._next_flush_delay()
             self._report_upstream_overflow()
+            if not self.closed:
+                self.self_metrics.emit_if_due(now, self.health)
             self._on_progress()
             if self._stopping and not buffer:
                 return

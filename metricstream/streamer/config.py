@@ -63,6 +63,7 @@ class StreamerConfig:
     spool_dir: str | None = None
     spool_max_bytes: int = 1 << 30
     spool_fsync: SpoolFsync = "batch"
+    self_metrics_interval: float | None = None
 
     def __post_init__(self) -> None:
         require_int("batch_size", self.batch_size, minimum=1)
@@ -102,3 +103,7 @@ class StreamerConfig:
             object.__setattr__(self, "spool_dir", os.path.abspath(directory))
         require_int("spool_max_bytes", self.spool_max_bytes, minimum=1 << 20)
         require_choice("spool_fsync", self.spool_fsync, SPOOL_FSYNC_MODES)
+        if self.self_metrics_interval is not None:
+            require_number(
+                "self_metrics_interval", self.self_metrics_interval, minimum=0, inclusive=False
+            )

@@ -27,6 +27,7 @@ from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
 from metricstream.spool import Spool
 from metricstream.streamer import lifecycle
+from metricstream.streamer._operations import StreamerOperations
 from metricstream.streamer._pipeline import Pipeline
 from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
 from metricstream.streamer.correlation import correlation as _correlation
@@ -64,8 +65,13 @@ def _check_sinks(sinks: object) -> tuple[list[Sink], list[str]]:
     return sink_list, names
 
 
-class EventStreamer(Instruments):
+class EventStreamer(Instruments, StreamerOperations):
     """Batch events and deliver them to several sinks, each in its own lane.
+
+    Besides the methods below: `serve_health` (an HTTP health endpoint with
+    Prometheus metrics and a status page), `from_env` (configuration from
+    ``METRICSTREAM_*`` variables), `flush_async`, `shutdown_async` and
+    ``async with`` (see `metricstream.streamer._operations`).
 
     Args:
         sinks: The destinations (objects following `metricstream.sinks.Sink`);
@@ -106,6 +112,10 @@ class EventStreamer(Instruments):
         spool_fsync: When appended batches are forced to disk: ``"batch"``
             (each one), ``"interval"`` (at most once a second) or ``"never"``
             (the operating system decides).
+        self_metrics_interval: Every this many seconds, send every sink one
+            ``metricstream_internal`` event per sink with its counters
+            (`metricstream.streamer.self_metrics`); never counted in the
+            accounting. None (the default) sends none.
 
     Raises:
         ConfigError: If an option is invalid; it names the option.
@@ -131,6 +141,7 @@ class EventStreamer(Instruments):
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = 1 << 30,
         spool_fsync: SpoolFsync = "batch",
+        self_metrics_interval: float | None = None,
     ) -> None:
         self._sinks, self._names = _check_sinks(sinks)
         self.config = StreamerConfig(
@@ -150,6 +161,7 @@ class EventStreamer(Instruments):
             spool_dir=spool_dir,  # type: ignore[arg-type]
             spool_max_bytes=spool_max_bytes,
             spool_fsync=spool_fsync,
+            self_metrics_interval=self_metrics_interval,
         )
         if self.config.compression is not None:
             for sink in self._sinks:
@@ -187,6 +199,7 @@ class EventStreamer(Instruments):
             self._spool = self._open_spool(child_dir, ephemeral=True)
         self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
         self._pipeline_holder[0] = self._pipeline
+        self._health_server_after_fork()
 
     def _open_spool(self, directory: str | None, *, ephemeral: bool = False) -> Spool | None:
         if directory is None:
@@ -318,6 +331,7 @@ class EventStreamer(Instruments):
             if self._shutdown_result is not None:
                 return self._shutdown_result
             delivered, given_up = self._pipeline.stop(deadline)
+            self._stop_health_server(deadline)
             self._finalizer.detach()
             lifecycle.forget(self)
             if given_up:

@@ -1,0 +1,209 @@
+"""EventStreamer.from_env: the METRICSTREAM_* variables, and errors naming variable and value."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import metricstream as ms
+from metricstream.codecs.compression import Compression
+from metricstream.sinks import ConsoleSink, JsonLinesSink
+from metricstream.streamer import StreamerConfig
+from metricstream.streamer.env import split_sink_urls
+from metricstream.testing import InMemorySink
+
+from .support import sample
+
+
+def from_env(environ: dict[str, str], **overrides: object) -> ms.EventStreamer:
+    overrides.setdefault("register_atexit", False)
+    return ms.EventStreamer.from_env(environ=environ, **overrides)
+
+
+class TestVariables:
+    """Each variable sets its option; unset and empty ones leave the defaults."""
+
+    def test_every_variable_sets_its_option(self, tmp_path: Path) -> None:
+        archive = tmp_path / "events.jsonl"
+        streamer = from_env(
+            {
+                "METRICSTREAM_SINKS": f"console:json, jsonl:{archive}",
+                "METRICSTREAM_DEFAULT_TAGS": "service=checkout, region = eu-west-1",
+                "METRICSTREAM_BATCH_SIZE": "250",
+                "METRICSTREAM_FLUSH_INTERVAL": "0.5",
+                "METRICSTREAM_MAX_BUFFER": "5000",
+                "METRICSTREAM_OVERFLOW": "drop_newest",
+                "METRICSTREAM_COMPRESSION": "gzip",
+                "METRICSTREAM_SELF_METRICS_INTERVAL": "30",
+                "METRICSTREAM_HEALTH_PORT": "0",
+            }
+        )
+        try:
+            config = streamer.config
+            assert (
+                config.batch_size,
+                config.flush_interval,
+                config.max_buffer,
+                config.overflow,
+                config.compression,
+                config.self_metrics_interval,
+            ) == (250, 0.5, 5000, "drop_newest", Compression.GZIP, 30.0)
+            assert config.default_tags == {"service": "checkout", "region": "eu-west-1"}
+            assert [type(s) for s in streamer.sinks] == [ConsoleSink, JsonLinesSink]
+            server = streamer._health_server
+            assert server is not None
+            with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
+                assert sorted(json.loads(response.read())["sinks"]) == ["console", "jsonl"]
+        finally:
+            streamer.shutdown(5)
+
+    def test_the_spool_variables_set_the_spool(self, tmp_path: Path) -> None:
+        streamer = from_env(
+            {
+                "METRICSTREAM_SINKS": "console:",
+                "METRICSTREAM_SPOOL_DIR": str(tmp_path / "spool"),
+                "METRICSTREAM_SPOOL_MAX_BYTES": "2097152",
+                "METRICSTREAM_SPOOL_FSYNC": "interval",
+            }
+        )
+        try:
+            config = streamer.config
+            assert (config.spool_dir, config.spool_max_bytes, config.spool_fsync) == (
+                str(tmp_path / "spool"),
+                2_097_152,
+                "interval",
+            )
+            assert (tmp_path / "spool" / "segments").is_dir()
+        finally:
+            streamer.shutdown(5)
+
+    def test_unset_and_empty_variables_leave_the_defaults(self) -> None:
+        streamer = from_env({"METRICSTREAM_SINKS": "console:", "METRICSTREAM_BATCH_SIZE": " "})
+        try:
+            assert streamer.config == StreamerConfig(register_atexit=False)
+            assert streamer._health_server is None
+        finally:
+            streamer.shutdown(5)
+
+    def test_overrides_win_and_their_variables_are_not_read(self) -> None:
+        sink = InMemorySink()
+        streamer = from_env(
+            {"METRICSTREAM_SINKS": "no-such-scheme://x", "METRICSTREAM_BATCH_SIZE": "lots"},
+            sinks=[sink],
+            batch_size=3,
+        )
+        try:
+            streamer.send_many(sample(i) for i in range(3))
+            assert streamer.flush(10)
+            assert (streamer.config.batch_size, len(sink.events)) == (3, 3)
+        finally:
+            streamer.shutdown(5)
+
+    @pytest.mark.parametrize(
+        ("text", "urls"),
+        [
+            ("console:", ["console:"]),
+            ("console:json,jsonl:/tmp/a.jsonl", ["console:json", "jsonl:/tmp/a.jsonl"]),
+            (" console: , jsonl:/tmp/a.jsonl ", ["console:", "jsonl:/tmp/a.jsonl"]),
+            ("kafka://a:9092,b:9092/topic,console:", ["kafka://a:9092,b:9092/topic", "console:"]),
+            ("console:,carrier-pigeon://coop", ["console:", "carrier-pigeon://coop"]),
+            ("", []),
+        ],
+    )
+    def test_sink_urls_split_only_where_a_scheme_follows(self, text: str, urls: list[str]) -> None:
+        assert split_sink_urls(text) == urls
+
+
+class TestErrors:
+    """A bad value is a ConfigError naming the variable and the value, without secrets."""
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "problem"),
+        [
+            ("METRICSTREAM_BATCH_SIZE", "ten", "must be an integer >= 1"),
+            ("METRICSTREAM_BATCH_SIZE", "0", "must be an integer >= 1"),
+            ("METRICSTREAM_MAX_BUFFER", "1e6", "must be an integer >= 1"),
+            ("METRICSTREAM_FLUSH_INTERVAL", "-1", "must be a number of seconds > 0"),
+            ("METRICSTREAM_FLUSH_INTERVAL", "nan", "must be a number of seconds > 0"),
+            ("METRICSTREAM_OVERFLOW", "drop_everything", "must be one of drop_oldest"),
+            ("METRICSTREAM_COMPRESSION", "lzma", "lzma"),
+            ("METRICSTREAM_DEFAULT_TAGS", "service", "'service' is not key=value"),
+            ("METRICSTREAM_DEFAULT_TAGS", "=x", "'=x' is not key=value"),
+            ("METRICSTREAM_DEFAULT_TAGS", "a=\x01", "control character"),
+            ("METRICSTREAM_SELF_METRICS_INTERVAL", "0", "must be a number of seconds > 0"),
+            ("METRICSTREAM_HEALTH_PORT", "http", "must be an integer from 0 to 65535"),
+            ("METRICSTREAM_HEALTH_PORT", "65536", "must be an integer from 0 to 65535"),
+            ("METRICSTREAM_SPOOL_FSYNC", "sometimes", "must be one of batch, interval, never"),
+            ("METRICSTREAM_SPOOL_MAX_BYTES", "10", "must be an integer >= 1048576"),
+        ],
+    )
+    def test_a_bad_value_names_the_variable_and_the_value(
+        self, variable: str, value: str, problem: str
+    ) -> None:
+        with pytest.raises(ms.ConfigError) as info:
+            from_env({"METRICSTREAM_SINKS": "console:", variable: value})
+        message = str(info.value)
+        assert info.value.option == variable
+        assert message.startswith(f"{variable}: {value!r}")
+        assert problem in message
+
+    def test_options_that_disagree_name_the_variable(self) -> None:
+        with pytest.raises(ms.ConfigError) as info:
+            from_env(
+                {
+                    "METRICSTREAM_SINKS": "console:",
+                    "METRICSTREAM_BATCH_SIZE": "500",
+                    "METRICSTREAM_MAX_BUFFER": "100",
+                }
+            )
+        assert str(info.value) == "METRICSTREAM_BATCH_SIZE: '500': 500 exceeds max_buffer=100"
+
+    def test_missing_sinks_are_named(self) -> None:
+        with pytest.raises(ms.ConfigError, match=r"^METRICSTREAM_SINKS: is not set"):
+            from_env({})
+
+    def test_a_bad_sink_url_is_named_without_its_password(self) -> None:
+        url = "carrier-pigeon://admin:hunter2@coop:1/loft?token=s3cr3t"
+        with pytest.raises(ms.ConfigError) as info:
+            from_env({"METRICSTREAM_SINKS": f"console:,{url}"})
+        message = str(info.value)
+        assert message.startswith("METRICSTREAM_SINKS: 'carrier-pigeon://admin:***@coop:1/loft")
+        assert "unknown sink URL scheme" in message
+        assert "hunter2" not in message
+        assert "s3cr3t" not in message
+
+    def test_sinks_built_before_an_error_are_closed(self, tmp_path: Path) -> None:
+        archive = tmp_path / "events.jsonl"
+        with pytest.raises(ms.ConfigError, match=r"^METRICSTREAM_BATCH_SIZE: '50'"):
+            from_env(
+                {
+                    "METRICSTREAM_SINKS": f"jsonl:{archive}",
+                    "METRICSTREAM_BATCH_SIZE": "50",
+                    "METRICSTREAM_MAX_BUFFER": "10",
+                }
+            )
+        JsonLinesSink(archive).close()  # the file's writer lock was released
+
+    def test_a_taken_health_port_names_the_variable_and_releases_the_sinks(
+        self, tmp_path: Path
+    ) -> None:
+        archive = tmp_path / "events.jsonl"
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with pytest.raises(ms.ConfigError) as info:
+                from_env(
+                    {
+                        "METRICSTREAM_SINKS": f"jsonl:{archive}",
+                        "METRICSTREAM_HEALTH_PORT": str(port),
+                    }
+                )
+        assert str(info.value).startswith(
+            f"METRICSTREAM_HEALTH_PORT: '{port}': cannot listen on 127.0.0.1:{port}"
+        )
+        JsonLinesSink(archive).close()

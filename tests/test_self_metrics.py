@@ -1,0 +1,185 @@
+"""Self-telemetry: metricstream_internal events describe every sink and are never counted."""
+
+from __future__ import annotations
+
+import threading
+
+import metricstream as ms
+from metricstream._log import RateLimitedLog
+from metricstream.contract import EventBatch
+from metricstream.streamer._uncounted import UncountedSlot
+from metricstream.streamer.self_metrics import INTERNAL_MEASUREMENT, SelfMetrics, internal_events
+from metricstream.testing import FaultySink, InMemorySink
+
+from .support import NO_REASONS, assert_balanced, sample, wait_until
+
+
+def internal(events: list[ms.MetricEvent]) -> list[ms.MetricEvent]:
+    return [e for e in events if e.measurement == INTERNAL_MEASUREMENT]
+
+
+def user(events: list[ms.MetricEvent]) -> list[ms.MetricEvent]:
+    return [e for e in events if e.measurement != INTERNAL_MEASUREMENT]
+
+
+def latest(events: list[ms.MetricEvent], sink: str) -> ms.MetricEvent | None:
+    found = [e for e in internal(events) if e.tags["sink"] == sink]
+    return found[-1] if found else None
+
+
+class TestInternalEvents:
+    """One event per sink, carrying that sink's counters."""
+
+    def test_each_sink_becomes_one_event_with_its_counters(self) -> None:
+        sink = ms.SinkHealth(
+            name="influx",
+            connected=False,
+            healthy=False,
+            last_write_ns=None,
+            events_accepted=10,
+            events_written=4,
+            events_dropped=5,
+            dropped_by_reason={**NO_REASONS, "rejected": 2, "retries_exhausted": 3},
+            write_errors=7,
+            retries=6,
+            pending=1,
+            consecutive_failures=3,
+            last_error="boom",
+            last_write_latency_ms=12.5,
+        )
+        health = ms.StreamerHealth(
+            healthy=False, running=True, events_accepted=10, sinks={"influx": sink}
+        )
+        [event] = internal_events(health, {"host": "a"}, timestamp_ns=1)
+        assert (event.measurement, dict(event.tags), event.timestamp_ns) == (
+            "metricstream_internal",
+            {"host": "a", "sink": "influx"},
+            1,
+        )
+        assert dict(event.fields) == {
+            "events_accepted": 10,
+            "events_written": 4,
+            "events_dropped": 5,
+            "dropped_overflow": 0,
+            "dropped_invalid": 0,
+            "dropped_rejected": 2,
+            "dropped_retries_exhausted": 3,
+            "dropped_shutdown": 0,
+            "retries": 6,
+            "write_errors": 7,
+            "pending": 1,
+            "last_write_latency_ms": 12.5,
+            "connected": False,
+            "healthy": False,
+        }
+
+    def test_nothing_is_due_when_disabled(self) -> None:
+        metrics = SelfMetrics(None)
+        assert metrics.emit_if_due(1e12, lambda: ms.StreamerHealth(True, True, 0)) is False
+
+
+class TestSelfTelemetry:
+    """EventStreamer(self_metrics_interval=...) writes the accounting into its own sinks."""
+
+    def test_off_by_default(self, make_streamer) -> None:
+        sink = InMemorySink()
+        streamer = make_streamer([sink], flush_interval=0.01)
+        streamer.send_many(sample(i) for i in range(5))
+        assert streamer.flush(10)
+        assert streamer.config.self_metrics_interval is None
+        assert internal(sink.events) == []
+
+    def test_every_sink_learns_every_sinks_counters_which_never_count_them(
+        self, make_streamer
+    ) -> None:
+        archive = InMemorySink("archive")
+        warehouse = FaultySink(then=FaultySink.permanent(), name="warehouse")
+        streamer = make_streamer(
+            [archive, warehouse],
+            batch_size=10,
+            self_metrics_interval=0.02,
+            default_tags={"service": "checkout"},
+        )
+        streamer.send_many(sample(i) for i in range(40))
+        assert streamer.flush(10)
+
+        def reported() -> bool:
+            mine, theirs = latest(archive.events, "archive"), latest(archive.events, "warehouse")
+            return (
+                mine is not None
+                and theirs is not None
+                and mine.fields["events_written"] == 40
+                and theirs.fields["dropped_rejected"] == 40
+            )
+
+        assert wait_until(reported, 10)
+        health = streamer.health()
+        assert_balanced(health)
+        # The internal events are in the sink, but in no counter.
+        assert len(user(archive.events)) == 40
+        assert len(internal(archive.events)) >= 2
+        assert (health.events_accepted, health.sinks["archive"].events_written) == (40, 40)
+        assert health.sinks["warehouse"].dropped_by_reason == {**NO_REASONS, "rejected": 40}
+        theirs = latest(archive.events, "warehouse")
+        assert theirs is not None
+        assert theirs.tags == {"service": "checkout", "sink": "warehouse"}
+        snapshot = health.sinks["warehouse"]
+        assert (
+            theirs.fields["events_accepted"],
+            theirs.fields["events_written"],
+            theirs.fields["events_dropped"],
+            theirs.fields["pending"],
+            theirs.fields["healthy"],
+        ) == (40, 0, 40, 0, snapshot.healthy)
+
+    def test_failed_internal_writes_change_no_counter(self, make_streamer) -> None:
+        sink = FaultySink(then="transient")
+        streamer = make_streamer([sink], batch_size=10, self_metrics_interval=0.01)
+        streamer.send_many(sample(i) for i in range(10))
+        assert streamer.flush(10)
+        # One user batch: 1 attempt + 3 retries (FAST_RETRY). Then internal writes fail too.
+        assert wait_until(lambda: len(sink.attempts) >= 10, 10)
+        health = streamer.health().sinks["faulty"]
+        assert (health.retries, health.write_errors) == (3, 4)
+        assert health.dropped_by_reason == {**NO_REASONS, "retries_exhausted": 10}
+        assert health.pending == 0
+
+    def test_a_hung_sink_holds_one_internal_batch_and_flush_ignores_it(self, make_streamer) -> None:
+        hung = FaultySink([FaultySink.hang()], name="hung")
+        streamer = make_streamer([hung, InMemorySink()], batch_size=5, self_metrics_interval=0.005)
+        streamer.send_many(sample(i) for i in range(5))
+        lane = streamer._pipeline.lanes[0]
+        assert wait_until(lambda: streamer._pipeline.self_metrics.emitted >= 30, 10)
+        assert lane.backlog() == 5  # the user batch in flight; no internal batch counted
+        assert wait_until(lambda: lane.uncounted._ready is not None, 10)
+        hung.release()
+        assert streamer.flush(10)
+        assert_balanced(streamer.health())
+        assert len(user(hung.events)) == 5
+
+
+class TestUncountedSlot:
+    """A lane holds at most one self-telemetry batch: the newest."""
+
+    def test_a_newer_batch_replaces_an_older_one(self) -> None:
+        sink = InMemorySink()
+        slot = UncountedSlot(sink, "memory", threading.Condition(), RateLimitedLog())
+        batches = [EventBatch([sample(i)]) for i in range(100)]
+        for batch in batches:
+            slot.offer(batch)
+        assert slot.waiting
+        slot.prepare()
+        assert not slot.waiting
+        item = slot.take_locked(closing=False)
+        assert item is not None
+        assert (item.count, item.batch_id) == (0, batches[-1].batch_id)
+        assert slot.take_locked(closing=False) is None
+        slot.write(item)
+        assert [e.fields["value"] for e in sink.events] == [99]
+
+    def test_a_closing_lane_discards_it(self) -> None:
+        slot = UncountedSlot(InMemorySink(), "memory", threading.Condition(), RateLimitedLog())
+        slot.offer(EventBatch([sample(1)]))
+        slot.prepare()
+        assert slot.take_locked(closing=True) is None
+        assert slot.take_locked(closing=False) is None
