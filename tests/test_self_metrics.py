@@ -46,6 +46,7 @@ class TestInternalEvents:
             consecutive_failures=3,
             last_error="boom",
             last_write_latency_ms=12.5,
+            spooled=0,
         )
         health = ms.StreamerHealth(
             healthy=False, running=True, events_accepted=10, sinks={"influx": sink}
@@ -65,9 +66,11 @@ class TestInternalEvents:
             "dropped_rejected": 2,
             "dropped_retries_exhausted": 3,
             "dropped_shutdown": 0,
+            "dropped_corrupt": 0,
             "retries": 6,
             "write_errors": 7,
             "pending": 1,
+            "spooled": 0,
             "last_write_latency_ms": 12.5,
             "connected": False,
             "healthy": False,

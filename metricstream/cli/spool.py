@@ -17,7 +17,7 @@ from metricstream.streamer.streamer import EventStreamer
 
 __all__ = ["register", "run"]
 
-EXAMPLE = """examples:
+EXAMPLE = """example:
   metricstream spool inspect /var/spool/myapp
   metricstream spool replay /var/spool/myapp --sink 'influxdb://db:8086/metrics?name=influxdb'
   metricstream spool replay /var/spool/myapp --sink jsonl:recovered.jsonl.zst --all"""

@@ -56,9 +56,7 @@ def _fields(sink: SinkHealth) -> dict[str, object]:
     fields["retries"] = sink.retries
     fields["write_errors"] = sink.write_errors
     fields["pending"] = sink.pending
-    spooled = getattr(sink, "spooled", None)  # once the spool reports it
-    if spooled is not None:
-        fields["spooled"] = spooled
+    fields["spooled"] = sink.spooled
     if sink.last_write_latency_ms is not None:
         fields["last_write_latency_ms"] = float(sink.last_write_latency_ms)
     fields["connected"] = sink.connected
