@@ -68,7 +68,7 @@ def run_ours(port: int) -> dict[str, float]:
     send_samples(streamer, EVENTS)
     while True:
         health = streamer.health().sinks[sink.name]
-        if health.pending == EVENTS and not streamer._buffer:
+        if health.pending == EVENTS and not streamer._pipeline.buffer:  # type: ignore[attr-defined]
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
