@@ -437,22 +437,27 @@ class Lane:
                 continue
             reason, written = self._deliver(retrier, item)
             lost = item.count - written
+            # Events the sink said it refused are "rejected" whatever ended the write.
+            refused = min(item.rejected, lost) if reason else 0
             with self._cond:
                 if self._in_flight is not item:
                     continue  # abandoned by abort(); already counted
                 self._in_flight = None
                 self._written += written
-                if lost:
-                    self._dropped[reason] = self._dropped.get(reason, 0) + lost
+                if refused:
+                    self._dropped["rejected"] += refused
+                if lost - refused:
+                    self._dropped[reason] = self._dropped.get(reason, 0) + lost - refused
                 self._cond.notify_all()
             if lost:
+                why = reason if not refused else f"rejected: {refused}, {reason}: {lost - refused}"
                 self._warnings.warning(
                     (self.name, reason),
                     "metricstream: sink %r dropped %d events of batch %s (%s): %s",
                     self.name,
                     lost,
                     item.batch_id,
-                    reason,
+                    why if refused < lost else "rejected",
                     self._last_error,
                 )
             self._on_progress()
@@ -481,6 +486,9 @@ class Lane:
             reported = exc.written
             if reported.__class__ is int and item.written < reported:
                 item.written = min(reported, item.count)
+            refused = getattr(exc, "rejected", 0)
+            if refused.__class__ is int and item.rejected < refused:
+                item.rejected = min(refused, item.count)
             self._record_failure(exc, permanent=isinstance(exc, PermanentSinkError))
             raise
         except Exception as exc:

@@ -37,6 +37,7 @@ class Item:
         end: Sequence number after the batch's last event.
         batch_id: The batch's id.
         written: Events the sink reported stored so far (a batch written in parts).
+        rejected: Events the sink reported refused for good so far.
     """
 
     payload: Any
@@ -45,6 +46,7 @@ class Item:
     end: int
     batch_id: str
     written: int = 0
+    rejected: int = 0
 
 
 class PendingQueue(Protocol):
