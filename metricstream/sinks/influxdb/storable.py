@@ -71,8 +71,9 @@ def refuse_unstorable(
             checks.append(_unsigned_fields)
         if precision == "ns" and b"922337203685477580" in lines:
             checks.append(_unstorable_timestamps)
-    # Names cannot hold a newline, so one more than the lines need is in a string.
-    elif events and lines.count(b"\n") != len(events) - 1:
+    # Names cannot hold a newline, so one more than the lines need is in a
+    # string; counting is skipped when no string field was written.
+    elif events and b'"' in lines and lines.count(b"\n") != len(events) - 1:
         checks.append(_multiline_strings)
     refused = [found for check in checks for found in check(events)]
     if refused:
