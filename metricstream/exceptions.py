@@ -111,11 +111,18 @@ class SinkError(MetricStreamError):
         written: How many events of the payload the destination stored before
             the failure (a batch written in parts); the streamer counts those
             as written, whatever becomes of the rest.
+        rejected: How many other events of the payload the destination
+            refused for good before the failure; the streamer counts those as
+            dropped for ``rejected``, and the rest under the failure's own
+            reason.
     """
 
-    def __init__(self, message: str, *, sink: str | None = None, written: int = 0) -> None:
+    def __init__(
+        self, message: str, *, sink: str | None = None, written: int = 0, rejected: int = 0
+    ) -> None:
         self.sink = sink
         self.written = written
+        self.rejected = rejected
         super().__init__(message)
 
 
@@ -134,9 +141,10 @@ class TransientSinkError(SinkError):
         retry_after: float | None = None,
         sink: str | None = None,
         written: int = 0,
+        rejected: int = 0,
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, sink=sink, written=written)
+        super().__init__(message, sink=sink, written=written, rejected=rejected)
 
 
 class PermanentSinkError(SinkError):
@@ -157,7 +165,8 @@ class PermanentSinkError(SinkError):
         unhealthy: bool = False,
         written: int = 0,
         sink: str | None = None,
+        rejected: int = 0,
     ) -> None:
         self.reason = reason
         self.unhealthy = unhealthy
-        super().__init__(message, sink=sink, written=written)
+        super().__init__(message, sink=sink, written=written, rejected=rejected)

@@ -11,11 +11,16 @@ real HTTP server on loopback.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import gzip
 import http.server
 import json
+import logging
 import math
+import os
+import re
+import select
 import shutil
 import ssl
 import struct
@@ -529,6 +534,173 @@ class TestRedaction:
         assert "tok-XYZ" not in str(info.value)
 
 
+SECRET = "Zq7k/Wx8m?Yv9n#Ut6p@Sr5q Qp4r'On3s\"Ml2t&Lk1u=Jh0v"
+"""A password or token holding every URL delimiter, a space and both quotes."""
+SECRET_PIECES = re.findall(r"[A-Z][a-z][0-9][a-z]", SECRET)
+"""Its letter-digit runs: any of them in a text means (part of) the secret leaked."""
+
+
+def leaks(*texts: str) -> list[str]:
+    """The texts holding a piece of `SECRET`, raw or percent-encoded."""
+    return [text for text in texts if any(piece in text for piece in SECRET_PIECES)]
+
+
+def log_texts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every captured log record as a handler would print it, traceback included."""
+    formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
+    return [formatter.format(record) for record in caplog.records]
+
+
+class TestCredentials:
+    """Credentials are checked when the sink is built; none shows in a message, repr or log."""
+
+    @pytest.mark.parametrize("bad", ["\n", "\r\n", "\x00", "\t", "\x1b", "\x7f", "\x85"], ids=repr)
+    @pytest.mark.parametrize(
+        ("api", "option"), [("v2", "token"), ("v1", "password"), ("v1", "username")]
+    )
+    def test_a_control_character_is_refused_without_showing_the_credential(
+        self, caplog: pytest.LogCaptureFixture, bad: str, api: str, option: str
+    ) -> None:
+        caplog.set_level(logging.DEBUG, logger="metricstream")
+        credentials = {"username": "Zq7kuser", "password": SECRET}
+        if api == "v2":
+            credentials = {"token": SECRET}
+        credentials[option] = credentials[option] + bad
+        with pytest.raises(ConfigError) as info:
+            make_sink("http://127.0.0.1:1", api, **credentials)
+        where = "at its end" if bad[-1:] == bad else "at position"
+        assert info.value.option == option
+        assert f"contains a control character (U+{ord(bad[0]):04X}) " in str(info.value)
+        assert where in str(info.value) or bad == "\r\n"
+        assert leaks(str(info.value), repr(info.value), *log_texts(caplog)) == []
+
+    def test_a_control_character_in_the_middle_is_located_not_shown(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            InfluxDBSink("http://127.0.0.1:1", org="o", bucket="b", token="Zq7k\x00Wx8m")
+        assert str(info.value) == (
+            "token: contains a control character (U+0000) at position 4; a credential read "
+            "from a file or an environment variable may keep its trailing newline"
+        )
+
+    def test_a_token_from_the_environment_with_its_newline_is_refused(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("INFLUX_TOKEN", SECRET + "\n")
+        with pytest.raises(ConfigError) as info:
+            sink_from_url("influxdb2://127.0.0.1:8428?org=o&bucket=b")
+        assert (info.value.option, leaks(str(info.value))) == ("token", [])
+
+    def test_a_token_beyond_latin_1_is_refused(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            InfluxDBSink("http://127.0.0.1:1", org="o", bucket="b", token="Zq7k\u20acWx8m")
+        assert str(info.value) == (
+            "token: holds a character an HTTP header cannot carry at position 4"
+        )
+
+    def test_a_user_name_with_a_colon_is_refused(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            make_sink("http://127.0.0.1:1", "v1", username="a:b", password="p")
+        assert info.value.option == "username"
+
+    @pytest.mark.parametrize(
+        "template",
+        [
+            "influxdb://admin:{}@127.0.0.1:8086/db",
+            "influxdb://admin:{}@127.0.0.1:8086/db?bogus=1",
+            "influxdb://admin:{}@127.0.0.1:8086/db?precision=h",
+            "influxdb://admin:{}@127.0.0.1:8086",
+            "influxdb://admin:{}@127.0.0.1:port/db",
+            "influxdb2://admin:{}@127.0.0.1?org=o&bucket=b",
+            "influxdb2://127.0.0.1?org=o&bucket=b&token={}",
+            "influxdb2://127.0.0.1?org=o&bucket=b&token={}&nope=1",
+            "influxdb2://127.0.0.1?token={}&org=o&bucket=b&precision=h",
+        ],
+    )
+    @pytest.mark.parametrize("encoded", [False, True], ids=["raw", "percent-encoded"])
+    @pytest.mark.parametrize("expanded", [False, True], ids=["literal", "from-${VAR}"])
+    def test_a_secret_with_url_delimiters_never_shows(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        template: str,
+        encoded: bool,
+        expanded: bool,
+    ) -> None:
+        """Whether the URL is refused or builds a sink, no piece of the secret is shown."""
+        caplog.set_level(logging.DEBUG, logger="metricstream")
+        secret = urllib.parse.quote(SECRET, safe="") if encoded else SECRET
+        monkeypatch.setenv("MS_TEST_SECRET", secret)
+        url = template.format("${MS_TEST_SECRET}" if expanded else secret)
+        build = sink_from_url if expanded else from_url
+        try:
+            sink = build(url)
+        except ConfigError as exc:
+            shown = [str(exc), repr(exc), exc.option]
+        else:
+            shown = [repr(sink), str(vars(sink).get("_target"))]
+            sink.close()
+        assert leaks(*shown, *log_texts(caplog)) == []
+
+    def test_raw_delimiters_in_a_password_are_refused_with_a_hint(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            from_url(f"influxdb://admin:{SECRET}@127.0.0.1:8086/db")
+        assert str(info.value) == (
+            "url: has an '@' after the host: percent-encode '/', '?', '#' and '@' in a user "
+            "name or password (%2F, %3F, %23, %40), and '@' elsewhere"
+        )
+
+    def test_a_percent_encoded_password_is_sent_whole(
+        self, loopback: Callable[..., LoopbackServer]
+    ) -> None:
+        server = loopback(ok)
+        encoded = urllib.parse.quote(SECRET, safe="")
+        sink = from_url(f"influxdb://admin:{encoded}@127.0.0.1:{server.port}/db")
+        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        (request,) = [r for r in server.received if r.method == "POST"]
+        credentials = base64.b64encode(f"admin:{SECRET}".encode()).decode()
+        assert request.headers["Authorization"] == f"Basic {credentials}"
+        assert leaks(repr(sink)) == []
+        sink.close()
+
+    def test_a_password_with_every_delimiter_authenticates_and_a_wrong_one_never_shows(
+        self, auth_server: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A real InfluxDB 1.6 user whose password holds every URL delimiter."""
+        caplog.set_level(logging.DEBUG, logger="metricstream")
+        admin = (INFLUXDB_AUTH_USER, INFLUXDB_AUTH_PASSWORD)
+        user, measurement = f"delims_{RUN_ID}", f"delims_{RUN_ID}"
+        quoted = SECRET.replace("\\", "\\\\").replace("'", "\\'")
+        influx_query(auth_server, f"CREATE USER \"{user}\" WITH PASSWORD '{quoted}'", auth=admin)
+        host, port = auth_server.removeprefix("http://").split(":")
+        try:
+            influx_query(auth_server, f'GRANT WRITE ON "metricstream_test" TO "{user}"', auth=admin)
+            events = [MetricEvent(measurement, fields={"v": i}, timestamp_ns=BASE_NS + i)
+                      for i in range(20)]  # fmt: skip
+            results = {}
+            for password in (SECRET, SECRET + "x"):
+                monkeypatch.setenv("MS_TEST_SECRET", urllib.parse.quote(password, safe=""))
+                url = f"influxdb://{user}:${{MS_TEST_SECRET}}@{host}:{port}/metricstream_test"
+                sink = sink_from_url(url)
+                results[password] = stream([sink], events, batch_size=20)["influxdb"]
+                assert leaks(repr(sink)) == []
+            right, wrong = results[SECRET], results[SECRET + "x"]
+            assert counts(right) == (20, 0, {})
+            assert counts(wrong) == (0, 0, {"rejected": 20})
+            assert wrong.last_error == (
+                f"PermanentSinkError: write to {auth_server} failed: authentication failed for "
+                f"user {user!r}: HTTP 401: authorization failed"
+            )
+            stored = influx_v1_events(auth_server, "metricstream_test", measurement, auth=admin)
+            assert stored == events
+            health = [json.dumps(h.to_dict()) for h in (right, wrong)]
+            assert leaks(*health, *log_texts(caplog)) == []
+        finally:
+            influx_query(
+                auth_server, f'DROP MEASUREMENT "{measurement}"', db="metricstream_test", auth=admin
+            )
+            influx_query(auth_server, f'DROP USER "{user}"', auth=admin)
+
+
 class TestFromUrl:
     """influxdb:// and influxdb2:// URLs map onto constructor options."""
 
@@ -564,7 +736,7 @@ class TestFromUrl:
         assert (sink.api, sink.url, sink.org, sink.bucket, sink.precision, sink.gzip) == (
             "v2", "http://127.0.0.1:8428", "o", "b", "s", True
         )  # fmt: skip
-        assert sink._transport_has_token() is False
+        assert sink._target.has_token is False
         sink.close()
 
     def test_v2_token_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -844,6 +1016,28 @@ class TestPrepareRefuses:
         assert coarse.prepare(EventBatch(events)).count == 1
         v1.close()
         coarse.close()
+
+    def test_a_newline_in_a_string_field_is_refused_for_v2_only(self) -> None:
+        events = [
+            MetricEvent("m", fields={"s": "one line", "n": 1.0}, timestamp_ns=1),
+            MetricEvent("nl", fields={"n": 2.0, "s": "two\nlines"}, timestamp_ns=2),
+            MetricEvent("m", fields={"s": "tab\tand\rreturn"}, timestamp_ns=3),
+            MetricEvent("nl", fields={"a": "\n", "b": "x\ny"}, timestamp_ns=4),
+        ]
+        v2 = make_sink("http://127.0.0.1:1", "v2")
+        with pytest.raises(InvalidEventError) as info:
+            v2.prepare(EventBatch(events))
+        assert (info.value.key, info.value.indexes) == ("s", (1, 3))
+        assert str(info.value) == (
+            "event 'nl': string field 's' holds a newline, which line protocol cannot carry "
+            "through api='v2' (VictoriaMetrics loses the point, InfluxDB 2.x/3.x do not support "
+            "it); replace the newlines, or write to InfluxDB 1.x with api='v1'"
+        )
+        assert v2.prepare(EventBatch([events[0], events[2]])).count == 2
+        v1 = make_sink("http://127.0.0.1:1", "v1")
+        assert v1.prepare(EventBatch(events)).count == 4
+        v1.close()
+        v2.close()
 
 
 class TestWire:
@@ -1382,6 +1576,21 @@ class TestServerLimits:
             [*stored, ("_marker_m", ())]
         )
 
+    def test_victoriametrics_loses_a_point_whose_string_field_holds_a_newline(
+        self, vm_server: str, fresh_db: str
+    ) -> None:
+        """Why api='v2' refuses them: a 204, and the point is gone (InfluxDB 1.6 keeps it)."""
+        prefix = f"msv2_{RUN_ID}_nl_{uuid.uuid4().hex[:8]}"
+        now_ms = time.time_ns() // 1_000_000 - 60_000
+        lost = MetricEvent(prefix, fields={"n": 1.0, "s": "a\nb"}, timestamp_ns=now_ms * 10**6)
+        marker = MetricEvent(prefix + "_marker", fields={"m": 1.0}, timestamp_ns=now_ms * 10**6)
+        body = f"{lost.to_influx_line()}\n{marker.to_influx_line()}"
+        assert post_lines(vm_server, "/api/v2/write?org=o&bucket=b", body) == (204, "")
+        samples = vm_samples(vm_server, vm_regex(prefix), 1)
+        assert [name for name, _, _, _ in samples] == [f"{prefix}_marker_m"]
+        assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", body) == (204, "")
+        assert influx_v1_events(INFLUXDB_V1_URL, fresh_db, prefix) == [lost]
+
 
 class TestV1Faults:
     """Real failures of InfluxDB 1.6 map to the right error, with a clear message."""
@@ -1901,6 +2110,49 @@ class TestPartialFailuresThroughStreamer:
         assert counts(health) == (5, 0, {"rejected": 5})
         assert (health.connected, health.healthy) == (False, False)
 
+    def test_refused_events_stay_rejected_when_the_rest_of_a_split_exhausts_its_retries(
+        self, loopback: Callable[..., LoopbackServer], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """100 -> 50 + 50 by a 413; the first half is a partial write (dropped=3), the
+        second half meets 503s until the retries run out."""
+
+        def respond(request: Received) -> Reply:
+            lines = request.text.split("\n")
+            if request.method != "POST":
+                return 204, {}, b""
+            if len(lines) > 50:
+                return 413, {}, b'{"error":"Request Entity Too Large"}'
+            if lines[0].startswith("m v=0i "):
+                error = (
+                    'partial write: field type conflict: input field "v" on measurement "m" '
+                    "is type integer, already exists as type string dropped=3"
+                )
+                return 400, {}, json.dumps({"error": error}).encode()
+            return 503, {}, b"overloaded"
+
+        caplog.set_level(logging.WARNING, logger="metricstream")
+        server = loopback(respond)
+        retry = RetryConfig(max_retries=2, initial_delay_ms=1, max_delay_ms=1, jitter=False)
+        streamer = EventStreamer(
+            [make_sink(server.url, "v1")], batch_size=100, flush_interval=60, retry=retry,
+            register_atexit=False,
+        )  # fmt: skip
+        with streamer:
+            events = [
+                MetricEvent("m", fields={"v": i}, timestamp_ns=BASE_NS + i) for i in range(100)
+            ]
+            assert streamer.send_many(events) == 100
+            assert streamer.flush(timeout=60) is True
+            health = streamer.health().sinks["influxdb"]
+        assert counts(health) == (47, 0, {"rejected": 3, "retries_exhausted": 50})
+        assert TestPartialWriteCounting.posts(server) == [
+            (100, 413), (50, 400), (50, 503), (50, 503), (50, 503)
+        ]  # fmt: skip
+        dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(dropped) == 1
+        assert "dropped 53 events of batch" in dropped[0]
+        assert "(rejected: 3, retries_exhausted: 50)" in dropped[0]
+
 
 def unstorable_events(prefix: str, *, v1: bool) -> list[MetricEvent]:
     """One event per kind of name (and, for v1, value and timestamp) the server cannot store."""
@@ -1968,6 +2220,32 @@ class TestUnstorableEventsThroughStreamer:
         )
         assert sorted(stored, key=repr) == sorted([*good, as_float], key=repr)
 
+    def test_victoriametrics_a_string_with_a_newline_is_dropped_as_invalid_not_lost(
+        self, vm_server: str
+    ) -> None:
+        """Five events, one with a newline in a string: four written and stored, one invalid."""
+        prefix = f"msv2_{RUN_ID}_nlstream"
+        ts = (time.time_ns() // 1_000_000 - 60_000) * 1_000_000
+        events = [
+            MetricEvent(
+                prefix,
+                tags={"seq": str(i)},
+                fields={"n": float(i), "s": "two\nlines" if i == 2 else f"line {i}"},
+                timestamp_ns=ts + i * 1_000_000,
+            )
+            for i in range(5)
+        ]
+        sink = InfluxDBSink(vm_server, org="o", bucket="b")
+        health = stream([sink], events, batch_size=5)["influxdb"]
+        assert counts(health) == (4, 0, {"invalid": 1})
+        # VictoriaMetrics stores a string field as a 0 sample.
+        stored = [
+            MetricEvent(prefix, tags=e.tags, fields={"n": e.fields["n"], "s": 0.0},
+                        timestamp_ns=e.timestamp_ns)
+            for e in events if e.tags["seq"] != "2"
+        ]  # fmt: skip
+        assert vm_events(vm_server, prefix, 4) == stored
+
 
 class TestMemoryBehindADeadServer:
     """Payloads queued behind a dead server hold compressed bytes, not events."""
@@ -2013,6 +2291,142 @@ class TestMemoryBehindADeadServer:
             streamer.shutdown(timeout=2)
         health = streamer.health().sinks["influxdb"]
         assert counts(health) == (0, 0, {"shutdown": count})
+
+
+def pool_locks(sink: InfluxDBSink) -> list[Any]:
+    """The locks of the connection pools a sink's transport uses now."""
+    transport: Any = sink._transport
+    if sink.api == "v1":
+        return [transport.pool.pools.lock]
+    return [transport.client.api_client.rest_client.pool_manager.pools.lock]
+
+
+@contextlib.contextmanager
+def held_by_another_thread(locks: list[Any]) -> Iterator[None]:
+    """Hold `locks` in a thread of their own for the duration of the block."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        for lock in locks:
+            lock.acquire()
+        held.set()
+        release.wait()
+        for lock in locks:
+            lock.release()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30), "the pool locks were not free within 30 s"
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def fork_and_run(body: Callable[[], dict[str, Any]], timeout: float = 90.0) -> dict[str, Any]:
+    """Run `body` in a forked child; return what it returned (or its error), or fail on a hang."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read_end)
+            try:
+                result = body()
+            except BaseException as exc:
+                result = {"error": repr(exc)}
+            os.write(write_end, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, 9)
+                pytest.fail(f"the forked child hung for {timeout} s")
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    result: dict[str, Any] = json.loads(b"".join(chunks))
+    return result
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+class TestFork:
+    """A child forked while the parent streams writes through connections of its own."""
+
+    def test_children_forked_while_four_threads_send_write_to_both_servers(
+        self, fresh_db: str, vm_server: str
+    ) -> None:
+        """At each fork a parent thread holds both sinks' pool locks, as a writer might."""
+        prefix = f"msv2_{RUN_ID}_fork"
+        ts = (time.time_ns() // 1_000_000 - 600_000) * 1_000_000
+        sinks = [
+            InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, name="influx1"),
+            InfluxDBSink(vm_server, org="o", bucket="b", name="vm"),
+        ]
+        streamer = EventStreamer(sinks, batch_size=100, flush_interval=0.01, register_atexit=False)
+        forks_done = threading.Event()
+        sent = [0] * 4
+
+        def event(who: str, i: int) -> MetricEvent:
+            return MetricEvent(prefix, tags={"who": who}, fields={"n": float(i)},
+                               timestamp_ns=ts + i * 1_000_000)  # fmt: skip
+
+        def send(thread: int) -> None:
+            while not forks_done.is_set() or sent[thread] < 200:
+                streamer.send(event(f"parent{thread}", sent[thread]))
+                sent[thread] += 1
+                time.sleep(0.001)
+
+        def child(index: int) -> dict[str, Any]:
+            accepted = streamer.send_many(event(f"child{index}", i) for i in range(300))
+            flushed = streamer.flush(timeout=30)
+            health = streamer.health().sinks
+            streamer.shutdown(timeout=5)
+            written = {name: [h.events_written, h.events_dropped, h.pending]
+                       for name, h in health.items()}  # fmt: skip
+            return {"accepted": accepted, "flushed": flushed, "written": written}
+
+        senders = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for sender in senders:
+            sender.start()
+        try:
+            for index in range(3):
+                while min(sent) < 50 * (index + 1):
+                    time.sleep(0.01)
+                with held_by_another_thread([lock for s in sinks for lock in pool_locks(s)]):
+                    result = fork_and_run(lambda index=index: child(index))
+                assert result == {
+                    "accepted": 300, "flushed": True,
+                    "written": {"influx1": [300, 0, 0], "vm": [300, 0, 0]},
+                }  # fmt: skip
+        finally:
+            forks_done.set()
+            for sender in senders:
+                sender.join()
+            flushed = streamer.flush(timeout=60)
+            parent = streamer.health().sinks
+            streamer.shutdown(timeout=10)
+        assert flushed is True
+        total = sum(sent)
+        assert [parent[name].events_written for name in ("influx1", "vm")] == [total, total]
+        expected = [
+            *(event(f"parent{k}", i) for k in range(4) for i in range(sent[k])),
+            *(event(f"child{c}", i) for c in range(3) for i in range(300)),
+        ]
+        key = lambda e: (e.tags["who"], e.timestamp_ns)  # noqa: E731
+        assert sorted(influx_v1_events(INFLUXDB_V1_URL, fresh_db), key=key) == sorted(
+            expected, key=key
+        )
+        stored = vm_events(vm_server, prefix, len(expected))
+        assert sorted(stored, key=key) == sorted(expected, key=key)
 
 
 class TestThroughStreamer:

@@ -536,25 +536,29 @@ class Lane:
 
     def _finish(self, item: Item, reason: str, written: int) -> None:
         lost = item.count - written
+        # Events the sink said it refused are "rejected", whatever ended the write.
+        refused = min(item.rejected, lost) if reason else 0
         with self._cond:
             if self._in_flight is not item:
                 return  # abandoned by abort(); already counted
             self._in_flight = None
             self._written += written
-            if lost:
-                self._dropped[reason] = self._dropped.get(reason, 0) + lost
+            self._dropped["rejected"] += refused
+            if lost - refused:
+                self._dropped[reason] = self._dropped.get(reason, 0) + lost - refused
             caught_up = self._backlog_locked() == 0
             self._cond.notify_all()
         if item.seq_end is not None and self._cursor is not None:
             self._cursor.spool.acknowledge(self.name, item.seq_end, now=caught_up)
         if lost:
+            why = reason if not refused else f"rejected: {refused}, {reason}: {lost - refused}"
             self._warnings.warning(
                 (self.name, reason),
                 "metricstream: sink %r dropped %d events of batch %s (%s): %s",
                 self.name,
                 lost,
                 item.batch_id,
-                reason,
+                why if refused < lost else "rejected",
                 self._state.last_error,
             )
         self._on_progress()

@@ -80,6 +80,9 @@ class SinkWriter:
             reported = exc.written
             if reported.__class__ is int and item.written < reported:
                 item.written = min(reported, item.count)
+            refused = getattr(exc, "rejected", 0)
+            if refused.__class__ is int and item.rejected < refused:
+                item.rejected = min(refused, item.count)
             with self._lock:
                 self.state.failed(exc, permanent=isinstance(exc, PermanentSinkError))
             raise

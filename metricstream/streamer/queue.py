@@ -36,6 +36,7 @@ class Item:
         end: Sequence number after the batch's last event.
         batch_id: The batch's id.
         written: Events the sink reported stored so far (a batch written in parts).
+        rejected: Events the sink reported refused for good so far.
         seq_end: The spool sequence number after its last event, when the
             batch is in the spool (acknowledged there once it is done).
     """
@@ -46,6 +47,7 @@ class Item:
     end: int
     batch_id: str
     written: int = 0
+    rejected: int = 0
     seq_end: int | None = None
 
 

@@ -1,0 +1,272 @@
+"""The options of an `InfluxDBSink`, checked once: `Settings` and `check_settings`.
+
+Every option is validated when the sink is built, through
+`metricstream._options`, and a bad one raises `ConfigError` naming it.
+Credentials are checked there too, so that one that cannot travel in an
+HTTP header (a token read from a file with its trailing newline) is refused
+at once, and never reaches a request, a log line or a health report. No
+message shows a password or token: `shown_url` masks the user information
+of a URL without parsing it, whatever characters the password holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+
+from metricstream._options import (
+    require_bool,
+    require_choice,
+    require_name,
+    require_number,
+    require_optional_str,
+)
+from metricstream._secrets import MASK, is_secret_name, scrub_secrets
+from metricstream.codecs.lineprotocol import PRECISIONS
+from metricstream.exceptions import ConfigError
+
+__all__ = [
+    "APIS",
+    "Settings",
+    "authority_end",
+    "check_credential",
+    "check_settings",
+    "shown_url",
+]
+
+APIS = ("v1", "v2")
+"""The write APIs a sink speaks."""
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_LATIN_1_MAX = 0xFF
+
+_NOT_FOR = {
+    "token": "api='v1' authenticates with username= and password=",
+    "org": "org belongs to api='v2'; api='v1' writes to database=",
+    "bucket": "bucket belongs to api='v2'; api='v1' writes to database=",
+    "database": "database belongs to api='v1'; api='v2' writes to bucket= "
+    "(InfluxDB 1.8's v2 API reads bucket='database/retention_policy')",
+    "retention_policy": "retention_policy belongs to api='v1'; with api='v2' use "
+    "bucket='database/retention_policy'",
+    "username": "api='v2' authenticates with token=",
+    "password": "api='v2' authenticates with token=",
+}
+"""Why an option does not fit the other API."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The checked options of one sink (see `InfluxDBSink` for each).
+
+    ``password`` and ``token`` are left out of the ``repr``.
+    """
+
+    url: str
+    api: str
+    precision: str
+    gzip: bool | None
+    timeout: float
+    verify_ssl: bool
+    ssl_ca_cert: str | None
+    name: str
+    database: str | None = None
+    retention_policy: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+def shown_url(url: str) -> str:
+    """Return `url` fit for a message: no password, no secret-named query value.
+
+    The password of the user information is masked, and so is the value of
+    every query option whose name says it is secret (``token=``), up to the
+    next ``&``, without relying on the URL to parse: a password holding a
+    space or a quote is masked whole. When the user information cannot be
+    told apart from the rest (an ``@`` after a ``/``, ``?`` or ``#``, or a
+    ``#`` anywhere: an unencoded password would run into the path, query or
+    fragment), only the scheme is shown.
+    """
+    scheme, slashes, rest = url.partition("//")
+    if not slashes:
+        return scrub_secrets(url)
+    end = authority_end(rest)
+    if "@" in rest[end:] or "#" in rest:
+        return f"{scheme}//{MASK}"
+    authority, location = rest[:end], rest[end:]
+    if "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:{MASK}@{host}" if colon else authority
+    path, question, query = location.partition("?")
+    if question:
+        options = []
+        for option in query.split("&"):
+            key, equals, _ = option.partition("=")
+            options.append(f"{key}={MASK}" if equals and is_secret_name(key) else option)
+        path = f"{path}?{'&'.join(options)}"
+    return scrub_secrets(f"{scheme}//{authority}{path}")
+
+
+def authority_end(rest: str) -> int:
+    """Where the authority of a URL ends, in `rest` (the URL after its ``//``)."""
+    return min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+
+
+def check_credential(option: str, value: object) -> str | None:
+    """Return `value` if it is None or a credential an HTTP request can carry.
+
+    Raises:
+        ConfigError: If it is not a string, is empty (a password may be), or
+            holds a control character (a trailing newline from a file or an
+            environment variable); a token also if it holds a character
+            beyond Latin-1, which an HTTP header cannot carry. The message
+            says where, never what the value is.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(option, f"must be a string, not {type(value).__name__}")
+    if not value and option != "password":
+        raise ConfigError(option, "must not be empty")
+    if option == "token":
+        beyond = next((i for i, char in enumerate(value) if ord(char) > _LATIN_1_MAX), None)
+        if beyond is not None:
+            raise ConfigError(
+                option, f"holds a character an HTTP header cannot carry at position {beyond}"
+            )
+    control = _CONTROL.search(value)
+    if control is not None:
+        where = "at its end" if control.end() == len(value) else f"at position {control.start()}"
+        raise ConfigError(
+            option,
+            f"contains a control character (U+{ord(control.group()):04X}) {where}; "
+            "a credential read from a file or an environment variable may keep its "
+            "trailing newline",
+        )
+    return value
+
+
+def _check_base_url(url: object) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError("url", f"must be a non-empty http(s) URL, not {url!r}")
+    shown = shown_url(url.strip())
+    try:
+        parsed = urllib.parse.urlsplit(url.strip())
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError("url", f"cannot parse {shown!r}") from None
+    if parsed.username is not None or parsed.password is not None:
+        raise ConfigError(
+            "url",
+            "must not contain credentials; pass username=/password= (v1) or token= (v2)",
+        )
+    if parsed.scheme.lower() not in ("http", "https") or not parsed.hostname:
+        raise ConfigError("url", f"must be http://host:port or https://host:port, not {shown!r}")
+    if parsed.query or parsed.fragment:
+        raise ConfigError(
+            "url", f"must not have a query or fragment: {shown!r}; pass options as arguments"
+        )
+    return urllib.parse.urlunsplit(
+        (parsed.scheme.lower(), parsed.netloc, parsed.path.rstrip("/"), "", "")
+    )
+
+
+def _refuse_for_api(api: str, **options: object) -> None:
+    for option, value in options.items():
+        if value is not None:
+            raise ConfigError(option, f"not used with api={api!r}: {_NOT_FOR[option]}")
+
+
+def _check_v1(database: object, username: object, password: object) -> None:
+    if database is None:
+        raise ConfigError("database", "required with api='v1' (the database to write to)")
+    if (username is None) != (password is None):
+        missing = "password" if password is None else "username"
+        raise ConfigError(missing, "username and password must be given together")
+    if isinstance(username, str) and ":" in username:
+        raise ConfigError(
+            "username", "must not contain ':' (HTTP basic auth ends the user name there)"
+        )
+
+
+def _check_v2(org: object, bucket: object) -> None:
+    if bucket is None:
+        raise ConfigError("bucket", "required with api='v2' (the bucket to write to)")
+    if org is None:
+        raise ConfigError(
+            "org",
+            "required with api='v2': InfluxDB 2.x needs the organization; "
+            "VictoriaMetrics and InfluxDB 3 ignore it, so any name works there",
+        )
+
+
+def _check_ca_file(ssl_ca_cert: str | os.PathLike[str] | None) -> str | None:
+    ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
+    if ca_cert is not None and not os.path.isfile(ca_cert):
+        raise ConfigError("ssl_ca_cert", f"no such file: {ca_cert!r}")
+    return ca_cert
+
+
+def check_settings(
+    url: object,
+    *,
+    api: object,
+    token: object,
+    org: object,
+    bucket: object,
+    database: object,
+    retention_policy: object,
+    username: object,
+    password: object,
+    precision: object,
+    gzip: object,
+    timeout: object,
+    verify_ssl: object,
+    ssl_ca_cert: str | os.PathLike[str] | None,
+    name: object,
+) -> Settings:
+    """Check every option of `InfluxDBSink` (see there) and return them.
+
+    Raises:
+        ConfigError: If an option is invalid or does not fit the API; it
+            names the option and never shows a password or token.
+    """
+    base_url = _check_base_url(url)
+    chosen_api = require_choice("api", api, APIS)
+    if gzip is not None and not isinstance(gzip, bool):
+        raise ConfigError("gzip", f"must be True, False or None, not {gzip!r}")
+    settings = Settings(
+        url=base_url,
+        api=chosen_api,
+        precision=require_choice("precision", precision, tuple(PRECISIONS)),
+        gzip=gzip,
+        timeout=require_number("timeout", timeout, minimum=0, inclusive=False),
+        verify_ssl=require_bool("verify_ssl", verify_ssl),
+        ssl_ca_cert=_check_ca_file(ssl_ca_cert),
+        name="influxdb" if name is None else require_name("name", name),
+        database=require_optional_str("database", database),
+        retention_policy=require_optional_str("retention_policy", retention_policy),
+        org=require_optional_str("org", org),
+        bucket=require_optional_str("bucket", bucket),
+        username=check_credential("username", username),
+        password=check_credential("password", password),
+        token=check_credential("token", token),
+    )
+    if chosen_api == "v1":
+        _refuse_for_api("v1", token=token, org=org, bucket=bucket)
+        _check_v1(database, username, password)
+    else:
+        _refuse_for_api(
+            "v2",
+            database=database,
+            retention_policy=retention_policy,
+            username=username,
+            password=password,
+        )
+        _check_v2(org, bucket)
+    return settings
