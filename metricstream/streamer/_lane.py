@@ -350,12 +350,12 @@ class Lane:
                 raw = self._inbox.popleft()
                 self._raw -= raw.count
                 self._preparing = raw
-            payload, good, invalid = self._prepare(raw.batch)
+            payload, good, invalid, reason = self._prepare(raw.batch)
             with self._cond:
                 if self._preparing is not raw:
                     continue  # abandoned by abort(); already counted
                 self._preparing = None
-                self._dropped["invalid"] += invalid
+                self._dropped[reason] = self._dropped.get(reason, 0) + invalid
                 if good:
                     self._queue.push(Item(payload, good, raw.start, raw.end, raw.batch.batch_id))
                 self._cond.notify_all()
@@ -363,47 +363,51 @@ class Lane:
             del raw, payload
             self._on_progress()
 
-    def _prepare(self, batch: EventBatch) -> tuple[Any, int, int]:
+    def _prepare(self, batch: EventBatch) -> tuple[Any, int, int, str]:
         """Run the sink's `prepare`; isolate the events it cannot encode.
 
-        A sink may name the offending events (`InvalidEventError.indexes`);
-        otherwise each event is tried alone.
+        A sink may name the offending events (`InvalidEventError.indexes`),
+        and the reason they are dropped under (`InvalidEventError.reason`);
+        otherwise each event is tried alone and dropped as ``invalid``.
 
         Returns:
-            (payload, events in the payload, events dropped as invalid).
+            (payload, events in the payload, events dropped, their drop reason).
         """
         try:
-            return self.sink.prepare(batch), len(batch.events), 0
+            return self.sink.prepare(batch), len(batch.events), 0, "invalid"
         except Exception as exc:
             first_error = exc
         events = batch.events
         named = getattr(first_error, "indexes", None)
+        reason = "invalid"
         if named:
             bad = set(named)
             good = [event for i, event in enumerate(events) if i not in bad]
+            reason = str(getattr(first_error, "reason", None) or "invalid")
         else:
             good = [event for event in events if self._encodable(event, batch.batch_id)]
         invalid = len(events) - len(good)
         self._warnings.warning(
-            (self.name, "invalid"),
-            "metricstream: sink %r could not encode %d of %d events of batch %s: %s",
+            (self.name, reason),
+            "metricstream: sink %r dropped %d of %d events of batch %s (%s): %s",
             self.name,
             invalid,
             len(events),
             batch.batch_id,
+            reason,
             scrub_secrets(str(first_error)),
         )
         if not good:
-            return None, 0, invalid
+            return None, 0, invalid, reason
         rest = EventBatch(good, batch_id=batch.batch_id, created_ns=batch.created_ns)
         try:
             payload = self.sink.prepare(rest)
         except Exception:
             if not named:
-                return None, 0, len(events)
-            payload, kept, _ = self._prepare(rest)
-            return payload, kept, len(events) - kept
-        return payload, len(good), invalid
+                return None, 0, len(events), reason
+            payload, kept, _, _ = self._prepare(rest)
+            return payload, kept, len(events) - kept, reason
+        return payload, len(good), invalid, reason
 
     def _encodable(self, event: Any, batch_id: str) -> bool:
         try:

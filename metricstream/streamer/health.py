@@ -27,6 +27,10 @@ DROP_REASONS: tuple[str, ...] = ("overflow", "invalid", "rejected", "retries_exh
 - ``retries_exhausted``: every retry failed;
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown.
+
+A sink may drop events under a reason of its own (`InvalidEventError.reason`,
+for example the Redis counter sink's ``limits``); health shows such a reason
+once it has occurred.
 """
 
 
