@@ -3,6 +3,9 @@
 - `ConsoleSink` (`metricstream.sinks.console`)
 - `JsonLinesSink` (`metricstream.sinks.jsonl`)
 - `InfluxDBSink` (`metricstream.sinks.influxdb`, extra ``influxdb``)
+- `RedisCounterSink` and `RedisCounterReader`, with `CounterMapping`,
+  `TimeBuckets` and `CounterLimits` (`metricstream.sinks.redis_counters`,
+  extra ``redis``)
 
 Each sink module registers its URL schemes (see `metricstream.sinks.registry`);
 optional client libraries are imported only when a sink that needs them is
@@ -15,13 +18,25 @@ from metricstream.contract import Sink
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.influxdb import InfluxDBSink
 from metricstream.sinks.jsonl import JsonLinesSink
+from metricstream.sinks.redis_counters import (
+    CounterLimits,
+    CounterMapping,
+    RedisCounterReader,
+    RedisCounterSink,
+    TimeBuckets,
+)
 from metricstream.sinks.registry import register_scheme, schemes, sink_from_url
 
 __all__ = [
     "ConsoleSink",
+    "CounterLimits",
+    "CounterMapping",
     "InfluxDBSink",
     "JsonLinesSink",
+    "RedisCounterReader",
+    "RedisCounterSink",
     "Sink",
+    "TimeBuckets",
     "register_scheme",
     "schemes",
     "sink_from_url",
