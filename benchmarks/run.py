@@ -1,8 +1,9 @@
 """Run every benchmark, each beside its peer, and print a summary of the targets.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx (default: all). ``make bench`` runs them all; the
-influx benchmark needs VictoriaMetrics (``scripts/services.sh start``).
+throughput, memory, influx, redis (default: all). ``make bench`` runs them all;
+the influx benchmark needs VictoriaMetrics (``scripts/services.sh start``), the
+redis benchmark ``redis-server`` (or ``METRICSTREAM_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BENCHMARKS = {
     "throughput": "bench_throughput",
     "memory": "bench_memory",
     "influx": "bench_influx",
+    "redis": "bench_redis",
 }
 
 

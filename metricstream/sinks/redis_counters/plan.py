@@ -48,8 +48,10 @@ _MINUTE_NS = 60_000_000_000
 _TEXT_TYPES = frozenset({str, type(None)})
 _NUMBER_TYPES = frozenset({int, float, type(None)})
 _Starts = tuple[int, int | None]
-_Table = dict[tuple[Any, ...], Any]
-"""(starts, value, ...) -> total or members."""
+_Table = dict[_Starts, dict[Any, Any]]
+"""(day start, hour start) -> {values: total or members}; values is a str for a
+key of one name, a tuple of str for a compound one (for a unique key, the
+values of its group; () when it has none)."""
 
 
 def value_text(value: FieldValue) -> str:
@@ -185,15 +187,7 @@ class Planner:
             keys = [columns[name] for name in metric.names]
             partial = not holes.isdisjoint(metric.names)
             if metric.kind == "add":
-                if only is None:
-                    agg.counts[number] = _complete(
-                        Counter(zip(starts, *keys, strict=True)), partial
-                    )
-                else:
-                    # Usually a whole batch falls in one bucket: count the
-                    # values alone (cheaper keys), add the buckets afterwards.
-                    counted = Counter(keys[0] if len(keys) == 1 else zip(*keys, strict=True))
-                    agg.counts[number] = _rekey(counted, only, len(keys), partial)
+                agg.counts[number] = _counts(starts, keys, only, partial)
             elif metric.kind == "adv":
                 values = self._numbers(events, metric.value_field or "")
                 sums = _sums(starts, keys, values, only, partial)
@@ -308,20 +302,41 @@ class Planner:
         return self.operations(self.aggregate(events))
 
 
-def _rekey(table: dict[Any, Any], starts: _Starts, width: int, partial: bool) -> _Table:
-    """Turn value -> total (or values tuple -> total) into (starts, values...) -> total."""
-    if width == 1:
-        rekeyed = {(starts, value): total for value, total in table.items()}
-    else:
-        rekeyed = {(starts, *values): total for values, total in table.items()}
-    return _complete(rekeyed, partial)
+def _by_starts(table: dict[Any, Any], only: _Starts | None, width: int, partial: bool) -> _Table:
+    """Group a table by bucket, dropping the entries of events that lack a property.
+
+    Its keys are the values when all events share the buckets `only`, else
+    (starts, values...).
+    """
+    if only is not None:
+        if partial:
+            if width == 1:
+                table.pop(None, None)
+            else:
+                table = {values: total for values, total in table.items() if None not in values}
+        return {only: table} if table else {}
+    grouped: _Table = {}
+    for entry, amount in table.items():
+        values = entry[1] if width == 1 else entry[1:]
+        if partial and (values is None if width == 1 else None in values):
+            continue
+        found = grouped.get(entry[0])
+        if found is None:
+            grouped[entry[0]] = {values: amount}
+        else:
+            found[values] = amount
+    return grouped
 
 
-def _complete(table: _Table, partial: bool) -> _Table:
-    """Drop the entries of events that lack one of the key's properties (when some do)."""
-    if partial:
-        return {key: total for key, total in table.items() if None not in key}
-    return table
+def _counts(
+    starts: list[_Starts], columns: list[list[Any]], only: _Starts | None, partial: bool
+) -> _Table:
+    """How many events have each combination of values, per bucket."""
+    if only is None:
+        counted = Counter(zip(starts, *columns, strict=True))
+    else:  # the usual case: count the values alone, cheaper keys
+        counted = Counter(columns[0] if len(columns) == 1 else zip(*columns, strict=True))
+    return _by_starts(counted, only, len(columns), partial)
 
 
 def _sums(
@@ -331,7 +346,7 @@ def _sums(
     only: _Starts | None,
     partial: bool,
 ) -> tuple[_Table, _Table]:
-    """(starts, values...) -> the int total and the float total of the value field."""
+    """The int total and the float total of the value field, per combination and bucket."""
     keys: Any
     if only is None:
         keys = zip(starts, *columns, strict=True)
@@ -353,24 +368,23 @@ def _sums(
                 continue
             table = floats if value.__class__ is float else ints
             table[key] = table.get(key, 0) + value
-    if only is None:
-        return _complete(ints, partial), _complete(floats, partial)
     width = len(columns)
-    return _rekey(ints, only, width, partial), _rekey(floats, only, width, partial)
+    return _by_starts(ints, only, width, partial), _by_starts(floats, only, width, partial)
 
 
 def _members(
     starts: list[_Starts], columns: list[list[Any]], only: _Starts | None, partial: bool
 ) -> _Table:
-    """(starts, group values...) -> the members (the last column's distinct values)."""
-    if only is None:
-        groups: list[Any] = list(zip(starts, *columns[:-1], strict=True))
-    elif len(columns) == 1:
+    """The distinct values of the last column, per group (the other columns) and bucket."""
+    width = len(columns) - 1
+    if only is not None and width == 0:
         members = set(columns[0])
         members.discard(None)
-        return {(only,): members} if members else {}
+        return {only: {(): members}} if members else {}
+    if only is None:
+        groups: list[Any] = list(zip(starts, *columns[:-1], strict=True))
     else:
-        groups = columns[0] if len(columns) == 2 else list(zip(*columns[:-1], strict=True))
+        groups = columns[0] if width == 1 else list(zip(*columns[:-1], strict=True))
     table: dict[Any, set[str]] = {}
     for group, member in zip(groups, columns[-1], strict=True):
         if member is None:
@@ -380,44 +394,45 @@ def _members(
             table[group] = {member}
         else:
             found.add(member)
-    if only is None:
-        return _complete({(*group,): found for group, found in table.items()}, partial)
-    return _rekey(table, only, len(columns) - 1, partial)
+    return _by_starts(table, only, width, partial)
 
 
-def _text(values: tuple[Any, ...]) -> str:
+def _text(values: Any) -> str:
     """The values part of a key: each value escaped, joined by ``~``."""
+    if values.__class__ is str:
+        if ":" in values or "\\" in values or "~" in values:
+            return escape(values)
+        return values
     raw = "~".join(values)
     if ":" in raw or "\\" in raw or raw.count("~") != len(values) - 1:
         return "~".join([escape(value) for value in values])
     return raw  # nothing to escape: the common case, checked in one pass
 
 
-def _per_bucket(table: _Table, union: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
-    """Spread (starts, values...) entries over their daily and hourly keys.
+def _per_bucket(tables: _Table, union: bool = False) -> dict[tuple[str, int], dict[str, Any]]:
+    """Spread per-bucket tables over their daily and hourly keys.
 
     Args:
-        table: The entries: totals, or sets of members when `union`.
+        tables: (day, hour) -> {values: totals, or sets of members when `union`}.
         union: Merge entries that meet in one key by set union, not addition.
 
     Returns:
         (bucket letter, bucket start) -> {escaped values joined by ``~``: merged amount}.
     """
     merged: dict[tuple[str, int], dict[str, Any]] = {}
-    for entry, amount in table.items():
-        (day, hour), text = entry[0], _text(entry[1:])
-        totals = merged.get(("d", day))
-        if totals is None:
-            totals = merged["d", day] = {}
-        if text not in totals:
-            totals[text] = amount
-        else:  # several hours of one day
-            totals[text] = (totals[text] | amount) if union else (totals[text] + amount)
+    for (day, hour), table in tables.items():
+        texts = {_text(values): amount for values, amount in table.items()}
         if hour is not None:
-            hourly = merged.get(("h", hour))
-            if hourly is None:
-                hourly = merged["h", hour] = {}
-            hourly[text] = amount  # an hour lies in one day: no other entry has it
+            merged["h", hour] = texts  # an hour lies in one day: no other table has it
+        daily = merged.get(("d", day))
+        if daily is None:
+            merged["d", day] = dict(texts) if hour is not None else texts
+            continue
+        for text, amount in texts.items():  # several hours of one day
+            if text not in daily:
+                daily[text] = amount
+            else:
+                daily[text] = (daily[text] | amount) if union else (daily[text] + amount)
     return merged
 
 
