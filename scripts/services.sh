@@ -430,26 +430,27 @@ cluster_info() { # PORT -> the node's CLUSTER INFO, one field:value a line
     timeout 5 redis-cli -h "$HOST" -p "$1" cluster info 2>/dev/null | tr -d '\r'
 }
 
-# True if every node sees the whole cluster: three nodes, all slots, state ok.
-cluster_ok() {
-    local name info
+# cluster_has LINE...: true if the CLUSTER INFO of every node has all these lines.
+cluster_has() {
+    local name info line
     for name in "${REDIS_CLUSTER_NODES[@]}"; do
         info=$(cluster_info "$(port_of "$name")") || return 1
-        grep -qx 'cluster_state:ok' <<<"$info" || return 1
-        grep -qx "cluster_known_nodes:${#REDIS_CLUSTER_NODES[@]}" <<<"$info" || return 1
-        grep -qx 'cluster_slots_assigned:16384' <<<"$info" || return 1
+        for line in "$@"; do
+            grep -qx -- "$line" <<<"$info" || return 1
+        done
     done
+}
+
+# True if every node sees the whole cluster: three nodes, all slots, state ok.
+cluster_ok() {
+    cluster_has cluster_state:ok "cluster_known_nodes:${#REDIS_CLUSTER_NODES[@]}" \
+        cluster_slots_assigned:16384
 }
 
 # True if every node already holds all the slots among the three (a restart
 # from nodes.conf): the nodes only need a moment to agree again.
 cluster_formed() {
-    local name info
-    for name in "${REDIS_CLUSTER_NODES[@]}"; do
-        info=$(cluster_info "$(port_of "$name")") || return 1
-        grep -qx "cluster_known_nodes:${#REDIS_CLUSTER_NODES[@]}" <<<"$info" || return 1
-        grep -qx 'cluster_slots_assigned:16384' <<<"$info" || return 1
-    done
+    cluster_has "cluster_known_nodes:${#REDIS_CLUSTER_NODES[@]}" cluster_slots_assigned:16384
 }
 
 wait_cluster_ok() {

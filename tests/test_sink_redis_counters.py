@@ -205,6 +205,15 @@ def assert_estimate(estimate: int, members: set[str] | int) -> None:
     assert abs(estimate - true) <= max(1, HLL_RELATIVE_ERROR * true), (estimate, true)
 
 
+def assert_counted(url: str, events: list[ms.MetricEvent], prefix: str) -> None:
+    """Every daily count and sum of `events` is in Redis, exactly (floats to 1e-12)."""
+    values, _, _ = expected_counters(events, prefix, hourly=False)
+    client = admin(url)
+    for key, value in values.items():
+        assert float(client.get(key)) == pytest.approx(value, rel=1e-12), key
+    client.close()
+
+
 def stream(sink: RedisCounterSink, events: list[ms.MetricEvent], batch_size: int = 1000) -> Any:
     streamer = ms.EventStreamer(
         [sink], batch_size=batch_size, max_buffer=max(len(events), batch_size),
@@ -397,11 +406,7 @@ class TestExactlyOnce:
         applied = sink.calls_applied
         sink.write(payload)
         assert sink.calls_repeated == applied == len(payload.calls)
-        values, _, _ = expected_counters(events, prefix, hourly=False)
-        client = admin(target)
-        for key, value in values.items():
-            assert float(client.get(key)) == pytest.approx(value, rel=1e-12)
-        client.close()
+        assert_counted(target, events, prefix)
         sink.close()
 
     def test_a_reply_lost_after_the_apply_is_retried_without_counting_twice(
@@ -420,11 +425,7 @@ class TestExactlyOnce:
             assert proxy.dropped == 1
             sink.write(payload)  # the lane's retry
             assert (sink.calls_applied, sink.calls_repeated) == (1, 1)
-            values, _, _ = expected_counters(warm_up + events, prefix, hourly=False)
-            client = admin(single)
-            for key, value in values.items():
-                assert float(client.get(key)) == pytest.approx(value, rel=1e-12)
-            client.close()
+            assert_counted(single, warm_up + events, prefix)
             sink.close()
 
     def test_connections_killed_mid_stream_lose_and_double_nothing(
@@ -453,11 +454,7 @@ class TestExactlyOnce:
         streamer.shutdown(timeout=10)
         assert (health.events_written, health.events_dropped) == (12_000, 0)
         assert killer.killed >= 1
-        values, _, _ = expected_counters(events, prefix, hourly=False)
-        client = admin(target)
-        for key, value in values.items():
-            assert float(client.get(key)) == pytest.approx(value, rel=1e-12), key
-        client.close()
+        assert_counted(target, events, prefix)
         sink.close()
 
 

@@ -21,17 +21,20 @@ from typing import Any, TextIO
 
 from metricstream.cli._args import positive_int
 from metricstream.cli.workload import EVENT_MIX
-from metricstream.contract import EventBatch, Sink
+from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
 from metricstream.sinks.redis_counters import (
+    CounterLimits,
     CounterMapping,
     CounterResult,
+    KeyLayout,
     RedisCounterReader,
     RedisCounterSink,
     TimeBuckets,
 )
 from metricstream.sinks.redis_counters.plan import COMMANDS as OPERATION_COMMANDS
+from metricstream.sinks.redis_counters.plan import Planner
 from metricstream.sinks.registry import sink_from_url
 
 __all__ = ["ANALYTICS_MAPPING", "dashboard", "demo_sink", "register", "run"]
@@ -184,18 +187,14 @@ def _read_event(text: str) -> MetricEvent:
 
 def _explain(args: argparse.Namespace, out: TextIO) -> int:
     buckets = TimeBuckets(hourly=args.hourly, timezone=args.tz)
-    sink = RedisCounterSink(
-        "redis://127.0.0.1:6379/0",  # never connected: explain only plans
-        mapping=CounterMapping.from_json(args.mapping),
-        buckets=buckets,
-        prefix=args.prefix,
-    )
+    mapping = CounterMapping.from_json(args.mapping)
+    planner = Planner(mapping, buckets, CounterLimits(), KeyLayout(args.prefix))
     event = _read_event(args.event)
     day, hour = buckets.starts_ns(event.timestamp_ns)
     out.write(f"event: {event.to_influx_line()}\n")
     out.write(f"day bucket: {day} ({_local(day, buckets)})")
     out.write(f", hour bucket: {hour} ({_local(hour, buckets)})\n" if hour is not None else "\n")
-    ops = sink.operations(EventBatch([event]))
+    ops = planner.plan([event])
     out.write(f"{len(ops)} commands, applied at once by one EVALSHA of the batch script:\n")
     for key, (code, *arguments) in ops:
         words = [OPERATION_COMMANDS[code], key, *arguments]

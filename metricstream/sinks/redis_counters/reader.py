@@ -152,13 +152,6 @@ class RedisCounterReader:
             found.extend(self.redis.mget(list(keys[first : first + _CHUNK])))
         return found
 
-    def _series(
-        self, kind: str, pattern: str, values: str, starts: list[int], bucket: str
-    ) -> CounterResult:
-        keys = [self.layout.counter(kind, bucket, start, pattern, values) for start in starts]
-        numbers = [_number(raw) for raw in self._get_many(keys)]
-        return CounterResult(sum(numbers), tuple(zip(starts, numbers, strict=True)))
-
     # --- queries -------------------------------------------------------------------
 
     def count(
@@ -176,9 +169,7 @@ class RedisCounterReader:
         Raises:
             ConfigError: If the values do not fit the pattern, or the bucket is unknown.
         """
-        names, text = self._pattern(pattern)
-        joined = self._values(values, len(names), pattern)
-        return self._series("add", text, joined, self._range(start, end, bucket), bucket)
+        return self._counter("add", pattern, values, self._range(start, end, bucket), bucket)
 
     def sum(
         self, pattern: str, values: Sequence[object], start: Moment, end: Moment, bucket: str = "d"
@@ -188,9 +179,16 @@ class RedisCounterReader:
         Raises:
             ConfigError: If the values do not fit the pattern, or the bucket is unknown.
         """
+        return self._counter("adv", pattern, values, self._range(start, end, bucket), bucket)
+
+    def _counter(
+        self, kind: str, pattern: str, values: Sequence[object], starts: list[int], bucket: str
+    ) -> CounterResult:
         names, text = self._pattern(pattern)
         joined = self._values(values, len(names), pattern)
-        return self._series("adv", text, joined, self._range(start, end, bucket), bucket)
+        keys = [self.layout.counter(kind, bucket, start, text, joined) for start in starts]
+        numbers = [_number(raw) for raw in self._get_many(keys)]
+        return CounterResult(sum(numbers), tuple(zip(starts, numbers, strict=True)))
 
     def unique(
         self,

@@ -15,7 +15,7 @@ from metricstream.sinks.redis_counters import client as _client
 from metricstream.sinks.redis_counters.buckets import TimeBuckets
 from metricstream.sinks.redis_counters.keys import KeyLayout
 from metricstream.sinks.redis_counters.mapping import CounterLimits, CounterMapping
-from metricstream.sinks.redis_counters.plan import Op, Planner
+from metricstream.sinks.redis_counters.plan import Planner
 from metricstream.sinks.redis_counters.reader import RedisCounterReader
 from metricstream.sinks.redis_counters.script import (
     APPLY_BATCH,
@@ -170,14 +170,6 @@ class RedisCounterSink:
         )
 
     # --- prepare: CPU only -----------------------------------------------------
-
-    def operations(self, batch: EventBatch) -> list[Op]:
-        """The aggregated operations of a batch, before they are packed into script calls.
-
-        Raises:
-            InvalidEventError: With ``reason="limits"`` naming the events over the limits.
-        """
-        return self._planner.plan(batch.events)
 
     def prepare(self, batch: EventBatch) -> CounterPayload:
         """Aggregate the batch and pack its operations into script calls.
