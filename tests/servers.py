@@ -341,14 +341,18 @@ class RedisProcess:
     Leaving the ``with`` block stops the server and removes its directory.
     """
 
-    def __init__(self, *args: str, startup_timeout: float = 30.0) -> None:
-        """Prepare (but do not start) the server; `args` are extra ``redis-server`` options."""
+    def __init__(self, *args: str, port: int | None = None, startup_timeout: float = 30.0) -> None:
+        """Prepare (but do not start) the server.
+
+        :param args: extra ``redis-server`` options (later ones win).
+        :param port: the port :meth:`start` waits for; a free one when None.
+        """
         binary = shutil.which("redis-server")
         if binary is None:
             _unavailable(f"redis-server not found on PATH; {_START_HINT}")
         self.binary: str = binary
         self.args: tuple[str, ...] = args
-        self.port: int = free_port()
+        self.port: int = free_port() if port is None else port
         self.startup_timeout: float = startup_timeout
         self.dir: Path = Path(tempfile.mkdtemp(prefix="metricstream-redis-"))
         self._process: subprocess.Popen[bytes] | None = None

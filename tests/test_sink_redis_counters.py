@@ -13,13 +13,17 @@ only has to be one the estimator meets for any set.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import random
 import re
+import subprocess
 import threading
 import uuid
+import zoneinfo
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -336,6 +340,11 @@ class TestDaylightSaving:
             assert len(hourly.series) == hours
             assert {count for _, count in hourly.series} == {6}
             assert hourly.series[0][0] == day_start
+            berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+            local_midnight = dt.datetime.fromtimestamp(day_start, berlin).replace(tzinfo=None)
+            aware = dt.datetime.fromtimestamp(day_start, dt.timezone.utc)
+            for start in (local_midnight, aware):
+                assert reader.count("measurement", ("tick",), start, next_day - 1) == day
         sink.close()
 
 
@@ -667,6 +676,28 @@ class TestConfiguration:
             assert raised.value.unhealthy
             assert health.dropped_by_reason["rejected"] == 20
         assert all(secret not in text for text in texts), texts
+
+    def test_tls_urls_reach_a_tls_server(self, tmp_path: Path, prefix: str) -> None:
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+             "-days", "1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        port = servers.free_port()
+        tls = ("--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+               "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+               "--tls-auth-clients", "no")  # fmt: skip
+        with servers.RedisProcess(*tls, port=port):
+            url = f"rediss://localhost:{port}/0?ssl_ca_certs={cert}&prefix={prefix}"
+            sink = sink_from_url(url, mapping=MAPPING)
+            assert isinstance(sink, RedisCounterSink)
+            events = workload(100, days=1)
+            sink.write(sink.prepare(ms.EventBatch(events)))
+            with sink.reader() as reader:
+                views = reader.count("measurement", ("view",), BASE, BASE).total
+            assert views == sum(e.measurement == "view" for e in events)
+            sink.close()
 
     def test_protocol_probe_and_close(self, target: str) -> None:
         sink = RedisCounterSink(target, mapping=MAPPING, prefix="unused:")
