@@ -9,7 +9,9 @@ batch is ever counted twice. The batch key is named after the sink and the
 batch id (`KeyLayout.batch`); it lives ``batch_ttl`` seconds, which must
 exceed the longest time a batch may wait before being retried.
 
-Each operation runs with ``redis.pcall``: one that Redis refuses (a key of
+``SET NX`` is the script's first write, so a server out of memory refuses
+the whole call (the streamer retries it) rather than a part of it. Each
+operation runs with ``redis.pcall``: one that Redis refuses (a key of
 the wrong type, set by someone else) does not stop the others, and the
 script reports how many failed and the first error. ``INCRBY`` on a key that
 already holds a float (a sum that once received a float) falls back to
@@ -34,8 +36,7 @@ from metricstream.sinks.redis_counters.plan import Op
 
 __all__ = ["APPLY_BATCH", "CounterPayload", "ScriptCall", "encode_calls", "slot_tag"]
 
-APPLY_BATCH = """#!lua
--- KEYS[1] records the batch; ARGV[1] is how long (seconds) it is remembered.
+APPLY_BATCH = """-- KEYS[1] records the batch; ARGV[1] is how long (seconds) it is remembered.
 -- KEYS[k] (k >= 2) is the key of one operation; ARGV[2] is a JSON array
 -- holding, in the same order, each operation's code and arguments.
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
