@@ -350,12 +350,12 @@ class Lane:
                 raw = self._inbox.popleft()
                 self._raw -= raw.count
                 self._preparing = raw
-            payload, good, invalid, reason = self._prepare(raw.batch)
+            payload, good, refused, reason = self._prepare(raw.batch)
             with self._cond:
                 if self._preparing is not raw:
                     continue  # abandoned by abort(); already counted
                 self._preparing = None
-                self._dropped[reason] = self._dropped.get(reason, 0) + invalid
+                self._dropped[reason] = self._dropped.get(reason, 0) + refused
                 if good:
                     self._queue.push(Item(payload, good, raw.start, raw.end, raw.batch.batch_id))
                 self._cond.notify_all()
