@@ -1,8 +1,9 @@
 """Run every benchmark, each beside its peer, and print a summary of the targets.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx, instruments, health (default: all). ``make bench`` runs
-them all; the influx benchmark needs VictoriaMetrics (``scripts/services.sh start``).
+throughput, memory, influx, instruments, health, redis (default: all). ``make bench``
+runs them all; the influx benchmark needs VictoriaMetrics (``scripts/services.sh
+start``), the redis benchmark ``redis-server`` (or ``METRICSTREAM_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ BENCHMARKS = {
     "influx": "bench_influx",
     "instruments": "bench_instruments",
     "health": "bench_health",
+    "redis": "bench_redis",
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from metricstream._bounded import BoundedDict
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "PROPERTY_ALIAS",
     "SCHEMA_VERSION",
     "FieldValue",
     "MetricEvent",
@@ -51,6 +52,9 @@ __all__ = [
     "UInt",
     "codecs",
     "event_from_sample",
+    "event_property",
+    "property_columns",
+    "property_values",
     "shared_tags",
     "trusted_event",
 ]
@@ -419,3 +423,73 @@ def trusted_event(
     event.timestamp_ns = timestamp_ns
     event.correlation_id = correlation_id
     return event
+
+
+PROPERTY_ALIAS = "event"
+"""A property name that means the measurement unless a tag or field has that name."""
+
+
+def property_values(events: Sequence[MetricEvent], name: str) -> list[FieldValue | None]:
+    """Return the value of the property `name` of each event (None where it has none).
+
+    The one rule for naming a part of an event, used by Redis counter
+    mappings and queries: ``measurement`` is the measurement name; any other
+    name is the tag of that name, else the field of that name. The name
+    ``event`` also means the measurement when an event has no tag or field
+    called ``event``.
+
+    Args:
+        events: The events.
+        name: The property's name.
+
+    Returns:
+        One value per event, in order: a tag value (str), a field value, the
+        measurement name, or None.
+    """
+    return property_columns(events, (name,))[name]
+
+
+def property_columns(
+    events: Sequence[MetricEvent], names: Iterable[str]
+) -> dict[str, list[FieldValue | None]]:
+    """Return `property_values` for several names at once (a column per name).
+
+    Args:
+        events: The events.
+        names: The properties' names.
+
+    Returns:
+        Each name -> one value per event, in order.
+    """
+    tags = [event.tags for event in events]
+    columns: dict[str, list[FieldValue | None]] = {}
+    for name in names:
+        if name == "measurement":
+            columns[name] = [event.measurement for event in events]
+            continue
+        values: list[FieldValue | None] = [found.get(name) for found in tags]
+        if None in values:
+            values = [
+                event.fields.get(name) if value is None else value
+                for value, event in zip(values, events, strict=True)
+            ]
+            if name == PROPERTY_ALIAS and None in values:
+                values = [
+                    event.measurement if value is None else value
+                    for value, event in zip(values, events, strict=True)
+                ]
+        columns[name] = values
+    return columns
+
+
+def event_property(event: MetricEvent, name: str) -> FieldValue | None:
+    """Return the value of the property `name` of `event`, or None (see `property_values`).
+
+    Args:
+        event: The event.
+        name: The property's name.
+
+    Returns:
+        A tag value (str), a field value, the measurement name, or None.
+    """
+    return property_values((event,), name)[0]

@@ -56,15 +56,24 @@ class InvalidEventError(MetricStreamError, ValueError):
         problem: What is wrong, in words.
         indexes: When a sink's ``prepare`` raises it for a batch: the positions
             in the batch of the events it cannot encode, so the streamer drops
-            just those (as ``invalid``) without trying each event alone.
+            just those (as ``reason``) without trying each event alone.
+        reason: The accounting reason those events are dropped under:
+            ``"invalid"`` by default; a sink may name its own (the Redis
+            counter sink drops events over its limits as ``"limits"``).
     """
 
     def __init__(
-        self, key: str | None, problem: str, *, indexes: tuple[int, ...] | None = None
+        self,
+        key: str | None,
+        problem: str,
+        *,
+        indexes: tuple[int, ...] | None = None,
+        reason: str = "invalid",
     ) -> None:
         self.key = key
         self.problem = problem
         self.indexes = indexes
+        self.reason = reason
         super().__init__(problem)
 
 

@@ -9,6 +9,8 @@
 #
 # Servers (default ports; each overridable by an environment variable):
 #   redis          Redis 7                     127.0.0.1:26379  METRICSTREAM_REDIS_PORT
+#   redis-cluster-1..3  Redis Cluster, 3 primaries  127.0.0.1:27001-27003  METRICSTREAM_REDIS_CLUSTER_PORT
+#                  (cluster bus: port + 10000; the first port is set, the others follow it)
 #   influxdb       InfluxDB 1.6, no auth       127.0.0.1:28086  METRICSTREAM_INFLUXDB_PORT
 #                  (RPC bind-address)          127.0.0.1:28088  METRICSTREAM_INFLUXDB_RPC_PORT
 #   influxdb-auth  InfluxDB 1.6, auth enabled  127.0.0.1:28087  METRICSTREAM_INFLUXDB_AUTH_PORT
@@ -30,6 +32,7 @@ STATE_DIR=${METRICSTREAM_SERVICES_DIR:-${TMPDIR:-/tmp}/metricstream-services}
 TIMEOUT=${METRICSTREAM_SERVICES_TIMEOUT:-60}
 
 REDIS_PORT=${METRICSTREAM_REDIS_PORT:-26379}
+REDIS_CLUSTER_PORT=${METRICSTREAM_REDIS_CLUSTER_PORT:-27001}
 INFLUX_PORT=${METRICSTREAM_INFLUXDB_PORT:-28086}
 INFLUX_RPC_PORT=${METRICSTREAM_INFLUXDB_RPC_PORT:-$((INFLUX_PORT + 2))}
 INFLUX_AUTH_PORT=${METRICSTREAM_INFLUXDB_AUTH_PORT:-28087}
@@ -42,7 +45,8 @@ INFLUX_DB=metricstream_test
 INFLUX_AUTH_USER='admin'
 INFLUX_AUTH_PASSWORD=metricstream-secret
 
-SERVERS=(redis influxdb influxdb-auth vm tansu)
+REDIS_CLUSTER_NODES=(redis-cluster-1 redis-cluster-2 redis-cluster-3)
+SERVERS=(redis "${REDIS_CLUSTER_NODES[@]}" influxdb influxdb-auth vm tansu)
 DEB_PACKAGES=(redis-server influxdb victoria-metrics chromium)
 
 msg() { printf 'services: %s\n' "$*" >&2; }
@@ -134,6 +138,7 @@ log_tail() {
 port_of() {
     case $1 in
         redis) echo "$REDIS_PORT" ;;
+        redis-cluster-*) echo $((REDIS_CLUSTER_PORT + ${1#redis-cluster-} - 1)) ;;
         influxdb) echo "$INFLUX_PORT" ;;
         influxdb-auth) echo "$INFLUX_AUTH_PORT" ;;
         vm) echo "$VM_PORT" ;;
@@ -145,7 +150,7 @@ port_of() {
 # (guards against a recycled pid in a stale pid file).
 proc_word() {
     case $1 in
-        redis) echo redis-server ;;
+        redis | redis-cluster-*) echo redis-server ;;
         influxdb | influxdb-auth) echo influxd ;;
         vm) echo victoria-metrics ;;
         tansu) echo tansu ;;
@@ -171,7 +176,7 @@ ready() {
     local port
     port=$(port_of "$1")
     case $1 in
-        redis)
+        redis | redis-cluster-*)
             if command -v redis-cli >/dev/null 2>&1; then
                 [[ $(timeout 3 redis-cli -h "$HOST" -p "$port" ping 2>/dev/null) == PONG ]]
             else
@@ -318,6 +323,13 @@ launch() {
             spawn redis redis-server --port "$port" --bind "$HOST" --save "" --appendonly no \
                 --daemonize no --pidfile "$(pid_file redis)" --dir "$STATE_DIR/redis" --logfile ""
             ;;
+        redis-cluster-*)
+            mkdir -p "$STATE_DIR/$name"
+            spawn "$name" redis-server --port "$port" --bind "$HOST" --save "" --appendonly no \
+                --cluster-enabled yes --cluster-config-file "$STATE_DIR/$name/nodes.conf" \
+                --cluster-node-timeout 5000 --daemonize no --pidfile "$(pid_file "$name")" \
+                --dir "$STATE_DIR/$name" --logfile ""
+            ;;
         influxdb)
             conf=$(influx_config influxdb "$INFLUX_PORT" "$INFLUX_RPC_PORT" false)
             spawn influxdb "$(influxd_bin)" run -config "$conf"
@@ -414,6 +426,67 @@ setup_influx_auth() {
     [[ $code == 200 ]] || { cat "$HTTP_BODY" >&2; die "influxdb-auth: CREATE DATABASE answered $code"; }
 }
 
+# ---------------------------------------------------------------- Redis Cluster setup
+
+cluster_info() { # PORT -> the node's CLUSTER INFO, one field:value a line
+    timeout 5 redis-cli -h "$HOST" -p "$1" cluster info 2>/dev/null | tr -d '\r'
+}
+
+# cluster_has LINE...: true if the CLUSTER INFO of every node has all these lines.
+cluster_has() {
+    local name info line
+    for name in "${REDIS_CLUSTER_NODES[@]}"; do
+        info=$(cluster_info "$(port_of "$name")") || return 1
+        for line in "$@"; do
+            grep -qx -- "$line" <<<"$info" || return 1
+        done
+    done
+}
+
+# True if every node sees the whole cluster: three nodes, all slots, state ok.
+cluster_ok() {
+    cluster_has cluster_state:ok "cluster_known_nodes:${#REDIS_CLUSTER_NODES[@]}" \
+        cluster_slots_assigned:16384
+}
+
+# True if every node already holds all the slots among the three (a restart
+# from nodes.conf): the nodes only need a moment to agree again.
+cluster_formed() {
+    cluster_has "cluster_known_nodes:${#REDIS_CLUSTER_NODES[@]}" cluster_slots_assigned:16384
+}
+
+wait_cluster_ok() {
+    local deadline=$((SECONDS + $1))
+    while ! cluster_ok; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+setup_redis_cluster() {
+    if cluster_ok || { cluster_formed && wait_cluster_ok "$TIMEOUT"; }; then
+        msg "redis-cluster is up (${#REDIS_CLUSTER_NODES[@]} primaries from $HOST:$REDIS_CLUSTER_PORT)"
+        return 0
+    fi
+    # The nodes hold nothing but test data (no persistence): start them afresh.
+    local name port addresses=()
+    for name in "${REDIS_CLUSTER_NODES[@]}"; do
+        port=$(port_of "$name")
+        redis-cli -h "$HOST" -p "$port" flushall >/dev/null 2>&1 || true
+        redis-cli -h "$HOST" -p "$port" cluster reset hard >/dev/null ||
+            die "$name: CLUSTER RESET HARD failed on $HOST:$port"
+        addresses+=("$HOST:$port")
+    done
+    msg "creating redis-cluster from ${addresses[*]}"
+    redis-cli --cluster create "${addresses[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$STATE_DIR/redis-cluster-create.log" 2>&1 || {
+        log_tail redis-cluster-create
+        die "redis-cli --cluster create failed"
+    }
+    wait_cluster_ok "$TIMEOUT" || die "redis-cluster did not reach cluster_state:ok within ${TIMEOUT}s"
+    msg "redis-cluster is up (${#REDIS_CLUSTER_NODES[@]} primaries from $HOST:$REDIS_CLUSTER_PORT)"
+}
+
 # ---------------------------------------------------------------- commands
 
 with_lock() {
@@ -446,6 +519,7 @@ cmd_start() {
     for name in "${launched[@]}"; do
         wait_ready "$name"
     done
+    setup_redis_cluster
     setup_influx
     setup_influx_auth
     msg "all servers up (${#launched[@]} started, $((SECONDS - t0))s); state in $STATE_DIR"
@@ -487,8 +561,11 @@ cmd_status() {
             note=" (not started by this script)"
         fi
         if ready "$name"; then state=up; else state=down; all=1; fi
-        printf 'services: %-14s %-4s %s:%s%s\n' "$name" "$state" "$HOST" "$port" "$note"
+        printf 'services: %-16s %-4s %s:%s%s\n' "$name" "$state" "$HOST" "$port" "$note"
     done
+    if cluster_ok; then state=ok; else state=down; all=1; fi
+    printf 'services: %-16s %-4s (cluster_state of the %d nodes)\n' redis-cluster "$state" \
+        "${#REDIS_CLUSTER_NODES[@]}"
     return "$all"
 }
 
@@ -498,6 +575,7 @@ cmd_env() {
         printf 'export %s=%q\n' "$var" "$val"
     done <<EOF
 METRICSTREAM_REDIS_URL=redis://$HOST:$REDIS_PORT/0
+METRICSTREAM_REDIS_CLUSTER_URL=redis+cluster://$HOST:$REDIS_CLUSTER_PORT
 METRICSTREAM_INFLUXDB_V1_URL=http://$HOST:$INFLUX_PORT
 METRICSTREAM_INFLUXDB_AUTH_URL=http://$HOST:$INFLUX_AUTH_PORT
 METRICSTREAM_INFLUXDB_AUTH_USER=$INFLUX_AUTH_USER

@@ -42,9 +42,11 @@ __all__ = [
     "INFLUXDB_V1_URL",
     "INFLUXD_BIN",
     "KAFKA_BOOTSTRAP",
+    "REDIS_CLUSTER_URL",
     "REDIS_URL",
     "VM_URL",
     "InfluxdProcess",
+    "RedisProcess",
     "free_port",
     "host_port",
     "require",
@@ -55,6 +57,9 @@ __all__ = [
 ]
 
 REDIS_URL: str = os.environ.get("METRICSTREAM_REDIS_URL", "redis://127.0.0.1:26379/0")
+REDIS_CLUSTER_URL: str = os.environ.get(
+    "METRICSTREAM_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:27001"
+)
 INFLUXDB_V1_URL: str = os.environ.get("METRICSTREAM_INFLUXDB_V1_URL", "http://127.0.0.1:28086")
 INFLUXDB_AUTH_URL: str = os.environ.get("METRICSTREAM_INFLUXDB_AUTH_URL", "http://127.0.0.1:28087")
 INFLUXDB_AUTH_USER: str = os.environ.get("METRICSTREAM_INFLUXDB_AUTH_USER", "admin")
@@ -340,3 +345,92 @@ bind-address = "127.0.0.1:{self.rpc_port}"
     ) -> None:
         """Stop the server and remove its directory."""
         self.close()
+
+
+class RedisProcess:
+    """A private ``redis-server`` on a free port, for tests that need their own settings.
+
+    ::
+
+        with RedisProcess("--requirepass", "s3cret") as server:
+            ...  # use server.port
+
+    Leaving the ``with`` block stops the server and removes its directory.
+    """
+
+    def __init__(self, *args: str, port: int | None = None, startup_timeout: float = 30.0) -> None:
+        """Prepare (but do not start) the server.
+
+        :param args: extra ``redis-server`` options (later ones win).
+        :param port: the port :meth:`start` waits for; a free one when None.
+        """
+        binary = shutil.which("redis-server")
+        if binary is None:
+            _unavailable(f"redis-server not found on PATH; {_START_HINT}")
+        self.binary: str = binary
+        self.args: tuple[str, ...] = args
+        self.port: int = free_port() if port is None else port
+        self.startup_timeout: float = startup_timeout
+        self.dir: Path = Path(tempfile.mkdtemp(prefix="metricstream-redis-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def url(self, password: str | None = None) -> str:
+        """``redis://[:password@]127.0.0.1:PORT/0``."""
+        auth = "" if password is None else f":{urllib.parse.quote(password, safe='')}@"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections.
+
+        :raises RuntimeError: if it exits or does not listen in time.
+        """
+        self._process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                    return
+            except OSError:
+                if self._process.poll() is not None:
+                    code = self._process.returncode
+                    raise RuntimeError(f"redis-server exited with {code}") from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not listen in time") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def __enter__(self) -> Self:
+        """Start the server."""
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -9,7 +9,9 @@
 - ``metricstream spool`` (`metricstream.cli.spool`): inspect a spool, or
   replay it to sinks;
 - ``metricstream health`` (`metricstream.cli.health`): show a running
-  streamer's health.
+  streamer's health;
+- ``metricstream counters`` (`metricstream.cli.counters`): read Redis
+  counters, or explain the Redis commands of one event.
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -22,13 +24,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, demo, health, pipe, spool
+from metricstream.cli import cat, counters, demo, health, pipe, spool
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat, pipe, spool, health)
+COMMANDS = (demo, cat, pipe, spool, counters, health)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -14,9 +14,9 @@ from typing import Any, TextIO
 
 from metricstream.cli._args import bounded_float, plain, positive_float, positive_int
 from metricstream.cli._report import write_accounting
+from metricstream.cli.counters import dashboard, demo_sink
 from metricstream.cli.workload import AnalyticsWorkload
 from metricstream.contract import Sink
-from metricstream.registry import sink_from_url
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.jsonl import JsonLinesSink
 from metricstream.streamer.health import StreamerHealth
@@ -55,7 +55,8 @@ def register(commands: Any) -> None:
         default=[],
         metavar="URL",
         help="a sink URL (repeatable), e.g. console:, jsonl:out.jsonl.zst, "
-        "influxdb://host:8086/db; default: console and ./metricstream-demo/events.jsonl.zst",
+        "influxdb://host:8086/db, redis://host:6379/0 (an analytics mapping, then a "
+        "dashboard); default: console and ./metricstream-demo/events.jsonl.zst",
     )
     demo.add_argument(
         "--output-dir", default="metricstream-demo", help="where the default JSON Lines file goes"
@@ -96,7 +97,7 @@ def _summary_line(elapsed: float, sent: int, rate: float, health: StreamerHealth
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the simulated workload; return the exit status."""
     output_dir = Path(args.output_dir)
-    sinks = [sink_from_url(url) for url in args.sink] if args.sink else _default_sinks(output_dir)
+    sinks = [demo_sink(url) for url in args.sink] if args.sink else _default_sinks(output_dir)
     workload = AnalyticsWorkload(seed=args.seed)
     out.write("Sample events, as line protocol and as JSON:\n")
     for event in workload.events(2):
@@ -108,6 +109,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     )
     sent = 0
     started = time.monotonic()
+    started_at = time.time()
     tick = 0.01
     per_tick = args.rate * tick
     owed = 0.0
@@ -138,6 +140,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     health = streamer.health()
     accepted = health.events_accepted
     balanced = write_accounting(health, out, title=f"Final accounting ({accepted:,} events sent)")
+    dashboard(sinks, started_at, out)
     if not args.sink:
         out.write(
             f"\nEvents written to {output_dir / 'events.jsonl.zst'} "

@@ -457,14 +457,14 @@ class Lane:
             raw = self._read_back(work) if isinstance(work, int) else work
             if raw is None:
                 continue
-            payload, good, invalid = prepare_isolated(
+            payload, good, refused, reason = prepare_isolated(
                 self.sink, self.name, raw.batch, self._warnings
             )
             with self._cond:
                 if self._preparing is not raw:
                     continue  # abandoned by abort(); already counted
                 self._preparing = None
-                self._dropped["invalid"] += invalid
+                self._dropped[reason] = self._dropped.get(reason, 0) + refused
                 if good or raw.seq_end is not None:
                     item = Item(payload, good, raw.start, raw.end, raw.batch.batch_id)
                     item.seq_end = raw.seq_end

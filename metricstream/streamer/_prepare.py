@@ -19,7 +19,9 @@ class Prepared(NamedTuple):
     good: int
     """Events in the payload."""
     invalid: int
-    """Events the sink could not encode, dropped as ``invalid``."""
+    """Events the sink could not encode (or refused), dropped under `reason`."""
+    reason: str = "invalid"
+    """The drop reason: ``invalid``, or the one the sink named (`InvalidEventError.reason`)."""
 
 
 def prepare_isolated(
@@ -27,8 +29,9 @@ def prepare_isolated(
 ) -> Prepared:
     """Run ``sink.prepare(batch)``; when it fails, drop only the events it cannot encode.
 
-    A sink may name the offending events (`InvalidEventError.indexes`);
-    otherwise each event is tried alone.
+    A sink may name the offending events (`InvalidEventError.indexes`) and
+    the reason they are dropped under (`InvalidEventError.reason`); otherwise
+    each event is tried alone and dropped as ``invalid``.
     """
     try:
         return Prepared(sink.prepare(batch), len(batch.events), 0)
@@ -36,30 +39,33 @@ def prepare_isolated(
         first_error = exc
     events = batch.events
     named = getattr(first_error, "indexes", None)
+    reason = "invalid"
     if named:
         bad = set(named)
         good = [event for i, event in enumerate(events) if i not in bad]
+        reason = str(getattr(first_error, "reason", None) or "invalid")
     else:
         good = [e for e in events if _encodable(sink, EventBatch([e], batch_id=batch.batch_id))]
     warnings.warning(
-        (name, "invalid"),
-        "metricstream: sink %r could not encode %d of %d events of batch %s: %s",
+        (name, reason),
+        "metricstream: sink %r dropped %d of %d events of batch %s (%s): %s",
         name,
         len(events) - len(good),
         len(events),
         batch.batch_id,
+        reason,
         scrub_secrets(str(first_error)),
     )
     if not good:
-        return Prepared(None, 0, len(events))
+        return Prepared(None, 0, len(events), reason)
     rest = EventBatch(good, batch_id=batch.batch_id, created_ns=batch.created_ns)
     try:
-        return Prepared(sink.prepare(rest), len(good), len(events) - len(good))
+        return Prepared(sink.prepare(rest), len(good), len(events) - len(good), reason)
     except Exception:
         if not named:
-            return Prepared(None, 0, len(events))
-        payload, kept, _ = prepare_isolated(sink, name, rest, warnings)
-        return Prepared(payload, kept, len(events) - kept)
+            return Prepared(None, 0, len(events), reason)
+        payload, kept, _, _ = prepare_isolated(sink, name, rest, warnings)
+        return Prepared(payload, kept, len(events) - kept, reason)
 
 
 def _encodable(sink: Sink, single: EventBatch) -> bool:

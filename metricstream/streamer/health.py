@@ -35,6 +35,10 @@ DROP_REASONS: tuple[str, ...] = (
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown;
 - ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file).
+
+A sink may drop events under a reason of its own (`InvalidEventError.reason`,
+for example the Redis counter sink's ``limits``); health shows such a reason
+once it has occurred.
 """
 
 

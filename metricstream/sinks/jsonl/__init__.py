@@ -1,7 +1,7 @@
 """JSON Lines files: `JsonLinesSink` appends events, `read_events` reads them back.
 
 File format
-    One JSON object per event and line (see `metricstream._json`). With
+    One JSON object per event and line (see `metricstream.codecs.json`). With
     compression, each batch is one complete zstd frame (with content size and
     checksum) or one gzip member holding that batch's lines, and a file is
     the concatenation of these, so ``zstdcat``/``zcat`` print the whole file.
