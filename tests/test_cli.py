@@ -141,7 +141,7 @@ class TestModuleEntryPoint:
         assert result.returncode == 0
         listed = re.findall(r"^    (\w+)\s", result.stdout, re.M)
         assert listed == [command.__name__.rsplit(".", 1)[1] for command in COMMANDS]
-        assert "example:" in result.stdout
+        assert "example" in result.stdout
 
 
 class TestExamples:
@@ -217,4 +217,4 @@ class TestHostileInput:
         )
         assert result.returncode == 0
         assert "``" not in result.stdout
-        assert "example:" in result.stdout
+        assert "example" in result.stdout

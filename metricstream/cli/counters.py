@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from metricstream.cli._args import positive_int
+from metricstream.cli._args import plain, positive_int
 from metricstream.cli.workload import EVENT_MIX
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
@@ -65,7 +65,7 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "counters",
         help="read Redis counters, or explain the commands of one event",
-        description=__doc__.split("\n\n")[0],
+        description=plain(__doc__),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
