@@ -13,9 +13,9 @@ when `produce` refuses it at once, is judged here by its librdkafka name
 - `Verdict.MISCONFIGURED`: the sink cannot work as configured (credentials,
   permissions, an option the broker refuses). Dropped as ``rejected`` too,
   and the sink is reported unhealthy until a write succeeds.
-- `Verdict.REBUILD`: the producer itself is unusable (a fatal error of the
-  idempotent producer). A new producer replaces it and the message is
-  retried.
+- `Verdict.REBUILD`: the producer itself is unusable or unsure of its state
+  (a fatal error of the idempotent producer, a message timeout). A new
+  producer replaces it and the message is retried.
 
 A name not in the table is retried if librdkafka calls it retriable or does
 not say; a fatal error always rebuilds. The lane's retry budget bounds every
@@ -63,7 +63,10 @@ _REBUILD = Verdict.REBUILD
 
 VERDICTS: dict[str, Verdict] = {
     # Local (librdkafka) conditions: the message was not written, or not known to be.
-    "_MSG_TIMED_OUT": _RETRY,
+    # A timed-out message leaves the idempotent producer unsure of its
+    # sequence numbers, and a broker that lost its state (restarted without
+    # storage) refuses the old producer id for good: start a new producer.
+    "_MSG_TIMED_OUT": _REBUILD,
     "_TIMED_OUT": _RETRY,
     "_TIMED_OUT_QUEUE": _RETRY,
     "_TRANSPORT": _RETRY,

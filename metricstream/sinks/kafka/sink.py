@@ -448,7 +448,7 @@ class KafkaSink:
         if self._closed or reports.reported < sent:
             self._give_up(payload, reports, sent)
         if rebuild:
-            self._replace_producer()
+            self._replace_producer(self._mask(last))
         if retry:
             waiting = sum(payload.count(message[0]) for message in retry)
             raise TransientSinkError(
@@ -478,16 +478,17 @@ class KafkaSink:
             sink=self.name,
         )
 
-    def _replace_producer(self) -> None:
-        """Replace a producer that reported a fatal error (it takes no more messages)."""
+    def _replace_producer(self, cause: str) -> None:
+        """Start a new producer after a fatal error or a timeout (see `Verdict.REBUILD`)."""
         with self._lock:
             if self._closed:
                 return
             self._producer = self._new_producer()
-        _log.warning(
-            "metricstream: Kafka sink %r: the producer failed fatally (%s); using a new one",
+        self._events.warnings.warning(
+            (self.name, "rebuild"),
+            "metricstream: Kafka sink %r: a new producer replaces the old one after %s",
             self.name,
-            self._events.last_error,
+            cause,
         )
 
     def check(self) -> None:
