@@ -1,8 +1,9 @@
 """Run every benchmark, each beside its peer, and print a summary of the targets.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx (default: all). ``make bench`` runs them all; the
-influx benchmark needs VictoriaMetrics (``scripts/services.sh start``).
+throughput, memory, influx, kafka (default: all). ``make bench`` runs them all;
+the influx benchmark needs VictoriaMetrics and the kafka one Tansu
+(``scripts/services.sh start``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BENCHMARKS = {
     "throughput": "bench_throughput",
     "memory": "bench_memory",
     "influx": "bench_influx",
+    "kafka": "bench_kafka",
 }
 
 

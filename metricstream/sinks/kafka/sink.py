@@ -18,6 +18,7 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
@@ -94,9 +95,10 @@ class _Reports:
     `counts` gives the events of each value.
     """
 
-    __slots__ = ("counts", "delivered", "failed", "reported")
+    __slots__ = ("counts", "delivered", "failed", "reported", "started")
 
     def __init__(self, counts: dict[bytes, int] | None) -> None:
+        self.started = time.monotonic()
         self.counts = counts
         self.delivered = 0
         self.reported = 0
@@ -138,10 +140,11 @@ class _ClientEvents:
     the sink (no reference cycle through the C extension).
     """
 
-    def __init__(self, name: str, mask: Any) -> None:
+    def __init__(self, name: str, mask: Callable[[str], str]) -> None:
         self.name = name
         self.mask = mask
         self.last_error: str | None = None
+        self.last_error_at = float("-inf")
         self.warnings = RateLimitedLog(_log, interval=30.0)
 
     def log(self, level: int, message: str, *args: object) -> None:
@@ -153,6 +156,7 @@ class _ClientEvents:
     def on_error(self, error: Any) -> None:
         """Take a client-wide error (the producer's ``error_cb``)."""
         self.last_error = self.mask(describe(error))
+        self.last_error_at = time.monotonic()
         self.warnings.warning(
             (self.name, "client"), "metricstream: Kafka sink %r: %s", self.name, self.last_error
         )
@@ -250,8 +254,12 @@ class KafkaSink:
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
-        import confluent_kafka
-
+        try:
+            import confluent_kafka
+        except ImportError as exc:
+            raise ImportError(
+                "KafkaSink needs confluent-kafka: pip install 'metricstream[kafka]'"
+            ) from exc
         self._kafka: Any = confluent_kafka
         self._producer: Any = self._new_producer()
 
@@ -302,6 +310,7 @@ class KafkaSink:
             _forsake(self._producer)
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._events = _ClientEvents(self.name, self._mask)
         self._producer = None if self._closed else self._new_producer()
 
     def inherit_compression(self, compression: Compression | str | None) -> None:
@@ -346,8 +355,8 @@ class KafkaSink:
         pending = payload.pending
         if pending.values:
             producer = self._client()
-            deadline = time.monotonic() + self._write_timeout
             reports = _Reports(payload.counts)
+            deadline = reports.started + self._write_timeout
             unsent = self._produce_all(producer, pending, reports, deadline)
             sent = len(pending) - len(unsent)
             self._await_reports(producer, reports, sent, deadline)
@@ -445,11 +454,13 @@ class KafkaSink:
                 f"event(s): {describe(error)}"
             )
         payload.pending = Messages.of(retry)
-        if self._closed or reports.reported < sent:
+        if reports.reported < sent or (retry and self._closed):
             self._give_up(payload, reports, sent)
         if rebuild:
             self._replace_producer(self._mask(last))
         if retry:
+            if self._events.last_error_at >= reports.started:
+                last += f"; meanwhile the client reported {self._events.last_error}"
             waiting = sum(payload.count(message[0]) for message in retry)
             raise TransientSinkError(
                 self._mask(
