@@ -9,6 +9,7 @@ Every topic name carries a random run id.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 import metricstream as ms
+from metricstream.codecs.json import encode_event
 from metricstream.exceptions import (
     ConfigError,
     InvalidEventError,
@@ -332,11 +334,17 @@ class TestRoundTrip:
         assert by_seq(read_events(broker, topic, 200)) == events
 
 
+def encoded(event: ms.MetricEvent, fmt: str) -> bytes:
+    """An event's value on the wire, computed independently of the sink."""
+    return encode_event(event) if fmt == "json" else event.to_influx_line("ns").encode()
+
+
 def check_records(records: list[Any], fmt: str, mode: str) -> None:
     """Keys, headers and per-key order of consumed messages, as the wire contract says."""
     partition_of: dict[bytes | None, set[int]] = defaultdict(set)
     last_seq: dict[bytes | None, int] = {}
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        assert record.value == b"\n".join(encoded(event, fmt) for event in record.events)
         headers = record.headers
         assert headers["content-type"] == (JSON if fmt == "json" else LINE)
         assert headers["schema_version"] == b"1"
@@ -380,10 +388,22 @@ class TestRejection:
         streamer.shutdown(10)
         assert by_seq(read_events(broker, topic, 999)) == events[:500] + events[501:]
 
+    @pytest.mark.parametrize("where", ["tansu", "mock-cluster"])
     def test_a_full_local_queue_makes_the_write_wait_and_everything_arrives(
-        self, broker: str, monkeypatch: pytest.MonkeyPatch
+        self, where: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         topic = unique_topic("queue-full")
+        with contextlib.ExitStack() as stack:
+            if where == "tansu":
+                servers.require_url("Kafka (Tansu)", BOOTSTRAP)
+                bootstrap = BOOTSTRAP
+            else:
+                cluster = stack.enter_context(MockCluster(brokers=1))
+                cluster.create_topic(topic, 2)
+                bootstrap = cluster.bootstrap
+            self.check_full_queue(bootstrap, topic, monkeypatch)
+
+    def check_full_queue(self, broker: str, topic: str, monkeypatch: pytest.MonkeyPatch) -> None:
         sink = KafkaSink(broker, topic, producer_config={"queue.buffering.max.messages": 10})
         waits = []
         real = sink._produce_when_room
