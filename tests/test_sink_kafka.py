@@ -388,6 +388,10 @@ class TestRejection:
         streamer.shutdown(10)
         assert by_seq(read_events(broker, topic, 999)) == events[:500] + events[501:]
 
+
+class TestFullLocalQueue:
+    """librdkafka's full local queue makes the sink's own thread wait; nothing is lost."""
+
     @pytest.mark.parametrize("where", ["tansu", "mock-cluster"])
     def test_a_full_local_queue_makes_the_write_wait_and_everything_arrives(
         self, where: str, monkeypatch: pytest.MonkeyPatch
