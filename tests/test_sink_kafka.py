@@ -473,7 +473,7 @@ class TestMockClusterFaults:
         sink = KafkaSink(cluster.bootstrap, topic, delivery_timeout_ms=1000, check_timeout=1.0)
         sink.check()
         cluster.broker_down()
-        retry = RetryConfig(max_retries=1, initial_delay_ms=10, max_delay_ms=10, jitter=False)
+        retry = RetryConfig(max_retries=2, initial_delay_ms=10, max_delay_ms=10, jitter=False)
         streamer = streamer_for(sink, retry=retry)
         events = make_events(400)
         streamer.send_many(e.copy() for e in events[:300])
@@ -495,10 +495,11 @@ class TestMockClusterFaults:
         cluster.create_topic(topic, 2)
         cluster.set_leader(topic, 0, 1)
         cluster.set_leader(topic, 1, 2)
-        sink = KafkaSink(cluster.bootstrap, topic, key="host", delivery_timeout_ms=1500)
-        sink.check()
-        events = make_events(40)
-        payload = sink.prepare(ms.EventBatch(events))
+        sink = KafkaSink(cluster.bootstrap, topic, key="host", delivery_timeout_ms=2500)
+        events = make_events(50)
+        # Connected to both leaders, with a producer id, before the fault.
+        write_until_done(sink, sink.prepare(ms.EventBatch(events[40:])))
+        payload = sink.prepare(ms.EventBatch(events[:40]))
         cluster.broker_down(1)
         with pytest.raises(TransientSinkError, match="_MSG_TIMED_OUT") as caught:
             sink.write(payload)
@@ -509,8 +510,9 @@ class TestMockClusterFaults:
         write_until_done(sink, payload)
         assert payload.delivered == 40
         sink.close()
-        records = read_topic(cluster.bootstrap, topic, 40)
-        assert sum(1 for r in records if r.partition == 1) == written
+        records = read_topic(cluster.bootstrap, topic, 50)
+        in_partition_1 = [e for r in records if r.partition == 1 for e in r.events]
+        assert sum(1 for e in in_partition_1 if int(e.tags["seq"]) < 40) == written
         assert by_seq([e for r in records for e in r.events]) == events
 
     def test_messages_that_time_out_are_sent_again_once_and_arrive_once(
@@ -519,9 +521,9 @@ class TestMockClusterFaults:
         topic = unique_topic("timeouts")
         cluster.create_topic(topic, 1)
         sink = KafkaSink(cluster.bootstrap, topic, delivery_timeout_ms=1000)
-        sink.check()
-        events = make_events(5)
-        payload = sink.prepare(ms.EventBatch(events))
+        events = make_events(6)
+        write_until_done(sink, sink.prepare(ms.EventBatch(events[:1])))
+        payload = sink.prepare(ms.EventBatch(events[1:]))
         cluster.fail_produce(KafkaError.REQUEST_TIMED_OUT, 10_000)
         with pytest.raises(TransientSinkError, match="_MSG_TIMED_OUT") as caught:
             sink.write(payload)
@@ -529,7 +531,7 @@ class TestMockClusterFaults:
         cluster.clear_produce_errors()
         write_until_done(sink, payload)
         sink.close()
-        assert by_seq(read_events(cluster.bootstrap, topic, 5)) == events
+        assert by_seq(read_events(cluster.bootstrap, topic, 6)) == events
 
     def test_a_message_the_broker_finds_too_large_is_rejected_and_later_events_pass(
         self, cluster: MockCluster

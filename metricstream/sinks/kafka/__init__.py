@@ -7,13 +7,15 @@ imported only when a sink is built).
   schema version) and `decode_message`;
 - `metricstream.sinks.kafka.errors`: librdkafka's error codes in one table;
 - `metricstream.sinks.kafka.sink`: delivery-report accounting, fork, close;
+- `metricstream.sinks.kafka.delivery`: a payload's state and its delivery reports;
 - `metricstream.sinks.kafka.url`: ``kafka://host:port[,host:port]/TOPIC?...``.
 """
 
 from __future__ import annotations
 
+from metricstream.sinks.kafka.delivery import KafkaPayload
 from metricstream.sinks.kafka.errors import VERDICTS, Verdict
-from metricstream.sinks.kafka.sink import KafkaPayload, KafkaSink
+from metricstream.sinks.kafka.sink import KafkaSink
 from metricstream.sinks.kafka.url import SCHEMES, from_url
 from metricstream.sinks.kafka.wire import (
     CONTENT_TYPES,

@@ -14,23 +14,27 @@ rest is settled.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from metricstream._log import RateLimitedLog, logger
+from metricstream._log import logger
 from metricstream._options import require_name, require_number
 from metricstream.codecs.compression import Compression
 from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError, PermanentSinkError, SinkError, TransientSinkError
 from metricstream.sinks.kafka.config import Settings, compression_name, secret_masker
-from metricstream.sinks.kafka.errors import KafkaErrorLike, Verdict, describe, judge
+from metricstream.sinks.kafka.delivery import (
+    ClientEvents,
+    DeliveryReports,
+    KafkaPayload,
+    forsake,
+)
+from metricstream.sinks.kafka.errors import Verdict, describe, judge
 from metricstream.sinks.kafka.wire import KeyFunction, Message, MessageEncoder, Messages
 
-__all__ = ["KafkaPayload", "KafkaSink"]
+__all__ = ["KafkaSink"]
 
 _GRACE_S = 5.0
 """Seconds past ``delivery_timeout_ms`` that a write waits before purging what is left."""
@@ -41,134 +45,6 @@ _ROOM_WAIT_S = 0.05
 _PURGE_WAIT_S = 1.0
 
 _log = logger.getChild("kafka")
-
-
-class KafkaPayload:
-    """The messages of one batch, and what became of them so far.
-
-    Attributes:
-        events: The number of events in the payload.
-        pending: The messages still to send (all at first; then those that
-            failed transiently).
-        delivered: Events confirmed by a delivery report, over all attempts.
-        rejected: Events refused for good.
-        rejection: What refused them (the broker's message).
-    """
-
-    __slots__ = (
-        "counts",
-        "delivered",
-        "events",
-        "misconfigured",
-        "pending",
-        "rejected",
-        "rejection",
-    )
-
-    def __init__(self, messages: Messages, counts: dict[bytes, int] | None, events: int):
-        self.pending = messages
-        self.counts = counts
-        self.events = events
-        self.delivered = 0
-        self.rejected = 0
-        self.rejection = ""
-        self.misconfigured = False
-
-    def __len__(self) -> int:
-        return self.events
-
-    def __repr__(self) -> str:
-        return (
-            f"KafkaPayload(events={self.events}, pending_messages={len(self.pending)}, "
-            f"delivered={self.delivered}, rejected={self.rejected})"
-        )
-
-    def count(self, value: bytes | None) -> int:
-        """The number of events in a message with this value."""
-        return 1 if self.counts is None else self.counts.get(value or b"", 1)
-
-
-class _Reports:
-    """The delivery reports of one write attempt (the producer's callbacks).
-
-    In ``event`` mode every message holds one event; in ``batch`` mode
-    `counts` gives the events of each value.
-    """
-
-    __slots__ = ("counts", "delivered", "failed", "reported", "started")
-
-    def __init__(self, counts: dict[bytes, int] | None) -> None:
-        self.started = time.monotonic()
-        self.counts = counts
-        self.delivered = 0
-        self.reported = 0
-        self.failed: list[tuple[KafkaErrorLike, Message]] = []
-
-    @property
-    def callback(self) -> Any:
-        """The delivery callback to pass to ``produce``."""
-        return self.on_event_delivery if self.counts is None else self.on_batch_delivery
-
-    def on_event_delivery(self, error: KafkaErrorLike | None, message: Any) -> None:
-        self.reported += 1
-        if error is not None:
-            self.failed.append((error, (message.value(), message.key(), message.headers())))
-
-    def on_batch_delivery(self, error: KafkaErrorLike | None, message: Any) -> None:
-        self.reported += 1
-        if error is None:
-            self.delivered += self.counts[message.value()]  # type: ignore[index]
-        else:
-            self.failed.append((error, (message.value(), message.key(), message.headers())))
-
-    def refused(self, error: KafkaErrorLike, message: Message) -> None:
-        """`produce` refused a message at once: report it as failed."""
-        self.reported += 1
-        self.failed.append((error, message))
-
-    def delivered_events(self) -> int:
-        """Events confirmed by a report without error."""
-        if self.counts is None:
-            return self.reported - len(self.failed)
-        return self.delivered
-
-
-class _ClientEvents:
-    """librdkafka's log lines and client-wide errors, masked, into the package logger.
-
-    Kept apart from the sink so that the producer's callbacks do not hold
-    the sink (no reference cycle through the C extension).
-    """
-
-    def __init__(self, name: str, mask: Callable[[str], str]) -> None:
-        self.name = name
-        self.mask = mask
-        self.last_error: str | None = None
-        self.last_error_at = float("-inf")
-        self.warnings = RateLimitedLog(_log, interval=30.0)
-
-    def log(self, level: int, message: str, *args: object) -> None:
-        """Take one librdkafka log line (the producer's ``logger``)."""
-        text = self.mask(message % args if args else message)
-        facility = args[0] if args else ""
-        self.warnings.log(level, (self.name, "librdkafka", facility, level), "%s", text)
-
-    def on_error(self, error: Any) -> None:
-        """Take a client-wide error (the producer's ``error_cb``)."""
-        self.last_error = self.mask(describe(error))
-        self.last_error_at = time.monotonic()
-        self.warnings.warning(
-            (self.name, "client"), "metricstream: Kafka sink %r: %s", self.name, self.last_error
-        )
-
-
-def _forsake(producer: Any) -> None:
-    """Keep a producer inherited through ``fork`` alive for good.
-
-    Its librdkafka threads do not exist in the child: using it there would
-    hang, and so would destroying it, so the child never releases it.
-    """
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(producer))
 
 
 class KafkaSink:
@@ -248,7 +124,7 @@ class KafkaSink:
             self.settings.max_message_bytes,
         )
         self._mask = secret_masker(self.settings.extra)
-        self._events = _ClientEvents(self.name, self._mask)
+        self._events = ClientEvents(self.name, self._mask)
         self._write_timeout = delivery_timeout_ms / 1000.0 + _GRACE_S
         self._compression = self.settings.compression or "none"
         self._lock = threading.Lock()
@@ -307,10 +183,10 @@ class KafkaSink:
     def after_fork(self) -> None:
         """Give a forked child its own producer (a librdkafka client does not survive fork)."""
         if self._producer is not None:
-            _forsake(self._producer)
+            forsake(self._producer)
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._events = _ClientEvents(self.name, self._mask)
+        self._events = ClientEvents(self.name, self._mask)
         self._producer = None if self._closed else self._new_producer()
 
     def inherit_compression(self, compression: Compression | str | None) -> None:
@@ -355,7 +231,7 @@ class KafkaSink:
         pending = payload.pending
         if pending.values:
             producer = self._client()
-            reports = _Reports(payload.counts)
+            reports = DeliveryReports(payload.counts)
             deadline = reports.started + self._write_timeout
             unsent = self._produce_all(producer, pending, reports, deadline)
             sent = len(pending) - len(unsent)
@@ -371,7 +247,7 @@ class KafkaSink:
             )
 
     def _produce_all(
-        self, producer: Any, messages: Messages, reports: _Reports, deadline: float
+        self, producer: Any, messages: Messages, reports: DeliveryReports, deadline: float
     ) -> Messages:
         """Hand every message to the producer; return those it could not take in time."""
         produce = producer.produce
@@ -403,7 +279,7 @@ class KafkaSink:
         return messages.tail(len(messages))
 
     def _produce_when_room(
-        self, producer: Any, message: Message, reports: _Reports, deadline: float
+        self, producer: Any, message: Message, reports: DeliveryReports, deadline: float
     ) -> bool:
         """Serve the producer until its full local queue takes `message`; False at the deadline."""
         value, key, headers = message
@@ -420,7 +296,9 @@ class KafkaSink:
             return True
         return False
 
-    def _await_reports(self, producer: Any, reports: _Reports, sent: int, deadline: float) -> None:
+    def _await_reports(
+        self, producer: Any, reports: DeliveryReports, sent: int, deadline: float
+    ) -> None:
         """Serve the producer until `sent` reports are in, the sink closes or the deadline."""
         while reports.reported < sent and not self._closed:
             remaining = deadline - time.monotonic()
@@ -433,7 +311,7 @@ class KafkaSink:
             producer.flush(min(remaining, _WAIT_SLICE_S))
 
     def _settle(
-        self, payload: KafkaPayload, reports: _Reports, sent: int, unsent: Messages
+        self, payload: KafkaPayload, reports: DeliveryReports, sent: int, unsent: Messages
     ) -> None:
         """Record what the reports say; raise for what must be retried."""
         payload.delivered += reports.delivered_events()
@@ -471,7 +349,7 @@ class KafkaSink:
                 sink=self.name,
             )
 
-    def _give_up(self, payload: KafkaPayload, reports: _Reports, sent: int) -> None:
+    def _give_up(self, payload: KafkaPayload, reports: DeliveryReports, sent: int) -> None:
         """The sink closed, or reports are missing even after a purge: drop the rest."""
         payload.pending = Messages.of(())
         if self._closed:
