@@ -181,7 +181,13 @@ class KafkaSink:
         return producer
 
     def after_fork(self) -> None:
-        """Give a forked child its own producer (a librdkafka client does not survive fork)."""
+        """Give a forked child its own producer (a librdkafka client does not survive fork).
+
+        Does nothing in the process that made the current producer, so a
+        sink shared by two streamers is renewed once.
+        """
+        if self._pid == os.getpid():
+            return
         if self._producer is not None:
             forsake(self._producer)
         self._pid = os.getpid()
