@@ -3,6 +3,7 @@
 - `ConsoleSink` (`metricstream.sinks.console`)
 - `JsonLinesSink` (`metricstream.sinks.jsonl`)
 - `InfluxDBSink` (`metricstream.sinks.influxdb`, extra ``influxdb``)
+- `KafkaSink` (`metricstream.sinks.kafka`, extra ``kafka``)
 - `RedisCounterSink` and `RedisCounterReader`, with `CounterMapping`,
   `TimeBuckets` and `CounterLimits` (`metricstream.sinks.redis_counters`,
   extra ``redis``)
@@ -19,6 +20,7 @@ from metricstream.registry import register_scheme, schemes, sink_from_url
 from metricstream.sinks.console import ConsoleSink
 from metricstream.sinks.influxdb import InfluxDBSink
 from metricstream.sinks.jsonl import JsonLinesSink
+from metricstream.sinks.kafka import KafkaSink
 from metricstream.sinks.redis_counters import (
     CounterLimits,
     CounterMapping,
@@ -33,6 +35,7 @@ __all__ = [
     "CounterMapping",
     "InfluxDBSink",
     "JsonLinesSink",
+    "KafkaSink",
     "RedisCounterReader",
     "RedisCounterSink",
     "Sink",
