@@ -13,7 +13,14 @@ import pytest
 
 from metricstream.sinks.jsonl import read_events
 from tests.influx_readback import influx_query, quote_identifier
-from tests.servers import INFLUXDB_V1_URL, require_url
+from tests.servers import (
+    INFLUXDB_V1_URL,
+    KAFKA_BOOTSTRAP,
+    REDIS_URL,
+    host_port,
+    require,
+    require_url,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -131,3 +138,28 @@ class TestDocstrings:
     def test_the_docstring_gives_the_command(self, name: str) -> None:
         source = (EXAMPLES / name).read_text(encoding="utf-8")
         assert re.search(rf"Run with ``python examples/{re.escape(name)}", source)
+
+
+class TestAnalyticsPipeline:
+    """analytics_pipeline.py: Kafka reads back every event; Redis counters equal what was sent."""
+
+    def test_the_stream_and_the_dashboard_match_what_was_sent(self, tmp_path: Path) -> None:
+        require_url("redis", REDIS_URL)
+        require("kafka", *host_port(f"kafka://{KAFKA_BOOTSTRAP}"))
+        result = run_example("analytics_pipeline.py", "--events", "5000", cwd=tmp_path)
+        out = result.stdout
+        assert re.search(r"^kafka\s+written 5,000 dropped 0$", out, re.M)
+        assert re.search(r"^redis-counters\s+written 5,000 dropped 0$", out, re.M)
+        assert "5,000 events read back (sent 5,000)" in out
+        assert "the same events as sent: True" in out
+        rows = re.findall(r"^  (\w+)\s+([\d,]+)\s+([\d,]+)$", out, re.M)
+        assert len(rows) == 5
+        assert all(counted == sent for _, counted, sent in rows)
+        revenue = re.findall(r"^  (\w+)\s+([\d,.]+)\s+([\d,.]+)$", out, re.M)
+        assert revenue
+        assert all(summed == sent for _, summed, sent in revenue)
+
+    def test_a_missing_server_is_a_clear_failure(self, tmp_path: Path) -> None:
+        env = {**os.environ, "METRICSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+        result = run_example("analytics_pipeline.py", cwd=tmp_path, env=env, status=1)
+        assert "Kafka does not answer at 127.0.0.1:1" in result.stdout
