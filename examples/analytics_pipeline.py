@@ -88,7 +88,12 @@ def main() -> int:
     topic, prefix = f"analytics-{run}", f"example:{run}:"
     buckets = TimeBuckets(hourly=True)
     counters = RedisCounterSink(
-        REDIS, mapping=MAPPING, buckets=buckets, prefix=prefix, ttl_daily=3600, ttl_hourly=3600
+        REDIS,
+        mapping=MAPPING,
+        buckets=buckets,
+        prefix=prefix,
+        ttl_daily=3 * 86_400,
+        ttl_hourly=3 * 86_400,
     )
     stream = KafkaSink(KAFKA, topic, message="batch", compression="zstd")
     events = AnalyticsWorkload(seed=42).events(args.events)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import metricstream as ms
 from metricstream.sinks import ConsoleSink, JsonLinesSink
 from metricstream.sinks.jsonl import read_events
 from metricstream.testing import InMemorySink
+
+from .support import assert_balanced
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
 
@@ -201,3 +205,107 @@ class TestMultiprocessingWorkers:
                 assert sorted(values) == sorted(list(range(500)) * (len(values) // 500))
         finally:
             streamer.shutdown(10)
+
+
+class TestForkThroughNetworkSinks:
+    """The same 20 forks under load, through InfluxDB, Kafka and Redis counters: clients renewed."""
+
+    def test_every_child_writes_to_every_server(self) -> None:
+        from metricstream.sinks import (
+            CounterMapping,
+            InfluxDBSink,
+            KafkaSink,
+            RedisCounterSink,
+            TimeBuckets,
+        )
+
+        from .influx_readback import influx_query, quote_identifier
+        from .kafka_helpers import read_events as kafka_events
+        from .kafka_helpers import unique_topic
+        from .servers import (
+            INFLUXDB_V1_URL,
+            KAFKA_BOOTSTRAP,
+            REDIS_URL,
+            host_port,
+            require,
+            require_url,
+        )
+
+        require_url("influxdb", INFLUXDB_V1_URL)
+        require_url("redis", REDIS_URL)
+        require("kafka", *host_port(f"kafka://{KAFKA_BOOTSTRAP}"))
+        run = uuid.uuid4().hex[:8]
+        database, topic, prefix = f"fork_{run}", unique_topic("fork"), f"fork:{run}:"
+        influx_query(INFLUXDB_V1_URL, f"CREATE DATABASE {quote_identifier(database)}")
+        buckets = TimeBuckets()
+        sinks: list[ms.Sink] = [
+            InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=database),
+            KafkaSink(KAFKA_BOOTSTRAP, topic, message="batch"),
+            RedisCounterSink(
+                REDIS_URL,
+                mapping=CounterMapping(count=["measurement"]),
+                buckets=buckets,
+                prefix=prefix,
+                ttl_daily=3 * 86_400,
+            ),
+        ]
+        streamer = ms.EventStreamer(
+            sinks, batch_size=50, flush_interval=0.005, register_atexit=False
+        )
+        stop = threading.Event()
+
+        def sender(n: int) -> None:
+            while not stop.is_set():
+                streamer.send_many(
+                    ms.event_from_sample("parent", n, {"thread": str(n)}) for _ in range(50)
+                )
+                time.sleep(0.01)
+
+        threads = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(SENDERS)]
+        for thread in threads:
+            thread.start()
+
+        def child() -> dict[str, object]:
+            base = time.time_ns()
+            marker = f"child{os.getpid()}"
+            streamer.send_many(
+                ms.event_from_sample(marker, i, timestamp_ns=base + i) for i in range(CHILD_EVENTS)
+            )
+            delivered = streamer.shutdown(30)
+            health = streamer.health()
+            return {
+                "delivered": delivered,
+                "written": {name: sink.events_written for name, sink in health.sinks.items()},
+            }
+
+        try:
+            reports = [run_child(child) for _ in range(FORKS)]
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert streamer.flush(60) is True
+        health = streamer.health()
+        streamer.shutdown(30)
+
+        every_sink = dict.fromkeys(("influxdb", "kafka", "redis-counters"), CHILD_EVENTS)
+        stream = Counter(e.measurement for e in kafka_events(KAFKA_BOOTSTRAP, topic, 0))
+        today = buckets.day_start(int(time.time()))
+        reader = sinks[2].reader()  # type: ignore[attr-defined]
+        try:
+            for pid, report in reports:
+                marker = f"child{pid}"
+                assert report == {"delivered": True, "written": every_sink}, pid
+                stored = influx_query(
+                    INFLUXDB_V1_URL, f'SELECT count("value") FROM "{marker}"', db=database
+                )
+                assert stored["results"][0]["series"][0]["values"][0][1] == CHILD_EVENTS, pid
+                assert stream[marker] == CHILD_EVENTS, pid
+                counted = reader.count("measurement", (marker,), today - 86_400, time.time())
+                assert counted.total == CHILD_EVENTS, pid
+        finally:
+            reader.close()
+        assert_balanced(health)
+        for name in every_sink:
+            assert health.sinks[name].pending == 0, name
+        assert stream["parent"] == health.sinks["kafka"].events_written
