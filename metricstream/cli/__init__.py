@@ -3,7 +3,9 @@
 - ``metricstream demo`` (`metricstream.cli.demo`): stream a simulated
   analytics workload, with a live summary and the final accounting;
 - ``metricstream cat`` (`metricstream.cli.cat`): print the events of a JSON
-  Lines file.
+  Lines file;
+- ``metricstream query`` (`metricstream.cli.query`): counts, uniques,
+  breakdowns and funnels over JSON Lines archives.
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -15,13 +17,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, demo
+from metricstream.cli import cat, demo, query
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat)
+COMMANDS = (demo, cat, query)
 """The command modules, in the order ``--help`` lists them."""
 
 

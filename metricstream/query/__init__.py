@@ -43,8 +43,16 @@ from metricstream.query._filters import (
     regex,
 )
 from metricstream.query._funnel import ORDERS
-from metricstream.query._results import BreakdownRow, FunnelStep, Result, SeriesPoint, Skipped, Value
+from metricstream.query._results import (
+    BreakdownRow,
+    FunnelStep,
+    Result,
+    SeriesPoint,
+    Skipped,
+    Value,
+)
 from metricstream.query._sets import BUCKETS, EventSet
+from metricstream.query._table import format_answer
 
 __all__ = [
     "BUCKETS",
@@ -62,6 +70,7 @@ __all__ = [
     "Skipped",
     "Value",
     "eq",
+    "format_answer",
     "gt",
     "gte",
     "isin",

@@ -117,7 +117,7 @@ class Archive:
         Raises:
             ConfigError: Naming the filter or time that is wrong.
         """
-        return EventSet(self, name, filters, start, end, label)
+        return EventSet(self, name, filters, start, end, label=label)
 
     def funnel(
         self,
@@ -195,7 +195,11 @@ class Archive:
                     sources = write_sources(checks, Path(directory), self.threads)
                     try:
                         rows = _execute(cursor, sources, wanted, builders, prefilter)
-                    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                    except (
+                        duckdb.IOException,
+                        duckdb.InvalidInputException,
+                        duckdb.ConversionException,
+                    ) as exc:
                         checks = self._verify_suspects(checks, sources, exc)
                         continue
                 return rows, _skipped(checks)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,8 +91,9 @@ def validate_document(document: object) -> dict[str, Any]:
 
 
 def _sets(runner: Runner, document: dict[str, Any]) -> dict[str, EventSet]:
-    start = _located("start", parse_time, document.get("start"), "start")
-    end = _located("end", parse_time, document.get("end"), "end")
+    start, end = document.get("start"), document.get("end")
+    _located("start", parse_time, start, "start")
+    _located("end", parse_time, end, "end")
     sets: dict[str, EventSet] = {}
     for index, item in enumerate(document["data"]):
         where = f"data[{index}]"
@@ -101,20 +103,26 @@ def _sets(runner: Runner, document: dict[str, Any]) -> dict[str, EventSet]:
                 f"{where}.{'label' if 'label' in item else 'name'}",
                 f"{label!r} names two sets; give one of them a 'label'",
             )
-        found = _located(where, EventSet, runner, item["name"], item.get("filters", ()), None, None, label)
-        found.start, found.end = start, end
+        found = _located(
+            where, EventSet, runner, item["name"], item.get("filters", ()), start, end, label=label
+        )
         _located(where, found.check_patterns)
         if "series" in item:
             series = item["series"]
-            _located(f"{where}.series", found.check_series, series["bucket"], series.get("timezone", "UTC"))
+            _located(
+                f"{where}.series",
+                found.check_series,
+                series["bucket"],
+                series.get("timezone", "UTC"),
+            )
         sets[label] = found
     return sets
 
 
-def _located(where: str, func: Any, *args: Any) -> Any:
+def _located(where: str, func: Any, *args: Any, **kwargs: Any) -> Any:
     """Call `func`; re-raise a `ConfigError` as a `QueryDocumentError` under `where`."""
     try:
-        return func(*args)
+        return func(*args, **kwargs)
     except QueryDocumentError:
         raise
     except ConfigError as exc:
@@ -141,10 +149,18 @@ def run_document(runner: Runner, document: object) -> dict[str, Any]:
         if "breakdown" in item:
             spec = item["breakdown"]
             keys |= set(spec["keys"])
-            plan.append((label, "breakdown", found.breakdown_sql(spec["keys"], spec.get("n", 10), unique)))
+            plan.append(
+                (label, "breakdown", found.breakdown_sql(spec["keys"], spec.get("n", 10), unique))
+            )
         if "series" in item:
             spec = item["series"]
-            plan.append((label, "series", found.series_sql(spec["bucket"], spec.get("timezone", "UTC"), unique)))
+            plan.append(
+                (
+                    label,
+                    "series",
+                    found.series_sql(spec["bucket"], spec.get("timezone", "UTC"), unique),
+                )
+            )
     steps = _funnel_plan(checked.get("funnel"), sets, plan, keys)
 
     def prefilter(properties: Properties, params: Params) -> str:
@@ -166,7 +182,9 @@ def _funnel_plan(
     steps = []
     for index, label in enumerate(spec["order"]):
         if label not in sets:
-            raise QueryDocumentError(f"funnel.order[{index}]", f"{label!r} is not the name of a set in data")
+            raise QueryDocumentError(
+                f"funnel.order[{index}]", f"{label!r} is not the name of a set in data"
+            )
         steps.append(sets[label])
     window = _located("funnel.window", parse_window, spec.get("window"))
     match = list(spec["match"])
@@ -174,7 +192,7 @@ def _funnel_plan(
     keys.update(match)
 
     def build(properties: Properties, params: Params) -> str:
-        return funnel_sql(steps, match, order, window, properties, params)
+        return funnel_sql(steps, match, order, window, properties=properties, params=params)
 
     plan.append(("", "funnel", build))
     return steps
@@ -187,7 +205,7 @@ def _answer(
     steps: list[EventSet],
     skipped: tuple[Skipped, ...],
 ) -> dict[str, Any]:
-    unique = {item.get("label", item["name"]): item.get("unique", []) for item in document["data"]}
+    specs = {item.get("label", item["name"]): item for item in document["data"]}
     data: dict[str, dict[str, Any]] = {}
     answer: dict[str, Any] = {"data": data}
     for (label, kind, _), rows in zip(plan, results, strict=True):
@@ -203,10 +221,13 @@ def _answer(
                 for step in funnel_steps(steps, rows)
             ]
             continue
-        keys = unique[label]
+        keys = specs[label].get("unique", [])
         if kind == "summary":
             row = rows[0]
-            data[label] = {"count": int(row[0]), "unique": {k: int(row[1 + i]) for i, k in enumerate(keys)}}
+            data[label] = {
+                "count": int(row[0]),
+                "unique": {k: int(row[1 + i]) for i, k in enumerate(keys)},
+            }
         elif kind == "breakdown":
             width = len(rows[0]) - 1 - len(keys) if rows else 0
             data[label]["breakdown"] = [
@@ -218,8 +239,13 @@ def _answer(
                 for row in rows
             ]
         else:
+            zone = zoneinfo.ZoneInfo(specs[label]["series"].get("timezone", "UTC"))
             data[label]["series"] = [
-                {"start": row[0].isoformat(), "count": int(row[1]), "unique": {k: int(row[2 + i]) for i, k in enumerate(keys)}}
+                {
+                    "start": row[0].replace(tzinfo=zone).isoformat(),
+                    "count": int(row[1]),
+                    "unique": {k: int(row[2 + i]) for i, k in enumerate(keys)},
+                }
                 for row in rows
             ]
     answer["skipped"] = {

@@ -93,7 +93,9 @@ class Filter:
 
     def __post_init__(self) -> None:
         if self.type not in FILTER_TYPES:
-            raise ConfigError("type", f"expected one of {', '.join(FILTER_TYPES)}, not {self.type!r}")
+            raise ConfigError(
+                "type", f"expected one of {', '.join(FILTER_TYPES)}, not {self.type!r}"
+            )
         if not isinstance(self.key, str) or not self.key:
             raise ConfigError("key", f"expected a non-empty property name, not {self.key!r}")
         if self.type in ("eq", "neq"):
@@ -216,7 +218,9 @@ def parse_time(value: object, where: str) -> int | None:
         try:
             value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ConfigError(where, f"expected ISO 8601 or unix milliseconds, not {value!r}") from None
+            raise ConfigError(
+                where, f"expected ISO 8601 or unix milliseconds, not {value!r}"
+            ) from None
     if isinstance(value, _dt.datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=_dt.timezone.utc)
         delta = moment - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -237,9 +241,7 @@ def parse_window(value: object, where: str = "window") -> int | None:
     if value is None:
         return None
     if isinstance(value, _dt.timedelta):
-        nanoseconds = (
-            value.days * 86_400 + value.seconds
-        ) * _NS_PER_S + value.microseconds * 1000
+        nanoseconds = (value.days * 86_400 + value.seconds) * _NS_PER_S + value.microseconds * 1000
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         nanoseconds = round(value * _NS_PER_S)
     else:

@@ -67,7 +67,7 @@ def run_funnel(
     needed = set(keys).union(*(step.keys() for step in steps))
 
     def build(properties: Properties, params: Params) -> str:
-        return funnel_sql(steps, keys, order, window_ns, properties, params)
+        return funnel_sql(steps, keys, order, window_ns, properties=properties, params=params)
 
     results, skipped = runner._rows(needed, [build])
     return Result(funnel_steps(steps, results[0]), skipped)
@@ -78,9 +78,11 @@ def funnel_steps(steps: Sequence[EventSet], rows: list[tuple[object, ...]]) -> l
     counts = [0] * len(steps)
     medians: list[float | None] = [None] * len(steps)
     for index, count, median in rows:
-        assert isinstance(index, int) and isinstance(count, int)
+        assert isinstance(index, int)
+        assert isinstance(count, int)
         counts[index] = count
-        medians[index] = None if median is None or index == 0 else float(median) / _NS_PER_S  # type: ignore[arg-type]
+        if index and isinstance(median, int | float):
+            medians[index] = float(median) / _NS_PER_S
     found = []
     for index, step in enumerate(steps):
         previous = counts[index - 1] if index else counts[0]
@@ -101,6 +103,7 @@ def funnel_sql(
     match: Sequence[str],
     order: str,
     window_ns: int | None,
+    *,
     properties: Properties,
     params: Params,
 ) -> str:
@@ -123,7 +126,8 @@ def funnel_sql(
     if order == "strict":
         ctes.append(
             f"t AS MATERIALIZED (SELECT {key_list}, ts, lag(ts) OVER "
-            f"(PARTITION BY {key_list} ORDER BY ts) AS prev FROM (SELECT DISTINCT {key_list}, ts FROM r))"
+            f"(PARTITION BY {key_list} ORDER BY ts) AS prev "
+            f"FROM (SELECT DISTINCT {key_list}, ts FROM r))"
         )
     for index in range(1, len(steps)):
         ctes.append(_step_cte(index, keys, order, window))
@@ -141,10 +145,15 @@ def _step_cte(index: int, keys: list[str], order: str, window: str | None) -> st
     events = f"(SELECT DISTINCT {key_list}, ts FROM r WHERE s{index}) e"
     chosen = ", ".join(f"e.{k}" for k in keys)
     if order == "strict":
-        limit = f" HAVING CAST(e.ts AS HUGEINT) - max(p.st) <= CAST({window} AS HUGEINT)" if window else ""
+        limit = (
+            f" HAVING CAST(e.ts AS HUGEINT) - max(p.st) <= CAST({window} AS HUGEINT)"
+            if window
+            else ""
+        )
         return (
             f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, max(p.st) AS st, max(p.ts) AS pts "
-            f"FROM {events} JOIN t ON {' AND '.join(f't.{k} = e.{k}' for k in keys)} AND t.ts = e.ts "
+            f"FROM {events} JOIN t ON {' AND '.join(f't.{k} = e.{k}' for k in keys)} "
+            f"AND t.ts = e.ts "
             f"JOIN b{index - 1} p ON {same} AND p.ts = t.prev GROUP BY {chosen}, e.ts{limit})"
         )
     limit = f" WHERE CAST(e.ts AS HUGEINT) - p.st <= CAST({window} AS HUGEINT)" if window else ""

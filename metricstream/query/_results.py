@@ -32,7 +32,12 @@ class Skipped:
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON form: ``{"file", "offset", "length", "reason"}``."""
-        return {"file": self.path, "offset": self.offset, "length": self.length, "reason": self.reason}
+        return {
+            "file": self.path,
+            "offset": self.offset,
+            "length": self.length,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ frame boundaries into as many pieces as there are threads.
 from __future__ import annotations
 
 import bisect
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ def _split(check: FileCheck, parts: int) -> list[list[tuple[int, int]]]:
             cuts.append(check.starts[at])
     bounds = [0, *cuts, check.size]
     pieces = []
-    for low, high in zip(bounds, bounds[1:], strict=False):
+    for low, high in itertools.pairwise(bounds):
         piece = [(max(a, low), min(b, high)) for a, b in check.ranges if a < high and b > low]
         if piece:
             pieces.append(piece)
@@ -137,11 +138,11 @@ def scan_sql(sources: list[Source], properties: Properties, params: Params) -> s
         if paths:
             selects.append(
                 f"SELECT {properties.projection(params)} FROM read_ndjson("
-                f"{params.add(paths)}, columns = {columns}, compression = {params.add(codec.value)}, "
-                f"format = 'newline_delimited')"
+                f"{params.add(paths)}, columns = {columns}, "
+                f"compression = {params.add(codec.value)}, format = 'newline_delimited')"
             )
     if not selects:
-        empty = {name: None for name in _COLUMNS}
+        empty = dict.fromkeys(_COLUMNS)
         return (
             f"SELECT {properties.projection(params)} FROM (SELECT "
             + ", ".join(

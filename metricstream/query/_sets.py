@@ -102,6 +102,7 @@ class EventSet:
         filters: Iterable[Filter | Mapping[str, object]] = (),
         start: object = None,
         end: object = None,
+        *,
         label: str | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -146,7 +147,9 @@ class EventSet:
                     f"filters[{index}].value",
                 )
 
-    def _one(self, keys: Iterable[str], builder: Builder) -> tuple[list[tuple[Any, ...]], tuple[Skipped, ...]]:
+    def _one(
+        self, keys: Iterable[str], builder: Builder
+    ) -> tuple[list[tuple[Any, ...]], tuple[Skipped, ...]]:
         self.check_patterns()
         results, skipped = self._runner._rows(self.keys() | set(keys), [builder])
         return results[0], skipped
@@ -169,7 +172,9 @@ class EventSet:
         found = as_keys(keys, "keys")
 
         def build(properties: Properties, params: Params) -> str:
-            values = ", ".join(f"{properties.value_key(key)} AS u{i}" for i, key in enumerate(found))
+            values = ", ".join(
+                f"{properties.value_key(key)} AS u{i}" for i, key in enumerate(found)
+            )
             present = " AND ".join(f"u{i} IS NOT NULL" for i in range(len(found)))
             return (
                 f"SELECT count(*) FROM (SELECT DISTINCT * FROM (SELECT {values} FROM ev "
@@ -184,7 +189,9 @@ class EventSet:
 
         def build(properties: Properties, params: Params) -> str:
             columns = ["count(*)"] + [f"count(DISTINCT u{i})" for i in range(len(unique))]
-            values = "".join(f", {properties.value_key(key)} AS u{i}" for i, key in enumerate(unique))
+            values = "".join(
+                f", {properties.value_key(key)} AS u{i}" for i, key in enumerate(unique)
+            )
             return (
                 f"SELECT {', '.join(columns)} FROM (SELECT true AS one{values} FROM ev "
                 f"WHERE {self.condition(properties, params)})"
@@ -304,9 +311,13 @@ class EventSet:
 
         def build(properties: Properties, params: Params) -> str:
             counts = "".join(f", count(DISTINCT u{i})" for i in range(len(unique)))
-            values = "".join(f", {properties.value_key(key)} AS u{i}" for i, key in enumerate(unique))
+            values = "".join(
+                f", {properties.value_key(key)} AS u{i}" for i, key in enumerate(unique)
+            )
             micros = "(ts // 1000 - CASE WHEN ts % 1000 < 0 THEN 1 ELSE 0 END)"
-            local = f"timezone({params.add(timezone)}, CAST(make_timestamp({micros}) AS TIMESTAMPTZ))"
+            local = (
+                f"timezone({params.add(timezone)}, CAST(make_timestamp({micros}) AS TIMESTAMPTZ))"
+            )
             return (
                 f"SELECT date_trunc({params.add(bucket)}, {local}) AS bucket, count(*){counts} "
                 f"FROM (SELECT ts{values} FROM ev WHERE {self.condition(properties, params)} "
@@ -314,4 +325,3 @@ class EventSet:
             )
 
         return build
-
