@@ -122,7 +122,7 @@ def funnel_sql(
         f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, CAST(ts AS HUGEINT) AS st, "
         f"CAST(NULL AS BIGINT) AS pts FROM r WHERE s0)",
     ]
-    window = params.add(str(window_ns)) if window_ns is not None else None
+    window = params.add(str(window_ns)) if window_ns is not None and len(steps) > 1 else None
     if order == "strict":
         ctes.append(
             f"t AS MATERIALIZED (SELECT {key_list}, ts, lag(ts) OVER "

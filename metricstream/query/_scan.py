@@ -131,24 +131,18 @@ def _copy_range(reader: int, writer: int, start: int, end: int) -> None:
 
 def scan_sql(sources: list[Source], properties: Properties, params: Params) -> str:
     """Return a SELECT producing ``ev`` rows from `sources` (see `metricstream.query._sql`)."""
-    columns = params.add(_COLUMNS)
     selects = []
+    columns: str | None = None
     for codec in Compression:
         paths = [source.path for source in sources if source.codec is codec]
         if paths:
+            columns = columns or params.add(_COLUMNS)
             selects.append(
                 f"SELECT {properties.projection(params)} FROM read_ndjson("
                 f"{params.add(paths)}, columns = {columns}, "
                 f"compression = {params.add(codec.value)}, format = 'newline_delimited')"
             )
     if not selects:
-        empty = dict.fromkeys(_COLUMNS)
-        return (
-            f"SELECT {properties.projection(params)} FROM (SELECT "
-            + ", ".join(
-                f"CAST({params.add(value)} AS {_COLUMNS[name]}) AS {name}"
-                for name, value in empty.items()
-            )
-            + ") WHERE false"
-        )
+        empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in _COLUMNS.items())
+        return f"SELECT {properties.projection(params)} FROM (SELECT {empty}) WHERE false"
     return " UNION ALL ".join(selects)
