@@ -182,8 +182,10 @@ class TestFilters:
             ({"type": "eq", "key": "a", "value": float("nan")}, "filters[0].value"),
         ],
     )
-    def test_bad_filters_name_the_part(self, kwargs: dict[str, object], option: str) -> None:
-        archive = Archive.__new__(Archive)
+    def test_bad_filters_name_the_part(
+        self, sample: tuple[Archive, list[Event]], kwargs: dict[str, object], option: str
+    ) -> None:
+        archive, _ = sample
         with pytest.raises(ConfigError) as caught:
             archive.events("x", [kwargs])
         assert caught.value.option == option
@@ -279,10 +281,21 @@ def generated_events(draw: st.DrawFn) -> list[Event]:
     count = draw(st.integers(0, 40))
     events = []
     for _ in range(count):
-        tags = draw(st.dictionaries(st.sampled_from(["user", "path"]), st.sampled_from(["a", "b", "ü", "日"]), max_size=2))
+        tags = draw(
+            st.dictionaries(
+                st.sampled_from(["user", "path"]),
+                st.sampled_from(["a", "b", "ü", "日"]),
+                max_size=2,
+            )
+        )
         fields = draw(st.dictionaries(keys, scalars, min_size=1, max_size=3))
         events.append(
-            Event(draw(names), tags=tags, fields=fields, timestamp_ns=BASE + draw(st.integers(0, 6)) * HOUR)
+            Event(
+                draw(names),
+                tags=tags,
+                fields=fields,
+                timestamp_ns=BASE + draw(st.integers(0, 6)) * HOUR,
+            )
         )
     return events
 

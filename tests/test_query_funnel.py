@@ -129,7 +129,9 @@ def paths(draw: st.DrawFn) -> list[Event]:
         if draw(st.booleans()):
             tags["src"] = draw(st.sampled_from(["ad", "mail"]))
         events.append(
-            Event(draw(names), tags=tags, fields={"n": 1}, timestamp_ns=draw(st.integers(0, 12)) * S)
+            Event(
+                draw(names), tags=tags, fields={"n": 1}, timestamp_ns=draw(st.integers(0, 12)) * S
+            )
         )
     return events
 
@@ -160,12 +162,16 @@ class TestGeneratedFunnels:
                 path.write_bytes(b"")
             archive = Archive(path, threads=2)
             sets: list[EventSet] = [
-                archive.events(name, [eq("src", source)] if source else []) for name, source in steps
+                archive.events(name, [eq("src", source)] if source else [])
+                for name, source in steps
             ]
             found = archive.funnel(sets, match, order, window).value
             expected = funnel(
                 events,
-                [lambda e, s=s: e.measurement == s.name and all(passes(e, f) for f in s.filters) for s in sets],
+                [
+                    lambda e, s=s: e.measurement == s.name and all(passes(e, f) for f in s.filters)
+                    for s in sets
+                ],
                 match,
                 order,
                 None if window is None else window * S,

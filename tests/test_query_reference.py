@@ -159,18 +159,14 @@ def breakdown(
         found = values_of(e, keys)
         if found is not None:
             groups[found].append(e)
-    ordered = sorted(
-        groups.items(), key=lambda kv: (-len(kv[1]), [sort_key(v) for v in kv[0]])
-    )[:n]
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), [sort_key(v) for v in kv[0]]))[:n]
     return [
         (tuple(plain(v) for v in group), len(members), {k: unique(members, [k]) for k in uniques})
         for group, members in ordered
     ]
 
 
-def series(
-    events: Sequence[Event], bucket: str, timezone: str
-) -> list[tuple[dt.datetime, int]]:
+def series(events: Sequence[Event], bucket: str, timezone: str) -> list[tuple[dt.datetime, int]]:
     zone = zoneinfo.ZoneInfo(timezone)
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     counts: Counter[dt.datetime] = Counter()
