@@ -1,7 +1,7 @@
 """Run every benchmark, each beside its peer, and print a summary of the targets.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx (default: all). ``make bench`` runs them all; the
+throughput, memory, influx, query (default: all). ``make bench`` runs them all; the
 influx benchmark needs VictoriaMetrics (``scripts/services.sh start``).
 """
 
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "throughput": "bench_throughput",
     "memory": "bench_memory",
     "influx": "bench_influx",
+    "query": "bench_query",
 }
 
 
