@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -278,13 +279,24 @@ def _execute(
             statement = f"WITH ev AS ({scan}), {statement[len('WITH ') :]}"
         else:
             statement = f"WITH ev AS ({scan}) {statement}"
-        return [cursor.execute(statement, params.values).fetchall()]
+        return [cursor.execute(statement, _used(statement, properties, params)).fetchall()]
     where = prefilter(properties, params) if prefilter is not None else "true"
+    load = f"CREATE TEMP TABLE ev AS SELECT * FROM ({scan}) WHERE {where}"
     cursor.execute("DROP TABLE IF EXISTS ev")
-    cursor.execute(f"CREATE TEMP TABLE ev AS SELECT * FROM ({scan}) WHERE {where}", params.values)
+    cursor.execute(load, _used(load, properties, params))
     results = []
     for builder in builders:
         own = Params()
-        results.append(cursor.execute(builder(properties, own), own.values).fetchall())
+        statement = builder(properties, own)
+        results.append(cursor.execute(statement, _used(statement, properties, own)).fetchall())
     cursor.execute("DROP TABLE ev")
     return results
+
+
+def _used(statement: str, properties: Properties, params: Params) -> dict[str, object]:
+    """The statement's parameters: its own, and the key pointers it mentions."""
+    values = dict(params.values)
+    for name, pointer in properties.values().items():
+        if re.search(rf"\${name}\b", statement):
+            values[name] = pointer
+    return values

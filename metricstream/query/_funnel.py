@@ -122,6 +122,8 @@ def funnel_sql(
         f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, CAST(ts AS HUGEINT) AS st, "
         f"CAST(NULL AS BIGINT) AS pts FROM r WHERE s0)",
     ]
+    if order == "exact_order" and window_ns is None:
+        return f"WITH {ctes[0]}, {_earliest_paths(len(steps), keys)}"
     window = params.add(str(window_ns)) if window_ns is not None and len(steps) > 1 else None
     if order == "strict":
         ctes.append(
@@ -137,6 +139,38 @@ def funnel_sql(
         for index in range(len(steps))
     )
     return f"WITH {', '.join(ctes)} SELECT * FROM ({answers}) ORDER BY step"
+
+
+def _earliest_paths(count: int, keys: list[str]) -> str:
+    """Exact order without a window: each step's earliest reached event, per combination.
+
+    Without a window every step-k event after the earliest reached step-(k-1)
+    event is reached, so one minimum per combination and step decides it.
+    """
+    key_list = ", ".join(keys)
+    ctes = [
+        f"f0 AS MATERIALIZED (SELECT {key_list}, min(ts) AS t FROM r WHERE s0 GROUP BY {key_list})"
+    ]
+    answers = ["SELECT 0 AS step, count(*) AS reached, CAST(NULL AS DOUBLE) AS gap FROM f0"]
+    for index in range(1, count):
+        ctes.append(
+            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.ts) AS t FROM r "
+            f"JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.ts > p.t "
+            f"GROUP BY {key_list})"
+        )
+        earlier = (
+            f"JOIN f{index - 2} q USING ({key_list}) WHERE r.ts > q.t AND" if index > 1 else "WHERE"
+        )
+        ctes.append(
+            f"g{index} AS (SELECT {key_list}, CAST(e.t AS HUGEINT) - max(r.ts) AS gap FROM r "
+            f"JOIN f{index} e USING ({key_list}) {earlier} s{index - 1} AND r.ts < e.t "
+            f"GROUP BY {key_list}, e.t)"
+        )
+        answers.append(
+            f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "
+            f"(SELECT median(gap) FROM g{index}) AS gap"
+        )
+    return f"{', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(answers)}) ORDER BY step"
 
 
 def _step_cte(index: int, keys: list[str], order: str, window: str | None) -> str:

@@ -133,16 +133,19 @@ def scan_sql(sources: list[Source], properties: Properties, params: Params) -> s
     """Return a SELECT producing ``ev`` rows from `sources` (see `metricstream.query._sql`)."""
     selects = []
     columns: str | None = None
+    wanted = dict(_COLUMNS)
+    if not properties.reads_tags_and_fields:
+        del wanted["tags"], wanted["fields"]
     for codec in Compression:
         paths = [source.path for source in sources if source.codec is codec]
         if paths:
-            columns = columns or params.add(_COLUMNS)
+            columns = columns or params.add(wanted)
             selects.append(
-                f"SELECT {properties.projection(params)} FROM read_ndjson("
+                f"SELECT {properties.projection()} FROM read_ndjson("
                 f"{params.add(paths)}, columns = {columns}, "
                 f"compression = {params.add(codec.value)}, format = 'newline_delimited')"
             )
     if not selects:
         empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in _COLUMNS.items())
-        return f"SELECT {properties.projection(params)} FROM (SELECT {empty}) WHERE false"
+        return f"SELECT {properties.projection()} FROM (SELECT {empty}) WHERE false"
     return " UNION ALL ".join(selects)

@@ -58,6 +58,10 @@ class Params:
 class Properties:
     """The property keys one query reads, and the SQL that resolves each.
 
+    A key reaches DuckDB as a parameter ``$k<i>`` holding its JSON pointer
+    (`values`); the field is extracted inside the expressions, so only the
+    events without a tag of that name pay for it.
+
     Args:
         keys: The keys (``measurement`` and ``event`` need no column).
     """
@@ -68,18 +72,27 @@ class Properties:
             if key not in MEASUREMENT_KEYS:
                 self._index[key] = len(self._index)
 
-    def projection(self, params: Params) -> str:
+    @property
+    def reads_tags_and_fields(self) -> bool:
+        """True when a key other than the measurement is read."""
+        return bool(self._index)
+
+    def values(self) -> dict[str, object]:
+        """The pointer parameters the expressions use (``k0``, ``k1``...)."""
+        return {f"k{index}": json_pointer(key) for key, index in self._index.items()}
+
+    def projection(self) -> str:
         """The select list that turns archive records into ``ev`` rows."""
         parts = ["measurement AS m", "timestamp_ns AS ts"]
-        for key, index in self._index.items():
-            pointer = params.add(json_pointer(key))
-            parts.append(f"json_extract_string(tags, {pointer}) AS t{index}")
-            parts.append(f"json_extract(fields, {pointer}) AS f{index}")
+        for index in self._index.values():
+            parts.append(f"json_extract_string(tags, $k{index}) AS t{index}")
+        if self._index:
+            parts.append("fields")
         return ", ".join(parts)
 
     def _columns(self, key: str) -> tuple[str, str]:
         index = self._index[key]
-        return f"t{index}", f"f{index}"
+        return f"t{index}", f"json_extract(fields, $k{index})"
 
     def present(self, key: str) -> str:
         """True when the event has the property."""
