@@ -1,10 +1,10 @@
 """Run every benchmark, each beside its peer, and print a summary of the targets.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx, instruments, health, redis, kafka (default: all).
-``make bench`` runs them all; the influx benchmark needs VictoriaMetrics, the kafka one
-Tansu (``scripts/services.sh start``), the redis benchmark ``redis-server`` (or
-``METRICSTREAM_REDIS_URL``).
+throughput, memory, influx, instruments, health, redis, kafka, query (default:
+all). ``make bench`` runs them all; the influx benchmark needs VictoriaMetrics, the
+kafka one Tansu (``scripts/services.sh start``), the redis benchmark ``redis-server``
+(or ``METRICSTREAM_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "health": "bench_health",
     "redis": "bench_redis",
     "kafka": "bench_kafka",
+    "query": "bench_query",
 }
 
 

@@ -4,6 +4,8 @@
   analytics workload, with a live summary and the final accounting;
 - ``metricstream cat`` (`metricstream.cli.cat`): print the events of a JSON
   Lines file;
+- ``metricstream query`` (`metricstream.cli.query`): counts, uniques,
+  breakdowns and funnels over JSON Lines archives;
 - ``metricstream pipe`` (`metricstream.cli.pipe`): stream line protocol or
   JSON Lines from standard input to sinks;
 - ``metricstream spool`` (`metricstream.cli.spool`): inspect a spool, or
@@ -24,13 +26,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, counters, demo, health, pipe, spool
+from metricstream.cli import cat, counters, demo, health, pipe, query, spool
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat, pipe, spool, counters, health)
+COMMANDS = (demo, cat, query, pipe, spool, counters, health)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -132,11 +132,12 @@ class KafkaSink:
         self._pid = os.getpid()
         try:
             import confluent_kafka
+
             # The client's C code imports this module the first time it returns
             # topic metadata. Imported here, on the constructing thread, it can
             # never be half-imported by a lane thread when the process forks,
             # which would leave its import lock held for good in the child.
-            import confluent_kafka.admin  # noqa: F401
+            import confluent_kafka.admin
         except ImportError as exc:
             raise ImportError(
                 "KafkaSink needs confluent-kafka: pip install 'metricstream[kafka]'"

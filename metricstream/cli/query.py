@@ -1,0 +1,174 @@
+"""``metricstream query``: count, unique, break down and funnel the events of JSON Lines archives.
+
+The query is a query document (``--json QUERY.json``, see
+`metricstream.query`), or flags that make one: ``--event`` names the sets,
+``--where`` filters every set, ``--unique``, ``--by`` and ``--series`` ask for
+unique counts, a breakdown and a time series, and ``--funnel`` runs a funnel
+over events matched on ``--match``. Prints a table, or the answer as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from metricstream.cli._args import positive_int
+from metricstream.exceptions import ConfigError
+
+__all__ = ["document_from_flags", "parse_where", "register", "run"]
+
+EXAMPLE = """examples:
+  metricstream query metricstream-demo/events.jsonl.zst \\
+      --funnel page_view,click,purchase --match user
+  metricstream query 'archive/*.jsonl.zst' --event page_view --where utm_source=google \\
+      --unique user --by path --top 5
+  metricstream query events.jsonl.zst --json query.json --format json
+
+--where forms: key=text, key!=text, key:=JSON (typed: count:=1, ok:=true),
+key~regex, key>N, key>=N, key<N, key<=N, key (the property is present)."""
+
+_WHERE = re.compile(r"^(?P<key>[^=!~<>:]+?)(?P<op>:=|!=|>=|<=|=|~|>|<)(?P<value>.*)$", re.S)
+_OPS = {
+    "=": "eq",
+    "!=": "neq",
+    ":=": "eq",
+    "~": "regex",
+    ">": "gt",
+    ">=": "gte",
+    "<": "lt",
+    "<=": "lte",
+}
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def register(commands: Any) -> None:
+    """Add the ``query`` command to the CLI's subparsers."""
+    query = commands.add_parser(
+        "query",
+        help="query JSON Lines archives (counts, uniques, breakdowns, funnels)",
+        description=__doc__.split("\n\n")[0],
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    query.add_argument("archive", nargs="*", help="files, rotated series or globs")
+    query.add_argument("--json", metavar="QUERY.json", help="a query document ('-' for stdin)")
+    query.add_argument("--event", action="append", default=[], help="an event set (repeatable)")
+    query.add_argument("--where", action="append", default=[], metavar="FILTER")
+    query.add_argument("--unique", action="append", default=[], metavar="KEY[,KEY]")
+    query.add_argument("--by", metavar="KEY[,KEY]", help="break each set down by these keys")
+    query.add_argument("--top", type=positive_int, default=10, help="breakdown rows (10)")
+    query.add_argument("--series", choices=("hour", "day"), help="events per hour or day")
+    query.add_argument("--timezone", default="UTC", help="for --series (UTC)")
+    query.add_argument("--funnel", metavar="STEP,STEP[,...]", help="event names, in order")
+    query.add_argument("--match", metavar="KEY[,KEY]", help="whom the funnel follows")
+    query.add_argument("--order", choices=("exact_order", "strict"), default="exact_order")
+    query.add_argument("--window", type=float, metavar="SECONDS", help="funnel window")
+    query.add_argument("--start", help="ISO 8601 or unix milliseconds")
+    query.add_argument("--end", help="ISO 8601 or unix milliseconds (excluded)")
+    query.add_argument("--format", choices=("table", "json"), default="table")
+    query.add_argument(
+        "--schema", action="store_true", help="print the query document's JSON Schema"
+    )
+    query.set_defaults(run=run)
+
+
+def parse_where(text: str) -> dict[str, object]:
+    """Turn one ``--where`` expression into a filter of the query document.
+
+    Raises:
+        ConfigError: If the expression has no key or a value is not valid.
+    """
+    match = _WHERE.match(text)
+    if match is None:
+        key = text.strip()
+        if not key or any(ch in key for ch in "=!~<>"):
+            raise ConfigError("--where", f"cannot read the filter {text!r}")
+        return {"type": "all", "key": key}
+    key, op, raw = match.group("key").strip(), match.group("op"), match.group("value")
+    value: object = raw
+    if op == ":=":
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ConfigError("--where", f"{raw!r} after ':=' is not JSON") from None
+    elif op in (">", ">=", "<", "<="):
+        try:
+            value = int(raw) if re.fullmatch(r"[+-]?\d+", raw.strip()) else float(raw)
+        except ValueError:
+            raise ConfigError("--where", f"{raw!r} after {op!r} is not a number") from None
+    return {"type": _OPS[op], "key": key, "value": value}
+
+
+def _time(text: str | None) -> object:
+    if text is None:
+        return None
+    return int(text) if re.fullmatch(r"-?\d+", text.strip()) else text
+
+
+def document_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the query document the flags describe.
+
+    Raises:
+        ConfigError: If no set or funnel is asked for, or a flag is malformed.
+    """
+    filters = [parse_where(text) for text in args.where]
+    unique = [key for text in args.unique for key in _names(text)]
+    steps = _names(args.funnel) if args.funnel else []
+    events = list(dict.fromkeys(args.event))
+    if not events and not steps:
+        raise ConfigError("--event", "name an event set (--event), a funnel (--funnel) or --json")
+    data: list[dict[str, Any]] = []
+    for name in events:
+        item: dict[str, Any] = {"name": name, "filters": filters, "unique": unique}
+        if args.by:
+            item["breakdown"] = {"keys": _names(args.by), "n": args.top}
+        if args.series:
+            item["series"] = {"bucket": args.series, "timezone": args.timezone}
+        data.append(item)
+    data += [
+        {"name": step, "filters": filters} for step in dict.fromkeys(steps) if step not in events
+    ]
+    document: dict[str, Any] = {"data": data}
+    for name in ("start", "end"):
+        if getattr(args, name) is not None:
+            document[name] = _time(getattr(args, name))
+    if steps:
+        if not args.match:
+            raise ConfigError("--match", "a funnel needs the keys it matches on (--match user)")
+        document["funnel"] = {"type": args.order, "order": steps, "match": _names(args.match)}
+        if args.window is not None:
+            document["funnel"]["window"] = args.window
+    return document
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    """Answer the query; return the exit status (0, or 2 on a usage error)."""
+    from metricstream.query import Archive, format_answer, query_schema
+
+    if args.schema:
+        out.write(orjson.dumps(query_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if not args.archive:
+        raise ConfigError("archive", "name at least one archive file or glob")
+    if args.json is not None:
+        text = Path("/dev/stdin" if args.json == "-" else args.json).read_bytes()
+        try:
+            document = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError("--json", f"{args.json} is not JSON: {exc}") from None
+    else:
+        document = document_from_flags(args)
+    with Archive(args.archive) as archive:
+        answer = archive.run(document)
+    if args.format == "json":
+        out.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out.write(format_answer(document, answer))
+    return 0

@@ -1,0 +1,151 @@
+"""What DuckDB reads: the intact bytes of each file, as files it can open.
+
+A file that is intact from its first byte to its last is read where it is.
+Otherwise its intact ranges (whole frames, whole lines) are copied, in the
+kernel where it can, into a temporary file that holds nothing else, so DuckDB
+never sees a damaged byte. DuckDB reads a compressed file on one thread, so
+when there are fewer compressed files than threads, large ones are cut at
+frame boundaries into as many pieces as there are threads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from metricstream.codecs.compression import Compression
+from metricstream.query._files import FileCheck
+from metricstream.query._sql import Params, Properties
+
+__all__ = ["Source", "scan_sql", "write_sources"]
+
+SPLIT_MIN_BYTES = 8 << 20
+"""Compressed files at least this large are cut into pieces for parallel reads."""
+
+_COLUMNS = {
+    "measurement": "VARCHAR",
+    "timestamp_ns": "BIGINT",
+    "tags": "JSON",
+    "fields": "JSON",
+}
+_COPY_CHUNK = 1 << 24
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file DuckDB reads, and the check it stands for.
+
+    Attributes:
+        path: The file DuckDB opens (the archive file or a temporary copy).
+        codec: Its compression.
+        check: The archive file it comes from.
+    """
+
+    path: str
+    codec: Compression
+    check: FileCheck
+
+
+def write_sources(checks: list[FileCheck], directory: Path, threads: int) -> list[Source]:
+    """Return the files DuckDB reads for `checks`, writing copies into `directory`.
+
+    Args:
+        checks: The checked archive files.
+        directory: Where copies go (the caller removes it).
+        threads: How many threads DuckDB runs.
+
+    Raises:
+        OSError: If a file cannot be read or a copy written.
+    """
+    readable = [check for check in checks if check.ranges and check.codec is not None]
+    compressed = sum(1 for check in readable if check.codec is not Compression.NONE)
+    sources: list[Source] = []
+    for check in readable:
+        assert check.codec is not None
+        pieces = [check.ranges]
+        if (
+            check.codec is not Compression.NONE
+            and compressed < threads
+            and check.size >= SPLIT_MIN_BYTES
+        ):
+            pieces = _split(check, threads)
+        if len(pieces) == 1 and check.whole:
+            sources.append(Source(check.path, check.codec, check))
+            continue
+        for piece in pieces:
+            target = directory / f"{len(sources)}.part"
+            _copy_ranges(check.path, target, piece)
+            sources.append(Source(str(target), check.codec, check))
+    return sources
+
+
+def _split(check: FileCheck, parts: int) -> list[list[tuple[int, int]]]:
+    """Cut a file's intact ranges at frame starts into about `parts` equal pieces."""
+    cuts = []
+    for index in range(1, parts):
+        at = bisect.bisect_left(check.starts, check.size * index // parts)
+        if at < len(check.starts) and check.starts[at] not in cuts:
+            cuts.append(check.starts[at])
+    bounds = [0, *cuts, check.size]
+    pieces = []
+    for low, high in itertools.pairwise(bounds):
+        piece = [(max(a, low), min(b, high)) for a, b in check.ranges if a < high and b > low]
+        if piece:
+            pieces.append(piece)
+    return pieces
+
+
+def _copy_ranges(source: str, target: Path, ranges: list[tuple[int, int]]) -> None:
+    reader = os.open(source, os.O_RDONLY)
+    try:
+        writer = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            for start, end in ranges:
+                _copy_range(reader, writer, start, end)
+        finally:
+            os.close(writer)
+    finally:
+        os.close(reader)
+
+
+def _copy_range(reader: int, writer: int, start: int, end: int) -> None:
+    offset = start
+    try:
+        while offset < end:
+            copied = os.copy_file_range(reader, writer, end - offset, offset)
+            if copied == 0:
+                break
+            offset += copied
+    except (AttributeError, OSError):
+        pass  # not supported here: the loop below copies what is left
+    while offset < end:
+        chunk = os.pread(reader, min(_COPY_CHUNK, end - offset), offset)
+        if not chunk:
+            raise OSError(f"{end - offset} bytes went missing while copying a range")
+        os.write(writer, chunk)
+        offset += len(chunk)
+
+
+def scan_sql(sources: list[Source], properties: Properties, params: Params) -> str:
+    """Return a SELECT producing ``ev`` rows from `sources` (see `metricstream.query._sql`)."""
+    selects = []
+    columns: str | None = None
+    wanted = dict(_COLUMNS)
+    if not properties.reads_tags_and_fields:
+        del wanted["tags"], wanted["fields"]
+    for codec in Compression:
+        paths = [source.path for source in sources if source.codec is codec]
+        if paths:
+            columns = columns or params.add(wanted)
+            selects.append(
+                f"SELECT {properties.projection()} FROM read_ndjson("
+                f"{params.add(paths)}, columns = {columns}, "
+                f"compression = {params.add(codec.value)}, format = 'newline_delimited')"
+            )
+    if not selects:
+        empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in _COLUMNS.items())
+        return f"SELECT {properties.projection()} FROM (SELECT {empty}) WHERE false"
+    return " UNION ALL ".join(selects)

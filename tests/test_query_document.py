@@ -1,0 +1,247 @@
+"""The query document (its JSON Schema, errors by path) and the ``metricstream query`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("duckdb")
+
+import metricstream as ms
+from metricstream.cli import main
+from metricstream.cli.query import parse_where
+from metricstream.exceptions import ConfigError
+from metricstream.query import Archive, QueryDocumentError, eq, query_schema
+from tests.test_query_reference import funnel, select, unique, write_archive
+
+Event = ms.MetricEvent
+T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds
+
+
+def events() -> list[Event]:
+    found = []
+    for i in range(120):
+        user = f"u{i % 9}"
+        name = ["page_view", "page_view", "signup", "purchase"][i % 4]
+        found.append(
+            Event(
+                name,
+                tags={"user": user, "utm_source": ["google", "mail", "ü"][i % 3]},
+                fields={"count": 1},
+                timestamp_ns=(T0 + i * 60_000) * 1_000_000,
+            )
+        )
+    return found
+
+
+@pytest.fixture
+def archive_path(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl.zst"
+    write_archive(path, [events()[i : i + 25] for i in range(0, 120, 25)])
+    return path
+
+
+DOCUMENT: dict[str, Any] = {
+    "start": "2024-05-01T00:10:00Z",
+    "end": T0 + 100 * 60_000,
+    "data": [
+        {
+            "name": "page_view",
+            "filters": [{"type": "eq", "key": "utm_source", "value": "google"}],
+            "unique": ["user"],
+        },
+        {"name": "signup", "unique": ["user", "utm_source"]},
+        {"name": "purchase"},
+    ],
+    "funnel": {
+        "type": "exact_order",
+        "order": ["page_view", "signup", "purchase"],
+        "match": ["user"],
+    },
+}
+
+
+class TestDocument:
+    """Archive.run answers the event store's document exactly."""
+
+    def test_the_answer_matches_the_reference(self, archive_path: Path) -> None:
+        answer = Archive(archive_path).run(DOCUMENT)
+        start, end = (T0 + 10 * 60_000) * 10**6, (T0 + 100 * 60_000) * 10**6
+        stored = events()
+        views = select(stored, "page_view", [eq("utm_source", "google")], start, end)
+        signups = select(stored, "signup", [], start, end)
+        purchases = select(stored, "purchase", [], start, end)
+        assert answer["data"] == {
+            "page_view": {"count": len(views), "unique": {"user": unique(views, ["user"])}},
+            "signup": {
+                "count": len(signups),
+                "unique": {"user": unique(signups, ["user"]), "utm_source": 3},
+            },
+            "purchase": {"count": len(purchases), "unique": {}},
+        }
+        steps = [set(map(id, group)) for group in (views, signups, purchases)]
+        expected = funnel(stored, [lambda e, s=s: id(e) in s for s in steps], ["user"])
+        assert [(s["step"], s["count"]) for s in answer["funnel"]] == list(
+            zip(["page_view", "signup", "purchase"], [count for count, _ in expected], strict=True)
+        )
+        first = expected[0][0]
+        assert [s["conversion"] for s in answer["funnel"]] == [c / first for c, _ in expected]
+        assert answer["skipped"] == {"bytes": 0, "regions": []}
+
+    def test_breakdown_series_labels_and_windows(self, archive_path: Path) -> None:
+        document = {
+            "data": [
+                {
+                    "name": "page_view",
+                    "unique": ["user"],
+                    "breakdown": {"keys": ["utm_source"], "n": 2},
+                },
+                {"name": "page_view", "label": "views", "series": {"bucket": "hour"}},
+                {"name": "signup"},
+            ],
+            "funnel": {
+                "type": "strict",
+                "order": ["views", "signup"],
+                "match": ["user"],
+                "window": 600,
+            },
+        }
+        answer = Archive(archive_path).run(document)
+        assert [row["count"] for row in answer["data"]["page_view"]["breakdown"]] == [20, 20]
+        assert answer["data"]["views"]["series"][0]["start"] == "2024-05-01T00:00:00+00:00"
+        assert sum(p["count"] for p in answer["data"]["views"]["series"]) == 60
+        assert answer["funnel"][0]["count"] == 9
+
+    @pytest.mark.parametrize(
+        ("change", "path"),
+        [
+            (
+                lambda d: d["data"][1].update(filters=[{"type": "like", "key": "a"}]),
+                "data[1].filters[0].type",
+            ),
+            (lambda d: d["data"][0]["filters"][0].pop("value"), "data[0].filters[0]"),
+            (lambda d: d["data"][0]["filters"][0].update(value=[1]), "data[0].filters[0].value"),
+            (lambda d: d["data"][2].update(unique="user"), "data[2].unique"),
+            (lambda d: d["data"].append({"name": "signup"}), "data[3].name"),
+            (lambda d: d["funnel"]["order"].append("nope"), "funnel.order[3]"),
+            (lambda d: d["funnel"].update(type="loose"), "funnel.type"),
+            (lambda d: d.update(start="yesterday"), "start"),
+            (lambda d: d.update(extra=1), "document"),
+            (
+                lambda d: d["data"][0].update(series={"bucket": "day", "timezone": "No/Where"}),
+                "data[0].series.timezone",
+            ),
+            (
+                lambda d: d["data"][0]["filters"].append(
+                    {"type": "regex", "key": "a", "value": "("}
+                ),
+                "data[0].filters[1].value",
+            ),
+        ],
+    )
+    def test_a_malformed_document_names_the_path(
+        self, archive_path: Path, change: Any, path: str
+    ) -> None:
+        document = json.loads(json.dumps(DOCUMENT))
+        change(document)
+        with pytest.raises(QueryDocumentError) as caught:
+            Archive(archive_path).run(document)
+        assert caught.value.option == path
+        assert str(caught.value).startswith(f"{path}: ")
+
+    def test_the_schema_ships_with_the_package(self) -> None:
+        schema = query_schema()
+        assert schema["$schema"].endswith("2020-12/schema")
+        assert schema["$defs"]["filter"]["properties"]["type"]["enum"] == [
+            "eq", "neq", "in", "regex", "all", "gt", "gte", "lt", "lte",
+        ]  # fmt: skip
+
+
+class TestCommand:
+    """``metricstream query`` with flags or a document, as a table or JSON."""
+
+    def test_a_funnel_in_one_command(
+        self, archive_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        status = main(
+            ["query", str(archive_path), "--funnel", "page_view,signup", "--match", "user"]
+        )
+        output = capsys.readouterr().out
+        assert status == 0
+        assert "funnel (exact_order, matched on user)" in output
+        assert "page_view" in output
+        assert "signup" in output
+
+    def test_flags_and_the_same_document_give_the_same_json(
+        self, archive_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        flags = [
+            "--event", "page_view", "--where", "utm_source=google", "--unique", "user",
+            "--by", "user", "--top", "3", "--format", "json",
+        ]  # fmt: skip
+        assert main(["query", str(archive_path), *flags]) == 0
+        from_flags = json.loads(capsys.readouterr().out)
+        document = {
+            "data": [
+                {
+                    "name": "page_view",
+                    "filters": [{"type": "eq", "key": "utm_source", "value": "google"}],
+                    "unique": ["user"],
+                    "breakdown": {"keys": ["user"], "n": 3},
+                }
+            ]
+        }
+        (tmp_path / "q.json").write_text(json.dumps(document))
+        assert (
+            main(
+                ["query", str(archive_path), "--json", str(tmp_path / "q.json"), "--format", "json"]
+            )
+            == 0
+        )
+        assert json.loads(capsys.readouterr().out) == from_flags
+        assert from_flags["data"]["page_view"]["count"] == 20
+
+    def test_errors_go_to_stderr_with_status_2(
+        self, archive_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["query", str(archive_path), "--event", "x", "--where", "count>abc"]) == 2
+        assert "--where: 'abc' after '>' is not a number" in capsys.readouterr().err
+        assert main(["query", str(archive_path)]) == 2
+        assert main(["query", str(archive_path / "missing")]) == 2
+
+    def test_damage_is_printed(
+        self, archive_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with open(archive_path, "ab") as handle:
+            handle.write(b"\x28\xb5\x2f\xfd\x00\x01")
+        assert main(["query", str(archive_path), "--event", "signup"]) == 0
+        assert "skipped 1 damaged region(s), 6 bytes" in capsys.readouterr().out
+
+    def test_the_schema_is_printed(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["query", "--schema"]) == 0
+        assert json.loads(capsys.readouterr().out) == query_schema()
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("user=ana", {"type": "eq", "key": "user", "value": "ana"}),
+            ("user!=a=b", {"type": "neq", "key": "user", "value": "a=b"}),
+            ("count:=1", {"type": "eq", "key": "count", "value": 1}),
+            ("ok:=true", {"type": "eq", "key": "ok", "value": True}),
+            ("path~^/d", {"type": "regex", "key": "path", "value": "^/d"}),
+            ("amount>=2.5", {"type": "gte", "key": "amount", "value": 2.5}),
+            ("count<3", {"type": "lt", "key": "count", "value": 3}),
+            ("user", {"type": "all", "key": "user"}),
+        ],
+    )
+    def test_where_expressions(self, text: str, expected: dict[str, object]) -> None:
+        assert parse_where(text) == expected
+
+    def test_where_refuses_what_it_cannot_read(self) -> None:
+        with pytest.raises(ConfigError):
+            parse_where("=x")
+        with pytest.raises(ConfigError):
+            parse_where("a:={")
