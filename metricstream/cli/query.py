@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from metricstream.cli._args import positive_int
+from metricstream.cli._args import plain, positive_int
 from metricstream.exceptions import ConfigError
 
 __all__ = ["document_from_flags", "parse_where", "register", "run"]
@@ -53,7 +53,7 @@ def register(commands: Any) -> None:
     query = commands.add_parser(
         "query",
         help="query JSON Lines archives (counts, uniques, breakdowns, funnels)",
-        description=__doc__.split("\n\n")[0],
+        description=plain(__doc__),
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
