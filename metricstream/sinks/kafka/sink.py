@@ -130,19 +130,7 @@ class KafkaSink:
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
-        try:
-            import confluent_kafka
-
-            # The client's C code imports this module the first time it returns
-            # topic metadata. Imported here, on the constructing thread, it can
-            # never be half-imported by a lane thread when the process forks,
-            # which would leave its import lock held for good in the child.
-            import confluent_kafka.admin
-        except ImportError as exc:
-            raise ImportError(
-                "KafkaSink needs confluent-kafka: pip install 'metricstream[kafka]'"
-            ) from exc
-        self._kafka: Any = confluent_kafka
+        self._kafka: Any = _import_client()
         self._producer: Any = self._new_producer()
 
     def __repr__(self) -> str:
@@ -458,3 +446,20 @@ def _position(values: list[bytes], value: bytes) -> int:
 
 def _has_kafka_error(exc: BaseException) -> bool:
     return bool(exc.args) and callable(getattr(exc.args[0], "name", None))
+
+
+def _import_client() -> Any:
+    """Import confluent-kafka, with the modules its C code imports lazily."""
+    try:
+        import confluent_kafka
+
+        # The client imports this module the first time it returns topic
+        # metadata. Imported here, on the constructing thread, it can never be
+        # half-imported by a lane thread when the process forks, which would
+        # leave its import lock held for good in the child.
+        import confluent_kafka.admin
+    except ImportError as exc:
+        raise ImportError(
+            "KafkaSink needs confluent-kafka: pip install 'metricstream[kafka]'"
+        ) from exc
+    return confluent_kafka
