@@ -346,6 +346,7 @@ class KafkaSink:
                     f"{self.topic!r} yet: {last}"
                 ),
                 written=payload.delivered,
+                rejected=payload.rejected,
                 sink=self.name,
             )
 
@@ -357,6 +358,7 @@ class KafkaSink:
                 f"Kafka sink {self.name!r} was closed before every delivery report came in",
                 reason="shutdown",
                 written=payload.delivered,
+                rejected=payload.rejected,
                 sink=self.name,
             )
         raise PermanentSinkError(
@@ -364,6 +366,7 @@ class KafkaSink:
             f"report within {self._write_timeout:.0f} s, even after purging",
             reason="retries_exhausted",
             written=payload.delivered,
+            rejected=payload.rejected,
             sink=self.name,
         )
 
