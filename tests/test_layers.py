@@ -2,7 +2,7 @@
 
 The layers, bottom first (see docs/architecture.md)::
 
-    0 base       exceptions, option checks, redaction, bounded caches, logging
+    0 base       exceptions, option checks, redaction, bounded caches, logging, files
     1 model      metricstream.event and its validation
     2 codecs     metricstream.codecs
     3 contract   metricstream.contract (Sink, EventBatch), metricstream.registry
@@ -36,6 +36,7 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._secrets"),
     (0, "metricstream._bounded"),
     (0, "metricstream._log"),
+    (0, "metricstream._files"),
     (1, "metricstream._validate"),
     (1, "metricstream.event"),
     (2, "metricstream.codecs"),

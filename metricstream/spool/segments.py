@@ -25,6 +25,7 @@ from pathlib import Path
 
 import zstandard
 
+from metricstream._files import fsync_directory, write_all
 from metricstream.contract import EventBatch
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 from metricstream.spool.format import (
@@ -244,10 +245,8 @@ class SegmentLog:
             first = self._next_seq
             record = encode_record(batch, first)
             segment = self._writable()
-            written = 0
             try:
-                while written < len(record):
-                    written += os.write(segment.fd, record[written:])
+                write_all(segment.fd, record)
             except OSError:
                 with contextlib.suppress(OSError):
                     os.ftruncate(segment.fd, segment.size)
@@ -270,7 +269,7 @@ class SegmentLog:
         segment = _Segment(path, self._next_seq, fd, os.fstat(fd).st_size)
         self._segments.append(segment)
         if self.fsync == "batch":
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         return segment
 
     def _sync_after_append(self, segment: _Segment) -> None:
@@ -370,7 +369,7 @@ class SegmentLog:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(segment.path)
         if self.fsync == "batch":
-            _fsync_directory(self.directory)
+            fsync_directory(self.directory)
         return segment.size
 
     def close(self) -> None:
@@ -393,11 +392,3 @@ def _next_record(data: bytes, start: int) -> int | None:
         if header is not None and at + header.size <= len(data):
             return at
         start = at + 1
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import zstandard
 
+from metricstream._files import fsync_directory, write_all
 from metricstream._log import RateLimitedLog
 from metricstream._options import require_bool, require_int, require_name
 from metricstream.codecs.compression import Compression, compress
@@ -308,7 +309,7 @@ class JsonLinesSink:
             size = os.fstat(fd).st_size
             data = self._with_tail_repair(fd, size, payload)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             if self.fsync:
                 os.fsync(fd)
         except OSError:
@@ -363,7 +364,7 @@ class JsonLinesSink:
             try:
                 os.fchmod(fd, self.file_mode)
                 if self.fsync:
-                    _fsync_directory(self.path.parent)
+                    fsync_directory(self.path.parent)
             except BaseException:
                 os.close(fd)
                 raise
@@ -394,7 +395,7 @@ class JsonLinesSink:
         if fd is not None:
             os.close(fd)
         if self.fsync:
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
 
     def _discard(self, fd: int, size: int) -> None:
         """Undo a failed append and drop the descriptor, so the next write reopens."""
@@ -426,21 +427,6 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
         problem = "is not a directory" if directory.exists() else "does not exist"
         raise ConfigError("path", f"the directory {str(directory)!r} of {raw!r} {problem}")
     return resolved
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _translate_os_error(exc: OSError, sink: str, path: Path) -> SinkError:
