@@ -142,8 +142,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     balanced = write_accounting(health, out, title=f"Final accounting ({accepted:,} events sent)")
     dashboard(sinks, started_at, out)
     if not args.sink:
+        archive = output_dir / "events.jsonl.zst"
         out.write(
-            f"\nEvents written to {output_dir / 'events.jsonl.zst'} "
-            f"(read them with: metricstream cat {output_dir / 'events.jsonl.zst'})\n"
+            f"\nEvents written to {archive}. Read them, or ask them a question:\n"
+            f"  metricstream cat {archive} --format pretty\n"
+            f"  metricstream query {archive} --funnel page_view,click,signup --match org\n"
         )
     return 0 if balanced else 1
