@@ -218,3 +218,39 @@ class TestHostileInput:
         assert result.returncode == 0
         assert "``" not in result.stdout
         assert "example" in result.stdout
+
+
+class TestDemoArchiveQuery:
+    """The demo's archive answers the README's funnel in one command."""
+
+    def test_the_funnel_of_the_demo_matches_a_reference_over_its_events(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        import orjson
+
+        assert main(["demo", "--duration", "1.5", "--rate", "2000", "--seed", "3",
+                     "--output-dir", str(tmp_path)]) == 0  # fmt: skip
+        archive = tmp_path / "events.jsonl.zst"
+        assert f"metricstream query {archive} --funnel" in capsys.readouterr().out
+        status = main(["query", str(archive), "--funnel", "page_view,click,signup",
+                       "--match", "org", "--format", "json"])  # fmt: skip
+        assert status == 0
+        answer = orjson.loads(capsys.readouterr().out)
+        steps = ("page_view", "click", "signup")
+        reached = dict.fromkeys(steps, 0)
+        by_org: dict[str, list[ms.MetricEvent]] = {}
+        for event in read_events(archive):
+            by_org.setdefault(event.tags["org"], []).append(event)
+        for events in by_org.values():
+            after = -1
+            for step in steps:
+                times = [
+                    e.timestamp_ns
+                    for e in events
+                    if e.measurement == step and e.timestamp_ns > after
+                ]
+                if not times:
+                    break
+                after = min(times)
+                reached[step] += 1
+        assert [(s["step"], s["count"]) for s in answer["funnel"]] == list(reached.items())
