@@ -147,8 +147,9 @@ class TestWhereTheCacheLives:
         with pytest.raises(ConfigError) as caught:
             Archive(tmp_path / "e.jsonl", cache=tmp_path / "blocker" / "cache")
         assert caught.value.option == "cache"
-        with pytest.raises(ConfigError, match="cache"):
-            Archive(tmp_path / "e.jsonl", cache=3)  # type: ignore[arg-type]
+        for wrong in (3, ""):
+            with pytest.raises(ConfigError, match="cache"):
+                Archive(tmp_path / "e.jsonl", cache=wrong)  # type: ignore[arg-type]
 
     def test_a_default_directory_that_cannot_be_made_means_no_cache(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -308,6 +309,31 @@ class TestFollowingTheArchive:
         found = same_everywhere(archive, path)
         assert found[0] == 150
         assert len(found[5]) == 2  # type: ignore[arg-type]
+
+    def test_a_file_growing_while_it_is_read_is_read_once(
+        self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from metricstream.query import _store
+
+        path = tmp_path / "e.jsonl.zst"
+        write_archive(path, [batch(0), batch(50)])
+        write_sources = _store.write_sources
+        grown: list[bool] = []
+
+        def checked_then_grown(*args: object) -> object:
+            sources = write_sources(*args)  # type: ignore[arg-type]
+            if not grown:  # the sink appends after the check, before DuckDB reads
+                append(path, batch(100))
+                grown.append(True)
+            return sources
+
+        monkeypatch.setattr(_store, "write_sources", checked_then_grown)
+        archive = Archive(path, cache=cache_dir)
+        same_everywhere(archive, path)
+        assert archive.cache is not None
+        assert archive.cache.stats.records_loaded == 150
+        same_everywhere(archive, path)
+        assert archive.cache.stats.records_loaded == 150
 
     def test_a_file_no_longer_in_the_archive_is_dropped(
         self, tmp_path: Path, cache_dir: Path

@@ -126,7 +126,7 @@ def cache_for(
     if cache is True:
         directory = default_directory()
         return None if directory is None else QueryCache(directory, patterns, duckdb, threads)
-    if not isinstance(cache, str | os.PathLike):
+    if not isinstance(cache, str | os.PathLike) or not os.fspath(cache):
         raise ConfigError("cache", f"expected True, False, None or a directory, not {cache!r}")
     directory = Path(os.fspath(cache)).expanduser()
     problem = _writable(directory)

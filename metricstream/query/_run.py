@@ -53,10 +53,13 @@ def execute(
     relation = scan(params)
     if len(builders) == 1 and prefilter is None:
         statement = builders[0](properties, params)
+        # A relation cheap to scan is scanned by each reader; one that reads
+        # the archive is read once (DuckDB keeps a CTE read twice).
+        head = f"WITH ev AS {'NOT MATERIALIZED ' if properties.scans_cheaply else ''}({relation})"
         if statement.startswith("WITH "):
-            statement = f"WITH ev AS ({relation}), {statement[len('WITH ') :]}"
+            statement = f"{head}, {statement[len('WITH ') :]}"
         else:
-            statement = f"WITH ev AS ({relation}) {statement}"
+            statement = f"{head} {statement}"
         return [cursor.execute(statement, params.values).fetchall()]
     where = prefilter(properties, params) if prefilter is not None else "true"
     cursor.execute("DROP TABLE IF EXISTS ev")

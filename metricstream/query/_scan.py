@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +44,17 @@ class Source:
     check: FileCheck
 
 
-def write_sources(checks: list[FileCheck], directory: Path, threads: int) -> list[Source]:
+def write_sources(
+    checks: list[FileCheck], directory: Path, threads: int, copied: Collection[str] = ()
+) -> list[Source]:
     """Return the files DuckDB reads for `checks`, writing copies into `directory`.
 
     Args:
         checks: The checked archive files.
         directory: Where copies go (the caller removes it).
         threads: How many threads DuckDB runs.
+        copied: Files whose intact bytes are copied even when the file is
+            intact from its first byte to its last (files that grow).
 
     Raises:
         OSError: If a file cannot be read or a copy written.
@@ -67,7 +71,7 @@ def write_sources(checks: list[FileCheck], directory: Path, threads: int) -> lis
             and check.ranges[-1][1] - check.ranges[0][0] >= SPLIT_MIN_BYTES
         ):
             pieces = _split(check, threads)
-        if len(pieces) == 1 and check.whole:
+        if len(pieces) == 1 and check.whole and check.path not in copied:
             sources.append(Source(check.path, check.codec, check))
             continue
         for piece in pieces:

@@ -107,6 +107,9 @@ class Properties:
         keys: The keys (``measurement`` and ``event`` need no column).
     """
 
+    scans_cheaply = False
+    """Whether reading ``ev`` twice costs little (not: it may read the archive twice)."""
+
     def __init__(self, keys: Iterable[str]) -> None:
         self._index: dict[str, int] = {}
         for key in sorted(set(keys)):
@@ -206,6 +209,8 @@ class CachedProperties(Properties):
         cached: Where the cache holds each key (every key must be there).
         strings: The relation of the cache's strings (``key``, ``value``, ``id``).
     """
+
+    scans_cheaply = True
 
     def __init__(self, keys: Iterable[str], cached: Mapping[str, CachedKey], strings: str) -> None:
         super().__init__(keys)

@@ -26,6 +26,7 @@ DuckDB refuses makes its file checked in full (`verify`) and read again.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -251,6 +252,7 @@ def _read_new(
         and how many files and records are in ``staged`` (no files: no table).
     """
     verified: dict[str, FileCheck] = {}
+    growing: set[str] = set()
     while True:
         files, loads, gone = _plan(patterns, entries, verified)
         tails = [_tail(load.entry.check, load.start) for load in loads]
@@ -258,7 +260,7 @@ def _read_new(
         if not tails:
             return files, loads, gone, (0, 0)
         with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
-            sources = write_sources(tails, Path(directory), threads)
+            sources = write_sources(tails, Path(directory), threads, growing)
             numbers = {load.entry.check.path: load.entry.id for load in loads}
             try:
                 records = _stage(connection, sources, numbers, keys)
@@ -266,7 +268,21 @@ def _read_new(
                 checks = [load.entry.check for load in loads]
                 verified.update(verify_suspects(checks, sources, exc))
                 continue
+        # DuckDB read these files where they are, to their end: if one grew
+        # meanwhile, it read more than was checked, so it is copied instead.
+        grew = {s.path for s in sources if s.path == s.check.path and _changed(s.check)}
+        if grew:
+            growing |= grew
+            continue
         return files, loads, gone, (len(tails), records)
+
+
+def _changed(check: FileCheck) -> bool:
+    try:
+        info = os.stat(check.path)
+    except FileNotFoundError:
+        return True
+    return (info.st_size, info.st_mtime_ns) != (check.identity[2], check.identity[3])
 
 
 def _plan(
