@@ -180,8 +180,9 @@ class TestWhereTheCacheLives:
         other = tmp_path / "o.jsonl"
         write_archive(other, [batch(0)], compression="none")
         Archive(other, cache=cache_dir).events().count()
+        (cache_dir / "mine.duckdb").write_bytes(b"someone else's database")
         assert len(clear_caches(cache_dir)) == 2
-        assert list(cache_dir.iterdir()) == []
+        assert [path.name for path in cache_dir.iterdir()] == ["mine.duckdb"]
 
 
 def append(path: Path, events: list[Event], **options: object) -> None:

@@ -1,8 +1,8 @@
 """The query cache: what queries read, as columns in a DuckDB file kept up to date.
 
-Reading an archive means decompressing and parsing every record: about 1.6
-to 2 CPU-seconds per 5 million events however little a query asks. The
-cache keeps the measurement, the timestamp and the properties queries used,
+Reading an archive means decompressing and parsing every record: several
+CPU-seconds per 5 million events, however little a query asks. The cache
+keeps the measurement, the timestamp and the properties queries used,
 as columns DuckDB reads in a fraction of that, and loads only what is new
 since the previous query: a rotated file (``PATH.N``) never changes, the
 current file only grows, so only its new complete frames or lines are read.
@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -73,6 +74,7 @@ FORMAT = 1
 _ALIAS = "metricstream_cache"
 _OFF = frozenset({"0", "off", "false", "no", "none"})
 _SUFFIXES = ("", ".wal")
+_CACHE_NAME = re.compile(r"[0-9a-f]{20}-q[0-9]+-duckdb[^/]+\.duckdb(\.wal)?")
 _warnings = RateLimitedLog(logging.getLogger("metricstream.query"), interval=300.0)
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
@@ -90,8 +92,13 @@ def default_directory() -> Path | None:
     if chosen:
         return Path(chosen).expanduser()
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return root / "metricstream" / "query"
+    if base and os.path.isabs(base):
+        return Path(base) / "metricstream" / "query"
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no home directory to be found: no default cache
+        return None
+    return home / ".cache" / "metricstream" / "query"
 
 
 def _writable(directory: Path) -> str | None:
@@ -143,6 +150,8 @@ def _digest(patterns: Sequence[str]) -> str:
 def clear_caches(directory: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove every query cache file in `directory` (default: the default directory).
 
+    Only files named as caches are removed; anything else in the directory stays.
+
     Returns:
         The files removed.
     """
@@ -150,10 +159,11 @@ def clear_caches(directory: str | os.PathLike[str] | None = None) -> list[Path]:
     if found is None or not found.is_dir():
         return []
     removed = []
-    for path in sorted(found.glob("*.duckdb*")):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed.append(path)
+    for path in sorted(found.iterdir()):
+        if _CACHE_NAME.fullmatch(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
     return removed
 
 
@@ -204,6 +214,7 @@ class QueryCache:
         name = f"{_digest(patterns)}-q{FORMAT}-duckdb{duckdb.__version__}.duckdb"
         self.path: Path = directory / name
         self.stats = CacheStats()
+        self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"QueryCache({str(self.path)!r})"
@@ -254,9 +265,10 @@ class QueryCache:
                 raise CacheUnavailableError(str(exc)) from None
             except self._duckdb.IOException as exc:
                 raise CacheUnavailableError(f"cannot write {str(self.path)!r}: {exc}") from None
-            self.stats.rebuilds += synced.rebuilt
-            self.stats.files_loaded += synced.files_loaded
-            self.stats.records_loaded += synced.records_loaded
+            with self._stats_lock:
+                self.stats.rebuilds += synced.rebuilt
+                self.stats.files_loaded += synced.files_loaded
+                self.stats.records_loaded += synced.records_loaded
             properties = CachedProperties(keys, read_keys(connection), "strings")
 
             def scan(params: Params) -> str:
@@ -268,13 +280,15 @@ class QueryCache:
                 return f"SELECT m, ts{columns} FROM events"
 
             results = execute(connection, properties, scan, builders, prefilter)
-        self.stats.answered += 1
+        with self._stats_lock:
+            self.stats.answered += 1
         return results, synced.files, synced.checks
 
     def bypassed(self, problem: str) -> None:
         """Count a query that read the archive directly, and log why (rate-limited)."""
-        self.stats.bypassed += 1
-        self.stats.last_problem = problem
+        with self._stats_lock:
+            self.stats.bypassed += 1
+            self.stats.last_problem = problem
         _warnings.log(
             logging.WARNING,
             (str(self.path), problem),
