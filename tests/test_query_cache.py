@@ -27,7 +27,7 @@ import metricstream as ms
 from metricstream.cli import main
 from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, clear_caches
+from metricstream.query import Archive, QueryCache, clear_caches
 from metricstream.query import _cache as cache_module
 from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink
 from tests.test_query_reference import breakdown, select, total, unique, write_archive
@@ -91,6 +91,22 @@ def same_everywhere(cached: Archive, path: Path) -> tuple[object, ...]:
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A zstd archive of two batches: 100 events."""
+    found = tmp_path / "e.jsonl.zst"
+    write_archive(found, [batch(0), batch(50)])
+    return found
+
+
+def opened(path: Path, cache_dir: Path) -> tuple[Archive, QueryCache]:
+    """An archive over `path` with a cache in `cache_dir`, queried once."""
+    archive = Archive(path, cache=cache_dir)
+    assert archive.cache is not None
+    same_everywhere(archive, path)
+    return archive, archive.cache
 
 
 class TestWhereTheCacheLives:
@@ -194,21 +210,15 @@ def append(path: Path, events: list[Event], **options: object) -> None:
 class TestFollowingTheArchive:
     """Growth, rotation, replacement, truncation and damage after a file was cached."""
 
-    def test_a_growing_file_loads_only_its_new_records(
-        self, tmp_path: Path, cache_dir: Path
-    ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
-        archive = Archive(path, cache=cache_dir)
-        assert archive.cache is not None
-        same_everywhere(archive, path)
-        assert archive.cache.stats.records_loaded == 100
+    def test_a_growing_file_loads_only_its_new_records(self, path: Path, cache_dir: Path) -> None:
+        archive, cache = opened(path, cache_dir)
+        assert cache.stats.records_loaded == 100
         append(path, batch(100))
         same_everywhere(archive, path)
-        assert archive.cache.stats.records_loaded == 150
+        assert cache.stats.records_loaded == 150
         same_everywhere(archive, path)
-        assert archive.cache.stats.records_loaded == 150
-        assert archive.cache.stats.bypassed == 0
+        assert cache.stats.records_loaded == 150
+        assert cache.stats.bypassed == 0
 
     def test_a_growing_plain_file_with_a_line_being_written(
         self, tmp_path: Path, cache_dir: Path
@@ -241,17 +251,15 @@ class TestFollowingTheArchive:
             assert archive.cache.stats.records_loaded == (written if step == 0 else 30)
         assert len(archive.files) >= 3  # type: ignore[possibly-undefined]
 
-    def test_a_replaced_file_is_loaded_again(self, tmp_path: Path, cache_dir: Path) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
-        archive = Archive(path, cache=cache_dir)
-        same_everywhere(archive, path)
+    def test_a_replaced_file_is_loaded_again(
+        self, path: Path, tmp_path: Path, cache_dir: Path
+    ) -> None:
+        archive, cache = opened(path, cache_dir)
         replacement = tmp_path / "new.jsonl.zst"
         write_archive(replacement, [batch(500, 20, user="user")])
         os.replace(replacement, path)
         same_everywhere(archive, path)
-        assert archive.cache is not None
-        assert archive.cache.stats.records_loaded == 120
+        assert cache.stats.records_loaded == 120
 
     def test_a_truncated_file_is_loaded_again(self, tmp_path: Path, cache_dir: Path) -> None:
         path = tmp_path / "e.jsonl"
@@ -312,12 +320,10 @@ class TestFollowingTheArchive:
         assert len(found[5]) == 2  # type: ignore[arg-type]
 
     def test_a_file_growing_while_it_is_read_is_read_once(
-        self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+        self, path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         from metricstream.query import _store
 
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
         write_sources = _store.write_sources
         grown: list[bool] = []
 
@@ -329,12 +335,10 @@ class TestFollowingTheArchive:
             return sources
 
         monkeypatch.setattr(_store, "write_sources", checked_then_grown)
-        archive = Archive(path, cache=cache_dir)
+        archive, cache = opened(path, cache_dir)
+        assert cache.stats.records_loaded == 150
         same_everywhere(archive, path)
-        assert archive.cache is not None
-        assert archive.cache.stats.records_loaded == 150
-        same_everywhere(archive, path)
-        assert archive.cache.stats.records_loaded == 150
+        assert cache.stats.records_loaded == 150
 
     def test_a_file_no_longer_in_the_archive_is_dropped(
         self, tmp_path: Path, cache_dir: Path
@@ -347,10 +351,8 @@ class TestFollowingTheArchive:
         same_everywhere(archive, path)
 
     def test_a_new_property_loads_every_record_again_once(
-        self, tmp_path: Path, cache_dir: Path
+        self, path: Path, cache_dir: Path
     ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
         archive = Archive(path, cache=cache_dir)
         assert archive.cache is not None
         assert archive.events().count().value == 100
@@ -362,15 +364,11 @@ class TestFollowingTheArchive:
         assert (archive.cache.stats.rebuilds, archive.cache.stats.records_loaded) == (1, 200)
 
     def test_another_archive_continues_where_the_cache_is(
-        self, tmp_path: Path, cache_dir: Path
+        self, path: Path, cache_dir: Path
     ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
-        first = same_everywhere(Archive(path, cache=cache_dir), path)
-        again = Archive(path, cache=cache_dir)
-        assert same_everywhere(again, path) == first
-        assert again.cache is not None
-        assert (again.cache.stats.records_loaded, again.cache.stats.answered) == (0, 5)
+        opened(path, cache_dir)
+        _, again = opened(path, cache_dir)
+        assert (again.stats.records_loaded, again.stats.answered) == (0, 5)
 
     @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
@@ -401,20 +399,16 @@ class TestSharing:
     """Several archives, threads and processes on one cache; a damaged cache file."""
 
     def test_a_process_keeping_the_cache_makes_queries_read_the_archive(
-        self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+        self, path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
-        archive = Archive(path, cache=cache_dir)
-        assert archive.cache is not None
-        same_everywhere(archive, path)
+        archive, cache = opened(path, cache_dir)
         holder = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
                 "import duckdb, sys; held = duckdb.connect(sys.argv[1]); "
                 "print('ready', flush=True); sys.stdin.read()",
-                str(archive.cache.path),
+                str(cache.path),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -425,18 +419,16 @@ class TestSharing:
             assert holder.stdout.readline().strip() == "ready"
             monkeypatch.setattr(cache_module, "LOCK_WAIT", 0.0)
             same_everywhere(archive, path)
-            assert archive.cache.stats.bypassed == 5
-            assert "in use by another process" in (archive.cache.stats.last_problem or "")
+            assert cache.stats.bypassed == 5
+            assert "in use by another process" in (cache.stats.last_problem or "")
         finally:
             holder.communicate("", timeout=60)
         same_everywhere(archive, path)
-        assert archive.cache.stats.answered == 10
+        assert cache.stats.answered == 10
 
     def test_threads_with_their_own_archives_share_the_cache(
-        self, tmp_path: Path, cache_dir: Path
+        self, path: Path, cache_dir: Path
     ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
         expected = answers(Archive(path, cache=False))
         found: list[object] = []
 
@@ -455,18 +447,14 @@ class TestSharing:
         assert found.count(0) == 4
 
     def test_an_unreadable_cache_file_is_built_again(
-        self, tmp_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
+        self, path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
-        archive = Archive(path, cache=cache_dir)
-        assert archive.cache is not None
-        same_everywhere(archive, path)
-        archive.cache.path.write_bytes(b"not a database" * 1000)
+        archive, cache = opened(path, cache_dir)
+        cache.path.write_bytes(b"not a database" * 1000)
         with caplog.at_level(logging.WARNING, logger="metricstream"):
             same_everywhere(archive, path)
         assert "unreadable" in caplog.text
-        assert archive.cache.stats.bypassed == 0
+        assert cache.stats.bypassed == 0
 
 
 class TestKeys:
@@ -502,10 +490,8 @@ class TestCommand:
     """``metricstream query`` with --cache-dir, --no-cache and --clear-cache."""
 
     def test_the_cache_flags(
-        self, tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+        self, path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        path = tmp_path / "e.jsonl.zst"
-        write_archive(path, [batch(0), batch(50)])
         query = ["query", str(path), "--event", "view", "--unique", "user", "--format", "json"]
         assert main([*query, "--cache-dir", str(cache_dir)]) == 0
         cached = json.loads(capsys.readouterr().out)
