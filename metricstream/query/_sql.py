@@ -151,6 +151,7 @@ class Properties:
         return f"COALESCE(regexp_matches({self._text(key)}, {pattern}), false)"
 
     def _untagged(self, key: str, expression: str) -> str:
+        """`expression` (of the field) when the event has no tag of that name."""
         return f"CASE WHEN {self._tag(key)} IS NULL THEN {expression} END"
 
     def integer(self, key: str) -> str:
@@ -250,23 +251,10 @@ class CachedProperties(Properties):
         found = self._numbers(key, f"regexp_matches(value, {pattern})")
         return f"COALESCE({self._string(key)} IN {found}, false)"
 
-    def integer(self, key: str) -> str:
-        """The property's value as a HUGEINT when it is an integer field, else NULL."""
-        if key in MEASUREMENT_KEYS:
-            return "CAST(NULL AS HUGEINT)"
-        return _field_integer(self._field(key))
-
-    def real(self, key: str) -> str:
-        """The property's value as a DOUBLE when it is a float field, else NULL."""
-        if key in MEASUREMENT_KEYS:
-            return "CAST(NULL AS DOUBLE)"
-        return _field_real(self._field(key))
-
-    def boolean(self, key: str) -> str:
-        """The property's value when it is a bool field, else NULL."""
-        if key in MEASUREMENT_KEYS:
-            return "CAST(NULL AS BOOLEAN)"
-        return _field_boolean(self._field(key))
+    def _untagged(self, key: str, expression: str) -> str:
+        """`expression`: ``x<i>`` holds a field only when the event has no tag of its name."""
+        del key
+        return expression
 
     def value_key(self, key: str) -> str:
         """The string's number when the key only ever has strings, else a value key."""
