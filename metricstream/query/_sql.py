@@ -121,10 +121,6 @@ class Properties:
         """The keys that have columns, in column order."""
         return list(self._index)
 
-    def values(self) -> dict[str, object]:
-        """The JSON pointers of the keys (``k0``, ``k1``...), for reading JSON objects."""
-        return {f"k{index}": json_pointer(key) for key, index in self._index.items()}
-
     def _field(self, key: str) -> str:
         return f"x{self._index[key]}"
 
