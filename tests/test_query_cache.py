@@ -486,6 +486,22 @@ class TestKeys:
         ]
 
 
+    @pytest.mark.parametrize("cached", [True, False])
+    def test_an_object_naming_a_member_twice_is_still_read(
+        self, tmp_path: Path, cached: bool
+    ) -> None:
+        path = tmp_path / "e.jsonl"
+        path.write_bytes(
+            b'{"measurement":"view","tags":{"user":"a","user":"a","x":"1","x":"2"},'
+            b'"fields":{"n":1,"n":1},"timestamp_ns":1}\n'
+            b'{"measurement":"view","tags":{"user":"c"},"fields":{"n":2},"timestamp_ns":2}\n'
+        )
+        archive = Archive(path, cache=tmp_path / "c" if cached else False)
+        assert archive.events().unique("user").value == 2
+        assert archive.events().sum("n").value == 3
+        assert archive.events().count().skipped == ()
+
+
 class TestCommand:
     """``metricstream query`` with --cache-dir, --no-cache and --clear-cache."""
 

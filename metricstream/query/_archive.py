@@ -17,7 +17,7 @@ from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
 from metricstream.query._results import FunnelStep, Result, Skipped
 from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
-from metricstream.query._scan import scan_sql, write_sources
+from metricstream.query._scan import refuses_structs, scan_sql, write_sources
 from metricstream.query._sets import Builder, EventSet
 from metricstream.query._sql import Properties
 
@@ -220,14 +220,18 @@ class Archive:
         with self._lock:
             checks = self._refresh()
         cursor = self._cursor()
+        objects = False
         try:
             while True:
                 with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
                     sources = write_sources(checks, Path(directory), self.threads)
-                    scan = functools.partial(scan_sql, sources, properties.keys)
+                    scan = functools.partial(scan_sql, sources, properties.keys, objects=objects)
                     try:
                         rows = execute(cursor, properties, scan, builders, prefilter)
                     except read_errors(self._duckdb) as exc:
+                        if not objects and refuses_structs(exc):
+                            objects = True
+                            continue
                         found = verify_suspects(checks, sources, exc)
                         with self._lock:
                             checks = [found.get(check.path, check) for check in checks]

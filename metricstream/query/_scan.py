@@ -21,7 +21,7 @@ from metricstream.codecs.compression import Compression
 from metricstream.query._files import FileCheck
 from metricstream.query._sql import Params, json_pointer
 
-__all__ = ["Source", "scan_sql", "write_sources"]
+__all__ = ["Source", "refuses_structs", "scan_sql", "write_sources"]
 
 SPLIT_MIN_BYTES = 8 << 20
 """Compressed files at least this large are cut into pieces for parallel reads."""
@@ -137,18 +137,20 @@ def _struct(keys: Sequence[str], kind: str) -> str:
     return "STRUCT(" + ", ".join(f"{_quoted(key)} {kind}" for key in keys) + ")"
 
 
-def _projection(keys: Sequence[str], params: Params) -> tuple[dict[str, str], str]:
+def _projection(keys: Sequence[str], params: Params, objects: bool) -> tuple[dict[str, str], str]:
     """The columns to read and the select list of ``m``, ``ts``, ``t<i>``, ``x<i>``.
 
     The tags and fields are read as structs of the keys only (only those
-    members are converted); DuckDB's struct member names ignore case, so keys
-    that differ only in case are read as JSON objects and looked up by pointer.
+    members are converted). DuckDB's struct member names ignore case, and a
+    struct refuses an object that names a member twice: keys that differ only
+    in case, or `objects`, make the tags and fields read as JSON objects
+    whose members are looked up by pointer.
     """
     columns = {"measurement": "VARCHAR", "timestamp_ns": "BIGINT"}
     parts = ["measurement AS m", "timestamp_ns AS ts"]
     if not keys:
         return columns, ", ".join(parts)
-    if len({key.casefold() for key in keys}) == len(keys):
+    if not objects and len({key.casefold() for key in keys}) == len(keys):
         columns["tags"] = _struct(keys, "VARCHAR")
         columns["fields"] = _struct(keys, "JSON")
         for index in range(len(keys)):
@@ -164,7 +166,12 @@ def _projection(keys: Sequence[str], params: Params) -> tuple[dict[str, str], st
 
 
 def scan_sql(
-    sources: list[Source], keys: Sequence[str], params: Params, *, filename: bool = False
+    sources: list[Source],
+    keys: Sequence[str],
+    params: Params,
+    *,
+    filename: bool = False,
+    objects: bool = False,
 ) -> str:
     """Return a SELECT of the records of `sources`: ``m``, ``ts``, ``t<i>``, ``x<i>``.
 
@@ -173,8 +180,9 @@ def scan_sql(
         keys: The property keys, in column order (see `metricstream.query._sql`).
         params: The statement's parameters (the columns and paths are added).
         filename: Add the column ``filename``: the source each record came from.
+        objects: Read the tags and fields as JSON objects (see `refuses_structs`).
     """
-    columns, projection = _projection(keys, params)
+    columns, projection = _projection(keys, params, objects)
     if filename:
         projection += ", filename"
     selects = []
@@ -194,3 +202,8 @@ def scan_sql(
             empty += ", CAST(NULL AS VARCHAR) AS filename"
         return f"SELECT {projection} FROM (SELECT {empty}) WHERE false"
     return " UNION ALL ".join(selects)
+
+
+def refuses_structs(exc: Exception) -> bool:
+    """True when DuckDB failed to read a record as structs only: a tag or field named twice."""
+    return "has duplicate key" in str(exc)

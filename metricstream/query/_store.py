@@ -38,7 +38,7 @@ from metricstream.codecs.compression import Compression
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._results import Skipped
 from metricstream.query._run import QueryError, read_errors, verify_suspects
-from metricstream.query._scan import Source, scan_sql, write_sources
+from metricstream.query._scan import Source, refuses_structs, scan_sql, write_sources
 from metricstream.query._sql import MEASUREMENT_KEYS, CachedKey, Params
 
 __all__ = ["CacheConflictError", "Entry", "Synced", "create_schema", "read_keys", "sync"]
@@ -253,6 +253,7 @@ def _read_new(
     """
     verified: dict[str, FileCheck] = {}
     growing: set[str] = set()
+    objects = False
     while True:
         files, loads, gone = _plan(patterns, entries, verified)
         tails = [_tail(load.entry.check, load.start) for load in loads]
@@ -263,8 +264,11 @@ def _read_new(
             sources = write_sources(tails, Path(directory), threads, growing)
             numbers = {load.entry.check.path: load.entry.id for load in loads}
             try:
-                records = _stage(connection, sources, numbers, keys)
+                records = _stage(connection, sources, numbers, keys, objects)
             except read_errors(duckdb) as exc:
+                if not objects and refuses_structs(exc):
+                    objects = True
+                    continue
                 checks = [load.entry.check for load in loads]
                 verified.update(verify_suspects(checks, sources, exc))
                 continue
@@ -333,16 +337,21 @@ def _tail(check: FileCheck, start: int) -> FileCheck:
 
 
 def _stage(
-    connection: Any, sources: list[Source], numbers: dict[str, int], keys: Sequence[str]
+    connection: Any,
+    sources: list[Source],
+    numbers: dict[str, int],
+    keys: Sequence[str],
+    objects: bool,
 ) -> int:
     """Read the records of `sources` into the temporary table ``staged``; return how many.
 
     Columns: ``file`` (its number in `numbers`), ``m``, ``ts``, and for the
     k-th key ``s<k>`` (its string value) and ``x<k>`` (its other field value).
+    `objects`: see `scan_sql`.
     """
     connection.execute("DROP TABLE IF EXISTS staged")
     params = Params()
-    scan = scan_sql(sources, keys, params, filename=True)
+    scan = scan_sql(sources, keys, params, filename=True, objects=objects)
     paths = params.add([source.path for source in sources])
     ids = params.add([numbers[source.check.path] for source in sources])
     columns = "".join(
