@@ -31,3 +31,13 @@ def make_streamer() -> Iterator[Callable[..., ms.EventStreamer]]:
             if isinstance(sink, FaultySink) or callable(release):
                 release()  # type: ignore[misc]
         streamer.shutdown(timeout=2)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _query_cache_in_a_temporary_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Query caches made by the tests go to a temporary directory, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("METRICSTREAM_QUERY_CACHE", str(tmp_path_factory.mktemp("query-cache")))
+        yield

@@ -29,6 +29,7 @@ from metricstream.query import (
     regex,
 )
 from tests.test_query_reference import (
+    both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     breakdown,
     select,
     series,
@@ -98,7 +99,10 @@ FILTERS = [
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Archive, list[Event]]:
+def sample(
+    tmp_path_factory: pytest.TempPathFactory,
+    both_ways: str,  # noqa: F811  (made again for each way)
+) -> tuple[Archive, list[Event]]:
     directory = tmp_path_factory.mktemp("sample")
     events = sample_events()
     batches = [events[i : i + 7] for i in range(0, len(events), 7)]

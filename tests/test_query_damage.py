@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 import metricstream as ms
 from metricstream.query import Archive, Skipped
 from metricstream.sinks.jsonl import JsonLinesReader
-from tests.test_query_reference import select, unique, write_archive
+from tests.test_query_reference import (
+    both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
+    select,
+    unique,
+    write_archive,
+)
 
 Event = ms.MetricEvent
 

@@ -15,7 +15,13 @@ from metricstream.cli import main
 from metricstream.cli.query import parse_where
 from metricstream.exceptions import ConfigError
 from metricstream.query import Archive, QueryDocumentError, eq, query_schema
-from tests.test_query_reference import funnel, select, unique, write_archive
+from tests.test_query_reference import (
+    both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
+    funnel,
+    select,
+    unique,
+    write_archive,
+)
 
 Event = ms.MetricEvent
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds

@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 import metricstream as ms
 from metricstream.exceptions import ConfigError
 from metricstream.query import Archive, EventSet, eq
-from tests.test_query_reference import funnel, passes, write_archive
+from tests.test_query_reference import (
+    both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
+    funnel,
+    passes,
+    write_archive,
+)
 
 Event = ms.MetricEvent
 S = 1_000_000_000

@@ -2,7 +2,8 @@
 
 The functions here answer every query of `metricstream.query` from a list of
 `MetricEvent` objects, one event at a time, with no SQL: the tests compare
-the archive's answers with them.
+the archive's answers with them. `both_ways` runs a test module twice: with
+the query cache (which must then answer every query) and reading the archive.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import statistics
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,33 @@ pytest.importorskip("duckdb")
 
 import metricstream as ms
 from metricstream.contract import EventBatch
-from metricstream.query import Archive, Filter
+from metricstream.query import Archive, Filter, QueryCache
+from metricstream.query._cache import CACHE_ENV
 from metricstream.sinks.jsonl import JsonLinesSink
 
 MISSING = object()
 Event = ms.MetricEvent
+
+
+def _no_bypass(cache: QueryCache, problem: str) -> None:
+    raise AssertionError(f"the query cache {cache.path} was not used: {problem}")
+
+
+@pytest.fixture(scope="module", params=["cache", "archive"], autouse=True)
+def both_ways(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Archives made without a `cache` argument use the cache, then read the archive only.
+
+    With the cache, a query that could not use it fails the test.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "cache":
+            patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("query-cache")))
+            patch.setattr(QueryCache, "bypassed", _no_bypass)
+        else:
+            patch.setenv(CACHE_ENV, "off")
+        yield request.param
 
 
 def resolve(event: Event, key: str) -> Any:

@@ -5,6 +5,12 @@ The query is a query document (``--json QUERY.json``, see
 ``--where`` filters every set, ``--unique``, ``--by`` and ``--series`` ask for
 unique counts, a breakdown and a time series, and ``--funnel`` runs a funnel
 over events matched on ``--match``. Prints a table, or the answer as JSON.
+
+What queries read is cached as columns (see `metricstream.query._cache`), so
+a second query over the same archive reads only what the archive gained:
+``--cache-dir`` keeps the cache elsewhere, ``--no-cache`` reads the archive
+only, and ``--clear-cache`` removes the archive's cache (every cache in the
+directory when no archive is named) before any query.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ EXAMPLE = """examples:
   metricstream query events.jsonl.zst --json query.json --format json
 
 --where forms: key=text, key!=text, key:=JSON (typed: count:=1, ok:=true),
-key~regex, key>N, key>=N, key<N, key<=N, key (the property is present)."""
+key~regex, key>N, key>=N, key<N, key<=N, key (the property is present).
+
+The cache lives in $METRICSTREAM_QUERY_CACHE, else $XDG_CACHE_HOME/metricstream/query,
+else ~/.cache/metricstream/query (METRICSTREAM_QUERY_CACHE=off: no cache by default)."""
 
 _WHERE = re.compile(r"^(?P<key>[^=!~<>:]+?)(?P<op>:=|!=|>=|<=|=|~|>|<)(?P<value>.*)$", re.S)
 _OPS = {
@@ -75,6 +84,14 @@ def register(commands: Any) -> None:
     query.add_argument("--format", choices=("table", "json"), default="table")
     query.add_argument(
         "--schema", action="store_true", help="print the query document's JSON Schema"
+    )
+    cache = query.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", metavar="DIR", help="where the query cache lives")
+    cache.add_argument("--no-cache", action="store_true", help="read the archive only")
+    query.add_argument(
+        "--clear-cache",
+        action="store_true",
+        help="remove the archive's cache (all caches without an archive), then query if asked",
     )
     query.set_defaults(run=run)
 
@@ -155,6 +172,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.schema:
         out.write(orjson.dumps(query_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
+    cache: bool | str = False if args.no_cache else (args.cache_dir or True)
+    asked = args.json is not None or bool(args.event or args.funnel)
+    if args.clear_cache:
+        _clear(args.archive, cache, out)
+        if not asked:
+            return 0
     if not args.archive:
         raise ConfigError("archive", "name at least one archive file or glob")
     if args.json is not None:
@@ -165,10 +188,27 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             raise ConfigError("--json", f"{args.json} is not JSON: {exc}") from None
     else:
         document = document_from_flags(args)
-    with Archive(args.archive) as archive:
+    with Archive(args.archive, cache=cache) as archive:
         answer = archive.run(document)
     if args.format == "json":
         out.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         out.write(format_answer(document, answer))
     return 0
+
+
+def _clear(archives: list[str], cache: bool | str, out: TextIO) -> None:
+    """Remove the cache of `archives`, or every cache in the directory when none is named."""
+    from metricstream.query import Archive, clear_caches
+
+    if cache is False:
+        raise ConfigError("--clear-cache", "there is no cache to clear with --no-cache")
+    if archives:
+        with Archive(archives, cache=cache) as archive:
+            removed = archive.cache.clear() if archive.cache is not None else []
+    else:
+        removed = clear_caches(None if cache is True else cache)
+    for path in removed:
+        out.write(f"removed {path}\n")
+    if not removed:
+        out.write("no query cache to remove\n")

@@ -23,11 +23,18 @@ query document in `metricstream.query._document` and `query_schema`.
 Damage is never read and never hidden: each result's ``skipped`` lists the
 byte ranges (file, offset, length, reason) of torn or corrupt frames and
 lines that the query stepped over.
+
+Queries are answered from a cache of what they read (measurement, timestamp
+and the properties used, as columns in a DuckDB file), which each query
+brings up to date with what the archive gained; ``Archive(..., cache=False)``
+reads the archive every time. Where the cache lives and how it follows the
+archive: `metricstream.query._cache`; `clear_caches` removes caches.
 """
 
 from __future__ import annotations
 
 from metricstream.query._archive import Archive, QueryError
+from metricstream.query._cache import CacheStats, QueryCache, clear_caches
 from metricstream.query._document import QueryDocumentError, query_schema
 from metricstream.query._filters import (
     FILTER_TYPES,
@@ -60,15 +67,18 @@ __all__ = [
     "ORDERS",
     "Archive",
     "BreakdownRow",
+    "CacheStats",
     "EventSet",
     "Filter",
     "FunnelStep",
+    "QueryCache",
     "QueryDocumentError",
     "QueryError",
     "Result",
     "SeriesPoint",
     "Skipped",
     "Value",
+    "clear_caches",
     "eq",
     "format_answer",
     "gt",

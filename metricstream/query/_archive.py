@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from metricstream.exceptions import ConfigError, MetricStreamError
-from metricstream.query._files import FileCheck, check_file, discover, verify
+from metricstream.exceptions import ConfigError
+from metricstream.query._cache import CacheUnavailableError, QueryCache, cache_for
+from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
 from metricstream.query._results import FunnelStep, Result, Skipped
-from metricstream.query._scan import Source, scan_sql, write_sources
+from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
+from metricstream.query._scan import refuses_structs, scan_sql, write_sources
 from metricstream.query._sets import Builder, EventSet
-from metricstream.query._sql import Params, Properties
+from metricstream.query._sql import Properties
 
 __all__ = ["Archive", "QueryError"]
-
-
-class QueryError(MetricStreamError):
-    """DuckDB could not answer a query (the message says why)."""
 
 
 def _duckdb() -> Any:
@@ -43,14 +41,30 @@ class Archive:
     query, when a file just grew), then lets DuckDB read the intact frames and
     lines only; what it skipped is in the result's ``skipped``.
 
+    With a cache (the default), what queries read is kept as columns in a
+    DuckDB file and only what the archive gained since is read again: the
+    first query pays for reading the archive once, the next ones read the
+    columns (see `metricstream.query._cache` for where the file lives and
+    how it follows the archive). Answers are the same either way.
+
     Args:
         paths: A file, the current file of a rotated series (its ``.N`` files
             are included), or a glob; or a list of them.
         threads: DuckDB's threads (default: one per CPU).
+        cache: True for a cache in the default directory
+            (``$METRICSTREAM_QUERY_CACHE``, else the user's cache directory;
+            ``METRICSTREAM_QUERY_CACHE=off`` turns it off), a directory to
+            keep it in, or False (or None) to read the archive every time.
+
+    Attributes:
+        files: The archive's files as of the latest query, oldest first.
+        cache: The archive's `QueryCache` (its ``path``, ``stats`` and
+            ``clear()``), or None.
 
     Raises:
         FileNotFoundError: If a path names no file, or a glob matches none.
-        ConfigError: If no path is given, or DuckDB is not installed.
+        ConfigError: If no path is given, DuckDB is not installed, or the
+            cache directory given cannot be created or written.
 
     Example::
 
@@ -65,6 +79,7 @@ class Archive:
         paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         *,
         threads: int | None = None,
+        cache: bool | str | os.PathLike[str] | None = True,
     ) -> None:
         self._duckdb = _duckdb()
         items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
@@ -75,12 +90,13 @@ class Archive:
         ):
             raise ConfigError("threads", f"expected a positive int, not {threads!r}")
         self.threads: int = threads or os.cpu_count() or 1
-        self._checks: dict[str, FileCheck] = {}
+        self.cache: QueryCache | None = cache_for(cache, self._patterns, self._duckdb, self.threads)
+        self._checks: dict[tuple[int, int], FileCheck] = {}
         self._lock = threading.Lock()
         self._connection: Any = None
 
     def __repr__(self) -> str:
-        return f"Archive({self._patterns!r}, files={len(self.files)})"
+        return f"Archive({self._patterns!r}, files={len(self.files)}, cache={self.cache!r})"
 
     def __enter__(self) -> Archive:
         return self
@@ -167,8 +183,7 @@ class Archive:
 
     def _probe(self, sql: str, values: Mapping[str, object], option: str) -> None:
         duckdb = self._duckdb
-        with self._lock:
-            cursor = self._connect()
+        cursor = self._cursor()
         try:
             cursor.execute(sql, dict(values)).fetchall()
         except duckdb.Error as exc:
@@ -181,55 +196,57 @@ class Archive:
     ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]:
         """Run statements over the archive's ``ev`` rows; return their rows and the damage.
 
-        With one statement and no `prefilter`, ``ev`` is a common table
-        expression read once; otherwise the rows passing `prefilter` are
-        loaded into a temporary table first and every statement reads it.
+        From the cache when there is one and it can be used now, else from
+        the archive's files.
         """
-        duckdb = self._duckdb
         wanted = set(keys)
+        if self.cache is not None:
+            try:
+                rows, files, checks = self.cache.rows(self._cursor, wanted, builders, prefilter)
+            except CacheUnavailableError as exc:
+                self.cache.bypassed(str(exc))
+            else:
+                with self._lock:
+                    self.files = files
+                    self._checks = {check.identity[:2]: check for check in checks}
+                return rows, _skipped(checks)
+        return self._read(wanted, builders, prefilter)
+
+    def _read(
+        self, keys: set[str], builders: Sequence[Builder], prefilter: Builder | None
+    ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]:
+        """Run statements over the records of the archive's files."""
+        properties = Properties(keys)
         with self._lock:
             checks = self._refresh()
-            cursor = self._connect()
+        cursor = self._cursor()
+        objects = False
         try:
             while True:
                 with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
                     sources = write_sources(checks, Path(directory), self.threads)
+                    scan = functools.partial(scan_sql, sources, properties.keys, objects=objects)
                     try:
-                        rows = _execute(cursor, sources, wanted, builders, prefilter)
-                    except (
-                        duckdb.IOException,
-                        duckdb.InvalidInputException,
-                        duckdb.ConversionException,
-                    ) as exc:
-                        checks = self._verify_suspects(checks, sources, exc)
+                        rows = execute(cursor, properties, scan, builders, prefilter)
+                    except read_errors(self._duckdb) as exc:
+                        if not objects and refuses_structs(exc):
+                            objects = True
+                            continue
+                        found = verify_suspects(checks, sources, exc)
+                        with self._lock:
+                            checks = [found.get(check.path, check) for check in checks]
+                            self._checks = {check.identity[:2]: check for check in checks}
                         continue
                 return rows, _skipped(checks)
         finally:
             cursor.close()
 
-    def _verify_suspects(
-        self, checks: list[FileCheck], sources: list[Source], exc: Exception
-    ) -> list[FileCheck]:
-        """Check in full the files DuckDB failed on; return the new checks.
-
-        Raises:
-            QueryError: When every file was already checked in full, so the
-                failure is not damage the archive can skip.
-        """
-        message = str(exc)
-        named = {source.check.path for source in sources if source.path in message}
-        suspects = [c for c in checks if not c.verified and (c.path in named or not named)]
-        if not suspects:
-            suspects = [c for c in checks if not c.verified]
-        if not suspects:
-            raise QueryError(f"DuckDB could not read the archive: {message}") from exc
+    def _cursor(self) -> Any:
+        """Return a new cursor (its own DuckDB connection) with the query settings."""
         with self._lock:
-            for check in suspects:
-                self._checks[check.path] = verify(check)
-            return [self._checks.get(check.path, check) for check in checks]
+            return self._connect()
 
     def _connect(self) -> Any:
-        """Return a new cursor (its own DuckDB connection) with the query settings."""
         if self._connection is None:
             connection = self._duckdb.connect(
                 ":memory:",
@@ -237,10 +254,7 @@ class Archive:
             )
             self._connection = connection
         cursor = self._connection.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
-        # Row estimates of common table expressions are guesses; a nested-loop
-        # ASOF join chosen on a small guess takes quadratic time.
-        cursor.execute("SET asof_loop_join_threshold = 0")
+        configure(cursor)
         return cursor
 
     def _refresh(self) -> list[FileCheck]:
@@ -248,55 +262,16 @@ class Archive:
         for attempt in range(2):
             files = discover(self._patterns)
             try:
-                checks = [check_file(file, self._checks.get(str(file))) for file in files]
+                checks = [check_file(file, self._checks.get(file_key(file))) for file in files]
             except FileNotFoundError:
                 if attempt:
                     raise
                 continue  # a file was rotated away between listing and checking
             self.files = files
-            self._checks = {check.path: check for check in checks}
+            self._checks = {check.identity[:2]: check for check in checks}
             return checks
         raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _skipped(checks: list[FileCheck]) -> tuple[Skipped, ...]:
     return tuple(damage for check in checks for damage in check.damage)
-
-
-def _execute(
-    cursor: Any,
-    sources: list[Source],
-    keys: set[str],
-    builders: Sequence[Builder],
-    prefilter: Builder | None,
-) -> list[list[tuple[Any, ...]]]:
-    properties = Properties(keys)
-    params = Params()
-    scan = scan_sql(sources, properties, params)
-    if len(builders) == 1 and prefilter is None:
-        statement = builders[0](properties, params)
-        if statement.startswith("WITH "):
-            statement = f"WITH ev AS ({scan}), {statement[len('WITH ') :]}"
-        else:
-            statement = f"WITH ev AS ({scan}) {statement}"
-        return [cursor.execute(statement, _used(statement, properties, params)).fetchall()]
-    where = prefilter(properties, params) if prefilter is not None else "true"
-    load = f"CREATE TEMP TABLE ev AS SELECT * FROM ({scan}) WHERE {where}"
-    cursor.execute("DROP TABLE IF EXISTS ev")
-    cursor.execute(load, _used(load, properties, params))
-    results = []
-    for builder in builders:
-        own = Params()
-        statement = builder(properties, own)
-        results.append(cursor.execute(statement, _used(statement, properties, own)).fetchall())
-    cursor.execute("DROP TABLE ev")
-    return results
-
-
-def _used(statement: str, properties: Properties, params: Params) -> dict[str, object]:
-    """The statement's parameters: its own, and the key pointers it mentions."""
-    values = dict(params.values)
-    for name, pointer in properties.values().items():
-        if re.search(rf"\${name}\b", statement):
-            values[name] = pointer
-    return values

@@ -12,11 +12,20 @@ archive then checks that file in full (`verify`) and queries again.
 A plain file is checked at its tail (a last line without a newline must be a
 complete JSON object); a damaged line elsewhere makes DuckDB's strict parse
 fail, and `verify` then parses every line.
+
+A later check continues an earlier one (`check_file` with `previous`) when the
+file is the same file grown: the same device and inode (wherever it is now,
+so a file rotated to ``PATH.N`` is recognised), at least as many bytes as the
+earlier check settled, the same bytes just before that point (`fingerprint`),
+and not rewritten in place (the same size with another modification time).
+Anything else is checked from the start.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
+import hashlib
 import mmap
 import os
 from collections.abc import Iterable, Iterator
@@ -32,13 +41,14 @@ from metricstream.exceptions import ConfigError
 from metricstream.query._results import Skipped
 from metricstream.sinks.jsonl import series_files
 
-__all__ = ["FileCheck", "check_file", "discover", "verify"]
+__all__ = ["FileCheck", "check_file", "discover", "file_key", "verify"]
 
 _GLOB_CHARS = frozenset("*?[")
 _MAX_FRAME_HEADER = 18
 _CHECKSUM_FLAG = 0x04
 _RLE_BLOCK = 1
 _RESERVED_BLOCK = 3
+_FINGERPRINT_BYTES = 4096
 
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -90,6 +100,10 @@ class FileCheck:
         resume: Where a later check of the grown file continues: the end of
             the last intact range (everything before it is settled).
         verified: Every frame was decompressed and every record parsed.
+        fingerprint: A digest of the bytes just before `resume`, which a
+            later check compares to tell a grown file from a rewritten one.
+        carried: How many bytes this check took over, unchanged, from the
+            check it continued (0 when it checked the file from the start).
     """
 
     path: str
@@ -100,6 +114,8 @@ class FileCheck:
     damage: list[Skipped] = field(default_factory=list)
     resume: int = 0
     verified: bool = False
+    fingerprint: str = ""
+    carried: int = 0
 
     @property
     def size(self) -> int:
@@ -127,15 +143,57 @@ def _identity(path: str) -> tuple[int, int, int, int]:
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
+def file_key(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """The device and inode of a file: what stays the same when it is renamed.
+
+    Raises:
+        OSError: If the file cannot be found.
+    """
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino)
+
+
+def _fingerprint(data: mmap.mmap | bytes, end: int) -> str:
+    return hashlib.blake2b(data[max(0, end - _FINGERPRINT_BYTES) : end], digest_size=16).hexdigest()
+
+
+def _continues(
+    previous: FileCheck, identity: tuple[int, int, int, int], data: mmap.mmap | bytes
+) -> bool:
+    """True when the file is `previous`'s file, grown (see the module documentation)."""
+    return (
+        previous.codec is not None
+        and previous.identity[:2] == identity[:2]
+        and identity[2] >= previous.resume
+        and not (identity[2] == previous.size and identity[3] != previous.identity[3])
+        and len(data) >= previous.resume
+        and _fingerprint(data, previous.resume) == previous.fingerprint
+    )
+
+
+def _renamed(check: FileCheck, name: str) -> FileCheck:
+    if check.path == name:
+        return check
+    return dataclasses.replace(
+        check,
+        path=name,
+        ranges=list(check.ranges),
+        starts=list(check.starts),
+        damage=[dataclasses.replace(item, path=name) for item in check.damage],
+    )
+
+
 def check_file(path: Path, previous: FileCheck | None = None) -> FileCheck:
     """Check a file's structure, continuing from `previous` when the file only grew.
 
     Args:
         path: The file.
-        previous: An earlier check of the same path, or None.
+        previous: An earlier check of the same file (same device and inode,
+            under this name or another), or None.
 
     Returns:
-        `previous` itself when the file is unchanged, else a new check.
+        `previous` itself when the file is unchanged (a copy naming `path`
+        when it was renamed), else a new check.
 
     Raises:
         OSError: If the file cannot be read.
@@ -143,34 +201,31 @@ def check_file(path: Path, previous: FileCheck | None = None) -> FileCheck:
     name = str(path)
     identity = _identity(name)
     if previous is not None and previous.identity == identity:
-        return previous
-    grown = (
-        previous is not None
-        and previous.codec is not None
-        and previous.identity[:2] == identity[:2]
-        and identity[2] >= previous.size
-    )
-    start = 0
-    if grown and previous is not None:
-        check = FileCheck(name, identity, previous.codec)
-        check.ranges = [r for r in previous.ranges if r[1] <= previous.resume]
-        check.starts = [s for s in previous.starts if s < previous.resume]
-        check.damage = [d for d in previous.damage if d.offset < previous.resume]
-        check.resume = start = previous.resume
-    else:
-        check = FileCheck(name, identity, None)
+        return _renamed(previous, name)
     if identity[2] == 0:
-        return check
+        return FileCheck(name, identity, None)
     with open(name, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         size = min(identity[2], len(data))
-        if check.codec is None:
-            check.codec = sniff(data[: len(ZSTD_MAGIC)]) or Compression.ZSTD
+        start = 0
+        if previous is not None and _continues(previous, identity, data):
+            check = FileCheck(name, identity, previous.codec, carried=previous.resume)
+            check.ranges = [r for r in previous.ranges if r[1] <= previous.resume]
+            check.starts = [s for s in previous.starts if s < previous.resume]
+            check.damage = [
+                dataclasses.replace(d, path=name)
+                for d in previous.damage
+                if d.offset < previous.resume
+            ]
+            check.resume = start = previous.resume
+        else:
+            check = FileCheck(name, identity, sniff(data[: len(ZSTD_MAGIC)]) or Compression.ZSTD)
         if check.codec is Compression.NONE:
             _check_plain_tail(check, data, start, size)
         elif check.codec is Compression.ZSTD:
             _check_zstd(check, data, start, size)
         else:
             _decode_frames(check, data, start, size)
+        check.fingerprint = _fingerprint(data, check.resume)
     return check
 
 
@@ -198,6 +253,7 @@ def verify(check: FileCheck) -> FileCheck:
             _verify_plain(result, data, 0, size)
         else:
             _decode_frames(result, data, 0, size, parse=True)
+        result.fingerprint = _fingerprint(data, result.resume)
     result.verified = True
     return result
 

@@ -119,8 +119,7 @@ class Filter:
         if self.type == "all":
             return properties.present(self.key)
         if self.type == "regex":
-            pattern = params.add(self.value)
-            return f"COALESCE(regexp_matches({properties.text(self.key)}, {pattern}), false)"
+            return properties.matches(self.key, params.add(self.value))
         if self.type in _COMPARISONS:
             assert isinstance(self.value, int | float)
             return _compare(properties, params, self.key, _COMPARISONS[self.type], self.value)
@@ -134,7 +133,7 @@ class Filter:
 
 def _equals(properties: Properties, params: Params, key: str, value: Value) -> str:
     if isinstance(value, str):
-        return f"COALESCE({properties.text(key)} = {params.add(value)}, false)"
+        return properties.equals_text(key, params.add(value))
     if isinstance(value, bool):
         return f"COALESCE({properties.boolean(key)} = {params.add(value)}, false)"
     return _compare(properties, params, key, "=", value)

@@ -116,7 +116,8 @@ def funnel_sql(
         f"{step.condition(properties, params)} AS s{i}" for i, step in enumerate(steps)
     )
     ctes = [
-        f"r AS MATERIALIZED (SELECT * FROM (SELECT {values}, ts, {conditions} FROM ev) "
+        f"r AS {'' if properties.scans_cheaply else 'MATERIALIZED '}"
+        f"(SELECT * FROM (SELECT {values}, ts, {conditions} FROM ev) "
         f"WHERE ts IS NOT NULL AND ({' OR '.join(flags)}) "
         f"AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)})",
         f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, CAST(ts AS HUGEINT) AS st, "

@@ -13,24 +13,19 @@ from __future__ import annotations
 import bisect
 import itertools
 import os
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from metricstream.codecs.compression import Compression
 from metricstream.query._files import FileCheck
-from metricstream.query._sql import Params, Properties
+from metricstream.query._sql import Params, json_pointer
 
-__all__ = ["Source", "scan_sql", "write_sources"]
+__all__ = ["Source", "refuses_structs", "scan_sql", "write_sources"]
 
 SPLIT_MIN_BYTES = 8 << 20
 """Compressed files at least this large are cut into pieces for parallel reads."""
 
-_COLUMNS = {
-    "measurement": "VARCHAR",
-    "timestamp_ns": "BIGINT",
-    "tags": "JSON",
-    "fields": "JSON",
-}
 _COPY_CHUNK = 1 << 24
 
 
@@ -49,13 +44,17 @@ class Source:
     check: FileCheck
 
 
-def write_sources(checks: list[FileCheck], directory: Path, threads: int) -> list[Source]:
+def write_sources(
+    checks: list[FileCheck], directory: Path, threads: int, copied: Collection[str] = ()
+) -> list[Source]:
     """Return the files DuckDB reads for `checks`, writing copies into `directory`.
 
     Args:
         checks: The checked archive files.
         directory: Where copies go (the caller removes it).
         threads: How many threads DuckDB runs.
+        copied: Files whose intact bytes are copied even when the file is
+            intact from its first byte to its last (files that grow).
 
     Raises:
         OSError: If a file cannot be read or a copy written.
@@ -69,10 +68,10 @@ def write_sources(checks: list[FileCheck], directory: Path, threads: int) -> lis
         if (
             check.codec is not Compression.NONE
             and compressed < threads
-            and check.size >= SPLIT_MIN_BYTES
+            and check.ranges[-1][1] - check.ranges[0][0] >= SPLIT_MIN_BYTES
         ):
             pieces = _split(check, threads)
-        if len(pieces) == 1 and check.whole:
+        if len(pieces) == 1 and check.whole and check.path not in copied:
             sources.append(Source(check.path, check.codec, check))
             continue
         for piece in pieces:
@@ -84,9 +83,10 @@ def write_sources(checks: list[FileCheck], directory: Path, threads: int) -> lis
 
 def _split(check: FileCheck, parts: int) -> list[list[tuple[int, int]]]:
     """Cut a file's intact ranges at frame starts into about `parts` equal pieces."""
+    low, high = check.ranges[0][0], check.ranges[-1][1]
     cuts = []
     for index in range(1, parts):
-        at = bisect.bisect_left(check.starts, check.size * index // parts)
+        at = bisect.bisect_left(check.starts, low + (high - low) * index // parts)
         if at < len(check.starts) and check.starts[at] not in cuts:
             cuts.append(check.starts[at])
     bounds = [0, *cuts, check.size]
@@ -129,23 +129,81 @@ def _copy_range(reader: int, writer: int, start: int, end: int) -> None:
         offset += len(chunk)
 
 
-def scan_sql(sources: list[Source], properties: Properties, params: Params) -> str:
-    """Return a SELECT producing ``ev`` rows from `sources` (see `metricstream.query._sql`)."""
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _struct(keys: Sequence[str], kind: str) -> str:
+    return "STRUCT(" + ", ".join(f"{_quoted(key)} {kind}" for key in keys) + ")"
+
+
+def _projection(keys: Sequence[str], params: Params, objects: bool) -> tuple[dict[str, str], str]:
+    """The columns to read and the select list of ``m``, ``ts``, ``t<i>``, ``x<i>``.
+
+    The tags and fields are read as structs of the keys only (only those
+    members are converted). DuckDB's struct member names ignore case, and a
+    struct refuses an object that names a member twice: keys that differ only
+    in case, or `objects`, make the tags and fields read as JSON objects
+    whose members are looked up by pointer.
+    """
+    columns = {"measurement": "VARCHAR", "timestamp_ns": "BIGINT"}
+    parts = ["measurement AS m", "timestamp_ns AS ts"]
+    if not keys:
+        return columns, ", ".join(parts)
+    if not objects and len({key.casefold() for key in keys}) == len(keys):
+        columns["tags"] = _struct(keys, "VARCHAR")
+        columns["fields"] = _struct(keys, "JSON")
+        for index in range(len(keys)):
+            parts.append(f"struct_extract_at(tags, {index + 1}) AS t{index}")
+            parts.append(f"struct_extract_at(fields, {index + 1}) AS x{index}")
+    else:
+        columns["tags"] = columns["fields"] = "JSON"
+        for index, key in enumerate(keys):
+            pointer = params.add(json_pointer(key))
+            parts.append(f"json_extract_string(tags, {pointer}) AS t{index}")
+            parts.append(f"json_extract(fields, {pointer}) AS x{index}")
+    return columns, ", ".join(parts)
+
+
+def scan_sql(
+    sources: list[Source],
+    keys: Sequence[str],
+    params: Params,
+    *,
+    filename: bool = False,
+    objects: bool = False,
+) -> str:
+    """Return a SELECT of the records of `sources`: ``m``, ``ts``, ``t<i>``, ``x<i>``.
+
+    Args:
+        sources: What DuckDB reads.
+        keys: The property keys, in column order (see `metricstream.query._sql`).
+        params: The statement's parameters (the columns and paths are added).
+        filename: Add the column ``filename``: the source each record came from.
+        objects: Read the tags and fields as JSON objects (see `refuses_structs`).
+    """
+    columns, projection = _projection(keys, params, objects)
+    if filename:
+        projection += ", filename"
     selects = []
-    columns: str | None = None
-    wanted = dict(_COLUMNS)
-    if not properties.reads_tags_and_fields:
-        del wanted["tags"], wanted["fields"]
+    wanted: str | None = None
     for codec in Compression:
         paths = [source.path for source in sources if source.codec is codec]
         if paths:
-            columns = columns or params.add(wanted)
+            wanted = wanted or params.add(columns)
             selects.append(
-                f"SELECT {properties.projection()} FROM read_ndjson("
-                f"{params.add(paths)}, columns = {columns}, "
+                f"SELECT {projection} FROM read_ndjson("
+                f"{params.add(paths)}, columns = {wanted}, filename = {str(filename).lower()}, "
                 f"compression = {params.add(codec.value)}, format = 'newline_delimited')"
             )
     if not selects:
-        empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in _COLUMNS.items())
-        return f"SELECT {properties.projection()} FROM (SELECT {empty}) WHERE false"
+        empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())
+        if filename:
+            empty += ", CAST(NULL AS VARCHAR) AS filename"
+        return f"SELECT {projection} FROM (SELECT {empty}) WHERE false"
     return " UNION ALL ".join(selects)
+
+
+def refuses_structs(exc: Exception) -> bool:
+    """True when DuckDB failed to read a record as structs only: a tag or field named twice."""
+    return "has duplicate key" in str(exc)

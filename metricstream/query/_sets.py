@@ -252,13 +252,21 @@ class EventSet:
                 [f"{properties.value_key(key)} AS b{i}" for i, key in enumerate(keys)]
                 + [f"{properties.value_key(key)} AS u{i}" for i, key in enumerate(unique)]
             )
-            counts = "".join(f", count(DISTINCT u{i})" for i in range(len(unique)))
-            order = ", ".join(term for group in groups for term in order_terms(group))
-            return (
+            counts = "".join(f", count(DISTINCT u{i}) AS d{i}" for i in range(len(unique)))
+            grouped = (
                 f"SELECT {', '.join(groups)}, count(*) AS c{counts} FROM (SELECT {values} FROM ev "
                 f"WHERE {self.condition(properties, params)}) "
                 f"WHERE {' AND '.join(f'{g} IS NOT NULL' for g in groups)} "
-                f"GROUP BY {', '.join(groups)} ORDER BY c DESC, {order} LIMIT {params.add(n)}"
+                f"GROUP BY {', '.join(groups)}"
+            )
+            decoded = ", ".join(
+                f"{properties.decode(key, f'b{i}')} AS v{i}" for i, key in enumerate(keys)
+            )
+            order = ", ".join(term for i in range(len(keys)) for term in order_terms(f"v{i}"))
+            distinct = "".join(f", d{i}" for i in range(len(unique)))
+            return (
+                f"SELECT * FROM (SELECT {decoded}, c{distinct} FROM ({grouped})) "
+                f"ORDER BY c DESC, {order} LIMIT {params.add(n)}"
             )
 
         return build

@@ -5,25 +5,36 @@ A property resolves as everywhere in metricstream: ``measurement`` (also
 that name when it has one, else its field of that name, else absent.
 
 The relation every query reads is called ``ev``. It has the columns ``m``
-(measurement), ``ts`` (``timestamp_ns``) and, for the i-th property key the
-query uses, ``t<i>`` (the tag, a string or NULL) and ``f<i>`` (the field, as
-JSON or NULL). Keys reach DuckDB only as parameters (JSON pointers).
+(measurement) and ``ts`` (``timestamp_ns``), and for the i-th property key
+the query uses (in sorted order):
+
+- read from the archive (`Properties`): ``t<i>``, the tag (a string or
+  NULL), and ``x<i>``, the field as JSON (or NULL);
+- read from the cache (`CachedProperties`): ``g<i>``, the number of the
+  string value (the tag, else a string field) in the cache's ``strings``
+  table, and ``x<i>``, a field that is not a string (or NULL).
 
 Values are typed: a string (measurement, tag, string field), a bool, an
 integer (int64 or unsigned) or a float. Two values are the same when they
 have the same type and value, so ``1``, ``1.0`` and ``"1"`` are three values
-(and ``-0.0`` is ``0.0``). `value_key` spells a value as one string, its type
-letter (``s``, ``b``, ``i``, ``f``) and then its text, for grouping.
+(and ``-0.0`` is ``0.0``). `decode_value_key` reads a value spelled as one
+string, its type letter (``s``, ``b``, ``i``, ``f``) and then its text, the
+form `Properties.value_key` groups by; `CachedProperties.value_key` groups
+by the string's number instead where it can, and `decode` turns a group back
+into that spelling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from metricstream.query._results import Value
 
 __all__ = [
     "MEASUREMENT_KEYS",
+    "CachedKey",
+    "CachedProperties",
     "Params",
     "Properties",
     "decode_value_key",
@@ -55,16 +66,49 @@ class Params:
         return f"${name}"
 
 
-class Properties:
-    """The property keys one query reads, and the SQL that resolves each.
+def _field_text(field: str) -> str:
+    return f"CASE WHEN json_type({field}) = 'VARCHAR' THEN {field} ->> '$' END"
 
-    A key reaches DuckDB as a parameter ``$k<i>`` holding its JSON pointer
-    (`values`); the field is extracted inside the expressions, so only the
-    events without a tag of that name pay for it.
+
+def _field_integer(field: str) -> str:
+    return (
+        f"CASE WHEN json_type({field}) IN {_INTEGER_TYPES} THEN CAST({field} AS HUGEINT) "
+        f"WHEN json_type({field}) = 'OBJECT' THEN CAST({field} ->> 'uint' AS HUGEINT) END"
+    )
+
+
+def _field_real(field: str) -> str:
+    return f"CASE WHEN json_type({field}) = 'DOUBLE' THEN CAST({field} AS DOUBLE) END"
+
+
+def _field_boolean(field: str) -> str:
+    return f"CASE WHEN json_type({field}) = 'BOOLEAN' THEN CAST({field} AS BOOLEAN) END"
+
+
+def field_value_key(field: str) -> str:
+    """A field's value key (see the module documentation); NULL when absent."""
+    return (
+        f"CASE json_type({field}) "
+        f"WHEN 'VARCHAR' THEN 's' || ({field} ->> '$') "
+        f"WHEN 'BOOLEAN' THEN 'b' || CAST({field} AS VARCHAR) "
+        f"WHEN 'BIGINT' THEN 'i' || CAST({field} AS VARCHAR) "
+        f"WHEN 'UBIGINT' THEN 'i' || CAST({field} AS VARCHAR) "
+        f"WHEN 'OBJECT' THEN 'i' || ({field} ->> 'uint') "
+        f"WHEN 'DOUBLE' THEN 'f' || CAST(CAST({field} AS DOUBLE) + 0.0 AS VARCHAR) END"
+    )
+
+
+class Properties:
+    """The property keys one query reads, and the SQL that resolves each over ``ev``.
+
+    This is the layout read from the archive itself (``t<i>``, ``x<i>``).
 
     Args:
         keys: The keys (``measurement`` and ``event`` need no column).
     """
+
+    scans_cheaply = False
+    """Whether reading ``ev`` twice costs little (not: it may read the archive twice)."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         self._index: dict[str, int] = {}
@@ -73,85 +117,163 @@ class Properties:
                 self._index[key] = len(self._index)
 
     @property
-    def reads_tags_and_fields(self) -> bool:
-        """True when a key other than the measurement is read."""
-        return bool(self._index)
+    def keys(self) -> list[str]:
+        """The keys that have columns, in column order."""
+        return list(self._index)
 
-    def values(self) -> dict[str, object]:
-        """The pointer parameters the expressions use (``k0``, ``k1``...)."""
-        return {f"k{index}": json_pointer(key) for key, index in self._index.items()}
+    def _field(self, key: str) -> str:
+        return f"x{self._index[key]}"
 
-    def projection(self) -> str:
-        """The select list that turns archive records into ``ev`` rows."""
-        parts = ["measurement AS m", "timestamp_ns AS ts"]
-        for index in self._index.values():
-            parts.append(f"json_extract_string(tags, $k{index}) AS t{index}")
-        if self._index:
-            parts.append("fields")
-        return ", ".join(parts)
-
-    def _columns(self, key: str) -> tuple[str, str]:
-        index = self._index[key]
-        return f"t{index}", f"json_extract(fields, $k{index})"
+    def _tag(self, key: str) -> str:
+        return f"t{self._index[key]}"
 
     def present(self, key: str) -> str:
         """True when the event has the property."""
         if key in MEASUREMENT_KEYS:
             return "(m IS NOT NULL)"
-        tag, field = self._columns(key)
-        return f"({tag} IS NOT NULL OR {field} IS NOT NULL)"
+        return f"({self._tag(key)} IS NOT NULL OR {self._field(key)} IS NOT NULL)"
 
-    def text(self, key: str) -> str:
-        """The property's value when it is a string, else NULL."""
+    def _text(self, key: str) -> str:
         if key in MEASUREMENT_KEYS:
             return "m"
-        tag, field = self._columns(key)
-        return f"COALESCE({tag}, CASE WHEN json_type({field}) = 'VARCHAR' THEN {field} ->> '$' END)"
+        return f"COALESCE({self._tag(key)}, {_field_text(self._field(key))})"
+
+    def equals_text(self, key: str, value: str) -> str:
+        """True when the property is a string equal to the `value` placeholder."""
+        return f"COALESCE({self._text(key)} = {value}, false)"
+
+    def matches(self, key: str, pattern: str) -> str:
+        """True when the property is a string in which the `pattern` placeholder is found."""
+        return f"COALESCE(regexp_matches({self._text(key)}, {pattern}), false)"
+
+    def _untagged(self, key: str, expression: str) -> str:
+        """`expression` (of the field) when the event has no tag of that name."""
+        return f"CASE WHEN {self._tag(key)} IS NULL THEN {expression} END"
 
     def integer(self, key: str) -> str:
         """The property's value as a HUGEINT when it is an integer field, else NULL."""
         if key in MEASUREMENT_KEYS:
             return "CAST(NULL AS HUGEINT)"
-        tag, field = self._columns(key)
-        return (
-            f"CASE WHEN {tag} IS NULL THEN CASE WHEN json_type({field}) IN {_INTEGER_TYPES} "
-            f"THEN CAST({field} AS HUGEINT) WHEN json_type({field}) = 'OBJECT' "
-            f"THEN CAST({field} ->> 'uint' AS HUGEINT) END END"
-        )
+        return self._untagged(key, _field_integer(self._field(key)))
 
     def real(self, key: str) -> str:
         """The property's value as a DOUBLE when it is a float field, else NULL."""
         if key in MEASUREMENT_KEYS:
             return "CAST(NULL AS DOUBLE)"
-        tag, field = self._columns(key)
-        return (
-            f"CASE WHEN {tag} IS NULL AND json_type({field}) = 'DOUBLE' "
-            f"THEN CAST({field} AS DOUBLE) END"
-        )
+        return self._untagged(key, _field_real(self._field(key)))
 
     def boolean(self, key: str) -> str:
         """The property's value when it is a bool field, else NULL."""
         if key in MEASUREMENT_KEYS:
             return "CAST(NULL AS BOOLEAN)"
-        tag, field = self._columns(key)
-        return (
-            f"CASE WHEN {tag} IS NULL AND json_type({field}) = 'BOOLEAN' "
-            f"THEN CAST({field} AS BOOLEAN) END"
-        )
+        return self._untagged(key, _field_boolean(self._field(key)))
 
     def value_key(self, key: str) -> str:
-        """The property's value as its type letter and text; NULL when absent."""
+        """What events are grouped by: equal when the values are the same; NULL when absent."""
         if key in MEASUREMENT_KEYS:
             return "('s' || m)"
-        tag, field = self._columns(key)
+        tag = self._tag(key)
         return (
-            f"CASE WHEN {tag} IS NOT NULL THEN 's' || {tag} ELSE CASE json_type({field}) "
-            f"WHEN 'VARCHAR' THEN 's' || ({field} ->> '$') "
-            f"WHEN 'BOOLEAN' THEN 'b' || CAST({field} AS VARCHAR) "
-            f"WHEN 'BIGINT' THEN 'i' || CAST({field} AS VARCHAR) "
-            f"WHEN 'UBIGINT' THEN 'i' || CAST({field} AS VARCHAR) "
-            f"WHEN 'OBJECT' THEN 'i' || ({field} ->> 'uint') "
-            f"WHEN 'DOUBLE' THEN 'f' || CAST(CAST({field} AS DOUBLE) + 0.0 AS VARCHAR) END END"
+            f"CASE WHEN {tag} IS NOT NULL THEN 's' || {tag} "
+            f"ELSE {field_value_key(self._field(key))} END"
+        )
+
+    def decode(self, key: str, column: str) -> str:
+        """The value key (type letter and text) of a `value_key` group held in `column`."""
+        del key
+        return column
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    """Where the cache holds one property.
+
+    Attributes:
+        number: Its number in the cache (its columns are ``g<number>`` and
+            ``x<number>``, its strings are numbered under it).
+        other_values: Whether any event has a value of it that is not a string.
+    """
+
+    number: int
+    other_values: bool
+
+
+class CachedProperties(Properties):
+    """The SQL of properties read from the cache's ``events`` (``g<i>``, ``x<i>``).
+
+    Args:
+        keys: The keys.
+        cached: Where the cache holds each key (every key must be there).
+        strings: The relation of the cache's strings (``key``, ``value``, ``id``).
+    """
+
+    scans_cheaply = True
+
+    def __init__(self, keys: Iterable[str], cached: Mapping[str, CachedKey], strings: str) -> None:
+        super().__init__(keys)
+        self._cached = {key: cached[key] for key in self._index}
+        self._strings = strings
+
+    def cache_columns(self) -> list[tuple[int, int]]:
+        """For each key, in column order: (its column here, its number in the cache)."""
+        return [(index, self._cached[key].number) for key, index in self._index.items()]
+
+    def _string(self, key: str) -> str:
+        return f"g{self._index[key]}"
+
+    def present(self, key: str) -> str:
+        """True when the event has the property."""
+        if key in MEASUREMENT_KEYS:
+            return "(m IS NOT NULL)"
+        return f"({self._string(key)} IS NOT NULL OR {self._field(key)} IS NOT NULL)"
+
+    def _numbers(self, key: str, condition: str) -> str:
+        return (
+            f"(SELECT id FROM {self._strings} "
+            f"WHERE key = {self._cached[key].number} AND {condition})"
+        )
+
+    def equals_text(self, key: str, value: str) -> str:
+        """True when the property is a string equal to the `value` placeholder."""
+        if key in MEASUREMENT_KEYS:
+            return super().equals_text(key, value)
+        found = self._numbers(key, f"value = {value}")
+        return f"COALESCE({self._string(key)} = {found}, false)"
+
+    def matches(self, key: str, pattern: str) -> str:
+        """True when the property is a string in which the `pattern` placeholder is found."""
+        if key in MEASUREMENT_KEYS:
+            return super().matches(key, pattern)
+        found = self._numbers(key, f"regexp_matches(value, {pattern})")
+        return f"COALESCE({self._string(key)} IN {found}, false)"
+
+    def _untagged(self, key: str, expression: str) -> str:
+        """`expression`: ``x<i>`` holds a field only when the event has no tag of its name."""
+        del key
+        return expression
+
+    def value_key(self, key: str) -> str:
+        """The string's number when the key only ever has strings, else a value key."""
+        if key in MEASUREMENT_KEYS:
+            return "('s' || m)"
+        string = self._string(key)
+        if not self._cached[key].other_values:
+            return string
+        return (
+            f"CASE WHEN {string} IS NOT NULL THEN 's' || CAST({string} AS VARCHAR) "
+            f"ELSE {field_value_key(self._field(key))} END"
+        )
+
+    def decode(self, key: str, column: str) -> str:
+        """The value key (type letter and text) of a `value_key` group held in `column`."""
+        if key in MEASUREMENT_KEYS:
+            return column
+        if not self._cached[key].other_values:
+            return f"('s' || (SELECT value FROM {self._strings} WHERE id = {column}))"
+        number = f"TRY_CAST(substr({column}, 2) AS BIGINT)"
+        return (
+            f"CASE WHEN substr({column}, 1, 1) = 's' THEN 's' || "
+            f"(SELECT value FROM {self._strings} WHERE id = {number}) ELSE {column} END"
         )
 
 
