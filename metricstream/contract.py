@@ -39,15 +39,26 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from metricstream.codecs.json import encode_events
-from metricstream.codecs.lineprotocol import encode_lines
-from metricstream.event import MetricEvent
+from metricstream.codecs.json import encode_events, encode_parts
+from metricstream.codecs.lineprotocol import encode_lines, encode_rows
+from metricstream.event import (
+    PARTS_PER_EVENT,
+    MetricEvent,
+    event_parts,
+    event_rows,
+    events_from_parts,
+)
 
 __all__ = ["EventBatch", "Sink"]
 
 
 class EventBatch:
     """A list of events with a unique id and cached encodings.
+
+    The streamer builds its batches from the events' parts (`from_parts`),
+    so the events of a batch exist as objects only for a sink that reads
+    `events`; the encodings shared between sinks are computed from the
+    parts directly.
 
     Args:
         events: The events, in order. A list is kept as given, not copied: do
@@ -59,12 +70,11 @@ class EventBatch:
             now when None.
 
     Attributes:
-        events: The events, in order.
         batch_id: The batch's id (unique per batch).
         created_ns: When the batch was cut, in nanoseconds since the epoch.
     """
 
-    __slots__ = ("_cache", "_lock", "batch_id", "created_ns", "events")
+    __slots__ = ("_cache", "_events", "_lock", "_parts", "batch_id", "created_ns")
 
     def __init__(
         self,
@@ -72,17 +82,72 @@ class EventBatch:
         batch_id: str | None = None,
         created_ns: int | None = None,
     ) -> None:
-        self.events: list[MetricEvent] = events if isinstance(events, list) else list(events)
+        self._events: list[MetricEvent] | None = (
+            events if isinstance(events, list) else list(events)
+        )
+        self._parts: list[Any] | None = None
         self.batch_id: str = uuid.uuid4().hex if batch_id is None else batch_id
         self.created_ns: int = time.time_ns() if created_ns is None else created_ns
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_parts(
+        cls, parts: list[Any], batch_id: str | None = None, created_ns: int | None = None
+    ) -> EventBatch:
+        """Build a batch from its events' flat parts (see `metricstream.event.PARTS_PER_EVENT`).
+
+        Args:
+            parts: Measurement, tags, fields, timestamp_ns and correlation id
+                of each event, in order, already validated. Kept as given.
+            batch_id: As for `EventBatch`.
+            created_ns: As for `EventBatch`.
+
+        Returns:
+            The batch; its `events` are built the first time they are read.
+        """
+        batch = cls((), batch_id, created_ns)
+        batch._events = None
+        batch._parts = parts
+        return batch
+
+    @property
+    def events(self) -> list[MetricEvent]:
+        """The events, in order (built from their parts on first use)."""
+        events = self._events
+        if events is None:
+            with self._lock:
+                events = self._events
+                if events is None:
+                    events = self._events = events_from_parts(self._parts or ())
+        return events
+
+    def parts(self) -> list[Any]:
+        """The events' flat parts, `PARTS_PER_EVENT` per event (computed once)."""
+        parts = self._parts
+        if parts is None:
+            with self._lock:
+                parts = self._parts
+                if parts is None:
+                    parts = self._parts = event_parts(self._events or ())
+        return parts
+
+    def subset(self, start: int, stop: int) -> EventBatch:
+        """Return a new batch (with a new id) of the events from `start` up to `stop`."""
+        if self._parts is not None:
+            return EventBatch.from_parts(
+                self._parts[start * PARTS_PER_EVENT : stop * PARTS_PER_EVENT],
+                created_ns=self.created_ns,
+            )
+        return EventBatch(self.events[start:stop], created_ns=self.created_ns)
+
     def __len__(self) -> int:
-        return len(self.events)
+        if self._events is not None:
+            return len(self._events)
+        return len(self._parts or ()) // PARTS_PER_EVENT
 
     def __repr__(self) -> str:
-        return f"EventBatch(batch_id={self.batch_id!r}, events={len(self.events)})"
+        return f"EventBatch(batch_id={self.batch_id!r}, events={len(self)})"
 
     def influx_bytes(self, precision: str = "ns") -> bytes:
         """Return the line protocol encoding as UTF-8 bytes (computed once per precision).
@@ -97,8 +162,13 @@ class EventBatch:
             with self._lock:
                 cached = self._cache.get(key)
                 if cached is None:
-                    cached = encode_lines(self.events, precision).encode()
-                    self._cache[key] = cached
+                    parts = self._parts
+                    text = (
+                        encode_lines(self._events or (), precision)
+                        if parts is None
+                        else encode_rows(event_rows(parts), precision)
+                    )
+                    cached = self._cache[key] = text.encode()
         return cached
 
     def json_lines_bytes(self) -> bytes:
@@ -112,8 +182,10 @@ class EventBatch:
             with self._lock:
                 cached = self._cache.get("json")
                 if cached is None:
-                    cached = encode_events(self.events)
-                    self._cache["json"] = cached
+                    parts = self._parts
+                    cached = self._cache["json"] = (
+                        encode_events(self._events or ()) if parts is None else encode_parts(parts)
+                    )
         return cached
 
     def to_influx_batch(self, precision: str = "ns") -> str:

@@ -12,6 +12,7 @@ import pytest
 from metricstream import contract
 from metricstream._log import RateLimitedLog
 from metricstream.contract import EventBatch
+from metricstream.event import PARTS_PER_EVENT
 from metricstream.testing import InMemorySink
 
 from .support import NO_REASONS, assert_balanced, sample, values, wait_until
@@ -124,13 +125,13 @@ class TestSharedEncodings:
         self, make_streamer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls: list[int] = []
-        original: Callable[..., bytes] = contract.encode_events
+        original: Callable[..., bytes] = contract.encode_parts
 
-        def counting(events: Any) -> bytes:
-            calls.append(len(events))
-            return original(events)
+        def counting(parts: Any) -> bytes:
+            calls.append(len(parts) // PARTS_PER_EVENT)
+            return original(parts)
 
-        monkeypatch.setattr(contract, "encode_events", counting)
+        monkeypatch.setattr(contract, "encode_parts", counting)
 
         class JsonPayloadSink(InMemorySink):
             def __init__(self, name: str) -> None:

@@ -58,7 +58,7 @@ class _RawBatch:
 
     @property
     def count(self) -> int:
-        return len(self.batch.events)
+        return len(self.batch)
 
 
 class Lane:
@@ -165,7 +165,7 @@ class Lane:
                 it is there: a full lane then keeps it on disk instead of
                 dropping anything.
         """
-        count = len(batch.events)
+        count = len(batch)
         end = start + count
         dropped = 0
         with self._cond:
@@ -205,20 +205,18 @@ class Lane:
 
     def _overflow(self, batch: EventBatch, start: int, overflow: str, room: int) -> int:
         """Keep what fits of a batch that does not; return how many new events were dropped."""
-        count = len(batch.events)
+        count = len(batch)
         if overflow == "drop_oldest":
             room += self._evict_oldest_locked(count - room)
             keep = min(count, max(room, 0))
-            kept = batch.events[count - keep :]
             first = start + count - keep
         else:
             keep = max(room, 0)
-            kept = batch.events[:keep]
             first = start
         if keep == count:
             self._inbox.append(_RawBatch(batch, start, start + count))
         elif keep:
-            part = EventBatch(kept, created_ns=batch.created_ns)
+            part = batch.subset(first - start, first - start + keep)
             self._inbox.append(_RawBatch(part, first, first + keep))
         self._raw += keep
         self._dropped["overflow"] += count - keep

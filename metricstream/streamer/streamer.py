@@ -217,9 +217,11 @@ class EventStreamer(Instruments, StreamerOperations):
     def send(self, event: MetricEvent) -> bool:
         """Accept one event for delivery to every sink. Never performs I/O.
 
-        The event's correlation id is set from the active `correlation` scope
-        when it has none; default tags are added later, off this thread. The
-        streamer owns the event from here on: do not change it after sending.
+        The delivered event carries the correlation id of the active
+        `correlation` scope when it has none of its own; default tags are
+        added later, off this thread. The event itself is not changed, but
+        the streamer keeps its tags and fields: do not change them after
+        sending.
 
         Returns:
             True if the event was queued; False if it was dropped at once
@@ -235,16 +237,21 @@ class EventStreamer(Instruments, StreamerOperations):
         pipeline = self._pipeline
         if pipeline.closed:
             return pipeline.drop_upstream("shutdown")
-        if not event.fields:
+        fields = event.fields
+        if not fields:
             pipeline.drop_upstream("invalid")
             raise no_fields_error(event.measurement)
-        if event.correlation_id is None:
-            event.correlation_id = current_correlation_id()
+        cid = event.correlation_id
+        if cid is None:
+            cid = current_correlation_id()
         buffer = pipeline.buffer
-        if len(buffer) >= pipeline.limit:
-            return pipeline.send_when_full(event)
-        buffer.append(event)
-        if not len(buffer) % pipeline.batch_size:
+        if len(buffer) >= pipeline.part_limit:
+            return pipeline.send_when_full(
+                (event.measurement, event.tags, fields, event.timestamp_ns, cid)
+            )
+        # The event is kept as its parts, appended at once (see Pipeline.buffer).
+        buffer.extend((event.measurement, event.tags, fields, event.timestamp_ns, cid))
+        if not len(buffer) % pipeline.wake_every:
             pipeline.wake.set()
         return True
 
