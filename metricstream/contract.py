@@ -40,12 +40,12 @@ from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from metricstream.codecs.json import encode_events, encode_parts
-from metricstream.codecs.lineprotocol import encode_lines, encode_rows
+from metricstream.codecs.lineprotocol import encode_lines
+from metricstream.codecs.lineprotocol import encode_parts as encode_line_parts
 from metricstream.event import (
     PARTS_PER_EVENT,
     MetricEvent,
     event_parts,
-    event_rows,
     events_from_parts,
 )
 
@@ -163,12 +163,11 @@ class EventBatch:
                 cached = self._cache.get(key)
                 if cached is None:
                     parts = self._parts
-                    text = (
-                        encode_lines(self._events or (), precision)
+                    cached = self._cache[key] = (
+                        encode_lines(self._events or (), precision).encode()
                         if parts is None
-                        else encode_rows(event_rows(parts), precision)
+                        else encode_line_parts(parts, precision)
                     )
-                    cached = self._cache[key] = text.encode()
         return cached
 
     def json_lines_bytes(self) -> bytes:

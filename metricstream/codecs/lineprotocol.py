@@ -52,7 +52,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
@@ -63,10 +66,26 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.event import EventRow, MetricEvent, SharedTags, event_row, trusted_event
+from metricstream.codecs._columns import Samples, join_lines, number_texts, samples
+from metricstream.event import (
+    EventRow,
+    MetricEvent,
+    SharedTags,
+    event_row,
+    event_rows,
+    trusted_event,
+)
 from metricstream.exceptions import ConfigError, LineProtocolError
 
-__all__ = ["PRECISIONS", "encode_line", "encode_lines", "encode_rows", "parse_line", "parse_lines"]
+__all__ = [
+    "PRECISIONS",
+    "encode_line",
+    "encode_lines",
+    "encode_parts",
+    "encode_rows",
+    "parse_line",
+    "parse_lines",
+]
 
 PRECISIONS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 """Timestamp precisions and their size in nanoseconds."""
@@ -311,6 +330,67 @@ def encode_rows(rows: Iterable[EventRow], precision: str = "ns") -> str:
             else:
                 append(f"{head} {prefix}{_format_value(value)} {timestamp}")
     return "\n".join(lines)
+
+
+def encode_parts(parts: Sequence[Any], precision: str = "ns") -> bytes:
+    """Encode events given as flat parts (see `metricstream.event.PARTS_PER_EVENT`) as UTF-8.
+
+    A batch of samples (see `metricstream.codecs._columns`) at nanosecond
+    precision is encoded from its columns; any other batch event by event.
+
+    Args:
+        parts: The events' parts, in order.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The lines, newline-joined, with no trailing newline.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
+        ConfigError: If the precision is unknown.
+    """
+    if precision == "ns":
+        batch = samples(parts)
+        if batch is not None:
+            encoded = _encode_samples(batch)
+            if encoded is not None:
+                return encoded
+    return encode_rows(event_rows(parts), precision).encode()
+
+
+def _encode_samples(batch: Samples) -> bytes | None:
+    """Encode a batch of samples from its columns; None if a value needs the slow path."""
+    values = batch.values
+    if batch.kinds == _FLOATS:
+        # JSON writes floats as Python's repr does from 1e-4 to 1e6; Go writes
+        # them the same way less a trailing ".0", and outside with an exponent.
+        if not (min(values) > -1e6 and max(values) < 1e6):
+            return None
+        if min(map(abs, filter(None, values)), default=1.0) < 1e-4:
+            return None
+        texts = orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]")[1:-1].split(b",")
+        between = b" "
+    elif batch.kinds == _INTS:
+        texts, between = number_texts(values), b"i "
+    elif batch.kinds == _BOOLS:
+        texts, between = number_texts(values), b" "
+    else:
+        return None
+    prefix = " " + _field_prefix(batch.key)
+    measurement = batch.measurement
+    return join_lines(
+        batch.tags,
+        lambda tags: (_head_of(measurement, tags) + prefix).encode(),
+        texts,
+        between=between,
+        timestamps=number_texts(batch.timestamps),
+        after=b"",
+    )
+
+
+_FLOATS = {float}
+_INTS = {int}
+_BOOLS = {bool}
 
 
 # --- parsing ---------------------------------------------------------------

@@ -74,6 +74,8 @@ class Pipeline:
         self.batch_size = config.batch_size
         self.wake_every = config.batch_size * PARTS_PER_EVENT  # parts in a full batch
         self.limit = config.max_buffer  # events send() may leave waiting
+        # The parts send() may append without the overflow path; -1 once closed,
+        # so that send() needs no check of its own.
         self.part_limit = self.limit * PARTS_PER_EVENT
         self.closed = False
         self._stopping = False
@@ -123,7 +125,12 @@ class Pipeline:
         return len(self.buffer) // PARTS_PER_EVENT
 
     def send_when_full(self, row: EventRow) -> bool:
-        """Apply the overflow policy to an event (its parts) that found the buffer full."""
+        """Apply the overflow policy to an event (its parts) that found the buffer full.
+
+        Also called for every event once the streamer is closed (it drops them).
+        """
+        if self.closed:
+            return self.drop_upstream("shutdown")
         buffer = self.buffer
         overflow = self.config.overflow
         if overflow == "drop_newest":
@@ -338,7 +345,7 @@ class Pipeline:
             return
         backlog = max((lane.backlog() for lane in self.lanes), default=0)
         self.limit = max(0, self.config.max_buffer - backlog)
-        self.part_limit = self.limit * PARTS_PER_EVENT
+        self.part_limit = -1 if self.closed else self.limit * PARTS_PER_EVENT
         with self._space:
             self._space.notify_all()
 
@@ -427,6 +434,7 @@ class Pipeline:
 
     def _stop(self, deadline: float) -> tuple[bool, int]:
         self.closed = True
+        self.part_limit = -1
         with self._space:
             self._space.notify_all()
         for lane in self.lanes:

@@ -235,17 +235,17 @@ class EventStreamer(Instruments, StreamerOperations):
         if event.__class__ is not MetricEvent and not isinstance(event, MetricEvent):
             raise TypeError(f"send() takes a MetricEvent, not {type(event).__name__}")
         pipeline = self._pipeline
-        if pipeline.closed:
-            return pipeline.drop_upstream("shutdown")
         fields = event.fields
         if not fields:
+            if pipeline.closed:
+                return pipeline.drop_upstream("shutdown")
             pipeline.drop_upstream("invalid")
             raise no_fields_error(event.measurement)
         cid = event.correlation_id
         if cid is None:
             cid = current_correlation_id()
         buffer = pipeline.buffer
-        if len(buffer) >= pipeline.part_limit:
+        if len(buffer) >= pipeline.part_limit:  # full, or closed
             return pipeline.send_when_full(
                 (event.measurement, event.tags, fields, event.timestamp_ns, cid)
             )
