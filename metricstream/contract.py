@@ -39,9 +39,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from metricstream.codecs._columns import Samples, samples
 from metricstream.codecs.json import encode_events, encode_parts
+from metricstream.codecs.json import encode_samples as encode_json_samples
 from metricstream.codecs.lineprotocol import encode_lines
 from metricstream.codecs.lineprotocol import encode_parts as encode_line_parts
+from metricstream.codecs.lineprotocol import encode_samples as encode_line_samples
 from metricstream.event import (
     PARTS_PER_EVENT,
     MetricEvent,
@@ -74,7 +77,7 @@ class EventBatch:
         created_ns: When the batch was cut, in nanoseconds since the epoch.
     """
 
-    __slots__ = ("_cache", "_events", "_lock", "_parts", "batch_id", "created_ns")
+    __slots__ = ("_cache", "_events", "_lock", "_parts", "_samples", "batch_id", "created_ns")
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class EventBatch:
             events if isinstance(events, list) else list(events)
         )
         self._parts: list[Any] | None = None
+        self._samples: Samples | None = None
         self.batch_id: str = uuid.uuid4().hex if batch_id is None else batch_id
         self.created_ns: int = time.time_ns() if created_ns is None else created_ns
         self._cache: dict[str, bytes] = {}
@@ -104,11 +108,15 @@ class EventBatch:
             created_ns: As for `EventBatch`.
 
         Returns:
-            The batch; its `events` are built the first time they are read.
+            The batch; its `events` are built the first time they are read. A
+            batch of samples keeps their columns instead of the parts (see
+            `metricstream.codecs._columns`), without the events' field dicts.
         """
         batch = cls((), batch_id, created_ns)
         batch._events = None
-        batch._parts = parts
+        batch._samples = samples(parts)
+        if batch._samples is None:
+            batch._parts = parts
         return batch
 
     @property
@@ -119,7 +127,9 @@ class EventBatch:
             with self._lock:
                 events = self._events
                 if events is None:
-                    events = self._events = events_from_parts(self._parts or ())
+                    found = self._samples
+                    parts = self._parts if found is None else found.parts()
+                    events = self._events = events_from_parts(parts or ())
         return events
 
     def parts(self) -> list[Any]:
@@ -129,11 +139,19 @@ class EventBatch:
             with self._lock:
                 parts = self._parts
                 if parts is None:
-                    parts = self._parts = event_parts(self._events or ())
+                    found = self._samples
+                    parts = self._parts = (
+                        event_parts(self._events or ()) if found is None else found.parts()
+                    )
         return parts
 
     def subset(self, start: int, stop: int) -> EventBatch:
         """Return a new batch (with a new id) of the events from `start` up to `stop`."""
+        if self._samples is not None:
+            part = EventBatch((), created_ns=self.created_ns)
+            part._events = None
+            part._samples = self._samples.subset(start, stop)
+            return part
         if self._parts is not None:
             return EventBatch.from_parts(
                 self._parts[start * PARTS_PER_EVENT : stop * PARTS_PER_EVENT],
@@ -144,6 +162,8 @@ class EventBatch:
     def __len__(self) -> int:
         if self._events is not None:
             return len(self._events)
+        if self._samples is not None:
+            return self._samples.size()
         return len(self._parts or ()) // PARTS_PER_EVENT
 
     def __repr__(self) -> str:
@@ -162,12 +182,13 @@ class EventBatch:
             with self._lock:
                 cached = self._cache.get(key)
                 if cached is None:
-                    parts = self._parts
-                    cached = self._cache[key] = (
-                        encode_lines(self._events or (), precision).encode()
-                        if parts is None
-                        else encode_line_parts(parts, precision)
-                    )
+                    if self._samples is not None:
+                        cached = encode_line_samples(self._samples, precision)
+                    elif self._parts is not None:
+                        cached = encode_line_parts(self._parts, precision)
+                    else:
+                        cached = encode_lines(self._events or (), precision).encode()
+                    self._cache[key] = cached
         return cached
 
     def json_lines_bytes(self) -> bytes:
@@ -181,10 +202,13 @@ class EventBatch:
             with self._lock:
                 cached = self._cache.get("json")
                 if cached is None:
-                    parts = self._parts
-                    cached = self._cache["json"] = (
-                        encode_events(self._events or ()) if parts is None else encode_parts(parts)
-                    )
+                    if self._samples is not None:
+                        cached = encode_json_samples(self._samples)
+                    elif self._parts is not None:
+                        cached = encode_parts(self._parts)
+                    else:
+                        cached = encode_events(self._events or ())
+                    self._cache["json"] = cached
         return cached
 
     def to_influx_batch(self, precision: str = "ns") -> str:

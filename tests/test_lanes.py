@@ -125,13 +125,19 @@ class TestSharedEncodings:
         self, make_streamer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls: list[int] = []
-        original: Callable[..., bytes] = contract.encode_parts
+        from_parts: Callable[..., bytes] = contract.encode_parts
+        from_samples: Callable[..., bytes] = contract.encode_json_samples
 
-        def counting(parts: Any) -> bytes:
+        def counting_parts(parts: Any) -> bytes:
             calls.append(len(parts) // PARTS_PER_EVENT)
-            return original(parts)
+            return from_parts(parts)
 
-        monkeypatch.setattr(contract, "encode_parts", counting)
+        def counting_samples(samples: Any) -> bytes:
+            calls.append(samples.size())
+            return from_samples(samples)
+
+        monkeypatch.setattr(contract, "encode_parts", counting_parts)
+        monkeypatch.setattr(contract, "encode_json_samples", counting_samples)
 
         class JsonPayloadSink(InMemorySink):
             def __init__(self, name: str) -> None:

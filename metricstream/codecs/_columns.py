@@ -26,7 +26,11 @@ __all__ = ["Samples", "join_lines", "number_texts", "samples"]
 
 
 class Samples(NamedTuple):
-    """A batch of samples as columns (see the module documentation)."""
+    """A batch of samples as columns (see the module documentation).
+
+    Besides its values and timestamps, a pending sample costs three
+    references here: the field dicts of the events are not kept.
+    """
 
     measurement: str
     key: str
@@ -34,6 +38,31 @@ class Samples(NamedTuple):
     values: list[Any]
     timestamps: list[int]
     kinds: set[type]
+
+    def size(self) -> int:
+        """The number of events."""
+        return len(self.timestamps)
+
+    def parts(self) -> list[Any]:
+        """The events' flat parts (`metricstream.event.PARTS_PER_EVENT` per event), rebuilt."""
+        count = len(self.timestamps)
+        key = self.key
+        parts: list[Any] = [None] * (PARTS_PER_EVENT * count)
+        parts[0::PARTS_PER_EVENT] = repeat(self.measurement, count)
+        parts[1::PARTS_PER_EVENT] = self.tags
+        parts[2::PARTS_PER_EVENT] = [{key: value} for value in self.values]
+        parts[3::PARTS_PER_EVENT] = self.timestamps
+        return parts
+
+    def subset(self, start: int, stop: int) -> Samples:
+        """The samples from `start` up to `stop`."""
+        values = self.values[start:stop]
+        return self._replace(
+            tags=self.tags[start:stop],
+            values=values,
+            timestamps=self.timestamps[start:stop],
+            kinds=set(map(type, values)),
+        )
 
 
 def samples(parts: Sequence[Any]) -> Samples | None:

@@ -44,7 +44,7 @@ from metricstream.event import (
 )
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
-__all__ = ["decode_event", "encode_event", "encode_events", "encode_parts"]
+__all__ = ["decode_event", "encode_event", "encode_events", "encode_parts", "encode_samples"]
 
 # Between two top-level objects of a dumped list, and nowhere else: inside a
 # string every quote is escaped, and no object or array member of an event
@@ -128,7 +128,7 @@ def encode_parts(parts: Sequence[Any]) -> bytes:
     """
     batch = samples(parts)
     if batch is not None:
-        return _encode_samples(batch)
+        return encode_samples(batch)
     if UInt.created:
         # Unsigned values need their own form; only then is each value looked at.
         return _encode_checked(parts)
@@ -163,8 +163,18 @@ def encode_parts(parts: Sequence[Any]) -> bytes:
     return b"\n".join(dumped)
 
 
-def _encode_samples(batch: Samples) -> bytes:
-    """Encode a batch of samples from its columns (each piece is orjson's own output)."""
+def encode_samples(batch: Samples) -> bytes:
+    """Return JSON Lines for a batch of samples (see `metricstream.codecs._columns`).
+
+    Each piece of each line is orjson's own output, so the lines are those
+    `encode_event` writes.
+
+    Args:
+        batch: The samples.
+
+    Returns:
+        One object per event and line, no trailing newline.
+    """
     measurement, key = batch.measurement, batch.key
     return join_lines(
         batch.tags,

@@ -83,6 +83,7 @@ __all__ = [
     "encode_lines",
     "encode_parts",
     "encode_rows",
+    "encode_samples",
     "parse_line",
     "parse_lines",
 ]
@@ -352,13 +353,32 @@ def encode_parts(parts: Sequence[Any], precision: str = "ns") -> bytes:
     if precision == "ns":
         batch = samples(parts)
         if batch is not None:
-            encoded = _encode_samples(batch)
+            encoded = _encode_columns(batch)
             if encoded is not None:
                 return encoded
     return encode_rows(event_rows(parts), precision).encode()
 
 
-def _encode_samples(batch: Samples) -> bytes | None:
+def encode_samples(batch: Samples, precision: str = "ns") -> bytes:
+    """Encode a batch of samples (see `metricstream.codecs._columns`) as UTF-8.
+
+    Args:
+        batch: The samples.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The lines, newline-joined, with no trailing newline.
+
+    Raises:
+        ConfigError: If the precision is unknown.
+    """
+    encoded = _encode_columns(batch) if precision == "ns" else None
+    if encoded is None:
+        encoded = encode_rows(event_rows(batch.parts()), precision).encode()
+    return encoded
+
+
+def _encode_columns(batch: Samples) -> bytes | None:
     """Encode a batch of samples from its columns; None if a value needs the slow path."""
     values = batch.values
     if batch.kinds == _FLOATS:
