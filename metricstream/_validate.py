@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "FLOAT_MAX",
     "INT64_MAX",
     "INT64_MIN",
     "MAX_STRING_BYTES",
@@ -54,6 +56,9 @@ INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 MAX_STRING_BYTES = 64 * 1024
 """The largest string field value accepted, in UTF-8 bytes."""
+
+FLOAT_MAX = sys.float_info.max
+"""The largest finite float: a float field is finite when it lies within +-FLOAT_MAX."""
 
 RESERVED_KEYS = frozenset({"time", "_measurement", "_field"})
 """Tag and field keys that InfluxDB reserves for itself."""
@@ -485,7 +490,7 @@ def check_fields(
             return _rebuild_fields(source)
         cls = value.__class__
         if cls is float:
-            if value - value != 0.0:
+            if not -FLOAT_MAX <= value <= FLOAT_MAX:  # NaN fails both comparisons
                 return _rebuild_fields(source)
         elif cls is int:
             if not INT64_MIN <= value <= INT64_MAX:

@@ -33,9 +33,10 @@ Optional members the streamer uses when a sink has them:
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,6 +55,16 @@ from metricstream.event import (
 
 __all__ = ["EventBatch", "Sink"]
 
+# Batch ids are 128 random bits, drawn without a system call: os.urandom (and
+# so uuid4) lets go of the interpreter lock, which costs the batcher its turn.
+# The generator is seeded from the system once, and again in a forked child.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def _new_batch_id() -> str:
+    return f"{_ids.getrandbits(128):032x}"
+
 
 class EventBatch:
     """A list of events with a unique id and cached encodings.
@@ -67,8 +78,8 @@ class EventBatch:
         events: The events, in order. A list is kept as given, not copied: do
             not change it (or its events) once the batch exists, since the
             encodings are computed once and cached.
-        batch_id: An id for the batch; a random unique one (32 hex digits)
-            when None.
+        batch_id: An id for the batch; a random one (128 bits as 32 hex
+            digits) when None.
         created_ns: When the batch was cut (nanoseconds since the epoch);
             now when None.
 
@@ -77,7 +88,15 @@ class EventBatch:
         created_ns: When the batch was cut, in nanoseconds since the epoch.
     """
 
-    __slots__ = ("_cache", "_events", "_lock", "_parts", "_samples", "batch_id", "created_ns")
+    __slots__ = (
+        "_cache",
+        "_events",
+        "_lock",
+        "_parts",
+        "_samples",
+        "batch_id",
+        "created_ns",
+    )
 
     def __init__(
         self,
@@ -90,14 +109,17 @@ class EventBatch:
         )
         self._parts: list[Any] | None = None
         self._samples: Samples | None = None
-        self.batch_id: str = uuid.uuid4().hex if batch_id is None else batch_id
+        self.batch_id: str = _new_batch_id() if batch_id is None else batch_id
         self.created_ns: int = time.time_ns() if created_ns is None else created_ns
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_parts(
-        cls, parts: list[Any], batch_id: str | None = None, created_ns: int | None = None
+        cls,
+        parts: list[Any],
+        batch_id: str | None = None,
+        created_ns: int | None = None,
     ) -> EventBatch:
         """Build a batch from its events' flat parts (see `metricstream.event.PARTS_PER_EVENT`).
 

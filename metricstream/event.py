@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
+    FLOAT_MAX,
     INT64_MAX,
     INT64_MIN,
     FieldValue,
@@ -348,7 +349,7 @@ def event_from_sample(
         field = check_key(field, "field")
     cls = value.__class__
     if cls is float:
-        if value - value != 0.0:  # type: ignore[operator]
+        if not -FLOAT_MAX <= value <= FLOAT_MAX:  # type: ignore[operator]
             value = check_field_value(field, value)
     elif cls is int:
         if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
