@@ -125,6 +125,9 @@ class Lane:
             aborted=lambda: self._aborted,
         )
         self._dead: str | None = None
+        # Set after each batch is prepared, when (monotonic) it last was: see `lagging`.
+        self.prepared = threading.Event()
+        self.prepared_at = 0.0
         # Self-telemetry: written on this lane's threads, outside its accounting.
         self.uncounted = UncountedSlot(sink, name, self._cond, warnings)
         self._threads = [
@@ -150,6 +153,15 @@ class Lane:
         """Events held in memory: raw, being prepared, queued or being written."""
         with self._cond:
             return self._backlog_locked()
+
+    def lagging(self, events: int, since: float) -> bool:
+        """True when over `events` wait for a preparer that prepared a batch after `since`.
+
+        A preparer that made no progress lately (a sink whose ``prepare``
+        hangs) is never lagging: nothing waits for it. Read without the lock:
+        a stale answer only moves one wait of `send` by a batch.
+        """
+        return self._raw > events and self.prepared_at > since
 
     def offer(
         self, batch: EventBatch, start: int, overflow: str, seq: tuple[int, int] | None = None
@@ -470,6 +482,8 @@ class Lane:
                 self._cond.notify_all()
             # Waiting for the next batch must not keep this one's events alive.
             del raw, payload, work
+            self.prepared_at = time.monotonic()
+            self.prepared.set()
             self._on_progress()
 
     # --- the writer ----------------------------------------------------------------

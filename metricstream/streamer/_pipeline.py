@@ -39,7 +39,14 @@ from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.self_metrics import SelfMetrics
 
-__all__ = ["Pipeline"]
+__all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
+
+CATCH_UP_BATCHES = 3
+"""Full batches waiting for the batcher from which `send` lets it run."""
+CATCH_UP_SECONDS = 0.01
+"""The longest `send` waits for a thread of the pipeline that is behind to finish a batch."""
+PROGRESS_WINDOW = 0.1
+"""A preparer that prepared no batch for this many seconds is never waited for."""
 
 _popleft = deque.popleft
 
@@ -71,11 +78,12 @@ class Pipeline:
         self._progress = threading.Condition(threading.Lock())
         self._space = threading.Condition(threading.Lock())
         self.wake = threading.Event()
+        self.cut = threading.Event()  # set after each batch cut (see `catch_up`)
         self.batch_size = config.batch_size
         self.wake_every = config.batch_size * PARTS_PER_EVENT  # parts in a full batch
+        self.behind = CATCH_UP_BATCHES * self.wake_every  # the batcher is behind from here
         self.limit = config.max_buffer  # events send() may leave waiting
-        # The parts send() may append without the overflow path; -1 once closed,
-        # so that send() needs no check of its own.
+        # Parts send() may append without the overflow path; -1 once closed.
         self.part_limit = self.limit * PARTS_PER_EVENT
         self.closed = False
         self._stopping = False
@@ -239,7 +247,37 @@ class Pipeline:
             self._in_hand_start = None
             self._in_hand_durable = False
         self._update_limit()
+        self.cut.set()
         return True
+
+    def catch_up(self) -> None:
+        """Let the batcher, or a lane's preparer, run when it has fallen behind.
+
+        `send` calls it once per batch. The pipeline's threads run only when
+        they hold the interpreter lock; a sending thread that never lets go of
+        it gives each of them a turn every switch interval (5 ms), and one
+        more for each time it lets go itself (to compress, write or sync). A
+        fast sender thus starves them: events pile up, in the buffer (dropped
+        at ``max_buffer``) or waiting for a preparer, while they have capacity
+        to spare. So when the batcher is `CATCH_UP_BATCHES` batches behind, or
+        a preparer that is making progress (one that prepared a batch in the
+        last `PROGRESS_WINDOW` seconds: never a hanging one) is, the sender
+        waits until that thread has finished one more batch, at most
+        `CATCH_UP_SECONDS`.
+        """
+        if self._stopping or self._batcher_error is not None:
+            return
+        if len(self.buffer) >= self.behind:
+            self.cut.clear()
+            self.cut.wait(CATCH_UP_SECONDS)
+            return
+        backlog = CATCH_UP_BATCHES * self.batch_size
+        since = time.monotonic() - PROGRESS_WINDOW
+        for lane in self.lanes:
+            if lane.lagging(backlog, since):
+                lane.prepared.clear()
+                lane.prepared.wait(CATCH_UP_SECONDS)
+                return
 
     def _append(self, batch: EventBatch) -> tuple[int, int] | Literal["dropped"] | None:
         """Append a batch to the spool, applying the overflow policy when it is full.

@@ -253,6 +253,7 @@ class EventStreamer(Instruments, StreamerOperations):
         buffer.extend((event.measurement, event.tags, fields, event.timestamp_ns, cid))
         if not len(buffer) % pipeline.wake_every:
             pipeline.wake.set()
+            pipeline.catch_up()
         return True
 
     def send_many(self, events: Iterable[MetricEvent]) -> int:
