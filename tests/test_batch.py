@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -232,3 +233,22 @@ class TestBatchesFromParts:
         assert json.encode_parts(event_parts(events)) == b"\n".join(
             json.encode_event(e) for e in events
         )
+
+
+class TestBatchIds:
+    """Batch ids are drawn without a system call, and differ in a forked child."""
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_a_forked_child_draws_other_ids_than_its_parent(self) -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, EventBatch([]).batch_id.encode())
+            os._exit(0)
+        os.close(write)
+        parent = EventBatch([]).batch_id
+        child = os.read(read, 64).decode()
+        os.close(read)
+        os.waitpid(pid, 0)
+        assert re.fullmatch(r"[0-9a-f]{32}", child)
+        assert child != parent

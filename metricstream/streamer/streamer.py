@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from metricstream._log import logger
 from metricstream._options import require_number
@@ -251,6 +252,21 @@ class EventStreamer(Instruments, StreamerOperations):
             )
         # The event is kept as its parts, appended at once (see Pipeline.buffer).
         buffer.extend((event.measurement, event.tags, fields, event.timestamp_ns, cid))
+        if not len(buffer) % pipeline.wake_every:
+            pipeline.wake.set()
+            pipeline.catch_up()
+        return True
+
+    def _send_parts(
+        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
+    ) -> bool:
+        """`send` an event given as parts already validated (the instruments' path)."""
+        pipeline = self._pipeline
+        cid = current_correlation_id()
+        buffer = pipeline.buffer
+        if len(buffer) >= pipeline.part_limit:  # full, or closed
+            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
+        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
         if not len(buffer) % pipeline.wake_every:
             pipeline.wake.set()
             pipeline.catch_up()
