@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metricstream import ConfigError, EventBatch, InvalidEventError, MetricEvent, UInt
-from metricstream.codecs import json, lineprotocol
+from metricstream.codecs import _columns, json, lineprotocol
 from metricstream.codecs._columns import samples
 from metricstream.codecs.lineprotocol import encode_lines
-from metricstream.event import event_from_sample, event_parts
+from metricstream.event import event_from_sample, event_parts, shared_tags
 
 
 def sample_events() -> list[MetricEvent]:
@@ -252,3 +252,26 @@ class TestBatchIds:
         os.waitpid(pid, 0)
         assert re.fullmatch(r"[0-9a-f]{32}", child)
         assert child != parent
+
+
+class TestTextsBefore:
+    """The column encoders remember the text before a value per shared tag dict, bounded."""
+
+    def test_tags_changed_with_with_tag_are_encoded_as_they_are_now(self) -> None:
+        events = [
+            event_from_sample("cpu", float(i), {"host": "a"}, timestamp_ns=i).with_tag("n", i % 3)
+            for i in range(9)
+        ]
+        parts = event_parts(events)
+        assert samples(parts) is not None
+        for _ in range(2):
+            assert lineprotocol.encode_parts(parts) == encode_lines(events).encode()
+            assert json.encode_parts(parts) == b"\n".join(json.encode_event(e) for e in events)
+
+    def test_the_texts_remembered_stay_within_the_limit(self) -> None:
+        heads = _columns.TextsBefore(lambda m, k, tags: repr(tags).encode(), limit=5)
+        for i in range(40):
+            tags = shared_tags({"host": f"h{i}"})
+            assert heads.texts("m", "v", [tags, tags]) == [repr(tags).encode()] * 2
+            assert len(heads._alive) <= 5
+            assert sum(len(known) for known in heads._known.values()) <= 5

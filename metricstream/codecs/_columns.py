@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from metricstream.event import PARTS_PER_EVENT
+from metricstream.event import PARTS_PER_EVENT, SharedTags
 
-__all__ = ["Samples", "join_lines", "number_texts", "samples"]
+__all__ = ["Samples", "TextsBefore", "join_lines", "number_texts", "samples"]
 
 
 class Samples(NamedTuple):
@@ -114,9 +114,64 @@ def number_texts(values: list[Any]) -> list[bytes]:
     return orjson.dumps(values)[1:-1].split(b",")
 
 
+class TextsBefore:
+    """The text before the value on each line of a batch of samples, by tag dict.
+
+    Each encoding keeps one: ``make(measurement, key, tags)`` builds the text
+    for one tag dict. The text of a shared tag dict (a `SharedTags`, read-only)
+    is remembered across batches under its identity, which stays its own
+    since the dict is kept alive here; at most `limit` are kept, and all are
+    forgotten when more would be. Other dicts are looked at once per batch.
+
+    Args:
+        make: Builds the text for a measurement, a field key and a tag dict.
+        limit: The most texts remembered.
+    """
+
+    def __init__(self, make: Callable[[str, str, dict[str, str]], bytes], limit: int) -> None:
+        self._make = make
+        self.limit = limit
+        self._known: dict[tuple[str, str], dict[int, bytes]] = {}
+        self._alive: dict[int, dict[str, str]] = {}
+
+    def texts(self, measurement: str, key: str, tags: list[dict[str, str]]) -> list[bytes]:
+        """The text before the value for each tag dict of `tags` (one per event)."""
+        known = self._known.get((measurement, key))
+        if known is None:
+            known = self._known.setdefault((measurement, key), {})
+        # The batch keeps its tag dicts alive, so their ids are their own.
+        texts = list(map(known.get, map(id, tags)))
+        if None in texts:
+            self._fill((measurement, key), known, tags, texts)
+        return texts  # type: ignore[return-value]
+
+    def _fill(
+        self,
+        scope: tuple[str, str],
+        known: dict[int, bytes],
+        tags: list[dict[str, str]],
+        texts: list[bytes | None],
+    ) -> None:
+        made: dict[int, bytes] = {}
+        for index, done in enumerate(texts):
+            if done is not None:
+                continue
+            found = tags[index]
+            ident = id(found)
+            text = made.get(ident)
+            if text is None:
+                text = made[ident] = self._make(*scope, found)
+                if found.__class__ is SharedTags:
+                    if len(self._alive) >= self.limit:
+                        self._known.clear()
+                        self._alive.clear()
+                    self._alive[ident] = found
+                    known[ident] = text
+            texts[index] = text
+
+
 def join_lines(
-    tags: list[dict[str, str]],
-    text_before: Callable[[dict[str, str]], bytes],
+    befores: list[bytes],
     values: list[bytes],
     *,
     between: bytes,
@@ -126,9 +181,7 @@ def join_lines(
     """Join one line per event: the text before its value, value, between, timestamp, after.
 
     Args:
-        tags: The tag dict of each event.
-        text_before: Builds the text before the value of an event with these
-            tags; called once per distinct dict of the batch.
+        befores: Each event's text before its value.
         values: Each event's value text.
         between: The text between value and timestamp.
         timestamps: Each event's timestamp text.
@@ -137,14 +190,12 @@ def join_lines(
     Returns:
         The lines, newline-joined, no trailing newline.
     """
-    distinct = dict(zip(map(id, tags), tags, strict=True))  # the tags outlive this call
-    before = {key: text_before(found) for key, found in distinct.items()}
     # Five pieces per line in one flat list, joined once: no bytes object per line.
-    pieces: list[bytes] = [between] * (5 * len(tags))
-    pieces[0::5] = map(before.__getitem__, map(id, tags))
+    pieces: list[bytes] = [between] * (5 * len(befores))
+    pieces[0::5] = befores
     pieces[1::5] = values
     pieces[3::5] = timestamps
-    pieces[4::5] = repeat(after + b"\n", len(tags))
+    pieces[4::5] = repeat(after + b"\n", len(befores))
     if pieces:
         pieces[-1] = after
     return b"".join(pieces)

@@ -33,7 +33,7 @@ from metricstream._validate import (
     check_timestamp,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, join_lines, number_texts, samples
+from metricstream.codecs._columns import Samples, TextsBefore, join_lines, number_texts, samples
 from metricstream.event import (
     PARTS_PER_EVENT,
     SCHEMA_VERSION,
@@ -163,6 +163,14 @@ def encode_parts(parts: Sequence[Any]) -> bytes:
     return b"\n".join(dumped)
 
 
+def _head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
+    """The JSON of an event up to its value: ``{"measurement":...,"fields":{"key":``."""
+    return orjson.dumps({"measurement": measurement, "tags": tags, "fields": {key: 0}})[:-3]
+
+
+_heads = TextsBefore(_head, 16_384)
+
+
 def encode_samples(batch: Samples) -> bytes:
     """Return JSON Lines for a batch of samples (see `metricstream.codecs._columns`).
 
@@ -175,12 +183,8 @@ def encode_samples(batch: Samples) -> bytes:
     Returns:
         One object per event and line, no trailing newline.
     """
-    measurement, key = batch.measurement, batch.key
     return join_lines(
-        batch.tags,
-        lambda tags: orjson.dumps({"measurement": measurement, "tags": tags, "fields": {key: 0}})[
-            :-3
-        ],
+        _heads.texts(batch.measurement, batch.key, batch.tags),
         number_texts(batch.values),
         between=b'},"timestamp_ns":',
         timestamps=number_texts(batch.timestamps),

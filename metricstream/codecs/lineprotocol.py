@@ -66,7 +66,7 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, join_lines, number_texts, samples
+from metricstream.codecs._columns import Samples, TextsBefore, join_lines, number_texts, samples
 from metricstream.event import (
     EventRow,
     MetricEvent,
@@ -396,16 +396,21 @@ def _encode_columns(batch: Samples) -> bytes | None:
         texts, between = number_texts(values), b" "
     else:
         return None
-    prefix = " " + _field_prefix(batch.key)
-    measurement = batch.measurement
     return join_lines(
-        batch.tags,
-        lambda tags: (_head_of(measurement, tags) + prefix).encode(),
+        _heads.texts(batch.measurement, batch.key, batch.tags),
         texts,
         between=between,
         timestamps=number_texts(batch.timestamps),
         after=b"",
     )
+
+
+def _sample_head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
+    """The line protocol of a sample up to its value: ``head key=``."""
+    return f"{_head_of(measurement, tags)} {_field_prefix(key)}".encode()
+
+
+_heads = TextsBefore(_sample_head, 16_384)
 
 
 _FLOATS = {float}

@@ -32,7 +32,11 @@ from metricstream.streamer._operations import StreamerOperations
 from metricstream.streamer._pipeline import Pipeline
 from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
 from metricstream.streamer.correlation import correlation as _correlation
-from metricstream.streamer.correlation import current_correlation_id, generate_correlation_id
+from metricstream.streamer.correlation import (
+    current_correlation_id,
+    generate_correlation_id,
+    scopes_entered,
+)
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.instruments import Instruments
 from metricstream.streamer.retry import RetryConfig
@@ -243,7 +247,7 @@ class EventStreamer(Instruments, StreamerOperations):
             pipeline.drop_upstream("invalid")
             raise no_fields_error(event.measurement)
         cid = event.correlation_id
-        if cid is None:
+        if cid is None and scopes_entered[0]:
             cid = current_correlation_id()
         buffer = pipeline.buffer
         if len(buffer) >= pipeline.part_limit:  # full, or closed
@@ -262,7 +266,7 @@ class EventStreamer(Instruments, StreamerOperations):
     ) -> bool:
         """`send` an event given as parts already validated (the instruments' path)."""
         pipeline = self._pipeline
-        cid = current_correlation_id()
+        cid = current_correlation_id() if scopes_entered[0] else None
         buffer = pipeline.buffer
         if len(buffer) >= pipeline.part_limit:  # full, or closed
             return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
