@@ -1,11 +1,13 @@
 """`EventStreamer`: the facade between application threads and the sinks.
 
-`send` validates, stamps the correlation id and appends to a deque; it never
-performs I/O and never waits (except under ``overflow="block"``). Everything
-else happens in the `Pipeline` (`metricstream.streamer._pipeline`): a batcher
-thread cuts batches by size or time and hands them to one lane per sink,
-each with its own threads, so a slow or dead sink never delays the
-application or another sink.
+`send` validates, stamps the correlation id and appends the event's parts
+to a deque; it never performs I/O and never waits for a sink (under
+``overflow="block"`` it waits for room). Everything else happens in the
+`Pipeline` (`metricstream.streamer._pipeline`): a batcher thread cuts
+batches by size or time and hands them to one lane per sink, each with its
+own threads, so a slow or dead sink never delays the application or another
+sink. Those threads run only when they hold the interpreter lock, so once
+per batch `send` lets one that fell behind finish a batch (`Pipeline.catch_up`).
 """
 
 from __future__ import annotations
@@ -227,6 +229,13 @@ class EventStreamer(Instruments, StreamerOperations):
         added later, off this thread. The event itself is not changed, but
         the streamer keeps its tags and fields: do not change them after
         sending.
+
+        It never waits for a sink. Once per ``batch_size`` events, when the
+        batcher, or the preparer of a lane that is making progress, has
+        fallen three batches behind, it waits for that thread to finish one
+        more batch, at most 10 ms: the pipeline's threads need the
+        interpreter lock, which a busy sending thread would otherwise keep
+        while events pile up (see `Pipeline.catch_up`).
 
         Returns:
             True if the event was queued; False if it was dropped at once
