@@ -87,16 +87,21 @@ def _wait_prepared(streamer: Any, events: int) -> Any:
         time.sleep(0.05)
 
 
-def run_ours(port: int) -> dict[str, float]:
+def _streamer(port: int, **options: Any) -> Any:
+    """A streamer whose only sink is dead, retrying patiently, batches of 5000."""
     import metricstream as ms
 
-    streamer = ms.EventStreamer(
+    return ms.EventStreamer(
         [_dead_sink(port)],
         batch_size=5000,
-        max_buffer=EVENTS,
         retry=_patient_retry(),
         register_atexit=False,
+        **options,
     )
+
+
+def run_ours(port: int) -> dict[str, float]:
+    streamer = _streamer(port, max_buffer=EVENTS)
     baseline = rss_kib("VmRSS")
     started, cpu = time.perf_counter(), time.process_time()
     send_samples(streamer, EVENTS)
@@ -114,17 +119,9 @@ def run_ours(port: int) -> dict[str, float]:
 
 
 def run_spool(port: int) -> dict[str, float]:
-    import metricstream as ms
-
     directory = tempfile.mkdtemp(prefix="ms-bench-spool-")
     try:
-        streamer = ms.EventStreamer(
-            [_dead_sink(port)],
-            batch_size=5000,
-            retry=_patient_retry(),
-            spool_dir=directory,
-            register_atexit=False,
-        )
+        streamer = _streamer(port, spool_dir=directory)
         baseline = rss_kib("VmRSS")
         started, cpu = time.perf_counter(), time.process_time()
         send_samples(streamer, EVENTS)
@@ -152,13 +149,7 @@ def run_spool(port: int) -> dict[str, float]:
 def run_pause(port: int) -> dict[str, float]:
     import metricstream as ms
 
-    streamer = ms.EventStreamer(
-        [_dead_sink(port)],
-        batch_size=5000,
-        max_buffer=PAUSE_EVENTS,
-        retry=_patient_retry(),
-        register_atexit=False,
-    )
+    streamer = _streamer(port, max_buffer=PAUSE_EVENTS)
     full = [0, 0.0]
     start_ns = [0]
 

@@ -231,7 +231,10 @@ def _fields_text(fields: dict[str, FieldValue]) -> str:
     prefixes = _field_prefix_cache
     text = ""
     for key, value in fields.items():
-        prefix = prefixes.get(key) or _field_prefix(key)
+        try:
+            prefix = prefixes[key]
+        except KeyError:
+            prefix = _field_prefix(key)
         cls = value.__class__
         if cls is float and -1e6 < value < 1e6:  # type: ignore[operator]
             pair = prefix + repr(value).removesuffix(".0")
