@@ -20,8 +20,12 @@ test: $(STAMP)
 	scripts/services.sh start
 	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 
-## Benchmarks against the peers (influxdb-client, prometheus_client, OpenTelemetry).
-bench: $(STAMP)
+$(VENV)/.installed-bench: pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all,bench]'
+	@touch $@
+
+## Benchmarks against the peers; writes benchmarks/results/REPORT.md and its charts.
+bench: $(VENV)/.installed-bench
 	scripts/services.sh start
 	eval "$$(scripts/services.sh env)" && $(PY) benchmarks/run.py
 

@@ -1,10 +1,22 @@
-"""Helpers shared by the benchmarks: timing and printing side by side."""
+"""Helpers shared by the benchmarks: timing, printing side by side, recording figures.
+
+Every comparison printed with `side_by_side` (or recorded with `record`) is
+kept in `FIGURES`, and every curve given to `record_curve` in `CURVES`;
+``benchmarks/run.py`` writes them into ``benchmarks/results/REPORT.md`` and
+its charts.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
+import resource
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import metricstream as ms
 
@@ -34,13 +46,210 @@ def median_ns_per_call(fn: Callable[[int], None], calls: int, repeats: int = 7) 
     return statistics.median(results)
 
 
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Run `fn`; return (wall seconds, CPU seconds of this process, every thread)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_kib(field_name: str = "VmRSS") -> int:
+    """A field of /proc/self/status in KiB (VmRSS now, VmHWM the peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field_name)
+
+
+def machine() -> dict[str, Any]:
+    """The machine the benchmarks run on: CPU model, cores, Python, load."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "system": f"{platform.system()} {platform.release()}",
+        "load_average": [round(x, 2) for x in load],
+        "metricstream": ms.__version__,
+    }
+
+
+@dataclass
+class Figure:
+    """One figure beside its peer, as printed and as the report shows it.
+
+    ``ratio`` is metricstream's advantage: above 1 is better, whichever way
+    the unit points. CPU figures are seconds of the client process per
+    million events (or calls).
+    """
+
+    title: str
+    ours_label: str
+    ours: float
+    unit: str
+    peer_label: str | None = None
+    peer: float | None = None
+    higher_is_better: bool = True
+    ratio: float | None = None
+    target: str | None = None
+    met: bool | None = None
+    cpu_ours: float | None = None
+    cpu_peer: float | None = None
+    spread: str | None = None
+    key: str | None = None
+    bench: str = ""
+
+
+@dataclass
+class Curve:
+    """A scaling curve: y against x for several series (ours and peers)."""
+
+    key: str
+    title: str
+    x_label: str
+    y_label: str
+    xs: list[float]
+    series: dict[str, list[float | None]] = field(default_factory=dict)
+
+
+FIGURES: list[Figure] = []
+CURVES: list[Curve] = []
+CURRENT_BENCH = [""]
+
+
+def record(figure: Figure) -> Figure:
+    """Keep `figure` for the report (tagged with the benchmark running now)."""
+    figure.bench = figure.bench or CURRENT_BENCH[0]
+    FIGURES.append(figure)
+    return figure
+
+
+def record_curve(curve: Curve) -> Curve:
+    """Keep `curve` for the report."""
+    CURVES.append(curve)
+    return curve
+
+
+def advantage(ours: float, peer: float, higher_is_better: bool) -> float:
+    """How many times better ours is than the peer's figure."""
+    return ours / peer if higher_is_better else peer / ours
+
+
 def side_by_side(
-    title: str, ours: tuple[str, float], peer: tuple[str, float], unit: str, higher_is_better: bool
+    title: str,
+    ours: tuple[str, float],
+    peer: tuple[str, float],
+    unit: str,
+    higher_is_better: bool,
+    *,
+    cpu: tuple[float | None, float | None] | None = None,
+    target: tuple[str, bool] | None = None,
+    spread: str | None = None,
+    key: str | None = None,
 ) -> float:
-    """Print both figures and the ratio (how many times better ours is); return the ratio."""
-    ratio = ours[1] / peer[1] if higher_is_better else peer[1] / ours[1]
+    """Print both figures and the ratio (how many times better ours is); return the ratio.
+
+    Args:
+        title: What is compared.
+        ours: (label, figure) of metricstream.
+        peer: (label, figure) of the peer, measured in the same run.
+        unit: The unit of both figures.
+        higher_is_better: Whether a higher figure is better.
+        cpu: CPU seconds of the client process per million events, ours and
+            the peer's, printed beside the figures.
+        target: (the target as text, whether it is met).
+        spread: How the figure varied over the runs, as text.
+        key: A name for the figure in the report (headline figures).
+    """
+    ratio = advantage(ours[1], peer[1], higher_is_better)
+    cpu_ours, cpu_peer = cpu if cpu is not None else (None, None)
     print(f"\n{title}")
-    print(f"  {ours[0]:<44} {ours[1]:>14,.1f} {unit}")
-    print(f"  {peer[0]:<44} {peer[1]:>14,.1f} {unit}")
-    print(f"  ratio (metricstream advantage)               {ratio:>14.2f}x")
+    for (label, value), cpu_s in ((ours, cpu_ours), (peer, cpu_peer)):
+        cpu_text = "" if cpu_s is None else f"   {cpu_s:7.2f} CPU s/M"
+        print(f"  {label:<50} {value:>14,.1f} {unit}{cpu_text}")
+    print(f"  ratio (metricstream advantage){'':<21}{ratio:>14.2f}x")
+    if spread:
+        print(f"  {spread}")
+    if target is not None:
+        print(f"  target: {target[0]} -> {'met' if target[1] else 'MISSED'}")
+    record(
+        Figure(
+            title=title.strip(),
+            ours_label=ours[0],
+            ours=ours[1],
+            unit=unit,
+            peer_label=peer[0],
+            peer=peer[1],
+            higher_is_better=higher_is_better,
+            ratio=ratio,
+            target=None if target is None else target[0],
+            met=None if target is None else target[1],
+            cpu_ours=cpu_ours,
+            cpu_peer=cpu_peer,
+            spread=spread,
+            key=key,
+        )
+    )
     return ratio
+
+
+def alone(
+    title: str,
+    ours: tuple[str, float],
+    unit: str,
+    *,
+    target: tuple[str, bool] | None = None,
+    cpu: float | None = None,
+    key: str | None = None,
+    note: str | None = None,
+) -> Figure:
+    """Print and record a figure that has no peer (an absolute target)."""
+    cpu_text = "" if cpu is None else f"   {cpu:7.2f} CPU s/M"
+    print(f"\n{title}")
+    print(f"  {ours[0]:<50} {ours[1]:>14,.1f} {unit}{cpu_text}")
+    if note:
+        print(f"  {note}")
+    if target is not None:
+        print(f"  target: {target[0]} -> {'met' if target[1] else 'MISSED'}")
+    return record(
+        Figure(
+            title=title.strip(),
+            ours_label=ours[0],
+            ours=ours[1],
+            unit=unit,
+            target=None if target is None else target[0],
+            met=None if target is None else target[1],
+            cpu_ours=cpu,
+            spread=note,
+            key=key,
+        )
+    )
+
+
+def spread_of(values: Sequence[float], unit: str = "x") -> str:
+    """The range of `values` over the runs, as text."""
+    return f"over {len(values)} runs: {min(values):,.2f}-{max(values):,.2f}{unit}"
+
+
+def as_dicts() -> dict[str, Any]:
+    """Every figure and curve recorded so far, as plain data."""
+    return {
+        "figures": [asdict(figure) for figure in FIGURES],
+        "curves": [asdict(curve) for curve in CURVES],
+    }

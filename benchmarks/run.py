@@ -1,10 +1,12 @@
-"""Run every benchmark, each beside its peer, and print a summary of the targets.
+"""Run every benchmark, each figure beside its peer, and write the report.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
-throughput, memory, influx, instruments, health, redis, kafka, query (default:
-all). ``make bench`` runs them all; the influx benchmark needs VictoriaMetrics, the
-kafka one Tansu (``scripts/services.sh start``), the redis benchmark ``redis-server``
-(or ``METRICSTREAM_REDIS_URL``).
+throughput, spool, memory, influx, scaling, instruments, health, redis, kafka,
+query (default: all). ``make bench`` runs them all and writes
+``benchmarks/results/REPORT.md`` with its charts (a run of some of them
+writes it too, with their figures only). The influx and scaling benchmarks
+need VictoriaMetrics, the kafka one Tansu (``scripts/services.sh start``),
+the redis benchmark ``redis-server`` (or ``METRICSTREAM_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -13,15 +15,21 @@ import importlib
 import os
 import sys
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+import _report
+from _common import CURRENT_BENCH, machine
 
 BENCHMARKS = {
     "encode": "bench_encode",
     "send": "bench_send",
     "throughput": "bench_throughput",
+    "spool": "bench_spool",
     "memory": "bench_memory",
     "influx": "bench_influx",
+    "scaling": "bench_scaling",
     "instruments": "bench_instruments",
     "health": "bench_health",
     "redis": "bench_redis",
@@ -36,13 +44,32 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
         return 2
-    print(f"metricstream benchmarks on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    host = machine()
+    print(
+        f"metricstream benchmarks on {host['cpu']}, {host['cores']} cores, "
+        f"Python {host['python']}, load {host['load_average']}"
+    )
+    durations: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for name in chosen:
         started = time.perf_counter()
         print(f"\n=== {name} " + "=" * (70 - len(name)))
-        importlib.import_module(BENCHMARKS[name]).main()
-        print(f"  ({time.perf_counter() - started:.1f} s)")
-    return 0
+        CURRENT_BENCH[0] = name
+        try:
+            importlib.import_module(BENCHMARKS[name]).main()
+        except Exception as exc:
+            traceback.print_exc()
+            failed[name] = f"{type(exc).__name__}: {exc}"
+        durations[name] = time.perf_counter() - started
+        print(f"  ({durations[name]:.1f} s)")
+    print("\n=== targets " + "=" * 60)
+    for title, figure in _report.headline_rows():
+        verdict = "" if figure.met is None else (" met" if figure.met else " MISSED")
+        ratio = "" if figure.ratio is None else f" {figure.ratio:.2f}x"
+        print(f"  {title:<72}{ratio}  {figure.target or ''}{verdict}")
+    path = _report.write(host, durations, failed)
+    print(f"\nreport: {os.path.relpath(path)} ({sum(durations.values()) / 60:.1f} minutes)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

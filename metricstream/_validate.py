@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import re
+import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Union, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
 
 from metricstream._bounded import BoundedSet
 from metricstream.exceptions import InvalidEventError
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "FLOAT_MAX",
     "INT64_MAX",
     "INT64_MIN",
     "MAX_STRING_BYTES",
@@ -55,6 +57,9 @@ UINT64_MAX = 2**64 - 1
 MAX_STRING_BYTES = 64 * 1024
 """The largest string field value accepted, in UTF-8 bytes."""
 
+FLOAT_MAX = sys.float_info.max
+"""The largest finite float: a float field is finite when it lies within +-FLOAT_MAX."""
+
 RESERVED_KEYS = frozenset({"time", "_measurement", "_field"})
 """Tag and field keys that InfluxDB reserves for itself."""
 
@@ -71,6 +76,12 @@ class UInt(int):
 
     __slots__ = ()
 
+    created: ClassVar[bool] = False
+    """True once any `UInt` has been made in this process.
+
+    Until then no event can hold one, and encoders skip looking for them.
+    """
+
     def __new__(cls, value: object) -> Self:
         """Create an unsigned value from an integer (bools are refused)."""
         if isinstance(value, bool):
@@ -84,6 +95,7 @@ class UInt(int):
             ) from None
         if not 0 <= number <= UINT64_MAX:
             raise InvalidEventError(None, f"UInt value {number} is outside 0..{UINT64_MAX}")
+        UInt.created = True
         return super().__new__(cls, number)
 
     def __repr__(self) -> str:
@@ -471,22 +483,29 @@ def check_fields(
     if source.__class__ is not dict:
         source = as_dict(fields, "fields")
     keys = valid_keys
-    result: dict[str, FieldValue] = {}
-    for raw_key, raw_value in source.items():
-        key = (
-            raw_key if raw_key.__class__ is str and raw_key in keys else check_key(raw_key, "field")
-        )
-        value = raw_value
+    # Inline checks for keys seen before and the common value types; anything
+    # else (or out of range) goes through the full checks, which raise or convert.
+    for key, value in source.items():
+        if key.__class__ is not str or key not in keys:
+            return _rebuild_fields(source)
         cls = value.__class__
-        # Inline checks for the common types; anything else (or out of range)
-        # goes through the full check, which raises or converts.
         if cls is float:
-            if value - value != 0.0:
-                value = check_field_value(key, value)
+            if not -FLOAT_MAX <= value <= FLOAT_MAX:  # NaN fails both comparisons
+                return _rebuild_fields(source)
         elif cls is int:
             if not INT64_MIN <= value <= INT64_MAX:
-                value = check_field_value(key, value)
+                return _rebuild_fields(source)
+        elif cls is str:
+            if len(value) > MAX_STRING_BYTES // 4 or not value.isascii():
+                return _rebuild_fields(source)
         elif cls is not bool and cls is not UInt:
-            value = check_field_value(key, value)
-        result[key] = value
-    return result
+            return _rebuild_fields(source)
+    return source.copy() if source is fields else source  # type: ignore[no-any-return,union-attr]
+
+
+def _rebuild_fields(fields: dict[Any, Any]) -> dict[str, FieldValue]:
+    rebuilt: dict[str, FieldValue] = {}
+    for key, value in fields.items():
+        checked = check_key(key, "field")
+        rebuilt[checked] = check_field_value(checked, value)
+    return rebuilt

@@ -33,38 +33,70 @@ Optional members the streamer uses when a sink has them:
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from metricstream.codecs.json import encode_events
+from metricstream.codecs._columns import Samples, samples
+from metricstream.codecs.json import encode_events, encode_parts
+from metricstream.codecs.json import encode_samples as encode_json_samples
 from metricstream.codecs.lineprotocol import encode_lines
-from metricstream.event import MetricEvent
+from metricstream.codecs.lineprotocol import encode_parts as encode_line_parts
+from metricstream.codecs.lineprotocol import encode_samples as encode_line_samples
+from metricstream.event import (
+    PARTS_PER_EVENT,
+    MetricEvent,
+    event_parts,
+    events_from_parts,
+)
 
 __all__ = ["EventBatch", "Sink"]
+
+# Batch ids are 128 random bits, drawn without a system call: os.urandom (and
+# so uuid4) lets go of the interpreter lock, which costs the batcher its turn.
+# The generator is seeded from the system once, and again in a forked child.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def _new_batch_id() -> str:
+    return f"{_ids.getrandbits(128):032x}"
 
 
 class EventBatch:
     """A list of events with a unique id and cached encodings.
 
+    The streamer builds its batches from the events' parts (`from_parts`),
+    so the events of a batch exist as objects only for a sink that reads
+    `events`; the encodings shared between sinks are computed from the
+    parts directly.
+
     Args:
         events: The events, in order. A list is kept as given, not copied: do
             not change it (or its events) once the batch exists, since the
             encodings are computed once and cached.
-        batch_id: An id for the batch; a random unique one (32 hex digits)
-            when None.
+        batch_id: An id for the batch; a random one (128 bits as 32 hex
+            digits) when None.
         created_ns: When the batch was cut (nanoseconds since the epoch);
             now when None.
 
     Attributes:
-        events: The events, in order.
         batch_id: The batch's id (unique per batch).
         created_ns: When the batch was cut, in nanoseconds since the epoch.
     """
 
-    __slots__ = ("_cache", "_lock", "batch_id", "created_ns", "events")
+    __slots__ = (
+        "_cache",
+        "_events",
+        "_lock",
+        "_parts",
+        "_samples",
+        "batch_id",
+        "created_ns",
+    )
 
     def __init__(
         self,
@@ -72,17 +104,92 @@ class EventBatch:
         batch_id: str | None = None,
         created_ns: int | None = None,
     ) -> None:
-        self.events: list[MetricEvent] = events if isinstance(events, list) else list(events)
-        self.batch_id: str = uuid.uuid4().hex if batch_id is None else batch_id
+        self._events: list[MetricEvent] | None = (
+            events if isinstance(events, list) else list(events)
+        )
+        self._parts: list[Any] | None = None
+        self._samples: Samples | None = None
+        self.batch_id: str = _new_batch_id() if batch_id is None else batch_id
         self.created_ns: int = time.time_ns() if created_ns is None else created_ns
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_parts(
+        cls,
+        parts: list[Any],
+        batch_id: str | None = None,
+        created_ns: int | None = None,
+    ) -> EventBatch:
+        """Build a batch from its events' flat parts (see `metricstream.event.PARTS_PER_EVENT`).
+
+        Args:
+            parts: Measurement, tags, fields, timestamp_ns and correlation id
+                of each event, in order, already validated. Kept as given.
+            batch_id: As for `EventBatch`.
+            created_ns: As for `EventBatch`.
+
+        Returns:
+            The batch; its `events` are built the first time they are read. A
+            batch of samples keeps their columns instead of the parts (see
+            `metricstream.codecs._columns`), without the events' field dicts.
+        """
+        batch = cls((), batch_id, created_ns)
+        batch._events = None
+        batch._samples = samples(parts)
+        if batch._samples is None:
+            batch._parts = parts
+        return batch
+
+    @property
+    def events(self) -> list[MetricEvent]:
+        """The events, in order (built from their parts on first use)."""
+        events = self._events
+        if events is None:
+            with self._lock:
+                events = self._events
+                if events is None:
+                    found = self._samples
+                    parts = self._parts if found is None else found.parts()
+                    events = self._events = events_from_parts(parts or ())
+        return events
+
+    def parts(self) -> list[Any]:
+        """The events' flat parts, `PARTS_PER_EVENT` per event (computed once)."""
+        parts = self._parts
+        if parts is None:
+            with self._lock:
+                parts = self._parts
+                if parts is None:
+                    found = self._samples
+                    parts = self._parts = (
+                        event_parts(self._events or ()) if found is None else found.parts()
+                    )
+        return parts
+
+    def subset(self, start: int, stop: int) -> EventBatch:
+        """Return a new batch (with a new id) of the events from `start` up to `stop`."""
+        if self._samples is not None:
+            part = EventBatch((), created_ns=self.created_ns)
+            part._events = None
+            part._samples = self._samples.subset(start, stop)
+            return part
+        if self._parts is not None:
+            return EventBatch.from_parts(
+                self._parts[start * PARTS_PER_EVENT : stop * PARTS_PER_EVENT],
+                created_ns=self.created_ns,
+            )
+        return EventBatch(self.events[start:stop], created_ns=self.created_ns)
+
     def __len__(self) -> int:
-        return len(self.events)
+        if self._events is not None:
+            return len(self._events)
+        if self._samples is not None:
+            return self._samples.size()
+        return len(self._parts or ()) // PARTS_PER_EVENT
 
     def __repr__(self) -> str:
-        return f"EventBatch(batch_id={self.batch_id!r}, events={len(self.events)})"
+        return f"EventBatch(batch_id={self.batch_id!r}, events={len(self)})"
 
     def influx_bytes(self, precision: str = "ns") -> bytes:
         """Return the line protocol encoding as UTF-8 bytes (computed once per precision).
@@ -97,7 +204,12 @@ class EventBatch:
             with self._lock:
                 cached = self._cache.get(key)
                 if cached is None:
-                    cached = encode_lines(self.events, precision).encode()
+                    if self._samples is not None:
+                        cached = encode_line_samples(self._samples, precision)
+                    elif self._parts is not None:
+                        cached = encode_line_parts(self._parts, precision)
+                    else:
+                        cached = encode_lines(self._events or (), precision).encode()
                     self._cache[key] = cached
         return cached
 
@@ -112,7 +224,12 @@ class EventBatch:
             with self._lock:
                 cached = self._cache.get("json")
                 if cached is None:
-                    cached = encode_events(self.events)
+                    if self._samples is not None:
+                        cached = encode_json_samples(self._samples)
+                    elif self._parts is not None:
+                        cached = encode_parts(self._parts)
+                    else:
+                        cached = encode_events(self._events or ())
                     self._cache["json"] = cached
         return cached
 

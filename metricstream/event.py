@@ -15,12 +15,15 @@ in when it is imported (``import metricstream`` always does).
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, NoReturn
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
+    FLOAT_MAX,
     INT64_MAX,
     INT64_MIN,
     FieldValue,
@@ -43,8 +46,10 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "PARTS_PER_EVENT",
     "PROPERTY_ALIAS",
     "SCHEMA_VERSION",
+    "EventRow",
     "FieldValue",
     "MetricEvent",
     "SharedTags",
@@ -52,7 +57,11 @@ __all__ = [
     "UInt",
     "codecs",
     "event_from_sample",
+    "event_parts",
     "event_property",
+    "event_row",
+    "event_rows",
+    "events_from_parts",
     "property_columns",
     "property_values",
     "shared_tags",
@@ -132,9 +141,19 @@ class MetricEvent:
             if measurement.__class__ is str and measurement in valid_measurements
             else check_measurement(measurement)
         )
-        self.tags = shared_tags(tags) if tags else _NO_TAGS
+        if not tags:
+            self.tags = _NO_TAGS
+        elif tags is _last_tags[0] and tags == (shared := _last_tags[1]):
+            self.tags = shared
+        else:
+            self.tags = shared_tags(tags)
         self.fields = check_fields(fields) if fields else {}
-        self.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
+        if timestamp_ns is None:
+            self.timestamp_ns = _time_ns()
+        elif timestamp_ns.__class__ is int and INT64_MIN <= timestamp_ns <= INT64_MAX:
+            self.timestamp_ns = timestamp_ns
+        else:
+            self.timestamp_ns = check_timestamp(timestamp_ns)
         self.correlation_id = (
             None if correlation_id is None else check_correlation_id(correlation_id)
         )
@@ -285,6 +304,10 @@ class MetricEvent:
         return f"MetricEvent({', '.join(parts)})"
 
 
+_VALUE_FIELD = "value"
+"""The default field key of `event_from_sample` (always valid)."""
+
+
 def _same_value(a: FieldValue, b: FieldValue) -> bool:
     if a.__class__ is float:
         # 0.0 and -0.0 compare equal but encode differently.
@@ -297,7 +320,7 @@ def event_from_sample(
     value: FieldValue,
     tags: TagsLike = (),
     *,
-    field: str = "value",
+    field: str = _VALUE_FIELD,
     timestamp_ns: int | None = None,
 ) -> MetricEvent:
     """Build an event from one sample: ``metric`` becomes the measurement.
@@ -305,13 +328,11 @@ def event_from_sample(
     ``event_from_sample("cpu.usage", 0.73, {"host": "a"})`` is
     ``MetricEvent("cpu.usage", tags={"host": "a"}, fields={"value": 0.73})``.
 
-    Events built with equal tags share one read-only copy of them (see
-    `MetricEvent`).
-
     Args:
         metric: The measurement name.
         value: The sample, stored under the field `field`.
-        tags: Tags as a mapping or (key, value) pairs.
+        tags: Tags as a mapping or (key, value) pairs; events built with
+            equal tags share one read-only copy of them (see `MetricEvent`).
         field: The field key for the value.
         timestamp_ns: Nanoseconds since the epoch; defaults to now.
 
@@ -321,28 +342,39 @@ def event_from_sample(
     Raises:
         InvalidEventError: If any part is invalid.
     """
-    # This is on the application's hot path: names seen valid before are only
-    # looked up, and the common value types are checked inline.
+    # The hot path: known names are looked up, common values checked inline.
     if metric.__class__ is not str or metric not in valid_measurements:
         metric = check_measurement(metric)
-    if field.__class__ is not str or field not in valid_keys:
+    if field is not _VALUE_FIELD and (field.__class__ is not str or field not in valid_keys):
         field = check_key(field, "field")
     cls = value.__class__
     if cls is float:
-        if value - value != 0.0:  # type: ignore[operator]
+        if not -FLOAT_MAX <= value <= FLOAT_MAX:  # type: ignore[operator]
             value = check_field_value(field, value)
     elif cls is int:
         if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
             value = check_field_value(field, value)
     elif cls is not bool and cls is not UInt:
         value = check_field_value(field, value)
-    return trusted_event(
-        metric,
-        shared_tags(tags) if tags else _NO_TAGS,
-        {field: value},
-        _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns),
-        None,
-    )
+    shared = _NO_TAGS
+    if tags and (tags is not _last_tags[0] or tags != (shared := _last_tags[1])):
+        if tags.__class__ is not dict:
+            shared = shared_tags(tags)
+        else:
+            try:
+                shared = _shared_tags_cache[tuple(tags.items())]
+            except (KeyError, TypeError):
+                shared = _share_tags(tags)
+            else:
+                _last_tags[0] = tags
+                _last_tags[1] = shared
+    event: MetricEvent = _new_event(MetricEvent)
+    event.measurement = metric
+    event.tags = shared
+    event.fields = {field: value}
+    event.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
+    event.correlation_id = None
+    return event
 
 
 class SharedTags(dict):  # type: ignore[type-arg]
@@ -369,6 +401,13 @@ class SharedTags(dict):  # type: ignore[type-arg]
 
 _NO_TAGS: dict[str, str] = SharedTags()
 _shared_tags_cache: BoundedDict[tuple[tuple[str, str], ...], dict[str, str]] = BoundedDict(16_384)
+_last_tags: list[Any] = [None, _NO_TAGS]
+"""The dict last looked up in `_shared_tags_cache` and its shared copy.
+
+A call site that passes the same dict every time finds its tags with an
+identity and an equality check. The two items are written one after the
+other, not atomically: the equality check is what makes a hit correct.
+"""
 
 
 def shared_tags(tags: TagsLike) -> dict[str, str]:
@@ -383,12 +422,17 @@ def shared_tags(tags: TagsLike) -> dict[str, str]:
     Raises:
         InvalidEventError: If a key or value is invalid.
     """
-    if tags.__class__ is dict:
-        try:
-            return _shared_tags_cache[tuple(tags.items())]
-        except (KeyError, TypeError):
-            return _share_tags(tags)
-    return _share_tags(as_dict(tags, "tags"))
+    if tags.__class__ is not dict:
+        return _share_tags(as_dict(tags, "tags"))
+    if tags is _last_tags[0] and tags == (found := _last_tags[1]):
+        return found  # type: ignore[no-any-return]
+    try:
+        shared = _shared_tags_cache[tuple(tags.items())]
+    except (KeyError, TypeError):
+        return _share_tags(tags)
+    _last_tags[0] = tags
+    _last_tags[1] = shared
+    return shared
 
 
 def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:
@@ -423,6 +467,47 @@ def trusted_event(
     event.timestamp_ns = timestamp_ns
     event.correlation_id = correlation_id
     return event
+
+
+# --- events as parts -----------------------------------------------------------
+
+PARTS_PER_EVENT = 5
+"""How the streamer holds a pending event: its five parts, in the order of `EventRow`.
+
+A pending event is kept as these references in one flat sequence (see
+`event_rows`), never as an object of its own: the garbage collector has
+nothing per event to walk, and each event costs five pointers besides its
+values.
+"""
+
+EventRow = tuple[str, dict[str, str], dict[str, FieldValue], int, Union[str, None]]
+"""An event's parts: measurement, tags, fields, timestamp_ns, correlation_id."""
+
+event_row: Callable[[MetricEvent], EventRow] = operator.attrgetter(
+    "measurement", "tags", "fields", "timestamp_ns", "correlation_id"
+)
+"""Return the parts of an event as an `EventRow`."""
+
+
+def event_rows(parts: Iterable[Any]) -> Iterator[EventRow]:
+    """Iterate over flat parts (`PARTS_PER_EVENT` per event) as one `EventRow` per event.
+
+    Raises:
+        ValueError: At the end, if the parts do not make up whole events.
+    """
+    it: Iterator[Any] = iter(parts)
+    return zip(it, it, it, it, it, strict=True)
+
+
+def event_parts(events: Iterable[MetricEvent]) -> list[Any]:
+    """Return the flat parts of `events`, `PARTS_PER_EVENT` per event, in order."""
+    return list(chain.from_iterable(map(event_row, events)))
+
+
+def events_from_parts(parts: Iterable[Any]) -> list[MetricEvent]:
+    """Build the events whose flat parts are `parts` (parts already validated)."""
+    it: Iterator[Any] = iter(parts)
+    return list(map(trusted_event, it, it, it, it, it))
 
 
 PROPERTY_ALIAS = "event"

@@ -1,4 +1,7 @@
-"""Lanes isolate sinks: a hanging, slow or failing prepare() touches only its own sink."""
+"""Lanes isolate sinks: a hanging, slow or failing prepare() touches only its own sink.
+
+send() lets a pipeline thread that fell behind catch up, never one that hangs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import pytest
 from metricstream import contract
 from metricstream._log import RateLimitedLog
 from metricstream.contract import EventBatch
+from metricstream.event import PARTS_PER_EVENT
+from metricstream.streamer import _pipeline
 from metricstream.testing import InMemorySink
 
 from .support import NO_REASONS, assert_balanced, sample, values, wait_until
@@ -124,13 +129,19 @@ class TestSharedEncodings:
         self, make_streamer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls: list[int] = []
-        original: Callable[..., bytes] = contract.encode_events
+        from_parts: Callable[..., bytes] = contract.encode_parts
+        from_samples: Callable[..., bytes] = contract.encode_json_samples
 
-        def counting(events: Any) -> bytes:
-            calls.append(len(events))
-            return original(events)
+        def counting_parts(parts: Any) -> bytes:
+            calls.append(len(parts) // PARTS_PER_EVENT)
+            return from_parts(parts)
 
-        monkeypatch.setattr(contract, "encode_events", counting)
+        def counting_samples(samples: Any) -> bytes:
+            calls.append(samples.size())
+            return from_samples(samples)
+
+        monkeypatch.setattr(contract, "encode_parts", counting_parts)
+        monkeypatch.setattr(contract, "encode_json_samples", counting_samples)
 
         class JsonPayloadSink(InMemorySink):
             def __init__(self, name: str) -> None:
@@ -192,3 +203,88 @@ class TestRateLimitedWarnings:
         upstream_lines = [r for r in caplog.records if "send() found" in r.getMessage()]
         assert (len(lane_lines), len(upstream_lines) <= 1) == (1, True)
         gate.set()
+
+
+class TestCatchUp:
+    """send() lets a pipeline thread that fell behind finish a batch, never a hanging one."""
+
+    @staticmethod
+    def record_waits(event: threading.Event, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+        """Record the timeouts of `event.wait` calls (which then return at once)."""
+        waits: list[float] = []
+
+        def wait(timeout: float | None = None) -> bool:
+            waits.append(timeout if timeout is not None else -1.0)
+            return True
+
+        monkeypatch.setattr(event, "wait", wait)
+        return waits
+
+    def test_send_never_waits_for_a_preparer_that_hangs(
+        self, make_streamer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        gate = threading.Event()
+        hanging = GatedPrepareSink("hanging", gate)
+        streamer = make_streamer([hanging], batch_size=10, flush_interval=0.01)
+        lane = streamer._pipeline.lanes[0]
+        waits = self.record_waits(lane.prepared, monkeypatch)
+        assert streamer.send_many(sample(i) for i in range(500)) == 500
+        assert wait_until(lambda: lane._raw >= 490, timeout=30)
+        assert streamer.send_many(sample(i) for i in range(500, 600)) == 100
+        assert waits == []
+        gate.set()
+        assert streamer.flush(30) is True
+        assert values(hanging.events) == list(range(600))
+
+    def test_send_lets_a_working_preparer_that_fell_behind_finish_a_batch(
+        self, make_streamer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_pipeline, "PROGRESS_WINDOW", 3600.0)
+        gate = threading.Event()
+
+        class SecondBatchWaits(InMemorySink):
+            """Prepares the first batch at once, then waits for the gate."""
+
+            def prepare(self, batch: EventBatch) -> EventBatch:
+                if self.events or len(batch) != 10 or batch.events[0].fields["value"] != 0:
+                    gate.wait()
+                return super().prepare(batch)
+
+        sink = SecondBatchWaits("behind")
+        streamer = make_streamer([sink], batch_size=10, flush_interval=60)
+        lane = streamer._pipeline.lanes[0]
+        waits = self.record_waits(lane.prepared, monkeypatch)
+        streamer.send_many(sample(i) for i in range(10))
+        assert wait_until(lambda: lane.prepared_at > 0, timeout=30)
+        streamer.send_many(sample(i) for i in range(10, 100))
+        assert wait_until(lambda: lane._raw >= 60, timeout=30)
+        streamer.send_many(sample(i) for i in range(100, 200))
+        assert waits
+        assert set(waits) == {_pipeline.CATCH_UP_SECONDS}
+        gate.set()
+        assert streamer.flush(30) is True
+        assert values(sink.events) == list(range(200))
+        assert_balanced(streamer.health())
+
+    def test_send_lets_a_batcher_that_fell_behind_cut_a_batch(
+        self, make_streamer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        memory = InMemorySink()
+        streamer = make_streamer([memory], batch_size=10, flush_interval=60)
+        pipeline = streamer._pipeline
+        gate = threading.Event()
+        cut = pipeline._cut_and_distribute
+
+        def stalled_cut() -> bool:
+            gate.wait()
+            return cut()
+
+        monkeypatch.setattr(pipeline, "_cut_and_distribute", stalled_cut)
+        waits = self.record_waits(pipeline.cut, monkeypatch)
+        assert streamer.send_many(sample(i) for i in range(100)) == 100
+        assert len(waits) == 100 // 10 - _pipeline.CATCH_UP_BATCHES + 1
+        assert set(waits) == {_pipeline.CATCH_UP_SECONDS}
+        gate.set()
+        assert streamer.flush(30) is True
+        assert values(memory.events) == list(range(100))
+        assert_balanced(streamer.health())

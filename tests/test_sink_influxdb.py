@@ -2261,12 +2261,17 @@ class TestMemoryBehindADeadServer:
             [sink], batch_size=batch_size, flush_interval=60, retry=retry, register_atexit=False
         )
 
-        def alive() -> list[MetricEvent]:
+        def alive() -> list[object]:
+            """The events, and the batches holding their parts, still in memory."""
             return [
                 o
                 for o in gc.get_objects()
-                if isinstance(o, MetricEvent) and o.measurement == "deadsrv"
+                if (isinstance(o, MetricEvent) and o.measurement == "deadsrv")
+                or (isinstance(o, EventBatch) and len(o) and o.parts()[0] == "deadsrv")
             ]
+
+        def queued() -> list[InfluxDBPayload]:
+            return [o for o in gc.get_objects() if isinstance(o, InfluxDBPayload)]
 
         def event(i: int) -> MetricEvent:
             return MetricEvent(
@@ -2278,11 +2283,11 @@ class TestMemoryBehindADeadServer:
         try:
             assert streamer.send_many(event(i) for i in range(count)) == count
             deadline = time.monotonic() + 60
-            while alive():
+            while alive() or len(queued()) < count // batch_size:
                 assert time.monotonic() < deadline, "events still held after 60 s"
                 time.sleep(0.1)
             gc.collect()
-            payloads = [o for o in gc.get_objects() if isinstance(o, InfluxDBPayload)]
+            payloads = queued()
             assert (len(payloads), sum(p.count for p in payloads)) == (count // batch_size, count)
             assert streamer.health().sinks["influxdb"].pending == count
             queued_bytes = sum(len(p.body) for p in payloads)

@@ -17,7 +17,8 @@ one-key object ``{"uint": N}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 import orjson
 
@@ -32,16 +33,25 @@ from metricstream._validate import (
     check_timestamp,
     no_fields_error,
 )
-from metricstream.event import SCHEMA_VERSION, MetricEvent, trusted_event
+from metricstream.codecs._columns import Samples, TextsBefore, join_lines, number_texts, samples
+from metricstream.event import (
+    PARTS_PER_EVENT,
+    SCHEMA_VERSION,
+    MetricEvent,
+    event_parts,
+    event_rows,
+    trusted_event,
+)
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
-__all__ = ["decode_event", "encode_event", "encode_events"]
+__all__ = ["decode_event", "encode_event", "encode_events", "encode_parts", "encode_samples"]
 
 # Between two top-level objects of a dumped list, and nowhere else: inside a
 # string every quote is escaped, and no object or array member of an event
 # is followed by another object.
 _BOUNDARY = b'},{"measurement":'
 _LINE_BREAK = b'}\n{"measurement":'
+_CHUNK_PARTS = 256 * PARTS_PER_EVENT
 
 
 def _uint_fields(fields: dict[str, FieldValue]) -> dict[str, object]:
@@ -86,9 +96,6 @@ def encode_event(event: MetricEvent) -> bytes:
 def encode_events(events: Iterable[MetricEvent]) -> bytes:
     """Return JSON Lines for many events: newline-joined, no trailing newline.
 
-    The events are dumped as one list, which is several times faster than one
-    dump per event, and the separators between them become newlines.
-
     Args:
         events: The events.
 
@@ -98,10 +105,111 @@ def encode_events(events: Iterable[MetricEvent]) -> bytes:
     Raises:
         InvalidEventError: If an event has no fields.
     """
-    objects = [_as_object(event) for event in events]
-    if not objects:
-        return b""
-    return orjson.dumps(objects)[1:-1].replace(_BOUNDARY, _LINE_BREAK)
+    return encode_parts(event_parts(events))
+
+
+def encode_parts(parts: Sequence[Any]) -> bytes:
+    """Return JSON Lines for events given as flat parts (see `metricstream.event.EventRow`).
+
+    The events are dumped a few hundred at a time as lists of objects, which
+    is several times faster than one dump per event, and the separators
+    between the objects become newlines while a chunk's output is still in
+    the CPU cache. A chunk's objects are freed before the next chunk is
+    built, so the garbage collector never finds more than a chunk of them.
+
+    Args:
+        parts: `PARTS_PER_EVENT` parts per event, in order.
+
+    Returns:
+        One object per event and line, no trailing newline.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
+    """
+    batch = samples(parts)
+    if batch is not None:
+        return encode_samples(batch)
+    if UInt.created:
+        # Unsigned values need their own form; only then is each value looked at.
+        return _encode_checked(parts)
+    dumps = orjson.dumps
+    version = SCHEMA_VERSION
+    dumped = []
+    for start in range(0, len(parts), _CHUNK_PARTS):
+        chunk = parts[start : start + _CHUNK_PARTS]
+        objects = [
+            {
+                "measurement": measurement,
+                "tags": tags,
+                "fields": fields,
+                "timestamp_ns": timestamp,
+                "schema_version": version,
+            }
+            if cid is None
+            else {
+                "measurement": measurement,
+                "tags": tags,
+                "fields": fields,
+                "timestamp_ns": timestamp,
+                "schema_version": version,
+                "correlation_id": cid,
+            }
+            for measurement, tags, fields, timestamp, cid in event_rows(chunk)
+            if fields
+        ]
+        if len(objects) * PARTS_PER_EVENT != len(chunk):
+            _refuse_empty(chunk)
+        dumped.append(memoryview(dumps(objects).replace(_BOUNDARY, _LINE_BREAK))[1:-1])
+    return b"\n".join(dumped)
+
+
+def _head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
+    """The JSON of an event up to its value: ``{"measurement":...,"fields":{"key":``."""
+    return orjson.dumps({"measurement": measurement, "tags": tags, "fields": {key: 0}})[:-3]
+
+
+_heads = TextsBefore(_head, 16_384)
+
+
+def encode_samples(batch: Samples) -> bytes:
+    """Return JSON Lines for a batch of samples (see `metricstream.codecs._columns`).
+
+    Each piece of each line is orjson's own output, so the lines are those
+    `encode_event` writes.
+
+    Args:
+        batch: The samples.
+
+    Returns:
+        One object per event and line, no trailing newline.
+    """
+    return join_lines(
+        _heads.texts(batch.measurement, batch.key, batch.tags),
+        number_texts(batch.values),
+        between=b'},"timestamp_ns":',
+        timestamps=number_texts(batch.timestamps),
+        after=b',"schema_version":%d}' % SCHEMA_VERSION,
+    )
+
+
+def _encode_checked(parts: Sequence[Any]) -> bytes:
+    """`encode_parts`, looking at every value (some may be `UInt`)."""
+    dumps = orjson.dumps
+    dumped = []
+    for start in range(0, len(parts), _CHUNK_PARTS):
+        objects = [
+            _as_object(trusted_event(*row))
+            for row in event_rows(parts[start : start + _CHUNK_PARTS])
+        ]
+        dumped.append(memoryview(dumps(objects).replace(_BOUNDARY, _LINE_BREAK))[1:-1])
+    return b"\n".join(dumped)
+
+
+def _refuse_empty(chunk: Sequence[Any]) -> NoReturn:
+    for measurement, _, fields, _, _ in event_rows(chunk):
+        if not fields:
+            raise no_fields_error(measurement)
+    raise AssertionError("no event without fields")  # pragma: no cover
 
 
 def _decode_fields(raw: object) -> dict[str, FieldValue]:

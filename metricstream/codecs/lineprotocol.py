@@ -52,7 +52,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
@@ -63,10 +66,27 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.event import MetricEvent, SharedTags, trusted_event
+from metricstream.codecs._columns import Samples, TextsBefore, join_lines, number_texts, samples
+from metricstream.event import (
+    EventRow,
+    MetricEvent,
+    SharedTags,
+    event_row,
+    event_rows,
+    trusted_event,
+)
 from metricstream.exceptions import ConfigError, LineProtocolError
 
-__all__ = ["PRECISIONS", "encode_line", "encode_lines", "parse_line", "parse_lines"]
+__all__ = [
+    "PRECISIONS",
+    "encode_line",
+    "encode_lines",
+    "encode_parts",
+    "encode_rows",
+    "encode_samples",
+    "parse_line",
+    "parse_lines",
+]
 
 PRECISIONS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 """Timestamp precisions and their size in nanoseconds."""
@@ -194,6 +214,38 @@ def _scale(timestamp: int, divisor: int) -> int:
     return timestamp // divisor if timestamp >= 0 else -(-timestamp // divisor)
 
 
+def _head_of(measurement: str, tags: dict[str, str]) -> str:
+    """The escaped measurement and sorted tags of an entry, from the caches when known."""
+    if tags.__class__ is SharedTags:
+        known = _shared_heads.get(id(tags))
+        head = known[1].get(measurement) if known is not None else None
+        return head if head is not None else _shared_head(tags, measurement)
+    if tags:
+        cache_key = (measurement, *tags.items())
+        return _head_cache.get(cache_key) or _head(cache_key, measurement, tags)
+    return _measurement_cache.get(measurement) or _escape_measurement(measurement)
+
+
+def _fields_text(fields: dict[str, FieldValue]) -> str:
+    """The field set of an entry: ``key=value`` pairs in order, comma-separated."""
+    prefixes = _field_prefix_cache
+    text = ""
+    for key, value in fields.items():
+        try:
+            prefix = prefixes[key]
+        except KeyError:
+            prefix = _field_prefix(key)
+        cls = value.__class__
+        if cls is float and -1e6 < value < 1e6:  # type: ignore[operator]
+            pair = prefix + repr(value).removesuffix(".0")
+        elif cls is int:
+            pair = f"{prefix}{value}i"
+        else:
+            pair = prefix + _format_value(value)
+        text = f"{text},{pair}" if text else pair
+    return text
+
+
 def encode_line(event: MetricEvent, precision: str = "ns") -> str:
     """Encode one event as a line of line protocol (no trailing newline).
 
@@ -210,15 +262,17 @@ def encode_line(event: MetricEvent, precision: str = "ns") -> str:
         InvalidEventError: If the event has no fields.
         ConfigError: If the precision is unknown.
     """
-    return encode_lines((event,), precision)
+    timestamp = event.timestamp_ns
+    if precision != "ns":
+        timestamp = _scale(timestamp, _divisor(precision))
+    fields = event.fields
+    if not fields:
+        raise no_fields_error(event.measurement)
+    return f"{_head_of(event.measurement, event.tags)} {_fields_text(fields)} {timestamp}"
 
 
 def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
     """Encode many events, newline-joined, with no trailing newline.
-
-    This loop is the encoder's hot path: the escaped head (measurement and
-    sorted tags) and each field's ``key=`` prefix come from caches, and the
-    common value types are formatted inline.
 
     Args:
         events: The events.
@@ -231,43 +285,140 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
         InvalidEventError: If an event has no fields.
         ConfigError: If the precision is unknown.
     """
+    return encode_rows(map(event_row, events), precision)
+
+
+def encode_rows(rows: Iterable[EventRow], precision: str = "ns") -> str:
+    """Encode events given as rows of their parts (see `metricstream.event.EventRow`).
+
+    This loop is the encoder's hot path: the escaped head (measurement and
+    sorted tags) and each field's ``key=`` prefix come from caches, and the
+    common value types are formatted inline.
+
+    Args:
+        rows: The events' parts.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The lines, newline-joined, with no trailing newline.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
+        ConfigError: If the precision is unknown.
+    """
     divisor = _divisor(precision)
     shared_heads = _shared_heads
-    heads = _head_cache
-    measurements = _measurement_cache
     prefixes = _field_prefix_cache
     lines: list[str] = []
     append = lines.append
-    for event in events:
-        fields = event.fields
-        if not fields:
-            raise no_fields_error(event.measurement)
-        measurement = event.measurement
-        tags = event.tags
+    for measurement, tags, fields, stamp, _ in rows:
         if tags.__class__ is SharedTags:
             known = shared_heads.get(id(tags))
             head = known[1].get(measurement) if known is not None else None
             if head is None:
                 head = _shared_head(tags, measurement)
-        elif tags:
-            cache_key = (measurement, *tags.items())
-            head = heads.get(cache_key) or _head(cache_key, measurement, tags)
         else:
-            head = measurements.get(measurement) or _escape_measurement(measurement)
-        parts: list[str] = []
+            head = _head_of(measurement, tags)
+        timestamp = stamp if divisor == 1 else _scale(stamp, divisor)
+        if len(fields) != 1:
+            if not fields:
+                raise no_fields_error(measurement)
+            append(f"{head} {_fields_text(fields)} {timestamp}")
+            continue
         for key, value in fields.items():
             prefix = prefixes.get(key) or _field_prefix(key)
-            cls = value.__class__
-            if cls is float and -1e6 < value < 1e6:  # type: ignore[operator]
-                text = repr(value)
-                parts.append(prefix + text[:-2] if text[-2:] == ".0" else prefix + text)
-            elif cls is int:
-                parts.append(f"{prefix}{value}i")
+            if value.__class__ is float and -1e6 < value < 1e6:
+                append(f"{head} {prefix}{repr(value).removesuffix('.0')} {timestamp}")
+            elif value.__class__ is int:
+                append(f"{head} {prefix}{value}i {timestamp}")
             else:
-                parts.append(prefix + _format_value(value))
-        timestamp = event.timestamp_ns if divisor == 1 else _scale(event.timestamp_ns, divisor)
-        append(f"{head} {','.join(parts)} {timestamp}")
+                append(f"{head} {prefix}{_format_value(value)} {timestamp}")
     return "\n".join(lines)
+
+
+def encode_parts(parts: Sequence[Any], precision: str = "ns") -> bytes:
+    """Encode events given as flat parts (see `metricstream.event.PARTS_PER_EVENT`) as UTF-8.
+
+    A batch of samples (see `metricstream.codecs._columns`) at nanosecond
+    precision is encoded from its columns; any other batch event by event.
+
+    Args:
+        parts: The events' parts, in order.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The lines, newline-joined, with no trailing newline.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
+        ConfigError: If the precision is unknown.
+    """
+    if precision == "ns":
+        batch = samples(parts)
+        if batch is not None:
+            encoded = _encode_columns(batch)
+            if encoded is not None:
+                return encoded
+    return encode_rows(event_rows(parts), precision).encode()
+
+
+def encode_samples(batch: Samples, precision: str = "ns") -> bytes:
+    """Encode a batch of samples (see `metricstream.codecs._columns`) as UTF-8.
+
+    Args:
+        batch: The samples.
+        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
+
+    Returns:
+        The lines, newline-joined, with no trailing newline.
+
+    Raises:
+        ConfigError: If the precision is unknown.
+    """
+    encoded = _encode_columns(batch) if precision == "ns" else None
+    if encoded is None:
+        encoded = encode_rows(event_rows(batch.parts()), precision).encode()
+    return encoded
+
+
+def _encode_columns(batch: Samples) -> bytes | None:
+    """Encode a batch of samples from its columns; None if a value needs the slow path."""
+    values = batch.values
+    if batch.kinds == _FLOATS:
+        # JSON writes floats as Python's repr does from 1e-4 to 1e6; Go writes
+        # them the same way less a trailing ".0", and outside with an exponent.
+        if not (min(values) > -1e6 and max(values) < 1e6):
+            return None
+        if min(map(abs, filter(None, values)), default=1.0) < 1e-4:
+            return None
+        texts = orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]")[1:-1].split(b",")
+        between = b" "
+    elif batch.kinds == _INTS:
+        texts, between = number_texts(values), b"i "
+    elif batch.kinds == _BOOLS:
+        texts, between = number_texts(values), b" "
+    else:
+        return None
+    return join_lines(
+        _heads.texts(batch.measurement, batch.key, batch.tags),
+        texts,
+        between=between,
+        timestamps=number_texts(batch.timestamps),
+        after=b"",
+    )
+
+
+def _sample_head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
+    """The line protocol of a sample up to its value: ``head key=``."""
+    return f"{_head_of(measurement, tags)} {_field_prefix(key)}".encode()
+
+
+_heads = TextsBefore(_sample_head, 16_384)
+
+
+_FLOATS = {float}
+_INTS = {int}
+_BOOLS = {bool}
 
 
 # --- parsing ---------------------------------------------------------------

@@ -114,7 +114,7 @@ def encode_record(batch: EventBatch, first_seq: int) -> bytes:
     payload = _compressor.compress(batch.json_lines_bytes())
     raw_id = _batch_id_bytes(batch.batch_id) or bytes(16)
     body = _HEADER.pack(
-        RECORD_MAGIC, 0, len(payload), len(batch.events), first_seq, batch.created_ns, raw_id
+        RECORD_MAGIC, 0, len(payload), len(batch), first_seq, batch.created_ns, raw_id
     )
     header_crc = zlib.crc32(body[8:])
     return b"".join(

@@ -251,9 +251,9 @@ class SegmentLog:
                 with contextlib.suppress(OSError):
                     os.ftruncate(segment.fd, segment.size)
                 raise
-            segment.add(_Entry(first, len(batch.events), segment.size, len(record), True))
+            segment.add(_Entry(first, len(batch), segment.size, len(record), True))
             segment.size += len(record)
-            self._next_seq = first + len(batch.events)
+            self._next_seq = first + len(batch)
             self._sync_after_append(segment)
             return first, self._next_seq
 

@@ -58,7 +58,7 @@ class _RawBatch:
 
     @property
     def count(self) -> int:
-        return len(self.batch.events)
+        return len(self.batch)
 
 
 class Lane:
@@ -125,6 +125,9 @@ class Lane:
             aborted=lambda: self._aborted,
         )
         self._dead: str | None = None
+        # Set after each batch is prepared, when (monotonic) it last was: see `lagging`.
+        self.prepared = threading.Event()
+        self.prepared_at = 0.0
         # Self-telemetry: written on this lane's threads, outside its accounting.
         self.uncounted = UncountedSlot(sink, name, self._cond, warnings)
         self._threads = [
@@ -151,6 +154,15 @@ class Lane:
         with self._cond:
             return self._backlog_locked()
 
+    def lagging(self, events: int, since: float) -> bool:
+        """True when over `events` wait for a preparer that prepared a batch after `since`.
+
+        A preparer that made no progress lately (a sink whose ``prepare``
+        hangs) is never lagging: nothing waits for it. Read without the lock:
+        a stale answer only moves one wait of `send` by a batch.
+        """
+        return self._raw > events and self.prepared_at > since
+
     def offer(
         self, batch: EventBatch, start: int, overflow: str, seq: tuple[int, int] | None = None
     ) -> None:
@@ -165,7 +177,7 @@ class Lane:
                 it is there: a full lane then keeps it on disk instead of
                 dropping anything.
         """
-        count = len(batch.events)
+        count = len(batch)
         end = start + count
         dropped = 0
         with self._cond:
@@ -205,20 +217,18 @@ class Lane:
 
     def _overflow(self, batch: EventBatch, start: int, overflow: str, room: int) -> int:
         """Keep what fits of a batch that does not; return how many new events were dropped."""
-        count = len(batch.events)
+        count = len(batch)
         if overflow == "drop_oldest":
             room += self._evict_oldest_locked(count - room)
             keep = min(count, max(room, 0))
-            kept = batch.events[count - keep :]
             first = start + count - keep
         else:
             keep = max(room, 0)
-            kept = batch.events[:keep]
             first = start
         if keep == count:
             self._inbox.append(_RawBatch(batch, start, start + count))
         elif keep:
-            part = EventBatch(kept, created_ns=batch.created_ns)
+            part = batch.subset(first - start, first - start + keep)
             self._inbox.append(_RawBatch(part, first, first + keep))
         self._raw += keep
         self._dropped["overflow"] += count - keep
@@ -472,6 +482,8 @@ class Lane:
                 self._cond.notify_all()
             # Waiting for the next batch must not keep this one's events alive.
             del raw, payload, work
+            self.prepared_at = time.monotonic()
+            self.prepared.set()
             self._on_progress()
 
     # --- the writer ----------------------------------------------------------------

@@ -25,11 +25,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Literal
+from itertools import repeat
+from typing import Any, Literal
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
-from metricstream.event import MetricEvent, shared_tags
+from metricstream.event import PARTS_PER_EVENT, EventRow, shared_tags
 from metricstream.exceptions import InvalidEventError
 from metricstream.spool import Spool
 from metricstream.streamer._lane import Lane
@@ -38,7 +39,16 @@ from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.self_metrics import SelfMetrics
 
-__all__ = ["Pipeline"]
+__all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
+
+CATCH_UP_BATCHES = 3
+"""Full batches waiting for the batcher from which `send` lets it run."""
+CATCH_UP_SECONDS = 0.01
+"""The longest `send` waits for a thread of the pipeline that is behind to finish a batch."""
+PROGRESS_WINDOW = 0.1
+"""A preparer that prepared no batch for this many seconds is never waited for."""
+
+_popleft = deque.popleft
 
 
 class Pipeline:
@@ -60,13 +70,21 @@ class Pipeline:
         self.config = config
         self.spool = spool
         self._in_hand_durable = False
-        self.buffer: deque[MetricEvent] = deque()
+        # The events waiting for the batcher, as their parts (`PARTS_PER_EVENT`
+        # per event). `send` appends an event's parts with one `extend`, which
+        # no other thread can interleave; only holders of `lock` take from the left.
+        self.buffer: deque[Any] = deque()
         self.lock = threading.Lock()
         self._progress = threading.Condition(threading.Lock())
         self._space = threading.Condition(threading.Lock())
         self.wake = threading.Event()
+        self.cut = threading.Event()  # set after each batch cut (see `catch_up`)
         self.batch_size = config.batch_size
-        self.limit = config.max_buffer
+        self.wake_every = config.batch_size * PARTS_PER_EVENT  # parts in a full batch
+        self.behind = CATCH_UP_BATCHES * self.wake_every  # the batcher is behind from here
+        self.limit = config.max_buffer  # events send() may leave waiting
+        # Parts send() may append without the overflow path; -1 once closed.
+        self.part_limit = self.limit * PARTS_PER_EVENT
         self.closed = False
         self._stopping = False
         self._aborted = False
@@ -110,28 +128,38 @@ class Pipeline:
             self._upstream_dropped[reason] = self._upstream_dropped.get(reason, 0) + count
         return False
 
-    def send_when_full(self, event: MetricEvent) -> bool:
-        """Apply the overflow policy to an event that found the buffer full."""
+    def buffered(self) -> int:
+        """Events waiting for the batcher."""
+        return len(self.buffer) // PARTS_PER_EVENT
+
+    def send_when_full(self, row: EventRow) -> bool:
+        """Apply the overflow policy to an event (its parts) that found the buffer full.
+
+        Also called for every event once the streamer is closed (it drops them).
+        """
+        if self.closed:
+            return self.drop_upstream("shutdown")
         buffer = self.buffer
         overflow = self.config.overflow
         if overflow == "drop_newest":
             return self.drop_upstream("overflow")
         if overflow == "drop_oldest":
             with self.lock:
-                if len(buffer) >= self.limit:
-                    buffer.popleft()
+                if len(buffer) >= self.part_limit:
+                    for _ in range(PARTS_PER_EVENT):
+                        buffer.popleft()
                     self._taken += 1
                     self._upstream_dropped["overflow"] = (
                         self._upstream_dropped.get("overflow", 0) + 1
                     )
-            buffer.append(event)
+            buffer.extend(row)
             self.wake.set()
             return True
         timeout = self.config.block_timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         self.wake.set()
         with self._space:
-            while len(buffer) >= self.limit:
+            while len(buffer) >= self.part_limit:
                 if self.closed:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -140,10 +168,10 @@ class Pipeline:
                 self._space.wait(remaining if remaining is not None else 0.5)
         if self.closed:
             return self.drop_upstream("shutdown")
-        if len(buffer) >= self.limit:
+        if len(buffer) >= self.part_limit:
             return self.drop_upstream("overflow")
-        buffer.append(event)
-        if not len(buffer) % self.batch_size:
+        buffer.extend(row)
+        if not len(buffer) % self.wake_every:
             self.wake.set()
         return True
 
@@ -169,7 +197,7 @@ class Pipeline:
     def _run_batcher(self) -> None:
         next_flush = time.monotonic() + self._next_flush_delay()
         buffer = self.buffer
-        batch_size = self.batch_size
+        full_batch = self.wake_every
         while True:
             timeout = min(next_flush, self.self_metrics.due) - time.monotonic()
             if timeout > 0 and not self._stopping:
@@ -181,7 +209,7 @@ class Pipeline:
             due = now >= next_flush
             force = due or self._flush_requested or self._stopping
             self._flush_requested = False
-            while len(buffer) >= batch_size or (force and buffer):
+            while len(buffer) >= full_batch or (force and buffer):
                 if not self._cut_and_distribute():
                     return
             if due or force:
@@ -198,20 +226,20 @@ class Pipeline:
         with self.lock:
             if self._aborted:
                 return False
-            count = min(len(buffer), self.batch_size)
-            events = [buffer.popleft() for _ in range(count)]
+            count = min(len(buffer) // PARTS_PER_EVENT, self.batch_size)
+            parts = list(map(_popleft, repeat(buffer, count * PARTS_PER_EVENT)))
             start = self._taken
             self._taken += count
             self._popped += count
             self._in_hand_start = start
         if self.config.default_tags:
-            events = self._with_default_tags(events)
-        batch = EventBatch(events)
+            parts = self._with_default_tags(parts)
+        batch = EventBatch.from_parts(parts)
         overflow = self.config.overflow
         seq = self._append(batch) if self.spool is not None else None
         if seq == "dropped":
             for lane in self.lanes:
-                lane.drop_on_arrival(len(batch.events), "overflow")
+                lane.drop_on_arrival(len(batch), "overflow")
         else:
             for lane in self.lanes:
                 lane.offer(batch, start, overflow, seq)
@@ -219,7 +247,37 @@ class Pipeline:
             self._in_hand_start = None
             self._in_hand_durable = False
         self._update_limit()
+        self.cut.set()
         return True
+
+    def catch_up(self) -> None:
+        """Let the batcher, or a lane's preparer, run when it has fallen behind.
+
+        `send` calls it once per batch. The pipeline's threads run only when
+        they hold the interpreter lock; a sending thread that never lets go of
+        it gives each of them a turn every switch interval (5 ms), and one
+        more for each time it lets go itself (to compress, write or sync). A
+        fast sender thus starves them: events pile up, in the buffer (dropped
+        at ``max_buffer``) or waiting for a preparer, while they have capacity
+        to spare. So when the batcher is `CATCH_UP_BATCHES` batches behind, or
+        a preparer that is making progress (one that prepared a batch in the
+        last `PROGRESS_WINDOW` seconds: never a hanging one) is, the sender
+        waits until that thread has finished one more batch, at most
+        `CATCH_UP_SECONDS`.
+        """
+        if self._stopping or self._batcher_error is not None:
+            return
+        if len(self.buffer) >= self.behind:
+            self.cut.clear()
+            self.cut.wait(CATCH_UP_SECONDS)
+            return
+        backlog = CATCH_UP_BATCHES * self.batch_size
+        since = time.monotonic() - PROGRESS_WINDOW
+        for lane in self.lanes:
+            if lane.lagging(backlog, since):
+                lane.prepared.clear()
+                lane.prepared.wait(CATCH_UP_SECONDS)
+                return
 
     def _append(self, batch: EventBatch) -> tuple[int, int] | Literal["dropped"] | None:
         """Append a batch to the spool, applying the overflow policy when it is full.
@@ -231,7 +289,7 @@ class Pipeline:
         """
         spool = self.spool
         assert spool is not None
-        if not batch.events:
+        if not len(batch):
             return None
         while spool.is_full() and not self._stopping:
             if self.config.overflow == "drop_newest":
@@ -262,35 +320,50 @@ class Pipeline:
             self._in_hand_durable = True
         return seq
 
-    def _with_default_tags(self, events: list[MetricEvent]) -> list[MetricEvent]:
+    def _with_default_tags(self, parts: list[Any]) -> list[Any]:
         """Add the default tags each event lacks; drop (as invalid) events whose tags break.
 
-        Tags assigned to ``event.tags`` directly skip validation; one such
-        event costs only itself, never its batch or the batcher.
+        The tags of each distinct tag dict of the batch are merged once. Tags
+        assigned to ``event.tags`` directly skip validation; one such event
+        costs only itself, never its batch or the batcher.
         """
+        merged: dict[int, Any] = {}
+        bad: list[int] = []
+        for index in range(1, len(parts), PARTS_PER_EVENT):
+            tags = parts[index]
+            key = id(tags)  # every tag dict of the batch is alive, so ids are unique
+            if key in merged:
+                new = merged[key]
+            else:
+                new = merged[key] = self._tags_with_defaults(tags, parts[index - 1])
+            if new is None:
+                bad.append(index - 1)
+            elif new is not tags:
+                parts[index] = new
+        if not bad:
+            return parts
+        for first in reversed(bad):
+            del parts[first : first + PARTS_PER_EVENT]
+        with self.lock:  # taken into the batch, now dropped before any lane
+            self._popped -= len(bad)
+            self._upstream_dropped["invalid"] = self._upstream_dropped.get("invalid", 0) + len(bad)
+        return parts
+
+    def _tags_with_defaults(self, tags: Any, measurement: object) -> dict[str, str] | None:
+        """`tags` with the default tags it lacks; None (and a warning) if they are invalid."""
         defaults = self.config.default_tags
-        kept: list[MetricEvent] = []
-        for event in events:
-            tags = event.tags
-            if not defaults.keys() <= tags.keys():
-                try:
-                    event.tags = shared_tags({**defaults, **tags})
-                except (InvalidEventError, TypeError, AttributeError) as exc:
-                    self.warnings.warning(
-                        ("*", "invalid-tags"),
-                        "metricstream: dropped event %r: its tags are invalid: %s",
-                        getattr(event, "measurement", "?"),
-                        exc,
-                    )
-                    continue
-            kept.append(event)
-        if len(kept) < len(events):
-            with self.lock:  # taken into the batch, now dropped before any lane
-                self._popped -= len(events) - len(kept)
-                self._upstream_dropped["invalid"] = (
-                    self._upstream_dropped.get("invalid", 0) + len(events) - len(kept)
-                )
-        return kept
+        try:
+            if defaults.keys() <= tags.keys():
+                return tags  # type: ignore[no-any-return]
+            return shared_tags({**defaults, **tags})
+        except (InvalidEventError, TypeError, AttributeError) as exc:
+            self.warnings.warning(
+                ("*", "invalid-tags"),
+                "metricstream: dropped event %r: its tags are invalid: %s",
+                measurement,
+                exc,
+            )
+            return None
 
     def _report_upstream_overflow(self) -> None:
         with self.lock:
@@ -310,6 +383,7 @@ class Pipeline:
             return
         backlog = max((lane.backlog() for lane in self.lanes), default=0)
         self.limit = max(0, self.config.max_buffer - backlog)
+        self.part_limit = -1 if self.closed else self.limit * PARTS_PER_EVENT
         with self._space:
             self._space.notify_all()
 
@@ -339,7 +413,7 @@ class Pipeline:
             True once done; False if `timeout` seconds passed first.
         """
         with self.lock:
-            marker = self._taken + len(self.buffer)
+            marker = self._taken + len(self.buffer) // PARTS_PER_EVENT
         self._flush_requested = True
         self.wake.set()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
@@ -356,7 +430,7 @@ class Pipeline:
     def health(self) -> StreamerHealth:
         """Return a consistent snapshot of every sink's state and accounting."""
         with self.lock:
-            buffered = len(self.buffer)
+            buffered = len(self.buffer) // PARTS_PER_EVENT
             popped = self._popped
             upstream = dict(self._upstream_dropped)
             accepted = popped + buffered + sum(upstream.values())
@@ -398,6 +472,7 @@ class Pipeline:
 
     def _stop(self, deadline: float) -> tuple[bool, int]:
         self.closed = True
+        self.part_limit = -1
         with self._space:
             self._space.notify_all()
         for lane in self.lanes:
@@ -420,7 +495,7 @@ class Pipeline:
         """Give up everything still pending; return how many events (max over sinks)."""
         with self.lock:
             self._aborted = True
-            stranded = len(self.buffer)
+            stranded = len(self.buffer) // PARTS_PER_EVENT
             self.buffer.clear()
             if stranded:
                 self._taken += stranded

@@ -34,7 +34,7 @@ def prepare_isolated(
     each event is tried alone and dropped as ``invalid``.
     """
     try:
-        return Prepared(sink.prepare(batch), len(batch.events), 0)
+        return Prepared(sink.prepare(batch), len(batch), 0)
     except Exception as exc:
         first_error = exc
     events = batch.events

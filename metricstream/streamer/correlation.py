@@ -17,7 +17,13 @@ from contextlib import contextmanager
 
 from metricstream._validate import check_correlation_id
 
-__all__ = ["correlation", "current_correlation_id", "default_prefix", "generate_correlation_id"]
+__all__ = [
+    "correlation",
+    "current_correlation_id",
+    "default_prefix",
+    "generate_correlation_id",
+    "scopes_entered",
+]
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "metricstream_correlation_id", default=None
@@ -26,6 +32,12 @@ _counter = itertools.count(1)
 
 current_correlation_id = _current.get
 """Return the correlation id of the current context, or None."""
+
+scopes_entered = [False]
+"""``[True]`` once any `correlation` scope has been entered in this process.
+
+Until then no context holds an id, and `EventStreamer.send` does not look.
+"""
 
 
 def default_prefix() -> str:
@@ -59,6 +71,7 @@ def correlation(cid: str | None = None, *, prefix: str | None = None) -> Iterato
         InvalidEventError: If `cid` is not a valid correlation id.
     """
     cid = generate_correlation_id(prefix) if cid is None else check_correlation_id(cid)
+    scopes_entered[0] = True
     token = _current.set(cid)
     try:
         yield cid

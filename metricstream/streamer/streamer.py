@@ -1,11 +1,13 @@
 """`EventStreamer`: the facade between application threads and the sinks.
 
-`send` validates, stamps the correlation id and appends to a deque; it never
-performs I/O and never waits (except under ``overflow="block"``). Everything
-else happens in the `Pipeline` (`metricstream.streamer._pipeline`): a batcher
-thread cuts batches by size or time and hands them to one lane per sink,
-each with its own threads, so a slow or dead sink never delays the
-application or another sink.
+`send` validates, stamps the correlation id and appends the event's parts
+to a deque; it never performs I/O and never waits for a sink (under
+``overflow="block"`` it waits for room). Everything else happens in the
+`Pipeline` (`metricstream.streamer._pipeline`): a batcher thread cuts
+batches by size or time and hands them to one lane per sink, each with its
+own threads, so a slow or dead sink never delays the application or another
+sink. Those threads run only when they hold the interpreter lock, so once
+per batch `send` lets one that fell behind finish a batch (`Pipeline.catch_up`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from metricstream._log import logger
 from metricstream._options import require_number
@@ -31,7 +34,11 @@ from metricstream.streamer._operations import StreamerOperations
 from metricstream.streamer._pipeline import Pipeline
 from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
 from metricstream.streamer.correlation import correlation as _correlation
-from metricstream.streamer.correlation import current_correlation_id, generate_correlation_id
+from metricstream.streamer.correlation import (
+    current_correlation_id,
+    generate_correlation_id,
+    scopes_entered,
+)
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.instruments import Instruments
 from metricstream.streamer.retry import RetryConfig
@@ -217,9 +224,18 @@ class EventStreamer(Instruments, StreamerOperations):
     def send(self, event: MetricEvent) -> bool:
         """Accept one event for delivery to every sink. Never performs I/O.
 
-        The event's correlation id is set from the active `correlation` scope
-        when it has none; default tags are added later, off this thread. The
-        streamer owns the event from here on: do not change it after sending.
+        The delivered event carries the correlation id of the active
+        `correlation` scope when it has none of its own; default tags are
+        added later, off this thread. The event itself is not changed, but
+        the streamer keeps its tags and fields: do not change them after
+        sending.
+
+        It never waits for a sink. Once per ``batch_size`` events, when the
+        batcher, or the preparer of a lane that is making progress, has
+        fallen three batches behind, it waits for that thread to finish one
+        more batch, at most 10 ms: the pipeline's threads need the
+        interpreter lock, which a busy sending thread would otherwise keep
+        while events pile up (see `Pipeline.catch_up`).
 
         Returns:
             True if the event was queued; False if it was dropped at once
@@ -233,19 +249,40 @@ class EventStreamer(Instruments, StreamerOperations):
         if event.__class__ is not MetricEvent and not isinstance(event, MetricEvent):
             raise TypeError(f"send() takes a MetricEvent, not {type(event).__name__}")
         pipeline = self._pipeline
-        if pipeline.closed:
-            return pipeline.drop_upstream("shutdown")
-        if not event.fields:
+        fields = event.fields
+        if not fields:
+            if pipeline.closed:
+                return pipeline.drop_upstream("shutdown")
             pipeline.drop_upstream("invalid")
             raise no_fields_error(event.measurement)
-        if event.correlation_id is None:
-            event.correlation_id = current_correlation_id()
+        cid = event.correlation_id
+        if cid is None and scopes_entered[0]:
+            cid = current_correlation_id()
         buffer = pipeline.buffer
-        if len(buffer) >= pipeline.limit:
-            return pipeline.send_when_full(event)
-        buffer.append(event)
-        if not len(buffer) % pipeline.batch_size:
+        if len(buffer) >= pipeline.part_limit:  # full, or closed
+            return pipeline.send_when_full(
+                (event.measurement, event.tags, fields, event.timestamp_ns, cid)
+            )
+        # The event is kept as its parts, appended at once (see Pipeline.buffer).
+        buffer.extend((event.measurement, event.tags, fields, event.timestamp_ns, cid))
+        if not len(buffer) % pipeline.wake_every:
             pipeline.wake.set()
+            pipeline.catch_up()
+        return True
+
+    def _send_parts(
+        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
+    ) -> bool:
+        """`send` an event given as parts already validated (the instruments' path)."""
+        pipeline = self._pipeline
+        cid = current_correlation_id() if scopes_entered[0] else None
+        buffer = pipeline.buffer
+        if len(buffer) >= pipeline.part_limit:  # full, or closed
+            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
+        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
+        if not len(buffer) % pipeline.wake_every:
+            pipeline.wake.set()
+            pipeline.catch_up()
         return True
 
     def send_many(self, events: Iterable[MetricEvent]) -> int:

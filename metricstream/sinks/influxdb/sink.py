@@ -219,9 +219,9 @@ class InfluxDBSink:
                 the batch.
         """
         lines = batch.influx_bytes(self.precision)
-        refuse_unstorable(batch.events, lines, api=self.api, precision=self.precision)
+        refuse_unstorable(batch, lines, api=self.api, precision=self.precision)
         body = compress(lines, Compression.GZIP, 1) if self._gzip else lines
-        return InfluxDBPayload(body, len(batch.events), gzipped=self._gzip)
+        return InfluxDBPayload(body, len(batch), gzipped=self._gzip)
 
     def write(self, payload: InfluxDBPayload) -> None:
         """Send what is left of a payload.

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent, UInt
 from metricstream.exceptions import InvalidEventError
 
@@ -48,13 +49,12 @@ Found = list[tuple[int, InvalidEventError]]
 """Refused events by position in the batch, each with its reason."""
 
 
-def refuse_unstorable(
-    events: Sequence[MetricEvent], lines: bytes, *, api: str, precision: str
-) -> None:
+def refuse_unstorable(batch: EventBatch, lines: bytes, *, api: str, precision: str) -> None:
     """Refuse the events of a batch the server cannot store as written.
 
     Args:
-        events: The batch's events.
+        batch: The batch; its events are looked at only when `lines` holds
+            something suspicious.
         lines: Their line protocol (the batch's shared encoding).
         api: ``"v1"`` or ``"v2"``.
         precision: The precision `lines` was encoded at.
@@ -73,9 +73,9 @@ def refuse_unstorable(
             checks.append(_unstorable_timestamps)
     # Names cannot hold a newline, so one more than the lines need is in a
     # string; counting is skipped when no string field was written.
-    elif events and b'"' in lines and lines.count(b"\n") != len(events) - 1:
+    elif len(batch) and b'"' in lines and lines.count(b"\n") != len(batch) - 1:
         checks.append(_multiline_strings)
-    refused = [found for check in checks for found in check(events)]
+    refused = [found for check in checks for found in check(batch.events)]
     if refused:
         _, first = min(refused, key=lambda found: found[0])
         raise InvalidEventError(
