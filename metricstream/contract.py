@@ -167,6 +167,14 @@ class EventBatch:
                     )
         return parts
 
+    def correlation_ids(self) -> list[str | None]:
+        """Each event's correlation id (None where it has none), in order."""
+        if self._samples is not None:
+            return [None] * self._samples.size()
+        if self._parts is not None:
+            return self._parts[PARTS_PER_EVENT - 1 :: PARTS_PER_EVENT]
+        return [event.correlation_id for event in self._events or ()]
+
     def subset(self, start: int, stop: int) -> EventBatch:
         """Return a new batch (with a new id) of the events from `start` up to `stop`."""
         if self._samples is not None:

@@ -178,6 +178,16 @@ class TestBatchesFromParts:
             assert part.created_ns == batch.created_ns
             assert part.batch_id != batch.batch_id
 
+    def test_correlation_ids_in_every_form_of_batch(self) -> None:
+        plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
+        mixed = [*plain[:2], MetricEvent("m", fields={"v": 1}, correlation_id="c-1"), plain[3]]
+        for events in (plain, mixed):
+            expected = [event.correlation_id for event in events]
+            from_parts = EventBatch.from_parts(event_parts(events))
+            for batch in (EventBatch(events), from_parts, from_parts.subset(0, 4)):
+                assert batch.correlation_ids() == expected
+        assert samples(event_parts(plain)) is not None  # the first form held columns
+
     @settings(max_examples=300, deadline=None)
     @given(batches_of_samples())
     def test_samples_encode_as_event_by_event(self, events: list[MetricEvent]) -> None:

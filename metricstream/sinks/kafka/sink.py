@@ -215,7 +215,7 @@ class KafkaSink:
             InvalidEventError: If an event has no fields or its key cannot be computed.
         """
         messages, counts = self._encoder.encode(batch)
-        return KafkaPayload(messages, counts, len(batch.events))
+        return KafkaPayload(messages, counts, len(batch))
 
     def write(self, payload: KafkaPayload) -> None:
         """Produce the payload's pending messages and wait for all their delivery reports.

@@ -32,7 +32,7 @@ from typing import Union
 from metricstream.codecs.json import decode_event
 from metricstream.codecs.lineprotocol import encode_line, parse_lines
 from metricstream.contract import EventBatch
-from metricstream.event import SCHEMA_VERSION, MetricEvent
+from metricstream.event import PARTS_PER_EVENT, SCHEMA_VERSION, MetricEvent
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
 __all__ = [
@@ -161,9 +161,9 @@ class MessageEncoder:
             InvalidEventError: If an event has no fields, or the key function
                 fails for some events (their positions are in ``indexes``).
         """
-        if not batch.events:
+        if not len(batch):
             return Messages([], None, None, self._base), None
-        keys = self._keys(batch.events)
+        keys = self._keys(batch)
         if self.batch_mode:
             return self._batch_messages(batch, keys)
         return Messages(self._values(batch), keys, self._headers(batch), self._base), None
@@ -172,52 +172,49 @@ class MessageEncoder:
 
     def _values(self, batch: EventBatch) -> list[bytes]:
         """One encoded value per event, cut from the batch's shared encoding when possible."""
-        events = batch.events
         if self.format == "json":
             # JSON escapes every newline inside strings: one line per event.
             return batch.json_lines_bytes().split(b"\n")
         values = batch.influx_bytes("ns").split(b"\n")
-        if len(values) != len(events):
+        if len(values) != len(batch):
             # A string field holds a raw newline: encode the events one by one.
-            values = [encode_line(event).encode() for event in events]
+            values = [encode_line(event).encode() for event in batch.events]
         return values
 
-    def _keys(self, events: Sequence[MetricEvent]) -> list[bytes | None] | None:
+    def _keys(self, batch: EventBatch) -> list[bytes | None] | None:
+        """Each event's message key, read from the batch's parts unless a function computes it."""
         key = self.key
         if key is None:
             return None
+        if not isinstance(key, str):
+            return _call_key_function(key, batch.events)
         if key == "measurement":
-            return [event.measurement.encode() for event in events]
-        if isinstance(key, str):
-            found = [event.tags.get(key) for event in events]
-            return [None if value is None else value.encode() for value in found]
-        return _call_key_function(key, events)
+            return [measurement.encode() for measurement in batch.parts()[0::PARTS_PER_EVENT]]
+        found = [tags.get(key) for tags in batch.parts()[1::PARTS_PER_EVENT]]
+        return [None if value is None else value.encode() for value in found]
 
     def _headers(self, batch: EventBatch) -> list[Headers] | None:
         """Per-event headers when some event has a correlation id, else None (all shared)."""
-        events = batch.events
-        if all(event.correlation_id is None for event in events):
+        ids = batch.correlation_ids()
+        if ids.count(None) == len(ids):
             return None
         base = self._base
         return [
-            base
-            if event.correlation_id is None
-            else [*base, (HEADER_CORRELATION_ID, event.correlation_id.encode())]
-            for event in events
+            base if cid is None else [*base, (HEADER_CORRELATION_ID, cid.encode())] for cid in ids
         ]
 
     def _batch_messages(
         self, batch: EventBatch, keys: list[bytes | None] | None
     ) -> tuple[Messages, dict[bytes, int]]:
-        events = batch.events
+        ids = batch.correlation_ids()
         base = [*self._base, (HEADER_BATCH_ID, batch.batch_id.encode())]
         limit = self.max_message_bytes - _HEADROOM
         if keys is None:
             whole = batch.json_lines_bytes() if self.format == "json" else batch.influx_bytes("ns")
             if len(whole) <= limit:
-                headers = _with_common_correlation(base, events)
-                return Messages([whole], None, [headers], base), {whole: len(events)}
-            groups: dict[bytes | None, list[int]] = {None: list(range(len(events)))}
+                headers = _with_common_correlation(base, ids)
+                return Messages([whole], None, [headers], base), {whole: len(ids)}
+            groups: dict[bytes | None, list[int]] = {None: list(range(len(ids)))}
         else:
             groups = {}
             for index, key in enumerate(keys):
@@ -228,7 +225,7 @@ class MessageEncoder:
         for key, indexes in groups.items():
             for chunk in _chunks(indexes, values, limit - (len(key) if key else 0)):
                 value = b"\n".join([values[i] for i in chunk])
-                headers = _with_common_correlation(base, [events[i] for i in chunk])
+                headers = _with_common_correlation(base, [ids[i] for i in chunk])
                 messages.append((value, key, headers))
                 counts[value] = len(chunk)
         return Messages.of(messages), counts
@@ -273,10 +270,10 @@ def _chunks(indexes: list[int], values: list[bytes], limit: int) -> Iterable[lis
         yield chunk
 
 
-def _with_common_correlation(base: Headers, events: Sequence[MetricEvent]) -> Headers:
+def _with_common_correlation(base: Headers, ids: Sequence[str | None]) -> Headers:
     """`base`, plus the correlation id header when every event has the same one."""
-    first = events[0].correlation_id
-    if first is None or any(event.correlation_id != first for event in events):
+    first = ids[0]
+    if first is None or ids.count(first) != len(ids):
         return base
     return [*base, (HEADER_CORRELATION_ID, first.encode())]
 
