@@ -137,7 +137,9 @@ def _charts() -> list[str]:
         return []
     written: list[str] = []
 
-    def bars(name: str, title: str, figures: list[Figure], value: str = "value") -> None:
+    def bars(
+        name: str, title: str, figures: list[Figure], value: str = "value", log: bool = False
+    ) -> None:
         if not figures:
             return
         labels = [f.title if len(f.title) < 60 else f.title[:57] + "..." for f in figures]
@@ -165,7 +167,9 @@ def _charts() -> list[str]:
                 )
         ax.set_yticks(list(ys), labels, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel(unit)
+        if log:  # the figures span orders of magnitude: each pair stays readable
+            ax.set_xscale("log")
+        ax.set_xlabel(unit + (" (log scale)" if log else ""))
         ax.set_title(title)
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
@@ -178,11 +182,13 @@ def _charts() -> list[str]:
         "throughput.png",
         "Throughput (higher is better)",
         [f for f in with_peer if f.unit == "events/s"],
+        log=True,
     )
     bars(
         "calling_thread.png",
         "Cost per call or event on the calling thread (lower is better)",
         [f for f in with_peer if f.unit in ("ns/call", "ns/event")],
+        log=True,
     )
     bars(
         "memory.png",
