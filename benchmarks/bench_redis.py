@@ -44,7 +44,7 @@ from _common import side_by_side
 
 import metricstream as ms
 from metricstream.cli.workload import AnalyticsWorkload
-from metricstream.event import property_values
+from metricstream.properties import property_values
 from metricstream.sinks import CounterMapping, RedisCounterSink
 
 EVENTS = 200_000

@@ -52,6 +52,7 @@ from metricstream.event import (
     event_parts,
     events_from_parts,
 )
+from metricstream.properties import EventColumns
 
 __all__ = ["EventBatch", "Sink"]
 
@@ -166,6 +167,10 @@ class EventBatch:
                         event_parts(self._events or ()) if found is None else found.parts()
                     )
         return parts
+
+    def columns(self) -> EventColumns:
+        """The events as columns (measurements, tags, fields, timestamps), never built."""
+        return EventColumns.of_parts(self.parts())
 
     def correlation_ids(self) -> list[str | None]:
         """Each event's correlation id (None where it has none), in order."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
 
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARTS_PER_EVENT",
-    "PROPERTY_ALIAS",
     "SCHEMA_VERSION",
     "EventRow",
     "FieldValue",
@@ -58,12 +57,9 @@ __all__ = [
     "codecs",
     "event_from_sample",
     "event_parts",
-    "event_property",
     "event_row",
     "event_rows",
     "events_from_parts",
-    "property_columns",
-    "property_values",
     "shared_tags",
     "trusted_event",
 ]
@@ -508,73 +504,3 @@ def events_from_parts(parts: Iterable[Any]) -> list[MetricEvent]:
     """Build the events whose flat parts are `parts` (parts already validated)."""
     it: Iterator[Any] = iter(parts)
     return list(map(trusted_event, it, it, it, it, it))
-
-
-PROPERTY_ALIAS = "event"
-"""A property name that means the measurement unless a tag or field has that name."""
-
-
-def property_values(events: Sequence[MetricEvent], name: str) -> list[FieldValue | None]:
-    """Return the value of the property `name` of each event (None where it has none).
-
-    The one rule for naming a part of an event, used by Redis counter
-    mappings and queries: ``measurement`` is the measurement name; any other
-    name is the tag of that name, else the field of that name. The name
-    ``event`` also means the measurement when an event has no tag or field
-    called ``event``.
-
-    Args:
-        events: The events.
-        name: The property's name.
-
-    Returns:
-        One value per event, in order: a tag value (str), a field value, the
-        measurement name, or None.
-    """
-    return property_columns(events, (name,))[name]
-
-
-def property_columns(
-    events: Sequence[MetricEvent], names: Iterable[str]
-) -> dict[str, list[FieldValue | None]]:
-    """Return `property_values` for several names at once (a column per name).
-
-    Args:
-        events: The events.
-        names: The properties' names.
-
-    Returns:
-        Each name -> one value per event, in order.
-    """
-    tags = [event.tags for event in events]
-    columns: dict[str, list[FieldValue | None]] = {}
-    for name in names:
-        if name == "measurement":
-            columns[name] = [event.measurement for event in events]
-            continue
-        values: list[FieldValue | None] = [found.get(name) for found in tags]
-        if None in values:
-            values = [
-                event.fields.get(name) if value is None else value
-                for value, event in zip(values, events, strict=True)
-            ]
-            if name == PROPERTY_ALIAS and None in values:
-                values = [
-                    event.measurement if value is None else value
-                    for value, event in zip(values, events, strict=True)
-                ]
-        columns[name] = values
-    return columns
-
-
-def event_property(event: MetricEvent, name: str) -> FieldValue | None:
-    """Return the value of the property `name` of `event`, or None (see `property_values`).
-
-    Args:
-        event: The event.
-        name: The property's name.
-
-    Returns:
-        A tag value (str), a field value, the measurement name, or None.
-    """
-    return property_values((event,), name)[0]

@@ -178,6 +178,27 @@ class TestBatchesFromParts:
             assert part.created_ns == batch.created_ns
             assert part.batch_id != batch.batch_id
 
+    def test_columns_in_every_form_of_batch(self) -> None:
+        plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
+        mixed = [*plain[:2], MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7), plain[3]]
+        for events in (plain, mixed):
+            expected = (
+                [e.measurement for e in events],
+                [dict(e.tags) for e in events],
+                [dict(e.fields) for e in events],
+                [e.timestamp_ns for e in events],
+            )
+            from_parts = EventBatch.from_parts(event_parts(events))
+            for batch in (EventBatch(events), from_parts, from_parts.subset(0, 4)):
+                columns = batch.columns()
+                assert (
+                    tuple(
+                        list(map(dict, c)) if i in (1, 2) else list(c)
+                        for i, c in enumerate(columns)
+                    )
+                    == expected
+                )
+
     def test_correlation_ids_in_every_form_of_batch(self) -> None:
         plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
         mixed = [*plain[:2], MetricEvent("m", fields={"v": 1}, correlation_id="c-1"), plain[3]]

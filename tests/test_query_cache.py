@@ -485,7 +485,6 @@ class TestKeys:
             (values, count) for values, count, _ in breakdown(events, ["User", 'q"k'], 50)
         ]
 
-
     @pytest.mark.parametrize("cached", [True, False])
     def test_an_object_naming_a_member_twice_is_still_read(
         self, tmp_path: Path, cached: bool

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import metricstream as ms
-from metricstream.event import event_property, property_values
 from metricstream.exceptions import ConfigError, InvalidEventError
+from metricstream.properties import EventColumns, event_property, property_values
 from metricstream.sinks import CounterLimits, CounterMapping, RedisCounterSink, TimeBuckets
 from metricstream.sinks.redis_counters import KeyLayout, parse_key
 from metricstream.sinks.redis_counters.keys import escape, join_escaped, split_escaped
@@ -32,7 +32,7 @@ def plan(mapping: CounterMapping, events: list[ms.MetricEvent], **options: objec
     prefix = options.pop("prefix", "")
     planner = Planner(mapping, buckets, limits, KeyLayout(prefix), **options)  # type: ignore[arg-type]
     found: dict[str, list[tuple[str, ...]]] = {}
-    for key, op in planner.plan(events):
+    for key, op in planner.plan(EventColumns.of_events(events)):
         found.setdefault(key, []).append(op)
     return found
 

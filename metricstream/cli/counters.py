@@ -24,6 +24,7 @@ from metricstream.cli.workload import EVENT_MIX
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
+from metricstream.properties import EventColumns
 from metricstream.registry import sink_from_url
 from metricstream.sinks.redis_counters import (
     CounterLimits,
@@ -194,7 +195,7 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"event: {event.to_influx_line()}\n")
     out.write(f"day bucket: {day} ({_local(day, buckets)})")
     out.write(f", hour bucket: {hour} ({_local(hour, buckets)})\n" if hour is not None else "\n")
-    ops = planner.plan([event])
+    ops = planner.plan(EventColumns.of_events([event]))
     out.write(f"{len(ops)} commands, applied at once by one EVALSHA of the batch script:\n")
     for key, (code, *arguments) in ops:
         words = [OPERATION_COMMANDS[code], key, *arguments]

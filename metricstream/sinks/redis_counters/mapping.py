@@ -2,7 +2,7 @@
 
 A key of a mapping is a property name (``"utm_source"``) or a compound of
 names joined by ``~`` (``"measurement~utm_source~utm_campaign"``). A property
-is what `metricstream.event.event_property` says: ``measurement`` is the
+is what `metricstream.properties.event_property` says: ``measurement`` is the
 event's name; any other name is its tag, else its field; ``event`` also means
 the measurement when no tag or field has that name.
 """

@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
-from metricstream.event import FieldValue, MetricEvent, UInt, property_columns, property_values
+from metricstream.event import FieldValue, UInt
 from metricstream.exceptions import ConfigError, InvalidEventError
+from metricstream.properties import EventColumns, property_columns
 from metricstream.sinks.redis_counters.buckets import TimeBuckets
 from metricstream.sinks.redis_counters.keys import KeyLayout, escape
 from metricstream.sinks.redis_counters.mapping import CounterLimits, CounterMapping, Metric
@@ -136,9 +136,9 @@ class Planner:
 
     # --- events -> aggregate -----------------------------------------------------
 
-    def _starts(self, events: Sequence[MetricEvent]) -> tuple[list[_Starts], _Starts | None]:
+    def _starts(self, events: EventColumns) -> tuple[list[_Starts], _Starts | None]:
         """The buckets of each event, or (``[]``, the buckets) when all share one day and hour."""
-        stamps = [event.timestamp_ns for event in events]
+        stamps = events.timestamps
         if not stamps:
             return [], None
         starts_ns = self.buckets.starts_ns
@@ -155,7 +155,7 @@ class Planner:
             ]
         return starts, None
 
-    def _columns(self, events: Sequence[MetricEvent]) -> tuple[dict[str, list[Any]], set[str]]:
+    def _columns(self, events: EventColumns) -> tuple[dict[str, list[Any]], set[str]]:
         """The text of each property of each event, and the names some event lacks."""
         columns: dict[str, list[Any]] = property_columns(events, self._names)
         holes: set[str] = set()
@@ -171,7 +171,7 @@ class Planner:
                     holes.add(name)
         return columns, holes
 
-    def aggregate(self, events: Sequence[MetricEvent]) -> _Aggregate:
+    def aggregate(self, events: EventColumns) -> _Aggregate:
         """Merge the contributions of `events`.
 
         Raises:
@@ -197,13 +197,13 @@ class Planner:
         return agg
 
     @staticmethod
-    def _numbers(events: Sequence[MetricEvent], field: str) -> list[Any]:
-        values: list[Any] = property_values(events, field)
+    def _numbers(events: EventColumns, field: str) -> list[Any]:
+        values: list[Any] = property_columns(events, (field,))[field]
         if not set(map(type, values)) <= _NUMBER_TYPES:
             values = [_number(value) for value in values]
         return values
 
-    def _check_limits(self, events: Sequence[MetricEvent], columns: dict[str, list[Any]]) -> None:
+    def _check_limits(self, events: EventColumns, columns: dict[str, list[Any]]) -> None:
         limit = self.limits.max_value_length
         over: dict[int, str] = {}
         for name, column in columns.items():
@@ -215,8 +215,8 @@ class Planner:
                             f"max_value_length={limit}"
                         )
         if self._count_keys:
-            for position, event in enumerate(events):
-                problem = position not in over and self._too_many_keys(event, columns, position)
+            for position in range(len(events.timestamps)):
+                problem = position not in over and self._too_many_keys(events, columns, position)
                 if problem:
                     over[position] = problem
         if over:
@@ -230,10 +230,10 @@ class Planner:
             )
 
     def _too_many_keys(
-        self, event: MetricEvent, columns: dict[str, list[Any]], position: int
+        self, events: EventColumns, columns: dict[str, list[Any]], position: int
     ) -> str | None:
         per_bucket = 2 if self.buckets.hourly else 1
-        fed = [m for m in self.mapping.metrics if self._feeds(m, event, columns, position)]
+        fed = [m for m in self.mapping.metrics if self._feeds(m, events, columns, position)]
         keys = len(fed) * per_bucket
         compounds = sum(len(metric.names) > 1 for metric in fed) * per_bucket
         if keys > self.limits.max_metrics_per_event:
@@ -246,13 +246,14 @@ class Planner:
 
     @staticmethod
     def _feeds(
-        metric: Metric, event: MetricEvent, columns: dict[str, list[Any]], position: int
+        metric: Metric, events: EventColumns, columns: dict[str, list[Any]], position: int
     ) -> bool:
         if any(columns[name][position] is None for name in metric.names):
             return False
         if metric.kind != "adv":
             return True
-        return _number(property_values((event,), metric.value_field or "")[0]) is not None
+        field = metric.value_field or ""
+        return _number(property_columns(events.row(position), (field,))[field][0]) is not None
 
     # --- aggregate -> operations ---------------------------------------------------
 
@@ -293,7 +294,7 @@ class Planner:
         ttl = self._ttl[letter]
         return None if ttl is None else str(start + ttl)
 
-    def plan(self, events: Sequence[MetricEvent]) -> list[Op]:
+    def plan(self, events: EventColumns) -> list[Op]:
         """`aggregate` then `operations`.
 
         Raises:

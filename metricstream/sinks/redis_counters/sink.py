@@ -182,10 +182,10 @@ class RedisCounterSink:
                 the events over the limits; the streamer drops those (as
                 ``limits``) and prepares the rest again.
         """
-        ops = self._planner.plan(batch.events)
+        ops = self._planner.plan(batch.columns())
         batch_key = partial(self.layout.batch, self.name, batch.batch_id)
         calls = encode_calls(ops, batch_key, self.batch_ttl, cluster=self.cluster)
-        return CounterPayload(batch.batch_id, len(batch.events), calls)
+        return CounterPayload(batch.batch_id, len(batch), calls)
 
     # --- write: I/O --------------------------------------------------------------
 
