@@ -186,8 +186,7 @@ def side_by_side(
     print(f"  ratio (metricstream advantage){'':<21}{ratio:>14.2f}x")
     if spread:
         print(f"  {spread}")
-    if target is not None:
-        print(f"  target: {target[0]} -> {'met' if target[1] else 'MISSED'}")
+    _print_target(target)
     record(
         Figure(
             title=title.strip(),
@@ -209,6 +208,11 @@ def side_by_side(
     return ratio
 
 
+def _print_target(target: tuple[str, bool] | None) -> None:
+    if target is not None:
+        print(f"  target: {target[0]} -> {'met' if target[1] else 'MISSED'}")
+
+
 def alone(
     title: str,
     ours: tuple[str, float],
@@ -225,8 +229,7 @@ def alone(
     print(f"  {ours[0]:<50} {ours[1]:>14,.1f} {unit}{cpu_text}")
     if note:
         print(f"  {note}")
-    if target is not None:
-        print(f"  target: {target[0]} -> {'met' if target[1] else 'MISSED'}")
+    _print_target(target)
     return record(
         Figure(
             title=title.strip(),

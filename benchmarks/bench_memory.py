@@ -100,20 +100,25 @@ def _streamer(port: int, **options: Any) -> Any:
     )
 
 
-def run_ours(port: int) -> dict[str, float]:
-    streamer = _streamer(port, max_buffer=EVENTS)
+def _send_all(streamer: Any) -> tuple[Any, dict[str, float]]:
+    """Send `EVENTS` samples and wait until all are prepared; return the health and figures."""
     baseline = rss_kib("VmRSS")
     started, cpu = time.perf_counter(), time.process_time()
     send_samples(streamer, EVENTS)
     health = _wait_prepared(streamer, EVENTS)
-    result = {
+    return health, {
         "peak_mib": (rss_kib("VmHWM") - baseline) / 1024,
-        "queued_body_mib": _queued_bytes(streamer) / 2**20,
         "pending": health.pending,
         "dropped": health.events_dropped,
         "seconds": time.perf_counter() - started,
         "cpu_s_per_m": (time.process_time() - cpu) / EVENTS * 1e6,
     }
+
+
+def run_ours(port: int) -> dict[str, float]:
+    streamer = _streamer(port, max_buffer=EVENTS)
+    _, result = _send_all(streamer)
+    result["queued_body_mib"] = _queued_bytes(streamer) / 2**20
     streamer.shutdown(timeout=0.5)
     return result
 
@@ -122,24 +127,16 @@ def run_spool(port: int) -> dict[str, float]:
     directory = tempfile.mkdtemp(prefix="ms-bench-spool-")
     try:
         streamer = _streamer(port, spool_dir=directory)
-        baseline = rss_kib("VmRSS")
-        started, cpu = time.perf_counter(), time.process_time()
-        send_samples(streamer, EVENTS)
-        health = _wait_prepared(streamer, EVENTS)
-        result = {
-            "peak_mib": (rss_kib("VmHWM") - baseline) / 1024,
-            "pending": health.pending,
-            "spooled": health.spooled,
-            "dropped": health.events_dropped,
-            "seconds": time.perf_counter() - started,
-            "cpu_s_per_m": (time.process_time() - cpu) / EVENTS * 1e6,
-            "disk_mib": sum(
+        health, result = _send_all(streamer)
+        result["spooled"] = health.spooled
+        result["disk_mib"] = (
+            sum(
                 os.path.getsize(os.path.join(root, name))
                 for root, _, names in os.walk(directory)
                 for name in names
             )
-            / 2**20,
-        }
+            / 2**20
+        )
         streamer.shutdown(timeout=0.5)
         return result
     finally:

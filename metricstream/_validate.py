@@ -17,7 +17,7 @@ import datetime as _dt
 import operator
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
 
 from metricstream._bounded import BoundedSet
@@ -455,10 +455,17 @@ def check_tags(tags: TagsLike | None) -> dict[str, str]:
 
 
 def _rebuild_tags(tags: dict[Any, Any]) -> dict[str, str]:
-    rebuilt: dict[str, str] = {}
-    for key, value in tags.items():
-        checked = check_key(key, "tag")
-        rebuilt[checked] = check_tag_value(checked, value)
+    return _rebuild(tags, "tag", check_tag_value)
+
+
+def _rebuild(
+    items: dict[Any, Any], kind: str, check_value: Callable[[str, Any], Any]
+) -> dict[str, Any]:
+    """Check every key and value the slow way, with the error naming the first bad one."""
+    rebuilt: dict[str, Any] = {}
+    for key, value in items.items():
+        checked = check_key(key, kind)
+        rebuilt[checked] = check_value(checked, value)
     return rebuilt
 
 
@@ -504,8 +511,4 @@ def check_fields(
 
 
 def _rebuild_fields(fields: dict[Any, Any]) -> dict[str, FieldValue]:
-    rebuilt: dict[str, FieldValue] = {}
-    for key, value in fields.items():
-        checked = check_key(key, "field")
-        rebuilt[checked] = check_field_value(checked, value)
-    return rebuilt
+    return _rebuild(fields, "field", check_field_value)
