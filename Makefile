@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev-all
+# The tests of the encoders, which have optional compiled helpers.
+PURE_PYTHON_TESTS := tests/test_batch.py tests/test_lineprotocol.py tests/test_json.py \
+	tests/test_event.py tests/test_hostile_input.py tests/test_sink_jsonl.py
 
 .PHONY: demo test bench lint services services-stop clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py metricstream/codecs/_speedups.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all]'
 	@touch $(STAMP)
@@ -16,9 +19,11 @@ demo: $(STAMP)
 	$(PY) -m metricstream demo --duration 10
 
 ## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests.
+## The codec tests run a second time without the optional compiled helpers.
 test: $(STAMP)
 	scripts/services.sh start
 	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q
+	METRICSTREAM_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_PYTHON_TESTS)
 
 $(VENV)/.installed-bench: pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all,bench]'

@@ -20,9 +20,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from metricstream.codecs._compiled import SPEEDUPS
 from metricstream.event import PARTS_PER_EVENT, SharedTags
 
-__all__ = ["Samples", "TextsBefore", "join_lines", "number_texts", "samples"]
+__all__ = ["Samples", "TextsBefore", "join_lines", "number_texts", "sample_lines", "samples"]
 
 
 class Samples(NamedTuple):
@@ -199,3 +200,42 @@ def join_lines(
     if pieces:
         pieces[-1] = after
     return b"".join(pieces)
+
+
+def sample_lines(
+    befores: list[bytes],
+    values: bytes,
+    *,
+    between: bytes,
+    timestamps: list[int],
+    after: bytes,
+) -> bytes:
+    """Join one line per sample: the text before its value, value, between, timestamp, after.
+
+    Args:
+        befores: Each event's text before its value.
+        values: The values as one JSON array (``orjson.dumps`` of the column),
+            whose items hold no comma: numbers and booleans.
+        between: The text between value and timestamp.
+        timestamps: Each event's timestamp.
+        after: The text after the timestamp.
+
+    Returns:
+        The lines, newline-joined, no trailing newline. The compiled helper
+        (`metricstream.codecs._compiled`) writes them in one pass; this
+        joins the same pieces.
+    """
+    if _compiled_sample_lines is not None:
+        return _compiled_sample_lines(befores, values, between, timestamps, after)
+    return join_lines(
+        befores,
+        values[1:-1].split(b","),
+        between=between,
+        timestamps=number_texts(timestamps),
+        after=after,
+    )
+
+
+_compiled_sample_lines: Callable[[list[bytes], bytes, bytes, list[int], bytes], bytes] | None = (
+    None if SPEEDUPS is None else SPEEDUPS.sample_lines
+)

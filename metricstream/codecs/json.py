@@ -33,7 +33,7 @@ from metricstream._validate import (
     check_timestamp,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, TextsBefore, join_lines, number_texts, samples
+from metricstream.codecs._columns import Samples, TextsBefore, sample_lines, samples
 from metricstream.event import (
     PARTS_PER_EVENT,
     SCHEMA_VERSION,
@@ -183,11 +183,11 @@ def encode_samples(batch: Samples) -> bytes:
     Returns:
         One object per event and line, no trailing newline.
     """
-    return join_lines(
+    return sample_lines(
         _heads.texts(batch.measurement, batch.key, batch.tags),
-        number_texts(batch.values),
+        orjson.dumps(batch.values),
         between=b'},"timestamp_ns":',
-        timestamps=number_texts(batch.timestamps),
+        timestamps=batch.timestamps,
         after=b',"schema_version":%d}' % SCHEMA_VERSION,
     )
 

@@ -52,7 +52,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -66,7 +67,8 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, TextsBefore, join_lines, number_texts, samples
+from metricstream.codecs._columns import Samples, TextsBefore, sample_lines, samples
+from metricstream.codecs._compiled import SPEEDUPS
 from metricstream.event import (
     EventRow,
     MetricEvent,
@@ -226,8 +228,12 @@ def _head_of(measurement: str, tags: dict[str, str]) -> str:
     return _measurement_cache.get(measurement) or _escape_measurement(measurement)
 
 
-def _fields_text(fields: dict[str, FieldValue]) -> str:
-    """The field set of an entry: ``key=value`` pairs in order, comma-separated."""
+def fields_text(fields: dict[str, FieldValue]) -> str:
+    """The field set of an entry: ``key=value`` pairs in order, comma-separated.
+
+    This is the pure-Python twin of the compiled helper `_fields_text`
+    uses when it is built (`metricstream.codecs._compiled`).
+    """
     prefixes = _field_prefix_cache
     text = ""
     for key, value in fields.items():
@@ -244,6 +250,13 @@ def _fields_text(fields: dict[str, FieldValue]) -> str:
             pair = prefix + _format_value(value)
         text = f"{text},{pair}" if text else pair
     return text
+
+
+_fields_text: Callable[[dict[str, FieldValue]], str] = (
+    fields_text
+    if SPEEDUPS is None
+    else partial(SPEEDUPS.fields_text, _field_prefix_cache, _field_prefix, _format_value)
+)
 
 
 def encode_line(event: MetricEvent, precision: str = "ns") -> str:
@@ -391,19 +404,19 @@ def _encode_columns(batch: Samples) -> bytes | None:
             return None
         if min(map(abs, filter(None, values)), default=1.0) < 1e-4:
             return None
-        texts = orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]")[1:-1].split(b",")
+        texts = orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]")
         between = b" "
     elif batch.kinds == _INTS:
-        texts, between = number_texts(values), b"i "
+        texts, between = orjson.dumps(values), b"i "
     elif batch.kinds == _BOOLS:
-        texts, between = number_texts(values), b" "
+        texts, between = orjson.dumps(values), b" "
     else:
         return None
-    return join_lines(
+    return sample_lines(
         _heads.texts(batch.measurement, batch.key, batch.tags),
         texts,
         between=between,
-        timestamps=number_texts(batch.timestamps),
+        timestamps=batch.timestamps,
         after=b"",
     )
 

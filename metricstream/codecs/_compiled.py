@@ -1,0 +1,33 @@
+"""Whether the encoders use their optional compiled helpers, and which.
+
+`metricstream.codecs._speedups` (C, built by ``pip install`` when a compiler
+is there) does two per-event loops of the encoders faster: joining a batch
+of samples into lines, and writing the field set of a line protocol entry.
+Each has a pure-Python twin next to its caller that gives the same bytes;
+`SPEEDUPS` says which one runs. Setting ``METRICSTREAM_PURE_PYTHON=1``
+before the import turns the compiled helpers off.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+__all__ = ["PURE_PYTHON_VARIABLE", "SPEEDUPS"]
+
+PURE_PYTHON_VARIABLE = "METRICSTREAM_PURE_PYTHON"
+"""The environment variable that, set to anything but ``""`` or ``0``, turns them off."""
+
+
+def _load() -> ModuleType | None:
+    if os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
+        return None
+    try:
+        import metricstream.codecs._speedups as compiled
+    except ImportError:
+        return None
+    return compiled
+
+
+SPEEDUPS: ModuleType | None = _load()
+"""The compiled helpers in use, or None when the pure-Python ones run."""

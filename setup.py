@@ -1,0 +1,17 @@
+"""Build the optional compiled helpers of the encoders (metricstream/codecs/_speedups.c).
+
+The package works without them: if the build fails (no C compiler), the
+install goes on and the pure-Python code runs instead.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "metricstream.codecs._speedups",
+            ["metricstream/codecs/_speedups.c"],
+            optional=True,
+        ),
+    ]
+)
