@@ -1,6 +1,6 @@
 """Run every benchmark, each figure beside its peer, and write the report.
 
-Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, send,
+Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
 throughput, spool, memory, influx, scaling, instruments, health, redis, kafka,
 query (default: all). ``make bench`` runs them all and writes
 ``benchmarks/results/REPORT.md`` with its charts (a run of some of them
@@ -24,6 +24,7 @@ from _common import CURRENT_BENCH, machine
 
 BENCHMARKS = {
     "encode": "bench_encode",
+    "compiled": "bench_compiled",
     "send": "bench_send",
     "throughput": "bench_throughput",
     "spool": "bench_spool",
