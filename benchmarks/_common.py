@@ -162,6 +162,7 @@ def side_by_side(
     target: tuple[str, bool] | None = None,
     spread: str | None = None,
     key: str | None = None,
+    ratio: float | None = None,
 ) -> float:
     """Print both figures and the ratio (how many times better ours is); return the ratio.
 
@@ -176,8 +177,12 @@ def side_by_side(
         target: (the target as text, whether it is met).
         spread: How the figure varied over the runs, as text.
         key: A name for the figure in the report (headline figures).
+        ratio: For runs in alternating pairs, the median of the pairs'
+            ratios (what the targets are judged on); by default the ratio of
+            the two figures.
     """
-    ratio = advantage(ours[1], peer[1], higher_is_better)
+    if ratio is None:
+        ratio = advantage(ours[1], peer[1], higher_is_better)
     cpu_ours, cpu_peer = cpu if cpu is not None else (None, None)
     print(f"\n{title}")
     for (label, value), cpu_s in ((ours, cpu_ours), (peer, cpu_peer)):

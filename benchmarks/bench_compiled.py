@@ -75,6 +75,7 @@ def main() -> None:
             unit,
             higher_is_better=higher,
             spread="ratio " + spread_of(ratios),
+            ratio=statistics.median(ratios),
         )
 
 

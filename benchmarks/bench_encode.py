@@ -93,6 +93,7 @@ def _compare(
         ),
         target=None if target is None else (f">= {target:.0f}x", peer_ns / ours_ns >= target),
         spread="ratio " + spread_of(ratios),
+        ratio=statistics.median(ratios),
         key=key,
     )
 

@@ -133,6 +133,7 @@ def main() -> None:
                 f" {median(peer, 1):,.0f} ns/call, ratio {spread_of(walls)}"
             ),
             key=key,
+            ratio=statistics.median(ratios),
         )
 
 

@@ -76,6 +76,7 @@ def main() -> None:
             higher_is_better=True,
             cpu=(cpu(mode), cpu(None)),
             spread="ratio " + spread_of(ratios),
+            ratio=statistics.median(ratios),
             key=f"spool_{mode}",
         )
 

@@ -35,7 +35,7 @@ from metricstream.sinks.jsonl import JsonLinesSink, read_events
 
 EVENTS = 500_000
 BATCH_SIZE = 5000
-ROUNDS = 5
+ROUNDS = 7
 TARGET = 0.6
 _BOUNDARY = b'},{"measurement":'
 _LINE_BREAK = b'}\n{"measurement":'
@@ -155,6 +155,7 @@ def main() -> None:
         ),
         target=(f">= {TARGET}x", statistics.median(ratios) >= TARGET),
         spread="ratio " + spread_of(ratios),
+        ratio=statistics.median(ratios),
         key="jsonl",
     )
     built_rate = statistics.median(EVENTS / wall for wall, _ in built)
