@@ -136,6 +136,18 @@ class TestSampleLines:
         with pytest.raises(ValueError, match=problem):
             compiled.sample_lines(befores, values, b" ", stamps, b"")
 
+    def test_a_timestamp_that_is_not_an_int_is_a_type_error(self) -> None:
+        assert compiled is not None
+        with pytest.raises(TypeError, match="other than int"):
+            compiled.sample_lines([b"a"], b"[1]", b" ", [True], b"")
+
+    def test_the_wrapper_falls_back_to_the_pure_code_for_odd_timestamps(self) -> None:
+        lines = _columns.sample_lines(
+            [b"a ", b"b "], b"[1,2]", between=b" ", timestamps=[True, 5], after=b""
+        )
+        assert lines == pure_sample_lines([b"a ", b"b "], b"[1,2]", b" ", [True, 5], b"")
+        assert lines == b"a 1 true\nb 2 5"
+
     def test_a_timestamp_outside_int64_is_an_overflow_error(self) -> None:
         assert compiled is not None
         with pytest.raises(OverflowError):

@@ -226,7 +226,10 @@ def sample_lines(
         joins the same pieces.
     """
     if _compiled_sample_lines is not None:
-        return _compiled_sample_lines(befores, values, between, timestamps, after)
+        try:
+            return _compiled_sample_lines(befores, values, between, timestamps, after)
+        except (TypeError, OverflowError):
+            pass  # a timestamp assigned by hand that is not an int64: as the pure code does
     return join_lines(
         befores,
         values[1:-1].split(b","),

@@ -104,8 +104,15 @@ sample_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         cursor = stop + 1;
         memcpy(out + pos, PyBytes_AS_STRING(between), between_size);
         pos += between_size;
+        PyObject *timestamp = PyList_GET_ITEM(timestamps, i);
+        if (!PyLong_CheckExact(timestamp)) {
+            /* Anything else could run Python code that changes the lists. */
+            Py_DECREF(result);
+            PyErr_SetString(PyExc_TypeError, "timestamps holds something other than int");
+            return NULL;
+        }
         int overflow = 0;
-        long long stamp = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(timestamps, i), &overflow);
+        long long stamp = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
         if (overflow || (stamp == -1 && PyErr_Occurred())) {
             Py_DECREF(result);
             if (!PyErr_Occurred()) {
