@@ -304,9 +304,8 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
 def encode_rows(rows: Iterable[EventRow], precision: str = "ns") -> str:
     """Encode events given as rows of their parts (see `metricstream.event.EventRow`).
 
-    This loop is the encoder's hot path: the escaped head (measurement and
-    sorted tags) and each field's ``key=`` prefix come from caches, and the
-    common value types are formatted inline.
+    The escaped head (measurement and sorted tags) comes from the caches
+    and the field set from `_fields_text` (compiled when built).
 
     Args:
         rows: The events' parts.
@@ -320,32 +319,13 @@ def encode_rows(rows: Iterable[EventRow], precision: str = "ns") -> str:
         ConfigError: If the precision is unknown.
     """
     divisor = _divisor(precision)
-    shared_heads = _shared_heads
-    prefixes = _field_prefix_cache
     lines: list[str] = []
     append = lines.append
     for measurement, tags, fields, stamp, _ in rows:
-        if tags.__class__ is SharedTags:
-            known = shared_heads.get(id(tags))
-            head = known[1].get(measurement) if known is not None else None
-            if head is None:
-                head = _shared_head(tags, measurement)
-        else:
-            head = _head_of(measurement, tags)
+        if not fields:
+            raise no_fields_error(measurement)
         timestamp = stamp if divisor == 1 else _scale(stamp, divisor)
-        if len(fields) != 1:
-            if not fields:
-                raise no_fields_error(measurement)
-            append(f"{head} {_fields_text(fields)} {timestamp}")
-            continue
-        for key, value in fields.items():
-            prefix = prefixes.get(key) or _field_prefix(key)
-            if value.__class__ is float and -1e6 < value < 1e6:
-                append(f"{head} {prefix}{repr(value).removesuffix('.0')} {timestamp}")
-            elif value.__class__ is int:
-                append(f"{head} {prefix}{value}i {timestamp}")
-            else:
-                append(f"{head} {prefix}{_format_value(value)} {timestamp}")
+        append(f"{_head_of(measurement, tags)} {_fields_text(fields)} {timestamp}")
     return "\n".join(lines)
 
 
