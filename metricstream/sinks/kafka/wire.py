@@ -32,7 +32,7 @@ from typing import Union
 from metricstream.codecs.json import decode_event
 from metricstream.codecs.lineprotocol import encode_line, parse_lines
 from metricstream.contract import EventBatch
-from metricstream.event import PARTS_PER_EVENT, SCHEMA_VERSION, MetricEvent
+from metricstream.event import SCHEMA_VERSION, MetricEvent
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
 __all__ = [
@@ -188,9 +188,10 @@ class MessageEncoder:
             return None
         if not isinstance(key, str):
             return _call_key_function(key, batch.events)
+        columns = batch.columns()
         if key == "measurement":
-            return [measurement.encode() for measurement in batch.parts()[0::PARTS_PER_EVENT]]
-        found = [tags.get(key) for tags in batch.parts()[1::PARTS_PER_EVENT]]
+            return [measurement.encode() for measurement in columns.measurements]
+        found = [tags.get(key) for tags in columns.tags]
         return [None if value is None else value.encode() for value in found]
 
     def _headers(self, batch: EventBatch) -> list[Headers] | None:
