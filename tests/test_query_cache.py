@@ -513,7 +513,7 @@ class TestCommand:
         assert len(list(cache_dir.iterdir())) == 1
         assert main([*query, "--no-cache"]) == 0
         assert json.loads(capsys.readouterr().out) == cached
-        assert cached["data"]["view"] == {"count": 50, "unique": {"user": 13}}
+        assert cached["data"]["view"] == {"count": 50, "weighted_count": 50, "unique": {"user": 13}}
         assert main(["query", str(path), "--cache-dir", str(cache_dir), "--clear-cache"]) == 0
         assert capsys.readouterr().out.startswith("removed ")
         assert list(cache_dir.iterdir()) == []

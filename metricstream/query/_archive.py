@@ -15,7 +15,7 @@ from metricstream.query._cache import CacheUnavailableError, QueryCache, cache_f
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
-from metricstream.query._results import FunnelStep, Result, Skipped
+from metricstream.query._results import FunnelStep, KeyCount, Result, Skipped, ValueCount
 from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
 from metricstream.query._scan import refuses_structs, scan_sql, write_sources
 from metricstream.query._sets import Builder, EventSet
@@ -170,6 +170,52 @@ class Archive:
 
         return run_document(self, document)
 
+    def keys(
+        self,
+        prefix: str = "",
+        where: Iterable[Filter | Mapping[str, object]] = (),
+        limit: int = 100,
+    ) -> Result[list[KeyCount]]:
+        """The properties of the events, with how many events have each, most common first.
+
+        ``measurement`` (every event has one) is listed like the tag and
+        field keys; a key that is both a tag and a field of an event counts
+        that event once. Read from the archive itself, not the cache.
+
+        Args:
+            prefix: Only keys that start with it.
+            where: Only events passing these filters.
+            limit: At most this many keys.
+
+        Raises:
+            ConfigError: If a filter or the limit is wrong.
+        """
+        from metricstream.query._keys import list_keys
+
+        return list_keys(self, prefix, where, limit)
+
+    def values(
+        self,
+        key: str,
+        prefix: str = "",
+        limit: int = 10,
+        where: Iterable[Filter | Mapping[str, object]] = (),
+    ) -> Result[list[ValueCount]]:
+        """The most common values of a property, with their event counts.
+
+        Args:
+            key: The property.
+            prefix: Only values whose text (a number's JSON text) starts with it.
+            limit: At most this many values.
+            where: Only events passing these filters.
+
+        Raises:
+            ConfigError: If the key, a filter or the limit is wrong.
+        """
+        from metricstream.query._keys import list_values
+
+        return list_values(self, key, prefix, limit, where)
+
     def check(self) -> tuple[Skipped, ...]:
         """Check the files now; return what a query would skip.
 
@@ -213,9 +259,14 @@ class Archive:
         return self._read(wanted, builders, prefilter)
 
     def _read(
-        self, keys: set[str], builders: Sequence[Builder], prefilter: Builder | None
+        self,
+        keys: set[str],
+        builders: Sequence[Builder],
+        prefilter: Builder | None,
+        *,
+        raw: bool = False,
     ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]:
-        """Run statements over the records of the archive's files."""
+        """Run statements over the records of the archive's files (`raw`: see `scan_sql`)."""
         properties = Properties(keys)
         with self._lock:
             checks = self._refresh()
@@ -225,7 +276,9 @@ class Archive:
             while True:
                 with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
                     sources = write_sources(checks, Path(directory), self.threads)
-                    scan = functools.partial(scan_sql, sources, properties.keys, objects=objects)
+                    scan = functools.partial(
+                        scan_sql, sources, properties.keys, objects=objects, raw=raw
+                    )
                     try:
                         rows = execute(cursor, properties, scan, builders, prefilter)
                     except read_errors(self._duckdb) as exc:

@@ -2,7 +2,8 @@
 
 Reading an archive means decompressing and parsing every record: several
 CPU-seconds per 5 million events, however little a query asks. The cache
-keeps the measurement, the timestamp and the properties queries used,
+keeps the measurement, the timestamp, the sample rate, the event id and
+the properties queries used,
 as columns DuckDB reads in a fraction of that, and loads only what is new
 since the previous query: a rotated file (``PATH.N``) never changes, the
 current file only grows, so only its new complete frames or lines are read.
@@ -48,11 +49,12 @@ from metricstream.exceptions import ConfigError
 from metricstream.query._files import FileCheck
 from metricstream.query._run import execute
 from metricstream.query._sets import Builder
-from metricstream.query._sql import CachedProperties, Params
+from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, CachedProperties, Params
 from metricstream.query._store import CacheConflictError, create_schema, read_keys, sync
 
 __all__ = [
     "CACHE_ENV",
+    "ALWAYS_HELD",
     "LOCK_WAIT",
     "CacheStats",
     "CacheUnavailableError",
@@ -70,6 +72,9 @@ LOCK_WAIT = 30.0
 
 FORMAT = 1
 """The layout of the cache's tables; part of its file name."""
+
+ALWAYS_HELD = frozenset({WEIGHT_KEY, EVENT_ID_KEY})
+"""Properties the cache holds from its first load, since most queries read them."""
 
 _ALIAS = "metricstream_cache"
 _OFF = frozenset({"0", "off", "false", "no", "none"})
@@ -260,7 +265,8 @@ class QueryCache:
         """
         with self._exclusive(), self._attached(cursor()) as connection:
             try:
-                synced = sync(connection, self._duckdb, self._patterns, keys, self._threads)
+                held = keys | ALWAYS_HELD
+                synced = sync(connection, self._duckdb, self._patterns, held, self._threads)
             except CacheConflictError as exc:
                 raise CacheUnavailableError(str(exc)) from None
             except self._duckdb.IOException as exc:

@@ -1,23 +1,28 @@
 """Funnels: how many match-key combinations went through event sets in order.
 
 The events of one combination (its values of the match keys; events without
-all of them take no part) are ordered by timestamp. An event of step 1 is
-always reached. An event of step k > 1 is reached when a reached event of
-step k - 1 of the same combination has an earlier timestamp and:
+all of them take no part) are ordered by timestamp and, where they carry an
+event id (`metricstream.query._eventid`), by event id: two events of one
+millisecond that the event store received one after the other are in that
+order. An event of step 1 is always reached. An event of step k > 1 is
+reached when a reached event of step k - 1 of the same combination comes
+before it and:
 
 - with ``order="exact_order"``, any events may come in between;
 - with ``order="strict"``, no event of the combination that is in any step's
-  set has a timestamp between the two (repeats of a step count as events in
+  set comes between the two (repeats of a step count as events in
   between: view, view, cart reaches cart from the second view, but view,
   cart, cart, purchase does not reach purchase, since the cart just before it
   was not reached from a view);
 - with a `window`, the step is at most `window` after the step-1 event that
   started the path.
 
-Ties and repeats: events with the same timestamp are not in order (a step
-never counts at the timestamp of the step before it, so an event in two
-steps cannot take both), and every repeat of a step may start or continue a
-path; a combination counts once per step it reached, however often.
+Ties and repeats: events with the same timestamp and no event id are not in
+order (a step never counts at the timestamp of the step before it, so an
+event in two steps cannot take both; an event without an id comes before
+the events of its timestamp that have one), and every repeat of a step may
+start or continue a path; a combination counts once per step it reached,
+however often.
 
 A step's count is the number of combinations with a reached event of that
 step. The time between step k - 1 and step k of a combination is measured on
@@ -30,10 +35,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from metricstream.exceptions import ConfigError
+from metricstream.query._eventid import order_sql
 from metricstream.query._filters import parse_window
 from metricstream.query._results import FunnelStep, Result
 from metricstream.query._sets import EventSet, as_keys
-from metricstream.query._sql import Params, Properties
+from metricstream.query._sql import EVENT_ID_KEY, Params, Properties
 
 __all__ = ["ORDERS", "run_funnel"]
 
@@ -64,7 +70,7 @@ def run_funnel(
     runner = steps[0]._runner
     for step in steps:
         step.check_patterns()
-    needed = set(keys).union(*(step.keys() for step in steps))
+    needed = set(keys).union(*(step.keys() for step in steps), {EVENT_ID_KEY})
 
     def build(properties: Properties, params: Params) -> str:
         return funnel_sql(steps, keys, order, window_ns, properties=properties, params=params)
@@ -107,7 +113,11 @@ def funnel_sql(
     properties: Properties,
     params: Params,
 ) -> str:
-    """The statement answering (step index, combinations, median ns from the previous step)."""
+    """The statement answering (step index, combinations, median ns from the previous step).
+
+    Rows are ordered by ``o`` (`order_sql`: the timestamp, then the event
+    id); times are measured on ``ts``.
+    """
     keys = [f"k{i}" for i in range(len(match))]
     key_list = ", ".join(keys)
     flags = [f"s{i}" for i in range(len(steps))]
@@ -115,31 +125,42 @@ def funnel_sql(
     conditions = ", ".join(
         f"{step.condition(properties, params)} AS s{i}" for i, step in enumerate(steps)
     )
-    ctes = [
-        f"r AS {'' if properties.scans_cheaply else 'MATERIALIZED '}"
-        f"(SELECT * FROM (SELECT {values}, ts, {conditions} FROM ev) "
-        f"WHERE ts IS NOT NULL AND ({' OR '.join(flags)}) "
-        f"AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)})",
-        f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, CAST(ts AS HUGEINT) AS st, "
-        f"CAST(NULL AS BIGINT) AS pts FROM r WHERE s0)",
-    ]
+    ctes = [_rows_cte(properties, values, conditions, keys=keys, flags=flags)]
+    ctes.append(
+        f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, o, CAST(ts AS HUGEINT) AS st, "
+        f"CAST(NULL AS BIGINT) AS pts FROM r WHERE s0)"
+    )
     if order == "exact_order" and window_ns is None:
         return f"WITH {ctes[0]}, {_earliest_paths(len(steps), keys)}"
     window = params.add(str(window_ns)) if window_ns is not None and len(steps) > 1 else None
     if order == "strict":
         ctes.append(
-            f"t AS MATERIALIZED (SELECT {key_list}, ts, lag(ts) OVER "
-            f"(PARTITION BY {key_list} ORDER BY ts) AS prev "
-            f"FROM (SELECT DISTINCT {key_list}, ts FROM r))"
+            f"t AS MATERIALIZED (SELECT {key_list}, o, lag(o) OVER "
+            f"(PARTITION BY {key_list} ORDER BY o) AS prev "
+            f"FROM (SELECT DISTINCT {key_list}, o FROM r))"
         )
     for index in range(1, len(steps)):
         ctes.append(_step_cte(index, keys, order, window))
     answers = " UNION ALL ".join(
         f"SELECT {index} AS step, count(*) AS reached, median(gap) AS gap FROM "
-        f"(SELECT arg_min(CAST(ts AS HUGEINT) - pts, ts) AS gap FROM b{index} GROUP BY {key_list})"
+        f"(SELECT arg_min(CAST(ts AS HUGEINT) - pts, o) AS gap FROM b{index} GROUP BY {key_list})"
         for index in range(len(steps))
     )
     return f"WITH {', '.join(ctes)} SELECT * FROM ({answers}) ORDER BY step"
+
+
+def _rows_cte(
+    properties: Properties, values: str, conditions: str, *, keys: list[str], flags: list[str]
+) -> str:
+    """``r``: the rows of any step that have every match key, with their order ``o``."""
+    key_list = ", ".join(keys)
+    return (
+        f"r AS {'' if properties.scans_cheaply else 'MATERIALIZED '}"
+        f"(SELECT {key_list}, ts, {order_sql('eid')} AS o, {', '.join(flags)} FROM "
+        f"(SELECT {values}, ts, {properties.text(EVENT_ID_KEY)} AS eid, {conditions} FROM ev) "
+        f"WHERE ts IS NOT NULL AND ({' OR '.join(flags)}) "
+        f"AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)})"
+    )
 
 
 def _earliest_paths(count: int, keys: list[str]) -> str:
@@ -150,21 +171,21 @@ def _earliest_paths(count: int, keys: list[str]) -> str:
     """
     key_list = ", ".join(keys)
     ctes = [
-        f"f0 AS MATERIALIZED (SELECT {key_list}, min(ts) AS t FROM r WHERE s0 GROUP BY {key_list})"
+        f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o FROM r WHERE s0 GROUP BY {key_list})"
     ]
     answers = ["SELECT 0 AS step, count(*) AS reached, CAST(NULL AS DOUBLE) AS gap FROM f0"]
     for index in range(1, count):
         ctes.append(
-            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.ts) AS t FROM r "
-            f"JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.ts > p.t "
+            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o, arg_min(r.ts, r.o) AS t "
+            f"FROM r JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.o > p.o "
             f"GROUP BY {key_list})"
         )
         earlier = (
-            f"JOIN f{index - 2} q USING ({key_list}) WHERE r.ts > q.t AND" if index > 1 else "WHERE"
+            f"JOIN f{index - 2} q USING ({key_list}) WHERE r.o > q.o AND" if index > 1 else "WHERE"
         )
         ctes.append(
             f"g{index} AS (SELECT {key_list}, CAST(e.t AS HUGEINT) - max(r.ts) AS gap FROM r "
-            f"JOIN f{index} e USING ({key_list}) {earlier} s{index - 1} AND r.ts < e.t "
+            f"JOIN f{index} e USING ({key_list}) {earlier} s{index - 1} AND r.o < e.o "
             f"GROUP BY {key_list}, e.t)"
         )
         answers.append(
@@ -177,7 +198,7 @@ def _earliest_paths(count: int, keys: list[str]) -> str:
 def _step_cte(index: int, keys: list[str], order: str, window: str | None) -> str:
     key_list = ", ".join(keys)
     same = " AND ".join(f"e.{k} = p.{k}" for k in keys)
-    events = f"(SELECT DISTINCT {key_list}, ts FROM r WHERE s{index}) e"
+    events = f"(SELECT DISTINCT {key_list}, ts, o FROM r WHERE s{index}) e"
     chosen = ", ".join(f"e.{k}" for k in keys)
     if order == "strict":
         limit = (
@@ -186,13 +207,13 @@ def _step_cte(index: int, keys: list[str], order: str, window: str | None) -> st
             else ""
         )
         return (
-            f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, max(p.st) AS st, max(p.ts) AS pts "
-            f"FROM {events} JOIN t ON {' AND '.join(f't.{k} = e.{k}' for k in keys)} "
-            f"AND t.ts = e.ts "
-            f"JOIN b{index - 1} p ON {same} AND p.ts = t.prev GROUP BY {chosen}, e.ts{limit})"
+            f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, e.o, max(p.st) AS st, "
+            f"max(p.ts) AS pts FROM {events} JOIN t ON "
+            f"{' AND '.join(f't.{k} = e.{k}' for k in keys)} AND t.o = e.o "
+            f"JOIN b{index - 1} p ON {same} AND p.o = t.prev GROUP BY {chosen}, e.ts, e.o{limit})"
         )
     limit = f" WHERE CAST(e.ts AS HUGEINT) - p.st <= CAST({window} AS HUGEINT)" if window else ""
     return (
-        f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, p.st, p.ts AS pts FROM {events} "
-        f"ASOF JOIN b{index - 1} p ON {same} AND e.ts > p.ts{limit})"
+        f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, e.o, p.st, p.ts AS pts FROM {events} "
+        f"ASOF JOIN b{index - 1} p ON {same} AND e.o > p.o{limit})"
     )

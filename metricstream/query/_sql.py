@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from metricstream.query._results import Value
 
 __all__ = [
+    "EVENT_ID_KEY",
     "MEASUREMENT_KEYS",
+    "WEIGHT_KEY",
     "CachedKey",
     "CachedProperties",
     "Params",
@@ -45,7 +47,14 @@ __all__ = [
 MEASUREMENT_KEYS = ("measurement", "event")
 """The keys that name an event's measurement rather than a tag or field."""
 
+WEIGHT_KEY = "samplerate"
+"""The property holding how many events one stored event stands for (1 when absent)."""
+
+EVENT_ID_KEY = "event_id"
+"""The property holding an event's id (see `metricstream.query._eventid`)."""
+
 _INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 
 
 def json_pointer(key: str) -> str:
@@ -68,6 +77,14 @@ class Params:
 
 def _field_text(field: str) -> str:
     return f"CASE WHEN json_type({field}) = 'VARCHAR' THEN {field} ->> '$' END"
+
+
+def _field_number_text(field: str) -> str:
+    """The JSON text of a number field (an unsigned one's digits); NULL for anything else."""
+    return (
+        f"CASE WHEN json_type({field}) IN {_NUMBER_TYPES} THEN CAST({field} AS VARCHAR) "
+        f"WHEN json_type({field}) = 'OBJECT' THEN {field} ->> 'uint' END"
+    )
 
 
 def _field_integer(field: str) -> str:
@@ -142,9 +159,28 @@ class Properties:
         """True when the property is a string equal to the `value` placeholder."""
         return f"COALESCE({self._text(key)} = {value}, false)"
 
+    def text(self, key: str) -> str:
+        """The property's value when it is a string (measurement, tag, string field), else NULL."""
+        return self._text(key)
+
     def matches(self, key: str, pattern: str) -> str:
-        """True when the property is a string in which the `pattern` placeholder is found."""
-        return f"COALESCE(regexp_matches({self._text(key)}, {pattern}), false)"
+        """True when the pattern placeholder is found in the property's text.
+
+        The text of a string is the string; of a number, its JSON text (as
+        the archive holds it: ``503``, ``2.5``, ``1e20``). Bools have none.
+        """
+        if key in MEASUREMENT_KEYS:
+            return f"COALESCE(regexp_matches(m, {pattern}), false)"
+        number = self._untagged(key, _field_number_text(self._field(key)))
+        return (
+            f"(COALESCE(regexp_matches({self._text(key)}, {pattern}), false) "
+            f"OR COALESCE(regexp_matches({number}, {pattern}), false))"
+        )
+
+    def weight(self) -> str:
+        """How many events an event stands for: its `WEIGHT_KEY` integer when >= 1, else 1."""
+        value = self.integer(WEIGHT_KEY)
+        return f"COALESCE(CASE WHEN {value} >= 1 THEN {value} END, 1)"
 
     def _untagged(self, key: str, expression: str) -> str:
         """`expression` (of the field) when the event has no tag of that name."""
@@ -240,12 +276,22 @@ class CachedProperties(Properties):
         found = self._numbers(key, f"value = {value}")
         return f"COALESCE({self._string(key)} = {found}, false)"
 
+    def text(self, key: str) -> str:
+        """The property's value when it is a string, else NULL (looked up by its number)."""
+        if key in MEASUREMENT_KEYS:
+            return "m"
+        return f"(SELECT value FROM {self._strings} WHERE id = {self._string(key)})"
+
     def matches(self, key: str, pattern: str) -> str:
-        """True when the property is a string in which the `pattern` placeholder is found."""
+        """True when the pattern placeholder is found in the property's text (see `Properties`)."""
         if key in MEASUREMENT_KEYS:
             return super().matches(key, pattern)
         found = self._numbers(key, f"regexp_matches(value, {pattern})")
-        return f"COALESCE({self._string(key)} IN {found}, false)"
+        number = _field_number_text(self._field(key))
+        return (
+            f"(COALESCE({self._string(key)} IN {found}, false) "
+            f"OR COALESCE(regexp_matches({number}, {pattern}), false))"
+        )
 
     def _untagged(self, key: str, expression: str) -> str:
         """`expression`: ``x<i>`` holds a field only when the event has no tag of its name."""
