@@ -6,6 +6,7 @@ import functools
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class Archive:
         self._checks: dict[tuple[int, int], FileCheck] = {}
         self._lock = threading.Lock()
         self._connection: Any = None
+        self._cursors: dict[int, weakref.WeakSet[Any]] = {}
 
     def __repr__(self) -> str:
         return f"Archive({self._patterns!r}, files={len(self.files)}, cache={self.cache!r})"
@@ -110,6 +112,25 @@ class Archive:
             connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+    def interrupt(self, thread: int) -> int:
+        """Interrupt what DuckDB runs for this archive on the thread `thread` (its ident).
+
+        The query on that thread raises DuckDB's ``InterruptException``.
+
+        Returns:
+            How many statements were interrupted.
+        """
+        with self._lock:
+            cursors = list(self._cursors.get(thread, ()))
+        interrupted = 0
+        for cursor in cursors:
+            try:
+                cursor.interrupt()
+            except self._duckdb.Error:
+                continue  # closed meanwhile: nothing left to stop
+            interrupted += 1
+        return interrupted
 
     def events(
         self,
@@ -308,6 +329,7 @@ class Archive:
             self._connection = connection
         cursor = self._connection.cursor()
         configure(cursor)
+        self._cursors.setdefault(threading.get_ident(), weakref.WeakSet()).add(cursor)
         return cursor
 
     def _refresh(self) -> list[FileCheck]:
