@@ -7,7 +7,8 @@ The layers, bottom first (see docs/architecture.md)::
     2 codecs     metricstream.codecs
     3 contract   metricstream.contract (Sink, EventBatch), metricstream.registry
     4 ends       metricstream.streamer | metricstream.sinks | metricstream.spool | testing
-    5 top        metricstream.cli, metricstream.integrations, metricstream.query
+    5 top        metricstream.cli, metricstream.integrations, metricstream.query,
+                 metricstream.server
     6 package    metricstream itself (its __init__) and __main__
 
 A module may import its own layer or lower ones. In layer 4 the rooms are
@@ -50,6 +51,7 @@ LAYERS: list[tuple[int, str]] = [
     (5, "metricstream.cli"),
     (5, "metricstream.integrations"),
     (5, "metricstream.query"),
+    (5, "metricstream.server"),
     (6, "metricstream.__main__"),
     (6, "metricstream"),
 ]

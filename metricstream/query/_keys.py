@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from metricstream.exceptions import ConfigError
-from metricstream.query._results import KeyCount, Result, ValueCount
-from metricstream.query._sets import EventSet, as_keys
+from metricstream.query._filters import Filter
+from metricstream.query._results import KeyCount, Result, Skipped, ValueCount
+from metricstream.query._sets import Builder, EventSet, Runner, as_keys
 from metricstream.query._sql import Params, Properties, decode_value_key
 
-if TYPE_CHECKING:
-    from metricstream.query._archive import Archive
-    from metricstream.query._filters import Filter
+
+class Archive(Runner, Protocol):
+    """What keys are listed from (an `metricstream.query.Archive`)."""
+
+    def _read(
+        self,
+        keys: set[str],
+        builders: Sequence[Builder],
+        prefilter: Builder | None,
+        *,
+        raw: bool = False,
+    ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]: ...
 
 __all__ = ["list_keys", "list_values"]
 
