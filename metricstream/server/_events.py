@@ -26,6 +26,7 @@ The JSON Schema beside this module documents the same rules;
 from __future__ import annotations
 
 import datetime as _dt
+import decimal
 import functools
 import importlib.resources
 import math
@@ -69,11 +70,15 @@ def member_path(parent: str, key: str) -> str:
     return f"{parent}[{orjson.dumps(key).decode()}]"
 
 
-def _ms_to_ns(value: float, where: str) -> int:
+def _ms_to_ns(value: float | str, where: str) -> int:
+    """Milliseconds as nanoseconds, from the number's decimal text (so 0.5 ms is 500,000 ns)."""
     if isinstance(value, int):
         found = value * _NS_PER_MS
-    elif math.isfinite(value):
-        found = round(value * _NS_PER_MS)
+    elif isinstance(value, str) or math.isfinite(value):
+        exact = decimal.Decimal(value if isinstance(value, str) else repr(value))
+        if exact.adjusted() > 15:
+            raise ApiError(400, f"{value!r} ms is outside the years 1677 to 2262", where)
+        found = round(exact * _NS_PER_MS)
     else:
         raise ApiError(400, f"expected a finite number of milliseconds, not {value!r}", where)
     if not -_INT64 <= found < _INT64:
@@ -91,8 +96,7 @@ def _timestamp(value: object, arrival_ns: int, where: str) -> int:
     if not isinstance(value, str):
         raise ApiError(400, f"expected unix milliseconds or ISO 8601, not {value!r}", where)
     if _NUMBER.fullmatch(value):
-        number = float(value) if any(c in value for c in ".eE") else int(value)
-        return _ms_to_ns(number, where)
+        return _ms_to_ns(value.strip() if any(c in value for c in ".eE") else int(value), where)
     try:
         moment = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
