@@ -24,7 +24,10 @@ const $ = (id) => document.getElementById(id);
 function el(tag, attributes, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
-  for (const child of children) node.append(child === null || child === undefined ? "" : String(child));
+  for (const child of children) {
+    // Nodes are appended as they are; anything else becomes a text node.
+    node.append(child instanceof Node ? child : String(child === null || child === undefined ? "" : child));
+  }
   return node;
 }
 
