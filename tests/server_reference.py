@@ -41,7 +41,7 @@ def ts_ns(value: Any) -> int:
 
 
 def order_of(first_event_id: str, index: int, timestamp: int) -> tuple[int, int, int]:
-    """(timestamp, generation, counter) of the request's event `index` (the id's documented parts)."""
+    """(timestamp, generation, counter) of the request's event `index` (the id's parts)."""
     generation = int(first_event_id[16:22], 16)
     counter = int(first_event_id[22:], 16) + index
     return (timestamp, generation, counter)
@@ -52,7 +52,9 @@ def posted(events: list[dict[str, Any]], first_event_id: str) -> list[Posted]:
     for index, event in enumerate(events):
         stamp = ts_ns(event["ts"])
         rate = int(event.get("samplerate", 1))
-        found.append(Posted(event.get("data", {}), stamp, rate, order_of(first_event_id, index, stamp)))
+        found.append(
+            Posted(event.get("data", {}), stamp, rate, order_of(first_event_id, index, stamp))
+        )
     return found
 
 
@@ -97,7 +99,9 @@ def passes(event: Posted, item: dict[str, Any]) -> bool:
         return shown is not None and re.search(value, shown) is not None
     if not _numbers(found, value):
         return False
-    return {"gt": found > value, "gte": found >= value, "lt": found < value, "lte": found <= value}[kind]
+    return {"gt": found > value, "gte": found >= value, "lt": found < value, "lte": found <= value}[
+        kind
+    ]
 
 
 def _numbers(a: Any, b: Any) -> bool:
@@ -153,22 +157,29 @@ def answer_funnel(events: list[Posted], document: dict[str, Any]) -> list[dict[s
         earliest: list[Posted] = []
         for step in range(len(names)):
             after = earliest[-1].order if earliest else None
-            candidates = [e for e in path if id(e) in members[step] and (after is None or e.order > after)]
+            candidates = [
+                e for e in path if id(e) in members[step] and (after is None or e.order > after)
+            ]
             if not candidates:
                 break
             earliest.append(candidates[0])
             counts[step] += 1
             if step:
                 floor = earliest[step - 2].order if step > 1 else None
-                previous = [e for e in path if id(e) in members[step - 1] and e.order < candidates[0].order
-                            and (floor is None or e.order > floor)]  # fmt: skip
+                reached = candidates[0].order
+                previous = [
+                    e for e in path
+                    if id(e) in members[step - 1] and e.order < reached
+                    and (floor is None or e.order > floor)
+                ]  # fmt: skip
                 gaps[step].append(candidates[0].ts_ns - previous[-1].ts_ns)
+    before = [counts[k - 1] if k else counts[0] for k in range(len(names))]
     return [
         {
             "step": name,
             "count": counts[k],
             "conversion": counts[k] / counts[0] if counts[0] else 0.0,
-            "from_previous": counts[k] / (counts[k - 1] if k else counts[0]) if (counts[k - 1] if k else counts[0]) else 0.0,
+            "from_previous": counts[k] / before[k] if before[k] else 0.0,
             "median_seconds": statistics.median(gaps[k]) / 1e9 if k and gaps[k] else None,
         }
         for k, name in enumerate(names)

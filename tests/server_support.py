@@ -25,7 +25,7 @@ import httpx
 from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent
 from metricstream.server import create_app
-from metricstream.sinks.jsonl import JsonLinesSink, JsonLinesReader
+from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink
 
 STARTUP_TIMEOUT = 60.0
 """Seconds a server may take to answer /readyz on a loaded machine."""
@@ -72,7 +72,7 @@ class InProcessServer:
         self.archive_dir = archive_dir
         self.app = create_app(archive_dir, **options)
         self.sock = bind("127.0.0.1", 0)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, args=([self.sock],), daemon=True)

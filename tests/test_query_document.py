@@ -65,7 +65,10 @@ DOCUMENT: dict[str, Any] = {
     "data": [
         {
             "name": "page_view",
-            "filters": [tagged("page_view"), {"type": "eq", "key": "utm_source", "value": "google"}],
+            "filters": [
+                tagged("page_view"),
+                {"type": "eq", "key": "utm_source", "value": "google"},
+            ],
             "unique": ["user"],
         },
         {"name": "signup", "filters": [tagged("signup")], "unique": ["user", "utm_source"]},
@@ -90,7 +93,10 @@ SHAPE_2: dict[str, Any] = {
             "name": "failures",
             "measurement": "app",
             "filters": [{"type": "regex", "key": "status_code", "value": "5.."}],
-            "operations": [{"type": "unique", "key": "user"}, {"type": "unique", "key": "event_tag"}],
+            "operations": [
+                {"type": "unique", "key": "user"},
+                {"type": "unique", "key": "event_tag"},
+            ],
         },
     ],
     "funnel": {"type": "exact_order", "data": ["views", "failures"], "match": ["user"]},
@@ -203,10 +209,12 @@ class TestDocument:
             (lambda d: d["data"].append({"name": "signup"}), "data[3].name"),
             (lambda d: d["data"][0].update(label="views"), "data[0]"),
             (lambda d: d["data"][0].update(keys=["user", ""]), "data[0].keys[1]"),
-            (lambda d: d["data"][0].update(operations=[{"type": "sum", "key": "n"}]),
-             "data[0].operations[0].type"),  # fmt: skip
+            (
+                lambda d: d["data"][0].update(operations=[{"type": "sum", "key": "n"}]),
+                "data[0].operations[0].type",
+            ),
             (lambda d: d["funnel"]["order"].append("nope"), "funnel.order[3]"),
-            (lambda d: d["funnel"].update(data=d["funnel"].pop("order") + ["x"]), "funnel.data[3]"),
+            (lambda d: d["funnel"].update(data=[*d["funnel"].pop("order"), "x"]), "funnel.data[3]"),
             (lambda d: d["funnel"].update(data=["signup"]), "funnel"),
             (lambda d: d["funnel"].update(type="loose"), "funnel.type"),
             (lambda d: d.update(start="yesterday"), "start"),
@@ -253,9 +261,7 @@ class TestCommand:
     def test_a_funnel_in_one_command(
         self, archive_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        status = main(
-            ["query", str(archive_path), "--funnel", "web,app", "--match", "user"]
-        )
+        status = main(["query", str(archive_path), "--funnel", "web,app", "--match", "user"])
         output = capsys.readouterr().out
         assert status == 0
         assert "funnel (exact_order, matched on user)" in output

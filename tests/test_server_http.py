@@ -123,7 +123,9 @@ class TestInflux:
 
     def test_curl_with_gzip_and_a_bad_line(self, guarded: InProcessServer, tmp_path: Path) -> None:
         body = tmp_path / "lines.gz"
-        body.write_bytes(gzip.compress(b"disk,dev=sda used=1i 10\nno fields here\ndisk used=2i 20\n"))
+        body.write_bytes(
+            gzip.compress(b"disk,dev=sda used=1i 10\nno fields here\ndisk used=2i 20\n")
+        )
         before = len(stored(guarded.archive_dir))
         result = subprocess.run(
             ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-H", "Content-Encoding: gzip",
@@ -176,5 +178,7 @@ class TestFigures:
         route = (("method", "POST"), ("route", "/events"))
         assert samples[("metricstream_server_requests_total", (*route, ("status", "200")))] == 2
         assert samples[("metricstream_server_requests_total", (*route, ("status", "400")))] == 1
-        assert samples[("metricstream_server_events_ingested_total", (("endpoint", "events"),))] == 30
+        assert (
+            samples[("metricstream_server_events_ingested_total", (("endpoint", "events"),))] == 30
+        )
         assert samples[("metricstream_server_query_seconds_count", ())] == 1

@@ -80,12 +80,11 @@ class TestPage:
         page.click("#run")
         page.wait_for_selector("#run-status[data-done]", timeout=30_000)
         answer = httpx.post(server.url + "/query", json=DOCUMENT).json()
-        rows = page.eval_on_selector_all(
-            "#sets-body tr",
-            "rows => rows.map(r => Object.fromEntries([...r.cells].map(c => [c.dataset.column, c.textContent])))",
-        )
+        cells = "r => Object.fromEntries([...r.cells].map(c => [c.dataset.column, c.textContent]))"
+        rows = page.eval_on_selector_all("#sets-body tr", f"rows => rows.map({cells})")
         assert rows == [
-            {"set": name, "count": f"{item['count']:,}", "weighted_count": f"{item['weighted_count']:,}",
+            {"set": name, "count": f"{item['count']:,}",
+             "weighted_count": f"{item['weighted_count']:,}",
              "unique:user_id": f"{item['unique']['user_id']:,}"}
             for name, item in answer["data"].items()
         ]  # fmt: skip
@@ -93,7 +92,9 @@ class TestPage:
             "#funnel-steps li", "items => items.map(i => [i.dataset.step, i.textContent])"
         )
         assert [name for name, _ in steps] == [s["step"] for s in answer["funnel"]]
-        assert steps[1][1].endswith(f"{answer['funnel'][1]['count']} ({answer['funnel'][1]['conversion'] * 100:.1f}%)")
+        assert steps[1][1].endswith(
+            f"{answer['funnel'][1]['count']} ({answer['funnel'][1]['conversion'] * 100:.1f}%)"
+        )
         assert page.locator("svg.chart polyline").count() == 1
         assert page.locator("#breakdowns td", has_text=HOSTILE).count() == 1
         assert page.locator("img").count() == 0
@@ -103,17 +104,23 @@ class TestPage:
     def test_errors_name_the_path_as_one_types(self, browser: Any, server: InProcessServer) -> None:
         page, _ = opened(browser, server)
         page.click("#editor")
-        page.keyboard.insert_text('{"data": [{"name": "x", "filters": [{"type": "like", "key": "a"}]}]}')
+        page.keyboard.insert_text(
+            '{"data": [{"name": "x", "filters": [{"type": "like", "key": "a"}]}]}'
+        )
         page.wait_for_selector("#validation.invalid", timeout=30_000)
         assert page.text_content("#validation").startswith("data[0].filters[0]")
         page.close()
 
-    def test_autocomplete_offers_keys_and_values_as_text(self, browser: Any, server: InProcessServer) -> None:
+    def test_autocomplete_offers_keys_and_values_as_text(
+        self, browser: Any, server: InProcessServer
+    ) -> None:
         page, dialogs = opened(browser, server)
         page.click("#editor")
         page.keyboard.insert_text('{"data": [{"name": "x", "filters": [{"type": "eq", "key": "us')
         page.wait_for_selector("#suggestions li", timeout=30_000)
-        assert page.eval_on_selector_all("#suggestions .text", "n => n.map(x => x.textContent)") == ["user_id"]
+        assert page.eval_on_selector_all(
+            "#suggestions .text", "n => n.map(x => x.textContent)"
+        ) == ["user_id"]
         page.keyboard.press("Tab")
         page.keyboard.insert_text('", "value": "')
         page.wait_for_selector("#suggestions li >> text=ana", timeout=30_000)
@@ -131,13 +138,22 @@ class TestPage:
         assert page.text_content("[data-stat=events]") == "40"
         page.close()
 
-    def test_a_screenshot_for_the_readme(self, browser: Any, server: InProcessServer, tmp_path: Path) -> None:
+    def test_a_screenshot_for_the_readme(
+        self, browser: Any, server: InProcessServer, tmp_path: Path
+    ) -> None:
         page, _ = opened(browser, server)
         page.set_viewport_size({"width": 1280, "height": 860})
         page.click("#editor")
-        page.keyboard.insert_text(json.dumps({**DOCUMENT, "data": [DOCUMENT["data"][0],
-                                  {**DOCUMENT["data"][1], "name": "buys"}],
-                                  "funnel": {**DOCUMENT["funnel"], "order": ["views", "buys"]}}, indent=1))
+        page.keyboard.insert_text(
+            json.dumps(
+                {
+                    **DOCUMENT,
+                    "data": [DOCUMENT["data"][0], {**DOCUMENT["data"][1], "name": "buys"}],
+                    "funnel": {**DOCUMENT["funnel"], "order": ["views", "buys"]},
+                },
+                indent=1,
+            )
+        )
         page.click("#run")
         page.wait_for_selector("#run-status[data-done]", timeout=30_000)
         # METRICSTREAM_PAGE_SCREENSHOT=docs/images/query-page.png keeps it for the README.

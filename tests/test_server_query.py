@@ -74,6 +74,10 @@ def seed_events(count: int, rng: random.Random) -> list[dict[str, Any]]:
     return events
 
 
+def tag(kind: str) -> dict[str, str]:
+    return {"type": "eq", "key": "event_tag", "value": kind}
+
+
 def _iso(ms: int) -> str:
     import datetime as dt
 
@@ -82,7 +86,9 @@ def _iso(ms: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessServer, list[ref.Posted]]]:
+def loaded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[InProcessServer, list[ref.Posted]]]:
     """A server holding 600 posted events, and the reference's view of them."""
     rng = random.Random(7)
     with InProcessServer(tmp_path_factory.mktemp("query")) as server:
@@ -126,8 +132,8 @@ class TestSeedDocuments:
             ]}  # fmt: skip
             assert httpx.post(server.url + "/events", json=body).status_code == 200
             document = {
-                "data": [{"name": "v", "filters": [{"type": "eq", "key": "event_tag", "value": "product_view"}]},
-                         {"name": "p", "filters": [{"type": "eq", "key": "event_tag", "value": "purchase"}]}],
+                "data": [{"name": "v", "filters": [tag("product_view")]},
+                         {"name": "p", "filters": [tag("purchase")]}],
                 "funnel": {"type": "exact_order", "order": ["v", "p"], "match": ["user_id"]},
             }  # fmt: skip
             steps = query(server, document).json()["funnel"]
@@ -147,7 +153,9 @@ class TestErrors:
             (lambda d: d.update(start="soon"), "start"),
         ],
     )  # fmt: skip
-    def test_paths(self, loaded: tuple[InProcessServer, list[ref.Posted]], change: Any, path: str) -> None:
+    def test_paths(
+        self, loaded: tuple[InProcessServer, list[ref.Posted]], change: Any, path: str
+    ) -> None:
         server, _ = loaded
         document = __import__("copy").deepcopy(SEED_SHAPE_1)
         change(document)
@@ -157,11 +165,17 @@ class TestErrors:
         check = httpx.post(server.url + "/query/validate", json=document).json()
         assert check == {"valid": False, **response.json()}
 
-    def test_a_valid_document_validates(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
+    def test_a_valid_document_validates(
+        self, loaded: tuple[InProcessServer, list[ref.Posted]]
+    ) -> None:
         server, _ = loaded
-        assert httpx.post(server.url + "/query/validate", json=SEED_SHAPE_2).json() == {"valid": True}
+        assert httpx.post(server.url + "/query/validate", json=SEED_SHAPE_2).json() == {
+            "valid": True
+        }
 
-    def test_deep_nesting_and_wrong_types_are_refused(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
+    def test_deep_nesting_and_wrong_types_are_refused(
+        self, loaded: tuple[InProcessServer, list[ref.Posted]]
+    ) -> None:
         server, _ = loaded
         deep: Any = 1
         for _ in range(100):
@@ -170,7 +184,9 @@ class TestErrors:
         bad = httpx.post(server.url + "/query", content=b"{}", headers={"content-type": "text/csv"})
         assert bad.status_code == 415
 
-    def test_a_query_over_its_time_limit_answers_503(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+    def test_a_query_over_its_time_limit_answers_503(
+        self, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
         with InProcessServer(tmp_path_factory.mktemp("slow"), query_timeout=0.001) as server:
             response = query(server, SEED_SHAPE_1)
             assert response.status_code == 503
@@ -183,7 +199,9 @@ class TestKeys:
     def test_keys_with_counts(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
         server, events = loaded
         answer = httpx.get(server.url + "/keys", params={"prefix": "u"}).json()
-        assert answer["keys"] == [{"key": "user_id", "count": sum("user_id" in e.data for e in events)}]
+        assert answer["keys"] == [
+            {"key": "user_id", "count": sum("user_id" in e.data for e in events)}
+        ]
 
     def test_keys_where(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
         server, events = loaded
@@ -195,7 +213,9 @@ class TestKeys:
 
     def test_values_with_counts(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
         server, events = loaded
-        answer = httpx.get(server.url + "/keys/user_id/values", params={"limit": 3, "where": "country=ß"}).json()
+        answer = httpx.get(
+            server.url + "/keys/user_id/values", params={"limit": 3, "where": "country=ß"}
+        ).json()
         counts: dict[str, int] = {}
         for e in events:
             if e.data.get("country") == "ß" and "user_id" in e.data:

@@ -42,7 +42,6 @@ The cache lives in $METRICSTREAM_QUERY_CACHE, else $XDG_CACHE_HOME/metricstream/
 else ~/.cache/metricstream/query (METRICSTREAM_QUERY_CACHE=off: no cache by default)."""
 
 
-
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 

@@ -24,6 +24,7 @@ class Archive(Runner, Protocol):
         raw: bool = False,
     ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]: ...
 
+
 __all__ = ["list_keys", "list_values"]
 
 

@@ -165,9 +165,7 @@ IdFor = Callable[[int, int], str]
 """Makes the id of the request's event number `index` at `timestamp_ns`: ``(index, ts) -> id``."""
 
 
-def _event(
-    item: object, index: int, arrival_ns: int, default: str, id_for: IdFor
-) -> MetricEvent:
+def _event(item: object, index: int, arrival_ns: int, default: str, id_for: IdFor) -> MetricEvent:
     where = f"events[{index}]"
     if not isinstance(item, dict):
         raise ApiError(400, f"expected an event object, not {item!r}", where)

@@ -128,9 +128,7 @@ class IdempotencyStore:
                 another request, 409 while that request is still running.
         """
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise ApiError(
-                400, f"an Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters"
-            )
+            raise ApiError(400, f"an Idempotency-Key is 1 to {MAX_KEY_LENGTH} printable characters")
         with self._lock, self._transaction() as db:
             self._expire(db)
             row = db.execute(

@@ -55,9 +55,7 @@ async def post_events(request: Request) -> Response:
         "accepted": len(events),
         "first_event_id": events[0].fields["event_id"] if events else None,
     }
-    return await _store(
-        request, state, raw=raw, events=events, planned=planned, endpoint="events"
-    )
+    return await _store(request, state, raw=raw, events=events, planned=planned, endpoint="events")
 
 
 def _parse_events(state: ServerState, raw: bytes, arrival: int) -> list[MetricEvent]:
