@@ -70,7 +70,7 @@ CACHE_ENV = "METRICSTREAM_QUERY_CACHE"
 LOCK_WAIT = 30.0
 """Seconds a query waits for a cache another process is using before reading the archive."""
 
-FORMAT = 1
+FORMAT = 2
 """The layout of the cache's tables; part of its file name."""
 
 ALWAYS_HELD = frozenset({WEIGHT_KEY, EVENT_ID_KEY})
@@ -283,7 +283,7 @@ class QueryCache:
                     f", g{number} AS g{index}, x{number} AS x{index}"
                     for index, number in properties.cache_columns()
                 )
-                return f"SELECT m, ts{columns} FROM events"
+                return f"SELECT m, ts, w, o{columns} FROM events"
 
             results = execute(connection, properties, scan, builders, prefilter)
         with self._stats_lock:

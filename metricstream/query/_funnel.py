@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from metricstream.exceptions import ConfigError
-from metricstream.query._eventid import order_sql
 from metricstream.query._filters import parse_window
 from metricstream.query._results import FunnelStep, Result
 from metricstream.query._sets import EventSet, as_keys
@@ -156,8 +155,8 @@ def _rows_cte(
     key_list = ", ".join(keys)
     return (
         f"r AS {'' if properties.scans_cheaply else 'MATERIALIZED '}"
-        f"(SELECT {key_list}, ts, {order_sql('eid')} AS o, {', '.join(flags)} FROM "
-        f"(SELECT {values}, ts, {properties.text(EVENT_ID_KEY)} AS eid, {conditions} FROM ev) "
+        f"(SELECT {key_list}, ts, o, {', '.join(flags)} FROM "
+        f"(SELECT {values}, ts, {properties.order()} AS o, {conditions} FROM ev) "
         f"WHERE ts IS NOT NULL AND ({' OR '.join(flags)}) "
         f"AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)})"
     )

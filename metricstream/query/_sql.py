@@ -75,7 +75,7 @@ class Params:
         return f"${name}"
 
 
-def _field_text(field: str) -> str:
+def field_text(field: str) -> str:
     return f"CASE WHEN json_type({field}) = 'VARCHAR' THEN {field} ->> '$' END"
 
 
@@ -100,6 +100,18 @@ def _field_real(field: str) -> str:
 
 def _field_boolean(field: str) -> str:
     return f"CASE WHEN json_type({field}) = 'BOOLEAN' THEN CAST({field} AS BOOLEAN) END"
+
+
+def weight_sql(tag: str, field: str) -> str:
+    """How many events an event stands for, from its `WEIGHT_KEY` tag and field columns.
+
+    Its ``samplerate`` field when that is an integer of at least 1; else 1
+    (a tag of that name, a float, a string or a smaller number count as 1).
+    """
+    value = f"CASE WHEN {tag} IS NULL THEN {_field_integer(field)} END"
+    # At most the largest int64, so that a weight fits the cache's BIGINT column.
+    capped = f"least({value}, {2**63 - 1})"
+    return f"CAST(COALESCE(CASE WHEN {value} >= 1 THEN {capped} END, 1) AS BIGINT)"
 
 
 def field_value_key(field: str) -> str:
@@ -153,7 +165,7 @@ class Properties:
     def _text(self, key: str) -> str:
         if key in MEASUREMENT_KEYS:
             return "m"
-        return f"COALESCE({self._tag(key)}, {_field_text(self._field(key))})"
+        return f"COALESCE({self._tag(key)}, {field_text(self._field(key))})"
 
     def equals_text(self, key: str, value: str) -> str:
         """True when the property is a string equal to the `value` placeholder."""
@@ -178,9 +190,17 @@ class Properties:
         )
 
     def weight(self) -> str:
-        """How many events an event stands for: its `WEIGHT_KEY` integer when >= 1, else 1."""
-        value = self.integer(WEIGHT_KEY)
-        return f"COALESCE(CASE WHEN {value} >= 1 THEN {value} END, 1)"
+        """How many events an event stands for (see `weight_sql`; reads `WEIGHT_KEY`)."""
+        return weight_sql(self._tag(WEIGHT_KEY), self._field(WEIGHT_KEY))
+
+    def order(self) -> str:
+        """An event's place in funnels (`metricstream.query._eventid.order_sql`).
+
+        Reads `EVENT_ID_KEY`.
+        """
+        from metricstream.query._eventid import order_sql
+
+        return order_sql(self.text(EVENT_ID_KEY))
 
     def _untagged(self, key: str, expression: str) -> str:
         """`expression` (of the field) when the event has no tag of that name."""
@@ -297,6 +317,14 @@ class CachedProperties(Properties):
         """`expression`: ``x<i>`` holds a field only when the event has no tag of its name."""
         del key
         return expression
+
+    def weight(self) -> str:
+        """How many events an event stands for: the cache's ``w`` column."""
+        return "w"
+
+    def order(self) -> str:
+        """An event's place in funnels: the cache's ``o`` column."""
+        return "o"
 
     def value_key(self, key: str) -> str:
         """The string's number when the key only ever has strings, else a value key."""
