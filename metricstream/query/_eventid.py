@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 
 from metricstream.exceptions import ConfigError
-from metricstream.query._sql import EVENT_ID_KEY
 
 __all__ = [
     "COUNTER_LIMIT",
@@ -30,6 +29,9 @@ __all__ = [
     "order_sql",
     "parse_event_id",
 ]
+
+EVENT_ID_KEY = "event_id"
+"""The property holding an event's id."""
 
 GENERATION_LIMIT = 1 << 24
 """Generations are below this number."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from metricstream.query._eventid import EVENT_ID_KEY, order_sql
 from metricstream.query._results import Value
 
 __all__ = [
@@ -50,8 +51,6 @@ MEASUREMENT_KEYS = ("measurement", "event")
 WEIGHT_KEY = "samplerate"
 """The property holding how many events one stored event stands for (1 when absent)."""
 
-EVENT_ID_KEY = "event_id"
-"""The property holding an event's id (see `metricstream.query._eventid`)."""
 
 _INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
@@ -198,8 +197,6 @@ class Properties:
 
         Reads `EVENT_ID_KEY`.
         """
-        from metricstream.query._eventid import order_sql
-
         return order_sql(self.text(EVENT_ID_KEY))
 
     def _untagged(self, key: str, expression: str) -> str:
