@@ -36,6 +36,7 @@ BENCHMARKS = {
     "redis": "bench_redis",
     "kafka": "bench_kafka",
     "query": "bench_query",
+    "server": "bench_server",
 }
 
 
