@@ -131,7 +131,8 @@ def make_events(count: int, seed: int) -> list[dict[str, Any]]:
 
     rnd = random.Random(seed)
     return [
-        {"ts": T0 + i, "data": {"event_tag": rnd.choice(KINDS), "user_id": f"u{rnd.randrange(50_000)}",
+        {"ts": T0 + i, "data": {"event_tag": rnd.choice(KINDS),
+                                "user_id": f"u{rnd.randrange(50_000)}",
                                 "country": rnd.choice(["fr", "de", "us"]),
                                 "status_code": rnd.choice([200, 200, 503])}}
         for i in range(count)
