@@ -141,7 +141,8 @@ class TestWhereTheCacheLives:
         assert [path.name for path in cache_dir.iterdir()] == [archive.cache.path.name]
         import duckdb
 
-        assert archive.cache.path.name.endswith(f"-q{cache_module.FORMAT}-duckdb{duckdb.__version__}.duckdb")
+        suffix = f"-q{cache_module.FORMAT}-duckdb{duckdb.__version__}.duckdb"
+        assert archive.cache.path.name.endswith(suffix)
 
     def test_one_archive_one_cache_file(
         self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
