@@ -166,31 +166,44 @@ def _earliest_paths(count: int, keys: list[str]) -> str:
     """Exact order without a window: each step's earliest reached event, per combination.
 
     Without a window every step-k event after the earliest reached step-(k-1)
-    event is reached, so one minimum per combination and step decides it.
+    event is reached, so one minimum per combination and step decides it
+    (``f<k>``: its order ``o<k>`` and timestamp ``t<k>``). The latest reached
+    step-(k-1) event before the earliest step-k one is then the latest
+    step-(k-1) event before it (it cannot come before the earliest reached
+    step-(k-1) event), so one more pass finds every step's time at once.
     """
     key_list = ", ".join(keys)
     ctes = [
-        f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o FROM r WHERE s0 GROUP BY {key_list})"
+        f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o0, arg_min(ts, o) AS t0 FROM r "
+        f"WHERE s0 GROUP BY {key_list})"
     ]
-    answers = ["SELECT 0 AS step, count(*) AS reached, CAST(NULL AS DOUBLE) AS gap FROM f0"]
     for index in range(1, count):
         ctes.append(
-            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o, arg_min(r.ts, r.o) AS t "
-            f"FROM r JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.o > p.o "
-            f"GROUP BY {key_list})"
+            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o{index}, "
+            f"arg_min(r.ts, r.o) AS t{index} FROM r JOIN f{index - 1} p USING ({key_list}) "
+            f"WHERE s{index} AND r.o > p.o{index - 1} GROUP BY {key_list})"
         )
-        earlier = (
-            f"JOIN f{index - 2} q USING ({key_list}) WHERE r.o > q.o AND" if index > 1 else "WHERE"
+    answers = [
+        "SELECT 0 AS step, (SELECT count(*) FROM f0) AS reached, CAST(NULL AS DOUBLE) AS gap"
+    ]
+    if count > 1:
+        joined = " ".join(f"LEFT JOIN f{index} USING ({key_list})" for index in range(2, count))
+        latest = ", ".join(
+            f"CAST(t{index} AS HUGEINT) - max(r.ts) FILTER (WHERE s{index - 1} AND r.o < o{index}) "
+            f"AS g{index}"
+            for index in range(1, count)
         )
+        times = ", ".join(f"o{index}, t{index}" for index in range(1, count))
+        ctes.append(f"reached AS MATERIALIZED (SELECT {key_list}, {times} FROM f1 {joined})")
         ctes.append(
-            f"g{index} AS (SELECT {key_list}, CAST(e.t AS HUGEINT) - max(r.ts) AS gap FROM r "
-            f"JOIN f{index} e USING ({key_list}) {earlier} s{index - 1} AND r.o < e.o "
-            f"GROUP BY {key_list}, e.t)"
+            f"gaps AS (SELECT {latest} FROM r JOIN reached USING ({key_list}) "
+            f"GROUP BY {key_list}, {times})"
         )
-        answers.append(
-            f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "
-            f"(SELECT median(gap) FROM g{index}) AS gap"
-        )
+        for index in range(1, count):
+            answers.append(
+                f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "
+                f"(SELECT median(g{index}) FROM gaps) AS gap"
+            )
     return f"{', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(answers)}) ORDER BY step"
 
 
