@@ -100,7 +100,9 @@ async def _store(
         claim = found
     if events:
         try:
-            await _durable(state, events, key or "")
+            # The first event id names the batch: a sink that keeps batch ids
+            # (the Redis counter sink) applies a batch the spool delivers twice once.
+            await _durable(state, events, str(events[0].fields["event_id"]))
         except _NotYetDurableError as exc:
             if claim is not None:
                 _answer_later(state, claim, exc.receipt, planned)
