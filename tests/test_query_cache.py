@@ -221,6 +221,23 @@ class TestFollowingTheArchive:
         assert cache.stats.records_loaded == 150
         assert cache.stats.bypassed == 0
 
+    def test_the_same_query_over_an_unchanged_archive_is_answered_from_memory(
+        self, path: Path, cache_dir: Path
+    ) -> None:
+        archive, cache = opened(path, cache_dir)
+        first = archive.events("view").unique("user").value
+        repeated = cache.stats.repeated
+        assert archive.events("view").unique("user").value == first
+        assert cache.stats.repeated == repeated + 1
+        append(path, batch(100))
+        assert archive.events("view").unique("user").value == unique(
+            select(list(JsonLinesReader(path)), "view"), ["user"]
+        )
+        assert cache.stats.repeated == repeated + 1
+        carts = select(list(JsonLinesReader(path)), "cart")
+        assert archive.events("cart").unique("user").value == unique(carts, ["user"])
+        assert cache.stats.repeated == repeated + 1
+
     def test_a_growing_plain_file_with_a_line_being_written(
         self, tmp_path: Path, cache_dir: Path
     ) -> None:

@@ -23,6 +23,9 @@ turns the default cache off. When the default directory cannot be written,
 queries read the archive directly and say so once in the log; a directory
 given explicitly must be writable.
 
+The same statements asked again over an archive that has not changed since
+(same files, sizes and modification times) are answered from memory.
+
 One query at a time uses a cache file: queries in other threads of the
 process wait for it, and another process waiting longer than `LOCK_WAIT`
 seconds reads the archive directly instead (logged).
@@ -44,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from metricstream._bounded import BoundedDict
 from metricstream._log import RateLimitedLog, logger
 from metricstream.exceptions import ConfigError
 from metricstream.query._files import FileCheck
@@ -72,6 +76,9 @@ LOCK_WAIT = 30.0
 
 FORMAT = 2
 """The layout of the cache's tables; part of its file name."""
+
+MEMO_SIZE = 64
+"""How many answers a cache keeps in memory for statements asked again."""
 
 ALWAYS_HELD = frozenset({WEIGHT_KEY, EVENT_ID_KEY})
 """Properties the cache holds from its first load, since most queries read them."""
@@ -178,6 +185,8 @@ class CacheStats:
 
     Attributes:
         answered: Queries answered from the cache.
+        repeated: Of those, queries answered from memory: the same
+            statements asked before, over an archive unchanged since.
         bypassed: Queries that read the archive directly because the cache
             could not be used (`last_problem` says why).
         rebuilds: Times every record was loaded again to hold new properties.
@@ -187,6 +196,7 @@ class CacheStats:
     """
 
     answered: int = 0
+    repeated: int = 0
     bypassed: int = 0
     rebuilds: int = 0
     files_loaded: int = 0
@@ -220,6 +230,10 @@ class QueryCache:
         self.path: Path = directory / name
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
+        self._memo: BoundedDict[tuple[object, ...], list[list[tuple[Any, ...]]]] = BoundedDict(
+            MEMO_SIZE
+        )
+        self._memo_state: object = None
 
     def __repr__(self) -> str:
         return f"QueryCache({str(self.path)!r})"
@@ -285,10 +299,24 @@ class QueryCache:
                 )
                 return f"SELECT m, ts, w, o{columns} FROM events"
 
-            results = execute(connection, properties, scan, builders, prefilter)
+            state = (synced.rebuilt, tuple(check.identity for check in synced.checks))
+            key = (scan(Params()), *_statements(properties, builders, prefilter))
+            with self._stats_lock:
+                if state != self._memo_state or synced.rebuilt:
+                    self._memo.clear()
+                    self._memo_state = state
+                found = self._memo.get(key)
+            if found is None:
+                found = execute(connection, properties, scan, builders, prefilter)
+                with self._stats_lock:
+                    if self._memo_state == state:
+                        self._memo.remember(key, found)
+            else:
+                with self._stats_lock:
+                    self.stats.repeated += 1
         with self._stats_lock:
             self.stats.answered += 1
-        return results, synced.files, synced.checks
+        return [list(rows) for rows in found], synced.files, synced.checks
 
     def bypassed(self, problem: str) -> None:
         """Count a query that read the archive directly, and log why (rate-limited)."""
@@ -382,6 +410,22 @@ class QueryCache:
         for suffix in _SUFFIXES:
             with contextlib.suppress(FileNotFoundError):
                 self.path.with_name(self.path.name + suffix).unlink()
+
+
+def _statements(
+    properties: CachedProperties, builders: Sequence[Builder], prefilter: Builder | None
+) -> tuple[object, ...]:
+    """What identifies a query's statements: their SQL and their parameters.
+
+    The SQL names columns by their place among the query's keys; the scan,
+    which the caller adds, says which property each place holds.
+    """
+    found: list[object] = []
+    for builder in [*builders, *([prefilter] if prefilter is not None else [])]:
+        params = Params()
+        text = builder(properties, params)
+        found.append((text, repr(sorted(params.values.items()))))
+    return tuple(found)
 
 
 def _after_fork() -> None:
