@@ -299,24 +299,40 @@ class QueryCache:
                 )
                 return f"SELECT m, ts, w, o{columns} FROM events"
 
-            state = (synced.rebuilt, tuple(check.identity for check in synced.checks))
-            key = (scan(Params()), *_statements(properties, builders, prefilter))
-            with self._stats_lock:
-                if state != self._memo_state or synced.rebuilt:
-                    self._memo.clear()
-                    self._memo_state = state
-                found = self._memo.get(key)
-            if found is None:
-                found = execute(connection, properties, scan, builders, prefilter)
-                with self._stats_lock:
-                    if self._memo_state == state:
-                        self._memo.remember(key, found)
-            else:
-                with self._stats_lock:
-                    self.stats.repeated += 1
+            # Rows stay valid while the files and the cache's layout do.
+            state = (self.stats.rebuilds, tuple(check.identity for check in synced.checks))
+            found = self._answer(
+                connection, properties, scan, builders, prefilter=prefilter, state=state
+            )
         with self._stats_lock:
             self.stats.answered += 1
         return [list(rows) for rows in found], synced.files, synced.checks
+
+    def _answer(
+        self,
+        connection: Any,
+        properties: CachedProperties,
+        scan: Callable[[Params], str],
+        builders: Sequence[Builder],
+        *,
+        prefilter: Builder | None,
+        state: object,
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run the statements, or take their rows from memory when the archive is as it was."""
+        key = (scan(Params()), *_statements(properties, builders, prefilter))
+        with self._stats_lock:
+            if state != self._memo_state:
+                self._memo.clear()
+                self._memo_state = state
+            found = self._memo.get(key)
+            if found is not None:
+                self.stats.repeated += 1
+                return found
+        found = execute(connection, properties, scan, builders, prefilter)
+        with self._stats_lock:
+            if self._memo_state == state:
+                self._memo.remember(key, found)
+        return found
 
     def bypassed(self, problem: str) -> None:
         """Count a query that read the archive directly, and log why (rate-limited)."""
