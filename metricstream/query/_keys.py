@@ -28,26 +28,28 @@ class Archive(Runner, Protocol):
 __all__ = ["list_keys", "list_values"]
 
 
-def _check_limit(limit: object) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError("limit", f"expected a positive int, not {limit!r}")
-    return limit
+def _chosen(
+    archive: Archive, prefix: object, limit: object, where: Iterable[Filter | Mapping[str, object]]
+) -> EventSet:
+    """Check the prefix and the limit; return the events `where` chooses.
 
-
-def _check_prefix(prefix: object) -> str:
+    Raises:
+        ConfigError: Naming the argument or filter that is wrong.
+    """
     if not isinstance(prefix, str):
         raise ConfigError("prefix", f"expected text, not {prefix!r}")
-    return prefix
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError("limit", f"expected a positive int, not {limit!r}")
+    chosen = EventSet(archive, None, where)
+    chosen.check_patterns()
+    return chosen
 
 
 def list_keys(
     archive: Archive, prefix: str, where: Iterable[Filter | Mapping[str, object]], limit: int
 ) -> Result[list[KeyCount]]:
     """See `Archive.keys`."""
-    _check_prefix(prefix)
-    _check_limit(limit)
-    chosen = EventSet(archive, None, where)
-    chosen.check_patterns()
+    chosen = _chosen(archive, prefix, limit, where)
 
     def keys_sql(properties: Properties, params: Params) -> str:
         names = (
@@ -83,10 +85,7 @@ def list_values(
 ) -> Result[list[ValueCount]]:
     """See `Archive.values`."""
     (name,) = as_keys(key, "key")
-    _check_prefix(prefix)
-    _check_limit(limit)
-    chosen = EventSet(archive, None, where)
-    chosen.check_patterns()
+    chosen = _chosen(archive, prefix, limit, where)
 
     def build(properties: Properties, params: Params) -> str:
         grouped = (
