@@ -1,0 +1,1 @@
+"""The aggregation core (placeholder docstring)."""
