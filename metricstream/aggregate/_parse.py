@@ -36,17 +36,18 @@ _UNITS_NS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_60
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)\s*")
 
 
-def parse_duration(option: str, value: object) -> int:
-    """Return a duration in nanoseconds (at least one).
+def parse_duration(option: str, value: object, *, allow_zero: bool = False) -> int:
+    """Return a duration in nanoseconds (at least one, or zero when `allow_zero`).
 
     Args:
         option: The option's name, for the error.
         value: Seconds as an int or float, or text with a unit (``ms``, ``s``,
             ``m``, ``h``): ``"500ms"``, ``"10s"``, ``"1.5m"``.
+        allow_zero: Whether zero is a valid duration.
 
     Raises:
-        ConfigError: If it is not positive and finite, or the text has no
-            known unit.
+        ConfigError: If it is negative, zero (unless allowed) or not finite,
+            or the text has no known unit.
     """
     if isinstance(value, str):
         match = _DURATION.fullmatch(value)
@@ -60,8 +61,9 @@ def parse_duration(option: str, value: object) -> int:
         nanoseconds = round(value * 1_000_000_000)
     else:
         raise ConfigError(option, f"must be a number of seconds or a duration text, not {value!r}")
-    if nanoseconds < 1:
-        raise ConfigError(option, f"must be a positive duration, not {value!r}")
+    if nanoseconds < (0 if allow_zero else 1):
+        bound = "zero or more" if allow_zero else "a positive duration"
+        raise ConfigError(option, f"must be {bound}, not {value!r}")
     return nanoseconds
 
 
@@ -106,20 +108,20 @@ class AggregateSpec(NamedTuple):
 
     Attributes:
         function: One of `AGGREGATE_FUNCTIONS`.
-        property: The property it reads (``None`` for ``count``).
+        name: The property it reads (``None`` for ``count``).
     """
 
     function: str
-    property: str | None
+    name: str | None
 
     @property
     def fields(self) -> tuple[str, ...]:
         """The names of the result fields this aggregate writes."""
-        if self.property is None:
+        if self.name is None:
             return (self.function,)
         if self.function == "quantiles":
-            return tuple(f"{prefix}_{self.property}" for _, prefix in QUANTILES)
-        return (f"{self.function}_{self.property}",)
+            return tuple(f"{prefix}_{self.name}" for _, prefix in QUANTILES)
+        return (f"{self.function}_{self.name}",)
 
 
 def parse_aggregates(value: str | Sequence[str]) -> tuple[AggregateSpec, ...]:

@@ -87,10 +87,8 @@ class Stats:
         """Add one number (`time` orders the values for `last`; equal times keep the later)."""
         self.count += 1
         self.sum += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
         if time >= self.last_time:
             self.last = value
             self.last_time = time
@@ -150,7 +148,7 @@ def bucket_bounds(buckets: object) -> tuple[tuple[float, ...], tuple[str, ...]]:
             problem = "repeated" if value == bounds[-1] else "not sorted"
             raise ConfigError("buckets", f"bounds must increase strictly; {bound!r} is {problem}")
         bounds.append(value)
-    names = tuple(f"le_{_bound_text(bound)}" for bound in bounds) + ("le_inf",)
+    names = (*(f"le_{_bound_text(bound)}" for bound in bounds), "le_inf")
     if len(set(names)) != len(names):
         raise ConfigError("buckets", f"two bounds would share a field name: {names}")
     return tuple(bounds), names
@@ -261,7 +259,7 @@ def member_text(member: object) -> str:
         TypeError: For any other type (bools included).
     """
     if member.__class__ is str:
-        return member  # type: ignore[return-value]
+        return member
     if isinstance(member, (int, float)) and not isinstance(member, bool):
         return repr(member)
     if isinstance(member, str):
@@ -327,4 +325,5 @@ class Unique:
         """The number of distinct members: exact below the limit, else the sketch's estimate."""
         if self.members is not None:
             return len(self.members)
-        return round(self.sketch.get_estimate())
+        estimate: float = self.sketch.get_estimate()
+        return round(estimate)

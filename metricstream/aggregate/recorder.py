@@ -372,7 +372,10 @@ def _histogram_recorder(aggregator: Aggregator) -> HistogramRecorder:
             if now >= aggregator._end:
                 aggregator._roll(now)
             # Buckets.add, inlined.
-            state = series.state if series.window is aggregator._token else aggregator._fresh(series)
+            if series.window is aggregator._token:
+                state = series.state
+            else:
+                state = aggregator._fresh(series)
             state.counts[index] += 1
             state.sum += value
         finally:
@@ -384,8 +387,7 @@ def _histogram_recorder(aggregator: Aggregator) -> HistogramRecorder:
 def _events(ended: list[tuple[int, list[Any]]]) -> list[MetricEvent]:
     events = []
     for start, touched in ended:
-        pairs: Any = iter(touched)
-        for series, state in zip(pairs, pairs):
+        for series, state in zip(touched[::2], touched[1::2], strict=True):
             metric = series.metric
             fields = _FIELDS[metric.kind](metric, state)
             if fields:

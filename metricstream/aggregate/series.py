@@ -102,7 +102,7 @@ class Series:
         keys = self.keys
         if len(keys) == 1:
             return {keys[0]: self.values}
-        return dict(zip(keys, self.values)) if keys else {}
+        return dict(zip(keys, self.values, strict=True)) if keys else {}
 
 
 class _Layout:
@@ -176,7 +176,7 @@ class SeriesIndex:
             try:
                 if layout is not None and len(tags) == layout.size:
                     return layout.series[layout.key(tags)]
-                return self._by_items[(kind, name, frozenset(tags.items()))]  # type: ignore[union-attr]
+                return self._by_items[(kind, name, frozenset(tags.items()))]
             except (KeyError, TypeError):
                 pass
         with self._lock:
@@ -206,7 +206,7 @@ class SeriesIndex:
             else:
                 self._others[(metric.name, keys, values)] = series
         if tags.__class__ is dict and _cacheable(tags):
-            plain: dict[Any, Any] = tags  # type: ignore[assignment]
+            plain: dict[Any, Any] = tags
             if layout.keys != keys or layout.key(plain) != values:
                 self._by_items[(kind, metric.name, frozenset(plain.items()))] = series
         return series
