@@ -309,6 +309,7 @@ def _count_recorder(aggregator: Aggregator) -> CountRecorder:
     find = aggregator._index.find
     clock, acquire, release = aggregator._clock, aggregator._acquire, aggregator._release
     no_tags = _NO_TAGS
+    one = 1
 
     def count(name: str, n: int = 1, tags: TagsLike | None = None) -> None:
         """Add `n` to the counter `name` with `tags` (see `CountRecorder`)."""
@@ -322,7 +323,7 @@ def _count_recorder(aggregator: Aggregator) -> CountRecorder:
         else:
             if len(tags) != layout.size:  # type: ignore[arg-type]
                 series = find("counter", name, tags)
-        if n.__class__ is not int:
+        if n is not one and (n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX):
             n = _integer(name, n)
         now = clock()
         acquire()

@@ -183,8 +183,9 @@ class SeriesIndex:
             return self._find_slowly(kind, name, tags, config)
 
     def _find_slowly(self, kind: str, name: str, tags: TagsLike, config: Any) -> Series:
-        metric = self._metric(kind, check_measurement(name), config)
+        name = check_measurement(name)
         canonical = check_tags(tags)
+        metric = self._metric(kind, name, config)
         keys = tuple(sorted(canonical))
         layout = self.layouts[kind].get(metric.name)
         if layout is None:
