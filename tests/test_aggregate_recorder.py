@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from bisect import bisect_left
 from collections import defaultdict
 from typing import Any
 
@@ -48,9 +47,7 @@ def canonical(tags: dict[str, object]) -> tuple[tuple[str, str], ...]:
 
 def times(count: int) -> Any:
     """Non-decreasing times over a few windows."""
-    return st.lists(
-        st.integers(0, 4 * INTERVAL), min_size=count, max_size=count
-    ).map(sorted)
+    return st.lists(st.integers(0, 4 * INTERVAL), min_size=count, max_size=count).map(sorted)
 
 
 def keyed(events: list[MetricEvent]) -> dict[tuple[str, int, tuple[tuple[str, str], ...]], Any]:
@@ -63,7 +60,9 @@ def keyed(events: list[MetricEvent]) -> dict[tuple[str, int, tuple[tuple[str, st
     return result
 
 
-def run(aggregator: Aggregator, clock: FakeClock, calls: list[tuple[int, Any]]) -> list[MetricEvent]:
+def run(
+    aggregator: Aggregator, clock: FakeClock, calls: list[tuple[int, Any]]
+) -> list[MetricEvent]:
     """Make each call at its time, collecting now and then; return every event emitted."""
     events = []
     for position, (at, call) in enumerate(calls):
@@ -192,8 +191,11 @@ class TestHistograms:
     def test_histograms_equal_a_reference(self, data: Any) -> None:
         bounds = tuple(
             data.draw(
-                st.lists(st.sampled_from([-1, 0, 0.005, 0.1, 1, 2.5, 10, 1e6, 1000001]), unique=True,
-                         min_size=1).map(sorted)
+                st.lists(
+                    st.sampled_from([-1, 0, 0.005, 0.1, 1, 2.5, 10, 1e6, 1000001]),
+                    unique=True,
+                    min_size=1,
+                ).map(sorted)
             )
         )
         size = data.draw(st.integers(0, 100))
@@ -220,7 +222,13 @@ class TestHistograms:
     def test_bound_names_are_exact_and_distinct(self) -> None:
         _, names = bucket_bounds([0.005, 1, 2.5, 1_000_000, 1_000_001, 1e20])
         assert names == (
-            "le_0.005", "le_1", "le_2.5", "le_1000000", "le_1000001", "le_1e+20", "le_inf"
+            "le_0.005",
+            "le_1",
+            "le_2.5",
+            "le_1000000",
+            "le_1000001",
+            "le_1e+20",
+            "le_inf",
         )
 
     def test_the_default_buckets_are_prometheus_clients(self) -> None:
@@ -246,9 +254,7 @@ class TestHistograms:
             ([2**53, 2**53 + 1], "repeated"),
         ],
     )
-    def test_bad_buckets_are_refused_naming_the_option(
-        self, buckets: object, problem: str
-    ) -> None:
+    def test_bad_buckets_are_refused_naming_the_option(self, buckets: object, problem: str) -> None:
         aggregator = Aggregator(10, clock=FakeClock())
         with pytest.raises(ConfigError, match=problem) as caught:
             aggregator.histogram("lat", 1.0, buckets=buckets)  # type: ignore[arg-type]
@@ -278,7 +284,13 @@ class TestNamesAndTags:
 
     @pytest.mark.parametrize(
         ("name", "tags"),
-        [("", None), ("ok", {"": "v"}), ("ok", {"k": ""}), ("ok", {"time": "v"}), ("ok", {"k": []})],
+        [
+            ("", None),
+            ("ok", {"": "v"}),
+            ("ok", {"k": ""}),
+            ("ok", {"time": "v"}),
+            ("ok", {"k": []}),
+        ],
     )
     def test_invalid_names_and_tags_are_refused(self, name: str, tags: Any) -> None:
         aggregator = Aggregator(10, clock=FakeClock())
@@ -290,8 +302,12 @@ class TestNamesAndTags:
 
     @pytest.mark.parametrize(
         ("options", "option"),
-        [({"interval": 0}, "interval"), ({"interval": "10 parsecs"}, "interval"),
-         ({"max_series": 0}, "max_series"), ({"exact_unique": -1}, "exact_unique")],
+        [
+            ({"interval": 0}, "interval"),
+            ({"interval": "10 parsecs"}, "interval"),
+            ({"max_series": 0}, "max_series"),
+            ({"exact_unique": -1}, "exact_unique"),
+        ],
     )
     def test_invalid_options_name_themselves(self, options: dict[str, Any], option: str) -> None:
         with pytest.raises(ConfigError) as caught:
@@ -331,7 +347,9 @@ class TestWindows:
         aggregator.count("c", tags={"k": "b"})
         events = aggregator.collect(2 * INTERVAL)
         assert [(e.timestamp_ns, e.tags) for e in events] == [
-            (0, {"k": "a"}), (0, {"k": "b"}), (INTERVAL, {"k": "b"})
+            (0, {"k": "a"}),
+            (0, {"k": "b"}),
+            (INTERVAL, {"k": "b"}),
         ]
 
     def test_a_clock_going_back_counts_in_the_current_window(self) -> None:
@@ -351,8 +369,10 @@ class TestCardinality:
     @settings(max_examples=40, deadline=None)
     @given(
         st.integers(1, 6),
-        st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 9), st.integers(1, 9)),
-                 max_size=80),
+        st.lists(
+            st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 9), st.integers(1, 9)),
+            max_size=80,
+        ),
     )
     def test_folded_series_are_counted_and_their_totals_kept(
         self, limit: int, calls: list[tuple[str, int, int]]

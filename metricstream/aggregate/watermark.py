@@ -8,14 +8,17 @@ partitions, so a slow partition holds every window open until its events
 have arrived, except that a partition that delivered nothing for
 ``idle_timeout`` (by the processing-time clock, injectable) stops holding it
 back; when every partition is idle, the largest of their watermarks counts.
-The watermark never goes back. A window closes when the watermark reaches
-its end; an event for a window already closed is late.
+Partitions known in advance (``partitions=``, `WatermarkTracker.assign`: a
+Kafka consumer's assignment) hold it back from the start, until their first
+event or until they have been idle that long. The watermark never goes
+back. A window closes when the watermark reaches its end; an event for a
+window already closed is late.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 from metricstream._validate import INT64_MIN
 from metricstream.aggregate._parse import parse_duration
@@ -32,6 +35,7 @@ class WatermarkTracker:
         idle_timeout: After how long without events a partition stops
             holding the watermark back (default 60 s).
         clock: Processing time in ns for idleness (default `time.monotonic_ns`).
+        partitions: Partitions to wait for before they deliver anything.
 
     Raises:
         ConfigError: If a duration is invalid, naming the option.
@@ -43,6 +47,7 @@ class WatermarkTracker:
         idle_timeout: float | str = 60.0,
         *,
         clock: Callable[[], int] | None = None,
+        partitions: Iterable[Hashable] = (),
     ) -> None:
         self.allowed_lateness_ns = parse_duration(
             "allowed_lateness", allowed_lateness, allow_zero=True
@@ -52,6 +57,15 @@ class WatermarkTracker:
         self._newest: dict[Hashable, int] = {}
         self._seen: dict[Hashable, int] = {}
         self._watermark = INT64_MIN
+        self.assign(partitions)
+
+    def assign(self, partitions: Iterable[Hashable]) -> None:
+        """Wait for `partitions` too: each holds the watermark until its first event or idleness."""
+        now = self._clock()
+        for partition in partitions:
+            if partition not in self._newest:
+                self._newest[partition] = INT64_MIN
+                self._seen[partition] = now
 
     def observe(self, partition: Hashable, event_time_ns: int) -> None:
         """Note that `partition` delivered an event of time `event_time_ns`."""
@@ -75,12 +89,12 @@ class WatermarkTracker:
             if now - self._seen[partition] < self.idle_timeout_ns
         ]
         candidate = min(active) if active else max(self._newest.values())
-        candidate -= self.allowed_lateness_ns
-        self._watermark = max(self._watermark, candidate)
+        if candidate > INT64_MIN:
+            self._watermark = max(self._watermark, candidate - self.allowed_lateness_ns)
         return self._watermark
 
     def partitions(self) -> dict[Hashable, int]:
-        """Each partition's newest event time in ns."""
+        """Each partition's newest event time in ns (`INT64_MIN` before its first event)."""
         return dict(self._newest)
 
     def merge(self, other: WatermarkTracker) -> None:

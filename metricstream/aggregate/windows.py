@@ -73,9 +73,7 @@ class Sliding:
         every = self.every_ns
         last = time_ns - time_ns % every
         first = (time_ns - self.size_ns) // every * every + every  # the first start > t - size
-        return tuple(
-            Window(start, start + self.size_ns) for start in range(first, last + 1, every)
-        )
+        return tuple(Window(start, start + self.size_ns) for start in range(first, last + 1, every))
 
 
 @dataclass(frozen=True)
