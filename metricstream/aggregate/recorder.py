@@ -311,10 +311,9 @@ def _count_recorder(aggregator: Aggregator) -> CountRecorder:
     no_tags = _NO_TAGS
     one = 1
 
-    def count(name: str, n: int = 1, tags: TagsLike | None = None) -> None:
+    def count(name: str, n: int = 1, tags: TagsLike | None = no_tags) -> None:
         """Add `n` to the counter `name` with `tags` (see `CountRecorder`)."""
-        if tags is None:
-            tags = no_tags
+        # An explicit None fails the first lookup (TypeError) and takes `find`.
         try:
             layout = layouts[name]
             series = layout.series[layout.key(tags)]
@@ -350,12 +349,11 @@ def _histogram_recorder(aggregator: Aggregator) -> HistogramRecorder:
     def histogram(
         name: str,
         value: float,
-        tags: TagsLike | None = None,
+        tags: TagsLike | None = no_tags,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
     ) -> None:
         """Count `value` in the histogram `name` with `tags` (see `HistogramRecorder`)."""
-        if tags is None:
-            tags = no_tags
+        # An explicit None fails the first lookup (TypeError) and takes `find`.
         try:
             layout = layouts[name]
             series = layout.series[layout.key(tags)]
