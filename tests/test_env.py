@@ -13,7 +13,7 @@ import metricstream as ms
 from metricstream.codecs.compression import Compression
 from metricstream.sinks import ConsoleSink, JsonLinesSink
 from metricstream.streamer import StreamerConfig
-from metricstream.streamer.env import split_sink_urls
+from metricstream.streamer.operations.env import split_sink_urls
 from metricstream.testing import InMemorySink
 
 from .support import sample

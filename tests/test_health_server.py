@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import metricstream as ms
 from metricstream.exceptions import TransientSinkError
-from metricstream.streamer.health_server import ThroughputHistory
-from metricstream.streamer.prometheus import StreamerCollector
+from metricstream.streamer.operations.health_server import ThroughputHistory
+from metricstream.streamer.operations.prometheus import StreamerCollector
 from metricstream.testing import FaultySink, InMemorySink
 
 from .support import FAST_RETRY, assert_balanced, sample, wait_until

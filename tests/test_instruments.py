@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import metricstream as ms
-from metricstream.streamer import instruments
+from metricstream.streamer.operations import instruments
 from metricstream.testing import InMemorySink
 
 

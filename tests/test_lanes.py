@@ -16,7 +16,7 @@ from metricstream import contract
 from metricstream._log import RateLimitedLog
 from metricstream.contract import EventBatch
 from metricstream.event import PARTS_PER_EVENT
-from metricstream.streamer import _pipeline
+from metricstream.streamer.engine import pipeline as _pipeline
 from metricstream.testing import InMemorySink
 
 from .support import NO_REASONS, assert_balanced, sample, values, wait_until

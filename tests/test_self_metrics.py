@@ -7,8 +7,12 @@ import threading
 import metricstream as ms
 from metricstream._log import RateLimitedLog
 from metricstream.contract import EventBatch
-from metricstream.streamer._uncounted import UncountedSlot
-from metricstream.streamer.self_metrics import INTERNAL_MEASUREMENT, SelfMetrics, internal_events
+from metricstream.streamer.engine.uncounted import UncountedSlot
+from metricstream.streamer.operations.self_metrics import (
+    INTERNAL_MEASUREMENT,
+    SelfMetrics,
+    internal_events,
+)
 from metricstream.testing import FaultySink, InMemorySink
 
 from .support import NO_REASONS, assert_balanced, sample, wait_until

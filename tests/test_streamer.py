@@ -20,9 +20,9 @@ import pytest
 import metricstream as ms
 from metricstream.contract import EventBatch
 from metricstream.sinks.jsonl import read_events
-from metricstream.streamer import lifecycle
 from metricstream.streamer.correlation import default_prefix
-from metricstream.streamer.retry import Retrier, RetryInterruptedError
+from metricstream.streamer.engine.retry import Retrier, RetryInterruptedError
+from metricstream.streamer.operations import lifecycle
 from metricstream.testing import FaultySink, InMemorySink
 
 from .support import (

@@ -2,14 +2,12 @@
 
 - `EventStreamer` (`metricstream.streamer.streamer`): the facade;
 - `StreamerConfig` (`.config`): its validated options;
-- the pipeline (`._pipeline`): buffer, batcher thread and one lane per sink
-  (`._lane`), each keeping prepared payloads in a `PendingQueue` (`.queue`);
-- `RetryConfig` (`.retry`), correlation ids (`.correlation`), health
-  snapshots (`.health`), exit and fork handling (`.lifecycle`);
-- operations (`._operations`): the health endpoint (`.health_server`, with
-  Prometheus metrics from `StreamerCollector` in `.prometheus`),
-  self-telemetry (`.self_metrics`), configuration from the environment
-  (`.env`) and the asyncio methods.
+- the engine (`.engine`): buffer, batcher thread and one lane per sink,
+  with retry (`RetryConfig`);
+- correlation ids (`.correlation`) and health snapshots (`.health`);
+- the operations (`.operations`): instruments, the health endpoint (with
+  Prometheus metrics from `StreamerCollector`), self-telemetry,
+  configuration from the environment, exit and fork handling, asyncio.
 """
 
 from __future__ import annotations
@@ -22,9 +20,9 @@ from metricstream.streamer.correlation import (
     current_correlation_id,
     generate_correlation_id,
 )
+from metricstream.streamer.engine.retry import Retrier, RetryConfig
 from metricstream.streamer.health import DROP_REASONS, SinkHealth, StreamerHealth
-from metricstream.streamer.prometheus import StreamerCollector
-from metricstream.streamer.retry import Retrier, RetryConfig
+from metricstream.streamer.operations.prometheus import StreamerCollector
 from metricstream.streamer.streamer import EventStreamer
 
 __all__ = [

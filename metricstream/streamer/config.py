@@ -16,7 +16,7 @@ from metricstream._options import require_choice, require_int, require_number
 from metricstream._validate import check_tags
 from metricstream.codecs.compression import Compression
 from metricstream.exceptions import ConfigError, InvalidEventError
-from metricstream.streamer.retry import RetryConfig
+from metricstream.streamer.engine.retry import RetryConfig
 
 __all__ = [
     "OVERFLOW_POLICIES",

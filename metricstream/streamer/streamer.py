@@ -3,7 +3,7 @@
 `send` validates, stamps the correlation id and appends the event's parts
 to a deque; it never performs I/O and never waits for a sink (under
 ``overflow="block"`` it waits for room). Everything else happens in the
-`Pipeline` (`metricstream.streamer._pipeline`): a batcher thread cuts
+`Pipeline` (`metricstream.streamer.engine.pipeline`): a batcher thread cuts
 batches by size or time and hands them to one lane per sink, each with its
 own threads, so a slow or dead sink never delays the application or another
 sink. Those threads run only when they hold the interpreter lock, so once
@@ -29,9 +29,6 @@ from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
 from metricstream.spool import Spool
-from metricstream.streamer import lifecycle
-from metricstream.streamer._operations import StreamerOperations
-from metricstream.streamer._pipeline import Pipeline
 from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
 from metricstream.streamer.correlation import correlation as _correlation
 from metricstream.streamer.correlation import (
@@ -39,9 +36,12 @@ from metricstream.streamer.correlation import (
     generate_correlation_id,
     scopes_entered,
 )
+from metricstream.streamer.engine.pipeline import Pipeline
+from metricstream.streamer.engine.retry import RetryConfig
 from metricstream.streamer.health import StreamerHealth
-from metricstream.streamer.instruments import Instruments
-from metricstream.streamer.retry import RetryConfig
+from metricstream.streamer.operations import lifecycle
+from metricstream.streamer.operations.facade import StreamerOperations
+from metricstream.streamer.operations.instruments import Instruments
 
 __all__ = ["EventStreamer", "OverflowPolicy"]
 
@@ -78,7 +78,7 @@ class EventStreamer(Instruments, StreamerOperations):
     Besides the methods below: `serve_health` (an HTTP health endpoint with
     Prometheus metrics and a status page), `from_env` (configuration from
     ``METRICSTREAM_*`` variables), `flush_async`, `shutdown_async` and
-    ``async with`` (see `metricstream.streamer._operations`).
+    ``async with`` (see `metricstream.streamer.operations.facade`).
 
     Args:
         sinks: The destinations (objects following `metricstream.sinks.Sink`);
@@ -121,7 +121,7 @@ class EventStreamer(Instruments, StreamerOperations):
             (the operating system decides).
         self_metrics_interval: Every this many seconds, send every sink one
             ``metricstream_internal`` event per sink with its counters
-            (`metricstream.streamer.self_metrics`); never counted in the
+            (`metricstream.streamer.operations.self_metrics`); never counted in the
             accounting. None (the default) sends none.
 
     Raises:
@@ -189,7 +189,7 @@ class EventStreamer(Instruments, StreamerOperations):
     def after_fork_in_child(self) -> None:
         """Start afresh in a forked child: new lanes, threads and sink clients.
 
-        Called by `metricstream.streamer.lifecycle`; the parent's pending
+        Called by `metricstream.streamer.operations.lifecycle`; the parent's pending
         events stay with the parent.
         """
         if self._shutdown_result is not None:

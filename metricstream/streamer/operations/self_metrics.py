@@ -10,7 +10,7 @@ the JSON Lines archive records that the InfluxDB sink was dropping, and a
 dashboard over InfluxDB shows the archive's backlog.
 
 The events are never counted in themselves: they bypass the accounting of
-user events altogether (see `metricstream.streamer._uncounted`). They are
+user events altogether (see `metricstream.streamer.engine.uncounted`). They are
 never accepted, pending, written or dropped; they do not occupy
 ``max_buffer``; a lane holds at most one such batch, the newest; a failed
 write of one is not retried.

@@ -20,7 +20,7 @@ preparer; ``preparing`` those of the batch being prepared; ``queued`` those
 of the prepared payloads in the `PendingQueue`; ``in_flight`` those of the
 payload being written. With a spool, ``recovered`` counts the events an
 earlier run left for this sink, ``spilled`` those kept only on disk until
-there is room in memory (see `metricstream.streamer._spill`), and
+there is room in memory (see `metricstream.streamer.engine.spill`), and
 ``left_in_spool`` what a shutdown left on disk for the next streamer. Health
 shows ``spilled + left_in_spool`` as ``spooled``.
 """
@@ -35,14 +35,14 @@ from dataclasses import dataclass
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
-from metricstream.streamer._prepare import prepare_isolated
-from metricstream.streamer._spill import SpillCursor
-from metricstream.streamer._uncounted import UncountedSlot
-from metricstream.streamer._write_state import WriteState, describe_error
-from metricstream.streamer._writer import SinkWriter
+from metricstream.streamer.engine.prepare import prepare_isolated
+from metricstream.streamer.engine.queue import Item, MemoryQueue, PendingQueue
+from metricstream.streamer.engine.retry import RetryConfig
+from metricstream.streamer.engine.spill import SpillCursor
+from metricstream.streamer.engine.uncounted import UncountedSlot
+from metricstream.streamer.engine.write_state import WriteState, describe_error
+from metricstream.streamer.engine.writer import SinkWriter
 from metricstream.streamer.health import DROP_REASONS, SinkHealth
-from metricstream.streamer.queue import Item, MemoryQueue, PendingQueue
-from metricstream.streamer.retry import RetryConfig
 
 __all__ = ["Lane"]
 

@@ -6,7 +6,7 @@
   health snapshot as JSON (credentials removed), for load balancers and
   orchestrators;
 - ``GET /metrics``: the counters in the Prometheus text format
-  (`metricstream.streamer.prometheus`; needs ``prometheus_client``);
+  (`metricstream.streamer.operations.prometheus`; needs ``prometheus_client``);
 - ``GET /``: a self-contained status page (``status_page.html``, no external
   assets) that polls ``/status.json`` every second;
 - ``GET /status.json``: the snapshot plus the throughput history the page
@@ -175,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _status_page() -> bytes:
-    return resources.files("metricstream.streamer").joinpath("status_page.html").read_bytes()
+    page = resources.files("metricstream.streamer.operations").joinpath("status_page.html")
+    return page.read_bytes()
 
 
 class HealthServer:
@@ -296,7 +297,7 @@ class HealthServer:
         return status, "application/json", orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
     def _metrics(self, health: StreamerHealth) -> tuple[int, str, bytes]:
-        from metricstream.streamer.prometheus import render_metrics
+        from metricstream.streamer.operations.prometheus import render_metrics
 
         try:
             body, content_type = render_metrics(health)

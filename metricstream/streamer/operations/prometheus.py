@@ -3,7 +3,7 @@
 `StreamerCollector` reads a health snapshot at each scrape and turns it into
 metric families; it keeps no state and touches no global registry, so any
 number of streamers can be exposed side by side. The health server
-(`metricstream.streamer.health_server`) serves it on ``/metrics``; an
+(`metricstream.streamer.operations.health_server`) serves it on ``/metrics``; an
 application that already runs a Prometheus endpoint registers it there::
 
     from prometheus_client import REGISTRY

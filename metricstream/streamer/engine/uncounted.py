@@ -28,7 +28,7 @@ import threading
 from metricstream._log import RateLimitedLog
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import EventBatch, Sink
-from metricstream.streamer.queue import Item
+from metricstream.streamer.engine.queue import Item
 
 __all__ = ["UncountedSlot"]
 

@@ -15,9 +15,9 @@ from metricstream._log import RateLimitedLog, logger
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import Sink
 from metricstream.exceptions import PermanentSinkError, TransientSinkError
-from metricstream.streamer._write_state import WriteState, describe_error
-from metricstream.streamer.queue import Item
-from metricstream.streamer.retry import Retrier, RetryConfig, RetryInterruptedError
+from metricstream.streamer.engine.queue import Item
+from metricstream.streamer.engine.retry import Retrier, RetryConfig, RetryInterruptedError
+from metricstream.streamer.engine.write_state import WriteState, describe_error
 
 __all__ = ["SinkWriter"]
 

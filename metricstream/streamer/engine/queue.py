@@ -6,10 +6,10 @@ in-memory `MemoryQueue` without changing the lane or its accounting. Every
 method is called with the lane's lock held: an implementation needs no lock
 of its own, and must not block.
 
-The lane's accounting identity (see `metricstream.streamer._lane`) counts
+The lane's accounting identity (see `metricstream.streamer.engine.lane`) counts
 what the queue holds as ``queued``. With the disk spool, the lane keeps
 batches that do not fit in memory out of the queue altogether and reads
-them back from the spool when there is room (`metricstream.streamer._spill`),
+them back from the spool when there is room (`metricstream.streamer.engine.spill`),
 so the queue itself stays in memory.
 """
 

@@ -13,7 +13,7 @@ done. For every sink at every moment::
     accepted == written + dropped + pending
 
 where ``accepted = buffered + popped + upstream_dropped`` is counted here and
-the rest by the sink's lane (see `metricstream.streamer._lane`).
+the rest by the sink's lane (see `metricstream.streamer.engine.lane`).
 
 A forked child builds a new `Pipeline`; the parent's is never touched there.
 """
@@ -33,11 +33,11 @@ from metricstream.contract import EventBatch, Sink
 from metricstream.event import PARTS_PER_EVENT, EventRow, shared_tags
 from metricstream.exceptions import InvalidEventError
 from metricstream.spool import Spool
-from metricstream.streamer._lane import Lane
-from metricstream.streamer._spill import SpillCursor
 from metricstream.streamer.config import StreamerConfig
+from metricstream.streamer.engine.lane import Lane
+from metricstream.streamer.engine.spill import SpillCursor
 from metricstream.streamer.health import StreamerHealth
-from metricstream.streamer.self_metrics import SelfMetrics
+from metricstream.streamer.operations.self_metrics import SelfMetrics
 
 __all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
 

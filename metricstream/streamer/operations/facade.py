@@ -4,11 +4,11 @@
 out of the facade's module. It relies on the facade's ``health``, ``flush``
 and ``shutdown`` methods and its ``_shutdown_lock`` and ``_shutdown_result``.
 
-- `serve_health` starts a `HealthServer` (`metricstream.streamer.health_server`);
+- `serve_health` starts a `HealthServer` (`metricstream.streamer.operations.health_server`);
   the facade's shutdown stops it (`_stop_health_server`), and a forked child
   closes the socket it inherited (`_health_server_after_fork`).
 - `from_env` builds a streamer from the ``METRICSTREAM_*`` variables
-  (`metricstream.streamer.env`).
+  (`metricstream.streamer.operations.env`).
 - `flush_async`, `shutdown_async` and ``async with`` run the blocking waits
   on a worker thread (`asyncio.to_thread`), so the event loop never waits.
 """
@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from metricstream._options import require_int, require_name
 from metricstream.exceptions import ConfigError
-from metricstream.streamer import env
 from metricstream.streamer.health import StreamerHealth
+from metricstream.streamer.operations import env
 
 if TYPE_CHECKING:
-    from metricstream.streamer.health_server import HealthServer
+    from metricstream.streamer.operations.health_server import HealthServer
 
 __all__ = ["StreamerOperations"]
 
@@ -85,7 +85,7 @@ class StreamerOperations:
         """
         require_name("host", host)
         require_int("port", port, minimum=0, maximum=65535)
-        from metricstream.streamer.health_server import HealthServer
+        from metricstream.streamer.operations.health_server import HealthServer
 
         with self._shutdown_lock:
             if self._shutdown_result is not None:
@@ -125,7 +125,7 @@ class StreamerOperations:
         ``METRICSTREAM_OVERFLOW``, ``METRICSTREAM_COMPRESSION``,
         ``METRICSTREAM_SELF_METRICS_INTERVAL`` and ``METRICSTREAM_HEALTH_PORT``
         (with ``METRICSTREAM_HEALTH_HOST``, default ``127.0.0.1``: calls
-        `serve_health`); see `metricstream.streamer.env`. Unset or empty
+        `serve_health`); see `metricstream.streamer.operations.env`. Unset or empty
         variables leave the defaults.
 
         Args:
