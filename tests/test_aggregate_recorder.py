@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -74,26 +75,40 @@ def run(
     return events
 
 
+def recorded(
+    data: Any, name: str, numbers: Any, record: Any
+) -> tuple[dict[Any, Any], dict[Any, list[Any]]]:
+    """Draw a stream of (tags, value, time) and record it with ``record(aggregator, value, tags)``.
+
+    Returns:
+        The events emitted, by `keyed`, and the values recorded, by the same keys.
+    """
+    size = data.draw(st.integers(0, 100))
+    tags = data.draw(st.lists(tag_dicts(), min_size=size, max_size=size))
+    values = data.draw(st.lists(numbers, min_size=size, max_size=size))
+    at = data.draw(times(size))
+    clock = FakeClock()
+    aggregator = Aggregator(10, clock=clock)
+    expected: dict[Any, list[Any]] = defaultdict(list)
+    calls = []
+    for tag, value, when in zip(tags, values, at, strict=True):
+        expected[(name, when - when % INTERVAL, canonical(tag))].append(value)
+        calls.append((when, functools.partial(record, aggregator, value, tag)))
+    return keyed(run(aggregator, clock, calls)), expected
+
+
 class TestCounters:
     """Counts are exact per series and window, whatever the order of the tag dict."""
 
     @settings(max_examples=60, deadline=None)
     @given(st.data())
     def test_counts_equal_a_reference(self, data: Any) -> None:
-        size = data.draw(st.integers(0, 120))
-        names = data.draw(st.lists(st.sampled_from(["req", "err"]), min_size=size, max_size=size))
-        tags = data.draw(st.lists(tag_dicts(), min_size=size, max_size=size))
-        amounts = data.draw(st.lists(st.integers(-50, 50), min_size=size, max_size=size))
-        at = data.draw(times(size))
-        clock = FakeClock()
-        aggregator = Aggregator(10, clock=clock)
-        expected: dict[Any, int] = defaultdict(int)
-        calls = []
-        for name, tag, n, when in zip(names, tags, amounts, at, strict=True):
-            expected[(name, when - when % INTERVAL, canonical(tag))] += n
-            calls.append((when, lambda name=name, n=n, tag=tag: aggregator.count(name, n, tag)))
-        got = keyed(run(aggregator, clock, calls))
-        assert {key: fields["count"] for key, fields in got.items()} == dict(expected)
+        got, expected = recorded(
+            data, "req", st.integers(-50, 50), lambda agg, n, tags: agg.count("req", n, tags)
+        )
+        assert {key: fields["count"] for key, fields in got.items()} == {
+            key: sum(amounts) for key, amounts in expected.items()
+        }
         assert all(type(fields["count"]) is int and len(fields) == 1 for fields in got.values())
 
     def test_tags_as_pairs_or_without_tags_are_series_too(self) -> None:
@@ -135,21 +150,13 @@ class TestGauges:
     @settings(max_examples=60, deadline=None)
     @given(st.data())
     def test_gauges_equal_a_reference(self, data: Any) -> None:
-        size = data.draw(st.integers(0, 100))
-        tags = data.draw(st.lists(tag_dicts(), min_size=size, max_size=size))
         numbers = st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6, allow_nan=False))
-        values = data.draw(st.lists(numbers, min_size=size, max_size=size))
-        at = data.draw(times(size))
-        clock = FakeClock()
-        aggregator = Aggregator(10, clock=clock)
-        expected: dict[Any, list[float]] = defaultdict(list)
-        calls = []
-        for tag, value, when in zip(tags, values, at, strict=True):
-            expected[("queue", when - when % INTERVAL, canonical(tag))].append(float(value))
-            calls.append((when, lambda value=value, tag=tag: aggregator.gauge("queue", value, tag)))
-        got = keyed(run(aggregator, clock, calls))
+        got, expected = recorded(
+            data, "queue", numbers, lambda agg, value, tags: agg.gauge("queue", value, tags)
+        )
         reference = {}
-        for key, seen in expected.items():
+        for key, values in expected.items():
+            seen = [float(value) for value in values]
             total = 0.0
             for value in seen:
                 total += value
@@ -198,26 +205,18 @@ class TestHistograms:
                 ).map(sorted)
             )
         )
-        size = data.draw(st.integers(0, 100))
-        tags = data.draw(st.lists(tag_dicts(), min_size=size, max_size=size))
         numbers = st.one_of(
             st.sampled_from([*bounds, -1.0, 0.0, 1e7]),
             st.floats(-5, 20, allow_nan=False),
             st.integers(-5, 20),
         )
-        values = data.draw(st.lists(numbers, min_size=size, max_size=size))
-        at = data.draw(times(size))
-        clock = FakeClock()
-        aggregator = Aggregator(10, clock=clock)
-        expected: dict[Any, list[float]] = defaultdict(list)
-        calls = []
-        for tag, value, when in zip(tags, values, at, strict=True):
-            expected[("lat", when - when % INTERVAL, canonical(tag))].append(float(value))
-            calls.append(
-                (when, lambda v=value, t=tag: aggregator.histogram("lat", v, t, buckets=bounds))
-            )
-        got = keyed(run(aggregator, clock, calls))
-        assert got == {key: reference_histogram(seen, bounds) for key, seen in expected.items()}
+        got, expected = recorded(
+            data, "lat", numbers, lambda agg, v, tags: agg.histogram("lat", v, tags, buckets=bounds)
+        )
+        assert got == {
+            key: reference_histogram([float(v) for v in seen], bounds)
+            for key, seen in expected.items()
+        }
 
     def test_bound_names_are_exact_and_distinct(self) -> None:
         _, names = bucket_bounds([0.005, 1, 2.5, 1_000_000, 1_000_001, 1e20])

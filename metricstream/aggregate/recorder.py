@@ -150,7 +150,9 @@ class Aggregator:
     """Count a value in a histogram: ``histogram(name, value, tags=None, buckets=...)``
     (see `HistogramRecorder`)."""
 
-    def _find_histogram(self, name: str, tags: TagsLike, buckets: Sequence[float]) -> Series:
+    def _find_histogram(
+        self, name: str, tags: TagsLike | None, buckets: Sequence[float]
+    ) -> Series:
         config = _DEFAULT_HISTOGRAM if buckets is DEFAULT_BUCKETS else bucket_bounds(buckets)
         return self._index.find("histogram", name, tags, config)
 
