@@ -120,8 +120,8 @@ class Aggregator:
         self._exact_unique = require_int("exact_unique", exact_unique, minimum=0)
         self._clock = clock if clock is not None else time.time_ns
         self._index = SeriesIndex(self.max_series, _new_state)
-        self._counters = self._index.layouts["counter"]
-        self._histograms = self._index.layouts["histogram"]
+        self._counters = self._index.lookups["counter"]
+        self._histograms = self._index.lookups["histogram"]
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
@@ -307,7 +307,7 @@ class HistogramRecorder(Protocol):
 
 
 def _count_recorder(aggregator: Aggregator) -> CountRecorder:
-    layouts = aggregator._counters
+    lookups = aggregator._counters
     find = aggregator._index.find
     clock, acquire, release = aggregator._clock, aggregator._acquire, aggregator._release
     no_tags = _NO_TAGS
@@ -317,12 +317,12 @@ def _count_recorder(aggregator: Aggregator) -> CountRecorder:
         """Add `n` to the counter `name` with `tags` (see `CountRecorder`)."""
         # An explicit None fails the first lookup (TypeError) and takes `find`.
         try:
-            layout = layouts[name]
-            series = layout.series[layout.key(tags)]
+            key, table, size = lookups[name]
+            series = table[key(tags)]
         except (KeyError, TypeError):
             series = find("counter", name, tags)
         else:
-            if len(tags) != layout.size:  # type: ignore[arg-type]
+            if len(tags) != size:  # type: ignore[arg-type]
                 series = find("counter", name, tags)
         if n is not one and (n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX):
             n = _integer(name, n)
@@ -343,7 +343,7 @@ def _count_recorder(aggregator: Aggregator) -> CountRecorder:
 
 
 def _histogram_recorder(aggregator: Aggregator) -> HistogramRecorder:
-    layouts = aggregator._histograms
+    lookups = aggregator._histograms
     find = aggregator._find_histogram
     clock, acquire, release = aggregator._clock, aggregator._acquire, aggregator._release
     no_tags = _NO_TAGS
@@ -357,12 +357,12 @@ def _histogram_recorder(aggregator: Aggregator) -> HistogramRecorder:
         """Count `value` in the histogram `name` with `tags` (see `HistogramRecorder`)."""
         # An explicit None fails the first lookup (TypeError) and takes `find`.
         try:
-            layout = layouts[name]
-            series = layout.series[layout.key(tags)]
+            key, table, size = lookups[name]
+            series = table[key(tags)]
         except (KeyError, TypeError):
             series = find(name, tags, buckets)
         else:
-            if len(tags) != layout.size:  # type: ignore[arg-type]
+            if len(tags) != size:  # type: ignore[arg-type]
                 series = find(name, tags, buckets)
         if value.__class__ is not float or not -FLOAT_MAX <= value <= FLOAT_MAX:
             value = _number(name, value)

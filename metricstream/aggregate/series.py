@@ -117,6 +117,9 @@ class _Layout:
         self.series: dict[Any, Series] = {}
 
 
+Lookup = tuple[Callable[[Any], Any], dict[Any, "Series"], int]
+"""A layout as the hot paths read it: its key getter, its series by key, its number of tags."""
+
 StateFactory = Callable[[str, Any], Callable[[], Any]]
 """Given a kind and its config, return the maker of that kind's accumulators."""
 
@@ -128,15 +131,17 @@ class SeriesIndex:
         max_series: The most series (the ``overflow`` ones not included).
         new_state: See `StateFactory`.
 
-    The tables in `layouts` are read without a lock by the recorders' hot
-    paths; every change is made under this index's own lock, and a series
-    is complete before it is published.
+    The tables in `lookups` (the layouts as tuples, unpacked in one step)
+    are read without a lock by the recorders' hot paths; every change is
+    made under this index's own lock, and a series is complete before it is
+    published.
     """
 
     def __init__(self, max_series: int, new_state: StateFactory) -> None:
         self.max_series = max_series
         self._new_state = new_state
         self.layouts: dict[str, dict[str, _Layout]] = {kind: {} for kind in KINDS}
+        self.lookups: dict[str, dict[str, Lookup]] = {kind: {} for kind in KINDS}
         self._metrics: dict[str, Metric] = {}
         self._by_items: dict[tuple[str, str, frozenset[tuple[str, str]]], Series] = {}
         self._others: dict[tuple[str, tuple[str, ...], Any], Series] = {}
@@ -190,6 +195,7 @@ class SeriesIndex:
         layout = self.layouts[kind].get(metric.name)
         if layout is None:
             layout = self.layouts[kind][metric.name] = _Layout(keys)
+            self.lookups[kind][metric.name] = (layout.key, layout.series, layout.size)
         if layout.keys == keys:
             values = layout.key(canonical)
             series = layout.series.get(values)
