@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from metricstream._secrets import MASK, is_secret_name
+from metricstream._secrets import MASK, is_secret_name, redact_mapping, scrub_secrets
 from metricstream.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -217,13 +217,16 @@ def _text_parser(convert: Callable[[str], object], expected: str) -> Callable[[s
     return parse
 
 
-def integer(*, minimum: int, maximum: int | None = None) -> Kind[int]:
-    """An int in ``minimum..maximum``; text in decimal."""
-    expected = _int_text(minimum, maximum)
+def integer(*, minimum: int, maximum: int | None = None, base: int = 10) -> Kind[int]:
+    """An int in ``minimum..maximum``; text in `base` (8: ``640`` or ``0o640``)."""
+    text_form = _int_text(minimum, maximum)
+    if base == 8:
+        upper = "" if maximum is None else f" and {maximum:#o}"
+        text_form = f"an octal integer {'between' if upper else '>='} {minimum:#o}{upper}"
     return Kind(
-        expected,
+        _int_text(minimum, maximum),
         functools.partial(require_int, minimum=minimum, maximum=maximum),
-        _text_parser(int, expected),
+        _text_parser(functools.partial(int, base=base), text_form),
     )
 
 
@@ -389,19 +392,40 @@ def options_class(cls: type[T]) -> type[T]:
     Building one checks each field declared with `option` by its kind and
     keeps what the check returns; then the class's own ``__post_init__``,
     if it has one, checks the rules that tie options together. Its docstring
-    gets an ``Args:`` section made from the declarations.
+    gets an ``Args:`` section made from the declarations; its ``repr``
+    never shows a secret.
     """
-    own = cls.__dict__.get("__post_init__")
+    # A subclass without rules of its own keeps those of the options class it extends.
+    inherited = getattr(getattr(cls, "__post_init__", None), "__wrapped__", None)
+    own = cls.__dict__.get("__post_init__", inherited)
 
     def post_init(self: Any) -> None:
         _check_fields(self)
         if own is not None:
             own(self)
 
+    post_init.__wrapped__ = own  # type: ignore[attr-defined]
     cls.__post_init__ = post_init  # type: ignore[attr-defined]
-    made = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+    if "__repr__" not in cls.__dict__:
+        cls.__repr__ = _repr  # type: ignore[method-assign]
+    made = dataclasses.dataclass(frozen=True, kw_only=True, repr=False)(cls)
     made.__doc__ = f"{inspect.cleandoc(made.__doc__ or '')}\n\n{describe(made)}"
     return made
+
+
+def _repr(options: Any) -> str:
+    """Show the options without a secret: secret-named values and mapping keys, URL passwords."""
+    shown = []
+    for declared_option in declared(type(options)):
+        value = getattr(options, declared_option.name)
+        if declared_option.secret and value is not None:
+            text_value = repr(MASK)
+        elif isinstance(value, Mapping):
+            text_value = scrub_secrets(repr(redact_mapping(value)))
+        else:
+            text_value = scrub_secrets(repr(value))
+        shown.append(f"{declared_option.name}={text_value}")
+    return f"{type(options).__name__}({', '.join(shown)})"
 
 
 def _check_fields(options: Any) -> None:

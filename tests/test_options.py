@@ -102,6 +102,18 @@ class TestDeclaration:
         assert "    path: The file. (a path; required)" in doc
         assert "(a non-empty string, or None; default None; as text ``rp``)" in doc
 
+    def test_the_repr_shows_no_secret(self) -> None:
+        options = ArchiveOptions(
+            "a", token="hunter2", labels={"password": "pw1", "url": "http://u:pw2@h/"}
+        )
+        shown = repr(options)
+        assert "hunter2" not in shown
+        assert "pw1" not in shown
+        assert "pw2" not in shown
+        assert "token='***'" in shown
+        assert "labels={'password': '***', 'url': 'http://u:***@h/'}" in shown
+        assert shown.startswith(f"ArchiveOptions(path={Path('a').absolute()!r}, rotate_bytes=None")
+
     def test_options_are_frozen(self) -> None:
         options = ArchiveOptions("a")
         with pytest.raises(dataclasses.FrozenInstanceError):
