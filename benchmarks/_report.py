@@ -28,6 +28,7 @@ HEADLINES = [
     ("vm", "200,000 events to VictoriaMetrics until acknowledged"),
     ("encode", "build + encode one event to line protocol"),
     ("send", "`send(event_from_sample(...))` on the calling thread"),
+    ("import", "`import metricstream` in a fresh interpreter (CPU time)"),
 ]
 
 

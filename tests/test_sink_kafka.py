@@ -286,7 +286,7 @@ class TestOptions:
         assert "pw" not in str(caught.value)
 
     def test_the_kafka_scheme_is_registered(self) -> None:
-        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka.sink"
+        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka:from_url"
 
     def test_the_streamer_codec_is_inherited_only_when_none_was_chosen(self) -> None:
         chosen = KafkaSink(BOOTSTRAP, "t", compression="gzip")
