@@ -236,8 +236,13 @@ def url_arguments(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
     Example: ``redis://127.0.0.1:6379/0?prefix=app:&hourly=true&tz=Europe/Berlin
     &mapping={"count":["measurement"]}`` (the mapping percent-encoded, or
-    given as ``mapping=`` in code). ``hourly`` and ``tz`` build the
-    `TimeBuckets`; a ``buckets=`` override replaces them.
+    given as ``mapping=`` in code). The query options are those of
+    `RedisCounterOptions` (``mapping``, ``prefix``, ``cluster``,
+    ``ttl_daily``, ``ttl_hourly``, ``name``, ``batch_ttl``,
+    ``socket_timeout``), ``hourly`` and ``tz``, which build the
+    `TimeBuckets` (a ``buckets=`` override replaces them), and redis-py's
+    own connection options, passed on to it (``ssl_ca_certs``,
+    ``client_name``...).
 
     Raises:
         ConfigError: If the URL is not a Redis URL, an option is unknown,
