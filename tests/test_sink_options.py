@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,3 +193,35 @@ class TestUrl:
         documented = case.url_arguments.__doc__ or ""
         for name in text_names(case.options):
             assert f"``{name}``" in documented or f"{name}=" in documented, name
+
+
+class TestTyping:
+    """A type checker sees every sink's parameters, as declared by its options."""
+
+    def test_mypy_checks_sink_arguments(self, tmp_path: Path) -> None:
+        snippet = tmp_path / "uses_sinks.py"
+        snippet.write_text(
+            "import metricstream as ms\n"
+            "from metricstream.sinks import InfluxDBSink\n"
+            "ms.sinks.KafkaSink('h:9092', 't', linger_ms='soon')\n"
+            "InfluxDBSink('http://h:8086', api='v1', databse='d')\n"
+            "ms.sinks.JsonLinesSink('m.jsonl', rotate_bytes=10, fsync=True)\n"
+            "reveal_type(ms.sinks.ConsoleSink().options.max_events_per_batch)\n",
+            encoding="utf-8",
+        )
+        root = Path(__file__).resolve().parents[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
+             "--cache-dir", str(tmp_path / "cache"), str(snippet)],
+            capture_output=True, text=True, cwd=tmp_path,
+            env={**os.environ, "MYPYPATH": str(root)}, check=False,
+        )  # fmt: skip
+        found = [line.split(": ", 1)[1] for line in result.stdout.splitlines() if ": " in line]
+        assert found == [
+            'error: Argument "linger_ms" to "KafkaSink" has incompatible type "str"; '
+            'expected "float"  [arg-type]',
+            'error: Unexpected keyword argument "databse" for "InfluxDBSink"; '
+            'did you mean "database"?  [call-arg]',
+            'note: "InfluxDBSink" defined in "metricstream.sinks.influxdb.sink"',
+            'note: Revealed type is "int | None"',
+        ]
