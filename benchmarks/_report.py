@@ -31,6 +31,7 @@ HEADLINES = [
     ("aggregate_count", "`Aggregator.count(...)` on the calling thread"),
     ("aggregate_histogram", "`Aggregator.histogram(...)` on the calling thread"),
     ("aggregate_memory_counter", "memory per counter series, 100,000 series"),
+    ("import", "`import metricstream` in a fresh interpreter (CPU time)"),
 ]
 
 

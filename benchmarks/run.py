@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
 throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
-kafka, query (default: all). ``make bench`` runs them all and writes
+kafka, query, import (default: all). ``make bench`` runs them all and writes
 ``benchmarks/results/REPORT.md`` with its charts (a run of some of them
 writes it too, with their figures only). The influx and scaling benchmarks
 need VictoriaMetrics, the kafka one Tansu (``scripts/services.sh start``),
@@ -37,6 +37,7 @@ BENCHMARKS = {
     "redis": "bench_redis",
     "kafka": "bench_kafka",
     "query": "bench_query",
+    "import": "bench_import",
 }
 
 
