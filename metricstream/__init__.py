@@ -23,6 +23,7 @@ from metricstream.event import (
     event_from_sample,
 )
 from metricstream.exceptions import (
+    BackpressureError,
     ConfigError,
     InvalidEventError,
     LineProtocolError,
@@ -30,10 +31,12 @@ from metricstream.exceptions import (
     PermanentSinkError,
     SchemaVersionError,
     SinkError,
+    StreamerClosedError,
     TransientSinkError,
 )
 from metricstream.streamer import (
     DROP_REASONS,
+    BatchReceipt,
     EventStreamer,
     RetryConfig,
     SinkHealth,
@@ -47,6 +50,8 @@ __version__: str = importlib.metadata.version("metricstream")
 """The installed version of metricstream (from the package metadata)."""
 
 __all__ = [
+    "BackpressureError",
+    "BatchReceipt",
     "Compression",
     "ConfigError",
     "DROP_REASONS",
@@ -65,6 +70,7 @@ __all__ = [
     "Sink",
     "SinkError",
     "SinkHealth",
+    "StreamerClosedError",
     "StreamerHealth",
     "TransientSinkError",
     "UInt",

@@ -54,7 +54,7 @@ class TestVariables:
             ) == (250, 0.5, 5000, "drop_newest", Compression.GZIP, 30.0)
             assert config.default_tags == {"service": "checkout", "region": "eu-west-1"}
             assert [type(s) for s in streamer.sinks] == [ConsoleSink, JsonLinesSink]
-            server = streamer._health_server
+            server = streamer._endpoint.server
             assert server is not None
             with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
                 assert sorted(json.loads(response.read())["sinks"]) == ["console", "jsonl"]
@@ -85,7 +85,7 @@ class TestVariables:
         streamer = from_env({"METRICSTREAM_SINKS": "console:", "METRICSTREAM_BATCH_SIZE": " "})
         try:
             assert streamer.config == StreamerConfig(register_atexit=False)
-            assert streamer._health_server is None
+            assert streamer._endpoint.server is None
         finally:
             streamer.shutdown(5)
 

@@ -285,7 +285,7 @@ class TestStreamingThroughTheSpool:
         streamer = self.make(
             [slow, fast], tmp_path, batch_size=100, spool_max_bytes=1 << 20, max_buffer=100
         )
-        streamer._spool.log.segment_bytes = 1024  # type: ignore[union-attr]
+        streamer._pipeline.spool.log.segment_bytes = 1024  # type: ignore[union-attr]
         for i in range(3000):
             streamer.send(sample(i))
             if i % 100 == 99:
@@ -313,7 +313,7 @@ class TestStreamingThroughTheSpool:
             spool_max_bytes=1 << 20,
             probe_interval=0.05,
         )
-        streamer._spool.log.segment_bytes = 64 << 10  # type: ignore[union-attr]
+        streamer._pipeline.spool.log.segment_bytes = 64 << 10  # type: ignore[union-attr]
         events = [
             ms.event_from_sample("m", float(i), {"pad": f"{random.random()}"})
             for i in range(40_000)

@@ -21,7 +21,7 @@ import metricstream as ms
 from metricstream.contract import EventBatch
 from metricstream.sinks.jsonl import read_events
 from metricstream.streamer.correlation import default_prefix
-from metricstream.streamer.engine.retry import Retrier, RetryInterruptedError
+from metricstream.streamer.engine.lane.retry import Retrier, RetryInterruptedError
 from metricstream.streamer.operations import lifecycle
 from metricstream.testing import FaultySink, InMemorySink
 

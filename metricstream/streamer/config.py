@@ -8,15 +8,16 @@ environment) gets the same rules and the same errors.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from metricstream._options import require_choice, require_int, require_number
 from metricstream._validate import check_tags
 from metricstream.codecs.compression import Compression
+from metricstream.contract import Sink
 from metricstream.exceptions import ConfigError, InvalidEventError
-from metricstream.streamer.engine.retry import RetryConfig
+from metricstream.streamer.engine.lane.retry import RetryConfig
 
 __all__ = [
     "OVERFLOW_POLICIES",
@@ -24,6 +25,7 @@ __all__ = [
     "OverflowPolicy",
     "SpoolFsync",
     "StreamerConfig",
+    "check_sinks",
 ]
 
 OverflowPolicy = Literal["drop_oldest", "drop_newest", "block"]
@@ -107,3 +109,35 @@ class StreamerConfig:
             require_number(
                 "self_metrics_interval", self.self_metrics_interval, minimum=0, inclusive=False
             )
+
+
+_SINK_METHODS = ("prepare", "write", "check", "close")
+
+
+def check_sinks(sinks: object) -> tuple[list[Sink], list[str]]:
+    """Return the sinks, checked, and their unique names (a sink's ``name``, or its type's).
+
+    Raises:
+        ConfigError: If `sinks` is not a non-empty list of objects with
+            ``prepare``, ``write``, ``check`` and ``close``, or two share a name.
+    """
+    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
+        raise ConfigError("sinks", "must be a list of sinks")
+    sink_list: list[Sink] = list(sinks)
+    if not sink_list:
+        raise ConfigError("sinks", "at least one sink is required")
+    names: list[str] = []
+    for sink in sink_list:
+        missing = [m for m in _SINK_METHODS if not callable(getattr(sink, m, None))]
+        if missing:
+            lacks = ", ".join(f"{member}()" for member in missing)
+            raise ConfigError("sinks", f"{sink!r} is not a sink: it lacks {lacks}")
+        name = getattr(sink, "name", None)
+        if name is None:
+            name = type(sink).__name__
+        elif not isinstance(name, str) or not name:
+            raise ConfigError("sinks", f"sink {sink!r} has an invalid name {name!r}")
+        if name in names:
+            raise ConfigError("sinks", f"two sinks are named {name!r}; give each a unique name=")
+        names.append(name)
+    return sink_list, names

@@ -2,12 +2,17 @@
 
 `send` validates, stamps the correlation id and appends the event's parts
 to a deque; it never performs I/O and never waits for a sink (under
-``overflow="block"`` it waits for room). Everything else happens in the
-`Pipeline` (`metricstream.streamer.engine.pipeline`): a batcher thread cuts
-batches by size or time and hands them to one lane per sink, each with its
-own threads, so a slow or dead sink never delays the application or another
-sink. Those threads run only when they hold the interpreter lock, so once
-per batch `send` lets one that fell behind finish a batch (`Pipeline.catch_up`).
+``overflow="block"`` it waits for room). Everything else is delegated:
+
+- to the engine (`metricstream.streamer.engine`): its `Pipeline` cuts
+  batches by size or time and hands them to one lane per sink, each with
+  its own threads, so a slow or dead sink never delays the application or
+  another sink; `send_batch` hands it a batch whole. Those threads run only
+  when they hold the interpreter lock, so once per batch `send` lets one
+  that fell behind finish a batch (`Pipeline.catch_up`);
+- to the operations (`metricstream.streamer.operations`): the instruments
+  (`timed`, `count`, `gauge`), the health endpoint, the environment,
+  self-telemetry and the process lifecycle (exit, fork, collection).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from metricstream._log import logger
 from metricstream._options import require_number
@@ -27,58 +32,29 @@ from metricstream._validate import no_fields_error
 from metricstream.codecs.compression import Compression
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
-from metricstream.exceptions import ConfigError
-from metricstream.spool import Spool
-from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
+from metricstream.exceptions import ConfigError, StreamerClosedError
+from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig, check_sinks
 from metricstream.streamer.correlation import correlation as _correlation
 from metricstream.streamer.correlation import (
     current_correlation_id,
     generate_correlation_id,
     scopes_entered,
 )
+from metricstream.streamer.engine.lane.retry import RetryConfig
 from metricstream.streamer.engine.pipeline import Pipeline
-from metricstream.streamer.engine.retry import RetryConfig
+from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
-from metricstream.streamer.operations import lifecycle
-from metricstream.streamer.operations.facade import StreamerOperations
-from metricstream.streamer.operations.instruments import Instruments
+from metricstream.streamer.operations import env, instruments, lifecycle
+from metricstream.streamer.operations.endpoint import HealthEndpoint, weak_health
+from metricstream.streamer.operations.self_metrics import SelfMetrics
 
 __all__ = ["EventStreamer", "OverflowPolicy"]
 
-_SINK_METHODS = ("prepare", "write", "check", "close")
+_S = TypeVar("_S", bound="EventStreamer")
 
 
-def _check_sinks(sinks: object) -> tuple[list[Sink], list[str]]:
-    """Return the sinks and their unique names, or raise `ConfigError`."""
-    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
-        raise ConfigError("sinks", "must be a list of sinks")
-    sink_list: list[Sink] = list(sinks)
-    if not sink_list:
-        raise ConfigError("sinks", "at least one sink is required")
-    names: list[str] = []
-    for sink in sink_list:
-        missing = [m for m in _SINK_METHODS if not callable(getattr(sink, m, None))]
-        if missing:
-            lacks = ", ".join(f"{member}()" for member in missing)
-            raise ConfigError("sinks", f"{sink!r} is not a sink: it lacks {lacks}")
-        name = getattr(sink, "name", None)
-        if name is None:
-            name = type(sink).__name__
-        elif not isinstance(name, str) or not name:
-            raise ConfigError("sinks", f"sink {sink!r} has an invalid name {name!r}")
-        if name in names:
-            raise ConfigError("sinks", f"two sinks are named {name!r}; give each a unique name=")
-        names.append(name)
-    return sink_list, names
-
-
-class EventStreamer(Instruments, StreamerOperations):
+class EventStreamer:
     """Batch events and deliver them to several sinks, each in its own lane.
-
-    Besides the methods below: `serve_health` (an HTTP health endpoint with
-    Prometheus metrics and a status page), `from_env` (configuration from
-    ``METRICSTREAM_*`` variables), `flush_async`, `shutdown_async` and
-    ``async with`` (see `metricstream.streamer.operations.facade`).
 
     Args:
         sinks: The destinations (objects following `metricstream.sinks.Sink`);
@@ -150,7 +126,7 @@ class EventStreamer(Instruments, StreamerOperations):
         spool_fsync: SpoolFsync = "batch",
         self_metrics_interval: float | None = None,
     ) -> None:
-        self._sinks, self._names = _check_sinks(sinks)
+        self._sinks, self._names = check_sinks(sinks)
         self.config = StreamerConfig(
             batch_size=batch_size,
             flush_interval=flush_interval,
@@ -177,20 +153,31 @@ class EventStreamer(Instruments, StreamerOperations):
                     inherit(self.config.compression)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
-        self._spool = self._open_spool(self.config.spool_dir)
-        self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
+        self._pipeline = self._started(Pipeline.open(self.config, self._sinks, self._names))
         # What a collected streamer leaves behind is stopped in the background;
         # the holder is updated after a fork, so it always names this process's pipeline.
         self._pipeline_holder = [self._pipeline]
         self._finalizer = weakref.finalize(self, _orphan, self._pipeline_holder)
         self._finalizer.atexit = False
+        self._endpoint = HealthEndpoint(weak_health(self.health))
         lifecycle.track(self, at_exit=register_atexit)
+
+    def _started(self, pipeline: Pipeline) -> Pipeline:
+        """Give `pipeline` its periodic work (self-telemetry), then start it."""
+        interval = self.config.self_metrics_interval
+        if interval is not None:
+            telemetry = SelfMetrics(
+                interval, pipeline.health, pipeline.send_uncounted, self.config.default_tags
+            )
+            pipeline.add_periodic(telemetry)
+        pipeline.start()
+        return pipeline
 
     def after_fork_in_child(self) -> None:
         """Start afresh in a forked child: new lanes, threads and sink clients.
 
-        Called by `metricstream.streamer.operations.lifecycle`; the parent's pending
-        events stay with the parent.
+        Called by `metricstream.streamer.operations.lifecycle`; the parent's
+        pending events stay with the parent.
         """
         if self._shutdown_result is not None:
             return
@@ -199,25 +186,9 @@ class EventStreamer(Instruments, StreamerOperations):
             hook = getattr(sink, "after_fork", None)
             if callable(hook):
                 hook()
-        if self._spool is not None and self.config.spool_dir is not None:
-            # The parent's spool stays the parent's: the child spools apart.
-            self._spool.forget_in_child()
-            child_dir = os.path.join(self.config.spool_dir, "forks", str(os.getpid()))
-            self._spool = self._open_spool(child_dir, ephemeral=True)
-        self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
+        self._pipeline = self._started(self._pipeline.for_child())
         self._pipeline_holder[0] = self._pipeline
-        self._health_server_after_fork()
-
-    def _open_spool(self, directory: str | None, *, ephemeral: bool = False) -> Spool | None:
-        if directory is None:
-            return None
-        return Spool(
-            directory,
-            sinks=self._names,
-            max_bytes=self.config.spool_max_bytes,
-            fsync=self.config.spool_fsync,
-            ephemeral=ephemeral,
-        )
+        self._endpoint.after_fork_in_child()
 
     # --- the application's side --------------------------------------------
 
@@ -300,6 +271,54 @@ class EventStreamer(Instruments, StreamerOperations):
                 accepted += 1
         return accepted
 
+    def send_batch(
+        self, events: Iterable[MetricEvent], batch_id: str | None = None
+    ) -> BatchReceipt:
+        """Accept `events` as one batch, all or none; return its `BatchReceipt`.
+
+        The events are checked as `send` checks them and get the active
+        correlation id the same way. Then either all are accepted or none
+        is: they travel to every sink as exactly one `EventBatch` with this
+        `batch_id`, never mixed with events from `send` (what `send` queued
+        before is cut into batches of its own first). Nothing is dropped to
+        make room for them, and none of them is dropped for room. The same
+        `batch_id` sent twice reaches the sinks twice; a sink that keeps
+        batch ids (the Redis counter sink) applies it once.
+
+        Unlike `send`, it may perform I/O and wait: with a spool it appends
+        the batch there before returning (forced to disk first under
+        ``spool_fsync="batch"``), and under ``overflow="block"`` it waits
+        for room up to ``block_timeout``. See `BatchReceipt` for what
+        *durable* and *delivered* mean.
+
+        Args:
+            events: The events, in order.
+            batch_id: The batch's id (at most 256 printable characters); a
+                random one when None. A deterministic id (say, derived from
+                a Kafka offset) lets an idempotent sink apply a batch sent
+                again only once.
+
+        Returns:
+            The receipt of the batch.
+
+        Raises:
+            BackpressureError: If the sinks' buffers (or, with a spool, the
+                spool) cannot take every event now; nothing was accepted.
+                Its ``retry_after`` says when to try again.
+            StreamerClosedError: If the streamer is shut down.
+            InvalidEventError: If an event has no fields, or its tags cannot
+                take the default tags; nothing was accepted.
+            TypeError: If an item is not a `MetricEvent`.
+            ConfigError: If `batch_id` is invalid, or the batch holds more
+                than ``max_buffer`` events.
+        """
+        if batch_id is not None:
+            _check_batch_id(batch_id)
+        pipeline = self._pipeline
+        if pipeline.closed:
+            raise StreamerClosedError("the streamer is shut down")
+        return pipeline.send_batch(_checked_parts(events), batch_id)
+
     @contextmanager
     def correlation(self, cid: str | None = None) -> Iterator[str]:
         """Attach `cid` (or a generated id) to events sent in this block without one.
@@ -347,6 +366,139 @@ class EventStreamer(Instruments, StreamerOperations):
         """The sinks, in the order given."""
         return list(self._sinks)
 
+    # --- instruments -------------------------------------------------------------
+
+    def timed(self, name: str, **tags: Any) -> instruments.Timer:
+        """Time a function or block: send its duration in ms and its outcome.
+
+        Use it as a decorator (sync or ``async`` functions) or as a ``with``
+        / ``async with`` block::
+
+            @streamer.timed("db.query", table="orders")
+            def load(order_id): ...
+
+            with streamer.timed("render", template="home"):
+                ...
+
+        Each call or block sends one event: measurement `name`, the tags plus
+        ``outcome`` (``ok``, or the exception's type name, such as
+        ``KeyError``), and the field ``duration_ms``. An exception is never
+        swallowed: it propagates once recorded.
+
+        Args:
+            name: The measurement.
+            **tags: Tags for every event (values are str, int, float or bool).
+
+        Returns:
+            A `Timer` (`metricstream.streamer.operations.instruments`).
+
+        Raises:
+            InvalidEventError: If the name or a tag is invalid.
+            ConfigError: If a tag is named ``outcome``.
+        """
+        return instruments.timer(self._send_parts, name, tags)
+
+    def count(self, name: str, n: int = 1, **tags: Any) -> bool:
+        """Send a count: measurement `name`, field ``count`` = `n` (an int64).
+
+        Returns:
+            What `send` returns: True if queued, False if dropped and counted.
+
+        Raises:
+            InvalidEventError: If the name, a tag or `n` is invalid.
+        """
+        return instruments.count(self._send_parts, name, n, tags)
+
+    def gauge(self, name: str, value: float, **tags: Any) -> bool:
+        """Send a gauge reading: measurement `name`, field ``value`` (an int64 or a finite float).
+
+        Returns:
+            What `send` returns: True if queued, False if dropped and counted.
+
+        Raises:
+            InvalidEventError: If the name, a tag or the value is invalid.
+        """
+        return instruments.gauge(self._send_parts, name, value, tags)
+
+    # --- operations ---------------------------------------------------------------
+
+    def serve_health(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Serve ``/healthz``, ``/metrics`` and a live status page over HTTP.
+
+        ``GET /healthz`` answers 200 when the streamer is healthy and 503
+        when not, with the health snapshot as JSON (credentials removed);
+        ``GET /metrics`` gives the per-sink counters in the Prometheus text
+        format (needs ``prometheus_client``: the ``prometheus`` extra);
+        ``GET /`` is a status page that refreshes itself. The server runs on
+        its own daemon thread, never touches `send`, and stops when the
+        streamer shuts down (or is garbage-collected). Calling again returns
+        the running server's address.
+
+        Args:
+            host: The address to listen on; ``"0.0.0.0"`` (or ``"::"``) to
+                answer probes from other hosts.
+            port: The port; 0 picks a free one.
+
+        Returns:
+            The (host, port) the server listens on.
+
+        Raises:
+            ConfigError: If the host or port is invalid or cannot be listened
+                on, if another server of this streamer listens elsewhere, or
+                if the streamer is shut down.
+        """
+        return self._endpoint.serve(host, port)
+
+    @classmethod
+    def from_env(
+        cls: type[_S], *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> _S:
+        """Build a streamer from the ``METRICSTREAM_*`` environment variables.
+
+        ``METRICSTREAM_SINKS`` (comma-separated sink URLs), one variable per
+        option (``METRICSTREAM_BATCH_SIZE``...) and ``METRICSTREAM_HEALTH_PORT``
+        (calls `serve_health`): see `metricstream.streamer.operations.env`.
+        Unset or empty variables leave the defaults.
+
+        Args:
+            environ: Where to read the variables; `os.environ` when None.
+            **overrides: `EventStreamer` arguments, which win over the
+                environment (``sinks=[...]`` replaces ``METRICSTREAM_SINKS``).
+
+        Returns:
+            The running streamer.
+
+        Raises:
+            ConfigError: If a variable's value is invalid; it names the
+                variable and the value (credentials removed).
+        """
+        return env.from_environment(cls, os.environ if environ is None else environ, overrides)
+
+    async def flush_async(self, timeout: float | None = None) -> bool:
+        """`flush`, awaited without blocking the event loop.
+
+        The wait runs on a worker thread of the loop's default executor;
+        pass a `timeout` so that a dead sink cannot hold that thread forever.
+
+        Returns:
+            True once everything accepted before the call is written or
+            dropped; False if the timeout passed first.
+        """
+        import asyncio  # loaded already wherever a coroutine runs; not by `import metricstream`
+
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def shutdown_async(self, timeout: float = 10.0) -> bool:
+        """`shutdown`, awaited without blocking the event loop.
+
+        Returns:
+            True if every accepted event was written or dropped for another
+            reason before the deadline (see `shutdown`).
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.shutdown, timeout)
+
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop accepting events, deliver what is pending, close the sinks.
 
@@ -368,7 +520,7 @@ class EventStreamer(Instruments, StreamerOperations):
             if self._shutdown_result is not None:
                 return self._shutdown_result
             delivered, given_up = self._pipeline.stop(deadline)
-            self._stop_health_server(deadline)
+            self._endpoint.close(deadline)
             self._finalizer.detach()
             lifecycle.forget(self)
             if given_up:
@@ -397,9 +549,48 @@ class EventStreamer(Instruments, StreamerOperations):
     ) -> None:
         self.shutdown()
 
+    async def __aenter__(self) -> EventStreamer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown_async()
+
     def __repr__(self) -> str:
         state = "running" if not self._pipeline.closed else "shut down"
         return f"EventStreamer(sinks={self._names!r}, batch_size={self.config.batch_size}, {state})"
+
+
+def _checked_parts(events: Iterable[MetricEvent]) -> list[Any]:
+    """The parts of `events`, checked as `send` checks them, with the active correlation id."""
+    scoped = current_correlation_id() if scopes_entered[0] else None
+    parts: list[Any] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, MetricEvent):
+            kind = type(event).__name__
+            raise TypeError(f"send_batch() takes MetricEvents; item {index} is a {kind}")
+        if not event.fields:
+            raise no_fields_error(event.measurement)
+        cid = event.correlation_id
+        parts += (
+            event.measurement,
+            event.tags,
+            event.fields,
+            event.timestamp_ns,
+            scoped if cid is None else cid,
+        )
+    return parts
+
+
+def _check_batch_id(batch_id: object) -> None:
+    if not isinstance(batch_id, str) or not batch_id or len(batch_id) > 256:
+        raise ConfigError("batch_id", f"must be a str of 1 to 256 characters, not {batch_id!r}")
+    if not batch_id.isprintable():
+        raise ConfigError("batch_id", f"must be printable, not {batch_id!r}")
 
 
 def _orphan(holder: list[Pipeline]) -> None:

@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from metricstream._log import logger
 from metricstream._options import require_choice
@@ -51,6 +51,7 @@ __all__ = [
     "EnvSettings",
     "build_sinks",
     "close_quietly",
+    "from_environment",
     "read_environment",
     "spool_option",
     "split_sink_urls",
@@ -253,3 +254,50 @@ def close_quietly(sinks: list[Sink]) -> None:
             sink.close()
         except Exception:
             logger.debug("metricstream: closing an unused sink failed", exc_info=True)
+
+
+class Served(Protocol):
+    """What `from_environment` needs of the streamer it builds."""
+
+    def serve_health(self, host: str = ..., port: int = ...) -> tuple[str, int]:
+        """Serve the health endpoint."""
+        ...
+
+    def shutdown(self, timeout: float = ...) -> bool:
+        """Shut down."""
+        ...
+
+
+S = TypeVar("S", bound=Served)
+
+
+def from_environment(build: Callable[..., S], environ: Mapping[str, str], overrides: Any) -> S:
+    """Build a streamer from the ``METRICSTREAM_*`` variables (`EventStreamer.from_env`).
+
+    Args:
+        build: Makes the streamer from its sinks and keyword options.
+        environ: The variables.
+        overrides: Keyword options that win over the environment.
+
+    Raises:
+        ConfigError: If a variable's value is invalid; it names the
+            variable and the value (credentials removed).
+    """
+    settings = read_environment(environ, overrides)
+    options = {**settings.options, **overrides}
+    given_sinks = options.pop("sinks", None)
+    sinks = build_sinks(settings.sink_urls) if given_sinks is None else given_sinks
+    try:
+        streamer = build(sinks, **options)
+    except ConfigError as exc:
+        if given_sinks is None:
+            close_quietly(sinks)
+        raise settings.explain(exc) from None
+    if settings.health is not None:
+        try:
+            streamer.serve_health(*settings.health)
+        except ConfigError as exc:
+            streamer.shutdown(timeout=1.0)
+            problem = str(exc).removeprefix(f"{exc.option}: ")
+            raise settings.explain(ConfigError("health_port", problem)) from None
+    return streamer
