@@ -223,10 +223,10 @@ class SegmentLog:
 
         ``batch``: forced to disk; ``interval``: forced to disk at the last
         sync; ``never``: appended (the operating system writes them when it
-        likes).
+        likes). Read without the lock (one int), so that asking never waits
+        for a sync in progress.
         """
-        with self._lock:
-            return self._synced_seq
+        return self._synced_seq
 
     @property
     def first_seq(self) -> int:
@@ -420,7 +420,7 @@ class SegmentLog:
 def _next_record(data: bytes, start: int) -> int | None:
     """The offset of the next intact record header at or after `start`, or None."""
     while True:
-        at = data.find(RECORD_MAGIC, start)
+        at = data.find(RECORD_MAGIC[:3], start)  # b"MSR": the start of every record magic
         if at < 0:
             return None
         header = read_header(memoryview(data)[at : at + HEADER_SIZE])
