@@ -1,7 +1,7 @@
 """Everything between `send()` and a sink: batching, lanes, retry, health.
 
 - `EventStreamer` (`metricstream.streamer.streamer`): the facade;
-- `StreamerConfig` (`.config`): its validated options;
+- `StreamerConfig` (`.config`): its options, each declared once there;
 - the engine (`.engine`): buffer, batcher thread and one lane per sink,
   with retry (`RetryConfig`), and the receipts of whole batches
   (`BatchReceipt`);

@@ -17,30 +17,29 @@ to a deque; it never performs I/O and never waits for a sink (under
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 from metricstream._log import logger
-from metricstream._options import require_number
+from metricstream._options import describe, require_number, takes_options
 from metricstream._validate import no_fields_error
-from metricstream.codecs.compression import Compression
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError, StreamerClosedError
-from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig, check_sinks
+from metricstream.streamer.config import OverflowPolicy, StreamerArguments, check_sinks
 from metricstream.streamer.correlation import correlation as _correlation
 from metricstream.streamer.correlation import (
     current_correlation_id,
     generate_correlation_id,
     scopes_entered,
 )
-from metricstream.streamer.engine.lane.retry import RetryConfig
 from metricstream.streamer.engine.pipeline import Pipeline
 from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
@@ -56,101 +55,21 @@ _S = TypeVar("_S", bound="EventStreamer")
 class EventStreamer:
     """Batch events and deliver them to several sinks, each in its own lane.
 
-    Args:
-        sinks: The destinations (objects following `metricstream.sinks.Sink`);
-            names must be unique.
-        batch_size: Events per batch; a batch is cut when this many are waiting.
-        flush_interval: Seconds after which waiting events are sent even if
-            fewer than `batch_size`.
-        flush_jitter: Up to this many random seconds added to each interval,
-            so many processes do not flush in step.
-        max_buffer: The most events one sink may have waiting (queued or being
-            written), and the most waiting to be batched.
-        overflow: What a full buffer does to new events: ``"drop_oldest"``
-            (make room by dropping the oldest waiting batch), ``"drop_newest"``
-            (drop the new events) or ``"block"`` (`send` waits for room, up to
-            `block_timeout`, then drops the new event).
-        block_timeout: Seconds `send` may wait under ``"block"``; None waits
-            as long as it takes.
-        retry: The retry policy for failed writes.
-        compression: Default codec for sinks that compress (``"zstd"``,
-            ``"gzip"``, ``"none"`` or a `Compression`); a sink's own setting wins.
-        default_tags: Tags added to every event that does not set them itself.
-        correlation_prefix: Prefix of generated correlation ids (default: the
-            program name).
-        register_atexit: Shut down when the interpreter exits (all streamers
-            together get 2 s).
-        unhealthy_after: Consecutive failed writes after which a sink counts
-            as unhealthy.
-        probe_interval: Seconds between health probes (`Sink.check`) of a
-            disconnected, idle sink.
-        spool_dir: A directory for the write-ahead spool (see README,
-            "Delivery guarantees"): each batch is appended there once before
-            delivery, batches a sink cannot take yet stay on disk instead of
-            being dropped, and a streamer opened on the same directory later
-            delivers what was left. None (the default) keeps everything in
-            memory.
-        spool_max_bytes: The most bytes the spool may hold; when full, the
-            `overflow` policy applies to it.
-        spool_fsync: When appended batches are forced to disk: ``"batch"``
-            (each one), ``"interval"`` (at most once a second) or ``"never"``
-            (the operating system decides).
-        self_metrics_interval: Every this many seconds, send every sink one
-            ``metricstream_internal`` event per sink with its counters
-            (`metricstream.streamer.operations.self_metrics`); never counted in the
-            accounting. None (the default) sends none.
-
-    Raises:
-        ConfigError: If an option is invalid; it names the option.
+    Takes its sinks and the options of `StreamerConfig`, each declared once
+    in `metricstream.streamer.config` (listed below). An invalid option
+    raises `ConfigError`, which names it.
     """
 
-    def __init__(
-        self,
-        sinks: Sequence[Sink],
-        *,
-        batch_size: int = 1000,
-        flush_interval: float = 1.0,
-        flush_jitter: float = 0.0,
-        max_buffer: int = 100_000,
-        overflow: OverflowPolicy = "drop_oldest",
-        block_timeout: float | None = None,
-        retry: RetryConfig | None = None,
-        compression: str | Compression | None = None,
-        default_tags: Mapping[str, object] | None = None,
-        correlation_prefix: str | None = None,
-        register_atexit: bool = True,
-        unhealthy_after: int = 3,
-        probe_interval: float = 5.0,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool_max_bytes: int = 1 << 30,
-        spool_fsync: SpoolFsync = "batch",
-        self_metrics_interval: float | None = None,
-    ) -> None:
-        self._sinks, self._names = check_sinks(sinks)
-        self.config = StreamerConfig(
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            flush_jitter=flush_jitter,
-            max_buffer=max_buffer,
-            overflow=overflow,
-            block_timeout=block_timeout,
-            retry=RetryConfig() if retry is None else retry,
-            compression=compression,  # type: ignore[arg-type]
-            default_tags=default_tags or {},  # type: ignore[arg-type]
-            correlation_prefix=correlation_prefix,
-            register_atexit=register_atexit,
-            unhealthy_after=unhealthy_after,
-            probe_interval=probe_interval,
-            spool_dir=spool_dir,  # type: ignore[arg-type]
-            spool_max_bytes=spool_max_bytes,
-            spool_fsync=spool_fsync,
-            self_metrics_interval=self_metrics_interval,
-        )
-        if self.config.compression is not None:
+    @takes_options(StreamerArguments)
+    def __init__(self, arguments: StreamerArguments) -> None:
+        self._sinks, self._names = check_sinks(arguments.sinks)
+        self.config = arguments.config()
+        codec = self.config.codec
+        if codec is not None:
             for sink in self._sinks:
                 inherit = getattr(sink, "inherit_compression", None)
                 if callable(inherit):
-                    inherit(self.config.compression)
+                    inherit(codec)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
         self._pipeline = self._started(Pipeline.open(self.config, self._sinks, self._names))
@@ -160,7 +79,7 @@ class EventStreamer:
         self._finalizer = weakref.finalize(self, _orphan, self._pipeline_holder)
         self._finalizer.atexit = False
         self._endpoint = HealthEndpoint(weak_health(self.health))
-        lifecycle.track(self, at_exit=register_atexit)
+        lifecycle.track(self, at_exit=self.config.register_atexit)
 
     def _started(self, pipeline: Pipeline) -> Pipeline:
         """Give `pipeline` its periodic work (self-telemetry), then start it."""
@@ -563,6 +482,15 @@ class EventStreamer:
     def __repr__(self) -> str:
         state = "running" if not self._pipeline.closed else "shut down"
         return f"EventStreamer(sinks={self._names!r}, batch_size={self.config.batch_size}, {state})"
+
+
+EventStreamer.__doc__ = "\n\n".join(
+    (
+        inspect.cleandoc(EventStreamer.__doc__ or ""),
+        describe(StreamerArguments),
+        "Raises:\n    ConfigError: If an option is invalid; it names the option.",
+    )
+)
 
 
 def _checked_parts(events: Iterable[MetricEvent]) -> list[Any]:

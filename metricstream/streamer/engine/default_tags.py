@@ -25,8 +25,8 @@ class DefaultTags:
         warnings: Where the warning about an event dropped for its tags goes.
     """
 
-    def __init__(self, defaults: Mapping[str, str], warnings: RateLimitedLog) -> None:
-        self.defaults = defaults
+    def __init__(self, defaults: Mapping[str, object] | None, warnings: RateLimitedLog) -> None:
+        self.defaults: Mapping[str, object] = defaults or {}
         self._warnings = warnings
 
     def merge(self, parts: list[Any]) -> int:

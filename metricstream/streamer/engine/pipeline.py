@@ -95,7 +95,7 @@ class Pipeline:
             Lane(
                 sink,
                 name,
-                retry=config.retry,
+                retry=config.retry_policy,
                 max_buffer=config.max_buffer,
                 unhealthy_after=config.unhealthy_after,
                 probe_interval=config.probe_interval,
@@ -504,7 +504,11 @@ class _SpoolSync:
 
 
 def _open_spool(
-    config: StreamerConfig, names: Sequence[str], directory: str | None, *, ephemeral: bool = False
+    config: StreamerConfig,
+    names: Sequence[str],
+    directory: str | os.PathLike[str] | None,
+    *,
+    ephemeral: bool = False,
 ) -> Spool | None:
     if directory is None:
         return None

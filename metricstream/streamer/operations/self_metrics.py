@@ -57,7 +57,7 @@ def _fields(sink: SinkHealth) -> dict[str, object]:
 
 def internal_events(
     health: StreamerHealth,
-    default_tags: Mapping[str, str] | None = None,
+    default_tags: Mapping[str, object] | None = None,
     timestamp_ns: int | None = None,
 ) -> list[MetricEvent]:
     """Return one ``metricstream_internal`` event per sink of a health snapshot.
@@ -114,7 +114,7 @@ class SelfMetrics:
         interval: float,
         health: Callable[[], StreamerHealth],
         send: Callable[[EventBatch], None],
-        default_tags: Mapping[str, str] | None = None,
+        default_tags: Mapping[str, object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = interval
