@@ -173,7 +173,7 @@ class TestSelfTelemetry:
         assert len(user(hung.events)) == 5
 
 
-class TestUncountedSlot:
+class TestTheSelfTelemetrySlot:
     """A lane holds at most one self-telemetry batch: the newest."""
 
     def test_a_newer_batch_replaces_an_older_one(self) -> None:

@@ -40,7 +40,7 @@ from metricstream.streamer.correlation import (
     generate_correlation_id,
     scopes_entered,
 )
-from metricstream.streamer.engine.pipeline import Pipeline
+from metricstream.streamer.engine.pipeline import CurrentPipeline, Pipeline
 from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.operations import env, instruments, lifecycle
@@ -50,6 +50,7 @@ from metricstream.streamer.operations.self_metrics import SelfMetrics
 __all__ = ["EventStreamer", "OverflowPolicy"]
 
 _S = TypeVar("_S", bound="EventStreamer")
+_timer, _count, _gauge = instruments.timer, instruments.count, instruments.gauge
 
 
 class EventStreamer:
@@ -74,9 +75,9 @@ class EventStreamer:
         self._shutdown_result: bool | None = None
         self._pipeline = self._started(Pipeline.open(self.config, self._sinks, self._names))
         # What a collected streamer leaves behind is stopped in the background;
-        # the holder is updated after a fork, so it always names this process's pipeline.
-        self._pipeline_holder = [self._pipeline]
-        self._finalizer = weakref.finalize(self, _orphan, self._pipeline_holder)
+        # `_current` is updated after a fork, so it always names this process's pipeline.
+        self._current = CurrentPipeline(self._pipeline)
+        self._finalizer = weakref.finalize(self, _orphan, self._current)
         self._finalizer.atexit = False
         self._endpoint = HealthEndpoint(weak_health(self.health))
         lifecycle.track(self, at_exit=self.config.register_atexit)
@@ -106,7 +107,7 @@ class EventStreamer:
             if callable(hook):
                 hook()
         self._pipeline = self._started(self._pipeline.for_child())
-        self._pipeline_holder[0] = self._pipeline
+        self._current.pipeline = self._pipeline
         self._endpoint.after_fork_in_child()
 
     # --- the application's side --------------------------------------------
@@ -155,21 +156,6 @@ class EventStreamer:
             )
         # The event is kept as its parts, appended at once (see Pipeline.buffer).
         buffer.extend((event.measurement, event.tags, fields, event.timestamp_ns, cid))
-        if not len(buffer) % pipeline.wake_every:
-            pipeline.wake.set()
-            pipeline.catch_up()
-        return True
-
-    def _send_parts(
-        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-    ) -> bool:
-        """`send` an event given as parts already validated (the instruments' path)."""
-        pipeline = self._pipeline
-        cid = current_correlation_id() if scopes_entered[0] else None
-        buffer = pipeline.buffer
-        if len(buffer) >= pipeline.part_limit:  # full, or closed
-            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
-        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
         if not len(buffer) % pipeline.wake_every:
             pipeline.wake.set()
             pipeline.catch_up()
@@ -315,7 +301,7 @@ class EventStreamer:
             InvalidEventError: If the name or a tag is invalid.
             ConfigError: If a tag is named ``outcome``.
         """
-        return instruments.timer(self._send_parts, name, tags)
+        return _timer(self._current, name, tags)
 
     def count(self, name: str, n: int = 1, **tags: Any) -> bool:
         """Send a count: measurement `name`, field ``count`` = `n` (an int64).
@@ -326,7 +312,7 @@ class EventStreamer:
         Raises:
             InvalidEventError: If the name, a tag or `n` is invalid.
         """
-        return instruments.count(self._send_parts, name, n, tags)
+        return _count(self._current, name, n, tags)
 
     def gauge(self, name: str, value: float, **tags: Any) -> bool:
         """Send a gauge reading: measurement `name`, field ``value`` (an int64 or a finite float).
@@ -337,7 +323,7 @@ class EventStreamer:
         Raises:
             InvalidEventError: If the name, a tag or the value is invalid.
         """
-        return instruments.gauge(self._send_parts, name, value, tags)
+        return _gauge(self._current, name, value, tags)
 
     # --- operations ---------------------------------------------------------------
 
@@ -521,8 +507,8 @@ def _check_batch_id(batch_id: object) -> None:
         raise ConfigError("batch_id", f"must be printable, not {batch_id!r}")
 
 
-def _orphan(holder: list[Pipeline]) -> None:
+def _orphan(current: CurrentPipeline) -> None:
     """Called when a streamer that was not shut down is garbage-collected."""
-    pipeline = holder[0]
+    pipeline = current.pipeline
     if not pipeline.closed:
         lifecycle.orphan(pipeline)

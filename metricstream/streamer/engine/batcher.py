@@ -54,7 +54,8 @@ class Batcher:
         lanes: Where batches go.
         spool: The spool, when the streamer has one.
         warnings: Where repeated warnings go.
-        on_progress: Called after each batch is handed over, and after each turn.
+        on_cut: Called after each batch is handed over.
+        on_progress: Called after each turn of the thread.
 
     Attributes:
         cutting: Held to cut, spool and offer one batch.
@@ -71,6 +72,7 @@ class Batcher:
         lanes: Sequence[Lane],
         spool: Spool | None,
         warnings: RateLimitedLog,
+        on_cut: Callable[[], None],
         on_progress: Callable[[], None],
     ) -> None:
         self._config = config
@@ -78,6 +80,7 @@ class Batcher:
         self._lanes = lanes
         self._spool = spool
         self._warnings = warnings
+        self._on_cut = on_cut
         self._on_progress = on_progress
         self._tags = DefaultTags(config.default_tags, warnings)
         self._periodic: list[PeriodicTask] = []
@@ -194,7 +197,7 @@ class Batcher:
         with self.cutting:
             if not self.cut_locked(self._config.batch_size):
                 return False
-        self._on_progress()
+        self._on_cut()
         self.cut.set()
         return True
 

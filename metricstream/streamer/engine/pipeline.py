@@ -29,6 +29,7 @@ from metricstream.event import PARTS_PER_EVENT
 from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
 from metricstream.spool import Spool
 from metricstream.streamer.config import StreamerConfig
+from metricstream.streamer.correlation import current_correlation_id, scopes_entered
 from metricstream.streamer.engine.batcher import Batcher, PeriodicTask
 from metricstream.streamer.engine.default_tags import DefaultTags
 from metricstream.streamer.engine.intake import Intake
@@ -36,7 +37,13 @@ from metricstream.streamer.engine.lane import Lane, SpillCursor
 from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
 
-__all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
+__all__ = [
+    "CATCH_UP_BATCHES",
+    "CATCH_UP_SECONDS",
+    "PROGRESS_WINDOW",
+    "CurrentPipeline",
+    "Pipeline",
+]
 
 CATCH_UP_BATCHES = 3
 """Full batches waiting for the batcher from which `send` lets it run."""
@@ -111,6 +118,7 @@ class Pipeline:
             lanes=self.lanes,
             spool=spool,
             warnings=self.warnings,
+            on_cut=self._update_limit,
             on_progress=self._on_progress,
         )
         self.wake = self.batcher.wake
@@ -480,6 +488,43 @@ class Pipeline:
             closer.start()
         for closer in closers:
             closer.join(max(0.0, deadline - time.monotonic()))
+
+
+class CurrentPipeline:
+    """A streamer's pipeline in this process, and the way in for events already checked.
+
+    A forked child's streamer puts its new pipeline here, so whatever holds
+    this object (the instruments' timers, the finalizer of a collected
+    streamer) always reaches the pipeline of its own process, without
+    holding the streamer.
+
+    Attributes:
+        pipeline: The pipeline.
+    """
+
+    __slots__ = ("pipeline",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def send_parts(
+        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
+    ) -> bool:
+        """`EventStreamer.send` for an event given as parts already checked (the instruments').
+
+        Returns:
+            True if queued; False if dropped at once and counted.
+        """
+        pipeline = self.pipeline
+        cid = current_correlation_id() if scopes_entered[0] else None
+        buffer = pipeline.buffer
+        if len(buffer) >= pipeline.part_limit:  # full, or closed
+            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
+        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
+        if not len(buffer) % pipeline.wake_every:
+            pipeline.wake.set()
+            pipeline.catch_up()
+        return True
 
 
 class _SpoolSync:

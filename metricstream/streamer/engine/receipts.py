@@ -55,6 +55,34 @@ class ReceiptSource(Protocol):
         ...
 
 
+class _Answer:
+    """One question about a batch whose answer, once yes, stays yes.
+
+    In another process than the one that sent the batch (a forked child),
+    it answers what it last learned and never asks again.
+    """
+
+    __slots__ = ("_check", "_pid", "_source", "yes")
+
+    def __init__(self, source: ReceiptSource, check: Callable[[], bool]) -> None:
+        self._source = source
+        self._check = check
+        self._pid = os.getpid()
+        self.yes = False
+
+    def now(self) -> bool:
+        if not self.yes and os.getpid() == self._pid and self._check():
+            self.yes = True
+        return self.yes
+
+    def wait(self, timeout: float | None) -> bool:
+        if self.now() or os.getpid() != self._pid:
+            return self.yes
+        if self._source.wait_for(self._check, timeout):
+            self.yes = True
+        return self.yes
+
+
 class BatchReceipt:
     """Tells whether a batch given to `EventStreamer.send_batch` is durable and delivered.
 
@@ -67,9 +95,9 @@ class BatchReceipt:
     """
 
     __slots__ = (
-        "_answers",
+        "_delivered",
+        "_durable",
         "_end",
-        "_pid",
         "_source",
         "_spool_end",
         "_spooled",
@@ -87,29 +115,23 @@ class BatchReceipt:
         spooled: bool,
         spool_end: int | None,
     ) -> None:
-        self._source = source
         self.batch_id = batch_id
         self.events = events
         self._end = end
         self._spooled = spooled
         self._spool_end = spool_end
-        self._pid = os.getpid()
-        self._answers = [False, False]  # [durable, delivered], once known to be true
+        self._durable = _Answer(source, self._is_durable)
+        self._delivered = _Answer(source, self._is_delivered)
+        self._source = source
 
     def __repr__(self) -> str:
         return f"BatchReceipt(batch_id={self.batch_id!r}, events={self.events})"
 
-    def _known(self, index: int, check: Callable[[], bool]) -> bool:
-        if self._answers[index] or os.getpid() != self._pid:
-            return self._answers[index]
-        if check():
-            self._answers[index] = True
-        return self._answers[index]
-
     def _is_durable(self) -> bool:
         if not self.events:
             return True
-        return self._spool_end is not None and self._source.durable_through(self._spool_end)
+        spool_end = self._spool_end
+        return spool_end is not None and self._source.durable_through(spool_end)
 
     def _is_delivered(self) -> bool:
         return not self.events or self._source.done_through(self._end)
@@ -129,7 +151,7 @@ class BatchReceipt:
             ConfigError: If the streamer has no spool (nothing is ever durable).
         """
         self._require_spool()
-        return self._known(0, self._is_durable)
+        return self._durable.now()
 
     def wait_durable(self, timeout: float | None = None) -> bool:
         """Wait until the batch is durable, at most `timeout` seconds (None: no limit).
@@ -144,11 +166,11 @@ class BatchReceipt:
         self._require_spool()
         if self._spool_end is None and self.events:
             return False  # the spool failed to write it: it never will be durable
-        return self._wait(0, self._is_durable, timeout)
+        return self._durable.wait(timeout)
 
     def delivered(self) -> bool:
         """True once every sink has written or dropped every event of the batch. Never waits."""
-        return self._known(1, self._is_delivered)
+        return self._delivered.now()
 
     def wait_delivered(self, timeout: float | None = None) -> bool:
         """Wait until the batch is delivered, at most `timeout` seconds (None: no limit).
@@ -158,9 +180,4 @@ class BatchReceipt:
             shutdown ended with the batch undelivered (for example left in
             the spool for the next streamer).
         """
-        return self._wait(1, self._is_delivered, timeout)
-
-    def _wait(self, index: int, check: Callable[[], bool], timeout: float | None) -> bool:
-        if self._known(index, check) or os.getpid() != self._pid:
-            return self._answers[index]
-        return self._known(index, lambda: self._source.wait_for(check, timeout))
+        return self._delivered.wait(timeout)

@@ -13,7 +13,7 @@
 
 Each call sends one event as `EventStreamer.send` would, with the active
 correlation id; since the instrument has validated its parts itself, it
-hands them to the streamer's buffer directly (a `SendParts`), without
+hands them to the streamer's buffer directly (a `PartsSender`), without
 building a `MetricEvent`, and costs the calling thread less than
 ``send(event_from_sample(...))``:
 
@@ -35,7 +35,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
@@ -48,7 +48,7 @@ from metricstream._validate import (
 from metricstream.event import FieldValue, shared_tags
 from metricstream.exceptions import ConfigError, InvalidEventError
 
-__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "SendParts", "Timer", "count", "gauge", "timer"]
+__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "PartsSender", "Timer", "count", "gauge", "timer"]
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,8 +72,14 @@ def _number(key: str, value: object, *, integral: bool) -> FieldValue:
     return check_field_value(key, value)
 
 
-SendParts = Callable[[str, dict[str, str], dict[str, Any], int], bool]
-"""Sends an event given as validated parts (measurement, tags, fields, time); `send`'s answer."""
+class PartsSender(Protocol):
+    """Where the instruments send: `metricstream.streamer.engine.pipeline.CurrentPipeline`."""
+
+    def send_parts(
+        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
+    ) -> bool:
+        """Send an event given as parts already checked; `EventStreamer.send`'s answer."""
+        ...
 
 
 _TimerSpec = tuple[str, dict[str, str], dict[str, str]]
@@ -116,10 +122,10 @@ class Timer:
     own block is fine: blocks nest.
     """
 
-    __slots__ = ("_nested", "_send", "_spec", "_started")
+    __slots__ = ("_nested", "_sender", "_spec", "_started")
 
     _spec: _TimerSpec
-    _send: SendParts
+    _sender: PartsSender
     _started: int  # perf_counter_ns() at the start of the open block; 0 when none is open
     _nested: list[int] | None  # starts of the enclosing blocks when the timer is re-entered
 
@@ -131,7 +137,7 @@ class Timer:
     def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
         elapsed_ns = _perf_ns() - started_ns
         name, tags, ok_tags = self._spec
-        self._send(
+        self._sender.send_parts(
             name,
             ok_tags if error is None else _failure_tags(tags, error),
             {"duration_ms": elapsed_ns / 1e6},
@@ -227,8 +233,8 @@ class Timer:
         return f"Timer(name={name!r}, tags={dict(tags)!r})"
 
 
-def timer(send: SendParts, name: str, tags: dict[str, Any]) -> Timer:
-    """Return a `Timer` of `name` with `tags` that sends through `send` (`EventStreamer.timed`).
+def timer(sender: PartsSender, name: str, tags: dict[str, Any]) -> Timer:
+    """Return a `Timer` of `name` with `tags` that sends to `sender` (`EventStreamer.timed`).
 
     Raises:
         InvalidEventError: If the name or a tag is invalid.
@@ -240,14 +246,14 @@ def timer(send: SendParts, name: str, tags: dict[str, Any]) -> Timer:
         made._spec = _timer_specs[key]
     except (KeyError, TypeError):
         made._spec = _new_timer_spec(name, tags)
-    made._send = send
+    made._sender = sender
     made._started = 0
     made._nested = None
     return made
 
 
-def count(send: SendParts, name: str, n: int, tags: dict[str, Any]) -> bool:
-    """Send a count through `send` (`EventStreamer.count`): field ``count`` = `n`.
+def count(sender: PartsSender, name: str, n: int, tags: dict[str, Any]) -> bool:
+    """Send a count to `sender` (`EventStreamer.count`): field ``count`` = `n`.
 
     Raises:
         InvalidEventError: If the name, a tag or `n` is invalid.
@@ -256,11 +262,13 @@ def count(send: SendParts, name: str, n: int, tags: dict[str, Any]) -> bool:
         name = check_measurement(name)
     if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
         n = cast(int, _number("count", n, integral=True))
-    return send(name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns())
+    return sender.send_parts(
+        name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns()
+    )
 
 
-def gauge(send: SendParts, name: str, value: float, tags: dict[str, Any]) -> bool:
-    """Send a gauge reading through `send` (`EventStreamer.gauge`): field ``value``.
+def gauge(sender: PartsSender, name: str, value: float, tags: dict[str, Any]) -> bool:
+    """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``.
 
     Raises:
         InvalidEventError: If the name, a tag or the value is invalid.
@@ -273,4 +281,6 @@ def gauge(send: SendParts, name: str, value: float, tags: dict[str, Any]) -> boo
             value = cast(float, _number("value", value, integral=False))
     elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
         value = cast(float, _number("value", value, integral=False))
-    return send(name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns())
+    return sender.send_parts(
+        name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns()
+    )

@@ -39,6 +39,11 @@ The room, and who owns what:
 - `prepare`: `prepare_isolated`, which drops only the events a sink cannot
   encode;
 - `spill`: `SpillCursor`, where the lane stands in the spool.
+
+The queue of prepared payloads is a deque inside the ledger, not a pluggable
+seam: storage that outlives the process (the spool) plugs in before the
+queue, through the `SpillCursor`, because what it must keep is the batch as
+accepted, not a sink's payload.
 """
 
 from __future__ import annotations
