@@ -1,6 +1,6 @@
 """The work a lane's threads hand each other: one small class per kind, never a sentinel.
 
-The batcher gives the lane `RawBatch` es. The preparer takes, from the
+The batcher gives the lane raw batches. The preparer takes, from the
 `LaneLedger`, one of::
 
     RawBatch          a batch to prepare (the sink's ``prepare``)
