@@ -28,6 +28,10 @@ HEADLINES = [
     ("vm", "200,000 events to VictoriaMetrics until acknowledged"),
     ("encode", "build + encode one event to line protocol"),
     ("send", "`send(event_from_sample(...))` on the calling thread"),
+    ("aggregate_count", "`Aggregator.count(...)` on the calling thread"),
+    ("aggregate_histogram", "`Aggregator.histogram(...)` on the calling thread"),
+    ("aggregate_memory_counter", "memory per counter series, 100,000 series"),
+    ("import", "`import metricstream` in a fresh interpreter (CPU time)"),
 ]
 
 

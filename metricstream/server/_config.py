@@ -10,13 +10,16 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from metricstream._options import require_choice, require_int, require_number
 from metricstream.exceptions import ConfigError
 
 __all__ = ["SPOOL_FSYNC_MODES", "TOKEN_ENV", "ServerConfig"]
 
-SPOOL_FSYNC_MODES = ("batch", "interval", "never")
+SpoolFsync = Literal["batch", "interval", "never"]
+
+SPOOL_FSYNC_MODES: tuple[SpoolFsync, ...] = ("batch", "interval", "never")
 """When accepted events are forced to disk before the answer (see `ServerConfig.spool_fsync`)."""
 
 TOKEN_ENV = "METRICSTREAM_SERVE_TOKEN"  # noqa: S105  (a variable name, not a secret)
@@ -60,7 +63,7 @@ class ServerConfig:
     max_body_bytes: int = 16 << 20
     max_events: int = 100_000
     max_json_depth: int = 32
-    spool_fsync: str = "batch"
+    spool_fsync: SpoolFsync = "batch"
     spool_max_bytes: int = 1 << 30
     rotate_bytes: int = 256 << 20
     measurement: str = "event"

@@ -19,6 +19,7 @@ import functools
 import ipaddress
 import os
 import shutil
+import signal
 import socket
 from typing import TextIO
 
@@ -99,6 +100,11 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: Text
         f"token {'required' if config.token else 'not set'})\n"
     )
     out.flush()
+    # uvicorn handles SIGTERM and SIGINT while it serves (a graceful stop), then
+    # raises the signal again for the handlers found before: these make that
+    # second delivery a no-op, so a graceful stop exits with status 0.
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, _stopped)
     try:
         if workers == 1:
             uvicorn.Server(server_config).run(sockets=[sock])
@@ -110,4 +116,11 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: Text
             Multiprocess(server_config, sockets=[sock]).run()
     finally:
         sock.close()
+    out.write("metricstream serve: stopped\n")
+    out.flush()
     return 0
+
+
+def _stopped(number: int, frame: object) -> None:
+    """The stop uvicorn already carried out is signalled again: nothing is left to do."""
+    del number, frame
