@@ -59,8 +59,9 @@ class Clients:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.rng = random.Random(seed)
-        self.next = {f"c{n}": 0 for n in range(CLIENTS)}
-        self.threads = [threading.Thread(target=self.run, args=(f"c{n}",)) for n in range(CLIENTS)]
+        names = [f"s{seed}c{n}" for n in range(CLIENTS)]
+        self.next = dict.fromkeys(names, 0)
+        self.threads = [threading.Thread(target=self.run, args=(name,)) for name in names]
 
     def run(self, client: str) -> None:
         with httpx.Client(timeout=10) as session:
