@@ -20,6 +20,7 @@ retry stores the events.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
 import time
@@ -94,6 +95,7 @@ class IdempotencyStore:
         stored: Callable[[str], bool],
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # answers stay the owner's
         self._connection = sqlite3.connect(
             path, timeout=30.0, isolation_level=None, check_same_thread=False
         )

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from metricstream import BackpressureError, EventStreamer, StreamerClosedError
 from metricstream.event import MetricEvent
+from metricstream.exceptions import BackpressureError, StreamerClosedError
 from metricstream.server._config import ServerConfig
 from metricstream.server._ingest import IngestBusyError, Receipt
 from metricstream.sinks import JsonLinesSink, sink_from_url
+from metricstream.streamer import EventStreamer
 
 __all__ = ["ARCHIVE_SINK", "RECOVERY_TIMEOUT", "StreamerIngest"]
 
