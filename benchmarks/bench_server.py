@@ -19,10 +19,13 @@ least InfluxDB's rate.
 Query: 1,000,000 events in the store's format (generated once into
 ``$METRICSTREAM_BENCH_CACHE``), the seed's document (three sets by
 ``event_tag`` with unique users, and the three-step funnel on the user)
-posted ``RUNS`` times after a first query that builds the query cache; the
-median latency and the server's CPU per query, beside a single-pass orjson
-scan in Python answering the same document. Targets: a warm median of at
-most 100 ms, and at least 10x the scan.
+posted after a first query that builds the query cache: ``RUNS`` times
+with 1,000 new events posted before each (the query loads them into the
+cache: the figure the target is judged on), then ``RUNS`` times over the
+unchanged archive (answered from memory). Medians, with the server's CPU
+per query, beside a single-pass orjson scan in Python answering the same
+document. Targets: a warm median of at most 100 ms, and at least 10x the
+scan.
 """
 
 from __future__ import annotations
@@ -296,6 +299,25 @@ def scan(path: Path) -> dict[str, Any]:
     }
 
 
+def timed_queries(serve: Serve, fresh: bool) -> tuple[float, float]:
+    """Median wall seconds and server CPU seconds of `RUNS` queries of the seed's document.
+
+    With `fresh`, 1,000 new events are posted before each query (not timed),
+    so that each query loads them into the query cache and cannot be
+    answered from memory.
+    """
+    walls, cpus = [], []
+    for run in range(RUNS):
+        if fresh:
+            body = {"events": make_events(1000, 10**6 + run)}
+            httpx.post(serve.url + "/events", json=body, timeout=600).raise_for_status()
+        cpu, wall = cpu_seconds(serve.process.pid), time.perf_counter()
+        httpx.post(serve.url + "/query", json=SEED, timeout=600).raise_for_status()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(cpu_seconds(serve.process.pid) - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def bench_query() -> None:
     path = query_archive()
     with tempfile.TemporaryDirectory(prefix="metricstream-bench-serve-query-") as directory:
@@ -305,12 +327,8 @@ def bench_query() -> None:
             first = time.perf_counter()
             answer = httpx.post(serve.url + "/query", json=SEED, timeout=600).json()
             cold = time.perf_counter() - first
-            walls, cpus = [], []
-            for _ in range(RUNS):
-                cpu, wall = cpu_seconds(serve.process.pid), time.perf_counter()
-                httpx.post(serve.url + "/query", json=SEED, timeout=600).raise_for_status()
-                walls.append(time.perf_counter() - wall)
-                cpus.append(cpu_seconds(serve.process.pid) - cpu)
+            repeated = timed_queries(serve, fresh=False)
+            growing = timed_queries(serve, fresh=True)
         finally:
             serve.stop()
     scan_cpu, scan_wall = time.process_time(), time.perf_counter()
@@ -322,20 +340,25 @@ def bench_query() -> None:
     }
     if found != expected:
         raise SystemExit(f"the answers differ: {found} != {expected}")
-    warm = statistics.median(walls)
     print(f"\nquery: the seed's document over {QUERY_EVENTS:,} events (cold {cold:.2f} s), "
-          f"median of {RUNS} warm runs")  # fmt: skip
-    side_by_side(
-        "query: seed document latency, warm",
-        ("metricstream serve POST /query", warm),
-        ("single-pass orjson scan in Python", scan_wall),
-        "s",
-        higher_is_better=False,
-        cpu=(statistics.median(cpus) * 1e6 / QUERY_EVENTS, scan_cpu * 1e6 / QUERY_EVENTS),
-        target=(f"<= {TARGET_LATENCY_S * 1000:.0f} ms and >= {TARGET_RATIO:.0f}x the scan",
-                warm <= TARGET_LATENCY_S and scan_wall / warm >= TARGET_RATIO),
-        key="server_query",
-    )  # fmt: skip
+          f"median of {RUNS} runs each")  # fmt: skip
+    scan_ms, scan_per_m = scan_wall * 1000, scan_cpu * 1e6 / QUERY_EVENTS
+    for title, (wall, cpu), key in (
+        ("query: seed document, 1,000 new events before each", growing, "server_query"),
+        ("query: seed document asked again, archive unchanged", repeated, None),
+    ):
+        side_by_side(
+            title + " (ms)",
+            ("metricstream serve POST /query", wall * 1000),
+            ("single-pass orjson scan in Python", scan_ms),
+            "ms",
+            higher_is_better=False,
+            cpu=(cpu * 1e6 / QUERY_EVENTS, scan_per_m),
+            target=(f"<= {TARGET_LATENCY_S * 1000:.0f} ms and >= {TARGET_RATIO:.0f}x the scan",
+                    wall <= TARGET_LATENCY_S and scan_wall / wall >= TARGET_RATIO)
+            if key else None,
+            key=key,
+        )  # fmt: skip
 
 
 def main() -> None:

@@ -31,9 +31,11 @@ def stored_markers(archive_dir: Path) -> dict[tuple[str, int], set[str]]:
     """For each (client, seq) marker in the archive, the event ids that carry it."""
     found: dict[tuple[str, int], set[str]] = {}
     with Archive(archive_dir / "events-*.jsonl.zst", cache=False) as archive:
-        rows = archive.events(None, [{"type": "all", "key": "client"}]).breakdown(
-            ["client", "seq", "event_id"], n=10**9
-        ).value
+        rows = (
+            archive.events(None, [{"type": "all", "key": "client"}])
+            .breakdown(["client", "seq", "event_id"], n=10**9)
+            .value
+        )
     for row in rows:
         client, seq, event_id = row.values
         found.setdefault((str(client), int(seq)), set()).add(str(event_id))

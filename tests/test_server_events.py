@@ -16,19 +16,19 @@ import zstandard
 import metricstream as ms
 from metricstream.query import parse_event_id
 from metricstream.server import events_schema
-from tests.server_support import InProcessServer, stored
+from tests.server_support import ServerProcess, stored
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    with InProcessServer(tmp_path_factory.mktemp("events"), max_body_bytes=64 * 1024,
-                         max_events=50) as running:  # fmt: skip
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("events")
+    with ServerProcess(directory, "--max-body-bytes", "65536", "--max-events", "50") as running:
         yield running
 
 
-def post(server: InProcessServer, body: Any, **headers: str) -> httpx.Response:
+def post(server: ServerProcess, body: Any, **headers: str) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers.setdefault("content-type", "application/json")
     return httpx.post(server.url + "/events", content=content, headers=headers, timeout=30)
@@ -82,13 +82,13 @@ class TestRefused:
     )
     def test_bad_bodies(
         self,
-        server: InProcessServer,
+        server: ServerProcess,
         body: Any,
         headers: dict[str, str],
         status: int,
         path: str | None,
     ) -> None:
-        before = len(stored(server.archive_dir))
+        before = len(stored(server))
         if isinstance(body, dict) and body.get("events") and status == 400:
             # A good event first: the request is refused whole.
             body = {"events": [{"data": {"fine": 1}}, *body["events"]]}
@@ -99,7 +99,7 @@ class TestRefused:
         assert isinstance(answer["error"], str)
         assert answer["error"]
         assert answer.get("path") == path
-        assert len(stored(server.archive_dir)) == before
+        assert len(stored(server)) == before
 
 
 def _shift(path: str | None) -> str | None:
@@ -112,7 +112,7 @@ def _shift(path: str | None) -> str | None:
 class TestStored:
     """What an accepted request stores: types, times, sample rates, ids."""
 
-    def test_values_times_and_rates_as_given(self, server: InProcessServer) -> None:
+    def test_values_times_and_rates_as_given(self, server: ServerProcess) -> None:
         body = {
             "events": [
                 {"ts": T0, "data": {"user": "ü", "n": 3, "x": 2.5, "ok": True, "event": "view"}},
@@ -122,12 +122,12 @@ class TestStored:
                 {"ts": T0 + 0.5, "data": {"s": "<img src=x onerror=alert(1)>"}},
             ]
         }
-        before = {e.fields["event_id"] for e in stored(server.archive_dir)}
+        before = {e.fields["event_id"] for e in stored(server)}
         response = post(server, body)
         assert response.status_code == 200, response.text
         answer = response.json()
         assert answer["accepted"] == 5
-        found = [e for e in stored(server.archive_dir) if e.fields["event_id"] not in before]
+        found = [e for e in stored(server) if e.fields["event_id"] not in before]
         assert [(e.measurement, e.timestamp_ns) for e in found] == [
             ("view", T0 * 10**6),
             ("event", (T0 + 1) * 10**6),
@@ -146,7 +146,7 @@ class TestStored:
         assert len({generation for _, generation, _ in ids}) == 1
         assert [counter for _, _, counter in ids] == list(range(ids[0][2], ids[0][2] + 5))
 
-    def test_a_missing_ts_is_the_time_of_arrival(self, server: InProcessServer) -> None:
+    def test_a_missing_ts_is_the_time_of_arrival(self, server: ServerProcess) -> None:
         import time
 
         low = time.time_ns()
@@ -154,7 +154,7 @@ class TestStored:
         high = time.time_ns()
         assert response.status_code == 200
         first = response.json()["first_event_id"]
-        found = [e for e in stored(server.archive_dir) if e.fields["event_id"] >= first[:16]]
+        found = [e for e in stored(server) if e.fields["event_id"] >= first[:16]]
         arrived = [e for e in found if parse_event_id(e.fields["event_id"])[2] >=
                    parse_event_id(first)[2]]  # fmt: skip
         assert len(arrived) == 2
@@ -162,36 +162,36 @@ class TestStored:
         assert arrived[0].timestamp_ns == arrived[1].timestamp_ns
 
     @pytest.mark.parametrize("encoding", ["gzip", "zstd"])
-    def test_compressed_bodies(self, server: InProcessServer, encoding: str) -> None:
+    def test_compressed_bodies(self, server: ServerProcess, encoding: str) -> None:
         raw = json.dumps({"events": [{"data": {"encoded": encoding}}]}).encode()
         body = gzip.compress(raw) if encoding == "gzip" else zstandard.compress(raw)
         response = post(server, body, **{"content-encoding": encoding})
         assert response.status_code == 200, response.text
-        assert [e.fields["encoded"] for e in stored(server.archive_dir) if "encoded" in e.fields
+        assert [e.fields["encoded"] for e in stored(server) if "encoded" in e.fields
                 ][-1] == encoding  # fmt: skip
 
-    def test_an_empty_list_stores_nothing(self, server: InProcessServer) -> None:
+    def test_an_empty_list_stores_nothing(self, server: ServerProcess) -> None:
         assert post(server, {"events": []}).json() == {"accepted": 0, "first_event_id": None}
 
 
 class TestIdempotency:
     """A retried request with its Idempotency-Key gets the first answer and stores nothing."""
 
-    def test_a_retry_is_answered_from_the_first_time(self, server: InProcessServer) -> None:
+    def test_a_retry_is_answered_from_the_first_time(self, server: ServerProcess) -> None:
         body = {"events": [{"data": {"retried": "yes"}}, {"data": {"retried": "yes"}}]}
         first = post(server, body, **{"idempotency-key": "k-1"})
         again = post(server, body, **{"idempotency-key": "k-1"})
         assert first.status_code == again.status_code == 200
         assert again.json() == first.json()
         assert again.headers["idempotent-replayed"] == "true"
-        assert sum("retried" in e.fields for e in stored(server.archive_dir)) == 2
+        assert sum("retried" in e.fields for e in stored(server)) == 2
 
-    def test_the_key_with_another_body_is_refused(self, server: InProcessServer) -> None:
+    def test_the_key_with_another_body_is_refused(self, server: ServerProcess) -> None:
         assert post(server, {"events": []}, **{"idempotency-key": "k-2"}).status_code == 200
         other = post(server, {"events": [{}]}, **{"idempotency-key": "k-2"})
         assert other.status_code == 422
 
-    def test_a_refused_request_does_not_use_up_its_key(self, server: InProcessServer) -> None:
+    def test_a_refused_request_does_not_use_up_its_key(self, server: ServerProcess) -> None:
         bad = post(server, {"events": [{"ts": "x"}]}, **{"idempotency-key": "k-3"})
         assert bad.status_code == 400
         good = post(server, {"events": [{}]}, **{"idempotency-key": "k-3"})
@@ -214,10 +214,10 @@ class TestSchema:
     """The JSON Schema that documents the body accepts exactly the bodies the server accepts."""
 
     @pytest.mark.parametrize("body", SCHEMA_CASES)
-    def test_schema_and_server_agree(self, server: InProcessServer, body: dict[str, Any]) -> None:
+    def test_schema_and_server_agree(self, server: ServerProcess, body: dict[str, Any]) -> None:
         validator = jsonschema.Draft202012Validator(events_schema())
         accepted = post(server, body).status_code == 200
         assert validator.is_valid(body) == accepted
 
-    def test_the_schema_is_served(self, server: InProcessServer) -> None:
+    def test_the_schema_is_served(self, server: ServerProcess) -> None:
         assert httpx.get(server.url + "/schema/events.json").json() == events_schema()

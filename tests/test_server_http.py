@@ -12,15 +12,16 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server_support import InProcessServer, stored
+from tests.server_support import ServerProcess, stored
 
 TOKEN = "t0ken-with-enough-entropy"
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    with InProcessServer(tmp_path_factory.mktemp("guarded"), token=TOKEN,
-                         cors_origins=("https://app.example",)) as server:  # fmt: skip
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("guarded")
+    env = {"METRICSTREAM_SERVE_TOKEN": TOKEN}
+    with ServerProcess(directory, "--cors", "https://app.example", env=env) as server:
         yield server
 
 
@@ -38,7 +39,7 @@ class TestToken:
          ("GET", "/page/app.js"), ("POST", "/write?db=x"), ("POST", "/api/v2/write?bucket=b"),
          ("GET", "/schema/query.json"), ("GET", "/nowhere")],
     )  # fmt: skip
-    def test_refused_without_it(self, guarded: InProcessServer, method: str, path: str) -> None:
+    def test_refused_without_it(self, guarded: ServerProcess, method: str, path: str) -> None:
         for headers in ({}, bearer("wrong"), {"Authorization": "Token " + TOKEN}):
             if headers.get("Authorization", "").startswith("Token") and "write" in path:
                 continue
@@ -47,11 +48,11 @@ class TestToken:
             assert response.json() == {"error": "this server needs its token"}
             assert "www-authenticate" in response.headers
 
-    def test_health_needs_nothing(self, guarded: InProcessServer) -> None:
+    def test_health_needs_nothing(self, guarded: ServerProcess) -> None:
         assert httpx.get(guarded.url + "/healthz").status_code == 200
         assert httpx.get(guarded.url + "/readyz").status_code == 200
 
-    def test_the_ways_to_give_it(self, guarded: InProcessServer) -> None:
+    def test_the_ways_to_give_it(self, guarded: ServerProcess) -> None:
         assert httpx.get(guarded.url + "/stats", headers=bearer()).status_code == 200
         basic = base64.b64encode(f"anyone:{TOKEN}".encode()).decode()
         page = httpx.get(guarded.url + "/", headers={"Authorization": f"Basic {basic}"})
@@ -65,7 +66,7 @@ class TestToken:
         ]:
             assert httpx.post(guarded.url + url, content=line, headers=headers).status_code == 204
 
-    def test_the_page_asks_a_browser_for_it(self, guarded: InProcessServer) -> None:
+    def test_the_page_asks_a_browser_for_it(self, guarded: ServerProcess) -> None:
         assert httpx.get(guarded.url + "/").headers["www-authenticate"].startswith("Basic")
         assert httpx.get(guarded.url + "/stats").headers["www-authenticate"].startswith("Bearer")
 
@@ -73,7 +74,7 @@ class TestToken:
 class TestCors:
     """Only the origins given get CORS headers."""
 
-    def test_the_allowed_origin(self, guarded: InProcessServer) -> None:
+    def test_the_allowed_origin(self, guarded: ServerProcess) -> None:
         response = httpx.options(
             guarded.url + "/query",
             headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
@@ -82,14 +83,14 @@ class TestCors:
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "https://app.example"
 
-    def test_another_origin(self, guarded: InProcessServer) -> None:
+    def test_another_origin(self, guarded: ServerProcess) -> None:
         response = httpx.get(
             guarded.url + "/stats", headers={**bearer(), "Origin": "https://evil.example"}
         )
         assert "access-control-allow-origin" not in response.headers
 
     def test_none_without_the_option(self, tmp_path: Path) -> None:
-        with InProcessServer(tmp_path) as server:
+        with ServerProcess(tmp_path) as server:
             response = httpx.get(server.url + "/stats", headers={"Origin": "https://app.example"})
             assert "access-control-allow-origin" not in response.headers
 
@@ -97,12 +98,12 @@ class TestCors:
 class TestInflux:
     """InfluxDB clients and curl write line protocol into the same archive."""
 
-    def test_influxdb_client_writes_and_sees_bad_lines(self, guarded: InProcessServer) -> None:
+    def test_influxdb_client_writes_and_sees_bad_lines(self, guarded: ServerProcess) -> None:
         from influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
         from influxdb_client.rest import ApiException
 
-        before = len(stored(guarded.archive_dir))
+        before = len(stored(guarded))
         with InfluxDBClient(url=guarded.url, token=TOKEN, org="o") as client:
             writer = client.write_api(write_options=SYNCHRONOUS)
             writer.write("b", record="cpu,host=ü usage=0.5,n=3i 1714521600000000000")
@@ -112,7 +113,7 @@ class TestInflux:
                 writer.write("b", record="cpu usage=1 1\ncpu usage=\ncpu usage=3 3")
         assert caught.value.status == 400
         assert "line 2" in caught.value.body
-        found = stored(guarded.archive_dir)[before:]
+        found = stored(guarded)[before:]
         assert [(e.measurement, e.timestamp_ns) for e in found] == [
             ("cpu", 1714521600000000000), ("cpu", 1714521600000000000),
             ("mem", 1714521601000000000), ("cpu", 1), ("cpu", 3),
@@ -121,12 +122,12 @@ class TestInflux:
         assert found[0].fields["n"] == 3
         assert len({e.fields["event_id"] for e in found}) == 5
 
-    def test_curl_with_gzip_and_a_bad_line(self, guarded: InProcessServer, tmp_path: Path) -> None:
+    def test_curl_with_gzip_and_a_bad_line(self, guarded: ServerProcess, tmp_path: Path) -> None:
         body = tmp_path / "lines.gz"
         body.write_bytes(
             gzip.compress(b"disk,dev=sda used=1i 10\nno fields here\ndisk used=2i 20\n")
         )
-        before = len(stored(guarded.archive_dir))
+        before = len(stored(guarded))
         result = subprocess.run(
             ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-H", "Content-Encoding: gzip",
              "--data-binary", f"@{body}", f"{guarded.url}/write?db=x&precision=n&u=x&p={TOKEN}"],
@@ -136,9 +137,9 @@ class TestInflux:
         assert status == "400"
         assert '"line":2' in text
         assert "unable to parse 'no fields here'" in text
-        assert [e.fields["used"] for e in stored(guarded.archive_dir)[before:]] == [1, 2]
+        assert [e.fields["used"] for e in stored(guarded)[before:]] == [1, 2]
 
-    def test_a_line_that_sets_event_id_is_bad(self, guarded: InProcessServer) -> None:
+    def test_a_line_that_sets_event_id_is_bad(self, guarded: ServerProcess) -> None:
         response = httpx.post(
             guarded.url + "/api/v2/write?bucket=b", headers={"Authorization": f"Token {TOKEN}"},
             content=b"m v=1 1\nm event_id=\"x\",v=2 2\n",
@@ -147,7 +148,7 @@ class TestInflux:
         assert response.json()["code"] == "invalid"
         assert response.json()["line"] == 2
 
-    def test_the_database_is_required(self, guarded: InProcessServer) -> None:
+    def test_the_database_is_required(self, guarded: ServerProcess) -> None:
         response = httpx.post(guarded.url + "/write", content=b"m v=1", headers=bearer())
         assert response.json() == {"error": "database is required", "path": "db"}
 
@@ -156,7 +157,7 @@ class TestFigures:
     """/stats and /metrics count what was stored."""
 
     def test_stats_and_metrics(self, tmp_path: Path) -> None:
-        with InProcessServer(tmp_path) as server:
+        with ServerProcess(tmp_path) as server:
             events = [{"ts": 1714521600000 + i, "data": {"i": i}} for i in range(30)]
             for chunk in (events[:10], events[10:]):
                 assert httpx.post(server.url + "/events", json={"events": chunk}).status_code == 200

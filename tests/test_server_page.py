@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server_support import InProcessServer
+from tests.server_support import ServerProcess
 from tests.servers import require_chromium
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -38,8 +38,8 @@ DOCUMENT: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    with InProcessServer(tmp_path_factory.mktemp("page")) as running:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path_factory.mktemp("page")) as running:
         events = []
         for i in range(40):
             user = [HOSTILE, "ana", "bo", "ü"][i % 4]
@@ -61,7 +61,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def opened(browser: Any, server: InProcessServer) -> tuple[Any, list[str]]:
+def opened(browser: Any, server: ServerProcess) -> tuple[Any, list[str]]:
     page = browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -72,7 +72,7 @@ def opened(browser: Any, server: InProcessServer) -> tuple[Any, list[str]]:
 class TestPage:
     """What a user does on the page, checked against the API's own answers."""
 
-    def test_type_run_and_read_the_table(self, browser: Any, server: InProcessServer) -> None:
+    def test_type_run_and_read_the_table(self, browser: Any, server: ServerProcess) -> None:
         page, dialogs = opened(browser, server)
         page.click("#editor")
         page.keyboard.insert_text(json.dumps(DOCUMENT, indent=1))
@@ -101,7 +101,7 @@ class TestPage:
         assert dialogs == []
         page.close()
 
-    def test_errors_name_the_path_as_one_types(self, browser: Any, server: InProcessServer) -> None:
+    def test_errors_name_the_path_as_one_types(self, browser: Any, server: ServerProcess) -> None:
         page, _ = opened(browser, server)
         page.click("#editor")
         page.keyboard.insert_text(
@@ -112,7 +112,7 @@ class TestPage:
         page.close()
 
     def test_autocomplete_offers_keys_and_values_as_text(
-        self, browser: Any, server: InProcessServer
+        self, browser: Any, server: ServerProcess
     ) -> None:
         page, dialogs = opened(browser, server)
         page.click("#editor")
@@ -132,14 +132,14 @@ class TestPage:
         assert '"key": "user_id", "value": "' in text
         page.close()
 
-    def test_stats_are_shown(self, browser: Any, server: InProcessServer) -> None:
+    def test_stats_are_shown(self, browser: Any, server: ServerProcess) -> None:
         page, _ = opened(browser, server)
         page.wait_for_function("document.querySelector('[data-stat=events]').textContent !== '-'")
         assert page.text_content("[data-stat=events]") == "40"
         page.close()
 
     def test_a_screenshot_for_the_readme(
-        self, browser: Any, server: InProcessServer, tmp_path: Path
+        self, browser: Any, server: ServerProcess, tmp_path: Path
     ) -> None:
         page, _ = opened(browser, server)
         page.set_viewport_size({"width": 1280, "height": 860})

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests import server_reference as ref
-from tests.server_support import InProcessServer
+from tests.server_support import ServerProcess
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds
 KINDS = ["product_view", "product_view", "add_to_cart", "purchase"]
@@ -88,10 +88,10 @@ def _iso(ms: int) -> str:
 @pytest.fixture(scope="module")
 def loaded(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[InProcessServer, list[ref.Posted]]]:
+) -> Iterator[tuple[ServerProcess, list[ref.Posted]]]:
     """A server holding 600 posted events, and the reference's view of them."""
     rng = random.Random(7)
-    with InProcessServer(tmp_path_factory.mktemp("query")) as server:
+    with ServerProcess(tmp_path_factory.mktemp("query")) as server:
         seen: list[ref.Posted] = []
         for _ in range(12):
             batch = seed_events(50, rng)
@@ -101,7 +101,7 @@ def loaded(
         yield server, seen
 
 
-def query(server: InProcessServer, document: Any) -> httpx.Response:
+def query(server: ServerProcess, document: Any) -> httpx.Response:
     return httpx.post(server.url + "/query", json=document, timeout=60)
 
 
@@ -110,7 +110,7 @@ class TestSeedDocuments:
 
     @pytest.mark.parametrize("document", [SEED_SHAPE_1, SEED_SHAPE_2], ids=["shape 1", "shape 2"])
     def test_answers_match_the_reference(
-        self, loaded: tuple[InProcessServer, list[ref.Posted]], document: dict[str, Any]
+        self, loaded: tuple[ServerProcess, list[ref.Posted]], document: dict[str, Any]
     ) -> None:
         server, events = loaded
         response = query(server, document)
@@ -122,7 +122,7 @@ class TestSeedDocuments:
         assert all(item["count"] for item in answer["data"].values())
 
     def test_ties_count_in_arrival_order(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        with InProcessServer(tmp_path_factory.mktemp("ties")) as server:
+        with ServerProcess(tmp_path_factory.mktemp("ties")) as server:
             same = {"ts": T0}
             body = {"events": [
                 {**same, "data": {"event_tag": "product_view", "user_id": "a"}},
@@ -154,7 +154,7 @@ class TestErrors:
         ],
     )  # fmt: skip
     def test_paths(
-        self, loaded: tuple[InProcessServer, list[ref.Posted]], change: Any, path: str
+        self, loaded: tuple[ServerProcess, list[ref.Posted]], change: Any, path: str
     ) -> None:
         server, _ = loaded
         document = __import__("copy").deepcopy(SEED_SHAPE_1)
@@ -166,7 +166,7 @@ class TestErrors:
         assert check == {"valid": False, **response.json()}
 
     def test_a_valid_document_validates(
-        self, loaded: tuple[InProcessServer, list[ref.Posted]]
+        self, loaded: tuple[ServerProcess, list[ref.Posted]]
     ) -> None:
         server, _ = loaded
         assert httpx.post(server.url + "/query/validate", json=SEED_SHAPE_2).json() == {
@@ -174,7 +174,7 @@ class TestErrors:
         }
 
     def test_deep_nesting_and_wrong_types_are_refused(
-        self, loaded: tuple[InProcessServer, list[ref.Posted]]
+        self, loaded: tuple[ServerProcess, list[ref.Posted]]
     ) -> None:
         server, _ = loaded
         deep: Any = 1
@@ -187,7 +187,7 @@ class TestErrors:
     def test_a_query_over_its_time_limit_answers_503(
         self, tmp_path_factory: pytest.TempPathFactory
     ) -> None:
-        with InProcessServer(tmp_path_factory.mktemp("slow"), query_timeout=0.001) as server:
+        with ServerProcess(tmp_path_factory.mktemp("slow"), "--query-timeout", "0.001") as server:
             response = query(server, SEED_SHAPE_1)
             assert response.status_code == 503
             assert response.headers["retry-after"] == "1"
@@ -196,14 +196,14 @@ class TestErrors:
 class TestKeys:
     """/keys and /keys/{key}/values list what the reference counts."""
 
-    def test_keys_with_counts(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
+    def test_keys_with_counts(self, loaded: tuple[ServerProcess, list[ref.Posted]]) -> None:
         server, events = loaded
         answer = httpx.get(server.url + "/keys", params={"prefix": "u"}).json()
         assert answer["keys"] == [
             {"key": "user_id", "count": sum("user_id" in e.data for e in events)}
         ]
 
-    def test_keys_where(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
+    def test_keys_where(self, loaded: tuple[ServerProcess, list[ref.Posted]]) -> None:
         server, events = loaded
         answer = httpx.get(server.url + "/keys", params={"where": "event_tag=purchase"}).json()
         buyers = [e for e in events if e.data["event_tag"] == "purchase"]
@@ -211,7 +211,7 @@ class TestKeys:
         assert counts["plan"] == sum("plan" in e.data for e in buyers)
         assert counts["samplerate"] == counts["event_id"] == counts["measurement"] == len(buyers)
 
-    def test_values_with_counts(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
+    def test_values_with_counts(self, loaded: tuple[ServerProcess, list[ref.Posted]]) -> None:
         server, events = loaded
         answer = httpx.get(
             server.url + "/keys/user_id/values", params={"limit": 3, "where": "country=ß"}
@@ -223,7 +223,7 @@ class TestKeys:
         expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         assert answer["values"] == [{"value": v, "count": c} for v, c in expected]
 
-    def test_bad_arguments(self, loaded: tuple[InProcessServer, list[ref.Posted]]) -> None:
+    def test_bad_arguments(self, loaded: tuple[ServerProcess, list[ref.Posted]]) -> None:
         server, _ = loaded
         assert httpx.get(server.url + "/keys", params={"limit": "0"}).json()["path"] == "limit"
         assert httpx.get(server.url + "/keys", params={"where": "=x"}).json()["path"] == "where[0]"

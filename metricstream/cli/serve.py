@@ -49,6 +49,9 @@ def register(commands: Any) -> None:
         "--max-body-bytes", type=positive_int, default=16 << 20, help="largest body (16 MiB)"
     )
     serve.add_argument(
+        "--max-events", type=positive_int, default=100_000, help="events per request (100,000)"
+    )
+    serve.add_argument(
         "--spool-fsync",
         choices=("batch", "interval", "never"),
         default="batch",
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         Path(args.archive_dir),
         token=token,
         max_body_bytes=args.max_body_bytes,
+        max_events=args.max_events,
         spool_fsync=args.spool_fsync,
         cors_origins=tuple(args.cors),
         sinks=tuple(args.to),

@@ -48,6 +48,10 @@ class Ingest(Protocol):
         """
         ...
 
+    def caught_up(self, timeout: float) -> bool:
+        """Wait until the archive holds every event accepted so far; False at the timeout."""
+        ...
+
     def status(self) -> dict[str, Any]:
         """What the ingest reports for ``/stats`` and ``/readyz`` (``ready``, ``status``...)."""
         ...

@@ -1,6 +1,8 @@
 """The endpoints that read the archive: ``/query``, ``/query/validate``, ``/keys``.
 
-Every read runs on the worker's query threads under two limits: at most
+Every read first waits (within its time limit) until the archive holds
+every event this worker acknowledged before it, so a client reads its own
+writes. It runs on the worker's query threads under two limits: at most
 `ServerConfig.max_queries` at once (more wait for a place, within the time
 limit), and `ServerConfig.query_timeout` seconds each, after which DuckDB is
 interrupted and the answer is 503 with ``Retry-After``.
@@ -60,6 +62,8 @@ async def limited(state: ServerState, work: Callable[[], T]) -> T:
 
     def run() -> T:
         thread.append(threading.get_ident())
+        # Read your writes: what this worker acknowledged is in the archive first.
+        state.ingest.caught_up(max(0.0, timeout - (time.monotonic() - started)))
         return work()
 
     future = loop.run_in_executor(state.query_pool, run)

@@ -13,6 +13,7 @@ opens the same spool and delivers what it left first; it is ready
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,20 @@ class StreamerIngest:
             raise IngestBusyError(str(exc), exc.retry_after) from None
         except StreamerClosedError as exc:
             raise IngestBusyError(str(exc), 1.0) from None
+
+    def caught_up(self, timeout: float) -> bool:
+        """Wait until the archive sink wrote (or dropped) every event accepted before now."""
+        deadline = time.monotonic() + timeout
+        target = self._streamer.health().sinks[ARCHIVE_SINK].events_accepted
+        pause = 0.001
+        while True:
+            sink = self._streamer.health().sinks[ARCHIVE_SINK]
+            if sink.events_written + sink.events_dropped >= target:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     def status(self) -> dict[str, Any]:
         """Readiness, and each sink's figures."""
