@@ -89,6 +89,8 @@ def _ms_to_ns(value: float | str, where: str) -> int:
 def _timestamp(value: object, arrival_ns: int, where: str) -> int:
     if value is None:
         return arrival_ns
+    if value.__class__ is int and -_MS_LIMIT <= value < _MS_LIMIT:
+        return value * _NS_PER_MS
     if isinstance(value, bool):
         raise ApiError(400, f"expected unix milliseconds or ISO 8601, not {value!r}", where)
     if isinstance(value, int | float):
@@ -122,7 +124,8 @@ def _samplerate(value: object, where: str) -> int:
     return found
 
 
-def _value(value: object, where: str) -> object:
+def _odd_value(value: object, where: str) -> object:
+    """A value that is not a plain string, float, bool or int64: a big int, or an error."""
     if isinstance(value, str | bool | float):
         return value
     if isinstance(value, int):
@@ -137,55 +140,84 @@ def _value(value: object, where: str) -> object:
     raise ApiError(400, f"expected a string, number or bool, not {kind}", where)
 
 
+def _special(key: str, value: object, named: str | None, measurement: str, where: str) -> str:
+    """The measurement once `key` (a server's or a measurement's name) is read."""
+    path = member_path(where, key)
+    if key in RESERVED:
+        raise ApiError(400, f"{key!r} is set by the server, not a dimension", path)
+    if not isinstance(value, str):
+        raise ApiError(400, f"{key!r} names the measurement: expected a string", path)
+    if named is not None and value != measurement:
+        raise ApiError(400, f"{key!r} and {named!r} name two measurements", path)
+    return value
+
+
 def _dimensions(data: object, default: str, where: str) -> tuple[str, dict[str, Any]]:
-    if not isinstance(data, dict):
+    if data.__class__ is not dict:
         raise ApiError(400, f"expected an object of dimensions, not {data!r}", where)
     measurement = default
     fields: dict[str, Any] = {}
     named: str | None = None
     for key, value in data.items():
-        path = member_path(where, key)
-        if key in RESERVED:
-            raise ApiError(400, f"{key!r} is set by the server, not a dimension", path)
-        if key in MEASUREMENT_KEYS:
-            if not isinstance(value, str):
-                raise ApiError(400, f"{key!r} names the measurement: expected a string", path)
-            if named is not None and value != measurement:
-                raise ApiError(400, f"{key!r} and {named!r} name two measurements", path)
-            measurement, named = value, key
+        if key in _SPECIAL:
+            measurement = _special(key, value, named, measurement, where)
+            named = key
             continue
-        fields[key] = _value(value, path)
+        kind = value.__class__
+        if (
+            kind is str
+            or kind is float
+            or kind is bool
+            or (kind is int and -_INT64 <= value < _INT64)
+        ):
+            fields[key] = value
+        else:
+            fields[key] = _odd_value(value, member_path(where, key))
     return measurement, fields
 
 
 _EVENT_MEMBERS = frozenset({"ts", "samplerate", "data"})
+_SPECIAL = RESERVED | frozenset(MEASUREMENT_KEYS)
+_MS_LIMIT = _INT64 // _NS_PER_MS
 
 
 IdFor = Callable[[int, int], str]
 """Makes the id of the request's event number `index` at `timestamp_ns`: ``(index, ts) -> id``."""
 
 
+def _unknown_member(item: dict[str, Any], where: str) -> ApiError:
+    key = next(key for key in item if key not in _EVENT_MEMBERS)
+    return ApiError(400, "unknown member (expected ts, samplerate, data)", member_path(where, key))
+
+
 def _event(item: object, index: int, arrival_ns: int, default: str, id_for: IdFor) -> MetricEvent:
-    where = f"events[{index}]"
-    if not isinstance(item, dict):
-        raise ApiError(400, f"expected an event object, not {item!r}", where)
-    for key in item:
-        if key not in _EVENT_MEMBERS:
-            raise ApiError(
-                400, "unknown member (expected ts, samplerate, data)", member_path(where, key)
-            )
-    timestamp = _timestamp(item.get("ts"), arrival_ns, f"{where}.ts")
-    rate = _samplerate(item.get("samplerate"), f"{where}.samplerate")
-    measurement, fields = _dimensions(item.get("data", {}), default, f"{where}.data")
+    if item.__class__ is not dict:
+        raise ApiError(400, f"expected an event object, not {item!r}", f"events[{index}]")
+    get = item.get
+    if not item.keys() <= _EVENT_MEMBERS:
+        raise _unknown_member(item, f"events[{index}]")
+    ts = get("ts")
+    timestamp = (
+        ts * _NS_PER_MS
+        if ts.__class__ is int and -_MS_LIMIT <= ts < _MS_LIMIT
+        else _timestamp(ts, arrival_ns, f"events[{index}].ts")
+    )
+    rate = get("samplerate")
+    if rate.__class__ is not int or not 1 <= rate < _INT64:
+        rate = _samplerate(rate, f"events[{index}].samplerate")
+    measurement, fields = _dimensions(get("data", _EMPTY), default, f"events[{index}].data")
     fields[WEIGHT_KEY] = rate
     fields[EVENT_ID_KEY] = id_for(index, timestamp)
     try:
         return MetricEvent(measurement, fields=fields, timestamp_ns=timestamp)
     except InvalidEventError as exc:
-        path = f"{where}.data"
+        path = f"events[{index}].data"
         if exc.key is not None and exc.key in fields:
             path = member_path(path, exc.key)
         raise ApiError(400, exc.problem, path) from None
+
+
+_EMPTY: dict[str, Any] = {}
 
 
 def read_events(
