@@ -4,7 +4,8 @@ Run it with ``python benchmarks/bench_server.py`` (or through ``make bench``).
 Both parts run the real ``metricstream serve`` in its own process, on
 loopback, with one worker.
 
-Ingest: 4 client threads, each with its own keep-alive ``httpx.Client``,
+Ingest: one worker (``METRICSTREAM_BENCH_SERVE_WORKERS`` for more), 4
+client threads, each with its own keep-alive ``httpx.Client``,
 post 1,000 events per request (``POST /events``, ``--spool-fsync batch``:
 every answer waits until its events are appended to the spool and
 fsynced). Beside it, in the same run, InfluxDB 1.6 (the test server,
@@ -58,6 +59,7 @@ from metricstream.query import format_event_id
 from metricstream.sinks.jsonl import JsonLinesSink
 
 CLIENTS = 4
+WORKERS = int(os.environ.get("METRICSTREAM_BENCH_SERVE_WORKERS", "1"))
 EVENTS_PER_REQUEST = 1000
 REQUESTS_PER_CLIENT = 25
 ROUNDS = 3
@@ -87,10 +89,30 @@ SEED: dict[str, Any] = {
 # --- processes ---------------------------------------------------------------
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its reaped children so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])
+    """CPU seconds (user + system) of a process and every process under it, so far."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, IndexError):
+                continue
+    tree, grew = {pid}, True
+    while grew:
+        found = {child for child, parent in parents.items() if parent in tree}
+        grew = not found <= tree
+        tree |= found
+    ticks = 0
+    for member in tree:
+        try:
+            ticks += sum(int(value) for value in _stat(member)[11:15])
+        except (OSError, IndexError):
+            continue
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -214,7 +236,7 @@ def bench_ingest() -> None:
     total = CLIENTS * REQUESTS_PER_CLIENT * EVENTS_PER_REQUEST
     json_bodies, line_bodies = bodies()
     with tempfile.TemporaryDirectory(prefix="metricstream-bench-serve-") as directory:
-        serve = Serve(Path(directory), "--spool-fsync", "batch")
+        serve = Serve(Path(directory), "--spool-fsync", "batch", "--workers", str(WORKERS))
         try:
             drive(f"{serve.url}/events", [json_bodies[0][:2]], {}, 200)  # warm up
             rounds = [
