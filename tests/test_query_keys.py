@@ -107,3 +107,24 @@ class TestValues:
         chosen = [e for e in events() if passes(e, eq("event_tag", "buy"))]
         found = archive.values("status", where=[eq("event_tag", "buy")]).value
         assert found == expected_values(chosen, "status", "", 10)
+
+
+class TestEventIds:
+    """Archive.holds_event_id finds an event by its id, from its funnel order."""
+
+    def test_held_and_not_held(self, tmp_path: Path) -> None:
+        from metricstream.query import format_event_id
+
+        events = [
+            Event("m", fields={"event_id": format_event_id(i * 7, 3, i + 1)}, timestamp_ns=i * 7)
+            for i in range(20)
+        ]
+        events.append(Event("m", fields={"event_id": format_event_id(5, 3, 99)}, timestamp_ns=6))
+        write_archive(tmp_path / "ids.jsonl.zst", [events])
+        archive = Archive(tmp_path / "ids.jsonl.zst")
+        assert archive.holds_event_id(format_event_id(14, 3, 3))
+        assert not archive.holds_event_id(format_event_id(14, 3, 4))
+        assert not archive.holds_event_id(format_event_id(14, 4, 3))
+        assert not archive.holds_event_id(format_event_id(5, 3, 99))
+        with pytest.raises(ConfigError):
+            archive.holds_event_id("not an id")

@@ -13,6 +13,7 @@ from typing import Any
 
 from metricstream.exceptions import ConfigError
 from metricstream.query._cache import CacheUnavailableError, QueryCache, cache_for
+from metricstream.query._eventid import COUNTER_LIMIT, TAIL_SCALE, parse_event_id
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
@@ -20,7 +21,7 @@ from metricstream.query._results import FunnelStep, KeyCount, Result, Skipped, V
 from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
 from metricstream.query._scan import refuses_structs, scan_sql, write_sources
 from metricstream.query._sets import Builder, EventSet
-from metricstream.query._sql import Properties
+from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, Params, Properties
 
 __all__ = ["Archive", "QueryError"]
 
@@ -237,6 +238,24 @@ class Archive:
 
         return list_values(self, key, prefix, limit, where)
 
+    def holds_event_id(self, event_id: str) -> bool:
+        """Whether an event with this event id is in the archive.
+
+        Raises:
+            ConfigError: If `event_id` is not an event id.
+        """
+        timestamp, generation, counter = parse_event_id(event_id)
+        order = timestamp * TAIL_SCALE + (generation * COUNTER_LIMIT + counter)
+
+        def build(properties: Properties, params: Params) -> str:
+            return (
+                f"SELECT count(*) FROM ev WHERE ts = {params.add(timestamp)} "
+                f"AND {properties.order()} = CAST({params.add(str(order))} AS HUGEINT)"
+            )
+
+        rows, _ = self._rows(set(), [build])
+        return int(rows[0][0][0]) > 0
+
     def check(self) -> tuple[Skipped, ...]:
         """Check the files now; return what a query would skip.
 
@@ -287,8 +306,12 @@ class Archive:
         *,
         raw: bool = False,
     ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]:
-        """Run statements over the records of the archive's files (`raw`: see `scan_sql`)."""
-        properties = Properties(keys)
+        """Run statements over the records of the archive's files (`raw`: see `scan_sql`).
+
+        Every statement may ask an event's weight and place in funnels, so
+        the properties they come from are always read.
+        """
+        properties = Properties(keys | {WEIGHT_KEY, EVENT_ID_KEY})
         with self._lock:
             checks = self._refresh()
         cursor = self._cursor()

@@ -2,8 +2,9 @@
 
 Reading an archive means decompressing and parsing every record: several
 CPU-seconds per 5 million events, however little a query asks. The cache
-keeps the measurement, the timestamp, the sample rate, the event id and
-the properties queries used,
+keeps the measurement, the timestamp, each event's weight (its sample
+rate) and place in funnels (from its event id), and the properties queries
+used,
 as columns DuckDB reads in a fraction of that, and loads only what is new
 since the previous query: a rotated file (``PATH.N``) never changes, the
 current file only grows, so only its new complete frames or lines are read.
@@ -53,12 +54,11 @@ from metricstream.exceptions import ConfigError
 from metricstream.query._files import FileCheck
 from metricstream.query._run import execute
 from metricstream.query._sets import Builder
-from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, CachedProperties, Params
+from metricstream.query._sql import CachedProperties, Params
 from metricstream.query._store import CacheConflictError, create_schema, read_keys, sync
 
 __all__ = [
     "CACHE_ENV",
-    "ALWAYS_HELD",
     "LOCK_WAIT",
     "CacheStats",
     "CacheUnavailableError",
@@ -80,8 +80,6 @@ FORMAT = 2
 MEMO_SIZE = 64
 """How many answers a cache keeps in memory for statements asked again."""
 
-ALWAYS_HELD = frozenset({WEIGHT_KEY, EVENT_ID_KEY})
-"""Properties the cache holds from its first load, since most queries read them."""
 
 _ALIAS = "metricstream_cache"
 _OFF = frozenset({"0", "off", "false", "no", "none"})
@@ -279,8 +277,7 @@ class QueryCache:
         """
         with self._exclusive(), self._attached(cursor()) as connection:
             try:
-                held = keys | ALWAYS_HELD
-                synced = sync(connection, self._duckdb, self._patterns, held, self._threads)
+                synced = sync(connection, self._duckdb, self._patterns, keys, self._threads)
             except CacheConflictError as exc:
                 raise CacheUnavailableError(str(exc)) from None
             except self._duckdb.IOException as exc:

@@ -53,7 +53,7 @@ from metricstream.query._filters import parse_time, parse_window
 from metricstream.query._funnel import funnel_sql
 from metricstream.query._plan import DocumentPlan, SetPlan
 from metricstream.query._sets import Builder, EventSet, Runner
-from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, Params, Properties
+from metricstream.query._sql import Params, Properties
 
 __all__ = [
     "QueryDocumentError",
@@ -197,7 +197,7 @@ def run_document(runner: Runner, document: object) -> dict[str, Any]:
     """
     plan = plan_document(runner, document)
     statements: list[tuple[str, str, Builder]] = []
-    keys: set[str] = {WEIGHT_KEY}
+    keys: set[str] = set()
     for label, item in plan.sets.items():
         found = item.events
         keys |= found.keys() | set(item.unique)
@@ -210,7 +210,7 @@ def run_document(runner: Runner, document: object) -> dict[str, Any]:
             bucket, zone = item.series
             statements.append((label, "series", found.series_sql(bucket, zone, item.unique)))
     if plan.steps:
-        keys |= set(plan.match) | {EVENT_ID_KEY}
+        keys |= set(plan.match)
 
         def build(properties: Properties, params: Params) -> str:
             return funnel_sql(

@@ -25,6 +25,7 @@ __all__ = [
     "COUNTER_LIMIT",
     "EVENT_ID_KEY",
     "GENERATION_LIMIT",
+    "TAIL_SCALE",
     "format_event_id",
     "order_sql",
     "parse_event_id",
@@ -39,8 +40,10 @@ GENERATION_LIMIT = 1 << 24
 COUNTER_LIMIT = 1 << 40
 """A worker's counter stays below this number."""
 
+TAIL_SCALE = 1 << 64
+"""An event's place in funnels is its timestamp times this, plus its id's last 64 bits."""
+
 _OFFSET = 1 << 63
-_TAIL_SCALE = 1 << 64
 _PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
@@ -87,5 +90,5 @@ def order_sql(ident: str, ts: str = "ts") -> str:
         f"AND {head} = CAST({ts} AS HUGEINT) + {_OFFSET}"
     )
     return (
-        f"(CAST({ts} AS HUGEINT) * {_TAIL_SCALE} + COALESCE(CASE WHEN {valid} THEN {tail} END, 0))"
+        f"(CAST({ts} AS HUGEINT) * {TAIL_SCALE} + COALESCE(CASE WHEN {valid} THEN {tail} END, 0))"
     )

@@ -38,7 +38,7 @@ from metricstream.exceptions import ConfigError
 from metricstream.query._filters import parse_window
 from metricstream.query._results import FunnelStep, Result
 from metricstream.query._sets import EventSet, as_keys
-from metricstream.query._sql import EVENT_ID_KEY, Params, Properties
+from metricstream.query._sql import Params, Properties
 
 __all__ = ["ORDERS", "run_funnel"]
 
@@ -69,7 +69,7 @@ def run_funnel(
     runner = steps[0]._runner
     for step in steps:
         step.check_patterns()
-    needed = set(keys).union(*(step.keys() for step in steps), {EVENT_ID_KEY})
+    needed = set(keys).union(*(step.keys() for step in steps))
 
     def build(properties: Properties, params: Params) -> str:
         return funnel_sql(steps, keys, order, window_ns, properties=properties, params=params)

@@ -27,7 +27,6 @@ from metricstream.exceptions import ConfigError
 from metricstream.query._filters import Filter, parse_time
 from metricstream.query._results import BreakdownRow, Result, SeriesPoint, Skipped
 from metricstream.query._sql import (
-    WEIGHT_KEY,
     Params,
     Properties,
     decode_value_key,
@@ -195,14 +194,11 @@ class EventSet:
 
     def weighted_count(self) -> Result[int]:
         """How many events the set's events stand for (the sum of their sample rates)."""
-        rows, skipped = self._one((WEIGHT_KEY,), self.summary_sql(()))
+        rows, skipped = self._one((), self.summary_sql(()))
         return Result(int(rows[0][1] or 0), skipped)
 
     def summary_sql(self, unique: Sequence[str]) -> Builder:
-        """A statement answering the count, weighted count and each key's unique count.
-
-        The statement reads `WEIGHT_KEY`, as the breakdown and series do.
-        """
+        """A statement answering the count, weighted count and each key's unique count."""
 
         def build(properties: Properties, params: Params) -> str:
             columns = ["count(*)", "sum(w)"] + [f"count(DISTINCT u{i})" for i in range(len(unique))]
@@ -247,9 +243,7 @@ class EventSet:
         counted = as_keys(unique, "unique") if unique else ()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError("n", f"expected a positive number of rows, not {n!r}")
-        rows, skipped = self._one(
-            (*found, *counted, WEIGHT_KEY), self.breakdown_sql(found, n, counted)
-        )
+        rows, skipped = self._one((*found, *counted), self.breakdown_sql(found, n, counted))
         width = len(found)
         return Result(
             [
@@ -305,7 +299,7 @@ class EventSet:
         counted = as_keys(unique, "unique") if unique else ()
         zone = self.check_series(bucket, timezone)
         statement = self.series_sql(bucket, timezone, counted)
-        rows, skipped = self._one((*counted, WEIGHT_KEY), statement)
+        rows, skipped = self._one(counted, statement)
         return Result(
             [
                 SeriesPoint(

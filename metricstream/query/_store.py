@@ -363,7 +363,10 @@ def _stage(
     """
     connection.execute("DROP TABLE IF EXISTS staged")
     params = Params()
-    scan = scan_sql(sources, keys, params, filename=True, objects=objects)
+    # The weight and the funnel order are computed here from their properties,
+    # read whether or not the cache holds them.
+    scanned = [*keys, *(key for key in (WEIGHT_KEY, EVENT_ID_KEY) if key not in keys)]
+    scan = scan_sql(sources, scanned, params, filename=True, objects=objects)
     paths = params.add([source.path for source in sources])
     ids = params.add([numbers[source.check.path] for source in sources])
     columns = "".join(
@@ -371,12 +374,9 @@ def _stage(
         f", CASE WHEN t{k} IS NULL AND json_type(x{k}) <> 'VARCHAR' THEN x{k} END AS x{k}"
         for k in range(len(keys))
     )
-    weight, ident = "1", "CAST(NULL AS VARCHAR)"
-    if WEIGHT_KEY in keys:
-        weight = weight_sql(f"t{keys.index(WEIGHT_KEY)}", f"x{keys.index(WEIGHT_KEY)}")
-    if EVENT_ID_KEY in keys:
-        number = keys.index(EVENT_ID_KEY)
-        ident = f"COALESCE(t{number}, {field_text(f'x{number}')})"
+    weight = weight_sql(f"t{scanned.index(WEIGHT_KEY)}", f"x{scanned.index(WEIGHT_KEY)}")
+    number = scanned.index(EVENT_ID_KEY)
+    ident = f"COALESCE(t{number}, {field_text(f'x{number}')})"
     connection.execute(
         f"CREATE TEMP TABLE staged AS SELECT list_extract({ids}, "
         f"list_position({paths}, filename)) AS file, m, ts, w, {order_sql('eid')} AS o{columns} "

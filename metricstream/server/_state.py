@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metricstream.query import Archive, eq
+from metricstream.query import Archive
 from metricstream.server._config import ServerConfig
 from metricstream.server._idempotency import IdempotencyStore
 from metricstream.server._ids import EventIds
@@ -85,16 +85,13 @@ def open_state(config: ServerConfig, make_ingest: IngestFactory) -> ServerState:
             cache=config.state_dir / "query-cache" / f"worker-{slot.index}",
         )
 
-        def stored(event_id: str) -> bool:
-            return archive.events(None, [eq("event_id", event_id)]).count().value > 0
-
         keys = IdempotencyStore(
             config.state_dir / "idempotency.sqlite3",
             slot.generation,
             config.idempotency_hours * 3600,
             config.idempotency_max_keys,
             alive=lambda generation: generation_alive(config.state_dir, generation),
-            stored=stored,
+            stored=archive.holds_event_id,
         )
         ingest = make_ingest(config, path)
     except BaseException:
