@@ -29,8 +29,12 @@ def values(events: list[ms.MetricEvent]) -> list[object]:
     return [e.fields["value"] for e in events]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass; return its last answer."""
+def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE_MARGIN) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; return its last answer.
+
+    It returns as soon as `predicate` holds: a long `timeout` costs nothing
+    when the test passes, and keeps a loaded machine from failing it.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
