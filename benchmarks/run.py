@@ -1,8 +1,8 @@
 """Run every benchmark, each figure beside its peer, and write the report.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
-throughput, spool, memory, influx, scaling, instruments, health, redis, kafka,
-query (default: all). ``make bench`` runs them all, writes
+throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
+kafka, query (default: all). ``make bench`` runs them all, writes
 ``benchmarks/results/REPORT.md`` with its charts and ``results.json``, then
 copies the report's table of targets into the README
 (``benchmarks/readme_targets.py``). A run of some of them writes the report
@@ -34,6 +34,7 @@ BENCHMARKS = {
     "influx": "bench_influx",
     "scaling": "bench_scaling",
     "instruments": "bench_instruments",
+    "aggregate": "bench_aggregate",
     "health": "bench_health",
     "redis": "bench_redis",
     "kafka": "bench_kafka",

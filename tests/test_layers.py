@@ -6,12 +6,16 @@ The layers, bottom first (see docs/architecture.md)::
     1 model      metricstream.event and its validation
     2 codecs     metricstream.codecs
     3 contract   metricstream.contract (Sink, EventBatch), metricstream.registry
+      aggregate  metricstream.aggregate (series, windows, sketches), beside the
+                 contract: it imports only the model and the base
     4 ends       metricstream.streamer | metricstream.sinks | metricstream.spool | testing
     5 top        metricstream.cli, metricstream.integrations, metricstream.query
     6 package    metricstream itself (its __init__) and __main__
 
 A module may import its own layer or lower ones. In layer 4 the rooms are
-separate: only the streamer may use the spool.
+separate: only the streamer may use the spool. The aggregation core imports
+nothing above the model (`LOWER_LAYERS_ONLY`), so that the streamer and the
+relay both stand on it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ LAYERS: list[tuple[int, str]] = [
     (2, "metricstream.codecs"),
     (3, "metricstream.contract"),
     (3, "metricstream.registry"),
+    (3, "metricstream.aggregate"),
     (4, "metricstream.streamer"),
     (4, "metricstream.sinks"),
     (4, "metricstream.spool"),
@@ -53,6 +58,8 @@ LAYERS: list[tuple[int, str]] = [
     (6, "metricstream.__main__"),
     (6, "metricstream"),
 ]
+LOWER_LAYERS_ONLY = {"metricstream.aggregate": 1}
+"""Rooms that may import, besides themselves, only the layers up to the one given."""
 ROOM_IMPORTS_ALLOWED = {("metricstream.streamer", "metricstream.spool")}
 """Imports allowed between two rooms of the same layer."""
 
@@ -113,6 +120,20 @@ class TestLayers:
                     and layer == 4
                 ):
                     wrong.append(f"{module}:{line} imports {target} from another room")
+        assert wrong == []
+
+    def test_rooms_kept_low_import_only_the_layers_below(self) -> None:
+        known = modules()
+        wrong = []
+        for module, path in known.items():
+            _, own_room = room(module)
+            highest = LOWER_LAYERS_ONLY.get(own_room)
+            if highest is None:
+                continue
+            for line, target in imported(path, known):
+                target_layer, target_room = room(target)
+                if target_room != own_room and target_layer > highest:
+                    wrong.append(f"{module}:{line} imports {target} (layer {target_layer})")
         assert wrong == []
 
     def test_there_are_no_import_cycles(self) -> None:
