@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
 throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
-kafka, query (default: all). ``make bench`` runs them all, writes
+kafka, query, import (default: all). ``make bench`` runs them all, writes
 ``benchmarks/results/REPORT.md`` with its charts and ``results.json``, then
 copies the report's table of targets into the README
 (``benchmarks/readme_targets.py``). A run of some of them writes the report
@@ -39,6 +39,7 @@ BENCHMARKS = {
     "redis": "bench_redis",
     "kafka": "bench_kafka",
     "query": "bench_query",
+    "import": "bench_import",
 }
 
 

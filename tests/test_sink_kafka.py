@@ -35,8 +35,8 @@ from metricstream.exceptions import (
 )
 from metricstream.sinks import KafkaSink, sink_from_url
 from metricstream.sinks.kafka import VERDICTS, KafkaPayload, Verdict, decode_message
-from metricstream.sinks.kafka.wire import MessageEncoder
-from metricstream.streamer.engine.retry import RetryConfig
+from metricstream.sinks.kafka.encode import MessageEncoder
+from metricstream.streamer.engine.lane.retry import RetryConfig
 
 from . import servers
 from .kafka_helpers import (
@@ -307,7 +307,7 @@ class TestOptions:
             "&client.id=app&message.max.bytes=50000"
         )
         assert isinstance(sink, KafkaSink)
-        settings = sink.settings
+        settings = sink.options
         assert (settings.bootstrap_servers, settings.topic, settings.format, settings.message) == (
             "127.0.0.1:1,127.0.0.1:2",
             "metrics.v1",
@@ -341,7 +341,7 @@ class TestOptions:
         assert "pw" not in str(caught.value)
 
     def test_the_kafka_scheme_is_registered(self) -> None:
-        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka.url"
+        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka:from_url"
 
     def test_the_streamer_codec_is_inherited_only_when_none_was_chosen(self) -> None:
         chosen = KafkaSink(BOOTSTRAP, "t", compression="gzip")
@@ -778,7 +778,7 @@ def _kafka_make(_tmp: Path, run_tag: str) -> KafkaSink:
 
 
 def _kafka_read(sink: Any, _tmp: Path, _tag: str) -> list[ms.MetricEvent]:
-    return read_events(BOOTSTRAP, sink.topic, 0)
+    return read_events(BOOTSTRAP, sink.options.topic, 0)
 
 
 KAFKA_CASES = [

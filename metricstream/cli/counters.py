@@ -35,8 +35,8 @@ from metricstream.sinks.redis_counters import (
     RedisCounterSink,
     TimeBuckets,
 )
-from metricstream.sinks.redis_counters.plan import COMMANDS as OPERATION_COMMANDS
-from metricstream.sinks.redis_counters.plan import Planner
+from metricstream.sinks.redis_counters.encode import COMMANDS as OPERATION_COMMANDS
+from metricstream.sinks.redis_counters.encode import Planner
 
 __all__ = ["ANALYTICS_MAPPING", "dashboard", "demo_sink", "register", "run"]
 
@@ -244,7 +244,7 @@ def dashboard(sinks: Sequence[Sink], started: float, out: TextIO) -> None:
 
 
 def _dashboard(sink: RedisCounterSink, started: float, out: TextIO) -> None:
-    buckets, now = sink.buckets, time.time()
+    buckets, now = sink.options.buckets, time.time()
     day = buckets.day_start(int(started))
     with sink.reader() as reader:
         out.write(
