@@ -61,9 +61,11 @@ def assert_balanced(health: ms.StreamerHealth, sent: int | Mapping[str, int]) ->
 
     Args:
         health: The snapshot.
-        sent: The events the test offered (`send` calls, accepted or not),
-            the same for every sink, or by sink name (a sink recovering a
-            spool also accepts what an earlier streamer left for it).
+        sent: The events the test handed over, the same for every sink or
+            by sink name: every `send` call (one it refuses for having no
+            fields is counted as dropped), and every event of a batch that
+            `send_batch` took (a batch it refuses counts nothing). A sink
+            recovering a spool also accepts what an earlier streamer left.
     """
     expected = dict.fromkeys(health.sinks, sent) if isinstance(sent, int) else dict(sent)
     assert {name: sink.events_accepted for name, sink in health.sinks.items()} == expected
