@@ -376,9 +376,12 @@ def bench_query() -> None:
             "ms",
             higher_is_better=False,
             cpu=(cpu * 1e6 / QUERY_EVENTS, scan_per_m),
-            target=(f"<= {TARGET_LATENCY_S * 1000:.0f} ms and >= {TARGET_RATIO:.0f}x the scan",
-                    wall <= TARGET_LATENCY_S and scan_wall / wall >= TARGET_RATIO)
-            if key else None,
+            target=[
+                (f"<= {TARGET_LATENCY_S * 1000:.0f} ms", wall <= TARGET_LATENCY_S),
+                (f">= {TARGET_RATIO:.0f}x the scan", scan_wall / wall >= TARGET_RATIO),
+            ]
+            if key
+            else None,
             key=key,
         )  # fmt: skip
 

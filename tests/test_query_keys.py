@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-import metricstream as ms
-from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, KeyCount, ValueCount, eq, parse_where
-from tests.test_query_reference import (
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
+
+import metricstream as ms  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import Archive, KeyCount, ValueCount, eq, parse_where  # noqa: E402
+from tests.test_query_reference import (  # noqa: E402
     MISSING,
     both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     number_text,
