@@ -15,10 +15,8 @@ in when it is imported (``import metricstream`` always does).
 from __future__ import annotations
 
 import datetime as _dt
-import operator
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
 
 from metricstream._bounded import BoundedDict
@@ -56,10 +54,6 @@ __all__ = [
     "UInt",
     "codecs",
     "event_from_sample",
-    "event_parts",
-    "event_row",
-    "event_rows",
-    "events_from_parts",
     "shared_tags",
     "trusted_event",
 ]
@@ -465,42 +459,17 @@ def trusted_event(
     return event
 
 
-# --- events as parts -----------------------------------------------------------
+# --- events as parts, from send() to the cut ----------------------------------
 
 PARTS_PER_EVENT = 5
 """How the streamer holds a pending event: its five parts, in the order of `EventRow`.
 
-A pending event is kept as these references in one flat sequence (see
-`event_rows`), never as an object of its own: the garbage collector has
-nothing per event to walk, and each event costs five pointers besides its
-values.
+From `send()` until the batcher cuts a batch, a pending event is these
+references appended to one flat sequence, never an object of its own: the
+garbage collector has nothing per event to walk, and each event costs five
+pointers besides its values. The cut turns them into columns
+(`metricstream.columns.EventColumns.of_parts`).
 """
 
 EventRow = tuple[str, dict[str, str], dict[str, FieldValue], int, Union[str, None]]
-"""An event's parts: measurement, tags, fields, timestamp_ns, correlation_id."""
-
-event_row: Callable[[MetricEvent], EventRow] = operator.attrgetter(
-    "measurement", "tags", "fields", "timestamp_ns", "correlation_id"
-)
-"""Return the parts of an event as an `EventRow`."""
-
-
-def event_rows(parts: Iterable[Any]) -> Iterator[EventRow]:
-    """Iterate over flat parts (`PARTS_PER_EVENT` per event) as one `EventRow` per event.
-
-    Raises:
-        ValueError: At the end, if the parts do not make up whole events.
-    """
-    it: Iterator[Any] = iter(parts)
-    return zip(it, it, it, it, it, strict=True)
-
-
-def event_parts(events: Iterable[MetricEvent]) -> list[Any]:
-    """Return the flat parts of `events`, `PARTS_PER_EVENT` per event, in order."""
-    return list(chain.from_iterable(map(event_row, events)))
-
-
-def events_from_parts(parts: Iterable[Any]) -> list[MetricEvent]:
-    """Build the events whose flat parts are `parts` (parts already validated)."""
-    it: Iterator[Any] = iter(parts)
-    return list(map(trusted_event, it, it, it, it, it))
+"""One pending event's parts: measurement, tags, fields, timestamp_ns, correlation_id."""

@@ -39,6 +39,7 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._files"),
     (1, "metricstream._validate"),
     (1, "metricstream.event"),
+    (1, "metricstream.columns"),
     (1, "metricstream.properties"),
     (2, "metricstream.codecs"),
     (3, "metricstream.contract"),

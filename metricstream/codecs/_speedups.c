@@ -1,9 +1,9 @@
 /*
  * Optional compiled helpers for the two loops that run once per event in the
  * encoders. Each has a pure-Python twin that gives the same result
- * (`sample_lines` in metricstream.codecs._columns and
- * `fields_text` in metricstream.codecs.lineprotocol); the package uses this
- * module when it was built and METRICSTREAM_PURE_PYTHON is not set.
+ * (`join_lines_pure` in metricstream.codecs._lines and `fields_text` in
+ * metricstream.codecs.lineprotocol); the package uses this module when it
+ * was built and METRICSTREAM_PURE_PYTHON is not set.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,107 +35,187 @@ write_int64(char *out, long long value)
     return written;
 }
 
+/* A column of value texts (see join_lines): a JSON array or a list of bytes. */
+typedef struct {
+    PyObject *list;        /* the list, or NULL for an array */
+    const char *text;      /* the array */
+    Py_ssize_t cursor, end;
+} Column;
+
+/* Check the arguments of join_lines, fill `columns` and return the output's size bound. */
+static Py_ssize_t
+join_bound(PyObject *befores, PyObject *column_list, PyObject *separators,
+           PyObject *timestamps, PyObject *afters, Column *columns)
+{
+    Py_ssize_t count = PyList_GET_SIZE(befores);
+    Py_ssize_t width = PyList_GET_SIZE(column_list);
+    Py_ssize_t bound = 0, per_line = INT64_DIGITS + 1;
+    if (PyList_GET_SIZE(separators) != width) {
+        PyErr_SetString(PyExc_ValueError, "one separator per column is needed");
+        return -1;
+    }
+    if (PyList_GET_SIZE(timestamps) != count ||
+        (PyList_CheckExact(afters) && PyList_GET_SIZE(afters) != count)) {
+        PyErr_SetString(PyExc_ValueError, "befores, timestamps and afters differ in length");
+        return -1;
+    }
+    for (Py_ssize_t j = 0; j < width; j++) {
+        PyObject *column = PyList_GET_ITEM(column_list, j);
+        PyObject *separator = PyList_GET_ITEM(separators, j);
+        if (!PyBytes_CheckExact(separator)) {
+            PyErr_SetString(PyExc_TypeError, "separators holds something other than bytes");
+            return -1;
+        }
+        per_line += PyBytes_GET_SIZE(separator);
+        if (PyBytes_CheckExact(column)) {
+            Py_ssize_t size = PyBytes_GET_SIZE(column);
+            const char *text = PyBytes_AS_STRING(column);
+            if (size < 2 || text[0] != '[' || text[size - 1] != ']' ||
+                (count == 0) != (size == 2)) {
+                PyErr_SetString(PyExc_ValueError, "a column does not hold one value per line");
+                return -1;
+            }
+            columns[j].list = NULL;
+            columns[j].text = text;
+            columns[j].cursor = 1;
+            columns[j].end = size - 1;
+            bound += size;
+        }
+        else if (PyList_CheckExact(column) && PyList_GET_SIZE(column) == count) {
+            columns[j].list = column;
+            for (Py_ssize_t i = 0; i < count; i++) {
+                PyObject *item = PyList_GET_ITEM(column, i);
+                if (!PyBytes_CheckExact(item)) {
+                    PyErr_SetString(PyExc_TypeError, "a column holds something other than bytes");
+                    return -1;
+                }
+                bound += PyBytes_GET_SIZE(item);
+            }
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError, "a column does not hold one value per line");
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *before = PyList_GET_ITEM(befores, i);
+        PyObject *after = PyList_CheckExact(afters) ? PyList_GET_ITEM(afters, i) : afters;
+        if (!PyBytes_CheckExact(before) || !PyBytes_CheckExact(after)) {
+            PyErr_SetString(PyExc_TypeError, "befores or afters hold something other than bytes");
+            return -1;
+        }
+        bound += PyBytes_GET_SIZE(before) + PyBytes_GET_SIZE(after) + per_line;
+    }
+    return bound;
+}
+
+/* Copy the next value of `column` (line `i` of `count`); -1 if it holds another number. */
+static Py_ssize_t
+copy_value(char *out, Column *column, Py_ssize_t i, Py_ssize_t count)
+{
+    if (column->list != NULL) {
+        PyObject *item = PyList_GET_ITEM(column->list, i);
+        Py_ssize_t size = PyBytes_GET_SIZE(item);
+        memcpy(out, PyBytes_AS_STRING(item), size);
+        return size;
+    }
+    const char *text = column->text;
+    const char *comma = memchr(text + column->cursor, ',', column->end - column->cursor);
+    Py_ssize_t stop = comma == NULL ? column->end : comma - text;
+    if ((comma == NULL) != (i == count - 1) || stop == column->cursor) {
+        PyErr_SetString(PyExc_ValueError, "a column does not hold one value per line");
+        return -1;
+    }
+    Py_ssize_t size = stop - column->cursor;
+    memcpy(out, text + column->cursor, size);
+    column->cursor = stop + 1;
+    return size;
+}
+
 /*
- * sample_lines(befores, values, between, timestamps, after) -> bytes
+ * join_lines(befores, columns, separators, timestamps, afters) -> bytes
  *
- * One line per event: befores[i], the i-th item of the JSON array `values`,
- * between, timestamps[i] in decimal, after; newline-joined, no trailing
- * newline. The items of `values` hold no comma (numbers and booleans).
+ * Line i is befores[i], then for each column its i-th value followed by
+ * that column's separator, then timestamps[i] in decimal, then afters (the
+ * same bytes for every line, or afters[i]); newline-joined, no trailing
+ * newline. A column is a JSON array whose items hold no comma (numbers and
+ * booleans), or a list of one bytes per line.
  */
 static PyObject *
-sample_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+join_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "sample_lines takes 5 arguments");
+        PyErr_SetString(PyExc_TypeError, "join_lines takes 5 arguments");
         return NULL;
     }
-    PyObject *befores = args[0], *values = args[1], *between = args[2];
-    PyObject *timestamps = args[3], *after = args[4];
-    if (!PyList_CheckExact(befores) || !PyList_CheckExact(timestamps) ||
-        !PyBytes_CheckExact(values) || !PyBytes_CheckExact(between) ||
-        !PyBytes_CheckExact(after)) {
+    PyObject *befores = args[0], *column_list = args[1], *separators = args[2];
+    PyObject *timestamps = args[3], *afters = args[4];
+    if (!PyList_CheckExact(befores) || !PyList_CheckExact(column_list) ||
+        !PyList_CheckExact(separators) || !PyList_CheckExact(timestamps) ||
+        !(PyBytes_CheckExact(afters) || PyList_CheckExact(afters))) {
         PyErr_SetString(PyExc_TypeError,
-                        "sample_lines takes (list, bytes, bytes, list, bytes)");
+                        "join_lines takes (list, list, list, list, bytes or list)");
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(befores);
-    if (PyList_GET_SIZE(timestamps) != count) {
-        PyErr_SetString(PyExc_ValueError, "befores and timestamps differ in length");
-        return NULL;
+    Py_ssize_t width = PyList_GET_SIZE(column_list);
+    Column *columns = PyMem_Malloc(sizeof(Column) * (width ? width : 1));
+    if (columns == NULL) {
+        return PyErr_NoMemory();
     }
-    const char *text = PyBytes_AS_STRING(values);
-    Py_ssize_t text_size = PyBytes_GET_SIZE(values);
-    if (text_size < 2 || text[0] != '[' || text[text_size - 1] != ']') {
-        PyErr_SetString(PyExc_ValueError, "values is not a JSON array");
-        return NULL;
-    }
-    Py_ssize_t between_size = PyBytes_GET_SIZE(between);
-    Py_ssize_t after_size = PyBytes_GET_SIZE(after);
-    Py_ssize_t bound = text_size;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *before = PyList_GET_ITEM(befores, i);
-        if (!PyBytes_Check(before)) {
-            PyErr_SetString(PyExc_TypeError, "befores holds something other than bytes");
-            return NULL;
-        }
-        bound += PyBytes_GET_SIZE(before);
-    }
-    bound += count * (between_size + INT64_DIGITS + after_size + 1);
-    PyObject *result = PyBytes_FromStringAndSize(NULL, bound);
-    if (result == NULL) {
+    PyObject *result = NULL;
+    Py_ssize_t bound = join_bound(befores, column_list, separators, timestamps, afters, columns);
+    if (bound < 0 || (result = PyBytes_FromStringAndSize(NULL, bound)) == NULL) {
+        PyMem_Free(columns);
         return NULL;
     }
     char *out = PyBytes_AS_STRING(result);
-    Py_ssize_t pos = 0, cursor = 1, end = text_size - 1;
+    Py_ssize_t pos = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *before = PyList_GET_ITEM(befores, i);
-        Py_ssize_t before_size = PyBytes_GET_SIZE(before);
-        memcpy(out + pos, PyBytes_AS_STRING(before), before_size);
-        pos += before_size;
-        const char *comma = memchr(text + cursor, ',', end - cursor);
-        Py_ssize_t stop = comma == NULL ? end : comma - text;
-        if ((comma == NULL) != (i == count - 1) || stop == cursor) {
-            Py_DECREF(result);
-            PyErr_SetString(PyExc_ValueError, "values does not hold one item per line");
-            return NULL;
+        memcpy(out + pos, PyBytes_AS_STRING(before), PyBytes_GET_SIZE(before));
+        pos += PyBytes_GET_SIZE(before);
+        for (Py_ssize_t j = 0; j < width; j++) {
+            Py_ssize_t size = copy_value(out + pos, &columns[j], i, count);
+            if (size < 0) {
+                goto error;
+            }
+            pos += size;
+            PyObject *separator = PyList_GET_ITEM(separators, j);
+            memcpy(out + pos, PyBytes_AS_STRING(separator), PyBytes_GET_SIZE(separator));
+            pos += PyBytes_GET_SIZE(separator);
         }
-        memcpy(out + pos, text + cursor, stop - cursor);
-        pos += stop - cursor;
-        cursor = stop + 1;
-        memcpy(out + pos, PyBytes_AS_STRING(between), between_size);
-        pos += between_size;
         PyObject *timestamp = PyList_GET_ITEM(timestamps, i);
         if (!PyLong_CheckExact(timestamp)) {
             /* Anything else could run Python code that changes the lists. */
-            Py_DECREF(result);
             PyErr_SetString(PyExc_TypeError, "timestamps holds something other than int");
-            return NULL;
+            goto error;
         }
         int overflow = 0;
         long long stamp = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
         if (overflow || (stamp == -1 && PyErr_Occurred())) {
-            Py_DECREF(result);
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_OverflowError, "a timestamp is outside int64");
             }
-            return NULL;
+            goto error;
         }
         pos += write_int64(out + pos, stamp);
-        memcpy(out + pos, PyBytes_AS_STRING(after), after_size);
-        pos += after_size;
+        PyObject *after = PyList_CheckExact(afters) ? PyList_GET_ITEM(afters, i) : afters;
+        memcpy(out + pos, PyBytes_AS_STRING(after), PyBytes_GET_SIZE(after));
+        pos += PyBytes_GET_SIZE(after);
         if (i != count - 1) {
             out[pos++] = '\n';
         }
     }
-    if (count == 0 && end != 1) {
-        Py_DECREF(result);
-        PyErr_SetString(PyExc_ValueError, "values does not hold one item per line");
-        return NULL;
-    }
+    PyMem_Free(columns);
     if (_PyBytes_Resize(&result, pos) < 0) {
         return NULL;
     }
     return result;
+error:
+    PyMem_Free(columns);
+    Py_DECREF(result);
+    return NULL;
 }
 
 /* A growing byte buffer: on the stack until it outgrows it. */
@@ -291,8 +371,8 @@ fields_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef methods[] = {
-    {"sample_lines", (PyCFunction)(void (*)(void))sample_lines, METH_FASTCALL,
-     "Join one line per sample from its columns (see metricstream.codecs._columns)."},
+    {"join_lines", (PyCFunction)(void (*)(void))join_lines, METH_FASTCALL,
+     "Join one line per event from columns of texts (see metricstream.codecs._lines)."},
     {"fields_text", (PyCFunction)(void (*)(void))fields_text, METH_FASTCALL,
      "The field set of a line protocol entry (see metricstream.codecs.lineprotocol)."},
     {NULL, NULL, 0, NULL},

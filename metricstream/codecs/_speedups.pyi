@@ -1,7 +1,12 @@
 from collections.abc import Callable
 
-def sample_lines(
-    befores: list[bytes], values: bytes, between: bytes, timestamps: list[int], after: bytes, /
+def join_lines(
+    befores: list[bytes],
+    columns: list[bytes | list[bytes]],
+    separators: list[bytes],
+    timestamps: list[int],
+    afters: bytes | list[bytes],
+    /,
 ) -> bytes: ...
 def fields_text(
     prefixes: dict[str, str],

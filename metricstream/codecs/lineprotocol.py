@@ -52,9 +52,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import orjson
 
@@ -67,25 +66,16 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, TextsBefore, sample_lines, samples
 from metricstream.codecs._compiled import SPEEDUPS
-from metricstream.event import (
-    EventRow,
-    MetricEvent,
-    SharedTags,
-    event_row,
-    event_rows,
-    trusted_event,
-)
+from metricstream.codecs._lines import Column, TextsBefore, join_lines
+from metricstream.columns import EventColumns, FieldColumns
+from metricstream.event import MetricEvent, SharedTags, trusted_event
 from metricstream.exceptions import ConfigError, LineProtocolError
 
 __all__ = [
     "PRECISIONS",
-    "encode_line",
-    "encode_lines",
-    "encode_parts",
-    "encode_rows",
-    "encode_samples",
+    "encode_batch",
+    "encode_event",
     "parse_line",
     "parse_lines",
 ]
@@ -259,7 +249,7 @@ _fields_text: Callable[[dict[str, FieldValue]], str] = (
 )
 
 
-def encode_line(event: MetricEvent, precision: str = "ns") -> str:
+def encode_event(event: MetricEvent, precision: str = "ns") -> str:
     """Encode one event as a line of line protocol (no trailing newline).
 
     Tags are written sorted by key, fields in the order they were added.
@@ -284,11 +274,20 @@ def encode_line(event: MetricEvent, precision: str = "ns") -> str:
     return f"{_head_of(event.measurement, event.tags)} {_fields_text(fields)} {timestamp}"
 
 
-def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
-    """Encode many events, newline-joined, with no trailing newline.
+def encode_batch(events: EventColumns, precision: str = "ns") -> bytes:
+    """Encode a batch as UTF-8 lines: newline-joined, no trailing newline.
+
+    The lines are those `encode_event` writes. The escaped head
+    (measurement and sorted tags) comes from the caches. When every event
+    has the same field keys (see
+    `metricstream.columns.EventColumns.field_columns`), a column of floats
+    (from 1e-4 to 1e6 in size), ints or bools is formatted by one
+    ``orjson.dumps`` and the lines are joined in one pass
+    (`metricstream.codecs._lines.join_lines`); otherwise each event's field
+    set comes from `fields_text` (compiled when built).
 
     Args:
-        events: The events.
+        events: The events, as columns.
         precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
 
     Returns:
@@ -298,115 +297,67 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
         InvalidEventError: If an event has no fields.
         ConfigError: If the precision is unknown.
     """
-    return encode_rows(map(event_row, events), precision)
-
-
-def encode_rows(rows: Iterable[EventRow], precision: str = "ns") -> str:
-    """Encode events given as rows of their parts (see `metricstream.event.EventRow`).
-
-    The escaped head (measurement and sorted tags) comes from the caches
-    and the field set from `_fields_text` (compiled when built).
-
-    Args:
-        rows: The events' parts.
-        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
-
-    Returns:
-        The lines, newline-joined, with no trailing newline.
-
-    Raises:
-        InvalidEventError: If an event has no fields.
-        ConfigError: If the precision is unknown.
-    """
     divisor = _divisor(precision)
+    stamps = events.timestamps
+    if divisor != 1:
+        stamps = [_scale(stamp, divisor) for stamp in stamps]
+    found = events.field_columns()
+    if found is not None:
+        columns, separators = _value_columns(found)
+        befores = _heads.texts(events.measurements, found.keys[0], events.tags)
+        return join_lines(befores, columns, separators, stamps, b"")
     lines: list[str] = []
     append = lines.append
-    for measurement, tags, fields, stamp, _ in rows:
+    for measurement, tags, fields, stamp in zip(
+        events.measurements, events.tags, events.fields, stamps, strict=True
+    ):
         if not fields:
             raise no_fields_error(measurement)
-        timestamp = stamp if divisor == 1 else _scale(stamp, divisor)
-        append(f"{_head_of(measurement, tags)} {_fields_text(fields)} {timestamp}")
-    return "\n".join(lines)
+        append(f"{_head_of(measurement, tags)} {_fields_text(fields)} {stamp}")
+    return "\n".join(lines).encode()
 
 
-def encode_parts(parts: Sequence[Any], precision: str = "ns") -> bytes:
-    """Encode events given as flat parts (see `metricstream.event.PARTS_PER_EVENT`) as UTF-8.
-
-    A batch of samples (see `metricstream.codecs._columns`) at nanosecond
-    precision is encoded from its columns; any other batch event by event.
-
-    Args:
-        parts: The events' parts, in order.
-        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
-
-    Returns:
-        The lines, newline-joined, with no trailing newline.
-
-    Raises:
-        InvalidEventError: If an event has no fields.
-        ConfigError: If the precision is unknown.
-    """
-    if precision == "ns":
-        batch = samples(parts)
-        if batch is not None:
-            encoded = _encode_columns(batch)
-            if encoded is not None:
-                return encoded
-    return encode_rows(event_rows(parts), precision).encode()
+def _value_columns(found: FieldColumns) -> tuple[list[Column], list[bytes]]:
+    """The value texts of each field column, and the text after each value."""
+    columns: list[Column] = []
+    suffixes: list[bytes] = []
+    for values in found.values:
+        column, suffix = _value_column(values)
+        columns.append(column)
+        suffixes.append(suffix)
+    separators = [
+        suffix + b"," + _field_prefix(key).encode()
+        for suffix, key in zip(suffixes, found.keys[1:])  # noqa: B905 - one suffix more
+    ]
+    separators.append(suffixes[-1] + b" ")
+    return columns, separators
 
 
-def encode_samples(batch: Samples, precision: str = "ns") -> bytes:
-    """Encode a batch of samples (see `metricstream.codecs._columns`) as UTF-8.
-
-    Args:
-        batch: The samples.
-        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
-
-    Returns:
-        The lines, newline-joined, with no trailing newline.
-
-    Raises:
-        ConfigError: If the precision is unknown.
-    """
-    encoded = _encode_columns(batch) if precision == "ns" else None
-    if encoded is None:
-        encoded = encode_rows(event_rows(batch.parts()), precision).encode()
-    return encoded
-
-
-def _encode_columns(batch: Samples) -> bytes | None:
-    """Encode a batch of samples from its columns; None if a value needs the slow path."""
-    values = batch.values
-    if batch.kinds == _FLOATS:
+def _value_column(values: list[FieldValue]) -> tuple[Column, bytes]:
+    """A column's value texts (a JSON array when one dump writes them) and the suffix of each."""
+    kinds = set(map(type, values))
+    if kinds == _FLOATS:
         # JSON writes floats as Python's repr does from 1e-4 to 1e6; Go writes
         # them the same way less a trailing ".0", and outside with an exponent.
-        if not (min(values) > -1e6 and max(values) < 1e6):
-            return None
-        if min(map(abs, filter(None, values)), default=1.0) < 1e-4:
-            return None
-        texts = orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]")
-        between = b" "
-    elif batch.kinds == _INTS:
-        texts, between = orjson.dumps(values), b"i "
-    elif batch.kinds == _BOOLS:
-        texts, between = orjson.dumps(values), b" "
-    else:
-        return None
-    return sample_lines(
-        _heads.texts(batch.measurement, batch.key, batch.tags),
-        texts,
-        between=between,
-        timestamps=batch.timestamps,
-        after=b"",
-    )
+        if (
+            min(values) > -1e6  # type: ignore[type-var]
+            and max(values) < 1e6  # type: ignore[type-var]
+            and min(map(abs, filter(None, values)), default=1.0) >= 1e-4  # type: ignore[arg-type]
+        ):
+            return orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]"), b""
+    elif kinds == _INTS:
+        return orjson.dumps(values), b"i"
+    elif kinds == _BOOLS:
+        return orjson.dumps(values), b""
+    return [_format_value(value).encode() for value in values], b""
 
 
-def _sample_head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
-    """The line protocol of a sample up to its value: ``head key=``."""
-    return f"{_head_of(measurement, tags)} {_field_prefix(key)}".encode()
+def _head_before_value(measurement: str, key: str | None, tags: dict[str, str]) -> bytes:
+    """The line protocol of an event up to its first value: ``head key=``."""
+    return f"{_head_of(measurement, tags)} {_field_prefix(key or '')}".encode()
 
 
-_heads = TextsBefore(_sample_head, 16_384)
+_heads = TextsBefore(_head_before_value, 16_384)
 
 
 _FLOATS = {float}

@@ -25,7 +25,7 @@ from metricstream._log import logger
 from metricstream._options import require_number
 from metricstream._validate import no_fields_error
 from metricstream.codecs.compression import Compression
-from metricstream.contract import Sink
+from metricstream.contract import CompressionAware, ForkAware, Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
 from metricstream.spool import Spool
@@ -172,9 +172,8 @@ class EventStreamer(Instruments, StreamerOperations):
         )
         if self.config.compression is not None:
             for sink in self._sinks:
-                inherit = getattr(sink, "inherit_compression", None)
-                if callable(inherit):
-                    inherit(self.config.compression)
+                if isinstance(sink, CompressionAware):
+                    sink.inherit_compression(self.config.compression)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
         self._spool = self._open_spool(self.config.spool_dir)
@@ -196,9 +195,8 @@ class EventStreamer(Instruments, StreamerOperations):
             return
         self._shutdown_lock = threading.Lock()
         for sink in self._sinks:
-            hook = getattr(sink, "after_fork", None)
-            if callable(hook):
-                hook()
+            if isinstance(sink, ForkAware):
+                sink.after_fork()
         if self._spool is not None and self.config.spool_dir is not None:
             # The parent's spool stays the parent's: the child spools apart.
             self._spool.forget_in_child()
