@@ -27,7 +27,7 @@ class TestBuiltinSchemes:
     def test_the_built_in_schemes_are_found(self) -> None:
         found = ms.sinks.schemes()
         assert {"console", "jsonl", "influxdb", "influxdb2"} <= set(found)
-        assert found["console"] == "metricstream.sinks.console"
+        assert found["console"] == "metricstream.sinks.console.sink"
 
     def test_an_unknown_scheme_lists_the_known_ones_without_secrets(self) -> None:
         with pytest.raises(ms.ConfigError) as info:

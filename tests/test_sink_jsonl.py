@@ -38,7 +38,7 @@ from metricstream.sinks.jsonl import (
     read_events,
     series_files,
 )
-from metricstream.sinks.jsonl.sink import _translate_os_error
+from metricstream.sinks.jsonl.errors import sink_error
 
 
 def event(i: int) -> MetricEvent:
@@ -721,7 +721,7 @@ class TestWriteErrors:
         ],
     )
     def test_errno_classification(self, code: int, kind: type[SinkError]) -> None:
-        error = _translate_os_error(OSError(code, os.strerror(code)), "s", Path("/x/m.jsonl"))
+        error = sink_error(OSError(code, os.strerror(code)), "s", Path("/x/m.jsonl"))
         assert type(error) is kind
         assert str(error) == (
             f"JSON Lines sink 's': writing '/x/m.jsonl' failed: [Errno {code}] {os.strerror(code)}"

@@ -33,7 +33,7 @@ from metricstream.exceptions import (
 )
 from metricstream.sinks import KafkaSink, sink_from_url
 from metricstream.sinks.kafka import VERDICTS, KafkaPayload, Verdict, decode_message
-from metricstream.sinks.kafka.wire import MessageEncoder
+from metricstream.sinks.kafka.encode import MessageEncoder
 from metricstream.streamer.engine.retry import RetryConfig
 
 from . import servers
@@ -286,7 +286,7 @@ class TestOptions:
         assert "pw" not in str(caught.value)
 
     def test_the_kafka_scheme_is_registered(self) -> None:
-        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka.url"
+        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka.sink"
 
     def test_the_streamer_codec_is_inherited_only_when_none_was_chosen(self) -> None:
         chosen = KafkaSink(BOOTSTRAP, "t", compression="gzip")

@@ -35,8 +35,8 @@ from metricstream.sinks.redis_counters import (
     RedisCounterSink,
     TimeBuckets,
 )
-from metricstream.sinks.redis_counters.plan import COMMANDS as OPERATION_COMMANDS
-from metricstream.sinks.redis_counters.plan import Planner
+from metricstream.sinks.redis_counters.encode import COMMANDS as OPERATION_COMMANDS
+from metricstream.sinks.redis_counters.encode import Planner
 
 __all__ = ["ANALYTICS_MAPPING", "dashboard", "demo_sink", "register", "run"]
 

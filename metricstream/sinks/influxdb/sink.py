@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metricstream._secrets import scrub_secrets
 from metricstream.codecs.compression import Compression, compress
 from metricstream.exceptions import PermanentSinkError, SinkError, TransientSinkError
-from metricstream.sinks.influxdb.config import check_settings
+from metricstream.sinks.influxdb.config import check_settings, url_arguments
+from metricstream.sinks.influxdb.encode import InfluxDBPayload
 from metricstream.sinks.influxdb.errors import (
     PartialWriteError,
     Response,
@@ -54,14 +55,13 @@ from metricstream.sinks.influxdb.errors import (
     error_for_exception,
     error_for_response,
 )
-from metricstream.sinks.influxdb.payload import InfluxDBPayload
 from metricstream.sinks.influxdb.storable import refuse_unstorable
 from metricstream.sinks.influxdb.transport import Transport, open_transport
 
 if TYPE_CHECKING:
     from metricstream.contract import EventBatch
 
-__all__ = ["InfluxDBSink"]
+__all__ = ["InfluxDBSink", "from_url"]
 
 
 class InfluxDBSink:
@@ -325,3 +325,15 @@ class InfluxDBSink:
             raise error from exc
         if not 200 <= response.status < 300:
             raise error_for_response(response, self._target, action=action)
+
+
+def from_url(url: str, **overrides: Any) -> InfluxDBSink:
+    """Build an `InfluxDBSink` from an ``influxdb://`` or ``influxdb2://`` URL.
+
+    See `url_arguments` for the forms; keyword arguments override URL options.
+
+    Raises:
+        ConfigError: If the URL or an option is invalid; it names the option
+            and never shows the password or token.
+    """
+    return InfluxDBSink(**url_arguments(url, overrides))

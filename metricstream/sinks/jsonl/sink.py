@@ -8,42 +8,26 @@ import os
 import stat
 import threading
 from pathlib import Path
-
-import zstandard
+from typing import Any
 
 from metricstream._files import fsync_directory, write_all
 from metricstream._log import RateLimitedLog
 from metricstream._options import require_bool, require_int, require_name
-from metricstream.codecs.compression import Compression, compress
+from metricstream.codecs.compression import Compression
 from metricstream.codecs.frames import ZSTD_MAGIC, sniff
 from metricstream.contract import EventBatch
 from metricstream.exceptions import (
     ConfigError,
     PermanentSinkError,
     SinkError,
-    TransientSinkError,
 )
-from metricstream.sinks.jsonl._writer_lock import WriterLock
+from metricstream.sinks.jsonl.config import url_arguments
+from metricstream.sinks.jsonl.encode import SUFFIX_CODECS, BatchEncoder
+from metricstream.sinks.jsonl.errors import sink_error
 from metricstream.sinks.jsonl.reader import next_number
+from metricstream.sinks.jsonl.writer_lock import WriterLock
 
-__all__ = ["JsonLinesSink"]
-
-_SUFFIX_CODECS = {".zst": Compression.ZSTD, ".gz": Compression.GZIP}
-_ZSTD_LEVEL = 3
-_PERMANENT_ERRNOS = frozenset(
-    {
-        errno.EACCES,
-        errno.EPERM,
-        errno.EROFS,
-        errno.EISDIR,
-        errno.ENOTDIR,
-        errno.ENAMETOOLONG,
-        errno.ELOOP,
-        errno.EINVAL,
-        errno.EFBIG,
-    }
-)
-
+__all__ = ["JsonLinesSink", "from_url"]
 
 class JsonLinesSink:
     """Append each batch to a JSON Lines file, optionally compressed and rotated.
@@ -84,7 +68,7 @@ class JsonLinesSink:
         name: str = "jsonl",
     ) -> None:
         self.path: Path = _check_path(path)
-        suffix_codec = _SUFFIX_CODECS.get(self.path.suffix.lower())
+        suffix_codec = SUFFIX_CODECS.get(self.path.suffix.lower())
         if compression is None:
             codec = suffix_codec
         else:
@@ -113,11 +97,7 @@ class JsonLinesSink:
         self.rotate_bytes: int | None = rotate_bytes
         self.fsync: bool = fsync
         self.file_mode: int = file_mode
-        self._codec: Compression | None = codec
-        self._zstd = zstandard.ZstdCompressor(
-            level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True
-        )
-        self._prepare_lock = threading.Lock()
+        self._encoder = BatchEncoder(codec)
         self._write_lock = threading.Lock()
         self._fd: int | None = None
         self._check_tail = False
@@ -136,7 +116,7 @@ class JsonLinesSink:
         parent and children never append to or rotate the same file. Locks
         and the open file a parent thread may have held are replaced.
         """
-        self._prepare_lock = threading.Lock()
+        self._encoder.after_fork()
         self._write_lock = threading.Lock()
         self._warnings = RateLimitedLog()
         self._writer_lock.forget_in_child()
@@ -146,9 +126,6 @@ class JsonLinesSink:
                 os.close(fd)
         stem, dot, suffixes = self.path.name.partition(".")
         self.path = self.path.with_name(f"{stem}.{os.getpid()}{dot}{suffixes}")
-        self._zstd = zstandard.ZstdCompressor(
-            level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True
-        )
         if not self._closed:
             self._writer_lock = WriterLock(self.path)
 
@@ -161,7 +138,7 @@ class JsonLinesSink:
     @property
     def compression(self) -> Compression:
         """The codec in use (`Compression.NONE` while none has been chosen)."""
-        return Compression.NONE if self._codec is None else self._codec
+        return self._encoder.codec
 
     def inherit_compression(self, compression: Compression | str | None) -> None:
         """Adopt the streamer's codec when the user chose none.
@@ -173,10 +150,7 @@ class JsonLinesSink:
         Raises:
             ConfigError: If the codec name is unknown.
         """
-        codec = Compression.from_str(compression)
-        with self._prepare_lock:
-            if self._codec is None:
-                self._codec = codec
+        self._encoder.choose(Compression.from_str(compression))
 
     def prepare(self, batch: EventBatch) -> bytes:
         """Encode (and compress) the batch into the bytes `write` appends.
@@ -188,20 +162,7 @@ class JsonLinesSink:
         Raises:
             InvalidEventError: If an event has no fields.
         """
-        data = batch.json_lines_bytes()
-        if not data:
-            return b""
-        with self._prepare_lock:
-            codec = self._codec
-            if codec is None:
-                codec = self._codec = Compression.NONE
-            if codec is Compression.ZSTD:
-                # A ZstdCompressor must not be used by two threads at once.
-                frame: bytes = self._zstd.compress(data + b"\n")
-                return frame
-        if codec is Compression.GZIP:
-            return compress(data + b"\n", Compression.GZIP)
-        return data + b"\n"
+        return self._encoder.encode(batch)
 
     def write(self, payload: bytes) -> None:
         """Append a payload from `prepare`, rotating first when needed.
@@ -226,7 +187,7 @@ class JsonLinesSink:
             try:
                 self._append(payload)
             except OSError as exc:
-                raise _translate_os_error(exc, self.name, self.path) from exc
+                raise sink_error(exc, self.name, self.path) from exc
 
     def check(self) -> None:
         """Probe that the next write can succeed.
@@ -429,9 +390,10 @@ def _check_path(path: str | os.PathLike[str]) -> Path:
     return resolved
 
 
-def _translate_os_error(exc: OSError, sink: str, path: Path) -> SinkError:
-    """Map an `OSError` from file I/O to the sink error the lane acts on."""
-    message = f"JSON Lines sink {sink!r}: writing {str(path)!r} failed: {exc}"
-    if exc.errno in _PERMANENT_ERRNOS:
-        return PermanentSinkError(message, unhealthy=True, sink=sink)
-    return TransientSinkError(message, sink=sink)
+def from_url(url: str, **overrides: Any) -> JsonLinesSink:
+    """Build a `JsonLinesSink` from a ``jsonl:`` URL (see `url_arguments`); keyword arguments win.
+
+    Raises:
+        ConfigError: If the URL or an option is invalid.
+    """
+    return JsonLinesSink(**url_arguments(url, overrides))

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
+from metricstream.sinks.kafka.encode import Message, Messages
 from metricstream.sinks.kafka.errors import KafkaErrorLike, describe
-from metricstream.sinks.kafka.wire import Message, Messages
 
 __all__ = ["ClientEvents", "DeliveryReports", "KafkaPayload", "forsake"]
 

@@ -24,17 +24,22 @@ from metricstream._options import require_name, require_number
 from metricstream.codecs.compression import Compression
 from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError, PermanentSinkError, SinkError, TransientSinkError
-from metricstream.sinks.kafka.config import Settings, compression_name, secret_masker
+from metricstream.sinks.kafka.config import (
+    Settings,
+    compression_name,
+    secret_masker,
+    url_arguments,
+)
 from metricstream.sinks.kafka.delivery import (
     ClientEvents,
     DeliveryReports,
     KafkaPayload,
     forsake,
 )
+from metricstream.sinks.kafka.encode import KeyFunction, Message, MessageEncoder, Messages
 from metricstream.sinks.kafka.errors import Verdict, describe, judge
-from metricstream.sinks.kafka.wire import KeyFunction, Message, MessageEncoder, Messages
 
-__all__ = ["KafkaSink"]
+__all__ = ["KafkaSink", "from_url"]
 
 _GRACE_S = 5.0
 """Seconds past ``delivery_timeout_ms`` that a write waits before purging what is left."""
@@ -466,3 +471,12 @@ def _import_client() -> Any:
             "KafkaSink needs confluent-kafka: pip install 'metricstream[kafka]'"
         ) from exc
     return confluent_kafka
+
+
+def from_url(url: str, **overrides: Any) -> KafkaSink:
+    """Build a `KafkaSink` from a ``kafka://`` URL (see `url_arguments`); keyword arguments win.
+
+    Raises:
+        ConfigError: If the URL or an option is invalid.
+    """
+    return KafkaSink(**url_arguments(url, overrides))

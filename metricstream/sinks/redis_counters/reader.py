@@ -19,13 +19,14 @@ from metricstream._options import require_choice, require_int
 from metricstream.exceptions import ConfigError
 from metricstream.sinks.redis_counters import client as _client
 from metricstream.sinks.redis_counters.buckets import TimeBuckets
+from metricstream.sinks.redis_counters.config import check_url, split_scheme
+from metricstream.sinks.redis_counters.encode import value_text
 from metricstream.sinks.redis_counters.keys import (
     KINDS,
     KeyLayout,
     join_escaped,
     split_escaped,
 )
-from metricstream.sinks.redis_counters.plan import value_text
 
 __all__ = ["CounterResult", "RedisCounterReader"]
 
@@ -79,9 +80,9 @@ class RedisCounterReader:
         buckets: TimeBuckets | None = None,
         cluster: bool = False,
     ) -> None:
-        self._url, url_cluster = _client.split_scheme(url)
+        self._url, url_cluster = split_scheme(url)
         self.cluster: bool = bool(cluster) or url_cluster
-        _client.check_url(self._url, cluster=self.cluster)
+        check_url(self._url, cluster=self.cluster)
         self.layout = KeyLayout(prefix)
         self.buckets: TimeBuckets = TimeBuckets() if buckets is None else buckets
         self._redis: Any = None

@@ -13,9 +13,11 @@ from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError, PermanentSinkError, SinkError
 from metricstream.sinks.redis_counters import client as _client
 from metricstream.sinks.redis_counters.buckets import TimeBuckets
+from metricstream.sinks.redis_counters.config import check_url, split_scheme, url_arguments
+from metricstream.sinks.redis_counters.encode import Planner
+from metricstream.sinks.redis_counters.errors import sink_error
 from metricstream.sinks.redis_counters.keys import KeyLayout
 from metricstream.sinks.redis_counters.mapping import CounterLimits, CounterMapping
-from metricstream.sinks.redis_counters.plan import Planner
 from metricstream.sinks.redis_counters.reader import RedisCounterReader
 from metricstream.sinks.redis_counters.script import (
     APPLY_BATCH,
@@ -24,7 +26,7 @@ from metricstream.sinks.redis_counters.script import (
     encode_calls,
 )
 
-__all__ = ["RedisCounterSink", "as_mapping"]
+__all__ = ["RedisCounterSink", "as_mapping", "from_url"]
 
 _warnings = RateLimitedLog(logger.getChild("redis_counters"))
 
@@ -107,7 +109,7 @@ class RedisCounterSink:
         batch_ttl: int = 3600,
         socket_timeout: float = 10.0,
     ) -> None:
-        self._url, url_cluster = _client.split_scheme(url)
+        self._url, url_cluster = split_scheme(url)
         self.cluster: bool = require_bool("cluster", cluster) or url_cluster
         self.name: str = require_name("name", "redis-counters" if name is None else name)
         self.mapping: CounterMapping = as_mapping(mapping)
@@ -127,7 +129,7 @@ class RedisCounterSink:
         self.batch_ttl: int = require_int("batch_ttl", batch_ttl, minimum=1)
         self.socket_timeout = require_number("socket_timeout", socket_timeout, minimum=0.001)
         _check_prefix(prefix, cluster=self.cluster)
-        _client.check_url(self._url, cluster=self.cluster)
+        check_url(self._url, cluster=self.cluster)
         self.layout = KeyLayout(prefix)
         self.ttl_daily, self.ttl_hourly = ttl_daily, ttl_hourly
         self._planner = Planner(
@@ -206,7 +208,7 @@ class RedisCounterSink:
                 except ConfigError as exc:
                     raise PermanentSinkError(str(exc), unhealthy=True, sink=self.name) from None
                 except Exception as exc:
-                    raise _client.sink_error(exc, sink=self.name, action="connect") from None
+                    raise sink_error(exc, sink=self.name, action="connect") from None
                 self._script = client.register_script(APPLY_BATCH)
                 self._redis = client
             return self._redis
@@ -236,7 +238,7 @@ class RedisCounterSink:
         except SinkError:
             raise
         except Exception as exc:
-            raise _client.sink_error(exc, sink=self.name, action="apply batch") from None
+            raise sink_error(exc, sink=self.name, action="apply batch") from None
         self._account(payload, replies)
 
     def _apply_cluster(self, cluster: Any, calls: tuple[ScriptCall, ...]) -> list[Any]:
@@ -324,7 +326,7 @@ class RedisCounterSink:
             else:
                 redis_client.ping()
         except Exception as exc:
-            raise _client.sink_error(exc, sink=self.name, action="ping") from None
+            raise sink_error(exc, sink=self.name, action="ping") from None
 
     def close(self) -> None:
         """Close the connections; later writes raise `PermanentSinkError`. Idempotent."""
@@ -339,3 +341,13 @@ class RedisCounterSink:
         self._lock = threading.Lock()
         self._redis = None
         self._script = None
+
+
+def from_url(url: str, **overrides: Any) -> RedisCounterSink:
+    """Build a `RedisCounterSink` from a Redis URL (see `url_arguments`); keyword arguments win.
+
+    Raises:
+        ConfigError: If the URL is not a Redis URL, an option is unknown,
+            repeated or invalid, or there is no mapping.
+    """
+    return RedisCounterSink(**url_arguments(url, overrides))

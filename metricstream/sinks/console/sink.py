@@ -1,59 +1,31 @@
 """`ConsoleSink`: events printed to a text stream, for humans or pipes.
 
-Three formats:
-
-- ``pretty`` — one aligned line per event, for reading::
-
-      2026-11-25T10:00:00.123456Z  http_requests  route=/api  latency_ms=12.5 count=1i  [req-42]
-
-  Columns are the UTC timestamp (microseconds), the measurement, the tags
-  (sorted by key), the fields (in the order they were added) and the
-  correlation id in brackets. Within one batch every column starts at the same
-  position; the tags column is left out when no event of the batch has tags.
-  Field values are typed as in line protocol (``1i`` signed, ``1u`` unsigned,
-  ``12.5`` float, ``true`` bool, ``"text"`` string, JSON-escaped); a tag key or
-  value containing a space, ``=``, a quote or a control character is quoted
-  the same way.
-- ``json`` — one JSON object per line (the JSON Lines encoding of the batch).
-- ``line`` — InfluxDB line protocol, nanosecond timestamps.
-
-The ``json`` and ``line`` formats keep the full nanosecond timestamp.
+The formats are described in `metricstream.sinks.console.encode`; the
+stream's errors are translated in `metricstream.sinks.console.errors`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import json
 import os
 import sys
 import threading
 from typing import Any, Literal, TextIO
 
 from metricstream._options import require_int, require_name
-from metricstream._validate import no_fields_error
 from metricstream.contract import EventBatch
-from metricstream.event import FieldValue, MetricEvent, UInt
+from metricstream.event import MetricEvent
 from metricstream.exceptions import (
     ConfigError,
     InvalidEventError,
     PermanentSinkError,
     SinkError,
-    TransientSinkError,
 )
-from metricstream.sinks._url import check_overrides, parse_query
+from metricstream.sinks.console.config import FORMATS, STANDARD_STREAMS, url_arguments
+from metricstream.sinks.console.encode import format_pretty
+from metricstream.sinks.console.errors import sink_error
 
-__all__ = ["FORMATS", "SCHEMES", "ConsoleSink", "format_pretty", "format_timestamp", "from_url"]
-
-SCHEMES = ("console",)
-"""The URL schemes this module builds sinks for (see `from_url`)."""
-
-FORMATS = ("pretty", "json", "line")
-"""The formats `ConsoleSink` writes."""
-
-_STANDARD_STREAMS = ("stdout", "stderr")
-_EPOCH = _dt.datetime(1970, 1, 1)
-_NEEDS_QUOTES = frozenset(' ="\\') | frozenset(chr(c) for c in range(32)) | {"\x7f"}
+__all__ = ["ConsoleSink", "from_url"]
 
 
 class ConsoleSink:
@@ -94,7 +66,7 @@ class ConsoleSink:
         if stream is None:
             stream = "stdout"
         if isinstance(stream, str):
-            if stream not in _STANDARD_STREAMS:
+            if stream not in STANDARD_STREAMS:
                 raise ConfigError(
                     "stream", f"unknown stream {stream!r}; use 'stdout', 'stderr' or a text stream"
                 )
@@ -237,25 +209,11 @@ class ConsoleSink:
             try:
                 stream.write(payload)
                 stream.flush()
-            except BrokenPipeError as exc:
-                raise PermanentSinkError(
-                    f"console sink {self.name!r}: the reader of the stream went away ({exc})",
-                    unhealthy=True,
-                    sink=self.name,
-                ) from exc
-            except UnicodeEncodeError as exc:
-                raise PermanentSinkError(
-                    f"console sink {self.name!r}: the stream cannot encode the text ({exc})",
-                    sink=self.name,
-                ) from exc
-            except ValueError as exc:  # io raises ValueError for a closed stream
-                raise PermanentSinkError(
-                    f"console sink {self.name!r}: {exc}", unhealthy=True, sink=self.name
-                ) from exc
-            except OSError as exc:
-                raise TransientSinkError(
-                    f"console sink {self.name!r}: write failed: {exc}", sink=self.name
-                ) from exc
+            except Exception as exc:
+                error = sink_error(exc, sink=self.name)
+                if error is None:
+                    raise
+                raise error from exc
 
     def check(self) -> None:
         """Raise if the sink or its stream is closed.
@@ -285,92 +243,10 @@ class ConsoleSink:
                     self._owned.close()
 
 
-def format_timestamp(timestamp_ns: int) -> str:
-    """Return `timestamp_ns` as an ISO 8601 UTC time with microseconds.
-
-    Example: ``1_700_000_000_123_456_789`` -> ``"2023-11-14T22:13:20.123456Z"``
-    (truncated, never rounded up).
-    """
-    seconds, nanoseconds = divmod(timestamp_ns, 1_000_000_000)
-    moment = _EPOCH + _dt.timedelta(seconds=seconds)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanoseconds // 1000:06d}Z"
-
-
-def _quote(text: str) -> str:
-    if _NEEDS_QUOTES.isdisjoint(text):
-        return text
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _format_field(value: FieldValue) -> str:
-    cls = value.__class__
-    if cls is float:
-        return repr(value)
-    if cls is bool:
-        return "true" if value else "false"
-    if cls is str:
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, UInt):
-        return f"{int(value)}u"
-    return f"{value}i"
-
-
-def format_pretty(events: list[MetricEvent]) -> str:
-    """Render events as aligned lines (the ``pretty`` format).
-
-    Returns:
-        One line per event, each ending with a newline.
-
-    Raises:
-        InvalidEventError: If an event has no fields.
-    """
-    rows: list[tuple[str, str, str, str, str]] = []
-    for event in events:
-        if not event.fields:
-            raise no_fields_error(event.measurement)
-        tags = " ".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(event.tags.items()))
-        fields = " ".join(f"{_quote(k)}={_format_field(v)}" for k, v in event.fields.items())
-        cid = "" if event.correlation_id is None else f"[{event.correlation_id}]"
-        rows.append((format_timestamp(event.timestamp_ns), event.measurement, tags, fields, cid))
-    measurement_width = max(len(row[1]) for row in rows)
-    tags_width = max(len(row[2]) for row in rows)
-    fields_width = max(len(row[3]) for row in rows) if any(row[4] for row in rows) else 0
-    lines = []
-    for timestamp, measurement, tags, fields, cid in rows:
-        columns = [timestamp, measurement.ljust(measurement_width)]
-        if tags_width:
-            columns.append(tags.ljust(tags_width))
-        columns.append(fields.ljust(fields_width))
-        columns.append(cid)
-        lines.append("  ".join(columns).rstrip() + "\n")
-    return "".join(lines)
-
-
 def from_url(url: str, **overrides: Any) -> ConsoleSink:
-    """Build a `ConsoleSink` from a ``console:`` URL; keyword arguments win.
-
-    Forms: ``console:`` (pretty), ``console:json``, ``console:line``,
-    ``console:pretty``, and query options ``format``, ``name`` and ``stream``
-    (``stdout`` or ``stderr``): ``console:?format=json&name=audit``,
-    ``console:line?stream=stderr``.
+    """Build a `ConsoleSink` from a ``console:`` URL (see `url_arguments`); keyword arguments win.
 
     Raises:
-        ConfigError: If the URL is not a ``console:`` URL, an option is unknown,
-            repeated or invalid, or the format after the colon disagrees with
-            ``format=``.
+        ConfigError: If the URL or an option is invalid.
     """
-    scheme, sep, rest = url.partition(":")
-    if not sep or scheme.lower() != "console":
-        raise ConfigError("url", f"not a console: URL: {url!r}")
-    rest = rest.removeprefix("//")
-    path, _, query = rest.partition("?")
-    options: dict[str, Any] = parse_query(url, query, ("format", "name", "stream"))
-    if path:
-        if "format" in options and options["format"].strip().lower() != path.strip().lower():
-            raise ConfigError(
-                "format", f"{url!r} names two formats: {path!r} and {options['format']!r}"
-            )
-        options["format"] = path
-    check_overrides(overrides, ("format", "name", "stream"), "ConsoleSink")
-    options.update(overrides)
-    return ConsoleSink(**options)
+    return ConsoleSink(**url_arguments(url, overrides))

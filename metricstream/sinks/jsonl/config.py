@@ -1,4 +1,4 @@
-"""``jsonl:`` URLs: `from_url` builds a `JsonLinesSink` from one."""
+"""The JSON Lines sink's options and its URL scheme: ``jsonl:`` URLs read into arguments."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from metricstream._options import parse_bool
 from metricstream._secrets import scrub_secrets
 from metricstream.exceptions import ConfigError
 from metricstream.sinks._url import check_overrides, parse_query
-from metricstream.sinks.jsonl.sink import JsonLinesSink
 
-__all__ = ["SCHEMES", "from_url"]
+__all__ = ["SCHEMES", "url_arguments"]
 
 SCHEMES = ("jsonl",)
-"""The URL schemes this module builds sinks for (see `from_url`)."""
+"""The URL schemes of this sink (see `url_arguments`)."""
 
 _URL_OPTIONS = ("compression", "file_mode", "fsync", "name", "rotate_bytes")
 
@@ -43,8 +42,8 @@ def _url_option_values(options: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def from_url(url: str, **overrides: Any) -> JsonLinesSink:
-    """Build a `JsonLinesSink` from a ``jsonl:`` URL; keyword arguments win.
+def url_arguments(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return the `JsonLinesSink` arguments a ``jsonl:`` URL stands for; `overrides` win.
 
     Forms: ``jsonl:metrics.jsonl`` and ``jsonl:./out.jsonl.zst`` (relative to
     the working directory), ``jsonl:/var/log/m.jsonl`` and
@@ -79,4 +78,5 @@ def from_url(url: str, **overrides: Any) -> JsonLinesSink:
     kwargs = _url_option_values(parse_query(url, query, _URL_OPTIONS))
     check_overrides(overrides, _URL_OPTIONS, "JsonLinesSink")
     kwargs.update(overrides)
-    return JsonLinesSink(path, **kwargs)
+    kwargs["path"] = path
+    return kwargs
