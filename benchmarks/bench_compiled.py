@@ -1,7 +1,7 @@
 """What the optional compiled helpers of the encoders pay, beside the pure-Python code.
 
 The same two measurements run in child processes, alternately with the
-compiled helpers (`metricstream.codecs._compiled`) and with
+compiled helpers (`metricstream._compiled`) and with
 ``METRICSTREAM_PURE_PYTHON=1``:
 
 - build + encode one event to line protocol (as in bench_encode), ns/event;
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from _common import side_by_side, spread_of
 
-from metricstream.codecs._compiled import PURE_PYTHON_VARIABLE, SPEEDUPS
+from metricstream._compiled import PURE_PYTHON_VARIABLE, SPEEDUPS
 
 ROUNDS = 3
 

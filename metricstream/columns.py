@@ -21,9 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from metricstream._compiled import SPEEDUPS
 from metricstream.event import PARTS_PER_EVENT, FieldValue, MetricEvent, trusted_event
 
-__all__ = ["EventColumns", "FieldColumns"]
+__all__ = ["EventColumns", "FieldColumns", "field_columns_pure"]
 
 
 class FieldColumns(NamedTuple):
@@ -35,11 +36,19 @@ class FieldColumns(NamedTuple):
     """One column per key: that field's value in each event, in order."""
 
 
-def _field_columns(fields: Sequence[dict[str, FieldValue]]) -> FieldColumns | None:
-    """The fields as columns, when every dict has the first one's keys in its order."""
-    first = fields[0]
-    keys = tuple(first)
-    if not keys or first.__class__ is not dict:
+def field_columns_pure(
+    fields: list[dict[str, FieldValue]],
+) -> tuple[tuple[str, ...], tuple[list[FieldValue], ...]] | None:
+    """The keys and one column of values per key, when every dict has the first one's keys.
+
+    Every item must be a dict (not a subclass) whose keys are those of the
+    first, str (not a subclass), in the same order; otherwise None. The
+    compiled helper (`metricstream._compiled`) gives the same result.
+    """
+    if not fields or set(map(type, fields)) != _DICT:
+        return None
+    keys = tuple(fields[0])
+    if not keys or set(map(type, keys)) != _STR:
         return None
     if len(keys) == 1:
         # As many keys as dicts, and the first key in each: exactly that key in each.
@@ -48,9 +57,16 @@ def _field_columns(fields: Sequence[dict[str, FieldValue]]) -> FieldColumns | No
     elif len(set(map(tuple, fields))) != 1:
         return None
     try:
-        return FieldColumns(keys, tuple([list(map(itemgetter(key), fields)) for key in keys]))
-    except (KeyError, TypeError):  # not a dict after all (assigned directly)
+        return keys, tuple([list(map(itemgetter(key), fields)) for key in keys])
+    except KeyError:
         return None
+
+
+_DICT = {dict}
+_STR = {str}
+_field_columns: Callable[
+    [list[dict[str, FieldValue]]], tuple[tuple[str, ...], tuple[list[FieldValue], ...]] | None
+] = field_columns_pure if SPEEDUPS is None else SPEEDUPS.field_columns
 
 
 def _picked(column: Sequence[Any], indexes: Sequence[int]) -> list[Any]:
@@ -115,8 +131,8 @@ class EventColumns:
         self.timestamps = timestamps
         self.correlation_ids = correlation_ids
         found = _field_columns(fields) if size else None
-        self.field_keys = None if found is None else found.keys
-        self._values = None if found is None else found.values
+        self.field_keys = None if found is None else found[0]
+        self._values = None if found is None else found[1]
         self._fields: list[dict[str, FieldValue]] | None = fields if found is None else None
 
     @classmethod
@@ -162,7 +178,7 @@ class EventColumns:
                 key = keys[0]
                 fields = [{key: value} for value in values[0]]
             else:
-                fields = [dict(zip(keys, row)) for row in zip(*values)]
+                fields = [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
             self._fields = fields
         return fields
 
@@ -180,9 +196,10 @@ class EventColumns:
     def field_values(self, key: str) -> list[FieldValue | None]:
         """The value of field `key` in each event (None where it has none), in order."""
         if self.field_keys is not None and self._values is not None:
-            if key in self.field_keys:
-                return self._values[self.field_keys.index(key)]
-            return [None] * len(self)
+            if key not in self.field_keys:
+                return [None] * len(self)
+            found: list[FieldValue | None] = list(self._values[self.field_keys.index(key)])
+            return found
         return [found.get(key) for found in self.fields]
 
     def subset(self, start: int, stop: int) -> EventColumns:

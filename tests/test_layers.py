@@ -37,6 +37,8 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._bounded"),
     (0, "metricstream._log"),
     (0, "metricstream._files"),
+    (0, "metricstream._compiled"),
+    (0, "metricstream._speedups"),
     (1, "metricstream._validate"),
     (1, "metricstream.event"),
     (1, "metricstream.columns"),

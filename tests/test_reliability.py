@@ -14,6 +14,7 @@ import pytest
 
 import metricstream as ms
 from metricstream.codecs import lineprotocol
+from metricstream.columns import EventColumns
 from metricstream.contract import EventBatch
 from metricstream.event import _shared_tags_cache
 from metricstream.testing import FaultySink, InMemorySink
@@ -88,7 +89,7 @@ class TestBoundedCaches:
         limit = lineprotocol._SHARED_HEADS_LIMIT
         tags = {"host": "a"}
         events = [ms.event_from_sample(f"m{i}", 1.0, tags) for i in range(limit + 1000)]
-        lineprotocol.encode_lines(events)
+        lineprotocol.encode_batch(EventColumns.of_events(events))
         shared_heads = sum(len(heads) for _, heads in lineprotocol._shared_heads.values())
         assert shared_heads <= limit
         assert lineprotocol._shared_head_count == shared_heads

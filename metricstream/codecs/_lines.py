@@ -19,7 +19,7 @@ from typing import Union
 
 import orjson
 
-from metricstream.codecs._compiled import SPEEDUPS
+from metricstream._compiled import SPEEDUPS
 from metricstream.event import SharedTags
 
 __all__ = ["Column", "TextsBefore", "join_lines", "number_texts"]
@@ -79,9 +79,11 @@ class TextsBefore:
         if known is None:
             known = self._known.setdefault(scope, {})
         # The batch keeps its tag dicts alive, so their ids are their own.
-        texts = list(map(known.get, map(id, tags)))
-        if None in texts:
-            self._fill(scope, known, tags, texts)
+        try:
+            return list(map(known.__getitem__, map(id, tags)))
+        except KeyError:
+            texts = list(map(known.get, map(id, tags)))
+        self._fill(scope, known, tags, texts)
         return texts  # type: ignore[return-value]
 
     def _fill(
@@ -112,9 +114,12 @@ class TextsBefore:
 
 def _column_texts(column: Column, count: int) -> list[bytes]:
     if isinstance(column, list):
-        return column
-    texts = column[1:-1].split(b",") if count else []
-    if len(texts) != count:
+        texts = column
+    elif column[:1] == b"[" and column[-1:] == b"]":
+        texts = column[1:-1].split(b",") if len(column) > 2 else []
+    else:
+        texts = []
+    if len(texts) != count or (texts is not column and b"" in texts):
         raise ValueError("a column does not hold one value per line")
     return texts
 
@@ -130,6 +135,8 @@ def join_lines_pure(
     count = len(befores)
     if len(columns) != len(separators):
         raise ValueError("one separator per column is needed")
+    if len(timestamps) != count or (isinstance(afters, list) and len(afters) != count):
+        raise ValueError("befores, timestamps and afters differ in length")
     # The pieces of every line in one flat list, joined once: no bytes object per line.
     stride = 2 * len(columns) + 4
     pieces: list[bytes] = [b"\n"] * (stride * count)
@@ -169,7 +176,7 @@ def join_lines(
 
     Returns:
         The lines, newline-joined, no trailing newline. The compiled helper
-        (`metricstream.codecs._compiled`) writes them in one pass;
+        (`metricstream._compiled`) writes them in one pass;
         `join_lines_pure` joins the same pieces.
 
     Raises:

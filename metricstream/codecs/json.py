@@ -92,9 +92,14 @@ def _value_default(value: Any) -> Any:
     """The JSON of a field value orjson passes through: a `UInt`, or a subclass of a plain type."""
     if value.__class__ is UInt:
         return {"uint": int(value)}
-    for kind in (int, str, dict, list):
-        if isinstance(value, kind):
-            return kind(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
@@ -141,7 +146,7 @@ def encode_batch(events: EventColumns) -> bytes:
     ids = events.correlation_ids
     afters: bytes | list[bytes] = _AFTER
     if ids.count(None) != len(ids):
-        afters = [_AFTER if cid is None else _AFTER_WITH_ID + orjson.dumps(cid) + b"}" for cid in ids]
+        afters = [_AFTER if cid is None else _after_with(cid) for cid in ids]
     found = events.field_columns()
     if found is not None:
         keys = found.keys
@@ -162,11 +167,15 @@ def encode_batch(events: EventColumns) -> bytes:
         return b"\n".join(map(encode_event, events.events()))
     return join_lines(
         _heads.texts(events.measurements, None, events.tags),
-        [_dumps_values(fields)[2:-2].split(_FIELDS_BOUNDARY)],
+        [_dumps_values(fields)[3:-2].split(_FIELDS_BOUNDARY)],
         [_BEFORE_TIMESTAMP],
         events.timestamps,
         afters,
     )
+
+
+def _after_with(correlation_id: str) -> bytes:
+    return _AFTER_WITH_ID + orjson.dumps(correlation_id) + b"}"
 
 
 def _texts(values: list[FieldValue]) -> list[bytes]:

@@ -58,6 +58,7 @@ from functools import partial
 import orjson
 
 from metricstream._bounded import BoundedDict
+from metricstream._compiled import SPEEDUPS
 from metricstream._validate import (
     INT64_MAX,
     INT64_MIN,
@@ -66,7 +67,6 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.codecs._compiled import SPEEDUPS
 from metricstream.codecs._lines import Column, TextsBefore, join_lines
 from metricstream.columns import EventColumns, FieldColumns
 from metricstream.event import MetricEvent, SharedTags, trusted_event
@@ -222,7 +222,7 @@ def fields_text(fields: dict[str, FieldValue]) -> str:
     """The field set of an entry: ``key=value`` pairs in order, comma-separated.
 
     This is the pure-Python twin of the compiled helper `_fields_text`
-    uses when it is built (`metricstream.codecs._compiled`).
+    uses when it is built (`metricstream._compiled`).
     """
     prefixes = _field_prefix_cache
     text = ""
@@ -337,14 +337,15 @@ def _value_column(values: list[FieldValue]) -> tuple[Column, bytes]:
     """A column's value texts (a JSON array when one dump writes them) and the suffix of each."""
     kinds = set(map(type, values))
     if kinds == _FLOATS:
+        floats: list[float] = values  # type: ignore[assignment]
         # JSON writes floats as Python's repr does from 1e-4 to 1e6; Go writes
         # them the same way less a trailing ".0", and outside with an exponent.
         if (
-            min(values) > -1e6  # type: ignore[type-var]
-            and max(values) < 1e6  # type: ignore[type-var]
-            and min(map(abs, filter(None, values)), default=1.0) >= 1e-4  # type: ignore[arg-type]
+            min(floats) > -1e6
+            and max(floats) < 1e6
+            and min(map(abs, filter(None, floats)), default=1.0) >= 1e-4
         ):
-            return orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]"), b""
+            return orjson.dumps(floats).replace(b".0,", b",").replace(b".0]", b"]"), b""
     elif kinds == _INTS:
         return orjson.dumps(values), b"i"
     elif kinds == _BOOLS:

@@ -1,5 +1,9 @@
 from collections.abc import Callable
 
+def field_columns(
+    fields: list[dict[str, object]], /
+) -> tuple[tuple[str, ...], tuple[list[object], ...]] | None: ...
+
 def join_lines(
     befores: list[bytes],
     columns: list[bytes | list[bytes]],
