@@ -24,9 +24,13 @@ HEADLINES = [
     ("memory", "peak memory, 1,000,000 events pending behind a dead InfluxDB (memory only)"),
     ("memory_spool", "peak memory, 1,000,000 events behind a dead sink, with a spool"),
     ("pause", "largest `send()` pause, 2,000,000 events pending"),
-    ("jsonl", "send → flush into a zstd JSON Lines file"),
+    ("jsonl", "send → flush into a zstd JSON Lines file, samples (CPU)"),
+    ("jsonl_events", "send → flush into a zstd JSON Lines file, events of two fields (CPU)"),
+    ("event_cost", "CPU per event end to end, an event of two fields beside a sample"),
     ("vm", "200,000 events to VictoriaMetrics until acknowledged"),
-    ("encode", "build + encode one event to line protocol"),
+    ("encode", "build + encode one event to line protocol, repeated series (CPU)"),
+    ("encode_distinct", "build + encode one event to line protocol, 100 series (CPU)"),
+    ("encode_new_series", "build + encode one event to line protocol, a new series each (CPU)"),
     ("send", "`send(event_from_sample(...))` on the calling thread"),
 ]
 
@@ -66,9 +70,16 @@ def _cell(text: str) -> str:
 
 
 def headline_rows() -> list[tuple[str, Figure]]:
-    """The figures with a headline key, in the order of `HEADLINES`."""
+    """The figures with a headline key (in the order of `HEADLINES`), then others with a target."""
     by_key = {figure.key: figure for figure in FIGURES if figure.key}
-    return [(title, by_key[key]) for key, title in HEADLINES if key in by_key]
+    rows = [(title, by_key[key]) for key, title in HEADLINES if key in by_key]
+    shown = {id(figure) for _, figure in rows}
+    rows.extend(
+        (figure.title, figure)
+        for figure in FIGURES
+        if figure.target is not None and id(figure) not in shown
+    )
+    return rows
 
 
 def _headline_table() -> list[str]:

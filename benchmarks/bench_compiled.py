@@ -33,7 +33,7 @@ sys.path.insert(0, {here!r})
 import bench_encode, bench_throughput
 encode = min(bench_encode._per_call(lambda: bench_encode._build_event().to_influx_line())[0]
              for _ in range(5))
-events = bench_throughput.make_events()
+events = bench_throughput.make_samples()
 with tempfile.TemporaryDirectory() as directory:
     wall, _ = bench_throughput.run_ours(os.path.join(directory, "c.jsonl.zst"), events)
 print(json.dumps({{"encode_ns": encode, "jsonl_rate": len(events) / wall}}))

@@ -1,13 +1,15 @@
 """Whether the optional compiled helpers run, and which.
 
 `metricstream._speedups` (C, built by ``pip install`` when a compiler is
-there) does three per-event loops faster: taking the fields of a batch as
-columns (`metricstream.columns`), joining a batch's lines from columns
-(`metricstream.codecs._lines`) and writing the field set of a line protocol
-entry (`metricstream.codecs.lineprotocol`). Each has a pure-Python twin next
-to its caller that gives the same result; `SPEEDUPS` says which one runs.
-Setting ``METRICSTREAM_PURE_PYTHON=1`` before the import turns the compiled
-helpers off.
+there) does the loops that run once per event or field faster: checking
+the fields of an event and finding its shared tags as it is built
+(`metricstream._validate`, `metricstream.event`), taking the fields of a
+batch as columns (`metricstream.columns`), and writing line protocol
+entries and a batch's lines (`metricstream.codecs.lineprotocol`,
+`metricstream.codecs._lines`). Each has a pure-Python twin next to its
+caller that gives the same result; `SPEEDUPS` says which one runs. Setting
+``METRICSTREAM_PURE_PYTHON=1`` before the import turns the compiled helpers
+off.
 """
 
 from __future__ import annotations

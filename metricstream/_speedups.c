@@ -1,13 +1,17 @@
 /*
- * Optional compiled helpers for the three loops that run once per event
- * between the cut of a batch and its bytes. Each has a pure-Python twin that
- * gives the same result (`field_columns_pure` in metricstream.columns,
- * `join_lines_pure` in metricstream.codecs._lines and `fields_text` in
- * metricstream.codecs.lineprotocol); the package uses this module when it
- * was built and METRICSTREAM_PURE_PYTHON is not set (metricstream._compiled).
+ * Optional compiled helpers for the loops that run once per event or per
+ * field: checking an event's fields and finding its shared tags when it is
+ * built (`checked_fields`, `items_key`: twins in metricstream._validate and
+ * metricstream.event), taking a batch's fields as columns (`field_columns`:
+ * metricstream.columns), and writing line protocol entries and a batch's
+ * lines (`entry_text`: metricstream.codecs.lineprotocol; `join_lines`:
+ * metricstream.codecs._lines). Each has a pure-Python twin that gives the
+ * same result; the package uses this module when it was built and
+ * METRICSTREAM_PURE_PYTHON is not set (metricstream._compiled).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <string.h>
 
 /* Longest decimal int64, with its sign: -9223372036854775808. */
@@ -34,6 +38,104 @@ write_int64(char *out, long long value)
         out[written++] = digits[--n];
     }
     return written;
+}
+
+/*
+ * checked_fields(fields, valid_keys, uint_type, max_chars) -> dict or None
+ *
+ * A copy of the dict `fields` when every key is a str in the set
+ * `valid_keys` and every value is a finite float, an int in int64, a bool,
+ * a `uint_type`, or an ASCII str of at most `max_chars` characters (none a
+ * subclass); otherwise None, and the caller checks the slow way.
+ */
+static PyObject *
+checked_fields(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyAnySet_Check(args[1]) || !PyLong_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "checked_fields takes (dict, set, type, int)");
+        return NULL;
+    }
+    PyObject *fields = args[0], *valid_keys = args[1], *uint_type = args[2];
+    Py_ssize_t max_chars = PyLong_AsSsize_t(args[3]);
+    if (max_chars == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(fields)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(fields, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            Py_RETURN_NONE;
+        }
+        /* An exact str hashes and compares without running Python code. */
+        int known = PySet_Contains(valid_keys, key);
+        if (known < 0) {
+            return NULL;
+        }
+        if (!known) {
+            Py_RETURN_NONE;
+        }
+        PyTypeObject *type = Py_TYPE(value);
+        if (type == &PyFloat_Type) {
+            if (!isfinite(PyFloat_AS_DOUBLE(value))) {
+                Py_RETURN_NONE;
+            }
+        }
+        else if (type == &PyLong_Type) {
+            int overflow = 0;
+            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (number == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            if (overflow) {
+                Py_RETURN_NONE;
+            }
+        }
+        else if (type == &PyUnicode_Type) {
+            if (PyUnicode_GET_LENGTH(value) > max_chars || !PyUnicode_IS_ASCII(value)) {
+                Py_RETURN_NONE;
+            }
+        }
+        else if (type != &PyBool_Type && (PyObject *)type != uint_type) {
+            Py_RETURN_NONE;
+        }
+    }
+    return PyDict_Copy(fields);
+}
+
+/*
+ * items_key(tags) -> tuple or None
+ *
+ * tuple(tags.items()) for a dict (not a subclass) whose keys and values are
+ * all str (not a subclass); otherwise None.
+ */
+static PyObject *
+items_key(PyObject *module, PyObject *tags)
+{
+    if (!PyDict_CheckExact(tags)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *key_tuple = PyTuple_New(PyDict_GET_SIZE(tags));
+    if (key_tuple == NULL) {
+        return NULL;
+    }
+    Py_ssize_t position = 0, i = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(tags, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) {
+            Py_DECREF(key_tuple);
+            Py_RETURN_NONE;
+        }
+        PyObject *pair = PyTuple_Pack(2, key, value);
+        if (pair == NULL) {
+            Py_DECREF(key_tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key_tuple, i++, pair);
+    }
+    return key_tuple;
 }
 
 /*
@@ -329,13 +431,39 @@ buffer_add_str(Buffer *buffer, PyObject *text)
     return bytes == NULL ? -1 : buffer_add(buffer, bytes, size);
 }
 
-/* Append the value part of one pair (see fields_text); -1 on error. */
+/* Append the value part of one pair (see entry_text); -1 on error. */
 static int
 add_value(Buffer *buffer, PyObject *value, PyObject *format_value)
 {
     if (PyFloat_CheckExact(value)) {
         double number = PyFloat_AS_DOUBLE(value);
         if (number > -1e6 && number < 1e6) {
+            double scaled = number * 1000.0;
+            long long thousandths = (long long)scaled;
+            if ((double)thousandths == scaled && (double)thousandths / 1000.0 == number) {
+                /* At most three decimals that read back as this float: the
+                   shortest form, which repr() would find too. */
+                char text[INT64_DIGITS + 8];
+                Py_ssize_t size = 0;
+                unsigned long long magnitude = thousandths < 0
+                    ? 0ULL - (unsigned long long)thousandths : (unsigned long long)thousandths;
+                if (signbit(number)) {
+                    text[size++] = '-';
+                }
+                size += write_int64(text + size, (long long)(magnitude / 1000));
+                unsigned int fraction = (unsigned int)(magnitude % 1000);
+                if (fraction) {
+                    text[size++] = '.';
+                    text[size++] = (char)('0' + fraction / 100);
+                    if (fraction % 100) {
+                        text[size++] = (char)('0' + fraction / 10 % 10);
+                        if (fraction % 10) {
+                            text[size++] = (char)('0' + fraction % 10);
+                        }
+                    }
+                }
+                return buffer_add(buffer, text, size);
+            }
             /* repr() without the ".0" it adds to a whole number. */
             char *shown = PyOS_double_to_string(number, 'r', 0, 0, NULL);
             if (shown == NULL) {
@@ -371,7 +499,7 @@ add_value(Buffer *buffer, PyObject *value, PyObject *format_value)
     return status;
 }
 
-/* Append one "key=value" pair (see fields_text); -1 on error. */
+/* Append one "key=value" pair (see entry_text); -1 on error. */
 static int
 add_pair(Buffer *buffer, PyObject *key, PyObject *value, PyObject *prefixes,
          PyObject *make_prefix, PyObject *format_value)
@@ -395,38 +523,53 @@ add_pair(Buffer *buffer, PyObject *key, PyObject *value, PyObject *prefixes,
 }
 
 /*
- * fields_text(prefixes, make_prefix, format_value, fields) -> str
+ * entry_text(prefixes, make_prefix, format_value, head, fields, timestamp) -> str
  *
- * The field set of a line protocol entry: "key=value" pairs in order,
- * comma-separated. A float in (-1e6, 1e6) is its repr without a trailing
- * ".0", an int is followed by "i"; any other value goes to format_value.
- * A key missing from the dict `prefixes` goes to make_prefix.
+ * A line protocol entry: the str `head` (measurement and tags, escaped), a
+ * space, the field set, a space and the int `timestamp` (in int64). The
+ * field set is "key=value" pairs in order, comma-separated: a float in
+ * (-1e6, 1e6) is its repr without a trailing ".0", an int is followed by
+ * "i"; any other value goes to format_value. A key missing from the dict
+ * `prefixes` goes to make_prefix.
  */
 static PyObject *
-fields_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+entry_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "fields_text takes 4 arguments");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "entry_text takes 6 arguments");
         return NULL;
     }
-    PyObject *prefixes = args[0], *make_prefix = args[1];
-    PyObject *format_value = args[2], *fields = args[3];
-    if (!PyDict_Check(fields) || !PyDict_Check(prefixes)) {
-        PyErr_SetString(PyExc_TypeError, "fields_text takes (dict, callable, callable, dict)");
+    PyObject *prefixes = args[0], *make_prefix = args[1], *format_value = args[2];
+    PyObject *head = args[3], *fields = args[4], *timestamp = args[5];
+    if (!PyDict_Check(fields) || !PyDict_Check(prefixes) || !PyUnicode_Check(head) ||
+        !PyLong_CheckExact(timestamp)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "entry_text takes (dict, callable, callable, str, dict, int)");
+        return NULL;
+    }
+    int overflow = 0;
+    long long stamp = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
+    if (overflow || (stamp == -1 && PyErr_Occurred())) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_OverflowError, "the timestamp is outside int64");
+        }
         return NULL;
     }
     Buffer buffer;
     buffer.data = buffer.local;
     buffer.size = 0;
     buffer.capacity = sizeof(buffer.local);
-    Py_ssize_t position = 0;
+    int status = buffer_add_str(&buffer, head);
+    if (status == 0) {
+        status = buffer_add(&buffer, " ", 1);
+    }
+    Py_ssize_t position = 0, pairs = 0;
     PyObject *key, *value, *result = NULL;
-    int status = 0;
     while (status == 0 && PyDict_Next(fields, &position, &key, &value)) {
         /* Held across the calls below, which may run Python code. */
         Py_INCREF(key);
         Py_INCREF(value);
-        if (buffer.size) {
+        if (pairs++) {
             status = buffer_add(&buffer, ",", 1);
         }
         if (status == 0) {
@@ -434,6 +577,11 @@ fields_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_DECREF(key);
         Py_DECREF(value);
+    }
+    if (status == 0) {
+        char digits[INT64_DIGITS + 1];
+        digits[0] = ' ';
+        status = buffer_add(&buffer, digits, 1 + write_int64(digits + 1, stamp));
     }
     if (status == 0) {
         result = PyUnicode_DecodeUTF8(buffer.data, buffer.size, "strict");
@@ -445,12 +593,16 @@ fields_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef methods[] = {
+    {"checked_fields", (PyCFunction)(void (*)(void))checked_fields, METH_FASTCALL,
+     "A copy of a field dict whose keys and values need no further check, or None."},
+    {"items_key", (PyCFunction)items_key, METH_O,
+     "tuple(tags.items()) for a dict of str, or None."},
     {"field_columns", (PyCFunction)field_columns, METH_O,
      "The fields of a batch as columns, when every event has the same keys (see metricstream.columns)."},
     {"join_lines", (PyCFunction)(void (*)(void))join_lines, METH_FASTCALL,
      "Join one line per event from columns of texts (see metricstream.codecs._lines)."},
-    {"fields_text", (PyCFunction)(void (*)(void))fields_text, METH_FASTCALL,
-     "The field set of a line protocol entry (see metricstream.codecs.lineprotocol)."},
+    {"entry_text", (PyCFunction)(void (*)(void))entry_text, METH_FASTCALL,
+     "A line protocol entry: head, field set, timestamp (see metricstream.codecs.lineprotocol)."},
     {NULL, NULL, 0, NULL},
 };
 

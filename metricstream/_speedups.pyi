@@ -12,10 +12,16 @@ def join_lines(
     afters: bytes | list[bytes],
     /,
 ) -> bytes: ...
-def fields_text(
+def entry_text(
     prefixes: dict[str, str],
     make_prefix: Callable[[str], str],
     format_value: Callable[[object], str],
+    head: str,
     fields: dict[str, object],
+    timestamp: int,
     /,
 ) -> str: ...
+def checked_fields(
+    fields: object, valid_keys: set[str], uint_type: type, max_chars: int, /
+) -> dict[str, object] | None: ...
+def items_key(tags: object, /) -> tuple[tuple[str, str], ...] | None: ...

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from metricstream import InvalidEventError, MetricEvent, UInt, _compiled
+from metricstream import InvalidEventError, MetricEvent, UInt, _compiled, _validate, event
 from metricstream.codecs import _lines, lineprotocol
 from metricstream.columns import field_columns_pure
 
@@ -26,6 +26,14 @@ pytestmark = pytest.mark.skipif(
     compiled is None,
     reason="the compiled helpers are not built here (no C compiler) or are turned off",
 )
+
+class Key(str):
+    pass
+
+
+class Fields(dict):  # type: ignore[type-arg]
+    pass
+
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 FIELD_VALUES = st.one_of(
@@ -38,49 +46,120 @@ FIELD_VALUES = st.one_of(
     st.integers(0, 2**64 - 1).map(UInt),
 )
 FIELD_KEYS = st.text(min_size=1, max_size=12).filter(lambda key: not key.startswith("_"))
+ODD_VALUES = [float("nan"), float("inf"), 2**63, -(2**63) - 1, "é", "x" * 17_000]
+DECIMALS = st.integers(-999_999_999, 999_999_999).map(lambda n: n / 1000)
 
 
-def compiled_fields_text(fields: dict[str, Any]) -> str:
+def compiled_entry_text(head: str, fields: dict[str, Any], timestamp: int) -> str:
     assert compiled is not None
-    return compiled.fields_text(
+    return compiled.entry_text(
         lineprotocol._field_prefix_cache,
         lineprotocol._field_prefix,
         lineprotocol._format_value,
+        head,
         fields,
+        timestamp,
     )
 
 
-class TestFieldsText:
+class TestEntryText:
     @settings(max_examples=500, deadline=None)
-    @given(st.dictionaries(FIELD_KEYS, FIELD_VALUES, min_size=1, max_size=6))
-    def test_the_field_set_is_the_pure_pythons(self, raw: dict[str, Any]) -> None:
+    @given(
+        st.dictionaries(FIELD_KEYS, st.one_of(FIELD_VALUES, DECIMALS), min_size=1, max_size=6),
+        INT64,
+    )
+    def test_the_entry_is_the_pure_pythons(self, raw: dict[str, Any], timestamp: int) -> None:
         try:
             fields = MetricEvent("m", fields=raw).fields
         except InvalidEventError:
             assume(False)
             raise
-        assert compiled_fields_text(fields) == lineprotocol.fields_text(fields)
+        expected = lineprotocol.entry_text("m,h=a", fields, timestamp)
+        assert compiled_entry_text("m,h=a", fields, timestamp) == expected
+
+    @settings(max_examples=1000, deadline=None)
+    @given(
+        st.one_of(
+            DECIMALS, st.floats(-1e6, 1e6, exclude_min=True, exclude_max=True), st.floats(-1, 1)
+        )
+    )
+    def test_floats_are_written_as_repr_writes_them(self, value: float) -> None:
+        """From -1e6 to 1e6 (exclusive) a float is its repr, less a trailing ".0"."""
+        expected = f"m v={repr(value).removesuffix('.0')} 1"
+        assert compiled_entry_text("m", {"v": value}, 1) == expected
 
     def test_each_kind_of_value(self) -> None:
         fields = {"f": 12.5, "w": 5.0, "i": -(2**63), "b": True, "s": 'a "q"', "u": UInt(7)}
-        expected = 'f=12.5,w=5,i=-9223372036854775808i,b=true,s="a \\"q\\"",u=7u'
-        assert lineprotocol.fields_text(fields) == expected
-        assert compiled_fields_text(fields) == expected
+        fields |= {"z": -0.0, "t": 0.001, "e": 1e-05, "m": -999_999.999}
+        expected = (
+            'm f=12.5,w=5,i=-9223372036854775808i,b=true,s="a \\"q\\"",u=7u,'
+            "z=-0,t=0.001,e=1e-05,m=-999999.999 -1"
+        )
+        assert lineprotocol.entry_text("m", fields, -1) == expected
+        assert compiled_entry_text("m", fields, -1) == expected
 
     def test_bad_arguments_are_type_errors(self) -> None:
         assert compiled is not None
-        with pytest.raises(TypeError, match="4 arguments"):
-            compiled.fields_text({}, {})  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="6 arguments"):
+            compiled.entry_text({}, {})  # type: ignore[call-arg]
         with pytest.raises(TypeError, match="not a str"):
-            compiled.fields_text({}, lambda key: 3, str, {"k": 1})  # type: ignore[arg-type,return-value]
+            compiled.entry_text({}, lambda key: 3, str, "m", {"k": 1}, 1)  # type: ignore[arg-type,return-value]
+        with pytest.raises(TypeError, match="int"):
+            compiled_entry_text("m", {"k": 1}, 1.5)  # type: ignore[arg-type]
+        with pytest.raises(OverflowError):
+            compiled_entry_text("m", {"k": 1}, 2**63)
 
 
-class Key(str):
-    pass
+class TestValidationHelpers:
+    """The compiled checks of fields and tag items decide as the pure code does."""
 
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.dictionaries(
+            st.one_of(st.sampled_from(["v", "n", "new key"]), FIELD_KEYS),
+            st.one_of(
+                FIELD_VALUES,
+                st.sampled_from(ODD_VALUES),
+            ),
+            max_size=4,
+        )
+    )
+    def test_check_fields_gives_the_pure_result(self, raw: dict[str, Any]) -> None:
+        def outcome(fast: bool) -> object:
+            saved = _validate._checked_fields
+            _validate._checked_fields = saved if fast else None
+            try:
+                return ("ok", _validate.check_fields(raw))
+            except InvalidEventError as exc:
+                return ("error", str(exc))
+            finally:
+                _validate._checked_fields = saved
 
-class Fields(dict):  # type: ignore[type-arg]
-    pass
+        MetricEvent("m", fields={"v": 1, "n": 2})  # known keys
+        fast, pure = outcome(True), outcome(False)
+        assert fast == pure
+        if fast[0] == "ok":
+            kinds = [[type(value) for value in found[1].values()] for found in (fast, pure)]  # type: ignore[union-attr]
+            assert kinds[0] == kinds[1]
+
+    def test_checked_fields_leaves_anything_odd_to_the_pure_code(self) -> None:
+        assert compiled is not None
+        keys = {"v"}
+        assert compiled.checked_fields({"v": 1.5}, keys, UInt, 10) == {"v": 1.5}
+        for odd in ({"w": 1}, {"v": float("nan")}, {"v": 2**63}, {"v": "é"}, {"v": "x" * 11}):
+            assert compiled.checked_fields(odd, keys, UInt, 10) is None
+        assert compiled.checked_fields(Fields(v=1), keys, UInt, 10) is None
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(
+            st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers())),
+            st.sampled_from([{Key("a"): "b"}, {"a": Key("b")}, Fields(a="b"), {}]),
+        )
+    )
+    def test_items_key_is_the_pure_one(self, tags: dict[Any, Any]) -> None:
+        assert compiled is not None
+        assert compiled.items_key(tags) == event._items_key_pure(tags)
 
 
 FIELD_ROWS = st.lists(

@@ -118,37 +118,35 @@ def _field_prefix(key: str) -> str:
     return _field_prefix_cache.remember(key, _escape_name(key) + "=")
 
 
-# Heads of events whose tags are a `SharedTags` (from event_from_sample), keyed
-# by the identity of that dict, then by measurement. Each entry holds the dict
-# itself, so its id cannot be reused by another object while the entry exists.
-# The heads of all tag sets together are bounded by _SHARED_HEADS_LIMIT.
-_SHARED_HEADS_LIMIT = 65_536
-_shared_heads: dict[int, tuple[SharedTags, dict[str, str]]] = {}
-_shared_head_count = 0
+# The heads of events whose tags are a `SharedTags` (the tags of every event
+# built through the API) are kept in the tags' own `encoded` dict, by
+# measurement: they live and die with the tags. At most this many per tags.
+_HEADS_PER_TAGS = 256
 
 
 def _encode_head(measurement: str, tags: dict[str, str]) -> str:
     """Encode the measurement and the tags, sorted by key."""
     head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
     if tags:
-        head += "".join(
-            [f",{_escape_name(key)}={_escape_name(value)}" for key, value in sorted(tags.items())]
-        )
+        items = sorted(tags.items())
+        text = ",".join(map("=".join, items))
+        # Only the separators just written: no name holds a character to escape.
+        if text.count(",") != len(items) - 1 or text.count("=") != len(items) or " " in text:
+            text = ",".join([f"{_escape_name(key)}={_escape_name(value)}" for key, value in items])
+        head = f"{head},{text}"
     return head
 
 
 def _shared_head(tags: SharedTags, measurement: str) -> str:
-    """Encode and remember the head of an entry whose tags are shared."""
-    global _shared_head_count  # noqa: PLW0603 - the cache's size, kept beside it
+    """Encode the head of an entry whose tags are shared, and keep it with the tags."""
     head = _encode_head(measurement, tags)
-    if _shared_head_count >= _SHARED_HEADS_LIMIT:
-        _shared_heads.clear()
-        _shared_head_count = 0
-    known = _shared_heads.get(id(tags))
-    if known is None:
-        known = _shared_heads[id(tags)] = (tags, {})
-    known[1][measurement] = head
-    _shared_head_count += 1
+    try:
+        heads = tags.encoded
+    except AttributeError:
+        heads = tags.encoded = {}
+    if len(heads) >= _HEADS_PER_TAGS:
+        heads.clear()
+    heads[measurement] = head
     return head
 
 
@@ -209,8 +207,10 @@ def _scale(timestamp: int, divisor: int) -> int:
 def _head_of(measurement: str, tags: dict[str, str]) -> str:
     """The escaped measurement and sorted tags of an entry, from the caches when known."""
     if tags.__class__ is SharedTags:
-        known = _shared_heads.get(id(tags))
-        head = known[1].get(measurement) if known is not None else None
+        try:
+            head = tags.encoded.get(measurement)
+        except AttributeError:
+            head = None
         return head if head is not None else _shared_head(tags, measurement)
     if tags:
         cache_key = (measurement, *tags.items())
@@ -218,11 +218,20 @@ def _head_of(measurement: str, tags: dict[str, str]) -> str:
     return _measurement_cache.get(measurement) or _escape_measurement(measurement)
 
 
-def fields_text(fields: dict[str, FieldValue]) -> str:
-    """The field set of an entry: ``key=value`` pairs in order, comma-separated.
+def entry_text(head: str, fields: dict[str, FieldValue], timestamp: int) -> str:
+    """A line protocol entry: the head, the field set and the timestamp, space-separated.
 
-    This is the pure-Python twin of the compiled helper `_fields_text`
-    uses when it is built (`metricstream._compiled`).
+    The field set is ``key=value`` pairs in order, comma-separated. This is
+    the pure-Python twin of the compiled helper `_entry_text` uses when it
+    is built (`metricstream._compiled`).
+
+    Args:
+        head: The escaped measurement and sorted tags.
+        fields: The fields (at least one).
+        timestamp: The timestamp, at the precision of the entry.
+
+    Returns:
+        The entry, without a newline.
     """
     prefixes = _field_prefix_cache
     text = ""
@@ -239,14 +248,24 @@ def fields_text(fields: dict[str, FieldValue]) -> str:
         else:
             pair = prefix + _format_value(value)
         text = f"{text},{pair}" if text else pair
-    return text
+    return f"{head} {text} {timestamp}"
 
 
-_fields_text: Callable[[dict[str, FieldValue]], str] = (
-    fields_text
+_compiled_entry_text: Callable[[str, dict[str, FieldValue], int], str] | None = (
+    None
     if SPEEDUPS is None
-    else partial(SPEEDUPS.fields_text, _field_prefix_cache, _field_prefix, _format_value)
+    else partial(SPEEDUPS.entry_text, _field_prefix_cache, _field_prefix, _format_value)
 )
+
+
+def _entry_text(head: str, fields: dict[str, FieldValue], timestamp: int) -> str:
+    """`entry_text`, compiled when built (the pure code for a timestamp that is not an int64)."""
+    if _compiled_entry_text is not None:
+        try:
+            return _compiled_entry_text(head, fields, timestamp)
+        except (TypeError, OverflowError):
+            pass  # a part assigned by hand: as the pure code does
+    return entry_text(head, fields, timestamp)
 
 
 def encode_event(event: MetricEvent, precision: str = "ns") -> str:
@@ -271,7 +290,13 @@ def encode_event(event: MetricEvent, precision: str = "ns") -> str:
     fields = event.fields
     if not fields:
         raise no_fields_error(event.measurement)
-    return f"{_head_of(event.measurement, event.tags)} {_fields_text(fields)} {timestamp}"
+    head = _head_of(event.measurement, event.tags)
+    if _compiled_entry_text is not None and timestamp.__class__ is int:
+        try:
+            return _compiled_entry_text(head, fields, timestamp)
+        except (TypeError, OverflowError):
+            pass  # a part assigned by hand: as the pure code does
+    return entry_text(head, fields, timestamp)
 
 
 def encode_batch(events: EventColumns, precision: str = "ns") -> bytes:
@@ -284,7 +309,7 @@ def encode_batch(events: EventColumns, precision: str = "ns") -> bytes:
     (from 1e-4 to 1e6 in size), ints or bools is formatted by one
     ``orjson.dumps`` and the lines are joined in one pass
     (`metricstream.codecs._lines.join_lines`); otherwise each event's field
-    set comes from `fields_text` (compiled when built).
+    entry comes from `entry_text` (compiled when built).
 
     Args:
         events: The events, as columns.
@@ -313,7 +338,7 @@ def encode_batch(events: EventColumns, precision: str = "ns") -> bytes:
     ):
         if not fields:
             raise no_fields_error(measurement)
-        append(f"{_head_of(measurement, tags)} {_fields_text(fields)} {stamp}")
+        append(_entry_text(_head_of(measurement, tags), fields, stamp))
     return "\n".join(lines).encode()
 
 
