@@ -13,7 +13,7 @@ import importlib.metadata
 from metricstream import codecs, sinks, testing
 from metricstream.codecs.compression import Compression
 from metricstream.codecs.lineprotocol import parse_lines
-from metricstream.contract import EventBatch, Sink
+from metricstream.contract import CompressionAware, EventBatch, ForkAware, Sink
 from metricstream.event import (
     SCHEMA_VERSION,
     FieldValue,
@@ -48,11 +48,13 @@ __version__: str = importlib.metadata.version("metricstream")
 
 __all__ = [
     "Compression",
+    "CompressionAware",
     "ConfigError",
     "DROP_REASONS",
     "EventBatch",
     "EventStreamer",
     "FieldValue",
+    "ForkAware",
     "InvalidEventError",
     "LineProtocolError",
     "MetricEvent",
