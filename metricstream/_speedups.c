@@ -142,8 +142,9 @@ items_key(PyObject *module, PyObject *tags)
  * field_columns(fields) -> (keys, columns) or None
  *
  * When every item of the list `fields` is a dict (not a subclass) with the
- * keys of the first, all str (not a subclass), in the same order: the keys
- * as a tuple and one list of values per key, as a tuple. Otherwise None.
+ * keys of the first (str, not a subclass, in the first), in the same order:
+ * the keys as a tuple and one list of values per key, as a tuple.
+ * Otherwise None.
  */
 static PyObject *
 field_columns(PyObject *module, PyObject *fields)
@@ -187,9 +188,9 @@ field_columns(PyObject *module, PyObject *fields)
         j = 0;
         while (PyDict_Next(row, &position, &key, &value)) {
             PyObject *expected = PyTuple_GET_ITEM(keys, j);
-            /* Exact str on both sides: comparing them runs no Python code. */
+            /* Comparing the characters of two str runs no Python code. */
             if (key != expected &&
-                (!PyUnicode_CheckExact(key) || PyUnicode_Compare(key, expected) != 0)) {
+                (!PyUnicode_Check(key) || PyUnicode_Compare(key, expected) != 0)) {
                 goto differ;
             }
             Py_INCREF(value);

@@ -165,7 +165,9 @@ class TestValidationHelpers:
 FIELD_ROWS = st.lists(
     st.one_of(
         st.dictionaries(st.sampled_from(["a", "b", "c"]), INT64, max_size=3),
-        st.sampled_from([{"a": 1, "b": 2}, {"b": 2, "a": 1}, {Key("a"): 1}, {1: 2}]),
+        st.sampled_from(
+            [{"a": 1, "b": 2}, {"b": 2, "a": 1}, {Key("a"): 1}, {"a": 1, Key("b"): 2}, {1: 2}]
+        ),
         st.builds(Fields, st.dictionaries(st.sampled_from(["a", "b"]), INT64)),
     ),
     max_size=6,
@@ -173,6 +175,13 @@ FIELD_ROWS = st.lists(
 
 
 class TestFieldColumns:
+    def test_a_key_of_a_str_subclass_after_the_first_row(self) -> None:
+        assert compiled is not None
+        rows = [{"a": 1, "b": 2}, {"a": 3, Key("b"): 4}]
+        expected = (("a", "b"), ([1, 3], [2, 4]))
+        assert compiled.field_columns(rows) == field_columns_pure(rows) == expected
+        assert compiled.field_columns(rows[::-1]) is field_columns_pure(rows[::-1]) is None
+
     @settings(max_examples=500, deadline=None)
     @given(FIELD_ROWS)
     def test_the_columns_are_the_pure_pythons(self, fields: list[Any]) -> None:

@@ -290,13 +290,7 @@ def encode_event(event: MetricEvent, precision: str = "ns") -> str:
     fields = event.fields
     if not fields:
         raise no_fields_error(event.measurement)
-    head = _head_of(event.measurement, event.tags)
-    if _compiled_entry_text is not None and timestamp.__class__ is int:
-        try:
-            return _compiled_entry_text(head, fields, timestamp)
-        except (TypeError, OverflowError):
-            pass  # a part assigned by hand: as the pure code does
-    return entry_text(head, fields, timestamp)
+    return _entry_text(_head_of(event.measurement, event.tags), fields, timestamp)
 
 
 def encode_batch(events: EventColumns, precision: str = "ns") -> bytes:
