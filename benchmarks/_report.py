@@ -32,6 +32,10 @@ HEADLINES = [
     ("encode_distinct", "build + encode one event to line protocol, 100 series (CPU)"),
     ("encode_new_series", "build + encode one event to line protocol, a new series each (CPU)"),
     ("send", "`send(event_from_sample(...))` on the calling thread"),
+    ("aggregate_count", "`Aggregator.count(...)` on the calling thread"),
+    ("aggregate_histogram", "`Aggregator.histogram(...)` on the calling thread"),
+    ("aggregate_memory_counter", "memory per counter series, 100,000 series"),
+    ("import", "`import metricstream` in a fresh interpreter (CPU time)"),
 ]
 
 

@@ -1,8 +1,8 @@
 """Run every benchmark, each figure beside its peer, and write the report.
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
-throughput, spool, memory, influx, scaling, instruments, health, redis, kafka,
-query (default: all). ``make bench`` runs them all and writes
+throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
+kafka, query, import (default: all). ``make bench`` runs them all and writes
 ``benchmarks/results/REPORT.md`` with its charts (a run of some of them
 writes it too, with their figures only). The influx and scaling benchmarks
 need VictoriaMetrics, the kafka one Tansu (``scripts/services.sh start``),
@@ -32,10 +32,12 @@ BENCHMARKS = {
     "influx": "bench_influx",
     "scaling": "bench_scaling",
     "instruments": "bench_instruments",
+    "aggregate": "bench_aggregate",
     "health": "bench_health",
     "redis": "bench_redis",
     "kafka": "bench_kafka",
     "query": "bench_query",
+    "import": "bench_import",
 }
 
 

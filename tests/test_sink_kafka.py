@@ -252,7 +252,7 @@ class TestOptions:
             "&client.id=app&message.max.bytes=50000"
         )
         assert isinstance(sink, KafkaSink)
-        settings = sink.settings
+        settings = sink.options
         assert (settings.bootstrap_servers, settings.topic, settings.format, settings.message) == (
             "127.0.0.1:1,127.0.0.1:2",
             "metrics.v1",
@@ -286,7 +286,7 @@ class TestOptions:
         assert "pw" not in str(caught.value)
 
     def test_the_kafka_scheme_is_registered(self) -> None:
-        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka.sink"
+        assert ms.sinks.schemes()["kafka"] == "metricstream.sinks.kafka:from_url"
 
     def test_the_streamer_codec_is_inherited_only_when_none_was_chosen(self) -> None:
         chosen = KafkaSink(BOOTSTRAP, "t", compression="gzip")
@@ -729,7 +729,7 @@ def _kafka_make(_tmp: Path, run_tag: str) -> KafkaSink:
 
 
 def _kafka_read(sink: Any, _tmp: Path, _tag: str) -> list[ms.MetricEvent]:
-    return read_events(BOOTSTRAP, sink.topic, 0)
+    return read_events(BOOTSTRAP, sink.options.topic, 0)
 
 
 KAFKA_CASES = [

@@ -244,7 +244,7 @@ def dashboard(sinks: Sequence[Sink], started: float, out: TextIO) -> None:
 
 
 def _dashboard(sink: RedisCounterSink, started: float, out: TextIO) -> None:
-    buckets, now = sink.buckets, time.time()
+    buckets, now = sink.options.buckets, time.time()
     day = buckets.day_start(int(started))
     with sink.reader() as reader:
         out.write(

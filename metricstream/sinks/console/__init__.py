@@ -10,8 +10,16 @@ The package, by role (the same files as every sink folder):
 
 from __future__ import annotations
 
-from metricstream.sinks.console.config import FORMATS, SCHEMES
+from metricstream.sinks.console.config import FORMATS, SCHEMES, ConsoleOptions
 from metricstream.sinks.console.encode import format_pretty, format_timestamp
 from metricstream.sinks.console.sink import ConsoleSink, from_url
 
-__all__ = ["FORMATS", "SCHEMES", "ConsoleSink", "format_pretty", "format_timestamp", "from_url"]
+__all__ = [
+    "FORMATS",
+    "SCHEMES",
+    "ConsoleOptions",
+    "ConsoleSink",
+    "format_pretty",
+    "format_timestamp",
+    "from_url",
+]

@@ -10,18 +10,17 @@ import contextlib
 import os
 import sys
 import threading
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
-from metricstream._options import require_int, require_name
+from metricstream._options import takes_options
 from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent
 from metricstream.exceptions import (
-    ConfigError,
     InvalidEventError,
     PermanentSinkError,
     SinkError,
 )
-from metricstream.sinks.console.config import FORMATS, STANDARD_STREAMS, url_arguments
+from metricstream.sinks.console.config import ConsoleOptions, url_arguments
 from metricstream.sinks.console.encode import format_pretty
 from metricstream.sinks.console.errors import sink_error
 
@@ -31,17 +30,9 @@ __all__ = ["ConsoleSink", "from_url"]
 class ConsoleSink:
     """Write each batch to a text stream (standard output by default).
 
-    Args:
-        stream: Where to write: a text stream, or ``"stdout"`` / ``"stderr"``
-            (or None, meaning ``"stdout"``) to use ``sys.stdout`` /
-            ``sys.stderr`` as they are at each write, so redirecting them
-            (``contextlib.redirect_stdout``, test capture) is honoured.
-        format: ``"pretty"`` (aligned, for people), ``"json"`` (JSON Lines) or
-            ``"line"`` (line protocol).
-        name: The sink's name in health reports.
-        max_events_per_batch: For display: show at most this many events of
-            each batch, then a line ``# ... and N more events in batch ID``.
-            The whole batch counts as written. Not allowed with ``json``.
+    Takes the options of `ConsoleOptions` (each documented there) as its
+    parameters: ``ConsoleSink(stream=None, format="pretty", *, name="console",
+    max_events_per_batch=None)``; they are kept, checked, as `options`.
 
     Raises:
         ConfigError: If the format is unknown, the stream has no ``write``
@@ -51,41 +42,11 @@ class ConsoleSink:
     flushes it, and later writes raise `PermanentSinkError`.
     """
 
-    def __init__(
-        self,
-        stream: TextIO | Literal["stdout", "stderr"] | None = None,
-        format: str = "pretty",
-        *,
-        name: str = "console",
-        max_events_per_batch: int | None = None,
-    ) -> None:
-        if not isinstance(format, str) or format.strip().lower() not in FORMATS:
-            raise ConfigError(
-                "format", f"unknown console format {format!r}; use {', '.join(FORMATS)}"
-            )
-        if stream is None:
-            stream = "stdout"
-        if isinstance(stream, str):
-            if stream not in STANDARD_STREAMS:
-                raise ConfigError(
-                    "stream", f"unknown stream {stream!r}; use 'stdout', 'stderr' or a text stream"
-                )
-        elif not callable(getattr(stream, "write", None)):
-            raise ConfigError(
-                "stream",
-                f"expected a text stream with a write() method, not {type(stream).__name__}",
-            )
-        require_name("name", name)
-        if max_events_per_batch is not None:
-            require_int("max_events_per_batch", max_events_per_batch, minimum=1)
-            if format.strip().lower() == "json":
-                raise ConfigError(
-                    "max_events_per_batch", "is for display and cannot be used with format='json'"
-                )
-        self.max_events_per_batch = max_events_per_batch
-        self.name: str = name
-        self._format = format.strip().lower()
-        self._stream = stream
+    @takes_options(ConsoleOptions)
+    def __init__(self, options: ConsoleOptions) -> None:
+        self.options = options
+        self.name: str = options.name
+        self._stream: TextIO | str = options.stream or "stdout"
         self._owned: TextIO | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -118,20 +79,18 @@ class ConsoleSink:
 
     def __repr__(self) -> str:
         stream = self._stream if isinstance(self._stream, str) else type(self._stream).__name__
-        return f"ConsoleSink(name={self.name!r}, format={self._format!r}, stream={stream!r})"
+        return f"ConsoleSink(name={self.name!r}, format={self.format!r}, stream={stream!r})"
 
     @property
     def format(self) -> str:
         """The output format: ``"pretty"``, ``"json"`` or ``"line"``."""
-        return self._format
+        return self.options.format
 
     @property
     def stream(self) -> TextIO:
         """The stream the next write goes to."""
-        if self._stream == "stdout":
-            return sys.stdout
-        if self._stream == "stderr":
-            return sys.stderr
+        if isinstance(self._stream, str):
+            return sys.stderr if self._stream == "stderr" else sys.stdout
         return self._stream
 
     def prepare(self, batch: EventBatch) -> str:
@@ -145,16 +104,16 @@ class ConsoleSink:
         """
         if not batch.events:
             return ""
-        limit = self.max_events_per_batch
+        limit = self.options.max_events_per_batch
         if limit is not None and len(batch.events) > limit:
             shown = EventBatch(batch.events[:limit], batch_id=batch.batch_id)
             return (
                 self.prepare(shown)
                 + f"# ... and {len(batch.events) - limit} more events in batch {batch.batch_id}\n"
             )
-        if self._format == "json":
+        if self.format == "json":
             text = batch.to_json_lines() + "\n"
-        elif self._format == "line":
+        elif self.format == "line":
             text = batch.to_influx_batch("ns") + "\n"
         else:
             text = format_pretty(batch.events)

@@ -22,9 +22,16 @@ Only `transport` imports the client libraries, when a sink is built.
 
 from __future__ import annotations
 
-from metricstream.sinks.influxdb.config import SCHEMES
+from metricstream.sinks.influxdb.config import SCHEMES, InfluxDBOptions
 from metricstream.sinks.influxdb.encode import InfluxDBPayload
 from metricstream.sinks.influxdb.errors import parse_retry_after
 from metricstream.sinks.influxdb.sink import InfluxDBSink, from_url
 
-__all__ = ["SCHEMES", "InfluxDBPayload", "InfluxDBSink", "from_url", "parse_retry_after"]
+__all__ = [
+    "SCHEMES",
+    "InfluxDBOptions",
+    "InfluxDBPayload",
+    "InfluxDBSink",
+    "from_url",
+    "parse_retry_after",
+]

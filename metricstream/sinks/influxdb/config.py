@@ -1,7 +1,6 @@
-"""The options of an `InfluxDBSink`, checked once, and its URL schemes.
+"""The options of an `InfluxDBSink` (`InfluxDBOptions`), checked once, and its URL schemes.
 
-`Settings` and `check_settings` check the options; `url_arguments` reads
-``influxdb://`` and ``influxdb2://`` URLs (`SCHEMES`).
+`url_arguments` reads ``influxdb://`` and ``influxdb2://`` URLs (`SCHEMES`).
 
 Every option is validated when the sink is built, through
 `metricstream._options`, and a bad one raises `ConfigError` naming it.
@@ -17,29 +16,31 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any
 
 from metricstream._options import (
+    Kind,
+    boolean,
+    choice,
+    duration,
+    option,
+    optional,
+    options_class,
     parse_bool,
-    require_bool,
-    require_choice,
-    require_name,
-    require_number,
-    require_optional_str,
+    text,
+    text_names,
 )
 from metricstream._secrets import MASK, is_secret_name, scrub_secrets
 from metricstream.codecs.lineprotocol import PRECISIONS
 from metricstream.exceptions import ConfigError
-from metricstream.sinks._url import check_overrides, parse_query
+from metricstream.sinks._url import check_overrides, query_options
 
 __all__ = [
     "APIS",
     "SCHEMES",
-    "Settings",
+    "InfluxDBOptions",
     "authority_end",
     "check_credential",
-    "check_settings",
     "shown_url",
     "url_arguments",
 ]
@@ -65,30 +66,6 @@ _NOT_FOR = {
     "password": "api='v2' authenticates with token=",
 }
 """Why an option does not fit the other API."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The checked options of one sink (see `InfluxDBSink` for each).
-
-    ``password`` and ``token`` are left out of the ``repr``.
-    """
-
-    url: str
-    api: str
-    precision: str
-    gzip: bool | None
-    timeout: float
-    verify_ssl: bool
-    ssl_ca_cert: str | None
-    name: str
-    database: str | None = None
-    retention_policy: str | None = None
-    org: str | None = None
-    bucket: str | None = None
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
 
 
 def shown_url(url: str) -> str:
@@ -162,7 +139,7 @@ def check_credential(option: str, value: object) -> str | None:
     return value
 
 
-def _check_base_url(url: object) -> str:
+def _check_base_url(_option: str, url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("url", f"must be a non-empty http(s) URL, not {url!r}")
     shown = shown_url(url.strip())
@@ -188,9 +165,9 @@ def _check_base_url(url: object) -> str:
 
 
 def _refuse_for_api(api: str, **options: object) -> None:
-    for option, value in options.items():
+    for name, value in options.items():
         if value is not None:
-            raise ConfigError(option, f"not used with api={api!r}: {_NOT_FOR[option]}")
+            raise ConfigError(name, f"not used with api={api!r}: {_NOT_FOR[name]}")
 
 
 def _check_v1(database: object, username: object, password: object) -> None:
@@ -216,83 +193,116 @@ def _check_v2(org: object, bucket: object) -> None:
         )
 
 
-def _check_ca_file(ssl_ca_cert: str | os.PathLike[str] | None) -> str | None:
-    ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
-    if ca_cert is not None and not os.path.isfile(ca_cert):
-        raise ConfigError("ssl_ca_cert", f"no such file: {ca_cert!r}")
+def _check_ca_file(option_name: str, ssl_ca_cert: object) -> str | None:
+    if ssl_ca_cert is None:
+        return None
+    try:
+        ca_cert = os.fspath(ssl_ca_cert)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigError(option_name, f"must be a path, not {ssl_ca_cert!r}") from None
+    if not isinstance(ca_cert, str) or not os.path.isfile(ca_cert):
+        raise ConfigError(option_name, f"no such file: {ca_cert!r}")
     return ca_cert
 
 
-def check_settings(
-    url: object,
-    *,
-    api: object,
-    token: object,
-    org: object,
-    bucket: object,
-    database: object,
-    retention_policy: object,
-    username: object,
-    password: object,
-    precision: object,
-    gzip: object,
-    timeout: object,
-    verify_ssl: object,
-    ssl_ca_cert: str | os.PathLike[str] | None,
-    name: object,
-) -> Settings:
-    """Check every option of `InfluxDBSink` (see there) and return them.
+_CREDENTIAL = "a string without control characters"
 
-    Raises:
-        ConfigError: If an option is invalid or does not fit the API; it
-            names the option and never shows a password or token.
-    """
-    base_url = _check_base_url(url)
-    chosen_api = require_choice("api", api, APIS)
-    if gzip is not None and not isinstance(gzip, bool):
-        raise ConfigError("gzip", f"must be True, False or None, not {gzip!r}")
-    settings = Settings(
-        url=base_url,
-        api=chosen_api,
-        precision=require_choice("precision", precision, tuple(PRECISIONS)),
-        gzip=gzip,
-        timeout=require_number("timeout", timeout, minimum=0, inclusive=False),
-        verify_ssl=require_bool("verify_ssl", verify_ssl),
-        ssl_ca_cert=_check_ca_file(ssl_ca_cert),
-        name="influxdb" if name is None else require_name("name", name),
-        database=require_optional_str("database", database),
-        retention_policy=require_optional_str("retention_policy", retention_policy),
-        org=require_optional_str("org", org),
-        bucket=require_optional_str("bucket", bucket),
-        username=check_credential("username", username),
-        password=check_credential("password", password),
-        token=check_credential("token", token),
+
+@options_class
+class InfluxDBOptions:
+    """The options of an `InfluxDBSink`, each checked when the sink is built."""
+
+    url: str = option(
+        kind=Kind("an http(s) URL without credentials", _check_base_url),
+        doc="The server's base URL, http://host:8086 or https://... (a path prefix is kept).",
+        kw_only=False,
+        text=False,
     )
-    if chosen_api == "v1":
-        _refuse_for_api("v1", token=token, org=org, bucket=bucket)
-        _check_v1(database, username, password)
-    else:
-        _refuse_for_api(
-            "v2",
-            database=database,
-            retention_policy=retention_policy,
-            username=username,
-            password=password,
-        )
-        _check_v2(org, bucket)
-    return settings
+    api: str = option(
+        default="v2",
+        kind=choice(APIS),
+        doc="'v1' (/write, InfluxDB 1.x) or 'v2' (/api/v2/write: InfluxDB 2.x/3.x, "
+        "VictoriaMetrics).",
+        text=False,
+    )
+    token: str | None = option(
+        default=None,
+        kind=Kind(f"{_CREDENTIAL} that an HTTP header can carry", check_credential),
+        doc="v2 API token (sent as 'Authorization: Token ...').",
+    )
+    org: str | None = option(
+        default=None,
+        kind=optional(text()),
+        doc="v2 organization; required with api='v2' (VictoriaMetrics and InfluxDB 3 "
+        "accept any name).",
+    )
+    bucket: str | None = option(
+        default=None, kind=optional(text()), doc="v2 bucket; required with api='v2'."
+    )
+    database: str | None = option(
+        default=None,
+        kind=optional(text()),
+        doc="v1 database; required with api='v1'.",
+        text=False,
+    )
+    retention_policy: str | None = option(
+        default=None,
+        kind=optional(text()),
+        doc="v1 retention policy; the database's default when None.",
+        text="rp",
+    )
+    username: str | None = option(
+        default=None,
+        kind=Kind(_CREDENTIAL, check_credential),
+        doc="v1 user for HTTP basic auth.",
+        text=False,
+    )
+    password: str | None = option(
+        default=None,
+        kind=Kind(_CREDENTIAL, check_credential),
+        doc="v1 password; required when username is given.",
+        text=False,
+    )
+    precision: str = option(
+        default="ns",
+        kind=choice(tuple(PRECISIONS)),
+        doc="Timestamp precision written (ns, us, ms or s); timestamps are truncated to it.",
+    )
+    gzip: bool | None = option(
+        default=None,
+        kind=optional(boolean()),
+        doc="Compress request bodies with gzip; None: the streamer's compression decides "
+        "(any codec but none means gzip), and without one bodies are compressed.",
+    )
+    timeout: float = option(
+        default=10.0, kind=duration(), doc="Seconds each HTTP request may take."
+    )
+    verify_ssl: bool = option(
+        default=True, kind=boolean(), doc="Verify the server's TLS certificate (https only)."
+    )
+    ssl_ca_cert: str | os.PathLike[str] | None = option(
+        default=None,
+        kind=Kind("a file, or None", _check_ca_file),
+        doc="A CA bundle file to verify it with.",
+    )
+    name: str = option(default="influxdb", kind=text(), doc="The sink's name in health reports.")
+
+    def __post_init__(self) -> None:
+        """The options of one API are refused with the other, and its own are required."""
+        if self.api == "v1":
+            _refuse_for_api("v1", token=self.token, org=self.org, bucket=self.bucket)
+            _check_v1(self.database, self.username, self.password)
+        else:
+            _refuse_for_api(
+                "v2",
+                database=self.database,
+                retention_policy=self.retention_policy,
+                username=self.username,
+                password=self.password,
+            )
+            _check_v2(self.org, self.bucket)
 
 
-_COMMON_OPTIONS = ("gzip", "name", "precision", "ssl_ca_cert", "timeout", "tls", "verify_ssl")
-_URL_OPTIONS = {
-    "influxdb": (*_COMMON_OPTIONS, "rp"),
-    "influxdb2": (*_COMMON_OPTIONS, "bucket", "org", "token"),
-}
-_ALL_OPTIONS = frozenset(_URL_OPTIONS["influxdb"] + _URL_OPTIONS["influxdb2"])
-_OVERRIDES = (
-    "bucket", "database", "gzip", "name", "org", "password", "precision", "retention_policy",
-    "ssl_ca_cert", "timeout", "token", "username", "verify_ssl",
-)  # fmt: skip
 _DEFAULT_PORT = 8086
 
 
@@ -328,18 +338,17 @@ def url_arguments(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         raise ConfigError("url", f"cannot parse {shown!r} (check the port)") from None
     scheme = parsed.scheme.lower()
-    if scheme not in _URL_OPTIONS:
+    if scheme not in SCHEMES:
         raise ConfigError("url", f"expected an influxdb:// or influxdb2:// URL, not {shown!r}")
     if not parsed.hostname:
         raise ConfigError("url", f"no host in {shown!r}")
     if "api" in overrides:
         raise ConfigError("api", f"is set by the URL scheme ({scheme}://), not by an override")
-    check_overrides(overrides, _OVERRIDES, "InfluxDBSink")
-    options = parse_query(shown, parsed.query, _URL_OPTIONS[scheme])
+    check_overrides(overrides, InfluxDBOptions, "InfluxDBSink", exclude=("url", "api"))
+    kwargs, extra = query_options(shown, parsed.query, InfluxDBOptions, url_only=("tls",))
     host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
-    tls = parse_bool("tls", options.pop("tls", "false"))
+    tls = parse_bool("tls", extra.get("tls", "false"))
     base_url = f"{'https' if tls else 'http'}://{host}:{port or _DEFAULT_PORT}"
-    kwargs = _option_values(options)
     if scheme == "influxdb":
         kwargs.update(_v1_target(parsed, shown, overrides))
         api = "v1"
@@ -369,32 +378,14 @@ def _refuse_unencoded(url: str) -> None:
     if "#" in rest:
         raise ConfigError("url", "has a '#': percent-encode it (%23), in a token or elsewhere")
     after_secret: str | None = None
-    for option in rest.partition("?")[2].split("&"):
-        key = option.partition("=")[0]
-        if after_secret is not None and key not in _ALL_OPTIONS:
+    for query_option in rest.partition("?")[2].split("&"):
+        key = query_option.partition("=")[0]
+        if after_secret is not None and key not in (*text_names(InfluxDBOptions), "tls"):
             raise ConfigError(
                 after_secret, "is followed by something that is not an option: if its value "
                 "holds an '&', percent-encode it as %26",
             )  # fmt: skip
         after_secret = key if is_secret_name(key) else None
-
-
-def _option_values(options: dict[str, str]) -> dict[str, Any]:
-    """Constructor arguments from the URL's query options (text) besides ``tls``."""
-    values: dict[str, Any] = {}
-    for key, text in options.items():
-        if key in ("gzip", "verify_ssl"):
-            values[key] = parse_bool(key, text)
-        elif key == "timeout":
-            try:
-                values[key] = float(text)
-            except ValueError:
-                raise ConfigError(key, f"must be a number of seconds, not {text!r}") from None
-        elif key == "rp":
-            values["retention_policy"] = text
-        else:
-            values[key] = text
-    return values
 
 
 def _v1_target(

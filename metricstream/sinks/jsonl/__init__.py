@@ -45,12 +45,13 @@ The package, by role (the same files as every sink folder):
 
 from __future__ import annotations
 
-from metricstream.sinks.jsonl.config import SCHEMES
+from metricstream.sinks.jsonl.config import SCHEMES, JsonLinesOptions
 from metricstream.sinks.jsonl.reader import JsonLinesReader, TornTail, read_events, series_files
 from metricstream.sinks.jsonl.sink import JsonLinesSink, from_url
 
 __all__ = [
     "SCHEMES",
+    "JsonLinesOptions",
     "JsonLinesReader",
     "JsonLinesSink",
     "TornTail",

@@ -18,7 +18,7 @@ and its own helper, `delivery`: a payload's state and its delivery reports.
 
 from __future__ import annotations
 
-from metricstream.sinks.kafka.config import SCHEMES
+from metricstream.sinks.kafka.config import SCHEMES, KafkaOptions
 from metricstream.sinks.kafka.delivery import KafkaPayload
 from metricstream.sinks.kafka.encode import (
     CONTENT_TYPES,
@@ -39,6 +39,7 @@ __all__ = [
     "HEADER_SCHEMA_VERSION",
     "SCHEMES",
     "VERDICTS",
+    "KafkaOptions",
     "KafkaPayload",
     "KafkaSink",
     "Verdict",

@@ -33,7 +33,11 @@ Query options: ``mapping`` (JSON, see `CounterMapping.from_dict`), ``prefix``,
 from __future__ import annotations
 
 from metricstream.sinks.redis_counters.buckets import TimeBuckets
-from metricstream.sinks.redis_counters.config import SCHEMES
+from metricstream.sinks.redis_counters.config import (
+    SCHEMES,
+    CounterStoreOptions,
+    RedisCounterOptions,
+)
 from metricstream.sinks.redis_counters.keys import CounterKey, KeyLayout, escape, parse_key
 from metricstream.sinks.redis_counters.mapping import CounterLimits, CounterMapping
 from metricstream.sinks.redis_counters.reader import CounterResult, RedisCounterReader
@@ -47,7 +51,9 @@ __all__ = [
     "CounterMapping",
     "CounterPayload",
     "CounterResult",
+    "CounterStoreOptions",
     "KeyLayout",
+    "RedisCounterOptions",
     "RedisCounterReader",
     "RedisCounterSink",
     "TimeBuckets",

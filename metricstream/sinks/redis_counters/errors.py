@@ -35,16 +35,7 @@ def _is_transient_reply(exc: BaseException) -> bool:
 
 
 def sink_error(exc: BaseException, *, sink: str, action: str) -> SinkError:
-    """Translate a redis-py error into the sink's error: the one table.
-
-    - wrong credentials or missing permissions: permanent, and the sink is
-      unhealthy until a write succeeds;
-    - connection errors, timeouts, a cluster that is down or resharding, a
-      server that is loading, busy, out of memory (``OOM``) or read-only:
-      transient;
-    - any other error reply: permanent (``rejected``);
-    - anything else: transient.
-    """
+    """Translate a redis-py error into the sink's error, by the table the module draws."""
     from redis import exceptions as errors
     from redis.exceptions import RedisClusterException
 
