@@ -23,6 +23,7 @@ from metricstream.event import (
     event_from_sample,
 )
 from metricstream.exceptions import (
+    BackpressureError,
     ConfigError,
     InvalidEventError,
     LineProtocolError,
@@ -30,10 +31,12 @@ from metricstream.exceptions import (
     PermanentSinkError,
     SchemaVersionError,
     SinkError,
+    StreamerClosedError,
     TransientSinkError,
 )
 from metricstream.streamer import (
     DROP_REASONS,
+    BatchReceipt,
     EventStreamer,
     RetryConfig,
     SinkHealth,
@@ -64,6 +67,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BackpressureError",
+    "BatchReceipt",
     "Compression",
     "CompressionAware",
     "ConfigError",
@@ -84,6 +89,7 @@ __all__ = [
     "Sink",
     "SinkError",
     "SinkHealth",
+    "StreamerClosedError",
     "StreamerHealth",
     "TransientSinkError",
     "UInt",

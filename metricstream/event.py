@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from metricstream._bounded import BoundedDict
 from metricstream._compiled import SPEEDUPS
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PARTS_PER_EVENT",
     "SCHEMA_VERSION",
-    "EventRow",
     "FieldValue",
     "MetricEvent",
     "SharedTags",
@@ -496,14 +495,12 @@ def trusted_event(
 # --- events as parts, from send() to the cut ----------------------------------
 
 PARTS_PER_EVENT = 5
-"""How the streamer holds a pending event: its five parts, in the order of `EventRow`.
+"""How the streamer holds a pending event: its five parts, in order.
 
-From `send()` until the batcher cuts a batch, a pending event is these
-references appended to one flat sequence, never an object of its own: the
-garbage collector has nothing per event to walk, and each event costs five
+Measurement, tags, fields, timestamp_ns and correlation id. From `send()`
+until the batcher cuts a batch, a pending event is these references
+appended to one flat sequence, never an object of its own: the garbage
+collector has nothing per event to walk, and each event costs five
 pointers besides its values. The cut turns them into columns
 (`metricstream.columns.EventColumns.of_parts`).
 """
-
-EventRow = tuple[str, dict[str, str], dict[str, FieldValue], int, Union[str, None]]
-"""One pending event's parts: measurement, tags, fields, timestamp_ns, correlation_id."""

@@ -246,7 +246,7 @@ class TestLifecycle:
         base = serve(streamer)
 
         def child() -> dict[str, object]:
-            return {"serving": streamer._health_server is not None}
+            return {"serving": streamer._endpoint.server is not None}
 
         _, report = run_child(child)
         assert report == {"serving": False}

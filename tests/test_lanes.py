@@ -222,7 +222,7 @@ class TestCatchUp:
         lane = streamer._pipeline.lanes[0]
         waits = self.record_waits(lane.prepared, monkeypatch)
         assert streamer.send_many(sample(i) for i in range(500)) == 500
-        assert wait_until(lambda: lane._raw >= 490, timeout=30)
+        assert wait_until(lambda: lane.ledger.raw >= 490, timeout=30)
         assert streamer.send_many(sample(i) for i in range(500, 600)) == 100
         assert waits == []
         gate.set()
@@ -250,7 +250,7 @@ class TestCatchUp:
         streamer.send_many(sample(i) for i in range(10))
         assert wait_until(lambda: lane.prepared_at > 0, timeout=30)
         streamer.send_many(sample(i) for i in range(10, 100))
-        assert wait_until(lambda: lane._raw >= 60, timeout=30)
+        assert wait_until(lambda: lane.ledger.raw >= 60, timeout=30)
         streamer.send_many(sample(i) for i in range(100, 200))
         assert waits
         assert set(waits) == {_pipeline.CATCH_UP_SECONDS}
@@ -266,13 +266,13 @@ class TestCatchUp:
         streamer = make_streamer([memory], batch_size=10, flush_interval=60)
         pipeline = streamer._pipeline
         gate = threading.Event()
-        cut = pipeline._cut_and_distribute
+        cut = pipeline.batcher._cut_and_distribute
 
         def stalled_cut() -> bool:
             gate.wait()
             return cut()
 
-        monkeypatch.setattr(pipeline, "_cut_and_distribute", stalled_cut)
+        monkeypatch.setattr(pipeline.batcher, "_cut_and_distribute", stalled_cut)
         waits = self.record_waits(pipeline.cut, monkeypatch)
         assert streamer.send_many(sample(i) for i in range(100)) == 100
         assert len(waits) == 100 // 10 - _pipeline.CATCH_UP_BATCHES + 1

@@ -13,7 +13,9 @@ The layers, bottom first (see docs/architecture.md)::
     6 package    metricstream itself (its __init__) and __main__
 
 A module may import its own layer or lower ones. In layer 4 the rooms are
-separate: only the streamer may use the spool. The aggregation core imports
+separate: only the streamer's engine may use the spool. Inside the
+streamer, the operations may import the engine; the engine never imports
+the operations or the facade (`SEAMS`). The aggregation core imports
 nothing above the model (`LOWER_LAYERS_ONLY`), so that the streamer and the
 relay both stand on it.
 separate: only the streamer may use the spool. Every import is an import
@@ -66,8 +68,25 @@ LAYERS: list[tuple[int, str]] = [
 ]
 LOWER_LAYERS_ONLY = {"metricstream.aggregate": 1}
 """Rooms that may import, besides themselves, only the layers up to the one given."""
-ROOM_IMPORTS_ALLOWED = {("metricstream.streamer", "metricstream.spool")}
-"""Imports allowed between two rooms of the same layer."""
+ROOM_IMPORTS_ALLOWED = {("metricstream.streamer.engine", "metricstream.spool")}
+"""Imports allowed between two rooms of the same layer: (importer prefix, room)."""
+
+SEAMS: list[tuple[str, str]] = [
+    ("metricstream.streamer.engine", "metricstream.streamer.operations"),
+    ("metricstream.streamer.engine", "metricstream.streamer.streamer"),
+]
+"""(importer prefix, target prefix) pairs inside a room that must never import one another."""
+
+
+def within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def allowed_between_rooms(module: str, target_room: str) -> bool:
+    return any(
+        within(module, importer) and room_ == target_room
+        for importer, room_ in ROOM_IMPORTS_ALLOWED
+    )
 
 
 def module_name(path: Path) -> str:
@@ -122,11 +141,34 @@ class TestLayers:
                 elif (
                     target_layer == layer
                     and target_room != own_room
-                    and (own_room, target_room) not in ROOM_IMPORTS_ALLOWED
+                    and not allowed_between_rooms(module, target_room)
                     and layer == 4
                 ):
                     wrong.append(f"{module}:{line} imports {target} from another room")
         assert wrong == []
+
+    def test_the_engine_never_imports_the_operations_or_the_facade(self) -> None:
+        known = modules()
+        wrong = [
+            f"{module}:{line} imports {target}"
+            for module, path in known.items()
+            for line, target in imported(path, known)
+            for importer, forbidden in SEAMS
+            if within(module, importer) and within(target, forbidden)
+        ]
+        assert wrong == []
+
+    def test_only_the_engine_uses_the_spool_in_its_layer(self) -> None:
+        known = modules()
+        users = {
+            module
+            for module, path in known.items()
+            if room(module)[0] == 4 and not within(module, "metricstream.spool")
+            for _, target in imported(path, known)
+            if within(target, "metricstream.spool")
+        }
+        assert users
+        assert {u for u in users if not within(u, "metricstream.streamer.engine")} == set()
 
     def test_rooms_kept_low_import_only_the_layers_below(self) -> None:
         known = modules()
@@ -164,6 +206,19 @@ class TestLayers:
             if module not in state:
                 visit(module, [module])
         assert cycles == []
+
+    def test_the_checker_sees_an_engine_module_importing_the_operations(
+        self, tmp_path: Path
+    ) -> None:
+        bad = tmp_path / "bad.py"
+        bad.write_text("from metricstream.streamer.operations import lifecycle\n", "utf-8")
+        found = list(imported(bad, modules()))
+        assert found == [(1, "metricstream.streamer.operations.lifecycle")]
+        module = "metricstream.streamer.engine.pipeline"
+        assert any(
+            within(module, importer) and within(found[0][1], forbidden)
+            for importer, forbidden in SEAMS
+        )
 
     def test_the_checker_sees_a_wrong_import(self, tmp_path: Path) -> None:
         """A model module importing the streamer would be reported."""

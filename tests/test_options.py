@@ -188,7 +188,11 @@ class TestText:
         [
             ({"rotate_bytes": "ten"}, "ROTATE_BYTES: must be an integer >= 1, not 'ten'"),
             ({"rotate_bytes": "1.5"}, "ROTATE_BYTES: must be an integer >= 1, not '1.5'"),
-            ({"timeout": "soon"}, "TIMEOUT: must be a number of seconds > 0, not 'soon'"),
+            (
+                {"timeout": "soon"},
+                "TIMEOUT: must be a number of seconds > 0 (or with a unit: '500ms', '10s', '1.5m', "
+                "'1h'), not 'soon'",
+            ),
             ({"timeout": "-1"}, "TIMEOUT: must be a number of seconds > 0, not -1.0"),
             ({"fsync": "maybe"}, "FSYNC: must be true or false (or 1/0, yes/no, on/off), not"),
             ({"labels": "a=b"}, "LABELS: unknown option; known: fsync, mode, path, ratio,"),

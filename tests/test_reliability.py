@@ -47,7 +47,7 @@ class TestTheBatcherSurvives:
         def explode() -> bool:
             raise RuntimeError("simulated bug")
 
-        monkeypatch.setattr(streamer._pipeline, "_cut_and_distribute", explode)
+        monkeypatch.setattr(streamer._pipeline.batcher, "_cut_and_distribute", explode)
         streamer.send_many(sample(i) for i in range(5))
         assert streamer.flush(30) is False
         health = streamer.health()

@@ -34,7 +34,7 @@ from metricstream.exceptions import (
 from metricstream.sinks import KafkaSink, sink_from_url
 from metricstream.sinks.kafka import VERDICTS, KafkaPayload, Verdict, decode_message
 from metricstream.sinks.kafka.encode import MessageEncoder
-from metricstream.streamer.engine.retry import RetryConfig
+from metricstream.streamer.engine.lane.retry import RetryConfig
 
 from . import servers
 from .kafka_helpers import MockCluster, TansuProcess, read_events, read_topic, unique_topic

@@ -6,6 +6,7 @@ import os
 import random
 import stat
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,35 @@ class TestFormat:
         )
         assert (reopened.next_seq, reopened.damage) == (2, [])
         reopened.close()
+
+    def test_batch_ids_of_any_form_read_back_as_written(self, tmp_path: Path) -> None:
+        spool = open_spool(tmp_path)
+        ids = ["orders-3-18230", "x" * 256, "événement", uuid.uuid4().hex]
+        for n, batch_id in enumerate(ids):
+            spool.append(ms.EventBatch([sample(n)], batch_id=batch_id, created_ns=n))
+        spool.close()
+        reopened = open_spool(tmp_path)
+        stored = [reopened.read(seq) for seq in range(len(ids))]
+        assert [(s.batch.batch_id, s.batch.created_ns) for s in stored if s and s.batch] == [
+            (batch_id, n) for n, batch_id in enumerate(ids)
+        ]
+        assert reopened.damage == []
+        reopened.close()
+
+    def test_a_flipped_bit_in_a_named_record_costs_exactly_its_batch(self, tmp_path: Path) -> None:
+        spool = open_spool(tmp_path)
+        for n in range(3):
+            spool.append(batch_of(n * 10, 10))
+        first_size = os.path.getsize(next((tmp_path / "segments").iterdir()))
+        spool.append(ms.EventBatch([sample(30 + i) for i in range(10)], batch_id="named-3"))
+        spool.append(ms.EventBatch([sample(40 + i) for i in range(10)], batch_id="named-4"))
+        spool.close()
+        path = next((tmp_path / "segments").iterdir())
+        data = bytearray(path.read_bytes())
+        data[first_size + HEADER_SIZE + 5] ^= 0x10  # in the payload of "named-3"
+        path.write_bytes(bytes(data))
+        events, lost = read_all(open_spool(tmp_path))
+        assert (values(events), lost) == ([*range(30), *range(40, 50)], 10)
 
     def test_segments_roll_and_are_named_by_their_first_event(self, tmp_path: Path) -> None:
         log = SegmentLog(tmp_path, segment_bytes=500, fsync="never")
@@ -285,7 +315,7 @@ class TestStreamingThroughTheSpool:
         streamer = self.make(
             [slow, fast], tmp_path, batch_size=100, spool_max_bytes=1 << 20, max_buffer=100
         )
-        streamer._spool.log.segment_bytes = 1024  # type: ignore[union-attr]
+        streamer._pipeline.spool.log.segment_bytes = 1024  # type: ignore[union-attr]
         for i in range(3000):
             streamer.send(sample(i))
             if i % 100 == 99:
@@ -313,7 +343,7 @@ class TestStreamingThroughTheSpool:
             spool_max_bytes=1 << 20,
             probe_interval=0.05,
         )
-        streamer._spool.log.segment_bytes = 64 << 10  # type: ignore[union-attr]
+        streamer._pipeline.spool.log.segment_bytes = 64 << 10  # type: ignore[union-attr]
         events = [
             ms.event_from_sample("m", float(i), {"pad": f"{random.random()}"})
             for i in range(40_000)

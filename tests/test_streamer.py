@@ -21,7 +21,7 @@ import metricstream as ms
 from metricstream.contract import EventBatch
 from metricstream.sinks.jsonl import read_events
 from metricstream.streamer.correlation import default_prefix
-from metricstream.streamer.engine.retry import Retrier, RetryInterruptedError
+from metricstream.streamer.engine.lane.retry import Retrier, RetryInterruptedError
 from metricstream.streamer.operations import lifecycle
 from metricstream.testing import FaultySink, InMemorySink
 
@@ -154,10 +154,10 @@ class TestBatching:
 
 
 def send_in_chunks(
-    streamer: ms.EventStreamer, total: int, chunk: int, memory: InMemorySink
+    streamer: ms.EventStreamer, total: int, chunk: int, memory: InMemorySink, first: int = 0
 ) -> None:
-    """Send `total` events `chunk` at a time, letting the batcher hand each chunk out."""
-    for start in range(0, total, chunk):
+    """Send events `first` to `total` `chunk` at a time, letting the batcher hand each chunk out."""
+    for start in range(first, total, chunk):
         streamer.send_many(sample(i) for i in range(start, start + chunk))
         assert memory.wait_for(start + chunk) is True
 
@@ -185,7 +185,9 @@ class TestOverflow:
         streamer = make_streamer(
             [stuck, memory], batch_size=10, max_buffer=30, flush_interval=60, overflow="drop_oldest"
         )
-        send_in_chunks(streamer, 100, 10, memory)
+        send_in_chunks(streamer, 10, 10, memory)
+        assert wait_until(lambda: len(stuck.attempts) == 1)  # the first batch is in flight
+        send_in_chunks(streamer, 100, 10, memory, first=10)
         health = streamer.health()
         assert_balanced(health)
         assert health.sinks["stuck"].pending == 30

@@ -17,10 +17,10 @@ Every mistake is a `ConfigError` naming the option.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from metricstream._options import seconds_from_text
 from metricstream._validate import check_key
 from metricstream.exceptions import ConfigError, InvalidEventError
 
@@ -32,35 +32,26 @@ __all__ = [
     "parse_duration",
 ]
 
-_UNITS_NS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)\s*")
-
-
 def parse_duration(option: str, value: object, *, allow_zero: bool = False) -> int:
     """Return a duration in nanoseconds (at least one, or zero when `allow_zero`).
 
     Args:
         option: The option's name, for the error.
-        value: Seconds as an int or float, or text with a unit (``ms``, ``s``,
-            ``m``, ``h``): ``"500ms"``, ``"10s"``, ``"1.5m"``.
+        value: Seconds as an int or float, or text read by
+            `metricstream._options.seconds_from_text`: ``"500ms"``, ``"10s"``,
+            ``"1.5m"``, ``"1h"`` (a bare number is seconds).
         allow_zero: Whether zero is a valid duration.
 
     Raises:
         ConfigError: If it is negative, zero (unless allowed) or not finite,
-            or the text has no known unit.
+            or the text is not a duration.
     """
-    if isinstance(value, str):
-        match = _DURATION.fullmatch(value)
-        if match is None:
-            raise ConfigError(
-                option,
-                f"must be a duration such as '500ms', '10s', '1m' or '1h', not {value!r}",
-            )
-        nanoseconds = round(float(match.group(1)) * _UNITS_NS[match.group(2)])
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        nanoseconds = round(value * 1_000_000_000)
-    else:
+    seconds = seconds_from_text(option, value) if isinstance(value, str) else value
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
         raise ConfigError(option, f"must be a number of seconds or a duration text, not {value!r}")
+    if not math.isfinite(seconds):
+        raise ConfigError(option, f"must be a finite duration, not {value!r}")
+    nanoseconds = round(seconds * 1_000_000_000)
     if nanoseconds < (0 if allow_zero else 1):
         bound = "zero or more" if allow_zero else "a positive duration"
         raise ConfigError(option, f"must be {bound}, not {value!r}")
