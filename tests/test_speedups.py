@@ -27,12 +27,13 @@ turned_off = os.environ.get(_compiled.PURE_PYTHON_VARIABLE, "") not in ("", "0")
 if not turned_off:
     # Built by `pip install` wherever there is a C compiler: under CI a build
     # that failed is a failure here, not 14 tests skipped in silence.
-    require_module("metricstream.codecs._speedups", "the encoders' compiled helpers")
+    require_module("metricstream._speedups", "the compiled helpers")
 compiled = _compiled.SPEEDUPS
 pytestmark = pytest.mark.skipif(
     compiled is None,
     reason=f"the compiled helpers are turned off ({_compiled.PURE_PYTHON_VARIABLE})",
 )
+
 
 class Key(str):
     pass
