@@ -9,7 +9,7 @@ PURE_PYTHON_TESTS := tests/test_batch.py tests/test_lineprotocol.py tests/test_j
 
 .PHONY: demo test bench bench-readme lint services services-stop clean
 
-$(STAMP): pyproject.toml setup.py metricstream/codecs/_speedups.c
+$(STAMP): pyproject.toml setup.py metricstream/_speedups.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all]'
 	@touch $(STAMP)
