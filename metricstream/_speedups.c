@@ -1,7 +1,8 @@
 /*
  * Optional compiled helpers for the loops that run once per event or per
  * field: checking an event's fields and finding its shared tags when it is
- * built (`checked_fields`, `items_key`: twins in metricstream._validate and
+ * built, one by one or a list of them at once (`checked_fields`,
+ * `fields_needing_checks`, `items_key`: twins in metricstream._validate and
  * metricstream.event), taking a batch's fields as columns (`field_columns`:
  * metricstream.columns), and writing line protocol entries and a batch's
  * lines (`entry_text`: metricstream.codecs.lineprotocol; `join_lines`:
@@ -41,12 +42,69 @@ write_int64(char *out, long long value)
 }
 
 /*
+ * The fast check of one field dict: 1 when `fields` is an exact dict whose
+ * every key is an exact str in the set `valid_keys` (and not in `excluded`,
+ * when given) and every value is a finite float, an int in int64, a bool, a
+ * `uint_type`, or an ASCII str of at most `max_chars` characters (none a
+ * subclass); 0 when it is not; -1 with an exception set.
+ */
+static int
+fields_pass(PyObject *fields, PyObject *valid_keys, PyObject *uint_type, Py_ssize_t max_chars,
+            PyObject *excluded)
+{
+    if (!PyDict_CheckExact(fields)) {
+        return 0;
+    }
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(fields, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            return 0;
+        }
+        /* An exact str hashes and compares without running Python code. */
+        int known = PySet_Contains(valid_keys, key);
+        if (known <= 0) {
+            return known;
+        }
+        if (excluded != NULL) {
+            int refused = PySet_Contains(excluded, key);
+            if (refused != 0) {
+                return refused < 0 ? -1 : 0;
+            }
+        }
+        PyTypeObject *type = Py_TYPE(value);
+        if (type == &PyFloat_Type) {
+            if (!isfinite(PyFloat_AS_DOUBLE(value))) {
+                return 0;
+            }
+        }
+        else if (type == &PyLong_Type) {
+            int overflow = 0;
+            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+            if (number == -1 && PyErr_Occurred()) {
+                return -1;
+            }
+            if (overflow) {
+                return 0;
+            }
+        }
+        else if (type == &PyUnicode_Type) {
+            if (PyUnicode_GET_LENGTH(value) > max_chars || !PyUnicode_IS_ASCII(value)) {
+                return 0;
+            }
+        }
+        else if (type != &PyBool_Type && (PyObject *)type != uint_type) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
  * checked_fields(fields, valid_keys, uint_type, max_chars) -> dict or None
  *
- * A copy of the dict `fields` when every key is a str in the set
- * `valid_keys` and every value is a finite float, an int in int64, a bool,
- * a `uint_type`, or an ASCII str of at most `max_chars` characters (none a
- * subclass); otherwise None, and the caller checks the slow way.
+ * A copy of the dict `fields` when it passes the fast check (`fields_pass`);
+ * otherwise None, and the caller checks the slow way.
  */
 static PyObject *
 checked_fields(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -55,54 +113,66 @@ checked_fields(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "checked_fields takes (dict, set, type, int)");
         return NULL;
     }
-    PyObject *fields = args[0], *valid_keys = args[1], *uint_type = args[2];
     Py_ssize_t max_chars = PyLong_AsSsize_t(args[3]);
     if (max_chars == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    if (!PyDict_CheckExact(fields)) {
+    int passed = fields_pass(args[0], args[1], args[2], max_chars, NULL);
+    if (passed < 0) {
+        return NULL;
+    }
+    if (!passed) {
         Py_RETURN_NONE;
     }
-    Py_ssize_t position = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(fields, &position, &key, &value)) {
-        if (!PyUnicode_CheckExact(key)) {
-            Py_RETURN_NONE;
-        }
-        /* An exact str hashes and compares without running Python code. */
-        int known = PySet_Contains(valid_keys, key);
-        if (known < 0) {
+    return PyDict_Copy(args[0]);
+}
+
+/*
+ * fields_needing_checks(dicts, valid_keys, uint_type, max_chars, excluded) -> list[int]
+ *
+ * The positions of the items of the list `dicts` that do not pass the fast
+ * check (`fields_pass`, with the keys of the set `excluded` refused), in
+ * order: the caller checks those the slow way.
+ */
+static PyObject *
+fields_needing_checks(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1]) ||
+        !PyLong_Check(args[3]) || !PyAnySet_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "fields_needing_checks takes (list, set, type, int, set)");
+        return NULL;
+    }
+    Py_ssize_t max_chars = PyLong_AsSsize_t(args[3]);
+    if (max_chars == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *dicts = args[0];
+    PyObject *found = PyList_New(0);
+    if (found == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t index = 0; index < PyList_GET_SIZE(dicts); index++) {
+        PyObject *item = PyList_GET_ITEM(dicts, index);
+        /* Held across the check, which may run Python code (a set's __eq__). */
+        Py_INCREF(item);
+        int passed = fields_pass(item, args[1], args[2], max_chars, args[4]);
+        Py_DECREF(item);
+        if (passed < 0) {
+            Py_DECREF(found);
             return NULL;
         }
-        if (!known) {
-            Py_RETURN_NONE;
-        }
-        PyTypeObject *type = Py_TYPE(value);
-        if (type == &PyFloat_Type) {
-            if (!isfinite(PyFloat_AS_DOUBLE(value))) {
-                Py_RETURN_NONE;
-            }
-        }
-        else if (type == &PyLong_Type) {
-            int overflow = 0;
-            long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-            if (number == -1 && PyErr_Occurred()) {
+        if (!passed) {
+            PyObject *position = PyLong_FromSsize_t(index);
+            if (position == NULL || PyList_Append(found, position) < 0) {
+                Py_XDECREF(position);
+                Py_DECREF(found);
                 return NULL;
             }
-            if (overflow) {
-                Py_RETURN_NONE;
-            }
-        }
-        else if (type == &PyUnicode_Type) {
-            if (PyUnicode_GET_LENGTH(value) > max_chars || !PyUnicode_IS_ASCII(value)) {
-                Py_RETURN_NONE;
-            }
-        }
-        else if (type != &PyBool_Type && (PyObject *)type != uint_type) {
-            Py_RETURN_NONE;
+            Py_DECREF(position);
         }
     }
-    return PyDict_Copy(fields);
+    return found;
 }
 
 /*
@@ -596,6 +666,8 @@ entry_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"checked_fields", (PyCFunction)(void (*)(void))checked_fields, METH_FASTCALL,
      "A copy of a field dict whose keys and values need no further check, or None."},
+    {"fields_needing_checks", (PyCFunction)(void (*)(void))fields_needing_checks, METH_FASTCALL,
+     "The positions of the field dicts of a list that the fast check does not accept."},
     {"items_key", (PyCFunction)items_key, METH_O,
      "tuple(tags.items()) for a dict of str, or None."},
     {"field_columns", (PyCFunction)field_columns, METH_O,

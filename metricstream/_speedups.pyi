@@ -25,3 +25,11 @@ def checked_fields(
     fields: object, valid_keys: set[str], uint_type: type, max_chars: int, /
 ) -> dict[str, object] | None: ...
 def items_key(tags: object, /) -> tuple[tuple[str, str], ...] | None: ...
+def fields_needing_checks(
+    dicts: list[object],
+    valid_keys: set[str],
+    uint_type: type,
+    max_chars: int,
+    excluded: frozenset[str],
+    /,
+) -> list[int]: ...

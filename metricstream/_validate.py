@@ -46,6 +46,7 @@ __all__ = [
     "check_tag_value",
     "check_tags",
     "check_timestamp",
+    "fields_needing_checks",
     "no_fields_error",
     "valid_keys",
     "valid_measurements",
@@ -491,35 +492,80 @@ def check_fields(
     if not fields:
         return {}
     if _checked_fields is not None:
-        # The compiled twin of the loop below, for the common case: all checked, copied.
+        # The compiled twin of the check below, for the common case: all checked, copied.
         checked = _checked_fields(fields, valid_keys, UInt, MAX_STRING_BYTES // 4)
         if checked is not None:
             return checked  # type: ignore[no-any-return]
     source: Any = fields
     if source.__class__ is not dict:
         source = as_dict(fields, "fields")
-    keys = valid_keys
-    # Inline checks for keys seen before and the common value types; anything
-    # else (or out of range) goes through the full checks, which raise or convert.
-    for key, value in source.items():
-        if key.__class__ is not str or key not in keys:
-            return _rebuild_fields(source)
-        cls = value.__class__
-        if cls is float:
-            if not -FLOAT_MAX <= value <= FLOAT_MAX:  # NaN fails both comparisons
-                return _rebuild_fields(source)
-        elif cls is int:
-            if not INT64_MIN <= value <= INT64_MAX:
-                return _rebuild_fields(source)
-        elif cls is str:
-            if len(value) > MAX_STRING_BYTES // 4 or not value.isascii():
-                return _rebuild_fields(source)
-        elif cls is not bool and cls is not UInt:
-            return _rebuild_fields(source)
+    if not _passes_fast_check(source, _NOTHING):
+        # Anything else (or out of range) goes through the full checks, which raise or convert.
+        return _rebuild_fields(source)
     return source.copy() if source is fields else source  # type: ignore[no-any-return,union-attr]
 
 
+def _passes_fast_check(fields: dict[Any, Any], excluded: frozenset[str]) -> bool:
+    """Whether a dict holds only keys seen valid before (none in `excluded`) and plain values.
+
+    Plain values: finite floats, ints in int64, bools, `UInt`, ASCII strs of
+    at most a quarter of `MAX_STRING_BYTES` characters, none a subclass.
+    `check_fields` would return an equal copy of such a dict.
+    """
+    keys = valid_keys
+    for key, value in fields.items():
+        if key.__class__ is not str or key not in keys or key in excluded:
+            return False
+        cls = value.__class__
+        if cls is float:
+            if not -FLOAT_MAX <= value <= FLOAT_MAX:  # NaN fails both comparisons
+                return False
+        elif cls is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                return False
+        elif cls is str:
+            if len(value) > MAX_STRING_BYTES // 4 or not value.isascii():
+                return False
+        elif cls is not bool and cls is not UInt:
+            return False
+    return True
+
+
+def fields_needing_checks(dicts: list[Any], excluded: frozenset[str] = frozenset()) -> list[int]:
+    """The positions of the items of `dicts` that are not field dicts known valid as they are.
+
+    The bulk form of the check `check_fields` starts with, for many events'
+    fields at once: an item passes when it is a dict (not a subclass) whose
+    keys were all seen valid before and are not in `excluded`, and whose
+    values are plain (finite floats, ints in int64, bools, `UInt`, ASCII
+    strs of at most a quarter of `MAX_STRING_BYTES` characters). Such an
+    item is valid fields as it stands (`check_fields` would return an equal
+    copy); the items at the positions returned need `check_fields` itself,
+    which converts them or names what is wrong.
+
+    Args:
+        dicts: The candidate field dicts, one per event.
+        excluded: Keys the caller handles itself: a dict holding one is
+            returned too.
+
+    Returns:
+        The positions, in order.
+    """
+    if _fields_needing_checks is not None:
+        found: list[int] = _fields_needing_checks(
+            dicts, valid_keys, UInt, MAX_STRING_BYTES // 4, excluded
+        )
+        return found
+    return [
+        index
+        for index, item in enumerate(dicts)
+        if item.__class__ is not dict or not _passes_fast_check(item, excluded)
+    ]
+
+
+_NOTHING: frozenset[str] = frozenset()
 _checked_fields = None if SPEEDUPS is None else SPEEDUPS.checked_fields
+_fields_needing_checks = None if SPEEDUPS is None else SPEEDUPS.fields_needing_checks
 
 
 def _rebuild_fields(fields: dict[Any, Any]) -> dict[str, FieldValue]:

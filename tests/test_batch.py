@@ -327,6 +327,28 @@ class TestBatchEncoders:
         assert both(columns) == one_by_one(events)
         assert lineprotocol.encode_batch(columns, "us") == one_by_one(events, "us")[0]
 
+    @pytest.mark.parametrize(
+        "texts",
+        [
+            ["a", "b", "", "é", "x y"],
+            [",", "a"],
+            ["a", ","],
+            ["a,", ",b", '","', "c"],
+            ['q"uote', "b"],
+            ["back\\slash", "b"],
+            ["new\nline", "tab\t", "nul\x00", "del\x7f"],
+            ["\u2028", "\U0001f600"],
+        ],
+    )
+    def test_string_columns(self, texts: list[str]) -> None:
+        events = [
+            MetricEvent("m", fields={"s": text, "n": i, "t": text[::-1]}, timestamp_ns=i)
+            for i, text in enumerate(texts)
+        ]
+        columns = EventColumns.of_events(events)
+        assert columns.field_keys == ("s", "n", "t")
+        assert both(columns) == one_by_one(events)
+
     def test_an_event_without_fields_is_refused(self) -> None:
         events = [event_from_sample("cpu", 1.5), MetricEvent("empty", timestamp_ns=0)]
         for batch in (EventBatch.from_parts(parts_of(events)), EventBatch(events[::-1])):

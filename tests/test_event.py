@@ -9,7 +9,7 @@ import time
 import pytest
 
 import metricstream as ms
-from metricstream import InvalidEventError, MetricEvent, UInt, event_from_sample
+from metricstream import InvalidEventError, MetricEvent, UInt, _validate, event_from_sample
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -529,3 +529,46 @@ class TestSharedTags:
         assert info.value.key == "host"
         with pytest.raises(InvalidEventError):
             event_from_sample("m", 1, {"host": ["a"]})
+
+
+class TestFieldsNeedingChecks:
+    """The bulk check of many events' fields: what it lets through is valid fields as it is."""
+
+    KNOWN = {"n": 1, "s": "x", "f": 0.5, "b": True, "u": UInt(3)}
+
+    def setup_method(self) -> None:
+        MetricEvent("m", fields=self.KNOWN)  # the keys are seen valid
+
+    def test_plain_dicts_of_known_keys_pass(self) -> None:
+        items = [dict(self.KNOWN), {"n": INT64_MIN, "s": "y" * 16_384}, {}, {"f": -1e308}]
+        assert _validate.fields_needing_checks(items) == []
+        for item in items:
+            assert _validate.check_fields(item) == item
+
+    def test_anything_else_is_left_to_check_fields(self) -> None:
+        class Fields(dict):  # type: ignore[type-arg]
+            pass
+
+        odd: list[object] = [
+            {"never seen before key": 1},
+            {"n": INT64_MAX + 1},
+            {"n": INT64_MIN - 1},
+            {"f": float("nan")},
+            {"f": float("inf")},
+            {"s": "é"},
+            {"s": "y" * 16_385},
+            {"s": Env.PROD},
+            {"n": Color.RED},
+            {"n": None},
+            {"n": [1]},
+            Fields(n=1),
+            None,
+            [("n", 1)],
+        ]
+        items = [dict(self.KNOWN), *odd, {"n": 2}]
+        assert _validate.fields_needing_checks(items) == list(range(1, len(odd) + 1))
+
+    def test_excluded_keys_are_left_to_the_caller(self) -> None:
+        items = [{"n": 1}, {"s": "a", "n": 2}, {"b": False}]
+        assert _validate.fields_needing_checks(items, frozenset({"n"})) == [0, 1]
+        assert _validate.fields_needing_checks(items, frozenset()) == []

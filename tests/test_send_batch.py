@@ -14,6 +14,7 @@ import pytest
 import redis
 
 import metricstream as ms
+from metricstream.columns import EventColumns
 from metricstream.sinks import RedisCounterSink
 from metricstream.spool import segments
 from metricstream.testing import FaultySink, InMemorySink
@@ -193,6 +194,37 @@ class TestOneBatch:
             ({"region": "us"}, "req-7"),
             ({"region": "eu"}, "mine"),
         ]
+
+    @pytest.mark.parametrize("default_tags", [None, {"region": "eu"}])
+    def test_events_given_as_columns_travel_as_the_same_events(
+        self, make_streamer: Make, default_tags: dict[str, str] | None
+    ) -> None:
+        log = BatchLog()
+        streamer = make_streamer([log], default_tags=default_tags)
+        given = [sample(0, region="us"), sample(1).with_correlation_id("mine"), sample(2)]
+        columns = EventColumns.of_events(given)
+        with streamer.correlation("req-7"):
+            receipt = streamer.send_batch(columns, batch_id="cols")
+        assert receipt.wait_delivered(10)
+        assert [batch_id for batch_id, _ in log.batches] == ["cols"]
+        expected = [
+            ({"region": "us"}, "req-7"),
+            ({"region": "eu"} if default_tags else {}, "mine"),
+            ({"region": "eu"} if default_tags else {}, "req-7"),
+        ]
+        assert [(e.tags, e.correlation_id) for e in log.events] == expected
+        assert values(log.events) == [0, 1, 2]
+        assert columns.correlation_ids == [None, "mine", None]  # the caller's, unchanged
+
+    def test_columns_with_an_event_without_fields_are_refused_whole(
+        self, make_streamer: Make
+    ) -> None:
+        memory = InMemorySink()
+        streamer = make_streamer([memory])
+        with pytest.raises(ms.InvalidEventError, match="'empty' has no fields"):
+            streamer.send_batch(EventColumns.of_events([sample(0), ms.MetricEvent("empty")]))
+        assert streamer.flush(10)
+        assert (accepted(streamer), memory.events) == ((0, NO_REASONS), [])
 
     def test_an_empty_batch_is_delivered_at_once_and_sends_nothing(
         self, make_streamer: Make

@@ -160,6 +160,43 @@ class TestValidationHelpers:
 
     @settings(max_examples=300, deadline=None)
     @given(
+        st.lists(
+            st.one_of(
+                st.dictionaries(
+                    st.one_of(st.sampled_from(["v", "n", "new key", "skip"]), FIELD_KEYS),
+                    st.one_of(FIELD_VALUES, st.sampled_from(ODD_VALUES)),
+                    max_size=4,
+                ),
+                st.sampled_from([None, [("v", 1)], Fields(v=1), {Key("v"): 1}, {"v": Key("x")}]),
+            ),
+            max_size=6,
+        )
+    )
+    def test_fields_needing_checks_is_the_pure_one(self, items: list[Any]) -> None:
+        MetricEvent("m", fields={"v": 1, "n": 2, "skip": 3})  # known keys
+        excluded = frozenset({"skip"})
+        saved = _validate._fields_needing_checks
+        try:
+            fast = _validate.fields_needing_checks(items, excluded)
+            _validate._fields_needing_checks = None
+            pure = _validate.fields_needing_checks(items, excluded)
+        finally:
+            _validate._fields_needing_checks = saved
+        assert fast == pure
+        for index, item in enumerate(items):
+            if index not in fast:
+                assert _validate.check_fields(item) == item
+                assert [type(value) for value in _validate.check_fields(item).values()] == [
+                    type(value) for value in item.values()
+                ]
+
+    def test_fields_needing_checks_takes_a_list_and_sets(self) -> None:
+        assert compiled is not None
+        with pytest.raises(TypeError, match="takes"):
+            compiled.fields_needing_checks(({"v": 1},), {"v"}, UInt, 10, frozenset())  # type: ignore[arg-type]
+
+    @settings(max_examples=300, deadline=None)
+    @given(
         st.one_of(
             st.dictionaries(st.text(max_size=3), st.one_of(st.text(max_size=3), st.integers())),
             st.sampled_from([{Key("a"): "b"}, {"a": Key("b")}, Fields(a="b"), {}]),

@@ -1,7 +1,7 @@
 """The body of ``POST /events``, checked and turned into events (``events.schema.json``).
 
 ``{"events": [{"ts": ..., "samplerate": ..., "data": {...}}]}``, where each
-event becomes a `MetricEvent`:
+event becomes an event of the batch (`metricstream.columns.EventColumns`):
 
 - ``ts``: unix milliseconds (a number or numeric text, fractions kept to
   the nanosecond) or ISO 8601 text (UTC when it names no offset); absent or
@@ -18,6 +18,15 @@ event becomes a `MetricEvent`:
 Every event also gets the field ``event_id`` (`metricstream.query.format_event_id`).
 The first problem found answers 400 with its path (``events[3].ts``) and
 nothing of the request is stored.
+
+How: the body is checked a column at a time (every ``ts``, every
+``samplerate``, every ``data`` at once; the dimensions by
+`metricstream._validate.fields_needing_checks`), and each parsed ``data``
+object that needs no change becomes its event's fields as it is. The events
+that need more (ISO 8601 times, numeric text, a measurement of their own,
+keys not seen before, big integers, anything wrong) are each checked in
+full, one after the other in order, so the first problem found is the
+first in the body, as if each event were checked in turn.
 
 The JSON Schema beside this module documents the same rules;
 `tests/test_server_events.py` checks that both accept the same bodies.
@@ -36,12 +45,14 @@ from typing import Any
 
 import orjson
 
-from metricstream.event import MetricEvent, UInt
+from metricstream._validate import fields_needing_checks
+from metricstream.columns import EventColumns
+from metricstream.event import MetricEvent, UInt, shared_tags
 from metricstream.exceptions import InvalidEventError
 from metricstream.query import EVENT_ID_KEY
 from metricstream.server._errors import ApiError
 
-__all__ = ["IdFor", "event_list", "events_schema", "member_path", "read_events"]
+__all__ = ["IdsFor", "event_list", "events_schema", "first_event_id", "member_path", "read_events"]
 
 WEIGHT_KEY = "samplerate"
 RESERVED = frozenset({EVENT_ID_KEY, WEIGHT_KEY})
@@ -181,8 +192,8 @@ _SPECIAL = RESERVED | frozenset(MEASUREMENT_KEYS)
 _MS_LIMIT = _INT64 // _NS_PER_MS
 
 
-IdFor = Callable[[int, int], str]
-"""Makes the id of the request's event number `index` at `timestamp_ns`: ``(index, ts) -> id``."""
+IdsFor = Callable[[list[int]], list[str]]
+"""Makes the ids of a request's events, in order, from their timestamps: ``(ts list) -> ids``."""
 
 
 def _unknown_member(item: dict[str, Any], where: str) -> ApiError:
@@ -190,60 +201,103 @@ def _unknown_member(item: dict[str, Any], where: str) -> ApiError:
     return ApiError(400, "unknown member (expected ts, samplerate, data)", member_path(where, key))
 
 
-def _event(item: object, index: int, arrival_ns: int, default: str, id_for: IdFor) -> MetricEvent:
+def _event(
+    item: object, index: int, arrival_ns: int, default: str
+) -> tuple[str, dict[str, Any], int, int]:
+    """One event checked in full: its measurement, fields, timestamp and sample rate."""
     if item.__class__ is not dict:
         raise ApiError(400, f"expected an event object, not {item!r}", f"events[{index}]")
     get = item.get
     if not item.keys() <= _EVENT_MEMBERS:
         raise _unknown_member(item, f"events[{index}]")
-    ts = get("ts")
-    timestamp = (
-        ts * _NS_PER_MS
-        if ts.__class__ is int and -_MS_LIMIT <= ts < _MS_LIMIT
-        else _timestamp(ts, arrival_ns, f"events[{index}].ts")
-    )
-    rate = get("samplerate")
-    if rate.__class__ is not int or not 1 <= rate < _INT64:
-        rate = _samplerate(rate, f"events[{index}].samplerate")
+    timestamp = _timestamp(get("ts"), arrival_ns, f"events[{index}].ts")
+    rate = _samplerate(get("samplerate"), f"events[{index}].samplerate")
     measurement, fields = _dimensions(get("data", _EMPTY), default, f"events[{index}].data")
-    fields[WEIGHT_KEY] = rate
-    fields[EVENT_ID_KEY] = id_for(index, timestamp)
     try:
-        return MetricEvent(measurement, fields=fields, timestamp_ns=timestamp)
+        event = MetricEvent(measurement, fields=fields, timestamp_ns=timestamp)
     except InvalidEventError as exc:
         path = f"events[{index}].data"
         if exc.key is not None and exc.key in fields:
             path = member_path(path, exc.key)
         raise ApiError(400, exc.problem, path) from None
+    return event.measurement, event.fields, event.timestamp_ns, rate
 
 
 _EMPTY: dict[str, Any] = {}
+_NO_TAGS = shared_tags({})
+_DICTS = {dict}
+_INTS = {int}
+
+
+def _timestamps(stamps: list[Any]) -> tuple[list[int], list[int]]:
+    """Each ``ts`` in ns where it is whole milliseconds in range; where it is anything else."""
+    if set(map(type, stamps)) == _INTS and min(stamps) >= -_MS_LIMIT and max(stamps) < _MS_LIMIT:
+        return list(map(_NS_PER_MS.__mul__, stamps)), []
+    fast = [stamp.__class__ is int and -_MS_LIMIT <= stamp < _MS_LIMIT for stamp in stamps]
+    found = [stamp * _NS_PER_MS if ok else 0 for stamp, ok in zip(stamps, fast, strict=True)]
+    return found, [index for index, ok in enumerate(fast) if not ok]
+
+
+def _rates(rates: list[Any]) -> tuple[list[int], list[int]]:
+    """Each ``samplerate`` where it is absent (1) or an int in range; where it is anything else."""
+    if rates.count(None) == len(rates):
+        return [1] * len(rates), []
+    if set(map(type, rates)) == _INTS and min(rates) >= 1 and max(rates) < _INT64:
+        return rates, []
+    fast = [rate is None or (rate.__class__ is int and 1 <= rate < _INT64) for rate in rates]
+    found = [rate if ok and rate is not None else 1 for rate, ok in zip(rates, fast, strict=True)]
+    return found, [index for index, ok in enumerate(fast) if not ok]
 
 
 def read_events(
     body: object,
     arrival_ns: int,
-    id_for: IdFor,
+    ids_for: IdsFor,
     *,
     default_measurement: str,
     max_events: int,
-) -> list[MetricEvent]:
+) -> EventColumns:
     """Check a ``POST /events`` body; return its events (see the module documentation).
 
     Args:
-        body: The parsed JSON body.
+        body: The parsed JSON body; its ``data`` objects become the events'
+            fields (they are changed, not copied).
         arrival_ns: When the request arrived (the time of events without ``ts``).
-        id_for: Gives each event its id.
+        ids_for: Gives the events their ids.
         default_measurement: The measurement of events that name none.
         max_events: The most events a request may carry.
+
+    Returns:
+        The events, as columns.
 
     Raises:
         ApiError: 400 naming the path of the first problem; 413 for too many events.
     """
-    return [
-        _event(item, index, arrival_ns, default_measurement, id_for)
-        for index, item in enumerate(event_list(body, max_events))
-    ]
+    items: list[Any] = event_list(body, max_events)
+    if not set(map(type, items)) <= _DICTS or not all(map(_EVENT_MEMBERS.issuperset, items)):
+        for index, item in enumerate(items):  # refused: at the first problem, in order
+            _event(item, index, arrival_ns, default_measurement)
+    count = len(items)
+    measurements = [default_measurement] * count
+    timestamps, odd_times = _timestamps([item.get("ts") for item in items])
+    rates, odd_rates = _rates([item.get("samplerate") for item in items])
+    fields = [item.get("data") for item in items]
+    for index in sorted({*odd_times, *odd_rates, *fields_needing_checks(fields, _SPECIAL)}):
+        measurements[index], fields[index], timestamps[index], rates[index] = _event(
+            items[index], index, arrival_ns, default_measurement
+        )
+    for found, rate, ident in zip(fields, rates, ids_for(timestamps), strict=True):
+        found[WEIGHT_KEY] = rate
+        found[EVENT_ID_KEY] = ident
+    return EventColumns(measurements, [_NO_TAGS] * count, fields, timestamps, [None] * count)
+
+
+def first_event_id(events: EventColumns) -> str | None:
+    """The id of the first event (None when there is none)."""
+    if not len(events):
+        return None
+    found = events.field_values(EVENT_ID_KEY)[0]
+    return found if isinstance(found, str) else None
 
 
 def event_list(body: object, max_events: int) -> list[object]:

@@ -59,6 +59,7 @@ class EventIds:
         format_event_id(0, generation, 1)  # checks the generation once
         self.generation = generation
         self._generation_hex = f"{generation:06x}"
+        self._pattern = f"%016x{self._generation_hex}%010x".__mod__
         self._counter = 0
         self._lock = threading.Lock()
 
@@ -80,3 +81,9 @@ class EventIds:
         # `format_event_id` without its checks: `reserve` and the timestamp's
         # checks already hold them, and this runs once per event.
         return f"{timestamp_ns + _OFFSET:016x}{self._generation_hex}{counter:010x}"
+
+    def format_all(self, timestamps: list[int], first: int) -> list[str]:
+        """The ids of events at `timestamps`, with the reserved counters from `first` on."""
+        shifted = [timestamp + _OFFSET for timestamp in timestamps]
+        counters = range(first, first + len(timestamps))
+        return list(map(self._pattern, zip(shifted, counters, strict=True)))

@@ -1,6 +1,6 @@
 """The seam between the endpoints that accept events and where events go.
 
-An `Ingest` takes a request's events as one batch, all or nothing, and
+An `Ingest` takes a request's events (as columns) as one batch, all or nothing, and
 gives a `Receipt` that tells when they are durable. Its implementation is
 the streamer with its write-ahead spool (`StreamerIngest`): the archive
 file of the worker and every ``--to`` sink receive the events through the
@@ -9,10 +9,9 @@ spool.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Protocol
 
-from metricstream.event import MetricEvent
+from metricstream.columns import EventColumns
 
 __all__ = ["Ingest", "IngestBusyError", "Receipt"]
 
@@ -40,7 +39,7 @@ class Receipt(Protocol):
 class Ingest(Protocol):
     """Where accepted events go."""
 
-    def submit(self, events: Sequence[MetricEvent], batch_id: str) -> Receipt:
+    def submit(self, events: EventColumns, batch_id: str) -> Receipt:
         """Take the events as one batch (all or nothing).
 
         Raises:

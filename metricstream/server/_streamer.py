@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from metricstream.event import MetricEvent
+from metricstream.columns import EventColumns
 from metricstream.exceptions import BackpressureError, StreamerClosedError
 from metricstream.server._config import ServerConfig
 from metricstream.server._ingest import IngestBusyError, Receipt
@@ -62,7 +61,7 @@ class StreamerIngest:
         if self._streamer.flush(RECOVERY_TIMEOUT):
             self._ready.set()
 
-    def submit(self, events: Sequence[MetricEvent], batch_id: str) -> Receipt:
+    def submit(self, events: EventColumns, batch_id: str) -> Receipt:
         """Take the events as one batch; see `metricstream.server.Ingest`."""
         try:
             return self._streamer.send_batch(events, batch_id=batch_id or None)

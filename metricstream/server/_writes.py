@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from metricstream.event import MetricEvent
+from metricstream.columns import EventColumns
 from metricstream.server._body import read_body
 from metricstream.server._errors import ApiError, json_response
-from metricstream.server._events import event_list, read_events
+from metricstream.server._events import event_list, first_event_id, read_events
 from metricstream.server._idempotency import Claim, Replay, fingerprint
 from metricstream.server._influx import InfluxWrite, read_influx
 from metricstream.server._ingest import IngestBusyError, Receipt
@@ -51,14 +51,11 @@ async def post_events(request: Request) -> Response:
     raw = await read_body(request, state.config.max_body_bytes)
     loop = asyncio.get_running_loop()
     events = await loop.run_in_executor(state.write_pool, _parse_events, state, raw, arrival)
-    planned: dict[str, object] = {
-        "accepted": len(events),
-        "first_event_id": events[0].fields["event_id"] if events else None,
-    }
+    planned: dict[str, object] = {"accepted": len(events), "first_event_id": first_event_id(events)}
     return await _store(request, state, raw=raw, events=events, planned=planned, endpoint="events")
 
 
-def _parse_events(state: ServerState, raw: bytes, arrival: int) -> list[MetricEvent]:
+def _parse_events(state: ServerState, raw: bytes, arrival: int) -> EventColumns:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -66,13 +63,13 @@ def _parse_events(state: ServerState, raw: bytes, arrival: int) -> list[MetricEv
     count = len(event_list(body, state.config.max_events))
     first = state.ids.reserve(count)
 
-    def id_for(index: int, timestamp_ns: int) -> str:
-        return state.ids.format(timestamp_ns, first + index)
+    def ids_for(timestamps: list[int]) -> list[str]:
+        return state.ids.format_all(timestamps, first)
 
     return read_events(
         body,
         arrival,
-        id_for,
+        ids_for,
         default_measurement=state.config.measurement,
         max_events=state.config.max_events,
     )
@@ -83,7 +80,7 @@ async def _store(
     state: ServerState,
     *,
     raw: bytes,
-    events: Sequence[MetricEvent],
+    events: EventColumns,
     planned: dict[str, object],
     endpoint: str,
     answer: Callable[[], Response] | None = None,
@@ -92,17 +89,16 @@ async def _store(
     claim: Claim | None = None
     key = request.headers.get("idempotency-key")
     if key is not None:
-        first = events[0].fields["event_id"] if events else None
         digest = fingerprint(request.url.path + "?" + request.url.query, raw)
-        found = state.keys.claim(key, digest, first if isinstance(first, str) else None, planned)
+        found = state.keys.claim(key, digest, first_event_id(events), planned)
         if isinstance(found, Replay):
             return json_response(found.body, found.status, {"Idempotent-Replayed": "true"})
         claim = found
-    if events:
+    if len(events):
         try:
             # The first event id names the batch: a sink that keeps batch ids
             # (the Redis counter sink) applies a batch the spool delivers twice once.
-            await _durable(state, events, str(events[0].fields["event_id"]))
+            await _durable(state, events, str(first_event_id(events)))
         except _NotYetDurableError as exc:
             if claim is not None:
                 _answer_later(state, claim, exc.receipt, planned)
@@ -144,13 +140,19 @@ def _answer_later(
     state.write_pool.submit(finish)
 
 
-async def _durable(state: ServerState, events: Sequence[MetricEvent], batch_id: str) -> None:
+async def _durable(state: ServerState, events: EventColumns, batch_id: str) -> None:
+    loop = asyncio.get_running_loop()
     try:
-        receipt = state.ingest.submit(events, batch_id)
+        # On a thread of its own: appending (and syncing) the spool holds no
+        # request back from being read and checked meanwhile.
+        receipt = await loop.run_in_executor(
+            state.write_pool, state.ingest.submit, events, batch_id
+        )
     except IngestBusyError as exc:
         retry = str(max(1, round(exc.retry_after)))
         raise ApiError(503, f"the spool is full: {exc}", headers={"Retry-After": retry}) from None
-    loop = asyncio.get_running_loop()
+    if receipt.wait_durable(0):  # synced as it was appended (--spool-fsync batch)
+        return
     timeout = state.config.durable_timeout
     if not await loop.run_in_executor(state.write_pool, receipt.wait_durable, timeout):
         raise _NotYetDurableError(receipt, timeout)
@@ -165,10 +167,12 @@ async def _influx(request: Request, version: int) -> Response:
         state.write_pool, read_influx, dict(request.query_params), raw, arrival, version
     )
     first = state.ids.reserve(len(write.events))
-    events = [
-        event.with_field("event_id", state.ids.format(event.timestamp_ns, first + index))
-        for index, event in enumerate(write.events)
-    ]
+    events = EventColumns.of_events(
+        [
+            event.with_field("event_id", state.ids.format(event.timestamp_ns, first + index))
+            for index, event in enumerate(write.events)
+        ]
+    )
     planned: dict[str, Any] = {"accepted": len(events), "rejected": len(write.errors)}
 
     def answer() -> Response:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from metricstream._log import logger
 from metricstream._options import describe, require_number, takes_options
 from metricstream._validate import no_fields_error
+from metricstream.columns import EventColumns
 from metricstream.contract import CompressionAware, ForkAware, Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError, StreamerClosedError
@@ -175,7 +176,7 @@ class EventStreamer:
         return accepted
 
     def send_batch(
-        self, events: Iterable[MetricEvent], batch_id: str | None = None
+        self, events: Iterable[MetricEvent] | EventColumns, batch_id: str | None = None
     ) -> BatchReceipt:
         """Accept `events` as one batch, all or none; return its `BatchReceipt`.
 
@@ -195,7 +196,10 @@ class EventStreamer:
         *durable* and *delivered* mean.
 
         Args:
-            events: The events, in order.
+            events: The events, in order: `MetricEvent` objects, or events
+                already checked given as columns (`EventColumns`, kept as
+                given: do not change them afterwards), which travel as
+                they are, with no object per event.
             batch_id: The batch's id (at most 256 printable characters); a
                 random one when None. A deterministic id (say, derived from
                 a Kafka offset) lets an idempotent sink apply a batch sent
@@ -220,6 +224,10 @@ class EventStreamer:
         pipeline = self._pipeline
         if pipeline.closed:
             raise StreamerClosedError("the streamer is shut down")
+        if isinstance(events, EventColumns):
+            if not self.config.default_tags:
+                return pipeline.send_columns(_checked_columns(events), batch_id)
+            events = events.events()
         return pipeline.send_batch(_checked_parts(events), batch_id)
 
     @contextmanager
@@ -496,6 +504,20 @@ def _checked_parts(events: Iterable[MetricEvent]) -> list[Any]:
             scoped if cid is None else cid,
         )
     return parts
+
+
+def _checked_columns(columns: EventColumns) -> EventColumns:
+    """`columns`, checked as `_checked_parts` checks events, with the active correlation id."""
+    if columns.field_keys is None:
+        for measurement, fields in zip(columns.measurements, columns.fields, strict=True):
+            if not fields:
+                raise no_fields_error(measurement)
+    scoped = current_correlation_id() if scopes_entered[0] else None
+    if scoped is None or None not in columns.correlation_ids:
+        return columns
+    found = columns.subset(0, len(columns))
+    found.correlation_ids = [scoped if cid is None else cid for cid in found.correlation_ids]
+    return found
 
 
 def _check_batch_id(batch_id: object) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
+from metricstream.columns import EventColumns
 from metricstream.contract import EventBatch, Sink
 from metricstream.event import PARTS_PER_EVENT
 from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
@@ -263,16 +264,28 @@ class Pipeline:
             ConfigError: If it holds more than ``max_buffer`` events.
             InvalidEventError: If an event's tags cannot take the default tags.
         """
-        count = len(parts) // PARTS_PER_EVENT
+        self._check_size(len(parts) // PARTS_PER_EVENT)
+        if self.config.default_tags:
+            self._tags.merge_all(parts)
+        return self._take_whole(EventBatch.from_parts(parts, batch_id=batch_id))
+
+    def send_columns(self, columns: EventColumns, batch_id: str | None) -> BatchReceipt:
+        """`send_batch` for events given as columns, checked, when there are no default tags."""
+        assert not self.config.default_tags
+        self._check_size(len(columns))
+        return self._take_whole(EventBatch.from_columns(columns, batch_id=batch_id))
+
+    def _check_size(self, count: int) -> None:
         if count > self.config.max_buffer:
             raise ConfigError(
                 "max_buffer",
                 f"send_batch() got {count} events, more than max_buffer="
                 f"{self.config.max_buffer} can ever hold; send smaller batches",
             )
-        if self.config.default_tags:
-            self._tags.merge_all(parts)
-        batch = EventBatch.from_parts(parts, batch_id=batch_id)
+
+    def _take_whole(self, batch: EventBatch) -> BatchReceipt:
+        """Spool `batch` (if there is a spool) and offer it to every lane, all or nothing."""
+        count = len(batch)
         block = self.config.overflow == "block"
         timeout = self.config.block_timeout if block else 0.0
         deadline = None if timeout is None else time.monotonic() + timeout
