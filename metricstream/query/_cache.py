@@ -286,7 +286,15 @@ class QueryCache:
                 self.stats.rebuilds += synced.rebuilt
                 self.stats.files_loaded += synced.files_loaded
                 self.stats.records_loaded += synced.records_loaded
-            properties = CachedProperties(keys, read_keys(connection), "strings")
+            def lookup(number: int, values: list[str]) -> dict[str, int]:
+                rows = connection.execute(
+                    "SELECT value, id FROM strings WHERE key = $key "
+                    "AND list_contains($values, value)",
+                    {"key": number, "values": values},
+                ).fetchall()
+                return {str(value): int(ident) for value, ident in rows}
+
+            properties = CachedProperties(keys, read_keys(connection), "strings", lookup)
 
             def scan(params: Params) -> str:
                 del params

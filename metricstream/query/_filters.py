@@ -115,7 +115,10 @@ class Filter:
             raise ConfigError("value", f"'all' takes no value, not {self.value!r}")
 
     def sql(self, properties: Properties, params: Params) -> str:
-        """Return the condition (never NULL) for `ev` rows."""
+        """Return the condition for `ev` rows: true for the rows the filter passes.
+
+        For the others it is false or NULL (see `Properties.text_in`).
+        """
         if self.type == "all":
             return properties.present(self.key)
         if self.type == "regex":
@@ -125,18 +128,34 @@ class Filter:
             return _compare(properties, params, self.key, _COMPARISONS[self.type], self.value)
         if self.type == "in":
             assert isinstance(self.value, tuple)
-            tests = [_equals(properties, params, self.key, item) for item in self.value]
-            return "(" + " OR ".join(tests) + ")" if tests else "false"
-        test = _equals(properties, params, self.key, self.value)  # type: ignore[arg-type]
-        return f"(NOT {test})" if self.type == "neq" else test
+            return _one_of(properties, params, self.key, self.value)
+        test = _one_of(properties, params, self.key, (self.value,))  # type: ignore[arg-type]
+        return f"(NOT COALESCE({test}, false))" if self.type == "neq" else test
 
 
-def _equals(properties: Properties, params: Params, key: str, value: Value) -> str:
-    if isinstance(value, str):
-        return properties.equals_text(key, params.add(value))
-    if isinstance(value, bool):
-        return f"COALESCE({properties.boolean(key)} = {params.add(value)}, false)"
-    return _compare(properties, params, key, "=", value)
+def _one_of(properties: Properties, params: Params, key: str, values: tuple[Value, ...]) -> str:
+    """The property equals one of `values`: each kind of value is one list, whatever its length."""
+    texts = [value for value in values if isinstance(value, str)]
+    flags = sorted({value for value in values if isinstance(value, bool)})
+    integers = sorted({v for v in values if isinstance(v, int) and not isinstance(v, bool)})
+    reals = sorted({value for value in values if isinstance(value, float)})
+    tests = [properties.text_in(key, texts, params)] if texts else []
+    if flags:
+        tests.append(f"list_contains({params.add(flags)}, {properties.boolean(key)})")
+    if integers:
+        exact = params.add([str(value) for value in integers])
+        approx = params.add([float(value) for value in integers])
+        tests.append(
+            f"list_contains(CAST({exact} AS HUGEINT[]), {properties.integer(key)})"
+            f" OR list_contains(CAST({approx} AS DOUBLE[]), {properties.real(key)})"
+        )
+    if reals:
+        listed = params.add(reals)
+        tests.append(
+            f"list_contains(CAST({listed} AS DOUBLE[]), CAST({properties.integer(key)} AS DOUBLE))"
+            f" OR list_contains(CAST({listed} AS DOUBLE[]), {properties.real(key)})"
+        )
+    return "(" + " OR ".join(tests) + ")" if tests else "false"
 
 
 def _compare(properties: Properties, params: Params, key: str, op: str, value: float) -> str:

@@ -167,21 +167,22 @@ def _earliest_paths(count: int, keys: list[str]) -> str:
 
     Without a window every step-k event after the earliest reached step-(k-1)
     event is reached, so one minimum per combination and step decides it
-    (``f<k>``: its order ``o<k>`` and timestamp ``t<k>``). The latest reached
-    step-(k-1) event before the earliest step-k one is then the latest
-    step-(k-1) event before it (it cannot come before the earliest reached
-    step-(k-1) event), so one more pass finds every step's time at once.
+    (``f<k>``: its order ``o<k>``). The latest reached step-(k-1) event
+    before the earliest step-k one is then the latest step-(k-1) event
+    before it (it cannot come before the earliest reached step-(k-1) event),
+    so one more pass finds every step's time at once. Times are read from
+    the order, whose high 64 bits are the timestamp (``o >> 64`` is ``ts``),
+    so only the order travels through the joins.
     """
     key_list = ", ".join(keys)
     ctes = [
-        f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o0, arg_min(ts, o) AS t0 FROM r "
-        f"WHERE s0 GROUP BY {key_list})"
+        f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o0 FROM r WHERE s0 GROUP BY {key_list})"
     ]
     for index in range(1, count):
         ctes.append(
-            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o{index}, "
-            f"arg_min(r.ts, r.o) AS t{index} FROM r JOIN f{index - 1} p USING ({key_list}) "
-            f"WHERE s{index} AND r.o > p.o{index - 1} GROUP BY {key_list})"
+            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o{index} FROM r "
+            f"JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.o > p.o{index - 1} "
+            f"GROUP BY {key_list})"
         )
     answers = [
         "SELECT 0 AS step, (SELECT count(*) FROM f0) AS reached, CAST(NULL AS DOUBLE) AS gap"
@@ -189,16 +190,20 @@ def _earliest_paths(count: int, keys: list[str]) -> str:
     if count > 1:
         joined = " ".join(f"LEFT JOIN f{index} USING ({key_list})" for index in range(2, count))
         latest = ", ".join(
-            f"CAST(t{index} AS HUGEINT) - max(r.ts) FILTER (WHERE s{index - 1} AND r.o < o{index}) "
-            f"AS g{index}"
+            f"max(r.o) FILTER (WHERE s{index - 1} AND r.o < o{index}) AS p{index}"
             for index in range(1, count)
         )
-        times = ", ".join(f"o{index}, t{index}" for index in range(1, count))
-        ctes.append(f"reached AS MATERIALIZED (SELECT {key_list}, {times} FROM f1 {joined})")
-        ctes.append(
-            f"gaps AS (SELECT {latest} FROM r JOIN reached USING ({key_list}) "
-            f"GROUP BY {key_list}, {times})"
+        orders = ", ".join(f"o{index}" for index in range(1, count))
+        gaps = ", ".join(
+            f"(o{index} >> 64) - (p{index} >> 64) AS g{index}" for index in range(1, count)
         )
+        ctes.append(f"reached AS MATERIALIZED (SELECT {key_list}, {orders} FROM f1 {joined})")
+        # One group per combination (the orders are one per combination too).
+        ctes.append(
+            f"latest AS (SELECT {key_list}, {latest} FROM r JOIN reached USING ({key_list}) "
+            f"GROUP BY {key_list})"
+        )
+        ctes.append(f"gaps AS (SELECT {gaps} FROM reached JOIN latest USING ({key_list}))")
         for index in range(1, count):
             answers.append(
                 f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "

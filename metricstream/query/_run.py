@@ -18,6 +18,9 @@ from metricstream.query._sql import Params, Properties
 
 __all__ = ["QueryError", "configure", "execute", "read_errors", "verify_suspects"]
 
+PERFECT_HASH_BITS = 18
+"""Groups whose keys span fewer than 2**this values are found by index, not by hash."""
+
 
 class QueryError(MetricStreamError):
     """DuckDB could not answer a query (the message says why)."""
@@ -29,6 +32,9 @@ def configure(cursor: Any) -> None:
     # Row estimates of common table expressions are guesses; a nested-loop
     # ASOF join chosen on a small guess takes quadratic time.
     cursor.execute("SET asof_loop_join_threshold = 0")
+    # Funnels group rows by the numbers of their match keys' strings: a table
+    # indexed by number is much faster than hashing while there are few.
+    cursor.execute(f"SET perfect_ht_threshold = {PERFECT_HASH_BITS}")
 
 
 def read_errors(duckdb: Any) -> tuple[type[Exception], ...]:

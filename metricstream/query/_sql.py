@@ -26,7 +26,7 @@ into that spelling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from metricstream.query._eventid import EVENT_ID_KEY, order_sql
@@ -166,9 +166,18 @@ class Properties:
             return "m"
         return f"COALESCE({self._tag(key)}, {field_text(self._field(key))})"
 
-    def equals_text(self, key: str, value: str) -> str:
-        """True when the property is a string equal to the `value` placeholder."""
-        return f"COALESCE({self._text(key)} = {value}, false)"
+    def text_in(self, key: str, values: Sequence[str], params: Params) -> str:
+        """True when the property is a string equal to one of `values`.
+
+        Where it is not, the condition is false or NULL: use it where NULL
+        counts as false (``WHERE``, ``FILTER``, ``AND``, ``OR``), and
+        under ``COALESCE(..., false)`` elsewhere.
+        """
+        if not values:
+            return "false"
+        if len(values) == 1:
+            return f"({self._text(key)} = {params.add(values[0])})"
+        return f"list_contains({params.add(list(values))}, {self._text(key)})"
 
     def text(self, key: str) -> str:
         """The property's value when it is a string (measurement, tag, string field), else NULL."""
@@ -258,14 +267,24 @@ class CachedProperties(Properties):
         keys: The keys.
         cached: Where the cache holds each key (every key must be there).
         strings: The relation of the cache's strings (``key``, ``value``, ``id``).
+        lookup: Finds the numbers of strings: ``(key number, values) -> {value: id}``
+            (values the cache does not hold are left out).
     """
 
     scans_cheaply = True
 
-    def __init__(self, keys: Iterable[str], cached: Mapping[str, CachedKey], strings: str) -> None:
+    def __init__(
+        self,
+        keys: Iterable[str],
+        cached: Mapping[str, CachedKey],
+        strings: str,
+        lookup: Callable[[int, list[str]], Mapping[str, int]],
+    ) -> None:
         super().__init__(keys)
         self._cached = {key: cached[key] for key in self._index}
         self._strings = strings
+        self._lookup = lookup
+        self._found: dict[tuple[int, str], int | None] = {}
 
     def cache_columns(self) -> list[tuple[int, int]]:
         """For each key, in column order: (its column here, its number in the cache)."""
@@ -286,12 +305,29 @@ class CachedProperties(Properties):
             f"WHERE key = {self._cached[key].number} AND {condition})"
         )
 
-    def equals_text(self, key: str, value: str) -> str:
-        """True when the property is a string equal to the `value` placeholder."""
+    def text_in(self, key: str, values: Sequence[str], params: Params) -> str:
+        """True when the property is one of the strings (see `Properties.text_in`).
+
+        The strings' numbers are looked up now, so that the condition
+        compares numbers (which DuckDB can test as it scans).
+        """
         if key in MEASUREMENT_KEYS:
-            return super().equals_text(key, value)
-        found = self._numbers(key, f"value = {value}")
-        return f"COALESCE({self._string(key)} = {found}, false)"
+            return super().text_in(key, values, params)
+        ids = self._ids(self._cached[key].number, values)
+        if not ids:
+            return "false"
+        if len(ids) == 1:
+            return f"({self._string(key)} = {params.add(ids[0])})"
+        return f"list_contains({params.add(ids)}, {self._string(key)})"
+
+    def _ids(self, number: int, values: Sequence[str]) -> list[int]:
+        """The numbers of those of `values` the cache holds for key `number`, in order."""
+        missing = sorted({value for value in values if (number, value) not in self._found})
+        if missing:
+            found = self._lookup(number, missing)
+            for value in missing:
+                self._found[number, value] = found.get(value)
+        return sorted({i for value in values if (i := self._found[number, value]) is not None})
 
     def text(self, key: str) -> str:
         """The property's value when it is a string, else NULL (looked up by its number)."""
