@@ -531,16 +531,17 @@ class TestSharedTags:
             event_from_sample("m", 1, {"host": ["a"]})
 
 
+KNOWN: dict[str, object] = {"n": 1, "s": "x", "f": 0.5, "b": True, "u": UInt(3)}
+
+
 class TestFieldsNeedingChecks:
     """The bulk check of many events' fields: what it lets through is valid fields as it is."""
 
-    KNOWN = {"n": 1, "s": "x", "f": 0.5, "b": True, "u": UInt(3)}
-
     def setup_method(self) -> None:
-        MetricEvent("m", fields=self.KNOWN)  # the keys are seen valid
+        MetricEvent("m", fields=KNOWN)  # the keys are seen valid
 
     def test_plain_dicts_of_known_keys_pass(self) -> None:
-        items = [dict(self.KNOWN), {"n": INT64_MIN, "s": "y" * 16_384}, {}, {"f": -1e308}]
+        items = [dict(KNOWN), {"n": INT64_MIN, "s": "y" * 16_384}, {}, {"f": -1e308}]
         assert _validate.fields_needing_checks(items) == []
         for item in items:
             assert _validate.check_fields(item) == item
@@ -565,7 +566,7 @@ class TestFieldsNeedingChecks:
             None,
             [("n", 1)],
         ]
-        items = [dict(self.KNOWN), *odd, {"n": 2}]
+        items = [dict(KNOWN), *odd, {"n": 2}]
         assert _validate.fields_needing_checks(items) == list(range(1, len(odd) + 1))
 
     def test_excluded_keys_are_left_to_the_caller(self) -> None:

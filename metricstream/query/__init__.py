@@ -20,6 +20,11 @@ Properties resolve as everywhere in metricstream: ``measurement`` (also
 repeats, strict order, windows) in `metricstream.query._funnel`, and the
 query document in `metricstream.query._document` and `query_schema`.
 
+Each event id is counted once: an archive is written at least once (after
+a crash the spool may write a batch again, with the same event ids), so of
+the records that carry one event store id (`format_event_id`) queries read
+one; records without an id are each an event.
+
 Damage is never read and never hidden: each result's ``skipped`` lists the
 byte ranges (file, offset, length, reason) of torn or corrupt frames and
 lines that the query stepped over.

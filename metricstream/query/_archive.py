@@ -13,13 +13,18 @@ from typing import Any
 
 from metricstream.exceptions import ConfigError
 from metricstream.query._cache import CacheUnavailableError, QueryCache, cache_for
-from metricstream.query._eventid import COUNTER_LIMIT, TAIL_SCALE, parse_event_id
+from metricstream.query._eventid import (
+    COUNTER_LIMIT,
+    TAIL_SCALE,
+    distinct_records_sql,
+    parse_event_id,
+)
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
 from metricstream.query._results import FunnelStep, KeyCount, Result, Skipped, ValueCount
 from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
-from metricstream.query._scan import refuses_structs, scan_sql, write_sources
+from metricstream.query._scan import Source, refuses_structs, scan_sql, write_sources
 from metricstream.query._sets import Builder, EventSet
 from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, Params, Properties
 
@@ -321,7 +326,7 @@ class Archive:
                 with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
                     sources = write_sources(checks, Path(directory), self.threads)
                     scan = functools.partial(
-                        scan_sql, sources, properties.keys, objects=objects, raw=raw
+                        _distinct_scan, sources, properties, objects=objects, raw=raw
                     )
                     try:
                         rows = execute(cursor, properties, scan, builders, prefilter)
@@ -369,6 +374,14 @@ class Archive:
             self._checks = {check.identity[:2]: check for check in checks}
             return checks
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _distinct_scan(
+    sources: list[Source], properties: Properties, params: Params, *, objects: bool, raw: bool
+) -> str:
+    """The records of `sources` (see `scan_sql`), one for each event id."""
+    relation = scan_sql(sources, properties.keys, params, objects=objects, raw=raw)
+    return distinct_records_sql(relation, properties.order())
 
 
 def _skipped(checks: list[FileCheck]) -> tuple[Skipped, ...]:

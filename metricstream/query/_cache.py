@@ -74,7 +74,7 @@ CACHE_ENV = "METRICSTREAM_QUERY_CACHE"
 LOCK_WAIT = 30.0
 """Seconds a query waits for a cache another process is using before reading the archive."""
 
-FORMAT = 2
+FORMAT = 3
 """The layout of the cache's tables; part of its file name."""
 
 MEMO_SIZE = 64
@@ -302,7 +302,7 @@ class QueryCache:
                     f", g{number} AS g{index}, x{number} AS x{index}"
                     for index, number in properties.cache_columns()
                 )
-                return f"SELECT m, ts, w, o{columns} FROM events"
+                return f"SELECT m, ts, w, o{columns} FROM events WHERE NOT dup"
 
             # Rows stay valid while the files and the cache's layout do.
             state = (self.stats.rebuilds, tuple(check.identity for check in synced.checks))

@@ -13,6 +13,11 @@ arrival within a worker: that is the order funnels follow (see
 `metricstream.query._funnel`). An ``event_id`` property whose first 16
 digits are not the event's own timestamp (a UUID an application chose, say)
 is not an event id for the funnel's order.
+
+Each event id is counted once: the archive is written at least once (after
+a crash the spool may write a batch again, with the same ids), so queries
+read one record of each id (`distinct_records_sql`, and the query cache
+keeps the same rule); records without an event id are all read.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ __all__ = [
     "EVENT_ID_KEY",
     "GENERATION_LIMIT",
     "TAIL_SCALE",
+    "distinct_records_sql",
     "format_event_id",
     "order_sql",
     "parse_event_id",
@@ -91,4 +97,18 @@ def order_sql(ident: str, ts: str = "ts") -> str:
     )
     return (
         f"(CAST({ts} AS HUGEINT) * {TAIL_SCALE} + COALESCE(CASE WHEN {valid} THEN {tail} END, 0))"
+    )
+
+
+def distinct_records_sql(relation: str, order: str) -> str:
+    """The records of `relation`, one for each event id (all of those without one).
+
+    Args:
+        relation: A SELECT of records.
+        order: Their `order_sql` (over the relation's columns): it carries a
+            record's event id whole, or none (its low 64 bits are then 0).
+    """
+    return (
+        f"SELECT * FROM ({relation}) QUALIFY NOT COALESCE(({order}) % {TAIL_SCALE} <> 0, false) "
+        f"OR row_number() OVER (PARTITION BY {order}) = 1"
     )

@@ -10,10 +10,20 @@ Tables (one DuckDB database file per archive, see `metricstream.query._cache`):
   has a value of one that is not a string (``other_values``);
 - ``strings``: each string value of each property, numbered (``id``);
 - ``events``: one row per record: ``file``, ``m``, ``ts``, ``w`` (how many
-  events it stands for) and ``o`` (its place in funnels) and, for property
-  number k, ``g<k>`` (the number of its string value: the tag, else a string
-  field) and ``x<k>`` (a field value that is not a string, as JSON);
+  events it stands for), ``o`` (its place in funnels), ``dup`` (another
+  record of the same event id is counted instead, see below) and, for
+  property number k, ``g<k>`` (the number of its string value: the tag, else
+  a string field) and ``x<k>`` (a field value that is not a string, as JSON);
 - ``meta``: the archive's paths, for whoever looks at the file.
+
+An archive is written at least once: after a crash the spool may write a
+batch again, with the same event ids. Records whose event id is the event
+store's (`metricstream.query._eventid`: the order ``o`` then carries the id
+whole) are counted once per id: of the records of one id, one has ``dup``
+false and the others true, and queries read only the former. A load marks
+what it brings that is loaded already (or twice in itself); when records go
+(a file dropped or loaded again), the marks of the ids they held are made
+again among the records left.
 
 `sync` brings the tables up to date in one transaction: files that only grew
 load their new intact frames or lines; files replaced, truncated below what
@@ -36,7 +46,7 @@ from typing import Any
 import orjson
 
 from metricstream.codecs.compression import Compression
-from metricstream.query._eventid import order_sql
+from metricstream.query._eventid import TAIL_SCALE, order_sql
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._results import Skipped
 from metricstream.query._run import QueryError, read_errors, verify_suspects
@@ -103,7 +113,9 @@ class _Load:
 
 
 _TABLES = frozenset({"meta", "files", "keys", "strings", "events"})
-_EVENT_COLUMNS = "file INTEGER, m VARCHAR, ts BIGINT, w BIGINT, o HUGEINT"
+_EVENT_COLUMNS = "file INTEGER, m VARCHAR, ts BIGINT, w BIGINT, o HUGEINT, dup BOOLEAN"
+_HAS_ID = f"o % {TAIL_SCALE} <> 0"
+"""The record carries an event id of the event store (its order is then unique to it)."""
 
 
 def create_schema(connection: Any, patterns: Sequence[str]) -> None:
@@ -396,6 +408,7 @@ def _write(connection: Any, loads: list[_Load], gone: list[int], width: int | No
     dropped = gone + [load.entry.id for load in loads if load.drop]
     if dropped:
         connection.execute("DELETE FROM events WHERE list_contains($ids, file)", {"ids": dropped})
+        _mark_copies_again(connection)
     if width is not None:
         _insert_staged(connection, width)
     connection.execute("DELETE FROM files")
@@ -414,6 +427,18 @@ def _write(connection: Any, loads: list[_Load], gone: list[int], width: int | No
     )
 
 
+def _mark_copies_again(connection: Any) -> None:
+    """After records went: of the ids that had copies, keep one record each of those left."""
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE copied_ids AS SELECT DISTINCT o FROM events WHERE dup"
+    )
+    connection.execute(
+        "UPDATE events SET dup = (rowid <> (SELECT min(rowid) FROM events f WHERE f.o = events.o)) "
+        "WHERE o IN (SELECT o FROM copied_ids)"
+    )
+    connection.execute("DROP TABLE copied_ids")
+
+
 def _insert_staged(connection: Any, width: int) -> None:
     """Number the staged strings not seen yet, then store the staged records."""
     for number in range(width):
@@ -429,7 +454,20 @@ def _insert_staged(connection: Any, width: int) -> None:
         for k in range(width)
     )
     values = "".join(f", d{k}.id, x{k}" for k in range(width))
-    connection.execute(f"INSERT INTO events SELECT file, m, ts, w, o{values} FROM staged{joins}")
+    # The ids already loaded that the load brings again (a join would test
+    # every loaded record's order for an id; this tests the new ones only).
+    connection.execute(
+        "CREATE OR REPLACE TEMP TABLE loaded_ids AS SELECT DISTINCT o FROM staged "
+        f"WHERE {_HAS_ID} AND o IN (SELECT o FROM events WHERE NOT dup)"
+    )
+    copy = (
+        f"({_HAS_ID} AND (o IN (SELECT o FROM loaded_ids) OR "
+        f"row_number() OVER (PARTITION BY CASE WHEN {_HAS_ID} THEN o END) > 1))"
+    )
+    connection.execute(
+        f"INSERT INTO events SELECT file, m, ts, w, o, {copy}{values} FROM staged{joins}"
+    )
+    connection.execute("DROP TABLE loaded_ids")
     if width:
         present = ", ".join(f"bool_or(x{k} IS NOT NULL)" for k in range(width))
         flags = connection.execute(f"SELECT {present} FROM staged").fetchone()
