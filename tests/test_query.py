@@ -160,6 +160,28 @@ class TestFilters:
         assert found.count().value == len(expected)
         assert found.unique("measurement").value == unique(expected, ["measurement"])
 
+    @pytest.mark.parametrize(
+        "values",
+        [
+            [f"nobody-{i}" for i in range(993)] + ["bo", "çé", "field-user", 3, 2.0, True],
+            [*range(1000, 1994), 0, 2.0, -0.0, 1.25, False],
+            [float(i) + 0.25 for i in range(999)],
+        ],
+        ids=["texts", "numbers", "floats"],
+    )
+    @pytest.mark.parametrize("key", ["user", "count", "amount", "ok"])
+    def test_an_in_filter_of_999_values(
+        self, sample: tuple[Archive, list[Event]], values: list[object], key: str
+    ) -> None:
+        archive, events = sample
+        item = isin(key, values)
+        assert len(values) == 999
+        expected = select(events, filters=[item])
+        assert archive.events(filters=[item]).count().value == len(expected)
+        assert archive.events(filters=[item, neq("path", "/")]).count().value == len(
+            select(events, filters=[item, neq("path", "/")])
+        )
+
     def test_filters_combine_with_names_and_times(
         self, sample: tuple[Archive, list[Event]]
     ) -> None:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,6 +360,34 @@ class TestFollowingTheArchive:
         assert cache.stats.records_loaded == 150
         same_everywhere(archive, path)
         assert cache.stats.records_loaded == 150
+
+    @pytest.mark.parametrize("cached", [True, False], ids=["cache", "archive"])
+    def test_a_file_rotated_between_its_check_and_its_read(
+        self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+    ) -> None:
+        from metricstream.query import _archive, _store
+
+        path = tmp_path / "e.jsonl"
+        append(path, batch(0), compression="none")
+        with open(path, "ab") as handle:  # a line being written: its intact lines are copied
+            handle.write(b'{"measurement":"view","tags":{"user":"half')
+        module: Any = _store if cached else _archive
+        check_file = module.check_file
+        rotated: list[Path] = []
+
+        def checked_then_rotated(file: Path, *args: object) -> object:
+            found = check_file(file, *args)
+            if not rotated and file == path.resolve():
+                # The writer rotates the file just checked and starts a new, shorter one.
+                append(path, batch(50, 10), compression="none", rotate_bytes=path.stat().st_size)
+                rotated.extend(sorted(tmp_path.glob("e.jsonl*")))
+            return found
+
+        monkeypatch.setattr(module, "check_file", checked_then_rotated)
+        archive = Archive(path, cache=cache_dir if cached else False)
+        assert answers(archive)[:5] == reference(path)
+        assert len(rotated) == len(archive.files) == 2
+        assert answers(archive)[0] == 60
 
     def test_a_file_no_longer_in_the_archive_is_dropped(
         self, tmp_path: Path, cache_dir: Path

@@ -17,6 +17,7 @@ from metricstream.cli import main  # noqa: E402
 from metricstream.cli.query import parse_where  # noqa: E402
 from metricstream.exceptions import ConfigError  # noqa: E402
 from metricstream.query import (  # noqa: E402
+    MAX_DOCUMENT_DEPTH,
     Archive,
     QueryDocumentError,
     eq,
@@ -256,6 +257,29 @@ class TestDocument:
         assert caught.value.option == path
         assert str(caught.value).startswith(f"{path}: ")
 
+    def test_a_document_nested_too_deep_is_refused_naming_where(self, archive_path: Path) -> None:
+        value: object = 1
+        for _ in range(1000):
+            value = [value]
+        filters = [{"type": "eq", "key": "k", "value": value}]
+        document = {"data": [{"name": "a", "filters": filters}]}
+        with pytest.raises(QueryDocumentError) as caught:
+            Archive(archive_path).run(document)
+        # The filter value is at level 6, so the 27th list inside it is level 33.
+        assert caught.value.option == "data[0].filters[0].value" + "[0]" * 27
+        assert f"nested deeper than {MAX_DOCUMENT_DEPTH} levels" in str(caught.value)
+
+    def test_a_document_as_deep_as_allowed_is_read(self, archive_path: Path) -> None:
+        value: object = 1
+        for _ in range(MAX_DOCUMENT_DEPTH - 5):
+            value = [value]
+        filters = [{"type": "in", "key": "k", "value": value}]
+        document = {"data": [{"name": "a", "filters": filters}]}
+        with pytest.raises(QueryDocumentError) as caught:
+            Archive(archive_path).run(document)
+        assert caught.value.option == "data[0].filters[0].value[0]"  # the schema's complaint
+        assert "nested deeper" not in str(caught.value)
+
     def test_the_schema_ships_with_the_package(self) -> None:
         schema = query_schema()
         assert schema["$schema"].endswith("2020-12/schema")
@@ -314,6 +338,22 @@ class TestCommand:
         assert "--where: 'abc' after '>' is not a number" in capsys.readouterr().err
         assert main(["query", str(archive_path)]) == 2
         assert main(["query", str(archive_path / "missing")]) == 2
+
+    def test_a_document_too_deep_or_an_in_filter_of_999_values(
+        self, archive_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        value = "[" * 1000 + '"u1"' + "]" * 1000
+        deep = '{"data": [{"name": "a", "filters": [{"type": "eq", "key": "user", "value": %s}]}]}'
+        (tmp_path / "deep.json").write_text(deep % value)
+        assert main(["query", str(archive_path), "--json", str(tmp_path / "deep.json")]) == 2
+        assert "nested deeper than 32 levels" in capsys.readouterr().err
+        users = [f"u{i}" for i in range(4)] + [f"nobody-{i}" for i in range(995)]
+        many = {"data": [{"name": "a", "filters": [{"type": "in", "key": "user", "value": users}]}]}
+        (tmp_path / "many.json").write_text(json.dumps(many))
+        command = ["query", str(archive_path), "--json", str(tmp_path / "many.json")]
+        assert main([*command, "--format", "json"]) == 0
+        found = json.loads(capsys.readouterr().out)["data"]["a"]["count"]
+        assert found == sum(1 for e in events() if e.tags["user"] in users) == 4 * 14 - 1
 
     def test_damage_is_printed(
         self, archive_path: Path, capsys: pytest.CaptureFixture[str]

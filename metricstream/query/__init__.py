@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from metricstream.query._archive import Archive, QueryError
 from metricstream.query._cache import CacheStats, QueryCache, clear_caches
-from metricstream.query._document import QueryDocumentError, query_schema
+from metricstream.query._document import MAX_DOCUMENT_DEPTH, QueryDocumentError, query_schema
 from metricstream.query._eventid import EVENT_ID_KEY, format_event_id, parse_event_id
 from metricstream.query._filters import (
     FILTER_TYPES,
@@ -74,6 +74,7 @@ __all__ = [
     "BUCKETS",
     "EVENT_ID_KEY",
     "FILTER_TYPES",
+    "MAX_DOCUMENT_DEPTH",
     "ORDERS",
     "Archive",
     "BreakdownRow",

@@ -23,8 +23,22 @@ from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
 from metricstream.query._results import FunnelStep, KeyCount, Result, Skipped, ValueCount
-from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
-from metricstream.query._scan import Source, refuses_structs, scan_sql, write_sources
+from metricstream.query._run import (
+    QueryError,
+    configure,
+    count_change,
+    execute,
+    read_errors,
+    verify_suspects,
+)
+from metricstream.query._scan import (
+    FileChangedError,
+    Source,
+    changed_since,
+    refuses_structs,
+    scan_sql,
+    write_sources,
+)
 from metricstream.query._sets import Builder, EventSet
 from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, Params, Properties
 
@@ -266,6 +280,7 @@ class Archive:
 
         Raises:
             OSError: If a file cannot be read.
+            QueryError: If files kept going between listing and checking.
         """
         with self._lock:
             return _skipped(self._refresh())
@@ -317,31 +332,68 @@ class Archive:
         the properties they come from are always read.
         """
         properties = Properties(keys | {WEIGHT_KEY, EVENT_ID_KEY})
-        with self._lock:
-            checks = self._refresh()
         cursor = self._cursor()
-        objects = False
+        changes = 0
+        copied: set[str] = set()
         try:
             while True:
-                with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
-                    sources = write_sources(checks, Path(directory), self.threads)
-                    scan = functools.partial(
-                        _distinct_scan, sources, properties, objects=objects, raw=raw
+                with self._lock:
+                    checks = self._refresh()
+                try:
+                    rows, checks, moved = self._read_checked(
+                        cursor, properties, checks, builders, prefilter, raw=raw, copied=copied
                     )
-                    try:
-                        rows = execute(cursor, properties, scan, builders, prefilter)
-                    except read_errors(self._duckdb) as exc:
-                        if not objects and refuses_structs(exc):
-                            objects = True
-                            continue
-                        found = verify_suspects(checks, sources, exc)
-                        with self._lock:
-                            checks = [found.get(check.path, check) for check in checks]
-                            self._checks = {check.identity[:2]: check for check in checks}
-                        continue
+                except FileChangedError as exc:  # rotated while read: list the files again
+                    changes = count_change(changes, exc)
+                    continue
+                if moved:  # read where they are, they changed meanwhile: copy them
+                    changes = count_change(changes, f"{', '.join(sorted(moved))} changed")
+                    copied |= moved
+                    continue
                 return rows, _skipped(checks)
         finally:
             cursor.close()
+
+    def _read_checked(
+        self,
+        cursor: Any,
+        properties: Properties,
+        checks: list[FileCheck],
+        builders: Sequence[Builder],
+        prefilter: Builder | None,
+        *,
+        raw: bool,
+        copied: set[str],
+    ) -> tuple[list[list[tuple[Any, ...]]], list[FileCheck], set[str]]:
+        """Run the statements over checked files (checked in full where DuckDB finds damage).
+
+        Returns:
+            The rows, the checks, and the files read where they are that
+            changed meanwhile (their rows may hold what was not checked).
+
+        Raises:
+            FileChangedError: If a file to copy is no longer the file checked.
+        """
+        objects = False
+        while True:
+            with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
+                sources = write_sources(checks, Path(directory), self.threads, copied)
+                scan = functools.partial(
+                    _distinct_scan, sources, properties, objects=objects, raw=raw
+                )
+                try:
+                    rows = execute(cursor, properties, scan, builders, prefilter)
+                except read_errors(self._duckdb) as exc:
+                    if not objects and refuses_structs(exc):
+                        objects = True
+                        continue
+                    found = verify_suspects(checks, sources, exc)
+                    with self._lock:
+                        checks = [found.get(check.path, check) for check in checks]
+                        self._checks = {check.identity[:2]: check for check in checks}
+                    continue
+            moved = {s.path for s in sources if s.path == s.check.path and changed_since(s.check)}
+            return rows, checks, moved
 
     def _cursor(self) -> Any:
         """Return a new cursor (its own DuckDB connection) with the query settings."""
@@ -361,19 +413,22 @@ class Archive:
         return cursor
 
     def _refresh(self) -> list[FileCheck]:
-        """Check every file of the archive now (new rotated files included)."""
-        for attempt in range(2):
+        """Check every file of the archive now (new rotated files included).
+
+        Raises:
+            QueryError: If files kept going between listing and checking.
+        """
+        changes = 0
+        while True:
             files = discover(self._patterns)
             try:
                 checks = [check_file(file, self._checks.get(file_key(file))) for file in files]
-            except FileNotFoundError:
-                if attempt:
-                    raise
-                continue  # a file was rotated away between listing and checking
+            except FileNotFoundError as exc:  # rotated away between listing and checking
+                changes = count_change(changes, exc)
+                continue
             self.files = files
             self._checks = {check.identity[:2]: check for check in checks}
             return checks
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _distinct_scan(

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -286,14 +287,7 @@ class QueryCache:
                 self.stats.rebuilds += synced.rebuilt
                 self.stats.files_loaded += synced.files_loaded
                 self.stats.records_loaded += synced.records_loaded
-            def lookup(number: int, values: list[str]) -> dict[str, int]:
-                rows = connection.execute(
-                    "SELECT value, id FROM strings WHERE key = $key "
-                    "AND list_contains($values, value)",
-                    {"key": number, "values": values},
-                ).fetchall()
-                return {str(value): int(ident) for value, ident in rows}
-
+            lookup = functools.partial(_string_numbers, connection)
             properties = CachedProperties(keys, read_keys(connection), "strings", lookup)
 
             def scan(params: Params) -> str:
@@ -431,6 +425,15 @@ class QueryCache:
         for suffix in _SUFFIXES:
             with contextlib.suppress(FileNotFoundError):
                 self.path.with_name(self.path.name + suffix).unlink()
+
+
+def _string_numbers(connection: Any, number: int, values: list[str]) -> dict[str, int]:
+    """The numbers of those of `values` the cache holds as strings of key `number`."""
+    rows = connection.execute(
+        "SELECT value, id FROM strings WHERE key = $key AND list_contains($values, value)",
+        {"key": number, "values": values},
+    ).fetchall()
+    return {str(value): int(ident) for value, ident in rows}
 
 
 def _statements(

@@ -36,6 +36,10 @@ their ``samplerate`` (see `Properties.weight`). A set may also ask for
 "hour", "timezone": "Europe/Paris"}``; their rows carry the same counts.
 The funnel's ``type`` is ``exact_order`` (the default) or ``strict``, and it
 may have a ``window`` in seconds (see `metricstream.query._funnel`).
+
+A document nested deeper than `MAX_DOCUMENT_DEPTH` levels (objects and lists; a
+document needs 6) is refused before anything else reads it, naming the path
+where it goes too deep.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from metricstream.query._sets import Builder, EventSet, Runner
 from metricstream.query._sql import Params, Properties
 
 __all__ = [
+    "MAX_DOCUMENT_DEPTH",
     "QueryDocumentError",
     "format_path",
     "plan_document",
@@ -65,6 +70,9 @@ __all__ = [
 ]
 
 SCHEMA_FILE = "query.schema.json"
+
+MAX_DOCUMENT_DEPTH = 32
+"""The deepest nesting of objects and lists a query document may have."""
 
 
 class QueryDocumentError(ConfigError):
@@ -100,12 +108,37 @@ def validate_document(document: object) -> dict[str, Any]:
     import jsonschema
     from jsonschema.exceptions import best_match
 
+    _check_depth(document)
     validator = jsonschema.Draft202012Validator(query_schema())
     error = best_match(validator.iter_errors(document))
     if error is not None:
         raise QueryDocumentError(format_path(list(error.absolute_path)), error.message)
     assert isinstance(document, dict)
     return document
+
+
+def _check_depth(document: object) -> None:
+    """Refuse a document nested deeper than `MAX_DOCUMENT_DEPTH`, before a recursive reader.
+
+    Raises:
+        QueryDocumentError: Naming the path of the first part (in document
+            order) that is too deep.
+    """
+    stack: list[tuple[object, tuple[object, ...]]] = [(document, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            children: list[tuple[object, object]] = [(key, value) for key, value in item.items()]
+        elif isinstance(item, list):
+            children = list(enumerate(item))
+        else:
+            continue
+        if len(path) >= MAX_DOCUMENT_DEPTH:
+            raise QueryDocumentError(
+                format_path(path),
+                f"the document is nested deeper than {MAX_DOCUMENT_DEPTH} levels",
+            )
+        stack.extend((value, (*path, key)) for key, value in reversed(children))
 
 
 def plan_document(runner: Runner, document: object) -> DocumentPlan:

@@ -12,11 +12,19 @@ from typing import Any
 
 from metricstream.exceptions import MetricStreamError
 from metricstream.query._files import FileCheck, verify
-from metricstream.query._scan import Source
+from metricstream.query._scan import CHANGE_RETRIES, Source
 from metricstream.query._sets import Builder
 from metricstream.query._sql import Params, Properties
 
-__all__ = ["QueryError", "configure", "execute", "read_errors", "verify_suspects"]
+__all__ = [
+    "PERFECT_HASH_BITS",
+    "QueryError",
+    "configure",
+    "count_change",
+    "execute",
+    "read_errors",
+    "verify_suspects",
+]
 
 PERFECT_HASH_BITS = 18
 """Groups whose keys span fewer than 2**this values are found by index, not by hash."""
@@ -109,3 +117,17 @@ def verify_suspects(
     if not suspects:
         raise QueryError(f"DuckDB could not read the archive: {message}") from exc
     return {check.path: verify(check) for check in suspects}
+
+
+def count_change(changes: int, reason: object) -> int:
+    """Count one more start of a read because the archive's files changed under it.
+
+    Returns:
+        The count.
+
+    Raises:
+        QueryError: Once it started `CHANGE_RETRIES` times.
+    """
+    if changes >= CHANGE_RETRIES:
+        raise QueryError(f"the archive's files kept changing while they were read: {reason}")
+    return changes + 1

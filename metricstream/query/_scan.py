@@ -3,9 +3,17 @@
 A file that is intact from its first byte to its last is read where it is.
 Otherwise its intact ranges (whole frames, whole lines) are copied, in the
 kernel where it can, into a temporary file that holds nothing else, so DuckDB
-never sees a damaged byte. DuckDB reads a compressed file on one thread, so
-when there are fewer compressed files than threads, large ones are cut at
-frame boundaries into as many pieces as there are threads.
+never sees a damaged byte.
+
+Files move while they are read: a writer rotates its current file (renames
+it, and starts a new one under its name) at any moment. A copy is made from
+the file that was checked or not at all (`FileChangedError`), and
+`changed_since` tells whether a file read where it is changed meanwhile; the
+callers then list and check the archive's files again.
+
+DuckDB reads a compressed file on one thread, so when there are fewer
+compressed files than threads, large ones are cut at frame boundaries into
+as many pieces as there are threads.
 """
 
 from __future__ import annotations
@@ -21,12 +29,36 @@ from metricstream.codecs.compression import Compression
 from metricstream.query._files import FileCheck
 from metricstream.query._sql import Params, json_pointer
 
-__all__ = ["Source", "refuses_structs", "scan_sql", "write_sources"]
+__all__ = [
+    "CHANGE_RETRIES",
+    "FileChangedError",
+    "Source",
+    "changed_since",
+    "refuses_structs",
+    "scan_sql",
+    "write_sources",
+]
+
+CHANGE_RETRIES = 20
+"""How many times a read starts again because files changed under it before it gives up."""
 
 SPLIT_MIN_BYTES = 8 << 20
 """Compressed files at least this large are cut into pieces for parallel reads."""
 
 _COPY_CHUNK = 1 << 24
+
+
+class FileChangedError(Exception):
+    """A file was replaced or cut short while it was read (rotated, say): list the files again."""
+
+
+def changed_since(check: FileCheck) -> bool:
+    """Whether the file at the check's path is no longer what was checked (moved, grown, gone)."""
+    try:
+        info = os.stat(check.path)
+    except FileNotFoundError:
+        return True
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns) != check.identity
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,7 @@ def write_sources(
             intact from its first byte to its last (files that grow).
 
     Raises:
+        FileChangedError: If a file to copy is no longer the file checked.
         OSError: If a file cannot be read or a copy written.
     """
     readable = [check for check in checks if check.ranges and check.codec is not None]
@@ -76,7 +109,7 @@ def write_sources(
             continue
         for piece in pieces:
             target = directory / f"{len(sources)}.part"
-            _copy_ranges(check.path, target, piece)
+            _copy_ranges(check, target, piece)
             sources.append(Source(str(target), check.codec, check))
     return sources
 
@@ -98,9 +131,15 @@ def _split(check: FileCheck, parts: int) -> list[list[tuple[int, int]]]:
     return pieces
 
 
-def _copy_ranges(source: str, target: Path, ranges: list[tuple[int, int]]) -> None:
-    reader = os.open(source, os.O_RDONLY)
+def _copy_ranges(check: FileCheck, target: Path, ranges: list[tuple[int, int]]) -> None:
     try:
+        reader = os.open(check.path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise FileChangedError(f"{check.path} is gone") from None
+    try:
+        info = os.fstat(reader)
+        if (info.st_dev, info.st_ino) != check.identity[:2]:
+            raise FileChangedError(f"{check.path} is another file than the one checked")
         writer = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             for start, end in ranges:
@@ -124,7 +163,7 @@ def _copy_range(reader: int, writer: int, start: int, end: int) -> None:
     while offset < end:
         chunk = os.pread(reader, min(_COPY_CHUNK, end - offset), offset)
         if not chunk:
-            raise OSError(f"{end - offset} bytes went missing while copying a range")
+            raise FileChangedError(f"{end - offset} bytes went missing while copying a range")
         os.write(writer, chunk)
         offset += len(chunk)
 

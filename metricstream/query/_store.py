@@ -37,7 +37,6 @@ DuckDB refuses makes its file checked in full (`verify`) and read again.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -49,8 +48,15 @@ from metricstream.codecs.compression import Compression
 from metricstream.query._eventid import TAIL_SCALE, order_sql
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._results import Skipped
-from metricstream.query._run import QueryError, read_errors, verify_suspects
-from metricstream.query._scan import Source, refuses_structs, scan_sql, write_sources
+from metricstream.query._run import QueryError, count_change, read_errors, verify_suspects
+from metricstream.query._scan import (
+    FileChangedError,
+    Source,
+    changed_since,
+    refuses_structs,
+    scan_sql,
+    write_sources,
+)
 from metricstream.query._sql import (
     EVENT_ID_KEY,
     MEASUREMENT_KEYS,
@@ -277,76 +283,72 @@ def _read_new(
     verified: dict[str, FileCheck] = {}
     growing: set[str] = set()
     objects = False
+    changes = 0
     while True:
-        files, loads, gone = _plan(patterns, entries, verified)
-        tails = [_tail(load.entry.check, load.start) for load in loads]
-        tails = [tail for tail in tails if tail.ranges]
-        if not tails:
-            return files, loads, gone, (0, 0)
-        with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
-            sources = write_sources(tails, Path(directory), threads, growing)
-            numbers = {load.entry.check.path: load.entry.id for load in loads}
-            try:
-                records = _stage(connection, sources, numbers, keys, objects)
-            except read_errors(duckdb) as exc:
-                if not objects and refuses_structs(exc):
-                    objects = True
+        try:
+            files, loads, gone = _plan(patterns, entries, verified)
+            tails = [_tail(load.entry.check, load.start) for load in loads]
+            tails = [tail for tail in tails if tail.ranges]
+            if not tails:
+                return files, loads, gone, (0, 0)
+            with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
+                sources = write_sources(tails, Path(directory), threads, growing)
+                numbers = {load.entry.check.path: load.entry.id for load in loads}
+                try:
+                    records = _stage(connection, sources, numbers, keys, objects)
+                except read_errors(duckdb) as exc:
+                    if not objects and refuses_structs(exc):
+                        objects = True
+                        continue
+                    checks = [load.entry.check for load in loads]
+                    verified.update(verify_suspects(checks, sources, exc))
                     continue
-                checks = [load.entry.check for load in loads]
-                verified.update(verify_suspects(checks, sources, exc))
-                continue
-        # DuckDB read these files where they are, to their end: if one grew
-        # meanwhile, it read more than was checked, so it is copied instead.
-        grew = {s.path for s in sources if s.path == s.check.path and _changed(s.check)}
+        except FileChangedError as exc:  # rotated while read: list the files again
+            changes = count_change(changes, exc)
+            verified.clear()
+            continue
+        # DuckDB read these files where they are, to their end: if one grew (or
+        # was rotated) meanwhile, it read what was not checked: copy it instead.
+        grew = {s.path for s in sources if s.path == s.check.path and changed_since(s.check)}
         if grew:
             growing |= grew
             continue
         return files, loads, gone, (len(tails), records)
 
 
-def _changed(check: FileCheck) -> bool:
-    try:
-        info = os.stat(check.path)
-    except FileNotFoundError:
-        return True
-    return (info.st_size, info.st_mtime_ns) != (check.identity[2], check.identity[3])
-
-
 def _plan(
     patterns: Sequence[str], entries: dict[tuple[int, int], Entry], verified: dict[str, FileCheck]
 ) -> tuple[list[Path], list[_Load], list[int]]:
-    """What to load from each file now, and which files are gone."""
-    for attempt in range(2):
-        files = discover(patterns)
-        try:
-            keys = [file_key(file) for file in files]
-            if len(set(keys)) != len(keys):
-                raise CacheConflictError("two of the archive's paths are links to one file")
-            loads = []
-            next_id = max((entry.id for entry in entries.values()), default=0) + 1
-            for file, key in zip(files, keys, strict=True):
-                entry = entries.get(key)
-                check = verified.get(str(file)) or check_file(
-                    file, entry.check if entry is not None else None
-                )
-                if entry is None:
-                    entry = Entry(next_id, 0, check)
-                    next_id += 1
-                    loads.append(_Load(entry, 0, drop=False, previous=None))
-                    continue
-                keeps = check.identity == entry.check.identity or check.carried >= entry.loaded
-                start = entry.loaded if keeps else 0
-                loads.append(
-                    _Load(Entry(entry.id, entry.loaded, check), start, not keeps, entry.check)
-                )
-        except FileNotFoundError:
-            if attempt:
-                raise
-            continue  # a file was rotated away between listing and checking
-        current = {load.entry.id for load in loads}
-        gone = [entry.id for entry in entries.values() if entry.id not in current]
-        return files, loads, gone
-    raise AssertionError("unreachable")  # pragma: no cover
+    """What to load from each file now, and which files are gone.
+
+    Raises:
+        FileChangedError: If a file went between listing and checking (rotated).
+    """
+    files = discover(patterns)
+    try:
+        keys = [file_key(file) for file in files]
+        if len(set(keys)) != len(keys):
+            raise CacheConflictError("two of the archive's paths are links to one file")
+        loads = []
+        next_id = max((entry.id for entry in entries.values()), default=0) + 1
+        for file, key in zip(files, keys, strict=True):
+            entry = entries.get(key)
+            check = verified.get(str(file)) or check_file(
+                file, entry.check if entry is not None else None
+            )
+            if entry is None:
+                entry = Entry(next_id, 0, check)
+                next_id += 1
+                loads.append(_Load(entry, 0, drop=False, previous=None))
+                continue
+            keeps = check.identity == entry.check.identity or check.carried >= entry.loaded
+            start = entry.loaded if keeps else 0
+            loads.append(_Load(Entry(entry.id, entry.loaded, check), start, not keeps, entry.check))
+    except FileNotFoundError as exc:
+        raise FileChangedError(f"a file went while the archive was listed: {exc}") from exc
+    current = {load.entry.id for load in loads}
+    gone = [entry.id for entry in entries.values() if entry.id not in current]
+    return files, loads, gone
 
 
 def _tail(check: FileCheck, start: int) -> FileCheck:
