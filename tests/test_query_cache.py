@@ -241,6 +241,18 @@ class TestFollowingTheArchive:
         assert archive.events("cart").unique("user").value == unique(carts, ["user"])
         assert cache.stats.repeated == repeated + 1
 
+    def test_the_memory_of_answers_can_be_turned_off(
+        self, path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(cache_module.MEMO_ENV, "0")
+        archive, cache = opened(path, cache_dir)
+        first = archive.events("view").unique("user").value
+        assert archive.events("view").unique("user").value == first
+        assert cache.stats.repeated == 0
+        monkeypatch.setenv(cache_module.MEMO_ENV, "some")
+        with pytest.raises(ConfigError, match=cache_module.MEMO_ENV):
+            Archive(path, cache=cache_dir)
+
     def test_a_growing_plain_file_with_a_line_being_written(
         self, tmp_path: Path, cache_dir: Path
     ) -> None:

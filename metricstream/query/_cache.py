@@ -25,7 +25,9 @@ queries read the archive directly and say so once in the log; a directory
 given explicitly must be writable.
 
 The same statements asked again over an archive that has not changed since
-(same files, sizes and modification times) are answered from memory.
+(same files, sizes and modification times) are answered from memory: the
+last `MEMO_SIZE` answers, or as many as ``$METRICSTREAM_QUERY_MEMO`` says
+(``0``: none, every query is computed).
 
 One query at a time uses a cache file: queries in other threads of the
 process wait for it, and another process waiting longer than `LOCK_WAIT`
@@ -56,11 +58,13 @@ from metricstream.query._files import FileCheck
 from metricstream.query._run import execute
 from metricstream.query._sets import Builder
 from metricstream.query._sql import CachedProperties, Params
-from metricstream.query._store import CacheConflictError, create_schema, read_keys, sync
+from metricstream.query._store import CacheConflictError, create_schema, sync
 
 __all__ = [
     "CACHE_ENV",
     "LOCK_WAIT",
+    "MEMO_ENV",
+    "MEMO_SIZE",
     "CacheStats",
     "CacheUnavailableError",
     "QueryCache",
@@ -79,7 +83,10 @@ FORMAT = 3
 """The layout of the cache's tables; part of its file name."""
 
 MEMO_SIZE = 64
-"""How many answers a cache keeps in memory for statements asked again."""
+"""How many answers a cache keeps in memory for statements asked again (by default)."""
+
+MEMO_ENV = "METRICSTREAM_QUERY_MEMO"
+"""The environment variable that sets how many answers are kept (``0`` keeps none)."""
 
 
 _ALIAS = "metricstream_cache"
@@ -110,6 +117,20 @@ def default_directory() -> Path | None:
     except (RuntimeError, KeyError):  # no home directory to be found: no default cache
         return None
     return home / ".cache" / "metricstream" / "query"
+
+
+def memo_size() -> int:
+    """How many answers a cache keeps in memory: ``$METRICSTREAM_QUERY_MEMO``, else `MEMO_SIZE`.
+
+    Raises:
+        ConfigError: If the variable is set to anything but a number of at least 0.
+    """
+    text = os.environ.get(MEMO_ENV, "").strip()
+    if not text:
+        return MEMO_SIZE
+    if not text.isdigit():
+        raise ConfigError(MEMO_ENV, f"expected a number of answers (0: none), not {text!r}")
+    return int(text)
 
 
 def _writable(directory: Path) -> str | None:
@@ -230,7 +251,7 @@ class QueryCache:
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
         self._memo: BoundedDict[tuple[object, ...], list[list[tuple[Any, ...]]]] = BoundedDict(
-            MEMO_SIZE
+            memo_size()
         )
         self._memo_state: object = None
 
@@ -288,7 +309,7 @@ class QueryCache:
                 self.stats.files_loaded += synced.files_loaded
                 self.stats.records_loaded += synced.records_loaded
             lookup = functools.partial(_string_numbers, connection)
-            properties = CachedProperties(keys, read_keys(connection), "strings", lookup)
+            properties = CachedProperties(keys, synced.keys, "strings", lookup)
 
             def scan(params: Params) -> str:
                 del params
@@ -318,6 +339,8 @@ class QueryCache:
         state: object,
     ) -> list[list[tuple[Any, ...]]]:
         """Run the statements, or take their rows from memory when the archive is as it was."""
+        if not self._memo.limit:
+            return execute(connection, properties, scan, builders, prefilter)
         key = (scan(Params()), *_statements(properties, builders, prefilter))
         with self._stats_lock:
             if state != self._memo_state:

@@ -99,6 +99,7 @@ class Synced:
         rebuilt: Whether records loaded before were loaded again to hold new keys.
         files_loaded: How many files had records loaded.
         records_loaded: How many records were loaded.
+        keys: The properties the cache holds now.
     """
 
     files: list[Path]
@@ -106,6 +107,7 @@ class Synced:
     rebuilt: bool
     files_loaded: int
     records_loaded: int
+    keys: dict[str, CachedKey]
 
 
 @dataclasses.dataclass
@@ -262,7 +264,8 @@ def sync(
         finally:
             connection.execute("DROP TABLE IF EXISTS staged")
     checks = [load.entry.check for load in loads]
-    return Synced(files, checks, rebuilt, loaded, records)
+    held = read_keys(connection) if changed else held
+    return Synced(files, checks, rebuilt, loaded, records, held)
 
 
 def _read_new(
