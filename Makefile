@@ -34,8 +34,8 @@ demo: $(CORE_STAMP)
 	$(PY) -m metricstream demo --duration 10
 
 ## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests;
-## the codec tests run a second time without the optional compiled helpers; then the tests
-## that need no server run on each other Python version installed (see test-other-pythons).
+## the codec tests run a second time without the optional compiled helpers; then, once those
+## are done, the tests that need no server run on each other Python version installed.
 test: $(DEV_STAMP)
 	scripts/services.sh start
 	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q
@@ -43,8 +43,8 @@ test: $(DEV_STAMP)
 	METRICSTREAM_MAIN_RUN="the full suite against the servers, and the codec tests without \
 	the compiled helpers, passed" .ci/other-pythons $(OTHER_PYTHONS)
 
-## The tests that need no server on each of OTHER_PYTHONS found here, one after the other,
-## each in .venv-X.Y; a version not installed is reported, not a failure.
+## The tests that need no server on each of OTHER_PYTHONS found here, side by side, each in
+## .venv-X.Y; a version not installed is reported, not a failure (.ci/other-pythons).
 test-other-pythons: $(DEV_STAMP)
 	.ci/other-pythons $(OTHER_PYTHONS)
 

@@ -22,7 +22,7 @@ from metricstream.cli._report import OUTCOMES, outcome
 from metricstream.sinks.jsonl import read_events
 from metricstream.testing import FaultySink
 
-from .support import NO_REASONS, sample
+from .support import NO_REASONS, faulty_scheme, spool_left_by_a_dead_sink
 
 
 def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -43,12 +43,7 @@ def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
 @pytest.fixture(scope="module")
 def failing_scheme() -> str:
     """A sink URL scheme, ``test-refuse:NAME``, whose sink refuses every write for good."""
-    ms.sinks.register_scheme(
-        "test-refuse",
-        lambda url, **_: FaultySink(then="permanent", name=url.partition(":")[2] or "refuse"),
-        replace=True,
-    )
-    return "test-refuse"
+    return faulty_scheme("test-refuse", "permanent")
 
 
 class TestVersion:
@@ -171,15 +166,7 @@ class TestJsonFormat:
     def test_spool_inspect_and_replay(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        spool = tmp_path / "spool"
-        streamer = ms.EventStreamer(
-            [FaultySink(then="transient", name="lost")],
-            spool_dir=spool,
-            retry=ms.RetryConfig(max_retries=0),
-            register_atexit=False,
-        )
-        streamer.send_many(sample(i) for i in range(30))
-        streamer.shutdown(0.5)
+        spool = spool_left_by_a_dead_sink(tmp_path / "spool", 30)
         assert main(["spool", "inspect", str(spool), "--format", "json"]) == 0
         assert json.loads(capsys.readouterr().out)["sinks"]["lost"]["events"] == 30
         assert main(["spool", "inspect", str(spool), "--json"]) == 0
@@ -307,16 +294,7 @@ class TestProgressBar:
 
     @pytest.fixture
     def spool(self, tmp_path: Path) -> Path:
-        directory = tmp_path / "spool"
-        streamer = ms.EventStreamer(
-            [FaultySink(then="transient", name="lost")],
-            spool_dir=directory,
-            retry=ms.RetryConfig(max_retries=0),
-            register_atexit=False,
-        )
-        streamer.send_many(sample(i) for i in range(500))
-        streamer.shutdown(0.5)
-        return directory
+        return spool_left_by_a_dead_sink(tmp_path / "spool", 500)
 
     def test_on_a_terminal_the_bar_counts_every_event_and_ends_its_line(
         self, spool: Path, tmp_path: Path

@@ -18,9 +18,9 @@ import metricstream.cli._waits
 from metricstream.cli import main
 from metricstream.cli.pipe import MAX_LINE_BYTES, REPORTED_LINES, read_blocks
 from metricstream.sinks.jsonl import read_events
-from metricstream.testing import FaultySink
 from tests.influx_readback import influx_query, influx_v1_events, quote_identifier
 from tests.servers import INFLUXDB_V1_URL, require_url
+from tests.support import faulty_scheme
 
 RUN_ID = uuid.uuid4().hex[:10]
 T0 = 1_700_000_000_000_000_000
@@ -289,12 +289,7 @@ class TestReadBlocks:
 @pytest.fixture(scope="module")
 def hanging_scheme() -> str:
     """A sink URL scheme, ``test-hang:NAME``, whose sink's writes hang until it is closed."""
-    ms.sinks.register_scheme(
-        "test-hang",
-        lambda url, **_: FaultySink(then="hang", name=url.partition(":")[2] or "hang"),
-        replace=True,
-    )
-    return "test-hang"
+    return faulty_scheme("test-hang", "hang")
 
 
 class TestInterrupt:
