@@ -14,7 +14,7 @@ PURE_PYTHON_TESTS := tests/test_batch.py tests/test_lineprotocol.py tests/test_j
 # The Python versions, besides the one of $(VENV), that run the tests needing no server.
 OTHER_PYTHONS ?= 3.10 3.11 3.12 3.13
 
-.PHONY: demo test test-other-pythons bench lint services services-stop clean
+.PHONY: demo test test-other-pythons bench bench-readme lint services services-stop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,10 +52,17 @@ $(VENV)/.installed-bench: pyproject.toml $(DEV_STAMP)
 	$(PIP) -e '.[dev,all,bench]'
 	@touch $@
 
-## Benchmarks against the peers; writes benchmarks/results/REPORT.md and its charts.
+## Benchmarks against the peers; writes benchmarks/results/REPORT.md, its charts and
+## results.json, then copies the report's table of targets into the README (even when a
+## benchmark failed, so that the README never quotes another run; the exit status says so).
 bench: $(VENV)/.installed-bench
 	scripts/services.sh start
-	eval "$$(scripts/services.sh env)" && $(PY) benchmarks/run.py
+	eval "$$(scripts/services.sh env)" && $(PY) benchmarks/run.py; status=$$?; \
+		$(PY) benchmarks/readme_targets.py && exit $$status
+
+## Copy the table of targets of the committed benchmarks/results/results.json into the README.
+bench-readme: $(DEV_STAMP)
+	$(PY) benchmarks/readme_targets.py
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check metricstream tests benchmarks examples

@@ -69,10 +69,10 @@ def _queued_bytes(streamer: Any) -> int:
     """Bytes of the request bodies waiting in the streamer's lanes."""
     total = 0
     for lane in streamer._pipeline.lanes:
-        items = list(lane._queue._items)
-        if lane._in_flight is not None:
-            items.append(lane._in_flight)
-        total += sum(len(item.payload.body) for item in items)
+        ledger = lane.ledger
+        with ledger._cond:
+            items = [*ledger._queue, ledger._in_flight]
+        total += sum(len(item.payload.body) for item in items if hasattr(item, "payload"))
     return total
 
 
@@ -81,7 +81,9 @@ def _wait_prepared(streamer: Any, events: int) -> Any:
     pipeline = streamer._pipeline
     while True:
         health = streamer.health().sinks["influxdb"]
-        prepared = all(lane._raw == 0 and lane._preparing is None for lane in pipeline.lanes)
+        prepared = all(
+            lane.ledger.raw == 0 and lane.ledger._preparing is None for lane in pipeline.lanes
+        )
         if health.pending + health.spooled == events and not pipeline.buffer and prepared:
             return health
         time.sleep(0.05)

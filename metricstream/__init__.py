@@ -8,7 +8,7 @@ ev.to_influx_line()
 
 from __future__ import annotations
 
-import importlib.metadata
+from typing import TYPE_CHECKING, Any
 
 from metricstream import codecs, sinks, testing
 from metricstream.codecs.compression import Compression
@@ -23,6 +23,7 @@ from metricstream.event import (
     event_from_sample,
 )
 from metricstream.exceptions import (
+    BackpressureError,
     ConfigError,
     InvalidEventError,
     LineProtocolError,
@@ -30,10 +31,12 @@ from metricstream.exceptions import (
     PermanentSinkError,
     SchemaVersionError,
     SinkError,
+    StreamerClosedError,
     TransientSinkError,
 )
 from metricstream.streamer import (
     DROP_REASONS,
+    BatchReceipt,
     EventStreamer,
     RetryConfig,
     SinkHealth,
@@ -43,10 +46,29 @@ from metricstream.streamer import (
     generate_correlation_id,
 )
 
-__version__: str = importlib.metadata.version("metricstream")
-"""The installed version of metricstream (from the package metadata)."""
+if TYPE_CHECKING:
+    __version__: str
+    """The installed version of metricstream (from the package metadata)."""
+
+
+def __getattr__(name: str) -> Any:
+    """``__version__``: the installed version, read from the package metadata on first use.
+
+    Reading the metadata imports `importlib.metadata` (and with it the email
+    parser), which ``import metricstream`` does not need.
+    """
+    if name == "__version__":
+        import importlib.metadata
+
+        version = importlib.metadata.version("metricstream")
+        globals()["__version__"] = version
+        return version
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
+    "BackpressureError",
+    "BatchReceipt",
     "Compression",
     "ConfigError",
     "DROP_REASONS",
@@ -65,6 +87,7 @@ __all__ = [
     "Sink",
     "SinkError",
     "SinkHealth",
+    "StreamerClosedError",
     "StreamerHealth",
     "TransientSinkError",
     "UInt",

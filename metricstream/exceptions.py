@@ -9,6 +9,8 @@ standard library still catch them::
      ├── InvalidEventError        (also ValueError) an event cannot be built or sent
      ├── LineProtocolError        (also ValueError) line protocol text is malformed
      ├── SchemaVersionError       (also ValueError) JSON from a newer schema version
+     ├── BackpressureError        a streamer cannot take a whole batch now (retry_after seconds)
+     ├── StreamerClosedError      the streamer is shut down and takes nothing more
      └── SinkError                a sink could not write a payload
           ├── TransientSinkError  worth retrying (may carry retry_after seconds)
           └── PermanentSinkError  retrying cannot help; the events are dropped
@@ -20,6 +22,7 @@ Errors carry their data as attributes (`key`, `line`, `column`, `retry_after`,
 from __future__ import annotations
 
 __all__ = [
+    "BackpressureError",
     "ConfigError",
     "InvalidEventError",
     "LineProtocolError",
@@ -27,6 +30,7 @@ __all__ = [
     "PermanentSinkError",
     "SchemaVersionError",
     "SinkError",
+    "StreamerClosedError",
     "TransientSinkError",
 ]
 
@@ -110,6 +114,28 @@ class SchemaVersionError(MetricStreamError, ValueError):
             f"schema_version {found!r} is newer than this library supports "
             f"({supported}); upgrade metricstream to read it"
         )
+
+
+class BackpressureError(MetricStreamError):
+    """A streamer cannot take a whole batch now; none of it was accepted.
+
+    Raised by `EventStreamer.send_batch` when the lanes' buffers (or, with a
+    spool, the spool) have no room for every event of the batch. Nothing
+    was queued and nothing was counted: send the same batch again later.
+
+    Attributes:
+        retry_after: Seconds after which trying again is reasonable.
+        events: The events of the refused batch.
+    """
+
+    def __init__(self, message: str, *, retry_after: float, events: int) -> None:
+        self.retry_after = retry_after
+        self.events = events
+        super().__init__(message)
+
+
+class StreamerClosedError(MetricStreamError):
+    """The streamer is shut down (or shutting down) and accepts nothing more."""
 
 
 class SinkError(MetricStreamError):

@@ -1,45 +1,41 @@
 """Sink URL schemes: which factory builds a sink from a URL, and `sink_from_url`.
 
 The registry is part of the sink contract: the streamer (`EventStreamer.from_env`)
-and the CLI resolve URLs through it without importing any sink, and sinks are
-found as plug-ins.
+and the CLI resolve URLs through it without importing any sink.
 
-Where schemes come from:
+Every sink, built in or not, registers its schemes the same way: as entry
+points of the ``metricstream.sinks`` group, named after the scheme, whose
+object is a ``from_url(url, **overrides)`` callable. metricstream's own are
+in its ``pyproject.toml``::
 
-- a built-in sink declares them in its own module: a ``SCHEMES`` tuple and a
-  ``from_url(url, **overrides)`` function; the registry finds every module
-  and package of `metricstream.sinks` that has both (importing them by name,
-  as plug-ins), so adding a sink is adding a module (or folder) there;
-- a third-party package declares an entry point in the ``metricstream.sinks``
-  group, named after the scheme, whose object is a ``from_url``-style
-  callable::
+    [project.entry-points."metricstream.sinks"]
+    kafka = "metricstream.sinks.kafka:from_url"
+    s3 = "my_package.s3_sink:from_url"        # a third-party package's
 
-      [project.entry-points."metricstream.sinks"]
-      s3 = "my_package.s3_sink:from_url"
-
-- `register_scheme` adds one at run time.
-
-A scheme registered at run time wins over an entry point, which wins over a
-built-in sink. Built-in modules are imported, and entry points loaded, only
-when a URL is first resolved; a sink module imports its client library only
-when a sink is built.
+(an editable install reads them when installed: ``pip install -e .`` again
+after adding one). `register_scheme` adds one at run time, and wins over an
+entry point of the same name; a third-party entry point wins over one of
+metricstream's. Nothing here scans a folder or imports a module by a name it
+computes: a sink's module is imported when its entry point is loaded, the
+first time a URL of its scheme is resolved, and its client library when a
+sink is built. The entry points are read once for each `sys.path`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import os
-import pkgutil
 import re
+import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import Sink
 from metricstream.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["ENTRY_POINT_GROUP", "SinkFactory", "register_scheme", "schemes", "sink_from_url"]
 
@@ -49,12 +45,11 @@ ENTRY_POINT_GROUP = "metricstream.sinks"
 SinkFactory = Callable[..., Sink]
 """Builds a sink from a URL and keyword overrides: ``factory(url, **overrides)``."""
 
-_SINKS_PACKAGE = "metricstream.sinks"
-_SINKS_DIR = Path(__file__).resolve().parent / "sinks"
+_OWN_DISTRIBUTION = "metricstream"
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _lock = threading.Lock()
 _runtime: dict[str, SinkFactory] = {}
-_builtin: dict[str, SinkFactory] | None = None
+_entry_points_read: tuple[tuple[str, ...], dict[str, EntryPoint]] | None = None
 
 
 def register_scheme(scheme: str, factory: SinkFactory, *, replace: bool = False) -> None:
@@ -79,35 +74,33 @@ def register_scheme(scheme: str, factory: SinkFactory, *, replace: bool = False)
         _runtime[scheme] = factory
 
 
-def _builtin_schemes() -> dict[str, SinkFactory]:
-    global _builtin  # noqa: PLW0603 - discovered once, on first use
+def _entry_points() -> dict[str, EntryPoint]:
+    """The ``metricstream.sinks`` entry points by scheme, read once for each `sys.path`."""
+    global _entry_points_read  # noqa: PLW0603 - a cache, replaced whole under the lock
+    path = tuple(sys.path)
     with _lock:
-        if _builtin is None:
-            found: dict[str, SinkFactory] = {}
-            for info in pkgutil.iter_modules([str(_SINKS_DIR)]):
-                if info.name.startswith("_"):
-                    continue
-                module = importlib.import_module(f"{_SINKS_PACKAGE}.{info.name}")
-                declared = getattr(module, "SCHEMES", None)
-                factory = getattr(module, "from_url", None)
-                if declared and callable(factory):
-                    for scheme in declared:
-                        found[scheme] = factory
-            _builtin = found
-        return _builtin
+        if _entry_points_read is None or _entry_points_read[0] != path:
+            import importlib.metadata
+
+            found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            # metricstream's own first, so that a third-party package's wins.
+            ordered = sorted(found, key=lambda ep: _distribution(ep) != _OWN_DISTRIBUTION)
+            _entry_points_read = (path, {ep.name: ep for ep in ordered})
+        return _entry_points_read[1]
 
 
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+def _distribution(entry_point: EntryPoint) -> str | None:
+    dist = getattr(entry_point, "dist", None)
+    return None if dist is None else str(dist.name)
 
 
 def schemes() -> dict[str, str]:
-    """Return every known scheme and where its factory comes from (a module or entry point)."""
-    known: dict[str, str] = {
-        scheme: getattr(factory, "__module__", "?")
-        for scheme, factory in _builtin_schemes().items()
-    }
-    known.update({name: f"entry point {ep.value}" for name, ep in _entry_points().items()})
+    """Return every known scheme and where its factory comes from.
+
+    An entry point shows as ``module:function``; a scheme registered at run
+    time as the module of its factory. No sink module is imported.
+    """
+    known = {name: ep.value for name, ep in _entry_points().items()}
     with _lock:
         known.update({s: getattr(f, "__module__", "?") for s, f in _runtime.items()})
     return dict(sorted(known.items()))
@@ -126,7 +119,7 @@ def _factory(scheme: str) -> SinkFactory | None:
                 "url", f"entry point {entry_point.value!r} for scheme {scheme!r} is not callable"
             )
         return loaded  # type: ignore[no-any-return]
-    return _builtin_schemes().get(scheme)
+    return None
 
 
 def sink_from_url(url: str, **overrides: Any) -> Sink:

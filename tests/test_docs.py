@@ -47,6 +47,22 @@ class TestWritingASink:
         health = streamer.health().sinks["csv"]
         assert (health.events_written, health.events_dropped) == (20, 0)
 
+    def test_the_documented_sink_takes_its_declared_options(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Its constructor and its URL take the options its options class declares."""
+        monkeypatch.setattr(registry, "_runtime", {})
+        namespace: dict[str, object] = {}
+        exec(compile(writing_a_sink_code(), str(ARCHITECTURE), "exec"), namespace)
+        sink = ms.sinks.sink_from_url(f"csv:{tmp_path}/out.csv?dialect=unix&name=audit")
+        options = sink.options  # type: ignore[attr-defined]
+        assert (options.path, options.dialect, sink.name) == (
+            str(tmp_path / "out.csv"), "unix", "audit"
+        )  # fmt: skip
+        with pytest.raises(ms.ConfigError) as info:
+            ms.sinks.sink_from_url(f"csv:{tmp_path}/out.csv?dialect=tsv")
+        assert str(info.value) == "dialect: must be one of 'excel', 'unix', not 'tsv'"
+
     def test_the_architecture_map_names_modules_that_exist(self) -> None:
         text = ARCHITECTURE.read_text(encoding="utf-8")
         package = Path(ms.__file__).parent

@@ -54,7 +54,7 @@ class TestVariables:
             ) == (250, 0.5, 5000, "drop_newest", Compression.GZIP, 30.0)
             assert config.default_tags == {"service": "checkout", "region": "eu-west-1"}
             assert [type(s) for s in streamer.sinks] == [ConsoleSink, JsonLinesSink]
-            server = streamer._health_server
+            server = streamer._endpoint.server
             assert server is not None
             with urllib.request.urlopen(server.url + "/healthz", timeout=10) as response:
                 assert sorted(json.loads(response.read())["sinks"]) == ["console", "jsonl"]
@@ -81,11 +81,38 @@ class TestVariables:
         finally:
             streamer.shutdown(5)
 
+    def test_every_option_with_a_text_form_is_read_from_its_own_variable(self) -> None:
+        streamer = ms.EventStreamer.from_env(
+            environ={
+                "METRICSTREAM_SINKS": "console:",
+                "METRICSTREAM_FLUSH_JITTER": "0.25",
+                "METRICSTREAM_OVERFLOW": " Block ",
+                "METRICSTREAM_BLOCK_TIMEOUT": "0.5",
+                "METRICSTREAM_CORRELATION_PREFIX": "checkout",
+                "METRICSTREAM_UNHEALTHY_AFTER": "7",
+                "METRICSTREAM_PROBE_INTERVAL": "2.5",
+                "METRICSTREAM_REGISTER_ATEXIT": "no",
+            }
+        )
+        try:
+            config = streamer.config
+            assert (
+                config.flush_jitter,
+                config.overflow,
+                config.block_timeout,
+                config.correlation_prefix,
+                config.unhealthy_after,
+                config.probe_interval,
+                config.register_atexit,
+            ) == (0.25, "block", 0.5, "checkout", 7, 2.5, False)
+        finally:
+            streamer.shutdown(5)
+
     def test_unset_and_empty_variables_leave_the_defaults(self) -> None:
         streamer = from_env({"METRICSTREAM_SINKS": "console:", "METRICSTREAM_BATCH_SIZE": " "})
         try:
             assert streamer.config == StreamerConfig(register_atexit=False)
-            assert streamer._health_server is None
+            assert streamer._endpoint.server is None
         finally:
             streamer.shutdown(5)
 
@@ -129,16 +156,19 @@ class TestErrors:
             ("METRICSTREAM_MAX_BUFFER", "1e6", "must be an integer >= 1"),
             ("METRICSTREAM_FLUSH_INTERVAL", "-1", "must be a number of seconds > 0"),
             ("METRICSTREAM_FLUSH_INTERVAL", "nan", "must be a number of seconds > 0"),
-            ("METRICSTREAM_OVERFLOW", "drop_everything", "must be one of drop_oldest"),
+            ("METRICSTREAM_OVERFLOW", "drop_all", "must be one of 'drop_oldest', 'drop_newest'"),
             ("METRICSTREAM_COMPRESSION", "lzma", "lzma"),
             ("METRICSTREAM_DEFAULT_TAGS", "service", "'service' is not key=value"),
             ("METRICSTREAM_DEFAULT_TAGS", "=x", "'=x' is not key=value"),
             ("METRICSTREAM_DEFAULT_TAGS", "a=\x01", "control character"),
             ("METRICSTREAM_SELF_METRICS_INTERVAL", "0", "must be a number of seconds > 0"),
-            ("METRICSTREAM_HEALTH_PORT", "http", "must be an integer from 0 to 65535"),
-            ("METRICSTREAM_HEALTH_PORT", "65536", "must be an integer from 0 to 65535"),
-            ("METRICSTREAM_SPOOL_FSYNC", "sometimes", "must be one of batch, interval, never"),
+            ("METRICSTREAM_HEALTH_PORT", "http", "must be an integer between 0 and 65535"),
+            ("METRICSTREAM_HEALTH_PORT", "65536", "must be an integer between 0 and 65535"),
+            ("METRICSTREAM_SPOOL_FSYNC", "often", "must be one of 'batch', 'interval', 'never'"),
             ("METRICSTREAM_SPOOL_MAX_BYTES", "10", "must be an integer >= 1048576"),
+            ("METRICSTREAM_UNHEALTHY_AFTER", "0", "must be an integer >= 1"),
+            ("METRICSTREAM_PROBE_INTERVAL", "soon", "must be a number of seconds > 0"),
+            ("METRICSTREAM_BLOCK_TIMEOUT", "-1", "must be a number of seconds >= 0"),
         ],
     )
     def test_a_bad_value_names_the_variable_and_the_value(

@@ -70,7 +70,7 @@ class TestPrepareIsolation:
         health = streamer.health()
         assert health.sinks["memory"].events_written == 500
         assert health.sinks["hanging"].pending == 500
-        assert_balanced(health)
+        assert_balanced(health, sent=500)
         gate.set()
         assert streamer.flush(30) is True
         assert values(hanging.events) == list(range(500))
@@ -102,7 +102,7 @@ class TestPrepareIsolation:
         assert health.sinks["memory"].dropped_by_reason == NO_REASONS
         assert health.sinks["broken"].dropped_by_reason == {**NO_REASONS, "invalid": 30}
         assert health.sinks["broken"].events_written == 0
-        assert_balanced(health)
+        assert_balanced(health, sent=30)
 
     def test_a_prepare_that_raises_base_exception_is_reported_not_hidden(
         self, make_streamer
@@ -229,7 +229,7 @@ class TestCatchUp:
         lane = streamer._pipeline.lanes[0]
         waits = self.record_waits(lane.prepared, monkeypatch)
         assert streamer.send_many(sample(i) for i in range(500)) == 500
-        assert wait_until(lambda: lane._raw >= 490, timeout=30)
+        assert wait_until(lambda: lane.ledger.raw >= 490, timeout=30)
         assert streamer.send_many(sample(i) for i in range(500, 600)) == 100
         assert waits == []
         gate.set()
@@ -257,14 +257,14 @@ class TestCatchUp:
         streamer.send_many(sample(i) for i in range(10))
         assert wait_until(lambda: lane.prepared_at > 0, timeout=30)
         streamer.send_many(sample(i) for i in range(10, 100))
-        assert wait_until(lambda: lane._raw >= 60, timeout=30)
+        assert wait_until(lambda: lane.ledger.raw >= 60, timeout=30)
         streamer.send_many(sample(i) for i in range(100, 200))
         assert waits
         assert set(waits) == {_pipeline.CATCH_UP_SECONDS}
         gate.set()
         assert streamer.flush(30) is True
         assert values(sink.events) == list(range(200))
-        assert_balanced(streamer.health())
+        assert_balanced(streamer.health(), sent=200)
 
     def test_send_lets_a_batcher_that_fell_behind_cut_a_batch(
         self, make_streamer, monkeypatch: pytest.MonkeyPatch
@@ -273,13 +273,13 @@ class TestCatchUp:
         streamer = make_streamer([memory], batch_size=10, flush_interval=60)
         pipeline = streamer._pipeline
         gate = threading.Event()
-        cut = pipeline._cut_and_distribute
+        cut = pipeline.batcher._cut_and_distribute
 
         def stalled_cut() -> bool:
             gate.wait()
             return cut()
 
-        monkeypatch.setattr(pipeline, "_cut_and_distribute", stalled_cut)
+        monkeypatch.setattr(pipeline.batcher, "_cut_and_distribute", stalled_cut)
         waits = self.record_waits(pipeline.cut, monkeypatch)
         assert streamer.send_many(sample(i) for i in range(100)) == 100
         assert len(waits) == 100 // 10 - _pipeline.CATCH_UP_BATCHES + 1
@@ -287,4 +287,4 @@ class TestCatchUp:
         gate.set()
         assert streamer.flush(30) is True
         assert values(memory.events) == list(range(100))
-        assert_balanced(streamer.health())
+        assert_balanced(streamer.health(), sent=100)

@@ -18,19 +18,21 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
 
-import metricstream as ms
-from metricstream.cli import main
-from metricstream.contract import EventBatch
-from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, QueryCache, clear_caches
-from metricstream.query import _cache as cache_module
-from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink
-from tests.test_query_reference import breakdown, select, total, unique, write_archive
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import metricstream as ms  # noqa: E402
+from metricstream.cli import main  # noqa: E402
+from metricstream.contract import EventBatch  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import Archive, QueryCache, clear_caches  # noqa: E402
+from metricstream.query import _cache as cache_module  # noqa: E402
+from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink  # noqa: E402
+from tests.test_query_reference import breakdown, select, total, unique, write_archive  # noqa: E402
 
 Event = ms.MetricEvent
 MAGIC = b"\x28\xb5\x2f\xfd"

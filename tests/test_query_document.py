@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-import metricstream as ms
-from metricstream.cli import main
-from metricstream.cli.query import parse_where
-from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, QueryDocumentError, eq, query_schema
-from tests.test_query_reference import (
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
+
+import metricstream as ms  # noqa: E402
+from metricstream.cli import main  # noqa: E402
+from metricstream.cli.query import parse_where  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import Archive, QueryDocumentError, eq, query_schema  # noqa: E402
+from tests.test_query_reference import (  # noqa: E402
     both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     funnel,
     select,

@@ -20,13 +20,15 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-import metricstream as ms
-from metricstream.contract import EventBatch
-from metricstream.query import Archive, Filter, QueryCache
-from metricstream.query._cache import CACHE_ENV
-from metricstream.sinks.jsonl import JsonLinesSink
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
+
+import metricstream as ms  # noqa: E402
+from metricstream.contract import EventBatch  # noqa: E402
+from metricstream.query import Archive, Filter, QueryCache  # noqa: E402
+from metricstream.query._cache import CACHE_ENV  # noqa: E402
+from metricstream.sinks.jsonl import JsonLinesSink  # noqa: E402
 
 MISSING = object()
 Event = ms.MetricEvent

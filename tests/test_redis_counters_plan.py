@@ -14,8 +14,8 @@ from metricstream.exceptions import ConfigError, InvalidEventError
 from metricstream.properties import EventColumns, event_property, property_values
 from metricstream.sinks import CounterLimits, CounterMapping, RedisCounterSink, TimeBuckets
 from metricstream.sinks.redis_counters import KeyLayout, parse_key
+from metricstream.sinks.redis_counters.encode import Planner
 from metricstream.sinks.redis_counters.keys import escape, join_escaped, split_escaped
-from metricstream.sinks.redis_counters.plan import Planner
 
 DAY = 1_696_118_400  # 2023-10-01T00:00:00Z, the traqq README's bucket
 TRAQQ = CounterMapping(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import metricstream as ms
 from metricstream._log import RateLimitedLog
 from metricstream.contract import EventBatch
-from metricstream.streamer.engine.uncounted import UncountedSlot
+from metricstream.streamer.engine.lane.ledger import LaneLedger
+from metricstream.streamer.engine.lane.work import STOP, PreparedTelemetry, SelfTelemetry
+from metricstream.streamer.engine.lane.writer import SinkWriter
 from metricstream.streamer.operations.self_metrics import (
     INTERNAL_MEASUREMENT,
     SelfMetrics,
@@ -80,9 +80,14 @@ class TestInternalEvents:
             "healthy": False,
         }
 
-    def test_nothing_is_due_when_disabled(self) -> None:
-        metrics = SelfMetrics(None)
-        assert metrics.emit_if_due(1e12, lambda: ms.StreamerHealth(True, True, 0)) is False
+    def test_nothing_is_sent_before_it_is_due(self) -> None:
+        sent: list[EventBatch] = []
+        metrics = SelfMetrics(
+            10.0, lambda: ms.StreamerHealth(True, True, 0), sent.append, clock=lambda: 100.0
+        )
+        assert (metrics.due, metrics.emitted, sent) == (110.0, 0, [])
+        metrics.run(110.0)  # no sink: no event, nothing sent
+        assert (metrics.due, metrics.emitted, sent) == (120.0, 0, [])
 
 
 class TestSelfTelemetry:
@@ -121,7 +126,7 @@ class TestSelfTelemetry:
 
         assert wait_until(reported, 10)
         health = streamer.health()
-        assert_balanced(health)
+        assert_balanced(health, sent=40)
         # The internal events are in the sink, but in no counter.
         assert len(user(archive.events)) == 40
         assert len(internal(archive.events)) >= 2
@@ -156,37 +161,45 @@ class TestSelfTelemetry:
         streamer = make_streamer([hung, InMemorySink()], batch_size=5, self_metrics_interval=0.005)
         streamer.send_many(sample(i) for i in range(5))
         lane = streamer._pipeline.lanes[0]
-        assert wait_until(lambda: streamer._pipeline.self_metrics.emitted >= 30, 10)
+        metrics = next(
+            t for t in streamer._pipeline.batcher._periodic if isinstance(t, SelfMetrics)
+        )
+        assert wait_until(lambda: metrics.emitted >= 30, 10)
         assert lane.backlog() == 5  # the user batch in flight; no internal batch counted
-        assert wait_until(lambda: lane.uncounted._ready is not None, 10)
+        assert wait_until(lambda: lane.ledger._telemetry_ready is not None, 10)
         hung.release()
         assert streamer.flush(10)
-        assert_balanced(streamer.health())
+        assert_balanced(streamer.health(), sent=5)
         assert len(user(hung.events)) == 5
 
 
-class TestUncountedSlot:
+class TestTheSelfTelemetrySlot:
     """A lane holds at most one self-telemetry batch: the newest."""
 
     def test_a_newer_batch_replaces_an_older_one(self) -> None:
-        sink = InMemorySink()
-        slot = UncountedSlot(sink, "memory", threading.Condition(), RateLimitedLog())
+        ledger = LaneLedger(max_buffer=10)
         batches = [EventBatch([sample(i)]) for i in range(100)]
         for batch in batches:
-            slot.offer(batch)
-        assert slot.waiting
-        slot.prepare()
-        assert not slot.waiting
-        item = slot.take_locked(closing=False)
-        assert item is not None
-        assert (item.count, item.batch_id) == (0, batches[-1].batch_id)
-        assert slot.take_locked(closing=False) is None
-        slot.write(item)
+            ledger.offer_telemetry(batch)
+        work = ledger.next_for_preparer()
+        assert isinstance(work, SelfTelemetry)
+        assert work.batch is batches[-1]
+        sink = InMemorySink()
+        ledger.telemetry_prepared(PreparedTelemetry(sink.prepare(work.batch), work.batch.batch_id))
+        item = ledger.next_for_writer(None)
+        assert isinstance(item, PreparedTelemetry)
+        assert item.batch_id == batches[-1].batch_id
+        SinkWriter(sink, "memory", retry=ms.RetryConfig(), warnings=RateLimitedLog()).write_once(
+            item
+        )
         assert [e.fields["value"] for e in sink.events] == [99]
+        ledger.close_input()
+        assert (ledger.next_for_preparer(), ledger.next_for_writer(None)) == (STOP, STOP)
+        assert ledger.backlog() == 0
 
     def test_a_closing_lane_discards_it(self) -> None:
-        slot = UncountedSlot(InMemorySink(), "memory", threading.Condition(), RateLimitedLog())
-        slot.offer(EventBatch([sample(1)]))
-        slot.prepare()
-        assert slot.take_locked(closing=True) is None
-        assert slot.take_locked(closing=False) is None
+        ledger = LaneLedger(max_buffer=10)
+        ledger.telemetry_prepared(PreparedTelemetry("payload", "b"))
+        ledger.close_input()
+        assert ledger.next_for_preparer() is STOP
+        assert ledger.next_for_writer(None) is STOP

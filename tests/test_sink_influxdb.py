@@ -470,14 +470,15 @@ class TestConstruction:
 
     def test_defaults_are_v2_ns_gzip_10s_named_influxdb(self) -> None:
         sink = InfluxDBSink("http://127.0.0.1:8086/", org="o", bucket="b")
-        assert (sink.name, sink.api, sink.url, sink.precision, sink.gzip, sink.timeout) == (
+        o = sink.options
+        assert (sink.name, o.api, o.url, o.precision, sink.gzip, o.timeout) == (
             "influxdb", "v2", "http://127.0.0.1:8086", "ns", True, 10.0
         )  # fmt: skip
         sink.close()
 
     def test_path_prefix_is_kept(self) -> None:
         sink = InfluxDBSink("https://proxy.example:443/influx/", api="v1", database="d")
-        assert sink.url == "https://proxy.example:443/influx"
+        assert sink.options.url == "https://proxy.example:443/influx"
         sink.close()
 
     def test_satisfies_the_sink_protocol(self) -> None:
@@ -710,23 +711,23 @@ class TestFromUrl:
             "influxdb://ad%40min:p%3Ass@127.0.0.1:9999/my%20db"
             "?rp=week&precision=ms&gzip=false&timeout=2.5&name=metrics&tls=true&verify_ssl=0"
         )
-        assert (sink.api, sink.url, sink.database, sink.retention_policy, sink.precision) == (
-            "v1", "https://127.0.0.1:9999", "my db", "week", "ms"
+        options = sink.options
+        assert (options.api, options.url, options.database, options.retention_policy) == (
+            "v1", "https://127.0.0.1:9999", "my db", "week"
         )  # fmt: skip
-        assert (sink.gzip, sink.timeout, sink.name, sink.verify_ssl) == (
-            False,
-            2.5,
-            "metrics",
-            False,
-        )
-        assert sink._username == "ad@min"
+        assert (options.precision, sink.gzip, options.timeout, sink.name, options.verify_ssl) == (
+            "ms", False, 2.5, "metrics", False
+        )  # fmt: skip
+        assert (options.username, options.password) == ("ad@min", "p:ss")
         assert "p:ss" not in repr(sink)
         sink.close()
 
     def test_v1_default_port_and_plain_http(self) -> None:
         sink = sink_from_url("influxdb://db.example/metrics")
         assert isinstance(sink, InfluxDBSink)
-        assert (sink.url, sink.database, sink.gzip) == ("http://db.example:8086", "metrics", True)
+        assert (sink.options.url, sink.options.database, sink.gzip) == (
+            "http://db.example:8086", "metrics", True
+        )  # fmt: skip
         sink.close()
 
     def test_v2_url_sets_org_bucket_precision_and_gzip(
@@ -734,10 +735,12 @@ class TestFromUrl:
     ) -> None:
         monkeypatch.delenv("INFLUX_TOKEN", raising=False)
         sink = from_url("influxdb2://127.0.0.1:8428?org=o&bucket=b&precision=s&gzip=1")
-        assert (sink.api, sink.url, sink.org, sink.bucket, sink.precision, sink.gzip) == (
-            "v2", "http://127.0.0.1:8428", "o", "b", "s", True
+        options = sink.options
+        assert (options.api, options.url, options.org, options.bucket, options.precision) == (
+            "v2", "http://127.0.0.1:8428", "o", "b", "s"
         )  # fmt: skip
-        assert sink._target.has_token is False
+        assert sink.gzip is True
+        assert sink.options.token is None
         sink.close()
 
     def test_v2_token_from_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -767,12 +770,12 @@ class TestFromUrl:
 
     def test_overrides_replace_url_options(self) -> None:
         sink = from_url("influxdb://h/db?precision=s", precision="us", name="n2", gzip=False)
-        assert (sink.precision, sink.name, sink.gzip) == ("us", "n2", False)
+        assert (sink.options.precision, sink.name, sink.gzip) == ("us", "n2", False)
         sink.close()
 
     def test_ipv6_host(self) -> None:
         sink = from_url("influxdb://[::1]:8086/db")
-        assert sink.url == "http://[::1]:8086"
+        assert sink.options.url == "http://[::1]:8086"
         sink.close()
 
     @pytest.mark.parametrize(
@@ -794,7 +797,7 @@ class TestFromUrl:
             ("influxdb2://h:8086?bucket=b", "org"),
             ("influxdb2://h:8086/b?org=o&bucket=b", "url"),
             ("influxdb2://u:p@h:8086?org=o&bucket=b", "url"),
-            ("influxdb2://h:8086?org=o&bucket=b&rp=x", "rp"),
+            ("influxdb2://h:8086?org=o&bucket=b&rp=x", "retention_policy"),
             ("influxdb2://h:8086?org=o&bucket=b&database=x", "database"),
             ("http://h:8086", "url"),
         ],
@@ -2319,7 +2322,7 @@ class TestMemoryBehindADeadServer:
 def pool_locks(sink: InfluxDBSink) -> list[Any]:
     """The locks of the connection pools a sink's transport uses now."""
     transport: Any = sink._transport
-    if sink.api == "v1":
+    if sink.options.api == "v1":
         return [transport.pool.pools.lock]
     return [transport.client.api_client.rest_client.pool_manager.pools.lock]
 

@@ -38,7 +38,7 @@ from metricstream.sinks.jsonl import (
     read_events,
     series_files,
 )
-from metricstream.sinks.jsonl.sink import _translate_os_error
+from metricstream.sinks.jsonl.errors import sink_error
 
 
 def event(i: int) -> MetricEvent:
@@ -721,7 +721,7 @@ class TestWriteErrors:
         ],
     )
     def test_errno_classification(self, code: int, kind: type[SinkError]) -> None:
-        error = _translate_os_error(OSError(code, os.strerror(code)), "s", Path("/x/m.jsonl"))
+        error = sink_error(OSError(code, os.strerror(code)), "s", Path("/x/m.jsonl"))
         assert type(error) is kind
         assert str(error) == (
             f"JSON Lines sink 's': writing '/x/m.jsonl' failed: [Errno {code}] {os.strerror(code)}"
@@ -772,7 +772,8 @@ class TestFromUrl:
             "&file_mode=0o640&name=audit"
         )
         assert isinstance(sink, JsonLinesSink)
-        assert (sink.compression, sink.rotate_bytes, sink.fsync, sink.file_mode, sink.name) == (
+        o = sink.options
+        assert (sink.compression, o.rotate_bytes, o.fsync, o.file_mode, sink.name) == (
             Compression.GZIP,
             1000,
             True,
@@ -782,11 +783,11 @@ class TestFromUrl:
 
     @pytest.mark.parametrize(("text", "value"), [("1", True), ("off", False), ("No", False)])
     def test_fsync_spellings(self, tmp_path: Path, text: str, value: bool) -> None:
-        assert from_url(f"jsonl:{tmp_path}/m.jsonl?fsync={text}").fsync is value
+        assert from_url(f"jsonl:{tmp_path}/m.jsonl?fsync={text}").options.fsync is value
 
     def test_overrides_win(self, tmp_path: Path) -> None:
         sink = from_url(f"jsonl:{tmp_path}/m.jsonl?name=a&rotate_bytes=5", name="b", fsync=True)
-        assert (sink.name, sink.rotate_bytes, sink.fsync) == ("b", 5, True)
+        assert (sink.name, sink.options.rotate_bytes, sink.options.fsync) == ("b", 5, True)
 
     def test_sink_from_url_writes_through(self, tmp_path: Path) -> None:
         sink = sink_from_url(f"jsonl:{tmp_path}/m.jsonl.zst")
@@ -796,10 +797,10 @@ class TestFromUrl:
     @pytest.mark.parametrize(
         ("query", "option", "message"),
         [
-            ("rotate_bytes=ten", "rotate_bytes", "expected a whole number of bytes, not 'ten'"),
+            ("rotate_bytes=ten", "rotate_bytes", "must be an integer >= 1, not 'ten'"),
             ("rotate_bytes=0", "rotate_bytes", "must be an integer >= 1"),
             ("fsync=maybe", "fsync", "must be true or false .*, not 'maybe'"),
-            ("file_mode=rw", "file_mode", "expected octal permission bits"),
+            ("file_mode=rw", "file_mode", "octal integer between 0o600 and 0o777, not 'rw'"),
             ("file_mode=444", "file_mode", "not 0o444"),
             ("compression=lz4", "compression", "unknown compression 'lz4'"),
             ("level=3", "level", "unknown option"),

@@ -254,7 +254,7 @@ class TestExactCounters:
 
         for key, ttl in stored.items():
             if kind(key) == "bat":
-                assert 0 < ttl <= sink.batch_ttl
+                assert 0 < ttl <= sink.options.batch_ttl
         counters = {k: v for k, v in stored.items() if kind(k) in ("add", "adv")}
         assert counters == pytest.approx(values, rel=1e-12)
         assert {k for k in stored if kind(k) == "bmp"} == set(uniques)
@@ -638,17 +638,17 @@ class TestConfiguration:
             '&mapping={"count":["measurement"]}'
         )
         assert isinstance(sink, RedisCounterSink)
-        assert (sink.prefix, sink.name, sink.ttl_daily) == ("app:", "counts", 86_400)
-        assert sink.buckets == TimeBuckets(hourly=True, timezone="Europe/Berlin")
-        assert sink.mapping == CounterMapping(count=["measurement"])
+        assert (sink.prefix, sink.name, sink.options.ttl_daily) == ("app:", "counts", 86_400)
+        assert sink.options.buckets == TimeBuckets(hourly=True, timezone="Europe/Berlin")
+        assert sink.options.mapping == CounterMapping(count=["measurement"])
         sink.check()
         sink.close()
 
     def test_cluster_urls_and_schemes(self) -> None:
         sink = sink_from_url(servers.REDIS_CLUSTER_URL, mapping=MAPPING)
         assert isinstance(sink, RedisCounterSink)
-        assert sink.cluster
-        assert RedisCounterSink("redis://h:1", mapping=MAPPING, cluster=True).cluster
+        assert sink.options.cluster
+        assert RedisCounterSink("redis://h:1", mapping=MAPPING, cluster=True).options.cluster
 
     @pytest.mark.parametrize(
         ("url", "message"),

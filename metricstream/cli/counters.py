@@ -38,8 +38,8 @@ from metricstream.sinks.redis_counters import (
     RedisCounterSink,
     TimeBuckets,
 )
-from metricstream.sinks.redis_counters.plan import COMMANDS as OPERATION_COMMANDS
-from metricstream.sinks.redis_counters.plan import Planner
+from metricstream.sinks.redis_counters.encode import COMMANDS as OPERATION_COMMANDS
+from metricstream.sinks.redis_counters.encode import Planner
 
 __all__ = ["ANALYTICS_MAPPING", "dashboards", "demo_sink", "register", "run", "write_dashboard"]
 
@@ -297,7 +297,7 @@ def dashboards(sinks: Sequence[Sink], started: float) -> dict[str, dict[str, Any
 
 
 def _dashboard(sink: RedisCounterSink, started: float) -> dict[str, Any]:
-    buckets, now = sink.buckets, time.time()
+    buckets, now = sink.options.buckets, time.time()
     day = buckets.day_start(int(started))
     with sink.reader() as reader:
         events = {

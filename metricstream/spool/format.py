@@ -21,6 +21,14 @@ one per batch, back to back. A record is::
     48     n    payload: one zstd frame holding the batch's JSON Lines
     48+n   4    payload CRC-32
 
+A batch whose id is not a UUID's 32 hex digits (an id a service chose,
+such as one derived from a Kafka offset) is written with the magic
+``b"MSR2"``: the same layout, with the 16-byte id field zero and the id at
+the start of the payload, as 2 bytes of length and its UTF-8 bytes, before
+the zstd frame. So every batch reads back with the id it was appended with.
+Versions of metricstream that know only ``MSR1`` count such a record as
+damaged.
+
 Events are stored in their JSON form (`metricstream.codecs.json`), each with
 its ``schema_version``, never as a sink's payload, so a later version of
 metricstream replays a spool written by an earlier one. Sequence numbers
@@ -44,10 +52,13 @@ import zstandard
 from metricstream.codecs.json import decode_event
 from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent
+from metricstream.exceptions import InvalidEventError
 
 __all__ = [
     "HEADER_SIZE",
+    "NAMED_RECORD_MAGIC",
     "RECORD_MAGIC",
+    "RECORD_MAGICS",
     "SEGMENT_MAGIC",
     "RecordHeader",
     "decode_payload",
@@ -60,12 +71,19 @@ SEGMENT_MAGIC = b"MSSPOOL1"
 """The first bytes of every segment file (format version 1)."""
 
 RECORD_MAGIC = b"MSR1"
-"""The first bytes of every record."""
+"""The first bytes of a record whose batch id is a UUID (or none was kept)."""
+
+NAMED_RECORD_MAGIC = b"MSR2"
+"""The first bytes of a record whose payload starts with its batch id."""
+
+RECORD_MAGICS = (RECORD_MAGIC, NAMED_RECORD_MAGIC)
+"""Every record magic a reader accepts."""
 
 _HEADER = struct.Struct("<4sIIIqq16s")
 HEADER_SIZE = _HEADER.size
 """Bytes of a record header (48)."""
 _CRC = struct.Struct("<I")
+_ID_LENGTH = struct.Struct("<H")
 _compressor = zstandard.ZstdCompressor(level=1)
 
 
@@ -78,7 +96,7 @@ class RecordHeader:
         count: Events in the batch.
         first_seq: Sequence number of its first event.
         created_ns: When the batch was cut.
-        batch_id: The batch's id.
+        batch_id: The batch's id (empty when `named`: it is in the payload).
     """
 
     length: int
@@ -86,6 +104,8 @@ class RecordHeader:
     first_seq: int
     created_ns: int
     batch_id: str
+    named: bool = False
+    """The payload starts with the batch id (``MSR2``); `batch_id` is then empty."""
 
     @property
     def end_seq(self) -> int:
@@ -108,18 +128,22 @@ def _batch_id_bytes(batch_id: str) -> bytes:
 def encode_record(batch: EventBatch, first_seq: int) -> bytes:
     """Return the record for `batch`, whose first event gets sequence number `first_seq`.
 
-    A batch id that is not 32 hex digits is stored as zeros (and read back
-    as a new id).
+    A batch id that is not 32 hex digits is kept in the payload (``MSR2``).
     """
-    payload = _compressor.compress(batch.json_lines_bytes())
-    raw_id = _batch_id_bytes(batch.batch_id) or bytes(16)
+    frame = _compressor.compress(batch.json_lines_bytes())
+    raw_id = _batch_id_bytes(batch.batch_id)
+    magic = RECORD_MAGIC
+    payload = frame
+    if not raw_id:
+        name = batch.batch_id.encode("utf-8")
+        magic, payload = NAMED_RECORD_MAGIC, b"".join((_ID_LENGTH.pack(len(name)), name, frame))
     body = _HEADER.pack(
-        RECORD_MAGIC, 0, len(payload), len(batch), first_seq, batch.created_ns, raw_id
+        magic, 0, len(payload), len(batch), first_seq, batch.created_ns, raw_id or bytes(16)
     )
     header_crc = zlib.crc32(body[8:])
     return b"".join(
         (
-            RECORD_MAGIC,
+            magic,
             _CRC.pack(header_crc),
             body[8:],
             payload,
@@ -133,8 +157,10 @@ def read_header(data: bytes | memoryview) -> RecordHeader | None:
     if len(data) < HEADER_SIZE:
         return None
     magic, crc, length, count, first_seq, created_ns, raw_id = _HEADER.unpack_from(data)
-    if magic != RECORD_MAGIC or zlib.crc32(data[8:HEADER_SIZE]) != crc:
+    if magic not in RECORD_MAGICS or zlib.crc32(data[8:HEADER_SIZE]) != crc:
         return None
+    if magic == NAMED_RECORD_MAGIC:
+        return RecordHeader(length, count, first_seq, created_ns, "", named=True)
     batch_id = uuid.UUID(bytes=raw_id).hex if any(raw_id) else uuid.uuid4().hex
     return RecordHeader(length, count, first_seq, created_ns, batch_id)
 
@@ -156,8 +182,27 @@ def decode_payload(header: RecordHeader, record: bytes | memoryview) -> EventBat
         SchemaVersionError: If it comes from a newer schema version.
         zstandard.ZstdError: If the payload does not decompress.
     """
-    data = zstandard.ZstdDecompressor().decompress(
-        bytes(record[HEADER_SIZE : HEADER_SIZE + header.length])
-    )
+    payload = bytes(record[HEADER_SIZE : HEADER_SIZE + header.length])
+    batch_id = header.batch_id
+    if header.named:
+        payload, batch_id = _split_batch_id(payload)
+    data = zstandard.ZstdDecompressor().decompress(payload)
     events: list[MetricEvent] = [decode_event(line) for line in data.split(b"\n") if line]
-    return EventBatch(events, batch_id=header.batch_id, created_ns=header.created_ns)
+    return EventBatch(events, batch_id=batch_id, created_ns=header.created_ns)
+
+
+def _split_batch_id(payload: bytes) -> tuple[bytes, str]:
+    """Split an ``MSR2`` payload into its zstd frame and its batch id.
+
+    Raises:
+        InvalidEventError: If the id is cut short or is not UTF-8.
+    """
+    if len(payload) >= _ID_LENGTH.size:
+        (size,) = _ID_LENGTH.unpack_from(payload)
+        end = _ID_LENGTH.size + size
+        if end <= len(payload):
+            try:
+                return payload[end:], payload[_ID_LENGTH.size : end].decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+    raise InvalidEventError(None, "the record's batch id is damaged")

@@ -159,6 +159,7 @@ class SegmentLog:
             self._segments.append(self._load(path, newest=index == len(paths) - 1))
         self._link_gaps()
         self._next_seq = self._segments[-1].end_seq if self._segments else 0
+        self._synced_seq = self._next_seq  # what opening found is as durable as it will be
 
     # --- opening -----------------------------------------------------------------
 
@@ -217,6 +218,17 @@ class SegmentLog:
             return self._next_seq
 
     @property
+    def synced_seq(self) -> int:
+        """The events below this sequence number are as durable as the fsync mode makes them.
+
+        ``batch``: forced to disk; ``interval``: forced to disk at the last
+        sync; ``never``: appended (the operating system writes them when it
+        likes). Read without the lock (one int), so that asking never waits
+        for a sync in progress.
+        """
+        return self._synced_seq
+
+    @property
     def first_seq(self) -> int:
         """The sequence number of the oldest event still stored."""
         with self._lock:
@@ -267,6 +279,9 @@ class SegmentLog:
         if os.fstat(fd).st_size == 0:
             os.write(fd, SEGMENT_MAGIC)
         segment = _Segment(path, self._next_seq, fd, os.fstat(fd).st_size)
+        if self._segments and self.fsync == "interval" and self._synced_seq < self._next_seq:
+            # Only the newest segment is synced later: the one it replaces is synced now.
+            os.fsync(self._segments[-1].fd)
         self._segments.append(segment)
         if self.fsync == "batch":
             fsync_directory(self.directory)
@@ -277,15 +292,35 @@ class SegmentLog:
             os.fsync(segment.fd)
         elif self.fsync == "interval":
             now = self._clock()
-            if now - self._last_sync >= 1.0:
-                os.fsync(segment.fd)
-                self._last_sync = now
+            if now - self._last_sync < 1.0:
+                return
+            os.fsync(segment.fd)
+            self._last_sync = now
+        self._synced_seq = self._next_seq
 
     def sync(self) -> None:
         """Force the newest segment to disk (at shutdown, whatever the mode but ``never``)."""
         with self._lock:
             if self._segments and self.fsync != "never":
                 os.fsync(self._segments[-1].fd)
+            self._synced_seq = self._next_seq
+
+    def sync_if_due(self) -> bool:
+        """Under ``interval``: sync what was appended if the last sync is a second old.
+
+        Returns:
+            True if a sync made more events durable.
+        """
+        with self._lock:
+            if self.fsync != "interval" or self._synced_seq >= self._next_seq:
+                return False
+            now = self._clock()
+            if now - self._last_sync < 1.0 or not self._segments:
+                return False
+            os.fsync(self._segments[-1].fd)
+            self._last_sync = now
+            self._synced_seq = self._next_seq
+            return True
 
     # --- reading -------------------------------------------------------------------
 
@@ -385,7 +420,7 @@ class SegmentLog:
 def _next_record(data: bytes, start: int) -> int | None:
     """The offset of the next intact record header at or after `start`, or None."""
     while True:
-        at = data.find(RECORD_MAGIC, start)
+        at = data.find(RECORD_MAGIC[:3], start)  # b"MSR": the start of every record magic
         if at < 0:
             return None
         header = read_header(memoryview(data)[at : at + HEADER_SIZE])

@@ -205,6 +205,24 @@ class Spool:
         """The sequence number the next appended event gets."""
         return self.log.next_seq
 
+    @property
+    def fsync(self) -> str:
+        """When appended batches are forced to disk (``batch``, ``interval`` or ``never``)."""
+        return self.log.fsync
+
+    @property
+    def synced_seq(self) -> int:
+        """Events below this sequence number are durable as `fsync` says (see `SegmentLog`)."""
+        return self.log.synced_seq
+
+    def sync_if_due(self) -> bool:
+        """Under ``interval``: force what was appended to disk if the last sync is 1 s old.
+
+        Returns:
+            True if more events are durable now.
+        """
+        return self.log.sync_if_due()
+
     def is_full(self) -> bool:
         """True when the segment files hold `max_bytes` or more."""
         return self.log.size_bytes >= self.max_bytes

@@ -1,9 +1,10 @@
 """Everything between `send()` and a sink: batching, lanes, retry, health.
 
 - `EventStreamer` (`metricstream.streamer.streamer`): the facade;
-- `StreamerConfig` (`.config`): its validated options;
+- `StreamerConfig` (`.config`): its options, each declared once there;
 - the engine (`.engine`): buffer, batcher thread and one lane per sink,
-  with retry (`RetryConfig`);
+  with retry (`RetryConfig`), and the receipts of whole batches
+  (`BatchReceipt`);
 - correlation ids (`.correlation`) and health snapshots (`.health`);
 - the operations (`.operations`): instruments, the health endpoint (with
   Prometheus metrics from `StreamerCollector`), self-telemetry,
@@ -20,13 +21,15 @@ from metricstream.streamer.correlation import (
     current_correlation_id,
     generate_correlation_id,
 )
-from metricstream.streamer.engine.retry import Retrier, RetryConfig
+from metricstream.streamer.engine.lane.retry import Retrier, RetryConfig
+from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import DROP_REASONS, SinkHealth, StreamerHealth
 from metricstream.streamer.operations.prometheus import StreamerCollector
 from metricstream.streamer.streamer import EventStreamer
 
 __all__ = [
     "DROP_REASONS",
+    "BatchReceipt",
     "Compression",
     "EventBatch",
     "EventStreamer",

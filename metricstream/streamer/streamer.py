@@ -2,195 +2,102 @@
 
 `send` validates, stamps the correlation id and appends the event's parts
 to a deque; it never performs I/O and never waits for a sink (under
-``overflow="block"`` it waits for room). Everything else happens in the
-`Pipeline` (`metricstream.streamer.engine.pipeline`): a batcher thread cuts
-batches by size or time and hands them to one lane per sink, each with its
-own threads, so a slow or dead sink never delays the application or another
-sink. Those threads run only when they hold the interpreter lock, so once
-per batch `send` lets one that fell behind finish a batch (`Pipeline.catch_up`).
+``overflow="block"`` it waits for room). Everything else is delegated:
+
+- to the engine (`metricstream.streamer.engine`): its `Pipeline` cuts
+  batches by size or time and hands them to one lane per sink, each with
+  its own threads, so a slow or dead sink never delays the application or
+  another sink; `send_batch` hands it a batch whole. Those threads run only
+  when they hold the interpreter lock, so once per batch `send` lets one
+  that fell behind finish a batch (`Pipeline.catch_up`);
+- to the operations (`metricstream.streamer.operations`): the instruments
+  (`timed`, `count`, `gauge`), the health endpoint, the environment,
+  self-telemetry and the process lifecycle (exit, fork, collection).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from metricstream._log import logger
-from metricstream._options import require_number
+from metricstream._options import describe, require_number, takes_options
 from metricstream._validate import no_fields_error
-from metricstream.codecs.compression import Compression
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
-from metricstream.exceptions import ConfigError
-from metricstream.spool import Spool
-from metricstream.streamer.config import OverflowPolicy, SpoolFsync, StreamerConfig
+from metricstream.exceptions import ConfigError, StreamerClosedError
+from metricstream.streamer.config import OverflowPolicy, StreamerArguments, check_sinks
 from metricstream.streamer.correlation import correlation as _correlation
 from metricstream.streamer.correlation import (
     current_correlation_id,
     generate_correlation_id,
     scopes_entered,
 )
-from metricstream.streamer.engine.pipeline import Pipeline
-from metricstream.streamer.engine.retry import RetryConfig
+from metricstream.streamer.engine.pipeline import CurrentPipeline, Pipeline
+from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
-from metricstream.streamer.operations import lifecycle
-from metricstream.streamer.operations.facade import StreamerOperations
-from metricstream.streamer.operations.instruments import Instruments
+from metricstream.streamer.operations import env, instruments, lifecycle
+from metricstream.streamer.operations.endpoint import HealthEndpoint, weak_health
+from metricstream.streamer.operations.self_metrics import SelfMetrics
 
 __all__ = ["EventStreamer", "OverflowPolicy"]
 
-_SINK_METHODS = ("prepare", "write", "check", "close")
+_S = TypeVar("_S", bound="EventStreamer")
+_timer, _count, _gauge = instruments.timer, instruments.count, instruments.gauge
 
 
-def _check_sinks(sinks: object) -> tuple[list[Sink], list[str]]:
-    """Return the sinks and their unique names, or raise `ConfigError`."""
-    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
-        raise ConfigError("sinks", "must be a list of sinks")
-    sink_list: list[Sink] = list(sinks)
-    if not sink_list:
-        raise ConfigError("sinks", "at least one sink is required")
-    names: list[str] = []
-    for sink in sink_list:
-        missing = [m for m in _SINK_METHODS if not callable(getattr(sink, m, None))]
-        if missing:
-            lacks = ", ".join(f"{member}()" for member in missing)
-            raise ConfigError("sinks", f"{sink!r} is not a sink: it lacks {lacks}")
-        name = getattr(sink, "name", None)
-        if name is None:
-            name = type(sink).__name__
-        elif not isinstance(name, str) or not name:
-            raise ConfigError("sinks", f"sink {sink!r} has an invalid name {name!r}")
-        if name in names:
-            raise ConfigError("sinks", f"two sinks are named {name!r}; give each a unique name=")
-        names.append(name)
-    return sink_list, names
-
-
-class EventStreamer(Instruments, StreamerOperations):
+class EventStreamer:
     """Batch events and deliver them to several sinks, each in its own lane.
 
-    Besides the methods below: `serve_health` (an HTTP health endpoint with
-    Prometheus metrics and a status page), `from_env` (configuration from
-    ``METRICSTREAM_*`` variables), `flush_async`, `shutdown_async` and
-    ``async with`` (see `metricstream.streamer.operations.facade`).
-
-    Args:
-        sinks: The destinations (objects following `metricstream.sinks.Sink`);
-            names must be unique.
-        batch_size: Events per batch; a batch is cut when this many are waiting.
-        flush_interval: Seconds after which waiting events are sent even if
-            fewer than `batch_size`.
-        flush_jitter: Up to this many random seconds added to each interval,
-            so many processes do not flush in step.
-        max_buffer: The most events one sink may have waiting (queued or being
-            written), and the most waiting to be batched.
-        overflow: What a full buffer does to new events: ``"drop_oldest"``
-            (make room by dropping the oldest waiting batch), ``"drop_newest"``
-            (drop the new events) or ``"block"`` (`send` waits for room, up to
-            `block_timeout`, then drops the new event).
-        block_timeout: Seconds `send` may wait under ``"block"``; None waits
-            as long as it takes.
-        retry: The retry policy for failed writes.
-        compression: Default codec for sinks that compress (``"zstd"``,
-            ``"gzip"``, ``"none"`` or a `Compression`); a sink's own setting wins.
-        default_tags: Tags added to every event that does not set them itself.
-        correlation_prefix: Prefix of generated correlation ids (default: the
-            program name).
-        register_atexit: Shut down when the interpreter exits (all streamers
-            together get 2 s).
-        unhealthy_after: Consecutive failed writes after which a sink counts
-            as unhealthy.
-        probe_interval: Seconds between health probes (`Sink.check`) of a
-            disconnected, idle sink.
-        spool_dir: A directory for the write-ahead spool (see README,
-            "Delivery guarantees"): each batch is appended there once before
-            delivery, batches a sink cannot take yet stay on disk instead of
-            being dropped, and a streamer opened on the same directory later
-            delivers what was left. None (the default) keeps everything in
-            memory.
-        spool_max_bytes: The most bytes the spool may hold; when full, the
-            `overflow` policy applies to it.
-        spool_fsync: When appended batches are forced to disk: ``"batch"``
-            (each one), ``"interval"`` (at most once a second) or ``"never"``
-            (the operating system decides).
-        self_metrics_interval: Every this many seconds, send every sink one
-            ``metricstream_internal`` event per sink with its counters
-            (`metricstream.streamer.operations.self_metrics`); never counted in the
-            accounting. None (the default) sends none.
-
-    Raises:
-        ConfigError: If an option is invalid; it names the option.
+    Takes its sinks and the options of `StreamerConfig`, each declared once
+    in `metricstream.streamer.config` (listed below). An invalid option
+    raises `ConfigError`, which names it.
     """
 
-    def __init__(
-        self,
-        sinks: Sequence[Sink],
-        *,
-        batch_size: int = 1000,
-        flush_interval: float = 1.0,
-        flush_jitter: float = 0.0,
-        max_buffer: int = 100_000,
-        overflow: OverflowPolicy = "drop_oldest",
-        block_timeout: float | None = None,
-        retry: RetryConfig | None = None,
-        compression: str | Compression | None = None,
-        default_tags: Mapping[str, object] | None = None,
-        correlation_prefix: str | None = None,
-        register_atexit: bool = True,
-        unhealthy_after: int = 3,
-        probe_interval: float = 5.0,
-        spool_dir: str | os.PathLike[str] | None = None,
-        spool_max_bytes: int = 1 << 30,
-        spool_fsync: SpoolFsync = "batch",
-        self_metrics_interval: float | None = None,
-    ) -> None:
-        self._sinks, self._names = _check_sinks(sinks)
-        self.config = StreamerConfig(
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            flush_jitter=flush_jitter,
-            max_buffer=max_buffer,
-            overflow=overflow,
-            block_timeout=block_timeout,
-            retry=RetryConfig() if retry is None else retry,
-            compression=compression,  # type: ignore[arg-type]
-            default_tags=default_tags or {},  # type: ignore[arg-type]
-            correlation_prefix=correlation_prefix,
-            register_atexit=register_atexit,
-            unhealthy_after=unhealthy_after,
-            probe_interval=probe_interval,
-            spool_dir=spool_dir,  # type: ignore[arg-type]
-            spool_max_bytes=spool_max_bytes,
-            spool_fsync=spool_fsync,
-            self_metrics_interval=self_metrics_interval,
-        )
-        if self.config.compression is not None:
+    @takes_options(StreamerArguments)
+    def __init__(self, arguments: StreamerArguments) -> None:
+        self._sinks, self._names = check_sinks(arguments.sinks)
+        self.config = arguments.config()
+        codec = self.config.codec
+        if codec is not None:
             for sink in self._sinks:
                 inherit = getattr(sink, "inherit_compression", None)
                 if callable(inherit):
-                    inherit(self.config.compression)
+                    inherit(codec)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
-        self._spool = self._open_spool(self.config.spool_dir)
-        self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
+        self._pipeline = self._started(Pipeline.open(self.config, self._sinks, self._names))
         # What a collected streamer leaves behind is stopped in the background;
-        # the holder is updated after a fork, so it always names this process's pipeline.
-        self._pipeline_holder = [self._pipeline]
-        self._finalizer = weakref.finalize(self, _orphan, self._pipeline_holder)
+        # `_current` is updated after a fork, so it always names this process's pipeline.
+        self._current = CurrentPipeline(self._pipeline)
+        self._finalizer = weakref.finalize(self, _orphan, self._current)
         self._finalizer.atexit = False
-        lifecycle.track(self, at_exit=register_atexit)
+        self._endpoint = HealthEndpoint(weak_health(self.health))
+        lifecycle.track(self, at_exit=self.config.register_atexit)
+
+    def _started(self, pipeline: Pipeline) -> Pipeline:
+        """Give `pipeline` its periodic work (self-telemetry), then start it."""
+        interval = self.config.self_metrics_interval
+        if interval is not None:
+            telemetry = SelfMetrics(
+                interval, pipeline.health, pipeline.send_uncounted, self.config.default_tags
+            )
+            pipeline.add_periodic(telemetry)
+        pipeline.start()
+        return pipeline
 
     def after_fork_in_child(self) -> None:
         """Start afresh in a forked child: new lanes, threads and sink clients.
 
-        Called by `metricstream.streamer.operations.lifecycle`; the parent's pending
-        events stay with the parent.
+        Called by `metricstream.streamer.operations.lifecycle`; the parent's
+        pending events stay with the parent.
         """
         if self._shutdown_result is not None:
             return
@@ -199,25 +106,9 @@ class EventStreamer(Instruments, StreamerOperations):
             hook = getattr(sink, "after_fork", None)
             if callable(hook):
                 hook()
-        if self._spool is not None and self.config.spool_dir is not None:
-            # The parent's spool stays the parent's: the child spools apart.
-            self._spool.forget_in_child()
-            child_dir = os.path.join(self.config.spool_dir, "forks", str(os.getpid()))
-            self._spool = self._open_spool(child_dir, ephemeral=True)
-        self._pipeline = Pipeline(self.config, self._sinks, self._names, self._spool)
-        self._pipeline_holder[0] = self._pipeline
-        self._health_server_after_fork()
-
-    def _open_spool(self, directory: str | None, *, ephemeral: bool = False) -> Spool | None:
-        if directory is None:
-            return None
-        return Spool(
-            directory,
-            sinks=self._names,
-            max_bytes=self.config.spool_max_bytes,
-            fsync=self.config.spool_fsync,
-            ephemeral=ephemeral,
-        )
+        self._pipeline = self._started(self._pipeline.for_child())
+        self._current.pipeline = self._pipeline
+        self._endpoint.after_fork_in_child()
 
     # --- the application's side --------------------------------------------
 
@@ -270,21 +161,6 @@ class EventStreamer(Instruments, StreamerOperations):
             pipeline.catch_up()
         return True
 
-    def _send_parts(
-        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-    ) -> bool:
-        """`send` an event given as parts already validated (the instruments' path)."""
-        pipeline = self._pipeline
-        cid = current_correlation_id() if scopes_entered[0] else None
-        buffer = pipeline.buffer
-        if len(buffer) >= pipeline.part_limit:  # full, or closed
-            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
-        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
-        if not len(buffer) % pipeline.wake_every:
-            pipeline.wake.set()
-            pipeline.catch_up()
-        return True
-
     def send_many(self, events: Iterable[MetricEvent]) -> int:
         """Send several events; return how many were queued (see `send`).
 
@@ -299,6 +175,54 @@ class EventStreamer(Instruments, StreamerOperations):
             if send(event):
                 accepted += 1
         return accepted
+
+    def send_batch(
+        self, events: Iterable[MetricEvent], batch_id: str | None = None
+    ) -> BatchReceipt:
+        """Accept `events` as one batch, all or none; return its `BatchReceipt`.
+
+        The events are checked as `send` checks them and get the active
+        correlation id the same way. Then either all are accepted or none
+        is: they travel to every sink as exactly one `EventBatch` with this
+        `batch_id`, never mixed with events from `send` (what `send` queued
+        before is cut into batches of its own first). Nothing is dropped to
+        make room for them, and none of them is dropped for room. The same
+        `batch_id` sent twice reaches the sinks twice; a sink that keeps
+        batch ids (the Redis counter sink) applies it once.
+
+        Unlike `send`, it may perform I/O and wait: with a spool it appends
+        the batch there before returning (forced to disk first under
+        ``spool_fsync="batch"``), and under ``overflow="block"`` it waits
+        for room up to ``block_timeout``. See `BatchReceipt` for what
+        *durable* and *delivered* mean.
+
+        Args:
+            events: The events, in order.
+            batch_id: The batch's id (at most 256 printable characters); a
+                random one when None. A deterministic id (say, derived from
+                a Kafka offset) lets an idempotent sink apply a batch sent
+                again only once.
+
+        Returns:
+            The receipt of the batch.
+
+        Raises:
+            BackpressureError: If the sinks' buffers (or, with a spool, the
+                spool) cannot take every event now; nothing was accepted.
+                Its ``retry_after`` says when to try again.
+            StreamerClosedError: If the streamer is shut down.
+            InvalidEventError: If an event has no fields, or its tags cannot
+                take the default tags; nothing was accepted.
+            TypeError: If an item is not a `MetricEvent`.
+            ConfigError: If `batch_id` is invalid, or the batch holds more
+                than ``max_buffer`` events.
+        """
+        if batch_id is not None:
+            _check_batch_id(batch_id)
+        pipeline = self._pipeline
+        if pipeline.closed:
+            raise StreamerClosedError("the streamer is shut down")
+        return pipeline.send_batch(_checked_parts(events), batch_id)
 
     @contextmanager
     def correlation(self, cid: str | None = None) -> Iterator[str]:
@@ -347,6 +271,139 @@ class EventStreamer(Instruments, StreamerOperations):
         """The sinks, in the order given."""
         return list(self._sinks)
 
+    # --- instruments -------------------------------------------------------------
+
+    def timed(self, name: str, **tags: Any) -> instruments.Timer:
+        """Time a function or block: send its duration in ms and its outcome.
+
+        Use it as a decorator (sync or ``async`` functions) or as a ``with``
+        / ``async with`` block::
+
+            @streamer.timed("db.query", table="orders")
+            def load(order_id): ...
+
+            with streamer.timed("render", template="home"):
+                ...
+
+        Each call or block sends one event: measurement `name`, the tags plus
+        ``outcome`` (``ok``, or the exception's type name, such as
+        ``KeyError``), and the field ``duration_ms``. An exception is never
+        swallowed: it propagates once recorded.
+
+        Args:
+            name: The measurement.
+            **tags: Tags for every event (values are str, int, float or bool).
+
+        Returns:
+            A `Timer` (`metricstream.streamer.operations.instruments`).
+
+        Raises:
+            InvalidEventError: If the name or a tag is invalid.
+            ConfigError: If a tag is named ``outcome``.
+        """
+        return _timer(self._current, name, tags)
+
+    def count(self, name: str, n: int = 1, **tags: Any) -> bool:
+        """Send a count: measurement `name`, field ``count`` = `n` (an int64).
+
+        Returns:
+            What `send` returns: True if queued, False if dropped and counted.
+
+        Raises:
+            InvalidEventError: If the name, a tag or `n` is invalid.
+        """
+        return _count(self._current, name, n, tags)
+
+    def gauge(self, name: str, value: float, **tags: Any) -> bool:
+        """Send a gauge reading: measurement `name`, field ``value`` (an int64 or a finite float).
+
+        Returns:
+            What `send` returns: True if queued, False if dropped and counted.
+
+        Raises:
+            InvalidEventError: If the name, a tag or the value is invalid.
+        """
+        return _gauge(self._current, name, value, tags)
+
+    # --- operations ---------------------------------------------------------------
+
+    def serve_health(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Serve ``/healthz``, ``/metrics`` and a live status page over HTTP.
+
+        ``GET /healthz`` answers 200 when the streamer is healthy and 503
+        when not, with the health snapshot as JSON (credentials removed);
+        ``GET /metrics`` gives the per-sink counters in the Prometheus text
+        format (needs ``prometheus_client``: the ``prometheus`` extra);
+        ``GET /`` is a status page that refreshes itself. The server runs on
+        its own daemon thread, never touches `send`, and stops when the
+        streamer shuts down (or is garbage-collected). Calling again returns
+        the running server's address.
+
+        Args:
+            host: The address to listen on; ``"0.0.0.0"`` (or ``"::"``) to
+                answer probes from other hosts.
+            port: The port; 0 picks a free one.
+
+        Returns:
+            The (host, port) the server listens on.
+
+        Raises:
+            ConfigError: If the host or port is invalid or cannot be listened
+                on, if another server of this streamer listens elsewhere, or
+                if the streamer is shut down.
+        """
+        return self._endpoint.serve(host, port)
+
+    @classmethod
+    def from_env(
+        cls: type[_S], *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> _S:
+        """Build a streamer from the ``METRICSTREAM_*`` environment variables.
+
+        ``METRICSTREAM_SINKS`` (comma-separated sink URLs), one variable per
+        option (``METRICSTREAM_BATCH_SIZE``...) and ``METRICSTREAM_HEALTH_PORT``
+        (calls `serve_health`): see `metricstream.streamer.operations.env`.
+        Unset or empty variables leave the defaults.
+
+        Args:
+            environ: Where to read the variables; `os.environ` when None.
+            **overrides: `EventStreamer` arguments, which win over the
+                environment (``sinks=[...]`` replaces ``METRICSTREAM_SINKS``).
+
+        Returns:
+            The running streamer.
+
+        Raises:
+            ConfigError: If a variable's value is invalid; it names the
+                variable and the value (credentials removed).
+        """
+        return env.from_environment(cls, os.environ if environ is None else environ, overrides)
+
+    async def flush_async(self, timeout: float | None = None) -> bool:
+        """`flush`, awaited without blocking the event loop.
+
+        The wait runs on a worker thread of the loop's default executor;
+        pass a `timeout` so that a dead sink cannot hold that thread forever.
+
+        Returns:
+            True once everything accepted before the call is written or
+            dropped; False if the timeout passed first.
+        """
+        import asyncio  # loaded already wherever a coroutine runs; not by `import metricstream`
+
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def shutdown_async(self, timeout: float = 10.0) -> bool:
+        """`shutdown`, awaited without blocking the event loop.
+
+        Returns:
+            True if every accepted event was written or dropped for another
+            reason before the deadline (see `shutdown`).
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.shutdown, timeout)
+
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop accepting events, deliver what is pending, close the sinks.
 
@@ -368,7 +425,7 @@ class EventStreamer(Instruments, StreamerOperations):
             if self._shutdown_result is not None:
                 return self._shutdown_result
             delivered, given_up = self._pipeline.stop(deadline)
-            self._stop_health_server(deadline)
+            self._endpoint.close(deadline)
             self._finalizer.detach()
             lifecycle.forget(self)
             if given_up:
@@ -397,13 +454,61 @@ class EventStreamer(Instruments, StreamerOperations):
     ) -> None:
         self.shutdown()
 
+    async def __aenter__(self) -> EventStreamer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown_async()
+
     def __repr__(self) -> str:
         state = "running" if not self._pipeline.closed else "shut down"
         return f"EventStreamer(sinks={self._names!r}, batch_size={self.config.batch_size}, {state})"
 
 
-def _orphan(holder: list[Pipeline]) -> None:
+EventStreamer.__doc__ = "\n\n".join(
+    (
+        inspect.cleandoc(EventStreamer.__doc__ or ""),
+        describe(StreamerArguments),
+        "Raises:\n    ConfigError: If an option is invalid; it names the option.",
+    )
+)
+
+
+def _checked_parts(events: Iterable[MetricEvent]) -> list[Any]:
+    """The parts of `events`, checked as `send` checks them, with the active correlation id."""
+    scoped = current_correlation_id() if scopes_entered[0] else None
+    parts: list[Any] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, MetricEvent):
+            kind = type(event).__name__
+            raise TypeError(f"send_batch() takes MetricEvents; item {index} is a {kind}")
+        if not event.fields:
+            raise no_fields_error(event.measurement)
+        cid = event.correlation_id
+        parts += (
+            event.measurement,
+            event.tags,
+            event.fields,
+            event.timestamp_ns,
+            scoped if cid is None else cid,
+        )
+    return parts
+
+
+def _check_batch_id(batch_id: object) -> None:
+    if not isinstance(batch_id, str) or not batch_id or len(batch_id) > 256:
+        raise ConfigError("batch_id", f"must be a str of 1 to 256 characters, not {batch_id!r}")
+    if not batch_id.isprintable():
+        raise ConfigError("batch_id", f"must be printable, not {batch_id!r}")
+
+
+def _orphan(current: CurrentPipeline) -> None:
     """Called when a streamer that was not shut down is garbage-collected."""
-    pipeline = holder[0]
+    pipeline = current.pipeline
     if not pipeline.closed:
         lifecycle.orphan(pipeline)

@@ -1,4 +1,6 @@
-"""The options of an `InfluxDBSink`, checked once: `Settings` and `check_settings`.
+"""The options of an `InfluxDBSink` (`InfluxDBOptions`), checked once, and its URL schemes.
+
+`url_arguments` reads ``influxdb://`` and ``influxdb2://`` URLs (`SCHEMES`).
 
 Every option is validated when the sink is built, through
 `metricstream._options`, and a bad one raises `ConfigError` naming it.
@@ -14,30 +16,40 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass, field
+from typing import Any
 
 from metricstream._options import (
-    require_bool,
-    require_choice,
-    require_name,
-    require_number,
-    require_optional_str,
+    Kind,
+    boolean,
+    choice,
+    duration,
+    option,
+    optional,
+    options_class,
+    parse_bool,
+    text,
+    text_names,
 )
 from metricstream._secrets import MASK, is_secret_name, scrub_secrets
 from metricstream.codecs.lineprotocol import PRECISIONS
 from metricstream.exceptions import ConfigError
+from metricstream.sinks._url import check_overrides, query_options
 
 __all__ = [
     "APIS",
-    "Settings",
+    "SCHEMES",
+    "InfluxDBOptions",
     "authority_end",
     "check_credential",
-    "check_settings",
     "shown_url",
+    "url_arguments",
 ]
 
 APIS = ("v1", "v2")
 """The write APIs a sink speaks."""
+
+SCHEMES = ("influxdb", "influxdb2")
+"""The URL schemes of this sink (see `url_arguments`)."""
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _LATIN_1_MAX = 0xFF
@@ -54,30 +66,6 @@ _NOT_FOR = {
     "password": "api='v2' authenticates with token=",
 }
 """Why an option does not fit the other API."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """The checked options of one sink (see `InfluxDBSink` for each).
-
-    ``password`` and ``token`` are left out of the ``repr``.
-    """
-
-    url: str
-    api: str
-    precision: str
-    gzip: bool | None
-    timeout: float
-    verify_ssl: bool
-    ssl_ca_cert: str | None
-    name: str
-    database: str | None = None
-    retention_policy: str | None = None
-    org: str | None = None
-    bucket: str | None = None
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
 
 
 def shown_url(url: str) -> str:
@@ -151,7 +139,7 @@ def check_credential(option: str, value: object) -> str | None:
     return value
 
 
-def _check_base_url(url: object) -> str:
+def _check_base_url(_option: str, url: object) -> str:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError("url", f"must be a non-empty http(s) URL, not {url!r}")
     shown = shown_url(url.strip())
@@ -177,9 +165,9 @@ def _check_base_url(url: object) -> str:
 
 
 def _refuse_for_api(api: str, **options: object) -> None:
-    for option, value in options.items():
+    for name, value in options.items():
         if value is not None:
-            raise ConfigError(option, f"not used with api={api!r}: {_NOT_FOR[option]}")
+            raise ConfigError(name, f"not used with api={api!r}: {_NOT_FOR[name]}")
 
 
 def _check_v1(database: object, username: object, password: object) -> None:
@@ -205,68 +193,238 @@ def _check_v2(org: object, bucket: object) -> None:
         )
 
 
-def _check_ca_file(ssl_ca_cert: str | os.PathLike[str] | None) -> str | None:
-    ca_cert = None if ssl_ca_cert is None else os.fspath(ssl_ca_cert)
-    if ca_cert is not None and not os.path.isfile(ca_cert):
-        raise ConfigError("ssl_ca_cert", f"no such file: {ca_cert!r}")
+def _check_ca_file(option_name: str, ssl_ca_cert: object) -> str | None:
+    if ssl_ca_cert is None:
+        return None
+    try:
+        ca_cert = os.fspath(ssl_ca_cert)  # type: ignore[call-overload]
+    except TypeError:
+        raise ConfigError(option_name, f"must be a path, not {ssl_ca_cert!r}") from None
+    if not isinstance(ca_cert, str) or not os.path.isfile(ca_cert):
+        raise ConfigError(option_name, f"no such file: {ca_cert!r}")
     return ca_cert
 
 
-def check_settings(
-    url: object,
-    *,
-    api: object,
-    token: object,
-    org: object,
-    bucket: object,
-    database: object,
-    retention_policy: object,
-    username: object,
-    password: object,
-    precision: object,
-    gzip: object,
-    timeout: object,
-    verify_ssl: object,
-    ssl_ca_cert: str | os.PathLike[str] | None,
-    name: object,
-) -> Settings:
-    """Check every option of `InfluxDBSink` (see there) and return them.
+_CREDENTIAL = "a string without control characters"
+
+
+@options_class
+class InfluxDBOptions:
+    """The options of an `InfluxDBSink`, each checked when the sink is built."""
+
+    url: str = option(
+        kind=Kind("an http(s) URL without credentials", _check_base_url),
+        doc="The server's base URL, http://host:8086 or https://... (a path prefix is kept).",
+        kw_only=False,
+        text=False,
+    )
+    api: str = option(
+        default="v2",
+        kind=choice(APIS),
+        doc="'v1' (/write, InfluxDB 1.x) or 'v2' (/api/v2/write: InfluxDB 2.x/3.x, "
+        "VictoriaMetrics).",
+        text=False,
+    )
+    token: str | None = option(
+        default=None,
+        kind=Kind(f"{_CREDENTIAL} that an HTTP header can carry", check_credential),
+        doc="v2 API token (sent as 'Authorization: Token ...').",
+    )
+    org: str | None = option(
+        default=None,
+        kind=optional(text()),
+        doc="v2 organization; required with api='v2' (VictoriaMetrics and InfluxDB 3 "
+        "accept any name).",
+    )
+    bucket: str | None = option(
+        default=None, kind=optional(text()), doc="v2 bucket; required with api='v2'."
+    )
+    database: str | None = option(
+        default=None,
+        kind=optional(text()),
+        doc="v1 database; required with api='v1'.",
+        text=False,
+    )
+    retention_policy: str | None = option(
+        default=None,
+        kind=optional(text()),
+        doc="v1 retention policy; the database's default when None.",
+        text="rp",
+    )
+    username: str | None = option(
+        default=None,
+        kind=Kind(_CREDENTIAL, check_credential),
+        doc="v1 user for HTTP basic auth.",
+        text=False,
+    )
+    password: str | None = option(
+        default=None,
+        kind=Kind(_CREDENTIAL, check_credential),
+        doc="v1 password; required when username is given.",
+        text=False,
+    )
+    precision: str = option(
+        default="ns",
+        kind=choice(tuple(PRECISIONS)),
+        doc="Timestamp precision written (ns, us, ms or s); timestamps are truncated to it.",
+    )
+    gzip: bool | None = option(
+        default=None,
+        kind=optional(boolean()),
+        doc="Compress request bodies with gzip; None: the streamer's compression decides "
+        "(any codec but none means gzip), and without one bodies are compressed.",
+    )
+    timeout: float = option(
+        default=10.0, kind=duration(), doc="Seconds each HTTP request may take."
+    )
+    verify_ssl: bool = option(
+        default=True, kind=boolean(), doc="Verify the server's TLS certificate (https only)."
+    )
+    ssl_ca_cert: str | os.PathLike[str] | None = option(
+        default=None,
+        kind=Kind("a file, or None", _check_ca_file),
+        doc="A CA bundle file to verify it with.",
+    )
+    name: str = option(default="influxdb", kind=text(), doc="The sink's name in health reports.")
+
+    def __post_init__(self) -> None:
+        """The options of one API are refused with the other, and its own are required."""
+        if self.api == "v1":
+            _refuse_for_api("v1", token=self.token, org=self.org, bucket=self.bucket)
+            _check_v1(self.database, self.username, self.password)
+        else:
+            _refuse_for_api(
+                "v2",
+                database=self.database,
+                retention_policy=self.retention_policy,
+                username=self.username,
+                password=self.password,
+            )
+            _check_v2(self.org, self.bucket)
+
+
+_DEFAULT_PORT = 8086
+
+
+def url_arguments(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return the `InfluxDBSink` arguments a URL stands for; `overrides` win.
+
+    Forms::
+
+        influxdb://[user:password@]host[:port]/DATABASE[?rp=&precision=&gzip=&tls=]
+        influxdb2://host[:port]?org=&bucket=[&token=&precision=&gzip=&tls=]
+
+    The port defaults to 8086. ``tls=true`` speaks https. Both also take
+    ``timeout``, ``name``, ``verify_ssl`` and ``ssl_ca_cert``. The v2 token
+    comes from ``token=`` (argument, then URL) or else the ``INFLUX_TOKEN``
+    environment variable. User, password and database are percent-decoded.
+
+    Args:
+        url: The URL.
+        overrides: Constructor arguments that replace the URL's options.
+
+    Returns:
+        The arguments, the base URL as ``url``.
 
     Raises:
-        ConfigError: If an option is invalid or does not fit the API; it
-            names the option and never shows a password or token.
+        ConfigError: If the URL or an option is invalid; it names the option
+            and never shows the password or token.
     """
-    base_url = _check_base_url(url)
-    chosen_api = require_choice("api", api, APIS)
-    if gzip is not None and not isinstance(gzip, bool):
-        raise ConfigError("gzip", f"must be True, False or None, not {gzip!r}")
-    settings = Settings(
-        url=base_url,
-        api=chosen_api,
-        precision=require_choice("precision", precision, tuple(PRECISIONS)),
-        gzip=gzip,
-        timeout=require_number("timeout", timeout, minimum=0, inclusive=False),
-        verify_ssl=require_bool("verify_ssl", verify_ssl),
-        ssl_ca_cert=_check_ca_file(ssl_ca_cert),
-        name="influxdb" if name is None else require_name("name", name),
-        database=require_optional_str("database", database),
-        retention_policy=require_optional_str("retention_policy", retention_policy),
-        org=require_optional_str("org", org),
-        bucket=require_optional_str("bucket", bucket),
-        username=check_credential("username", username),
-        password=check_credential("password", password),
-        token=check_credential("token", token),
-    )
-    if chosen_api == "v1":
-        _refuse_for_api("v1", token=token, org=org, bucket=bucket)
-        _check_v1(database, username, password)
+    _refuse_unencoded(url)
+    shown = shown_url(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port
+    except ValueError:
+        raise ConfigError("url", f"cannot parse {shown!r} (check the port)") from None
+    scheme = parsed.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError("url", f"expected an influxdb:// or influxdb2:// URL, not {shown!r}")
+    if not parsed.hostname:
+        raise ConfigError("url", f"no host in {shown!r}")
+    if "api" in overrides:
+        raise ConfigError("api", f"is set by the URL scheme ({scheme}://), not by an override")
+    check_overrides(overrides, InfluxDBOptions, "InfluxDBSink", exclude=("url", "api"))
+    kwargs, extra = query_options(shown, parsed.query, InfluxDBOptions, url_only=("tls",))
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    tls = parse_bool("tls", extra.get("tls", "false"))
+    base_url = f"{'https' if tls else 'http'}://{host}:{port or _DEFAULT_PORT}"
+    if scheme == "influxdb":
+        kwargs.update(_v1_target(parsed, shown, overrides))
+        api = "v1"
     else:
-        _refuse_for_api(
-            "v2",
-            database=database,
-            retention_policy=retention_policy,
-            username=username,
-            password=password,
+        kwargs.update(_v2_target(parsed, shown, kwargs, overrides))
+        api = "v2"
+    kwargs.update(overrides)
+    return {"url": base_url, "api": api, **kwargs}
+
+
+def _refuse_unencoded(url: str) -> None:
+    """Refuse a URL where a password or token would run into another part.
+
+    The user information ends at the first ``/``, ``?`` or ``#``, and an
+    option's value at the next ``&`` or ``#``: an unencoded one in a
+    password or token would make part of the secret read as the host, path
+    or an option, and show up in a message or a ``repr``. These messages
+    therefore do not show the URL.
+    """
+    rest = url.partition("//")[2]
+    if "@" in rest[authority_end(rest) :]:
+        raise ConfigError(
+            "url",
+            "has an '@' after the host: percent-encode '/', '?', '#' and '@' in a user "
+            "name or password (%2F, %3F, %23, %40), and '@' elsewhere",
         )
-        _check_v2(org, bucket)
-    return settings
+    if "#" in rest:
+        raise ConfigError("url", "has a '#': percent-encode it (%23), in a token or elsewhere")
+    after_secret: str | None = None
+    for query_option in rest.partition("?")[2].split("&"):
+        key = query_option.partition("=")[0]
+        if after_secret is not None and key not in (*text_names(InfluxDBOptions), "tls"):
+            raise ConfigError(
+                after_secret, "is followed by something that is not an option: if its value "
+                "holds an '&', percent-encode it as %26",
+            )  # fmt: skip
+        after_secret = key if is_secret_name(key) else None
+
+
+def _v1_target(
+    parsed: urllib.parse.SplitResult, shown: str, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The database (the URL's path) and the credentials of an ``influxdb://`` URL."""
+    kwargs: dict[str, Any] = {}
+    path = urllib.parse.unquote(parsed.path.strip("/"))
+    if not path and "database" not in overrides:
+        raise ConfigError(
+            "database", f"influxdb:// URLs name the database as their path: {shown!r}"
+        )
+    if "/" in path:
+        raise ConfigError(
+            "database",
+            "the path must be just the database name (use ?rp= for the retention policy): "
+            f"{shown!r}",
+        )
+    if path:
+        kwargs["database"] = path
+    if parsed.username is not None:
+        kwargs["username"] = urllib.parse.unquote(parsed.username)
+        kwargs["password"] = urllib.parse.unquote(parsed.password or "")
+    return kwargs
+
+
+def _v2_target(
+    parsed: urllib.parse.SplitResult,
+    shown: str,
+    options: dict[str, Any],
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The token of an ``influxdb2://`` URL from the environment, if not given."""
+    if parsed.path.strip("/"):
+        raise ConfigError("url", f"influxdb2:// URLs take no path (use ?bucket=): {shown!r}")
+    if parsed.username is not None or parsed.password is not None:
+        raise ConfigError("url", f"influxdb2:// URLs take token=, not user:password@: {shown!r}")
+    if "token" not in options and "token" not in overrides:
+        env_token = os.environ.get("INFLUX_TOKEN")
+        if env_token:
+            return {"token": env_token}
+    return {}

@@ -52,13 +52,13 @@ from typing import NamedTuple
 
 from metricstream._secrets import scrub_secrets
 from metricstream.exceptions import PermanentSinkError, SinkError, TransientSinkError
+from metricstream.sinks.influxdb.config import InfluxDBOptions
 
 __all__ = [
     "RULES",
     "Response",
     "PartialWriteError",
     "Rule",
-    "Target",
     "TooLargeError",
     "error_for_exception",
     "error_for_response",
@@ -76,33 +76,6 @@ class Response(NamedTuple):
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What the messages name: the sink and where it writes (never a credential).
-
-    Attributes:
-        sink: The sink's name.
-        url: The server's base URL, credentials removed.
-        api: ``"v1"`` or ``"v2"``.
-        database: v1 database.
-        retention_policy: v1 retention policy.
-        org: v2 organization.
-        bucket: v2 bucket.
-        username: v1 user, when one was given.
-        has_token: Whether a v2 token was given.
-    """
-
-    sink: str
-    url: str
-    api: str
-    database: str | None = None
-    retention_policy: str | None = None
-    org: str | None = None
-    bucket: str | None = None
-    username: str | None = None
-    has_token: bool = False
 
 
 class TooLargeError(PermanentSinkError):
@@ -183,32 +156,32 @@ def server_message(failure: Response, *, limit: int | None = _MAX_MESSAGE_CHARS)
 
 # --- the table ------------------------------------------------------------------
 
-Explain = Callable[[Response, Target], str]
+Explain = Callable[[Response, InfluxDBOptions], str]
 """Words for a failure: the message after "ACTION to URL failed: "."""
 
 
-def _status(failure: Response, _target: Target) -> str:
+def _status(failure: Response, _target: InfluxDBOptions) -> str:
     return f"HTTP {failure.status}: {server_message(failure)}"
 
 
-def _retention_policy_missing(failure: Response, target: Target) -> bool:
+def _retention_policy_missing(failure: Response, target: InfluxDBOptions) -> bool:
     return target.api == "v1" and "retention policy not found" in server_message(failure)
 
 
-def _retention_policy(failure: Response, target: Target) -> str:
+def _retention_policy(failure: Response, target: InfluxDBOptions) -> str:
     return (
         f"retention policy {target.retention_policy!r} not found in database "
         f"{target.database!r} ({server_message(failure)})"
     )
 
 
-def _redirect(failure: Response, _target: Target) -> str:
+def _redirect(failure: Response, _target: InfluxDBOptions) -> str:
     location = scrub_secrets(failure.headers.get("Location") or "")
     return f"HTTP {failure.status}: redirected to {location!r}; point url at that address"
 
 
 def _refused(verb: str) -> Explain:
-    def explain(failure: Response, target: Target) -> str:
+    def explain(failure: Response, target: InfluxDBOptions) -> str:
         if target.api == "v1":
             who = (
                 f" for user {target.username!r}"
@@ -216,13 +189,14 @@ def _refused(verb: str) -> Explain:
                 else ": no username and password were given"
             )
         else:
-            who = ": the server refused the token" if target.has_token else ": no token was given"
+            given = target.token is not None
+            who = ": the server refused the token" if given else ": no token was given"
         return f"{verb}{who}: {_status(failure, target)}"
 
     return explain
 
 
-def _not_found(failure: Response, target: Target) -> str:
+def _not_found(failure: Response, target: InfluxDBOptions) -> str:
     if target.api == "v1":
         what = f"database {target.database!r} not found"
     else:
@@ -233,7 +207,7 @@ def _not_found(failure: Response, target: Target) -> str:
     return f"{what}: {_status(failure, target)}"
 
 
-def _is_partial_write(failure: Response, _target: Target) -> bool:
+def _is_partial_write(failure: Response, _target: InfluxDBOptions) -> bool:
     return _PARTIAL_WRITE.fullmatch(server_message(failure, limit=None)) is not None
 
 
@@ -256,7 +230,7 @@ class Rule:
     error: type[TransientSinkError] | type[PermanentSinkError]
     unhealthy: bool = False
     explain: Explain = _status
-    when: Callable[[Response, Target], bool] | None = None
+    when: Callable[[Response, InfluxDBOptions], bool] | None = None
 
 
 _RETRYABLE = frozenset({408, 429, *range(500, 1000)})
@@ -276,49 +250,51 @@ RULES: tuple[Rule, ...] = (
 _OTHER = Rule((), PermanentSinkError)
 
 
-def _rule_for(failure: Response, target: Target) -> Rule:
+def _rule_for(failure: Response, target: InfluxDBOptions) -> Rule:
     for rule in RULES:
         if failure.status in rule.statuses and (rule.when is None or rule.when(failure, target)):
             return rule
     return _OTHER
 
 
-def error_for_response(failure: Response, target: Target, *, action: str) -> SinkError:
+def error_for_response(failure: Response, target: InfluxDBOptions, *, action: str) -> SinkError:
     """Translate an HTTP answer outside 2xx into the sink error `RULES` gives it.
 
     Args:
         failure: The answer.
-        target: What the message names.
+        target: The sink's options: what the message names (never a credential).
         action: ``"write"`` or ``"ping"``.
     """
     rule = _rule_for(failure, target)
-    message = f"{action} to {target.url} failed: {rule.explain(failure, target)}"
+    message = f"{action} to {scrub_secrets(target.url)} failed: {rule.explain(failure, target)}"
     if rule.error is PartialWriteError:
         return _partial_write(message, failure, target)
     if issubclass(rule.error, PermanentSinkError):
-        return rule.error(message, unhealthy=rule.unhealthy, sink=target.sink)
+        return rule.error(message, unhealthy=rule.unhealthy, sink=target.name)
     retry_after = parse_retry_after(failure.headers.get("Retry-After"))
-    return TransientSinkError(message, retry_after=retry_after, sink=target.sink)
+    return TransientSinkError(message, retry_after=retry_after, sink=target.name)
 
 
-def _partial_write(message: str, failure: Response, target: Target) -> PermanentSinkError:
+def _partial_write(message: str, failure: Response, target: InfluxDBOptions) -> PermanentSinkError:
     partial = _PARTIAL_WRITE.fullmatch(server_message(failure, limit=None))
     if partial is None:  # pragma: no cover - the row's condition matched it
-        return PermanentSinkError(message, sink=target.sink)
+        return PermanentSinkError(message, sink=target.name)
     return PartialWriteError(
         message,
         dropped=int(partial.group(2)),
         unparsed=partial.group(1).startswith("unable to parse"),
-        sink=target.sink,
+        sink=target.name,
     )
 
 
-def error_for_exception(exc: BaseException, target: Target, *, action: str) -> SinkError | None:
+def error_for_exception(
+    exc: BaseException, target: InfluxDBOptions, *, action: str
+) -> SinkError | None:
     """Translate an exception of the HTTP client into a sink error.
 
     Args:
         exc: What the transport raised.
-        target: What the message names.
+        target: The sink's options: what the message names (never a credential).
         action: ``"write"`` or ``"ping"``.
 
     Returns:
@@ -339,7 +315,7 @@ def error_for_exception(exc: BaseException, target: Target, *, action: str) -> S
     if isinstance(exc, api_exception) or _is_transport_error(exc):
         # influxdb-client reports transport failures (TLS) as status 0.
         return TransientSinkError(
-            f"{action} to {target.url} failed: {_describe(exc)}", sink=target.sink
+            f"{action} to {scrub_secrets(target.url)} failed: {_describe(exc)}", sink=target.name
         )
     return None
 

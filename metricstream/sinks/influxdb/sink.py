@@ -38,59 +38,37 @@ health reports.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from metricstream._options import takes_options
 from metricstream._secrets import scrub_secrets
 from metricstream.codecs.compression import Compression, compress
 from metricstream.exceptions import PermanentSinkError, SinkError, TransientSinkError
-from metricstream.sinks.influxdb.config import check_settings
+from metricstream.sinks.influxdb.config import InfluxDBOptions, url_arguments
+from metricstream.sinks.influxdb.encode import InfluxDBPayload
 from metricstream.sinks.influxdb.errors import (
     PartialWriteError,
     Response,
-    Target,
     TooLargeError,
     error_for_exception,
     error_for_response,
 )
-from metricstream.sinks.influxdb.payload import InfluxDBPayload
 from metricstream.sinks.influxdb.storable import refuse_unstorable
 from metricstream.sinks.influxdb.transport import Transport, open_transport
 
 if TYPE_CHECKING:
     from metricstream.contract import EventBatch
 
-__all__ = ["InfluxDBSink"]
+__all__ = ["InfluxDBSink", "from_url"]
 
 
 class InfluxDBSink:
     """Write events to InfluxDB (1.x, 2.x, 3.x) or a compatible server.
 
-    Args:
-        url: The server's base URL, ``http://host:8086`` or ``https://...``
-            (a path prefix is kept; credentials do not belong in it).
-        api: ``"v1"`` (``/write``, InfluxDB 1.x) or ``"v2"``
-            (``/api/v2/write``: InfluxDB 2.x/3.x, VictoriaMetrics).
-        token: v2 API token (sent as ``Authorization: Token ...``).
-        org: v2 organization; required with ``api="v2"`` (servers that ignore
-            it, such as VictoriaMetrics and InfluxDB 3, accept any name).
-        bucket: v2 bucket; required with ``api="v2"``.
-        database: v1 database; required with ``api="v1"``.
-        retention_policy: v1 retention policy; the database's default when
-            None.
-        username: v1 user for HTTP basic auth.
-        password: v1 password; required when ``username`` is given.
-        precision: Timestamp precision written: ``ns``, ``us``, ``ms`` or
-            ``s``; timestamps are truncated to it.
-        gzip: Compress request bodies with gzip. None (the default) means
-            "not chosen": the streamer's ``compression`` option decides (any
-            codec but ``none`` means gzip, the only encoding InfluxDB
-            accepts), and without one the body is compressed.
-        timeout: Seconds each HTTP request may take (> 0).
-        verify_ssl: Verify the server's TLS certificate (https only).
-        ssl_ca_cert: A CA bundle file to verify it with.
-        name: The sink's name in health reports; ``"influxdb"`` by default.
+    Takes the options of `InfluxDBOptions` (each documented there) as its
+    parameters: ``InfluxDBSink(url, *, api="v2", token=None, org=None,
+    bucket=None, database=None, ...)``; they are kept, checked, as `options`.
 
     Raises:
         ConfigError: If an option is invalid or does not fit the API, or a
@@ -98,50 +76,12 @@ class InfluxDBSink:
             newline); it names the option and never shows a credential.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        api: str = "v2",
-        token: str | None = None,
-        org: str | None = None,
-        bucket: str | None = None,
-        database: str | None = None,
-        retention_policy: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        precision: str = "ns",
-        gzip: bool | None = None,
-        timeout: float = 10.0,
-        verify_ssl: bool = True,
-        ssl_ca_cert: str | os.PathLike[str] | None = None,
-        name: str | None = None,
-    ) -> None:
-        self._settings = settings = check_settings(
-            url, api=api, token=token, org=org, bucket=bucket, database=database,
-            retention_policy=retention_policy, username=username, password=password,
-            precision=precision, gzip=gzip, timeout=timeout, verify_ssl=verify_ssl,
-            ssl_ca_cert=ssl_ca_cert, name=name,
-        )  # fmt: skip
-        self.url: str = settings.url
-        self.api: str = settings.api
-        self.precision: str = settings.precision
-        self.timeout: float = settings.timeout
-        self.verify_ssl: bool = settings.verify_ssl
-        self.ssl_ca_cert: str | None = settings.ssl_ca_cert
-        self.name: str = settings.name
-        self.database: str | None = settings.database
-        self.retention_policy: str | None = settings.retention_policy
-        self.org: str | None = settings.org
-        self.bucket: str | None = settings.bucket
-        self._username = settings.username
-        self._gzip = True if settings.gzip is None else settings.gzip
-        self._target = Target(
-            sink=self.name, url=scrub_secrets(self.url), api=self.api, database=self.database,
-            retention_policy=self.retention_policy, org=self.org, bucket=self.bucket,
-            username=self._username, has_token=settings.token is not None,
-        )  # fmt: skip
-        self._transport: Transport = open_transport(settings)
+    @takes_options(InfluxDBOptions)
+    def __init__(self, options: InfluxDBOptions) -> None:
+        self.options = options
+        self.name: str = options.name
+        self._gzip = True if options.gzip is None else options.gzip
+        self._transport: Transport = open_transport(options)
         # Transports of the parent process, kept unused in a forked child (see after_fork).
         self._inherited: list[Transport] = []
         # Set by failures that stop every write (credentials, missing
@@ -150,14 +90,15 @@ class InfluxDBSink:
         self._closed = False
 
     def __repr__(self) -> str:
+        options = self.options
         target = (
-            f"database={self.database!r}, retention_policy={self.retention_policy!r}"
-            if self.api == "v1"
-            else f"org={self.org!r}, bucket={self.bucket!r}"
+            f"database={options.database!r}, retention_policy={options.retention_policy!r}"
+            if options.api == "v1"
+            else f"org={options.org!r}, bucket={options.bucket!r}"
         )
         return (
-            f"InfluxDBSink(name={self.name!r}, url={scrub_secrets(self.url)!r}, api={self.api!r}, "
-            f"{target}, precision={self.precision!r}, gzip={self._gzip})"
+            f"InfluxDBSink(name={self.name!r}, url={scrub_secrets(options.url)!r}, "
+            f"api={options.api!r}, {target}, precision={options.precision!r}, gzip={self._gzip})"
         )
 
     @property
@@ -177,7 +118,7 @@ class InfluxDBSink:
         Raises:
             ConfigError: If the codec name is unknown.
         """
-        if compression is None or self._settings.gzip is not None:
+        if compression is None or self.options.gzip is not None:
             return
         self._gzip = Compression.from_str(compression) is not Compression.NONE
 
@@ -193,7 +134,7 @@ class InfluxDBSink:
         if self._closed:
             return
         self._inherited.append(self._transport)
-        self._transport = open_transport(self._settings)
+        self._transport = open_transport(self.options)
 
     def prepare(self, batch: EventBatch) -> InfluxDBPayload:
         """Encode a batch: shared line protocol bytes, gzipped (level 1) when on.
@@ -218,8 +159,8 @@ class InfluxDBSink:
                 such event; ``indexes`` gives the positions of all of them in
                 the batch.
         """
-        lines = batch.influx_bytes(self.precision)
-        refuse_unstorable(batch, lines, api=self.api, precision=self.precision)
+        lines = batch.influx_bytes(self.options.precision)
+        refuse_unstorable(batch, lines, api=self.options.api, precision=self.options.precision)
         body = compress(lines, Compression.GZIP, 1) if self._gzip else lines
         return InfluxDBPayload(body, len(batch), gzipped=self._gzip)
 
@@ -248,7 +189,7 @@ class InfluxDBSink:
             closed = PermanentSinkError(f"sink {self.name!r} is closed", sink=self.name)
             raise payload.account(closed)
         while (front := payload.front) is not None:
-            body = payload.front_body(self.precision)
+            body = payload.front_body(self.options.precision)
             try:
                 self._post(body, gzipped=payload.gzipped)
             except TransientSinkError as exc:
@@ -279,7 +220,7 @@ class InfluxDBSink:
         about unparseable lines (those are reported with ``dropped=0``) and
         every event lies in one hour of UTC time, hence in one shard group.
         """
-        exact = not error.unparsed and payload.front_in_one_hour(self.precision)
+        exact = not error.unparsed and payload.front_in_one_hour(self.options.precision)
         if exact or not payload.split_front():
             refused = None if error.unparsed else error.dropped
             payload.reject_front(str(error), refused=refused)
@@ -319,9 +260,21 @@ class InfluxDBSink:
         try:
             response = send()
         except Exception as exc:
-            error: SinkError | None = error_for_exception(exc, self._target, action=action)
+            error: SinkError | None = error_for_exception(exc, self.options, action=action)
             if error is None:
                 raise
             raise error from exc
         if not 200 <= response.status < 300:
-            raise error_for_response(response, self._target, action=action)
+            raise error_for_response(response, self.options, action=action)
+
+
+def from_url(url: str, **overrides: Any) -> InfluxDBSink:
+    """Build an `InfluxDBSink` from an ``influxdb://`` or ``influxdb2://`` URL.
+
+    See `url_arguments` for the forms; keyword arguments override URL options.
+
+    Raises:
+        ConfigError: If the URL or an option is invalid; it names the option
+            and never shows the password or token.
+    """
+    return InfluxDBSink(**url_arguments(url, overrides))

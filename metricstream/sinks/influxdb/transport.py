@@ -28,7 +28,7 @@ import urllib.parse
 from typing import Any, Protocol
 
 from metricstream.exceptions import ConfigError
-from metricstream.sinks.influxdb.config import Settings
+from metricstream.sinks.influxdb.config import InfluxDBOptions
 from metricstream.sinks.influxdb.errors import Response
 
 __all__ = ["Transport", "V1Transport", "V2Transport", "open_transport"]
@@ -59,7 +59,7 @@ class Transport(Protocol):
 class V1Transport:
     """``POST /write`` and ``GET /ping`` for InfluxDB 1.x, over urllib3."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: InfluxDBOptions) -> None:
         try:
             import urllib3  # optional: installed with influxdb-client
         except ImportError:  # pragma: no cover - depends on the installation
@@ -115,7 +115,7 @@ class V1Transport:
 class V2Transport:
     """``POST /api/v2/write`` and ``GET /ping`` through influxdb-client."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: InfluxDBOptions) -> None:
         try:
             # Typed as Any: influxdb-client ships py.typed but leaves most calls unannotated.
             client_module: Any = importlib.import_module("influxdb_client")
@@ -169,7 +169,7 @@ class V2Transport:
         self.client.close()
 
 
-def open_transport(settings: Settings) -> V1Transport | V2Transport:
+def open_transport(settings: InfluxDBOptions) -> V1Transport | V2Transport:
     """Build the transport of `settings.api`, with a connection pool of its own.
 
     Raises:

@@ -23,7 +23,7 @@ Rotation
     ``rotate_bytes`` still goes into one file. No file is ever deleted.
 
 Errors
-    ``write`` maps `OSError` in one place (`_translate_os_error`): errors an
+    ``write`` maps `OSError` in one place (`errors.sink_error`): errors an
     operator must fix (``EACCES``, ``EPERM``, ``EROFS``, ``EISDIR``,
     ``ENOTDIR``, ``ENAMETOOLONG``, ``ELOOP``, ``EINVAL``, ``EFBIG``) raise
     `PermanentSinkError` marked unhealthy; everything else (``ENOSPC``,
@@ -32,16 +32,26 @@ Errors
 
 One process writes a given file; readers may run at any time (a record
 being written at that moment shows up as a torn tail).
+
+The package, by role (the same files as every sink folder):
+
+- `config`: the options, the ``jsonl:`` URL scheme and how a URL reads;
+- `sink`: `JsonLinesSink` (append, rotate, fork, close) and `from_url`;
+- `encode`: a batch as the bytes a file gets (plain, zstd frame, gzip member);
+- `errors`: file-system errors translated into sink errors, by one table;
+- `reader`: `read_events`, `JsonLinesReader`, `series_files`;
+- `writer_lock`: one writer per file (an advisory lock beside it).
 """
 
 from __future__ import annotations
 
+from metricstream.sinks.jsonl.config import SCHEMES, JsonLinesOptions
 from metricstream.sinks.jsonl.reader import JsonLinesReader, TornTail, read_events, series_files
-from metricstream.sinks.jsonl.sink import JsonLinesSink
-from metricstream.sinks.jsonl.url import SCHEMES, from_url
+from metricstream.sinks.jsonl.sink import JsonLinesSink, from_url
 
 __all__ = [
     "SCHEMES",
+    "JsonLinesOptions",
     "JsonLinesReader",
     "JsonLinesSink",
     "TornTail",

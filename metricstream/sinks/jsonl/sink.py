@@ -8,116 +8,49 @@ import os
 import stat
 import threading
 from pathlib import Path
-
-import zstandard
+from typing import Any
 
 from metricstream._files import fsync_directory, write_all
 from metricstream._log import RateLimitedLog
-from metricstream._options import require_bool, require_int, require_name
-from metricstream.codecs.compression import Compression, compress
+from metricstream._options import takes_options
+from metricstream.codecs.compression import Compression
 from metricstream.codecs.frames import ZSTD_MAGIC, sniff
 from metricstream.contract import EventBatch
 from metricstream.exceptions import (
     ConfigError,
     PermanentSinkError,
     SinkError,
-    TransientSinkError,
 )
-from metricstream.sinks.jsonl._writer_lock import WriterLock
+from metricstream.sinks.jsonl.config import JsonLinesOptions, url_arguments
+from metricstream.sinks.jsonl.encode import BatchEncoder
+from metricstream.sinks.jsonl.errors import sink_error
 from metricstream.sinks.jsonl.reader import next_number
+from metricstream.sinks.jsonl.writer_lock import WriterLock
 
-__all__ = ["JsonLinesSink"]
-
-_SUFFIX_CODECS = {".zst": Compression.ZSTD, ".gz": Compression.GZIP}
-_ZSTD_LEVEL = 3
-_PERMANENT_ERRNOS = frozenset(
-    {
-        errno.EACCES,
-        errno.EPERM,
-        errno.EROFS,
-        errno.EISDIR,
-        errno.ENOTDIR,
-        errno.ENAMETOOLONG,
-        errno.ELOOP,
-        errno.EINVAL,
-        errno.EFBIG,
-    }
-)
-
+__all__ = ["JsonLinesSink", "from_url"]
 
 class JsonLinesSink:
     """Append each batch to a JSON Lines file, optionally compressed and rotated.
 
-    Args:
-        path: The file to append to; created on the first write. Its directory
-            must exist. A relative path is made absolute now.
-        compression: ``"zstd"``, ``"gzip"``, ``"none"`` or a `Compression`.
-            None means: zstd for a ``.zst`` path, gzip for a ``.gz`` path,
-            otherwise the streamer's codec (`inherit_compression`), and plain
-            text when there is none.
-        rotate_bytes: Rotate before a write that would take the file past this
-            many bytes (on disk, so compressed bytes when compressing).
-        fsync: ``os.fsync`` the file after every write, and its directory
-            after a file is created or rotated.
-        file_mode: Permission bits for files the sink creates, applied exactly
-            (not reduced by the umask). Between ``0o600`` and ``0o777``: the
-            owner must read and write. Existing files keep their mode.
-        name: The sink's name in health reports.
+    Takes the options of `JsonLinesOptions` (each documented there) as its
+    parameters: ``JsonLinesSink(path, compression=None, rotate_bytes=None,
+    fsync=False, file_mode=0o600, name="jsonl")``; they are kept, checked, as
+    `options`.
 
     Raises:
-        ConfigError: Naming the option, if the path is a directory, is not a
-            regular file, or its directory does not exist; if the compression
-            is unknown or contradicts a ``.zst``/``.gz`` suffix; if
-            ``rotate_bytes`` is not a positive int; if ``fsync`` is not a
-            bool; if ``file_mode`` is outside ``0o600..0o777``; or if the
-            name is empty.
+        ConfigError: Naming the option, if one is invalid (a path that is a
+            directory, not a regular file or in a missing directory; a codec
+            that contradicts a ``.zst``/``.gz`` suffix...) or another sink
+            writes the file already.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        compression: str | Compression | None = None,
-        rotate_bytes: int | None = None,
-        fsync: bool = False,
-        file_mode: int = 0o600,
-        name: str = "jsonl",
-    ) -> None:
-        self.path: Path = _check_path(path)
-        suffix_codec = _SUFFIX_CODECS.get(self.path.suffix.lower())
-        if compression is None:
-            codec = suffix_codec
-        else:
-            codec = Compression.from_str(compression)
-            if suffix_codec is not None and codec is not suffix_codec:
-                raise ConfigError(
-                    "compression",
-                    f"{codec.value!r} contradicts the {self.path.suffix!r} suffix of "
-                    f"{str(self.path)!r}",
-                )
-        if rotate_bytes is not None:
-            require_int("rotate_bytes", rotate_bytes, minimum=1)
-        require_bool("fsync", fsync)
-        if (
-            not isinstance(file_mode, int)
-            or isinstance(file_mode, bool)
-            or not 0o600 <= file_mode <= 0o777
-        ):
-            shown = oct(file_mode) if isinstance(file_mode, int) else repr(file_mode)
-            raise ConfigError(
-                "file_mode",
-                f"expected permission bits between 0o600 and 0o777 that include 0o600 "
-                f"(the owner reads and writes), not {shown}",
-            )
-        self.name: str = require_name("name", name)
-        self.rotate_bytes: int | None = rotate_bytes
-        self.fsync: bool = fsync
-        self.file_mode: int = file_mode
-        self._codec: Compression | None = codec
-        self._zstd = zstandard.ZstdCompressor(
-            level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True
-        )
-        self._prepare_lock = threading.Lock()
+    @takes_options(JsonLinesOptions)
+    def __init__(self, options: JsonLinesOptions) -> None:
+        self.options = options
+        self.name: str = options.name
+        self.path: Path = Path(options.path)
+        """The file written now (a forked child writes a file of its own)."""
+        self._encoder = BatchEncoder(options.codec)
         self._write_lock = threading.Lock()
         self._fd: int | None = None
         self._check_tail = False
@@ -136,7 +69,7 @@ class JsonLinesSink:
         parent and children never append to or rotate the same file. Locks
         and the open file a parent thread may have held are replaced.
         """
-        self._prepare_lock = threading.Lock()
+        self._encoder.after_fork()
         self._write_lock = threading.Lock()
         self._warnings = RateLimitedLog()
         self._writer_lock.forget_in_child()
@@ -146,22 +79,19 @@ class JsonLinesSink:
                 os.close(fd)
         stem, dot, suffixes = self.path.name.partition(".")
         self.path = self.path.with_name(f"{stem}.{os.getpid()}{dot}{suffixes}")
-        self._zstd = zstandard.ZstdCompressor(
-            level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True
-        )
         if not self._closed:
             self._writer_lock = WriterLock(self.path)
 
     def __repr__(self) -> str:
         return (
             f"JsonLinesSink(name={self.name!r}, path={str(self.path)!r}, "
-            f"compression={self.compression.value!r}, rotate_bytes={self.rotate_bytes!r})"
+            f"compression={self.compression.value!r}, rotate_bytes={self.options.rotate_bytes!r})"
         )
 
     @property
     def compression(self) -> Compression:
         """The codec in use (`Compression.NONE` while none has been chosen)."""
-        return Compression.NONE if self._codec is None else self._codec
+        return self._encoder.codec
 
     def inherit_compression(self, compression: Compression | str | None) -> None:
         """Adopt the streamer's codec when the user chose none.
@@ -173,10 +103,7 @@ class JsonLinesSink:
         Raises:
             ConfigError: If the codec name is unknown.
         """
-        codec = Compression.from_str(compression)
-        with self._prepare_lock:
-            if self._codec is None:
-                self._codec = codec
+        self._encoder.choose(Compression.from_str(compression))
 
     def prepare(self, batch: EventBatch) -> bytes:
         """Encode (and compress) the batch into the bytes `write` appends.
@@ -188,20 +115,7 @@ class JsonLinesSink:
         Raises:
             InvalidEventError: If an event has no fields.
         """
-        data = batch.json_lines_bytes()
-        if not data:
-            return b""
-        with self._prepare_lock:
-            codec = self._codec
-            if codec is None:
-                codec = self._codec = Compression.NONE
-            if codec is Compression.ZSTD:
-                # A ZstdCompressor must not be used by two threads at once.
-                frame: bytes = self._zstd.compress(data + b"\n")
-                return frame
-        if codec is Compression.GZIP:
-            return compress(data + b"\n", Compression.GZIP)
-        return data + b"\n"
+        return self._encoder.encode(batch)
 
     def write(self, payload: bytes) -> None:
         """Append a payload from `prepare`, rotating first when needed.
@@ -226,7 +140,7 @@ class JsonLinesSink:
             try:
                 self._append(payload)
             except OSError as exc:
-                raise _translate_os_error(exc, self.name, self.path) from exc
+                raise sink_error(exc, self.name, self.path) from exc
 
     def check(self) -> None:
         """Probe that the next write can succeed.
@@ -303,14 +217,15 @@ class JsonLinesSink:
             info = os.fstat(fd)
         size = info.st_size
         data = self._with_tail_repair(fd, size, payload)
-        if self.rotate_bytes is not None and size > 0 and size + len(data) > self.rotate_bytes:
+        rotate_bytes = self.options.rotate_bytes
+        if rotate_bytes is not None and size > 0 and size + len(data) > rotate_bytes:
             self._rotate()
             fd = self._open()
             size = os.fstat(fd).st_size
             data = self._with_tail_repair(fd, size, payload)
         try:
             write_all(fd, data)
-            if self.fsync:
+            if self.options.fsync:
                 os.fsync(fd)
         except OSError:
             self._discard(fd, size)
@@ -352,7 +267,7 @@ class JsonLinesSink:
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, self.file_mode)
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, self.options.file_mode)
         except FileExistsError:
             fd = os.open(self.path, flags)
             try:
@@ -362,8 +277,8 @@ class JsonLinesSink:
                 raise
         else:
             try:
-                os.fchmod(fd, self.file_mode)
-                if self.fsync:
+                os.fchmod(fd, self.options.file_mode)
+                if self.options.fsync:
                     fsync_directory(self.path.parent)
             except BaseException:
                 os.close(fd)
@@ -394,7 +309,7 @@ class JsonLinesSink:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-        if self.fsync:
+        if self.options.fsync:
             fsync_directory(self.path.parent)
 
     def _discard(self, fd: int, size: int) -> None:
@@ -408,30 +323,11 @@ class JsonLinesSink:
             os.close(fd)
 
 
-def _check_path(path: str | os.PathLike[str]) -> Path:
-    try:
-        raw = os.fspath(path)
-    except TypeError:
-        raise ConfigError("path", f"expected a path, not {type(path).__name__}") from None
-    if not isinstance(raw, str):
-        raise ConfigError("path", f"expected a str path, not {type(raw).__name__}")
-    if not raw:
-        raise ConfigError("path", "the path is empty")
-    resolved = Path(os.path.abspath(raw))
-    if resolved.is_dir():
-        raise ConfigError("path", f"{raw!r} is a directory; name a file inside it")
-    if resolved.exists() and not resolved.is_file():
-        raise ConfigError("path", f"{raw!r} is not a regular file")
-    directory = resolved.parent
-    if not directory.is_dir():
-        problem = "is not a directory" if directory.exists() else "does not exist"
-        raise ConfigError("path", f"the directory {str(directory)!r} of {raw!r} {problem}")
-    return resolved
 
+def from_url(url: str, **overrides: Any) -> JsonLinesSink:
+    """Build a `JsonLinesSink` from a ``jsonl:`` URL (see `url_arguments`); keyword arguments win.
 
-def _translate_os_error(exc: OSError, sink: str, path: Path) -> SinkError:
-    """Map an `OSError` from file I/O to the sink error the lane acts on."""
-    message = f"JSON Lines sink {sink!r}: writing {str(path)!r} failed: {exc}"
-    if exc.errno in _PERMANENT_ERRNOS:
-        return PermanentSinkError(message, unhealthy=True, sink=sink)
-    return TransientSinkError(message, sink=sink)
+    Raises:
+        ConfigError: If the URL or an option is invalid.
+    """
+    return JsonLinesSink(**url_arguments(url, overrides))

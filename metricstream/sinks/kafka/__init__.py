@@ -3,28 +3,33 @@
 Install the extra: ``pip install 'metricstream[kafka]'`` (confluent-kafka,
 imported only when a sink is built).
 
-- `metricstream.sinks.kafka.wire`: the topic contract (value, key, headers,
-  schema version) and `decode_message`;
-- `metricstream.sinks.kafka.errors`: librdkafka's error codes in one table;
-- `metricstream.sinks.kafka.sink`: delivery-report accounting, fork, close;
-- `metricstream.sinks.kafka.delivery`: a payload's state and its delivery reports;
-- `metricstream.sinks.kafka.url`: ``kafka://host:port[,host:port]/TOPIC?...``.
+The package, by role (the same files as every sink folder):
+
+- `config`: the options, the librdkafka configuration, and
+  ``kafka://host:port[,host:port]/TOPIC?...`` URLs;
+- `sink`: `KafkaSink` (delivery-report accounting, fork, close) and `from_url`;
+- `encode`: the topic contract (value, key, headers, schema version) and
+  how a batch becomes messages;
+- `errors`: librdkafka's error codes in one table;
+- `reader`: `decode_message`, the contract's reference reader;
+
+and its own helper, `delivery`: a payload's state and its delivery reports.
 """
 
 from __future__ import annotations
 
+from metricstream.sinks.kafka.config import SCHEMES, KafkaOptions
 from metricstream.sinks.kafka.delivery import KafkaPayload
-from metricstream.sinks.kafka.errors import VERDICTS, Verdict
-from metricstream.sinks.kafka.sink import KafkaSink
-from metricstream.sinks.kafka.url import SCHEMES, from_url
-from metricstream.sinks.kafka.wire import (
+from metricstream.sinks.kafka.encode import (
     CONTENT_TYPES,
     HEADER_BATCH_ID,
     HEADER_CONTENT_TYPE,
     HEADER_CORRELATION_ID,
     HEADER_SCHEMA_VERSION,
-    decode_message,
 )
+from metricstream.sinks.kafka.errors import VERDICTS, Verdict
+from metricstream.sinks.kafka.reader import decode_message
+from metricstream.sinks.kafka.sink import KafkaSink, from_url
 
 __all__ = [
     "CONTENT_TYPES",
@@ -34,6 +39,7 @@ __all__ = [
     "HEADER_SCHEMA_VERSION",
     "SCHEMES",
     "VERDICTS",
+    "KafkaOptions",
     "KafkaPayload",
     "KafkaSink",
     "Verdict",

@@ -1,28 +1,47 @@
-"""`KafkaSink`'s options: validation, the librdkafka configuration, and masking secrets."""
+"""`KafkaSink`'s options: validation, the librdkafka configuration, masking secrets, URLs.
+
+``kafka://`` URLs (`SCHEMES`) are read by `url_arguments`.
+"""
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from metricstream._options import require_bool, require_choice, require_int, require_number
+from metricstream._options import (
+    Kind,
+    boolean,
+    choice,
+    duration,
+    integer,
+    option,
+    options_class,
+    require_choice,
+    text,
+)
 from metricstream._secrets import MASK, is_secret_name, scrub_secrets
 from metricstream.codecs.compression import Compression
 from metricstream.exceptions import ConfigError
-from metricstream.sinks.kafka.wire import FORMATS, MESSAGE_MODES, KeyFunction
+from metricstream.sinks._url import check_overrides, query_options
+from metricstream.sinks.kafka.encode import FORMATS, MESSAGE_MODES, KeyFunction
 
 __all__ = [
     "ACKS",
     "COMPRESSIONS",
     "RESERVED_OPTIONS",
-    "Settings",
+    "SCHEMES",
+    "KafkaOptions",
     "check_key",
     "check_topic",
     "compression_name",
     "secret_masker",
+    "url_arguments",
 ]
+
+SCHEMES = ("kafka",)
+"""The URL schemes of this sink (see `url_arguments`)."""
 
 COMPRESSIONS = ("zstd", "gzip", "lz4", "snappy", "none")
 """The values of librdkafka's ``compression.type`` the sink accepts."""
@@ -58,37 +77,39 @@ _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 
 
-def check_topic(topic: object) -> str:
+def check_topic(option_name: str, topic: object) -> str:
     """Return `topic` if it is a legal Kafka topic name.
 
     Raises:
-        ConfigError: Otherwise.
+        ConfigError: Otherwise, naming `option_name`.
     """
     if not isinstance(topic, str) or _TOPIC.fullmatch(topic) is None or topic in (".", ".."):
         raise ConfigError(
-            "topic",
+            option_name,
             f"must be 1 to 249 characters of ASCII letters, digits, '.', '_' and '-' "
             f"(not '.' or '..'), not {topic!r}",
         )
     return topic
 
 
-def check_key(key: object) -> str | KeyFunction | None:
+def check_key(option_name: str, key: object) -> str | KeyFunction | None:
     """Return `key` if it is None, a non-empty string or a callable.
 
     Raises:
-        ConfigError: Otherwise.
+        ConfigError: Otherwise, naming `option_name`.
     """
     if key is None or callable(key) or (isinstance(key, str) and key.strip()):
         return key
-    raise ConfigError("key", f"must be None, 'measurement', a tag name or a function, not {key!r}")
+    raise ConfigError(
+        option_name, f"must be None, 'measurement', a tag name or a function, not {key!r}"
+    )
 
 
-def compression_name(value: object) -> str | None:
+def compression_name(value: object, option_name: str = "compression") -> str | None:
     """Return the ``compression.type`` for `value` (None stays None: not chosen).
 
     Raises:
-        ConfigError: If it is not one of `COMPRESSIONS`.
+        ConfigError: If it is not one of `COMPRESSIONS`, naming `option_name`.
     """
     if value is None:
         return None
@@ -96,16 +117,20 @@ def compression_name(value: object) -> str | None:
         return value.value
     if isinstance(value, str) and value.strip().lower() in COMPRESSIONS:
         return value.strip().lower()
-    raise ConfigError("compression", f"must be one of {', '.join(COMPRESSIONS)}, not {value!r}")
+    raise ConfigError(option_name, f"must be one of {', '.join(COMPRESSIONS)}, not {value!r}")
 
 
-def _check_acks(acks: object) -> str:
+def _check_acks(option_name: str, acks: object) -> str:
     if isinstance(acks, int) and not isinstance(acks, bool):
         acks = str(acks)
-    return require_choice("acks", acks, ACKS)
+    return require_choice(option_name, acks, ACKS)
 
 
-def _bootstrap(servers: object) -> str:
+def _check_compression(option_name: str, value: object) -> str | None:
+    return compression_name(value, option_name)
+
+
+def _bootstrap(_option: str, servers: object) -> str:
     if isinstance(servers, str):
         parts = [part.strip() for part in servers.split(",")]
     elif isinstance(servers, Sequence) and all(isinstance(part, str) for part in servers):
@@ -121,7 +146,7 @@ def _bootstrap(servers: object) -> str:
     return ",".join(parts)
 
 
-def _extra(producer_config: object) -> dict[str, Any]:
+def _extra(_option: str, producer_config: object) -> dict[str, Any]:
     if producer_config is None:
         return {}
     if not isinstance(producer_config, Mapping):
@@ -129,55 +154,95 @@ def _extra(producer_config: object) -> dict[str, Any]:
             "producer_config", f"must be a mapping, not {type(producer_config).__name__}"
         )
     extra: dict[str, Any] = {}
-    for option, value in producer_config.items():
-        if not isinstance(option, str) or not option:
-            raise ConfigError("producer_config", f"option names must be strings, not {option!r}")
-        if option in RESERVED_OPTIONS:
-            argument = RESERVED_OPTIONS[option]
+    for setting, value in producer_config.items():
+        if not isinstance(setting, str) or not setting:
+            raise ConfigError("producer_config", f"option names must be strings, not {setting!r}")
+        if setting in RESERVED_OPTIONS:
+            argument = RESERVED_OPTIONS[setting]
             hint = f"use the {argument}= argument" if argument else "the sink sets it itself"
-            raise ConfigError("producer_config", f"{option!r} cannot be set here: {hint}")
-        extra[option] = value
+            raise ConfigError("producer_config", f"{setting!r} cannot be set here: {hint}")
+        extra[setting] = value
     return extra
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The validated options of a `KafkaSink` (see its documentation)."""
+@options_class
+class KafkaOptions:
+    """The options of a `KafkaSink`, each checked when the sink is built."""
 
-    bootstrap_servers: str
-    topic: str
-    format: str
-    message: str
-    key: str | KeyFunction | None
-    compression: str | None
-    idempotence: bool
-    acks: str
-    linger_ms: float
-    delivery_timeout_ms: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    bootstrap_servers: str | list[str] = option(
+        kind=Kind("'host:port[,host:port...]' or a list of them", _bootstrap),
+        doc="The brokers to start from.",
+        kw_only=False,
+        text=False,
+    )
+    topic: str = option(
+        kind=Kind("a Kafka topic name", check_topic), doc="The topic.", kw_only=False, text=False
+    )
+    format: str = option(
+        default="json",
+        kind=choice(FORMATS),
+        doc="'json' (the event's JSON) or 'line' (its line protocol entry).",
+    )
+    message: str = option(
+        default="event",
+        kind=choice(MESSAGE_MODES),
+        doc="'event' (one message per event) or 'batch' (one per batch and key, "
+        "newline-joined, cut below message.max.bytes).",
+    )
+    key: str | KeyFunction | None = option(
+        default=None,
+        kind=Kind("None, 'measurement', a tag name or a function", check_key),
+        doc="None (no key), 'measurement', a tag name, or a function event -> bytes | str | "
+        "None; events with one key stay in order on one partition.",
+    )
+    compression: str | None = option(
+        default=None,
+        kind=Kind(f"one of {', '.join(COMPRESSIONS)}, or None", _check_compression),
+        doc="librdkafka's compression.type; None takes the streamer's codec "
+        "(inherit_compression), else none.",
+    )
+    idempotence: bool = option(
+        default=True, kind=boolean(), doc="librdkafka's enable.idempotence (needs acks='all')."
+    )
+    acks: str = option(
+        default="all",
+        kind=Kind(f"one of {', '.join(ACKS)}", _check_acks),
+        doc="'all', '1' or '0'.",
+    )
+    linger_ms: float = option(
+        default=5,
+        kind=duration(unit="milliseconds", minimum=0, inclusive=True),
+        doc="librdkafka's linger.ms.",
+    )
+    delivery_timeout_ms: int = option(
+        default=120_000,
+        kind=integer(minimum=1),
+        doc="librdkafka's delivery.timeout.ms: how long the producer tries one message; a "
+        "write waits that long (plus a few seconds) for its delivery reports at most.",
+    )
+    producer_config: dict[str, Any] | None = option(
+        default=None,
+        kind=Kind("a mapping of librdkafka options", _extra),
+        doc="Any other librdkafka option (security.protocol, sasl.*, ssl.*, client.id, "
+        "message.max.bytes...); secret values never appear in repr, logs, health or errors.",
+        text=False,
+    )
+    name: str = option(default="kafka", kind=text(), doc="The sink's name in health reports.")
+    check_timeout: float = option(
+        default=10.0,
+        kind=duration(minimum=0.001, inclusive=True),
+        doc="Seconds check waits for the topic's metadata.",
+    )
+    close_timeout: float = option(
+        default=2.0,
+        kind=duration(minimum=0, inclusive=True),
+        doc="Seconds close waits for messages still queued before purging them.",
+    )
 
-    @classmethod
-    def build(cls, bootstrap_servers: object, topic: object, **options: Any) -> Settings:
-        """Validate every option.
-
-        Raises:
-            ConfigError: Naming the first invalid option.
-        """
-        return cls(
-            bootstrap_servers=_bootstrap(bootstrap_servers),
-            topic=check_topic(topic),
-            format=require_choice("format", options["format"], FORMATS),
-            message=require_choice("message", options["message"], MESSAGE_MODES),
-            key=check_key(options["key"]),
-            compression=compression_name(options["compression"]),
-            idempotence=require_bool("idempotence", options["idempotence"]),
-            acks=_check_acks(options["acks"]),
-            linger_ms=require_number("linger_ms", options["linger_ms"], minimum=0),
-            delivery_timeout_ms=require_int(
-                "delivery_timeout_ms", options["delivery_timeout_ms"], minimum=1
-            ),
-            extra=_extra(options["producer_config"]),
-        )
+    @property
+    def extra(self) -> dict[str, Any]:
+        """`producer_config`, checked (empty when none was given)."""
+        return self.producer_config or {}
 
     @property
     def max_message_bytes(self) -> int:
@@ -236,3 +301,51 @@ def secret_masker(extra: Mapping[str, Any]) -> Callable[[str], str]:
         return text
 
     return mask
+
+
+def url_arguments(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return the `KafkaSink` arguments a ``kafka://`` URL stands for; `overrides` win.
+
+    Form: ``kafka://HOST:PORT[,HOST:PORT...]/TOPIC?OPTIONS``, for example
+    ``kafka://broker1:9092,broker2:9092/metrics?format=json&message=event&key=measurement&compression=zstd``.
+    Options: those of `KafkaOptions` (``format``, ``message``, ``key``,
+    ``compression``, ``idempotence``, ``acks``, ``linger_ms``,
+    ``delivery_timeout_ms``, ``name``, ``check_timeout``,
+    ``close_timeout``); any option with a dot in its name is a librdkafka
+    option for ``producer_config``
+    (``security.protocol=SASL_SSL&sasl.username=u&sasl.password=${KAFKA_PASSWORD}``).
+
+    Raises:
+        ConfigError: If the URL is not a ``kafka://`` URL, names no broker or
+            topic, holds credentials before the host, or an option is
+            unknown, repeated or invalid.
+    """
+    shown = scrub_secrets(url)
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme.lower() != "kafka" or not rest.startswith("//"):
+        raise ConfigError("url", f"not a kafka:// URL: {shown!r}")
+    location, _, query = rest[2:].partition("?")
+    servers, _, topic = location.partition("/")
+    if "@" in servers:
+        raise ConfigError(
+            "url",
+            f"{shown!r} has credentials before the host; pass them as librdkafka options: "
+            "?security.protocol=SASL_SSL&sasl.mechanism=PLAIN&sasl.username=U&sasl.password=P",
+        )
+    if not servers:
+        raise ConfigError("bootstrap_servers", f"{shown!r} names no broker")
+    topic = urllib.parse.unquote(topic.rstrip("/"))
+    if not topic:
+        raise ConfigError("topic", f"{shown!r} names no topic; use kafka://HOST:PORT/TOPIC")
+    check_overrides(overrides, KafkaOptions, "KafkaSink", exclude=("bootstrap_servers", "topic"))
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    dotted = tuple(sorted({name for name, _ in pairs if "." in name}))
+    kwargs, producer_config = query_options(url, query, KafkaOptions, url_only=dotted)
+    if producer_config:
+        kwargs["producer_config"] = producer_config
+    if "producer_config" in overrides and producer_config:
+        overrides = {
+            **overrides,
+            "producer_config": {**producer_config, **(overrides["producer_config"] or {})},
+        }
+    return {"bootstrap_servers": servers, "topic": topic, **kwargs, **overrides}

@@ -20,21 +20,26 @@ import time
 from typing import Any
 
 from metricstream._log import logger
-from metricstream._options import require_name, require_number
+from metricstream._options import takes_options
 from metricstream.codecs.compression import Compression
 from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError, PermanentSinkError, SinkError, TransientSinkError
-from metricstream.sinks.kafka.config import Settings, compression_name, secret_masker
+from metricstream.sinks.kafka.config import (
+    KafkaOptions,
+    compression_name,
+    secret_masker,
+    url_arguments,
+)
 from metricstream.sinks.kafka.delivery import (
     ClientEvents,
     DeliveryReports,
     KafkaPayload,
     forsake,
 )
+from metricstream.sinks.kafka.encode import Message, MessageEncoder, Messages
 from metricstream.sinks.kafka.errors import Verdict, describe, judge
-from metricstream.sinks.kafka.wire import KeyFunction, Message, MessageEncoder, Messages
 
-__all__ = ["KafkaSink"]
+__all__ = ["KafkaSink", "from_url"]
 
 _GRACE_S = 5.0
 """Seconds past ``delivery_timeout_ms`` that a write waits before purging what is left."""
@@ -50,31 +55,10 @@ _log = logger.getChild("kafka")
 class KafkaSink:
     """Produce events to a Kafka topic: one message per event, or per batch.
 
-    Args:
-        bootstrap_servers: ``"host:port[,host:port...]"`` or a list of them.
-        topic: The topic.
-        format: ``"json"`` (the event's JSON) or ``"line"`` (line protocol).
-        message: ``"event"`` (one message per event) or ``"batch"`` (one per
-            batch and key, newline-joined; cut below ``message.max.bytes``).
-        key: None (no key), ``"measurement"``, a tag name, or a function
-            ``event -> bytes | str | None``. Events with the same key stay in
-            order on one partition.
-        compression: librdkafka's ``compression.type``: ``zstd``, ``gzip``,
-            ``lz4``, ``snappy`` or ``none``; None takes the streamer's codec
-            (`inherit_compression`), else none.
-        idempotence: librdkafka's ``enable.idempotence`` (needs ``acks="all"``).
-        acks: ``"all"``, ``"1"`` or ``"0"``.
-        linger_ms: librdkafka's ``linger.ms``.
-        delivery_timeout_ms: librdkafka's ``delivery.timeout.ms``: how long
-            the producer tries one message; a write waits that long (plus a
-            few seconds) for its delivery reports at most.
-        producer_config: Any other librdkafka option (``security.protocol``,
-            ``sasl.*``, ``ssl.*``, ``client.id``, ``message.max.bytes``...).
-            Secret values never appear in repr, logs, health or errors.
-        name: The sink's name in health reports.
-        check_timeout: Seconds `check` waits for the topic's metadata.
-        close_timeout: Seconds `close` waits for messages still queued
-            before purging them.
+    Takes the options of `KafkaOptions` (each documented there) as its
+    parameters: ``KafkaSink(bootstrap_servers, topic, *, format="json",
+    message="event", key=None, compression=None, ...)``; they are kept,
+    checked, as `options`.
 
     Raises:
         ConfigError: Naming the option, if one is invalid or librdkafka
@@ -82,51 +66,17 @@ class KafkaSink:
             (``pip install 'metricstream[kafka]'``).
     """
 
-    def __init__(
-        self,
-        bootstrap_servers: str | list[str],
-        topic: str,
-        *,
-        format: str = "json",
-        message: str = "event",
-        key: str | KeyFunction | None = None,
-        compression: str | None = None,
-        idempotence: bool = True,
-        acks: str = "all",
-        linger_ms: float = 5,
-        delivery_timeout_ms: int = 120_000,
-        producer_config: dict[str, Any] | None = None,
-        name: str | None = None,
-        check_timeout: float = 10.0,
-        close_timeout: float = 2.0,
-    ) -> None:
-        self.settings = Settings.build(
-            bootstrap_servers,
-            topic,
-            format=format,
-            message=message,
-            key=key,
-            compression=compression,
-            idempotence=idempotence,
-            acks=acks,
-            linger_ms=linger_ms,
-            delivery_timeout_ms=delivery_timeout_ms,
-            producer_config=producer_config,
-        )
-        self.name: str = require_name("name", "kafka" if name is None else name)
-        self.topic: str = self.settings.topic
-        self.check_timeout = require_number("check_timeout", check_timeout, minimum=0.001)
-        self.close_timeout = require_number("close_timeout", close_timeout, minimum=0)
+    @takes_options(KafkaOptions)
+    def __init__(self, options: KafkaOptions) -> None:
+        self.options = options
+        self.name: str = options.name
         self._encoder = MessageEncoder(
-            self.settings.format,
-            self.settings.message,
-            self.settings.key,
-            self.settings.max_message_bytes,
+            options.format, options.message, options.key, options.max_message_bytes
         )
-        self._mask = secret_masker(self.settings.extra)
+        self._mask = secret_masker(self.options.extra)
         self._events = ClientEvents(self.name, self._mask)
-        self._write_timeout = delivery_timeout_ms / 1000.0 + _GRACE_S
-        self._compression = self.settings.compression or "none"
+        self._write_timeout = options.delivery_timeout_ms / 1000.0 + _GRACE_S
+        self._compression = self.options.compression or "none"
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
@@ -134,14 +84,14 @@ class KafkaSink:
         self._producer: Any = self._new_producer()
 
     def __repr__(self) -> str:
-        key = self.settings.key
+        key = self.options.key
         shown_key = key if key is None or isinstance(key, str) else getattr(key, "__name__", "fn")
         return self._mask(
-            f"KafkaSink(name={self.name!r}, topic={self.topic!r}, "
-            f"bootstrap_servers={self.settings.bootstrap_servers!r}, "
-            f"format={self.settings.format!r}, message={self.settings.message!r}, "
+            f"KafkaSink(name={self.name!r}, topic={self.options.topic!r}, "
+            f"bootstrap_servers={self.options.bootstrap_servers!r}, "
+            f"format={self.options.format!r}, message={self.options.message!r}, "
             f"key={shown_key!r}, compression={self._compression!r}, "
-            f"producer_config={self.settings.redacted_extra()!r})"
+            f"producer_config={self.options.redacted_extra()!r})"
         )
 
     @property
@@ -152,7 +102,7 @@ class KafkaSink:
     # --- the producer ------------------------------------------------------------
 
     def _new_producer(self) -> Any:
-        config = self.settings.librdkafka(self._compression)
+        config = self.options.librdkafka(self._compression)
         config["error_cb"] = self._events.on_error
         config["logger"] = self._events
         try:
@@ -195,7 +145,7 @@ class KafkaSink:
         Raises:
             ConfigError: If the codec is not one librdkafka knows.
         """
-        if self.settings.compression is not None:
+        if self.options.compression is not None:
             return
         chosen = compression_name(Compression.from_str(compression)) or "none"
         with self._lock:
@@ -204,7 +154,7 @@ class KafkaSink:
             self._compression = chosen
             old, self._producer = self._producer, self._new_producer()
         if old is not None:
-            old.flush(self.close_timeout)
+            old.flush(self.options.close_timeout)
 
     # --- the sink protocol -----------------------------------------------------------
 
@@ -231,7 +181,7 @@ class KafkaSink:
         pending = payload.pending
         if pending.values:
             producer = self._client()
-            reports = DeliveryReports(payload.counts)
+            reports = DeliveryReports(payload.counts, pending.shared)
             deadline = reports.started + self._write_timeout
             unsent = self._produce_all(producer, pending, reports, deadline)
             sent = len(pending) - len(unsent)
@@ -251,7 +201,7 @@ class KafkaSink:
     ) -> Messages:
         """Hand every message to the producer; return those it could not take in time."""
         produce = producer.produce
-        topic = self.topic
+        topic = self.options.topic
         callback = reports.callback
         kafka_exception = self._kafka.KafkaException
         if messages.keys is None and messages.headers is None:
@@ -267,10 +217,12 @@ class KafkaSink:
                 except kafka_exception as exc:
                     reports.refused(exc.args[0], (value, None, shared))
             return messages.tail(len(messages))
+        own = messages.headers is not None
         for message in messages:
             value, key, headers = message
             try:
-                produce(topic, value, key, on_delivery=callback, headers=headers)
+                on_delivery = reports.callback_for(headers) if own else callback
+                produce(topic, value, key, on_delivery=on_delivery, headers=headers)
             except BufferError:
                 if not self._produce_when_room(producer, message, reports, deadline):
                     return messages.tail(_position(messages.values, value))
@@ -287,7 +239,11 @@ class KafkaSink:
             producer.poll(_ROOM_WAIT_S)
             try:
                 producer.produce(
-                    self.topic, value, key, on_delivery=reports.callback, headers=headers
+                    self.options.topic,
+                    value,
+                    key,
+                    on_delivery=reports.callback_for(headers),
+                    headers=headers,
                 )
             except BufferError:
                 continue
@@ -328,8 +284,8 @@ class KafkaSink:
             payload.rejected += payload.count(message[0])
             payload.misconfigured = payload.misconfigured or verdict is Verdict.MISCONFIGURED
             payload.rejection = self._mask(
-                f"Kafka sink {self.name!r}: topic {self.topic!r} refused {payload.rejected} "
-                f"event(s): {describe(error)}"
+                f"Kafka sink {self.name!r}: topic {self.options.topic!r} refused "
+                f"{payload.rejected} event(s): {describe(error)}"
             )
         payload.pending = Messages.of(retry)
         if reports.reported < sent or (retry and self._closed):
@@ -343,7 +299,7 @@ class KafkaSink:
             raise TransientSinkError(
                 self._mask(
                     f"Kafka sink {self.name!r}: {waiting} event(s) not delivered to topic "
-                    f"{self.topic!r} yet: {last}"
+                    f"{self.options.topic!r} yet: {last}"
                 ),
                 written=payload.delivered,
                 rejected=payload.rejected,
@@ -395,21 +351,21 @@ class KafkaSink:
         except PermanentSinkError as exc:
             raise SinkError(str(exc), sink=self.name) from None
         try:
-            metadata = producer.list_topics(self.topic, timeout=self.check_timeout)
+            metadata = producer.list_topics(self.options.topic, timeout=self.options.check_timeout)
         except self._kafka.KafkaException as exc:
             raise SinkError(
                 self._mask(
-                    f"Kafka sink {self.name!r}: no metadata for topic {self.topic!r} within "
-                    f"{self.check_timeout:g} s: {describe(exc.args[0])}"
+                    f"Kafka sink {self.name!r}: no metadata for topic {self.options.topic!r} "
+                    f"within {self.options.check_timeout:g} s: {describe(exc.args[0])}"
                 ),
                 sink=self.name,
             ) from None
-        found = metadata.topics.get(self.topic)
+        found = metadata.topics.get(self.options.topic)
         problem = None if found is None else found.error
         if found is None or problem is not None or not found.partitions:
             detail = "no partitions" if problem is None else describe(problem)
             raise SinkError(
-                self._mask(f"Kafka sink {self.name!r}: topic {self.topic!r}: {detail}"),
+                self._mask(f"Kafka sink {self.name!r}: topic {self.options.topic!r}: {detail}"),
                 sink=self.name,
             )
 
@@ -426,10 +382,10 @@ class KafkaSink:
             producer, self._producer = self._producer, None
         if producer is None or self._pid != os.getpid():
             return
-        left = producer.flush(self.close_timeout)
+        left = producer.flush(self.options.close_timeout)
         if left:
             producer.purge(in_queue=True, in_flight=True)
-            producer.flush(min(self.close_timeout, _PURGE_WAIT_S))
+            producer.flush(min(self.options.close_timeout, _PURGE_WAIT_S))
             _log.warning(
                 "metricstream: Kafka sink %r closed with %d message(s) undelivered; purged",
                 self.name,
@@ -466,3 +422,12 @@ def _import_client() -> Any:
             "KafkaSink needs confluent-kafka: pip install 'metricstream[kafka]'"
         ) from exc
     return confluent_kafka
+
+
+def from_url(url: str, **overrides: Any) -> KafkaSink:
+    """Build a `KafkaSink` from a ``kafka://`` URL (see `url_arguments`); keyword arguments win.
+
+    Raises:
+        ConfigError: If the URL or an option is invalid.
+    """
+    return KafkaSink(**url_arguments(url, overrides))

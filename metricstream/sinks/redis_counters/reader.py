@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from metricstream._options import require_choice, require_int
+from metricstream._options import require_choice, require_int, takes_options
 from metricstream.exceptions import ConfigError
 from metricstream.sinks.redis_counters import client as _client
-from metricstream.sinks.redis_counters.buckets import TimeBuckets
+from metricstream.sinks.redis_counters.config import CounterStoreOptions
+from metricstream.sinks.redis_counters.encode import value_text
 from metricstream.sinks.redis_counters.keys import (
     KINDS,
     KeyLayout,
     join_escaped,
     split_escaped,
 )
-from metricstream.sinks.redis_counters.plan import value_text
 
 __all__ = ["CounterResult", "RedisCounterReader"]
 
@@ -61,35 +61,25 @@ def _number(raw: bytes | str | None) -> Number:
 class RedisCounterReader:
     """Read counts, sums, unique counts and top lists written by `RedisCounterSink`.
 
-    Args:
-        url: ``redis://``, ``rediss://`` or ``redis+cluster://`` URL.
-        prefix: The sink's prefix.
-        buckets: The sink's buckets (zone and hourly); `TimeBuckets()` when None.
-        cluster: Redis Cluster (also implied by a ``redis+cluster://`` URL).
+    Takes the options of `CounterStoreOptions` (each documented there) as its
+    parameters: ``RedisCounterReader(url, *, prefix="ms:",
+    buckets=TimeBuckets(), cluster=False)``, which must be the sink's.
 
     Raises:
         ConfigError: For an invalid URL or option.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "ms:",
-        buckets: TimeBuckets | None = None,
-        cluster: bool = False,
-    ) -> None:
-        self._url, url_cluster = _client.split_scheme(url)
-        self.cluster: bool = bool(cluster) or url_cluster
-        _client.check_url(self._url, cluster=self.cluster)
-        self.layout = KeyLayout(prefix)
-        self.buckets: TimeBuckets = TimeBuckets() if buckets is None else buckets
+    @takes_options(CounterStoreOptions)
+    def __init__(self, options: CounterStoreOptions) -> None:
+        self.options = options
+        self.layout = KeyLayout(options.prefix)
         self._redis: Any = None
 
     def __repr__(self) -> str:
         return (
-            f"RedisCounterReader(url={_client.describe(self._url)!r}, cluster={self.cluster}, "
-            f"prefix={self.layout.prefix!r}, buckets={self.buckets!r})"
+            f"RedisCounterReader(url={_client.describe(self.options.url)!r}, "
+            f"cluster={self.options.cluster}, "
+            f"prefix={self.layout.prefix!r}, buckets={self.options.buckets!r})"
         )
 
     def __enter__(self) -> RedisCounterReader:
@@ -113,15 +103,15 @@ class RedisCounterReader:
     def redis(self) -> Any:
         """The redis-py client (made on first use)."""
         if self._redis is None:
-            self._redis = _client.connect(self._url, cluster=self.cluster)
+            self._redis = _client.connect(self.options.url, cluster=self.options.cluster)
         return self._redis
 
     # --- helpers -----------------------------------------------------------------
 
     def _range(self, start: Moment, end: Moment, bucket: str) -> list[int]:
         require_choice("bucket", bucket, ("d", "h"))
-        return self.buckets.enumerate(
-            self.buckets.to_seconds(start), self.buckets.to_seconds(end), bucket
+        return self.options.buckets.enumerate(
+            self.options.buckets.to_seconds(start), self.options.buckets.to_seconds(end), bucket
         )
 
     @staticmethod
@@ -145,7 +135,7 @@ class RedisCounterReader:
         return join_escaped(texts)
 
     def _get_many(self, keys: Sequence[str]) -> list[Any]:
-        if self.cluster:
+        if self.options.cluster:
             return list(self.redis.mget_nonatomic(list(keys))) if keys else []
         found: list[Any] = []
         for first in range(0, len(keys), _CHUNK):
@@ -230,7 +220,7 @@ class RedisCounterReader:
         Pipelined on a single node; one by one on a cluster, whose pipelines
         refuse most commands.
         """
-        if self.cluster:
+        if self.options.cluster:
             return [getattr(self.redis, command)(*args) for args in calls]
         pipe = self.redis.pipeline(transaction=False)
         for args in calls:
@@ -243,7 +233,7 @@ class RedisCounterReader:
     def _union(self, keys: list[str]) -> int:
         if not keys:
             return 0
-        if not self.cluster:
+        if not self.options.cluster:
             return int(self.redis.pfcount(*keys))
         # Keys of several slots cannot be counted together on a cluster: copy
         # the HyperLogLogs (plain strings) under one hash tag, count, delete.
@@ -283,7 +273,7 @@ class RedisCounterReader:
             for moment in self._range(start, end, bucket)
         ]
         members: set[bytes] = set()
-        if keys and not self.cluster:
+        if keys and not self.options.cluster:
             members = set(self.redis.sunion(keys))
         elif keys:
             for found in self._each("smembers", [(key,) for key in keys]):

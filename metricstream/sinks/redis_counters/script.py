@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from metricstream.sinks.redis_counters.plan import Op
+from metricstream.sinks.redis_counters.encode import Op
 
 __all__ = ["APPLY_BATCH", "CounterPayload", "ScriptCall", "encode_calls", "slot_tag"]
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
-from metricstream._options import require_bool, require_int, require_name, require_number
+from metricstream._options import takes_options
 from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError, PermanentSinkError, SinkError
 from metricstream.sinks.redis_counters import client as _client
-from metricstream.sinks.redis_counters.buckets import TimeBuckets
+from metricstream.sinks.redis_counters.config import (
+    RedisCounterOptions,
+    as_mapping,
+    url_arguments,
+)
+from metricstream.sinks.redis_counters.encode import Planner
+from metricstream.sinks.redis_counters.errors import sink_error
 from metricstream.sinks.redis_counters.keys import KeyLayout
-from metricstream.sinks.redis_counters.mapping import CounterLimits, CounterMapping
-from metricstream.sinks.redis_counters.plan import Planner
 from metricstream.sinks.redis_counters.reader import RedisCounterReader
 from metricstream.sinks.redis_counters.script import (
     APPLY_BATCH,
@@ -24,40 +27,9 @@ from metricstream.sinks.redis_counters.script import (
     encode_calls,
 )
 
-__all__ = ["RedisCounterSink", "as_mapping"]
+__all__ = ["RedisCounterSink", "from_url"]
 
 _warnings = RateLimitedLog(logger.getChild("redis_counters"))
-
-
-def as_mapping(mapping: object) -> CounterMapping:
-    """Accept a `CounterMapping`, a dict (`CounterMapping.from_dict`) or JSON text.
-
-    Raises:
-        ConfigError: If it is none of these, or invalid.
-    """
-    if isinstance(mapping, CounterMapping):
-        return mapping
-    if isinstance(mapping, Mapping):
-        return CounterMapping.from_dict(mapping)
-    if isinstance(mapping, str):
-        return CounterMapping.from_json(mapping)
-    raise ConfigError(
-        "mapping", f"expected a CounterMapping, a dict or JSON text, not {type(mapping).__name__}"
-    )
-
-
-def _check_prefix(prefix: str, *, cluster: bool) -> None:
-    if not isinstance(prefix, str):
-        raise ConfigError("prefix", f"must be a string, not {prefix!r}")
-    if cluster and ("{" in prefix or "}" in prefix):
-        from redis.crc import key_slot
-
-        if key_slot(f"{prefix}a".encode()) != key_slot(f"{prefix}b".encode()):
-            raise ConfigError(
-                "prefix",
-                f"{prefix!r} has a brace but no complete hash tag; on a cluster a prefix "
-                "may hold braces only as a hash tag such as '{app}:'",
-            )
 
 
 class RedisCounterSink:
@@ -70,73 +42,27 @@ class RedisCounterSink:
     batch is applied the same way. Keys, buckets and escaping are described
     in `metricstream.sinks.redis_counters`.
 
-    Args:
-        url: ``redis://``, ``rediss://`` (TLS) or ``redis+cluster://`` URL.
-        mapping: The counters to feed: a `CounterMapping`, a dict or JSON text.
-        buckets: Daily (and hourly) buckets in a time zone; `TimeBuckets()`
-            (daily, UTC) when None.
-        limits: Limits per event; `CounterLimits()` (traqq's) when None.
-        prefix: Written before every key (``""`` for traqq's exact keys).
-        ttl_daily: Keep daily keys this many seconds after their day starts
-            (``EXPIREAT`` set by the same script); None keeps them.
-        ttl_hourly: Likewise for hourly keys.
-        cluster: Redis Cluster (also implied by a ``redis+cluster://`` URL).
-        name: The sink's name in health reports (``"redis-counters"``).
-        batch_ttl: Seconds a batch id is remembered; a retry later than this
-            would count the batch again. Default one hour.
-        socket_timeout: Seconds to wait for Redis before a write fails (and
-            is retried by the streamer).
+    Takes the options of `RedisCounterOptions` (each documented there) as its
+    parameters: ``RedisCounterSink(url, *, mapping, prefix="ms:",
+    buckets=TimeBuckets(), ...)``; they are kept, checked, as `options`.
 
     Raises:
         ConfigError: For an invalid URL, mapping (also one naming a property
             longer than ``limits.max_field_length``) or option.
     """
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        mapping: CounterMapping | Mapping[str, Any] | str,
-        buckets: TimeBuckets | None = None,
-        limits: CounterLimits | None = None,
-        prefix: str = "ms:",
-        ttl_daily: int | None = None,
-        ttl_hourly: int | None = None,
-        cluster: bool = False,
-        name: str | None = None,
-        batch_ttl: int = 3600,
-        socket_timeout: float = 10.0,
-    ) -> None:
-        self._url, url_cluster = _client.split_scheme(url)
-        self.cluster: bool = require_bool("cluster", cluster) or url_cluster
-        self.name: str = require_name("name", "redis-counters" if name is None else name)
-        self.mapping: CounterMapping = as_mapping(mapping)
-        self.buckets: TimeBuckets = TimeBuckets() if buckets is None else buckets
-        self.limits: CounterLimits = CounterLimits() if limits is None else limits
-        for option, value, kind in (
-            ("buckets", self.buckets, TimeBuckets),
-            ("limits", self.limits, CounterLimits),
-        ):
-            if not isinstance(value, kind):
-                raise ConfigError(option, f"must be a {kind.__name__}, not {value!r}")
-        for option, ttl in (("ttl_daily", ttl_daily), ("ttl_hourly", ttl_hourly)):
-            if ttl is not None:
-                require_int(option, ttl, minimum=1)
-        if ttl_hourly is not None and not self.buckets.hourly:
-            raise ConfigError("ttl_hourly", "is set but the buckets are not hourly")
-        self.batch_ttl: int = require_int("batch_ttl", batch_ttl, minimum=1)
-        self.socket_timeout = require_number("socket_timeout", socket_timeout, minimum=0.001)
-        _check_prefix(prefix, cluster=self.cluster)
-        _client.check_url(self._url, cluster=self.cluster)
-        self.layout = KeyLayout(prefix)
-        self.ttl_daily, self.ttl_hourly = ttl_daily, ttl_hourly
+    @takes_options(RedisCounterOptions)
+    def __init__(self, options: RedisCounterOptions) -> None:
+        self.options = options
+        self.name: str = options.name
+        self.layout = KeyLayout(options.prefix)
         self._planner = Planner(
-            self.mapping,
-            self.buckets,
-            self.limits,
+            as_mapping(options.mapping),
+            options.buckets,
+            options.limits,
             self.layout,
-            ttl_daily=ttl_daily,
-            ttl_hourly=ttl_hourly,
+            ttl_daily=options.ttl_daily,
+            ttl_hourly=options.ttl_hourly,
         )
         self._lock = threading.Lock()
         self._redis: Any = None
@@ -155,18 +81,20 @@ class RedisCounterSink:
     @property
     def url(self) -> str:
         """The connection URL without its password."""
-        return _client.describe(self._url)
+        return _client.describe(self.options.url)
 
     def __repr__(self) -> str:
         return (
-            f"RedisCounterSink(name={self.name!r}, url={self.url!r}, cluster={self.cluster}, "
-            f"prefix={self.prefix!r}, buckets={self.buckets!r}, mapping={self.mapping!r})"
+            f"RedisCounterSink(name={self.name!r}, url={self.url!r}, "
+            f"cluster={self.options.cluster}, prefix={self.prefix!r}, "
+            f"buckets={self.options.buckets!r}, mapping={self.options.mapping!r})"
         )
 
     def reader(self) -> RedisCounterReader:
         """A reader of this sink's counters: same server, prefix and buckets."""
+        options = self.options
         return RedisCounterReader(
-            self._url, prefix=self.prefix, buckets=self.buckets, cluster=self.cluster
+            options.url, prefix=options.prefix, buckets=options.buckets, cluster=options.cluster
         )
 
     # --- prepare: CPU only -----------------------------------------------------
@@ -184,7 +112,7 @@ class RedisCounterSink:
         """
         ops = self._planner.plan(batch.columns())
         batch_key = partial(self.layout.batch, self.name, batch.batch_id)
-        calls = encode_calls(ops, batch_key, self.batch_ttl, cluster=self.cluster)
+        calls = encode_calls(ops, batch_key, self.options.batch_ttl, cluster=self.options.cluster)
         return CounterPayload(batch.batch_id, len(batch), calls)
 
     # --- write: I/O --------------------------------------------------------------
@@ -198,15 +126,15 @@ class RedisCounterSink:
             if self._redis is None:
                 try:
                     client = _client.connect(
-                        self._url,
-                        cluster=self.cluster,
+                        self.options.url,
+                        cluster=self.options.cluster,
                         name=self.name,
-                        socket_timeout=self.socket_timeout,
+                        socket_timeout=self.options.socket_timeout,
                     )
                 except ConfigError as exc:
                     raise PermanentSinkError(str(exc), unhealthy=True, sink=self.name) from None
                 except Exception as exc:
-                    raise _client.sink_error(exc, sink=self.name, action="connect") from None
+                    raise sink_error(exc, sink=self.name, action="connect") from None
                 self._script = client.register_script(APPLY_BATCH)
                 self._redis = client
             return self._redis
@@ -228,7 +156,7 @@ class RedisCounterSink:
             return
         redis_client = self._connected()
         try:
-            if self.cluster:
+            if self.options.cluster:
                 replies = self._apply_cluster(redis_client, payload.calls)
             else:
                 call = payload.calls[0]
@@ -236,7 +164,7 @@ class RedisCounterSink:
         except SinkError:
             raise
         except Exception as exc:
-            raise _client.sink_error(exc, sink=self.name, action="apply batch") from None
+            raise sink_error(exc, sink=self.name, action="apply batch") from None
         self._account(payload, replies)
 
     def _apply_cluster(self, cluster: Any, calls: tuple[ScriptCall, ...]) -> list[Any]:
@@ -319,12 +247,12 @@ class RedisCounterSink:
         """
         redis_client = self._connected()
         try:
-            if self.cluster:
+            if self.options.cluster:
                 redis_client.ping(target_nodes=redis_client.PRIMARIES)
             else:
                 redis_client.ping()
         except Exception as exc:
-            raise _client.sink_error(exc, sink=self.name, action="ping") from None
+            raise sink_error(exc, sink=self.name, action="ping") from None
 
     def close(self) -> None:
         """Close the connections; later writes raise `PermanentSinkError`. Idempotent."""
@@ -339,3 +267,13 @@ class RedisCounterSink:
         self._lock = threading.Lock()
         self._redis = None
         self._script = None
+
+
+def from_url(url: str, **overrides: Any) -> RedisCounterSink:
+    """Build a `RedisCounterSink` from a Redis URL (see `url_arguments`); keyword arguments win.
+
+    Raises:
+        ConfigError: If the URL is not a Redis URL, an option is unknown,
+            repeated or invalid, or there is no mapping.
+    """
+    return RedisCounterSink(**url_arguments(url, overrides))

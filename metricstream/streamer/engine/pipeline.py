@@ -1,45 +1,49 @@
-"""The pipeline of one streamer in one process: buffer, batcher thread, lanes.
+"""The pipeline of one streamer in one process: intake, batcher thread, lanes.
 
 Data flows one way::
 
-    send() -> shared buffer -> batcher thread -> EventBatch -> one lane per sink
-           (lane: preparer thread -> PendingQueue -> writer thread -> sink.write())
+    send() -> Intake.buffer -> Batcher -> EventBatch -> one Lane per sink
+    send_batch() -----------------^
+           (lane: preparer thread -> queue -> writer thread -> sink.write())
 
-Accounting: events leave the shared buffer in order, and each gets a position
-in that sequence (``taken``). A lane knows the positions of what it holds,
-which is how `Pipeline.flush` knows when everything accepted before it is
-done. For every sink at every moment::
-
-    accepted == written + dropped + pending
-
-where ``accepted = buffered + popped + upstream_dropped`` is counted here and
-the rest by the sink's lane (see `metricstream.streamer.engine.lane`).
-
-A forked child builds a new `Pipeline`; the parent's is never touched there.
+The intake (`metricstream.streamer.engine.intake`) counts what has not
+reached a lane; each lane counts the rest (`metricstream.streamer.engine.lane`);
+the batcher (`metricstream.streamer.engine.batcher`) moves batches from one
+to the other. `Pipeline` builds them, answers flush and health, and stops
+them. A forked child builds a new `Pipeline`; the parent's is never touched
+there.
 """
 
 from __future__ import annotations
 
-import random
+import math
+import os
 import threading
 import time
-from collections import deque
-from collections.abc import Sequence
-from itertools import repeat
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
-from metricstream.event import PARTS_PER_EVENT, EventRow, shared_tags
-from metricstream.exceptions import InvalidEventError
+from metricstream.event import PARTS_PER_EVENT
+from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
 from metricstream.spool import Spool
 from metricstream.streamer.config import StreamerConfig
-from metricstream.streamer.engine.lane import Lane
-from metricstream.streamer.engine.spill import SpillCursor
+from metricstream.streamer.correlation import current_correlation_id, scopes_entered
+from metricstream.streamer.engine.batcher import Batcher, PeriodicTask
+from metricstream.streamer.engine.default_tags import DefaultTags
+from metricstream.streamer.engine.intake import Intake
+from metricstream.streamer.engine.lane import Lane, SpillCursor
+from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
-from metricstream.streamer.operations.self_metrics import SelfMetrics
 
-__all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
+__all__ = [
+    "CATCH_UP_BATCHES",
+    "CATCH_UP_SECONDS",
+    "PROGRESS_WINDOW",
+    "CurrentPipeline",
+    "Pipeline",
+]
 
 CATCH_UP_BATCHES = 3
 """Full batches waiting for the batcher from which `send` lets it run."""
@@ -48,16 +52,26 @@ CATCH_UP_SECONDS = 0.01
 PROGRESS_WINDOW = 0.1
 """A preparer that prepared no batch for this many seconds is never waited for."""
 
-_popleft = deque.popleft
-
 
 class Pipeline:
-    """The buffer, counters, batcher thread and lanes behind an `EventStreamer`.
+    """The intake, batcher thread and lanes behind an `EventStreamer`.
+
+    Built stopped: add periodic work with `add_periodic`, then `start` it.
 
     Args:
         config: The streamer's options.
         sinks: The sinks, in order.
         names: Their unique names.
+        spool: The spool, when the streamer has one.
+
+    Attributes:
+        buffer: The intake's buffer (`send` appends to it directly).
+        part_limit: Parts `send` may append without the overflow path; -1
+            once closed.
+        wake_every: Parts in a full batch: `send` wakes the batcher at each multiple.
+        wake: Set to wake the batcher.
+        cut: Set after each batch cut (see `catch_up`).
+        closed: True once a shutdown began.
     """
 
     def __init__(
@@ -69,38 +83,26 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.spool = spool
-        self._in_hand_durable = False
-        # The events waiting for the batcher, as their parts (`PARTS_PER_EVENT`
-        # per event). `send` appends an event's parts with one `extend`, which
-        # no other thread can interleave; only holders of `lock` take from the left.
-        self.buffer: deque[Any] = deque()
-        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.intake = Intake()
+        self.buffer = self.intake.buffer
         self._progress = threading.Condition(threading.Lock())
         self._space = threading.Condition(threading.Lock())
-        self.wake = threading.Event()
-        self.cut = threading.Event()  # set after each batch cut (see `catch_up`)
         self.batch_size = config.batch_size
-        self.wake_every = config.batch_size * PARTS_PER_EVENT  # parts in a full batch
+        self.wake_every = config.batch_size * PARTS_PER_EVENT
         self.behind = CATCH_UP_BATCHES * self.wake_every  # the batcher is behind from here
         self.limit = config.max_buffer  # events send() may leave waiting
-        # Parts send() may append without the overflow path; -1 once closed.
         self.part_limit = self.limit * PARTS_PER_EVENT
-        self.closed = False
-        self._stopping = False
-        self._aborted = False
-        self._flush_requested = False
-        self._popped = 0  # events taken into batches
-        self._taken = 0  # events that left the shared buffer: popped or evicted
-        self._in_hand_start: int | None = None
-        self._upstream_dropped: dict[str, int] = {}
+        self.finished = False  # the shutdown is over: nothing changes any more
         self.warnings = RateLimitedLog(logger)
+        self._tags = DefaultTags(config.default_tags, self.warnings)
         self._stop_lock = threading.Lock()
         self._stopped: tuple[bool, int] | None = None
         self.lanes = [
             Lane(
                 sink,
                 name,
-                retry=config.retry,
+                retry=config.retry_policy,
                 max_buffer=config.max_buffer,
                 unhealthy_after=config.unhealthy_after,
                 probe_interval=config.probe_interval,
@@ -110,29 +112,76 @@ class Pipeline:
             )
             for sink, name in zip(sinks, names, strict=True)
         ]
-        slots = [lane.uncounted for lane in self.lanes]
-        self.self_metrics = SelfMetrics(config.self_metrics_interval, config.default_tags, slots)
-        self._batcher_error: str | None = None
-        self._batcher = threading.Thread(
-            target=self._guard_batcher, name="metricstream-batcher", daemon=True
+        self.batcher = Batcher(
+            config,
+            self.intake,
+            lanes=self.lanes,
+            spool=spool,
+            warnings=self.warnings,
+            on_cut=self._update_limit,
+            on_progress=self._on_progress,
         )
+        self.wake = self.batcher.wake
+        self.cut = self.batcher.cut
+        if spool is not None and spool.fsync == "interval":
+            self.batcher.add_periodic(_SpoolSync(spool, self._on_progress))
+
+    @classmethod
+    def open(cls, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> Pipeline:
+        """Build a pipeline with the spool that ``config.spool_dir`` names, if any.
+
+        Raises:
+            ConfigError: If the spool directory cannot be used.
+        """
+        spool = _open_spool(config, names, config.spool_dir)
+        return cls(config, sinks, names, spool)
+
+    def for_child(self) -> Pipeline:
+        """Return a new pipeline for a forked child (fresh intake, lanes and threads).
+
+        The parent's spool stays the parent's: the child spools apart, in
+        ``SPOOL_DIR/forks/<pid>``, removed once delivered.
+        """
+        sinks = [lane.sink for lane in self.lanes]
+        names = [lane.name for lane in self.lanes]
+        spool = None
+        if self.spool is not None and self.config.spool_dir is not None:
+            self.spool.forget_in_child()
+            child_dir = os.path.join(self.config.spool_dir, "forks", str(os.getpid()))
+            spool = _open_spool(self.config, names, child_dir, ephemeral=True)
+        return Pipeline(self.config, sinks, names, spool)
+
+    @property
+    def closed(self) -> bool:
+        """True once a shutdown began: nothing more is accepted."""
+        return self.intake.closed
+
+    def add_periodic(self, task: PeriodicTask) -> None:
+        """Have the batcher thread run `task` when it is due (call before `start`)."""
+        self.batcher.add_periodic(task)
+
+    def start(self) -> None:
+        """Start the lanes' threads and the batcher."""
         for lane in self.lanes:
             lane.start()
-        self._batcher.start()
+        self.batcher.start()
+
+    def send_uncounted(self, batch: EventBatch) -> None:
+        """Hand every lane a batch outside the accounting (self-telemetry)."""
+        for lane in self.lanes:
+            lane.offer_uncounted(batch)
 
     # --- the application's side ------------------------------------------------
 
     def drop_upstream(self, reason: str, count: int = 1) -> bool:
         """Count `count` events dropped before reaching any lane; return False."""
-        with self.lock:
-            self._upstream_dropped[reason] = self._upstream_dropped.get(reason, 0) + count
-        return False
+        return self.intake.drop(reason, count)
 
     def buffered(self) -> int:
         """Events waiting for the batcher."""
-        return len(self.buffer) // PARTS_PER_EVENT
+        return self.intake.buffered()
 
-    def send_when_full(self, row: EventRow) -> bool:
+    def send_when_full(self, row: tuple[Any, ...]) -> bool:
         """Apply the overflow policy to an event (its parts) that found the buffer full.
 
         Also called for every event once the streamer is closed (it drops them).
@@ -144,14 +193,7 @@ class Pipeline:
         if overflow == "drop_newest":
             return self.drop_upstream("overflow")
         if overflow == "drop_oldest":
-            with self.lock:
-                if len(buffer) >= self.part_limit:
-                    for _ in range(PARTS_PER_EVENT):
-                        buffer.popleft()
-                    self._taken += 1
-                    self._upstream_dropped["overflow"] = (
-                        self._upstream_dropped.get("overflow", 0) + 1
-                    )
+            self.intake.evict_oldest(self.part_limit)
             buffer.extend(row)
             self.wake.set()
             return True
@@ -175,81 +217,6 @@ class Pipeline:
             self.wake.set()
         return True
 
-    # --- the batcher thread --------------------------------------------------
-
-    def _next_flush_delay(self) -> float:
-        jitter = self.config.flush_jitter
-        return self.config.flush_interval + (random.uniform(0, jitter) if jitter else 0.0)
-
-    def _guard_batcher(self) -> None:
-        """Run the batcher; if it ever dies, say so in health, flush and the log."""
-        try:
-            self._run_batcher()
-        except BaseException as exc:
-            self._batcher_error = f"{type(exc).__name__}: {exc}"
-            logger.critical(
-                "metricstream: the batcher thread died; events are no longer delivered",
-                exc_info=True,
-            )
-            with self._progress:
-                self._progress.notify_all()
-
-    def _run_batcher(self) -> None:
-        next_flush = time.monotonic() + self._next_flush_delay()
-        buffer = self.buffer
-        full_batch = self.wake_every
-        while True:
-            timeout = min(next_flush, self.self_metrics.due) - time.monotonic()
-            if timeout > 0 and not self._stopping:
-                self.wake.wait(timeout)
-            self.wake.clear()
-            if self._aborted:
-                return
-            now = time.monotonic()
-            due = now >= next_flush
-            force = due or self._flush_requested or self._stopping
-            self._flush_requested = False
-            while len(buffer) >= full_batch or (force and buffer):
-                if not self._cut_and_distribute():
-                    return
-            if due or force:
-                next_flush = now + self._next_flush_delay()
-            self._report_upstream_overflow()
-            if not self.closed:
-                self.self_metrics.emit_if_due(now, self.health)
-            self._on_progress()
-            if self._stopping and not buffer:
-                return
-
-    def _cut_and_distribute(self) -> bool:
-        buffer = self.buffer
-        with self.lock:
-            if self._aborted:
-                return False
-            count = min(len(buffer) // PARTS_PER_EVENT, self.batch_size)
-            parts = list(map(_popleft, repeat(buffer, count * PARTS_PER_EVENT)))
-            start = self._taken
-            self._taken += count
-            self._popped += count
-            self._in_hand_start = start
-        if self.config.default_tags:
-            parts = self._with_default_tags(parts)
-        batch = EventBatch.from_parts(parts)
-        overflow = self.config.overflow
-        seq = self._append(batch) if self.spool is not None else None
-        if seq == "dropped":
-            for lane in self.lanes:
-                lane.drop_on_arrival(len(batch), "overflow")
-        else:
-            for lane in self.lanes:
-                lane.offer(batch, start, overflow, seq)
-        with self.lock:
-            self._in_hand_start = None
-            self._in_hand_durable = False
-        self._update_limit()
-        self.cut.set()
-        return True
-
     def catch_up(self) -> None:
         """Let the batcher, or a lane's preparer, run when it has fallen behind.
 
@@ -265,7 +232,7 @@ class Pipeline:
         waits until that thread has finished one more batch, at most
         `CATCH_UP_SECONDS`.
         """
-        if self._stopping or self._batcher_error is not None:
+        if self.batcher.stopping or self.batcher.error is not None:
             return
         if len(self.buffer) >= self.behind:
             self.cut.clear()
@@ -279,104 +246,86 @@ class Pipeline:
                 lane.prepared.wait(CATCH_UP_SECONDS)
                 return
 
-    def _append(self, batch: EventBatch) -> tuple[int, int] | Literal["dropped"] | None:
-        """Append a batch to the spool, applying the overflow policy when it is full.
+    # --- batches given whole ------------------------------------------------------
 
-        Returns:
-            Its sequence numbers; ``"dropped"`` when the full spool refused
-            it (``drop_newest``); None when it could not be written (the
-            batch is then delivered from memory only).
+    def send_batch(self, parts: list[Any], batch_id: str | None) -> BatchReceipt:
+        """Take the events of `parts` as one batch, all or none (see `EventStreamer.send_batch`).
+
+        What `send` queued before is cut into batches of its own first. The
+        batch is appended to the spool (if any) and offered to every lane
+        before this returns.
+
+        Raises:
+            BackpressureError: If the lanes (or the spool) cannot take it
+                all, at once or, under ``overflow="block"``, within
+                ``block_timeout``.
+            StreamerClosedError: If the streamer is shut down.
+            ConfigError: If it holds more than ``max_buffer`` events.
+            InvalidEventError: If an event's tags cannot take the default tags.
         """
-        spool = self.spool
-        assert spool is not None
-        if not len(batch):
-            return None
-        while spool.is_full() and not self._stopping:
-            if self.config.overflow == "drop_newest":
-                self.warnings.warning(
-                    ("*", "spool-full"),
-                    "metricstream: spool full (spool_max_bytes=%d); dropping new batches",
-                    spool.max_bytes,
-                )
-                return "dropped"
-            if self.config.overflow == "drop_oldest":
-                dropped = spool.drop_oldest()
-                if dropped is None:
+        count = len(parts) // PARTS_PER_EVENT
+        if count > self.config.max_buffer:
+            raise ConfigError(
+                "max_buffer",
+                f"send_batch() got {count} events, more than max_buffer="
+                f"{self.config.max_buffer} can ever hold; send smaller batches",
+            )
+        if self.config.default_tags:
+            self._tags.merge_all(parts)
+        batch = EventBatch.from_parts(parts, batch_id=batch_id)
+        block = self.config.overflow == "block"
+        timeout = self.config.block_timeout if block else 0.0
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._wait_for_room(count, deadline)
+            with self.batcher.cutting:
+                if self.closed or not self.batcher.cut_waiting():
+                    raise StreamerClosedError("the streamer is shut down")
+                if self._has_room(count):  # what was cut before it may have taken the room
+                    handed = self.batcher.hand_over(batch)
                     break
-                for lane in self.lanes:
-                    lane.spool_dropped(dropped[1])
-                continue
-            time.sleep(0.05)  # "block": wait for the sinks to catch up
-        try:
-            seq = spool.append(batch)
-        except OSError as exc:
-            self.warnings.error(
-                ("*", "spool-write"),
-                "metricstream: writing the spool failed (%s); delivering from memory only",
-                exc,
-            )
-            return None
-        with self.lock:
-            self._in_hand_durable = True
-        return seq
+        if handed is None:
+            raise StreamerClosedError("the streamer is shut down")
+        self._on_progress()
+        self.cut.set()
+        start, seq = handed
+        return BatchReceipt(
+            self,
+            batch.batch_id,
+            count,
+            start + count,
+            spooled=self.spool is not None,
+            spool_end=None if seq is None else seq[1],
+        )
 
-    def _with_default_tags(self, parts: list[Any]) -> list[Any]:
-        """Add the default tags each event lacks; drop (as invalid) events whose tags break.
+    def _has_room(self, count: int) -> bool:
+        if self.spool is not None:
+            return not self.spool.is_full()
+        return all(lane.max_buffer - lane.backlog() >= count for lane in self.lanes)
 
-        The tags of each distinct tag dict of the batch are merged once. Tags
-        assigned to ``event.tags`` directly skip validation; one such event
-        costs only itself, never its batch or the batcher.
-        """
-        merged: dict[int, Any] = {}
-        bad: list[int] = []
-        for index in range(1, len(parts), PARTS_PER_EVENT):
-            tags = parts[index]
-            key = id(tags)  # every tag dict of the batch is alive, so ids are unique
-            if key in merged:
-                new = merged[key]
-            else:
-                new = merged[key] = self._tags_with_defaults(tags, parts[index - 1])
-            if new is None:
-                bad.append(index - 1)
-            elif new is not tags:
-                parts[index] = new
-        if not bad:
-            return parts
-        for first in reversed(bad):
-            del parts[first : first + PARTS_PER_EVENT]
-        with self.lock:  # taken into the batch, now dropped before any lane
-            self._popped -= len(bad)
-            self._upstream_dropped["invalid"] = self._upstream_dropped.get("invalid", 0) + len(bad)
-        return parts
+    def _wait_for_room(self, count: int, deadline: float | None) -> None:
+        with self._progress:
+            while not self._has_room(count):
+                if self.closed:
+                    raise StreamerClosedError("the streamer is shut down")
+                remaining = math.inf if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    where = (
+                        f"the spool is full (spool_max_bytes={self.config.spool_max_bytes})"
+                        if self.spool is not None
+                        else f"a sink's buffer has no room for them "
+                        f"(max_buffer={self.config.max_buffer})"
+                    )
+                    raise BackpressureError(
+                        f"cannot take {count} events now: {where}",
+                        retry_after=self.config.flush_interval,
+                        events=count,
+                    )
+                self._progress.wait(min(remaining, 0.05))
 
-    def _tags_with_defaults(self, tags: Any, measurement: object) -> dict[str, str] | None:
-        """`tags` with the default tags it lacks; None (and a warning) if they are invalid."""
-        defaults = self.config.default_tags
-        try:
-            if defaults.keys() <= tags.keys():
-                return tags  # type: ignore[no-any-return]
-            return shared_tags({**defaults, **tags})
-        except (InvalidEventError, TypeError, AttributeError) as exc:
-            self.warnings.warning(
-                ("*", "invalid-tags"),
-                "metricstream: dropped event %r: its tags are invalid: %s",
-                measurement,
-                exc,
-            )
-            return None
-
-    def _report_upstream_overflow(self) -> None:
-        with self.lock:
-            dropped = self._upstream_dropped.get("overflow", 0)
-        if dropped:
-            self.warnings.warning(
-                ("*", "overflow-upstream"),
-                "metricstream: send() found the buffer full (max_buffer=%d); "
-                "%d events dropped so far (overflow=%r)",
-                self.config.max_buffer,
-                dropped,
-                self.config.overflow,
-            )
+    def durable_through(self, spool_end: int) -> bool:
+        """Every spool event below `spool_end` is synced as ``spool_fsync`` says."""
+        return self.spool is not None and self.spool.synced_seq >= spool_end
 
     def _update_limit(self) -> None:
         if self.config.overflow != "block":
@@ -392,14 +341,12 @@ class Pipeline:
         with self._progress:
             self._progress.notify_all()
 
-    # --- flush and health ------------------------------------------------------
+    # --- flush, waits and health -------------------------------------------------
 
-    def _done_through(self, marker: int) -> bool:
-        with self.lock:
-            if self._taken < marker:
-                return False
-            if self._in_hand_start is not None and self._in_hand_start < marker:
-                return False
+    def done_through(self, marker: int) -> bool:
+        """Every event before position `marker` is written or dropped on every sink."""
+        if not self.intake.taken_through(marker):
+            return False
         for lane in self.lanes:
             oldest = lane.oldest_unfinished()
             if oldest is not None and oldest < marker:
@@ -412,14 +359,12 @@ class Pipeline:
         Returns:
             True once done; False if `timeout` seconds passed first.
         """
-        with self.lock:
-            marker = self._taken + len(self.buffer) // PARTS_PER_EVENT
-        self._flush_requested = True
-        self.wake.set()
+        marker = self.intake.marker()
+        self.batcher.request_flush()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         with self._progress:
-            while not self._done_through(marker):
-                if self._aborted or self._batcher_error is not None:
+            while not self.done_through(marker):
+                if self.intake.aborted or self.batcher.error is not None:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -427,12 +372,33 @@ class Pipeline:
                 self._progress.wait(min(remaining, 0.2) if remaining is not None else 0.2)
         return True
 
+    def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until `predicate` holds, `timeout` seconds pass or the pipeline is finished.
+
+        In a forked child (where the pipeline's threads do not exist) it
+        does not wait: it answers what `predicate` says (see `BatchReceipt`).
+
+        Returns:
+            What `predicate` says at the end.
+        """
+        if self.pid != os.getpid():
+            return False
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        with self._progress:
+            while not predicate():
+                remaining = math.inf if deadline is None else deadline - time.monotonic()
+                if self.finished or self.batcher.error is not None or remaining <= 0:
+                    return predicate()
+                self._progress.wait(min(remaining, 0.2))
+        return True
+
     def health(self) -> StreamerHealth:
         """Return a consistent snapshot of every sink's state and accounting."""
-        with self.lock:
-            buffered = len(self.buffer) // PARTS_PER_EVENT
-            popped = self._popped
-            upstream = dict(self._upstream_dropped)
+        with self.intake.lock:
+            intake = self.intake
+            buffered = len(intake.buffer) // PARTS_PER_EVENT
+            popped = intake.popped
+            upstream = dict(intake.dropped)
             accepted = popped + buffered + sum(upstream.values())
             sinks = {
                 lane.name: lane.snapshot(accepted, buffered, popped, upstream)
@@ -440,15 +406,12 @@ class Pipeline:
             }
         running = not self.closed
         return StreamerHealth(
-            healthy=running and self._batcher_alive() and all(s.healthy for s in sinks.values()),
+            healthy=running and self.batcher.alive() and all(s.healthy for s in sinks.values()),
             running=running,
             events_accepted=accepted,
             sinks=sinks,
-            error=None if self._batcher_error is None else f"batcher died: {self._batcher_error}",
+            error=None if self.batcher.error is None else f"batcher died: {self.batcher.error}",
         )
-
-    def _batcher_alive(self) -> bool:
-        return self._batcher_error is None and (self._batcher.is_alive() or self._stopping)
 
     # --- shutdown ----------------------------------------------------------------
 
@@ -471,39 +434,31 @@ class Pipeline:
             self._stop_lock.release()
 
     def _stop(self, deadline: float) -> tuple[bool, int]:
-        self.closed = True
+        self.intake.closed = True
         self.part_limit = -1
         with self._space:
             self._space.notify_all()
         for lane in self.lanes:
             lane.hurry()
         delivered = self.flush(deadline - time.monotonic())
-        self._stopping = True
-        self.wake.set()
+        self.batcher.finish()
         given_up = 0 if delivered else self._abort()
         for lane in self.lanes:
             lane.close_input()
         for lane in self.lanes:
             lane.join(deadline)
-        self._batcher.join(max(0.0, deadline - time.monotonic()))
+        self.batcher.join(deadline)
         self._close_sinks(deadline)
         if self.spool is not None:
             self.spool.close()
+        with self._progress:
+            self.finished = True
+            self._progress.notify_all()
         return delivered, given_up
 
     def _abort(self) -> int:
         """Give up everything still pending; return how many events (max over sinks)."""
-        with self.lock:
-            self._aborted = True
-            stranded = len(self.buffer) // PARTS_PER_EVENT
-            self.buffer.clear()
-            if stranded:
-                self._taken += stranded
-                self._upstream_dropped["shutdown"] = (
-                    self._upstream_dropped.get("shutdown", 0) + stranded
-                )
-            popped = self._popped
-            durable = self._in_hand_durable
+        stranded, popped, durable = self.intake.abort()
         self.wake.set()
         worst = 0
         for lane in self.lanes:
@@ -533,6 +488,82 @@ class Pipeline:
             closer.start()
         for closer in closers:
             closer.join(max(0.0, deadline - time.monotonic()))
+
+
+class CurrentPipeline:
+    """A streamer's pipeline in this process, and the way in for events already checked.
+
+    A forked child's streamer puts its new pipeline here, so whatever holds
+    this object (the instruments' timers, the finalizer of a collected
+    streamer) always reaches the pipeline of its own process, without
+    holding the streamer.
+
+    Attributes:
+        pipeline: The pipeline.
+    """
+
+    __slots__ = ("pipeline",)
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def send_parts(
+        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
+    ) -> bool:
+        """`EventStreamer.send` for an event given as parts already checked (the instruments').
+
+        Returns:
+            True if queued; False if dropped at once and counted.
+        """
+        pipeline = self.pipeline
+        cid = current_correlation_id() if scopes_entered[0] else None
+        buffer = pipeline.buffer
+        if len(buffer) >= pipeline.part_limit:  # full, or closed
+            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
+        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
+        if not len(buffer) % pipeline.wake_every:
+            pipeline.wake.set()
+            pipeline.catch_up()
+        return True
+
+
+class _SpoolSync:
+    """Under ``spool_fsync="interval"``: sync what was appended once its second is over.
+
+    The spool syncs at an append a second after its last sync; this task
+    syncs when no append comes, so that every batch is on disk about a
+    second after it was appended.
+    """
+
+    CHECK_EVERY = 0.25
+
+    def __init__(self, spool: Spool, on_synced: Callable[[], None]) -> None:
+        self._spool = spool
+        self._on_synced = on_synced
+        self.due = time.monotonic() + self.CHECK_EVERY
+
+    def run(self, now: float) -> None:
+        self.due = now + self.CHECK_EVERY
+        if self._spool.sync_if_due():
+            self._on_synced()
+
+
+def _open_spool(
+    config: StreamerConfig,
+    names: Sequence[str],
+    directory: str | os.PathLike[str] | None,
+    *,
+    ephemeral: bool = False,
+) -> Spool | None:
+    if directory is None:
+        return None
+    return Spool(
+        directory,
+        sinks=names,
+        max_bytes=config.spool_max_bytes,
+        fsync=config.spool_fsync,
+        ephemeral=ephemeral,
+    )
 
 
 def _close_quietly(sink: Sink, name: str) -> None:

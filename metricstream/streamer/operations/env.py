@@ -1,59 +1,52 @@
 """Configuration from the environment: the ``METRICSTREAM_*`` variables.
 
-`EventStreamer.from_env` reads them through `read_environment`; each
-variable maps to one option, and a bad value is a `ConfigError` that names
-the variable and the value (credentials removed). An unset or empty
-variable leaves the option at its default; an option passed to `from_env`
-is not read from the environment at all.
+`EventStreamer.from_env` reads them through `read_environment`. Each option
+of `StreamerConfig` that can be written as text is read from the variable
+``METRICSTREAM_<OPTION>`` (``METRICSTREAM_BATCH_SIZE``,
+``METRICSTREAM_SPOOL_DIR``...), through the option's own declaration
+(`metricstream._options.from_text`): what it accepts and how its text reads
+are written once, in `metricstream.streamer.config`. Besides them:
 
 - ``METRICSTREAM_SINKS``: sink URLs separated by commas (required unless
   ``sinks=`` is passed). A comma starts a new URL only when ``scheme://``
   or a known ``scheme:`` follows it, so Kafka broker lists keep theirs.
-- ``METRICSTREAM_DEFAULT_TAGS``: ``key=value,key=value``.
-- ``METRICSTREAM_BATCH_SIZE``, ``METRICSTREAM_MAX_BUFFER``: integers >= 1.
-- ``METRICSTREAM_FLUSH_INTERVAL``: seconds > 0.
-- ``METRICSTREAM_OVERFLOW``: ``drop_oldest``, ``drop_newest`` or ``block``.
-- ``METRICSTREAM_COMPRESSION``: ``zstd``, ``gzip`` or ``none``.
-- ``METRICSTREAM_SELF_METRICS_INTERVAL``: seconds > 0 between self-telemetry
-  emissions.
 - ``METRICSTREAM_HEALTH_PORT``: serve the health endpoint on this port (0:
   any free port), on ``METRICSTREAM_HEALTH_HOST`` (default ``127.0.0.1``;
   ``0.0.0.0`` to answer probes from other hosts).
-- ``METRICSTREAM_SPOOL_DIR``: the spool directory (``spool_dir``), with
-  ``METRICSTREAM_SPOOL_MAX_BYTES`` and ``METRICSTREAM_SPOOL_FSYNC``
-  (``batch``, ``interval`` or ``never``).
+
+A bad value is a `ConfigError` that names the variable and the value
+(credentials removed). An unset or empty variable leaves the option at its
+default; an option passed to `from_env` is not read from the environment at
+all.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from metricstream._log import logger
-from metricstream._options import require_choice
+from metricstream._options import declared, from_text, integer
 from metricstream._secrets import scrub_secrets
-from metricstream._validate import check_tags
-from metricstream.codecs.compression import Compression
 from metricstream.contract import Sink
-from metricstream.exceptions import ConfigError, InvalidEventError
+from metricstream.exceptions import ConfigError
 from metricstream.registry import schemes, sink_from_url
-from metricstream.streamer.config import OVERFLOW_POLICIES, SPOOL_FSYNC_MODES
+from metricstream.streamer.config import StreamerConfig
 
 __all__ = [
     "ENV_PREFIX",
     "HEALTH_HOST",
     "HEALTH_PORT",
     "SINKS",
-    "SPOOL_DIR",
     "EnvSettings",
     "build_sinks",
     "close_quietly",
+    "from_environment",
     "read_environment",
-    "spool_option",
     "split_sink_urls",
+    "variable",
 ]
 
 ENV_PREFIX = "METRICSTREAM_"
@@ -68,8 +61,12 @@ HEALTH_PORT = "METRICSTREAM_HEALTH_PORT"
 HEALTH_HOST = "METRICSTREAM_HEALTH_HOST"
 """The address the health endpoint listens on."""
 
-SPOOL_DIR = "METRICSTREAM_SPOOL_DIR"
-"""The spool directory (see `spool_option`)."""
+_PORT = integer(minimum=0, maximum=65535)
+
+
+def variable(text_name: str) -> str:
+    """The variable an option's text form is read from: ``METRICSTREAM_<TEXT NAME>``."""
+    return f"{ENV_PREFIX}{text_name.upper()}"
 
 
 @dataclass
@@ -93,90 +90,16 @@ class EnvSettings:
         source = self.sources.get(error.option)
         if source is None:
             return error
-        variable, text = source
-        message = str(error).removeprefix(f"{error.option}: ")
-        return _bad(variable, text, message)
+        name, text = source
+        return _bad(name, text, _problem(error))
 
 
-def _bad(variable: str, text: str, problem: str) -> ConfigError:
-    return ConfigError(variable, f"{scrub_secrets(text)!r}: {problem}")
+def _problem(error: ConfigError) -> str:
+    return str(error).removeprefix(f"{error.option}: ")
 
 
-def _integer(variable: str, text: str, minimum: int, maximum: int | None = None) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise _bad(variable, text, f"must be an integer {bound}")
-    return value
-
-
-def _seconds(variable: str, text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise _bad(variable, text, "must be a number of seconds > 0")
-    return value
-
-
-def _overflow(variable: str, text: str) -> str:
-    try:
-        return require_choice("overflow", text.strip(), OVERFLOW_POLICIES)
-    except ConfigError:
-        raise _bad(variable, text, f"must be one of {', '.join(OVERFLOW_POLICIES)}") from None
-
-
-def _compression(variable: str, text: str) -> Compression:
-    try:
-        return Compression.from_str(text.strip())
-    except ConfigError as exc:
-        raise _bad(variable, text, str(exc).removeprefix(f"{exc.option}: ")) from None
-
-
-def _default_tags(variable: str, text: str) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for entry in text.split(","):
-        if not entry.strip():
-            continue
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise _bad(variable, text, f"{entry.strip()!r} is not key=value")
-        tags[key.strip()] = value.strip()
-    try:
-        return check_tags(tags)
-    except InvalidEventError as exc:
-        raise _bad(variable, text, str(exc)) from None
-
-
-def _fsync(variable: str, text: str) -> str:
-    try:
-        return require_choice("spool_fsync", text.strip(), SPOOL_FSYNC_MODES)
-    except ConfigError:
-        raise _bad(variable, text, f"must be one of {', '.join(SPOOL_FSYNC_MODES)}") from None
-
-
-_Parser = Callable[[str, str], Any]
-_OPTIONS: tuple[tuple[str, str, _Parser], ...] = (
-    ("METRICSTREAM_DEFAULT_TAGS", "default_tags", _default_tags),
-    ("METRICSTREAM_BATCH_SIZE", "batch_size", lambda var, text: _integer(var, text, 1)),
-    ("METRICSTREAM_FLUSH_INTERVAL", "flush_interval", _seconds),
-    ("METRICSTREAM_MAX_BUFFER", "max_buffer", lambda var, text: _integer(var, text, 1)),
-    ("METRICSTREAM_OVERFLOW", "overflow", _overflow),
-    ("METRICSTREAM_COMPRESSION", "compression", _compression),
-    ("METRICSTREAM_SELF_METRICS_INTERVAL", "self_metrics_interval", _seconds),
-    ("METRICSTREAM_SPOOL_MAX_BYTES", "spool_max_bytes", lambda var, t: _integer(var, t, 1 << 20)),
-    ("METRICSTREAM_SPOOL_FSYNC", "spool_fsync", _fsync),
-)
-"""(variable, `EventStreamer` option, parser) for every plain option."""
-
-
-def spool_option(path: str) -> dict[str, Any]:
-    """Return the `EventStreamer` options that ``METRICSTREAM_SPOOL_DIR`` stands for."""
-    return {"spool_dir": path}
+def _bad(name: str, text: str, problem: str) -> ConfigError:
+    return ConfigError(name, f"{scrub_secrets(text)!r}: {problem}")
 
 
 def read_environment(environ: Mapping[str, str], overridden: Collection[str] = ()) -> EnvSettings:
@@ -191,18 +114,27 @@ def read_environment(environ: Mapping[str, str], overridden: Collection[str] = (
         ConfigError: For the first bad value, naming the variable and the value.
     """
     settings = EnvSettings()
-    for variable, option, parse in _OPTIONS:
-        text = environ.get(variable, "")
-        if text.strip() and option not in overridden:
-            settings.options[option] = parse(variable, text)
-            settings.sources[option] = (variable, text)
-    spool_dir = environ.get(SPOOL_DIR, "")
-    if spool_dir.strip():
-        settings.options.update(spool_option(spool_dir.strip()))
+    texts: dict[str, str] = {}
+    for declared_option in declared(StreamerConfig):
+        text_name = declared_option.text_name
+        if text_name is None or declared_option.name in overridden:
+            continue
+        text = environ.get(variable(text_name), "")
+        if text.strip():
+            texts[text_name] = text
+            settings.sources[declared_option.name] = (variable(text_name), text)
+    try:
+        settings.options = from_text(StreamerConfig, texts, source=variable)
+    except ConfigError as exc:
+        text = next(t for name, t in texts.items() if variable(name) == exc.option)
+        raise _bad(exc.option, text, _problem(exc)) from None
     port = environ.get(HEALTH_PORT, "")
     if port.strip():
         host = environ.get(HEALTH_HOST, "").strip() or "127.0.0.1"
-        settings.health = (host, _integer(HEALTH_PORT, port, 0, 65535))
+        try:
+            settings.health = (host, _PORT.read(HEALTH_PORT, port))
+        except ConfigError as exc:
+            raise _bad(HEALTH_PORT, port, _problem(exc)) from None
         settings.sources["health_port"] = (HEALTH_PORT, port)
     if "sinks" not in overridden:
         settings.sink_urls = split_sink_urls(environ.get(SINKS, ""))
@@ -253,3 +185,50 @@ def close_quietly(sinks: list[Sink]) -> None:
             sink.close()
         except Exception:
             logger.debug("metricstream: closing an unused sink failed", exc_info=True)
+
+
+class Served(Protocol):
+    """What `from_environment` needs of the streamer it builds."""
+
+    def serve_health(self, host: str = ..., port: int = ...) -> tuple[str, int]:
+        """Serve the health endpoint."""
+        ...
+
+    def shutdown(self, timeout: float = ...) -> bool:
+        """Shut down."""
+        ...
+
+
+S = TypeVar("S", bound=Served)
+
+
+def from_environment(build: Callable[..., S], environ: Mapping[str, str], overrides: Any) -> S:
+    """Build a streamer from the ``METRICSTREAM_*`` variables (`EventStreamer.from_env`).
+
+    Args:
+        build: Makes the streamer from its sinks and keyword options.
+        environ: The variables.
+        overrides: Keyword options that win over the environment.
+
+    Raises:
+        ConfigError: If a variable's value is invalid; it names the
+            variable and the value (credentials removed).
+    """
+    settings = read_environment(environ, overrides)
+    options = {**settings.options, **overrides}
+    given_sinks = options.pop("sinks", None)
+    sinks = build_sinks(settings.sink_urls) if given_sinks is None else given_sinks
+    try:
+        streamer = build(sinks, **options)
+    except ConfigError as exc:
+        if given_sinks is None:
+            close_quietly(sinks)
+        raise settings.explain(exc) from None
+    if settings.health is not None:
+        try:
+            streamer.serve_health(*settings.health)
+        except ConfigError as exc:
+            streamer.shutdown(timeout=1.0)
+            problem = str(exc).removeprefix(f"{exc.option}: ")
+            raise settings.explain(ConfigError("health_port", problem)) from None
+    return streamer

@@ -1,4 +1,4 @@
-"""One-line instrumentation: `timed`, `count` and `gauge` on every `EventStreamer`.
+"""One-line instrumentation: what `EventStreamer.timed`, ``count`` and ``gauge`` do.
 
 ::
 
@@ -13,8 +13,9 @@
 
 Each call sends one event as `EventStreamer.send` would, with the active
 correlation id; since the instrument has validated its parts itself, it
-hands them to the buffer directly, without building a `MetricEvent`, and
-costs the calling thread less than ``send(event_from_sample(...))``:
+hands them to the streamer's buffer directly (a `PartsSender`), without
+building a `MetricEvent`, and costs the calling thread less than
+``send(event_from_sample(...))``:
 
 - `timed`: measurement `name`, the given tags plus ``outcome`` (``ok``, or
   the type name of the exception that ended the block), field
@@ -34,7 +35,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
@@ -47,7 +48,7 @@ from metricstream._validate import (
 from metricstream.event import FieldValue, shared_tags
 from metricstream.exceptions import ConfigError, InvalidEventError
 
-__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "Instruments", "Timer"]
+__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "PartsSender", "Timer", "count", "gauge", "timer"]
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,10 +72,14 @@ def _number(key: str, value: object, *, integral: bool) -> FieldValue:
     return check_field_value(key, value)
 
 
-class _Sender(Protocol):
-    def _send_parts(
+class PartsSender(Protocol):
+    """Where the instruments send: `metricstream.streamer.engine.pipeline.CurrentPipeline`."""
+
+    def send_parts(
         self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-    ) -> bool: ...
+    ) -> bool:
+        """Send an event given as parts already checked; `EventStreamer.send`'s answer."""
+        ...
 
 
 _TimerSpec = tuple[str, dict[str, str], dict[str, str]]
@@ -106,7 +111,7 @@ def _failure_tags(tags: dict[str, str], error: type[BaseException]) -> dict[str,
 class Timer:
     """Times a function or a block and sends its duration and outcome.
 
-    Made by `Instruments.timed` (``streamer.timed(name, **tags)``); use it as
+    Made by `timer` (``streamer.timed(name, **tags)``); use it as
     a decorator (sync or async functions), a ``with`` block or an ``async
     with`` block. As a decorator it keeps no state between calls, so a
     decorated function may run in many threads and tasks at once. As a
@@ -117,10 +122,10 @@ class Timer:
     own block is fine: blocks nest.
     """
 
-    __slots__ = ("_nested", "_spec", "_started", "_streamer")
+    __slots__ = ("_nested", "_sender", "_spec", "_started")
 
     _spec: _TimerSpec
-    _streamer: _Sender
+    _sender: PartsSender
     _started: int  # perf_counter_ns() at the start of the open block; 0 when none is open
     _nested: list[int] | None  # starts of the enclosing blocks when the timer is re-entered
 
@@ -132,7 +137,7 @@ class Timer:
     def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
         elapsed_ns = _perf_ns() - started_ns
         name, tags, ok_tags = self._spec
-        self._streamer._send_parts(
+        self._sender.send_parts(
             name,
             ok_tags if error is None else _failure_tags(tags, error),
             {"duration_ms": elapsed_ns / 1e6},
@@ -228,105 +233,54 @@ class Timer:
         return f"Timer(name={name!r}, tags={dict(tags)!r})"
 
 
-class Instruments:
-    """The instrumentation shortcuts of `EventStreamer`: `timed`, `count`, `gauge`.
+def timer(sender: PartsSender, name: str, tags: dict[str, Any]) -> Timer:
+    """Return a `Timer` of `name` with `tags` that sends to `sender` (`EventStreamer.timed`).
 
-    A mixin: it only needs the class it is mixed into to have ``_send_parts``,
-    which sends an event given as parts already validated.
+    Raises:
+        InvalidEventError: If the name or a tag is invalid.
+        ConfigError: If a tag is named ``outcome``.
     """
+    made = Timer()
+    key = (name, *tags.items())
+    try:
+        made._spec = _timer_specs[key]
+    except (KeyError, TypeError):
+        made._spec = _new_timer_spec(name, tags)
+    made._sender = sender
+    made._started = 0
+    made._nested = None
+    return made
 
-    __slots__ = ()
 
-    if TYPE_CHECKING:
+def count(sender: PartsSender, name: str, n: int, tags: dict[str, Any]) -> bool:
+    """Send a count to `sender` (`EventStreamer.count`): field ``count`` = `n`.
 
-        def _send_parts(
-            self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-        ) -> bool:
-            """Send an event given as validated parts (provided by `EventStreamer`)."""
+    Raises:
+        InvalidEventError: If the name, a tag or `n` is invalid.
+    """
+    if name.__class__ is not str or name not in valid_measurements:
+        name = check_measurement(name)
+    if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
+        n = cast(int, _number("count", n, integral=True))
+    return sender.send_parts(
+        name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns()
+    )
 
-    def timed(self, name: str, **tags: Any) -> Timer:
-        """Time a function or block: send its duration in ms and its outcome.
 
-        Use it as a decorator (sync or ``async`` functions) or as a ``with``
-        / ``async with`` block::
+def gauge(sender: PartsSender, name: str, value: float, tags: dict[str, Any]) -> bool:
+    """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``.
 
-            @streamer.timed("db.query", table="orders")
-            def load(order_id): ...
-
-            with streamer.timed("render", template="home"):
-                ...
-
-        Each call or block sends one event: measurement `name`, the tags plus
-        ``outcome`` (``ok``, or the exception's type name, such as
-        ``KeyError``), and the field ``duration_ms``. An exception is never
-        swallowed: it propagates once recorded.
-
-        Args:
-            name: The measurement.
-            **tags: Tags for every event (values are str, int, float or bool).
-
-        Returns:
-            A `Timer`.
-
-        Raises:
-            InvalidEventError: If the name or a tag is invalid.
-            ConfigError: If a tag is named ``outcome``.
-        """
-        timer = Timer()
-        key = (name, *tags.items())
-        try:
-            timer._spec = _timer_specs[key]
-        except (KeyError, TypeError):
-            timer._spec = _new_timer_spec(name, tags)
-        timer._streamer = self
-        timer._started = 0
-        timer._nested = None
-        return timer
-
-    def count(self, name: str, n: int = 1, **tags: Any) -> bool:
-        """Send a count: measurement `name`, field ``count`` = `n`.
-
-        Args:
-            name: The measurement.
-            n: How many (an int64).
-            **tags: Tags of the event.
-
-        Returns:
-            What `send` returns: True if queued, False if dropped and counted.
-
-        Raises:
-            InvalidEventError: If the name, a tag or `n` is invalid.
-        """
-        if name.__class__ is not str or name not in valid_measurements:
-            name = check_measurement(name)
-        if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
-            n = cast(int, _number("count", n, integral=True))
-        return self._send_parts(
-            name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns()
-        )
-
-    def gauge(self, name: str, value: float, **tags: Any) -> bool:
-        """Send a gauge reading: measurement `name`, field ``value``.
-
-        Args:
-            name: The measurement.
-            value: The reading: an int64 or a finite float.
-            **tags: Tags of the event.
-
-        Returns:
-            What `send` returns: True if queued, False if dropped and counted.
-
-        Raises:
-            InvalidEventError: If the name, a tag or the value is invalid.
-        """
-        if name.__class__ is not str or name not in valid_measurements:
-            name = check_measurement(name)
-        cls = value.__class__
-        if cls is float:
-            if value - value != 0.0:  # NaN or infinity
-                value = cast(float, _number("value", value, integral=False))
-        elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
+    Raises:
+        InvalidEventError: If the name, a tag or the value is invalid.
+    """
+    if name.__class__ is not str or name not in valid_measurements:
+        name = check_measurement(name)
+    cls = value.__class__
+    if cls is float:
+        if value - value != 0.0:  # NaN or infinity
             value = cast(float, _number("value", value, integral=False))
-        return self._send_parts(
-            name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns()
-        )
+    elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
+        value = cast(float, _number("value", value, integral=False))
+    return sender.send_parts(
+        name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns()
+    )

@@ -1,7 +1,8 @@
 """Self-telemetry: the streamer's own accounting, as events in its own sinks.
 
-With ``EventStreamer(..., self_metrics_interval=10.0)`` the batcher thread
-takes a health snapshot every 10 s and sends every sink one
+With ``EventStreamer(..., self_metrics_interval=10.0)`` the engine's batcher
+thread runs `SelfMetrics` as periodic work (`metricstream.streamer.engine.batcher.PeriodicTask`):
+it takes a health snapshot every 10 s and sends every sink one
 ``metricstream_internal`` event per sink (tag ``sink``, plus the default
 tags) with that sink's cumulative counters: events accepted, written and
 dropped (in total and ``dropped_<reason>``), retries, write errors, pending
@@ -10,7 +11,7 @@ the JSON Lines archive records that the InfluxDB sink was dropping, and a
 dashboard over InfluxDB shows the archive's backlog.
 
 The events are never counted in themselves: they bypass the accounting of
-user events altogether (see `metricstream.streamer.engine.uncounted`). They are
+user events altogether (see `metricstream.streamer.engine.lane.ledger`). They are
 never accepted, pending, written or dropped; they do not occupy
 ``max_buffer``; a lane holds at most one such batch, the newest; a failed
 write of one is not retried.
@@ -18,10 +19,8 @@ write of one is not retried.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch
@@ -35,14 +34,6 @@ INTERNAL_MEASUREMENT = "metricstream_internal"
 """The measurement of self-telemetry events."""
 
 _warnings = RateLimitedLog(logger)
-
-
-class UncountedReceiver(Protocol):
-    """What `SelfMetrics` hands batches to: a lane's `UncountedSlot`."""
-
-    def offer(self, batch: EventBatch) -> None:
-        """Take a batch for the sink, outside the accounting."""
-        ...
 
 
 def _fields(sink: SinkHealth) -> dict[str, object]:
@@ -66,7 +57,7 @@ def _fields(sink: SinkHealth) -> dict[str, object]:
 
 def internal_events(
     health: StreamerHealth,
-    default_tags: Mapping[str, str] | None = None,
+    default_tags: Mapping[str, object] | None = None,
     timestamp_ns: int | None = None,
 ) -> list[MetricEvent]:
     """Return one ``metricstream_internal`` event per sink of a health snapshot.
@@ -103,46 +94,40 @@ def internal_events(
 
 
 class SelfMetrics:
-    """When self-telemetry is due, and sending it (called by the batcher thread).
+    """Self-telemetry as periodic work of the engine's batcher thread.
 
     Args:
-        interval: Seconds between two emissions; None disables them.
+        interval: Seconds between two emissions.
+        health: Takes the snapshot the events describe.
+        send: Hands a batch to every sink outside the accounting
+            (`Pipeline.send_uncounted`).
         default_tags: Tags every event carries besides ``sink``.
-        receivers: Where batches go: each lane's `UncountedSlot`.
         clock: Monotonic seconds (injectable for tests).
+
+    Attributes:
+        due: When (monotonic) the next emission is due.
+        emitted: Batches sent so far.
     """
 
     def __init__(
         self,
-        interval: float | None,
-        default_tags: Mapping[str, str] | None = None,
-        receivers: Iterable[UncountedReceiver] = (),
+        interval: float,
+        health: Callable[[], StreamerHealth],
+        send: Callable[[EventBatch], None],
+        default_tags: Mapping[str, object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = interval
+        self._health = health
+        self._send = send
         self._default_tags = dict(default_tags or {})
-        self._receivers = list(receivers)
-        self.due = math.inf if interval is None else clock() + interval
+        self.due = clock() + interval
         self.emitted = 0
 
-    def emit_if_due(self, now: float, health: Callable[[], StreamerHealth]) -> bool:
-        """Send a batch of internal events to every receiver if one is due.
-
-        Args:
-            now: The monotonic time.
-            health: Takes the snapshot the events describe.
-
-        Returns:
-            True if a batch was sent.
-        """
-        if self.interval is None or now < self.due:
-            return False
+    def run(self, now: float) -> None:
+        """Send every sink one batch of internal events; the next is due `interval` later."""
         self.due = now + self.interval
-        events = internal_events(health(), self._default_tags)
-        if not events:
-            return False
-        batch = EventBatch(events)
-        for receiver in self._receivers:
-            receiver.offer(batch)
-        self.emitted += 1
-        return True
+        events = internal_events(self._health(), self._default_tags)
+        if events:
+            self._send(EventBatch(events))
+            self.emitted += 1

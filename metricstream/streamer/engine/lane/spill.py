@@ -6,8 +6,9 @@ beyond that, and batches recovered from an earlier run, stay only on disk
 a lane is spilling, every newer batch is spilled too, so the sink still sees
 batches in the order they were accepted.
 
-The cursor's state changes only under its lane's lock. Reading the disk
-happens outside it (`read`), and the result is applied under it again.
+Its owner is the lane's `LaneLedger`: its state changes only there, under the
+ledger's lock. The preparer reads the disk outside that lock (`Spool.read`),
+and the ledger applies what it found (`LaneLedger.read_back`).
 """
 
 from __future__ import annotations

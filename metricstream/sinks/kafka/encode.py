@@ -1,4 +1,4 @@
-"""The topic contract: what one Kafka message holds, how batches become messages, and back.
+"""The topic contract: what one Kafka message holds, and how batches become messages.
 
 Value
     ``json``: the event's JSON object (`metricstream.codecs.json`, schema
@@ -20,20 +20,20 @@ Headers (values are UTF-8 bytes)
 A message never exceeds the producer's ``message.max.bytes``: ``batch``
 mode cuts a group into several messages (same ``batch_id``) when it would,
 and an event larger than that alone is refused by the producer.
+`metricstream.sinks.kafka.reader` reads messages back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Union
 
-from metricstream.codecs.json import decode_event
-from metricstream.codecs.lineprotocol import encode_line, parse_lines
+from metricstream.codecs.lineprotocol import encode_line
 from metricstream.contract import EventBatch
 from metricstream.event import SCHEMA_VERSION, MetricEvent
-from metricstream.exceptions import InvalidEventError, SchemaVersionError
+from metricstream.exceptions import InvalidEventError
 
 __all__ = [
     "CONTENT_TYPES",
@@ -48,7 +48,6 @@ __all__ = [
     "Message",
     "MessageEncoder",
     "Messages",
-    "decode_message",
 ]
 
 FORMATS = ("json", "line")
@@ -277,70 +276,3 @@ def _with_common_correlation(base: Headers, ids: Sequence[str | None]) -> Header
     if first is None or ids.count(first) != len(ids):
         return base
     return [*base, (HEADER_CORRELATION_ID, first.encode())]
-
-
-def _header_map(
-    headers: Mapping[str, bytes | str | None] | Iterable[tuple[str, bytes | str | None]] | None,
-) -> dict[str, str]:
-    if headers is None:
-        return {}
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    found: dict[str, str] = {}
-    for name, value in pairs:
-        if value is None:
-            continue
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        found.setdefault(name.lower(), text)
-    return found
-
-
-def decode_message(
-    value: bytes | str | None,
-    headers: Mapping[str, bytes | str | None] | Iterable[tuple[str, bytes | str | None]] | None,
-) -> list[MetricEvent]:
-    """Return the events of one message written by `KafkaSink`, in either format and mode.
-
-    The ``content-type`` header chooses the format; without one, a value
-    starting with ``{`` is read as JSON and anything else as line protocol.
-    A line protocol message with a ``correlation_id`` header gives that id
-    to its events (JSON values carry their own).
-
-    Args:
-        value: The message value (``Message.value()``); None or empty gives no events.
-        headers: The message headers (``Message.headers()``): (name, value)
-            pairs or a mapping; None when there are none.
-
-    Returns:
-        The events, in the order they were sent.
-
-    Raises:
-        SchemaVersionError: If ``schema_version`` (header or JSON) is newer
-            than this library reads.
-        InvalidEventError: If the content type is unknown or the JSON invalid.
-        LineProtocolError: If line protocol text is malformed.
-    """
-    found = _header_map(headers)
-    version = found.get(HEADER_SCHEMA_VERSION)
-    if version is not None:
-        if not version.isdigit():
-            raise InvalidEventError(None, f"invalid schema_version header {version!r}")
-        if int(version) > SCHEMA_VERSION:
-            raise SchemaVersionError(int(version), SCHEMA_VERSION)
-    if not value:
-        return []
-    data = value.encode() if isinstance(value, str) else value
-    content_type = found.get(HEADER_CONTENT_TYPE)
-    if content_type is None:
-        content_type = CONTENT_TYPES["json" if data.lstrip()[:1] == b"{" else "line"]
-    kind = content_type.split(";", 1)[0].strip().lower()
-    if kind == "application/json":
-        return [decode_event(line) for line in data.split(b"\n") if line.strip()]
-    if kind == "text/plain" and "influx-line-protocol" in content_type.lower():
-        events = parse_lines(data)
-        correlation_id = found.get(HEADER_CORRELATION_ID)
-        if correlation_id is not None:
-            for event in events:
-                if event.correlation_id is None:
-                    event.with_correlation_id(correlation_id)
-        return events
-    raise InvalidEventError(None, f"unknown content-type {content_type!r} of a Kafka message")

@@ -1,23 +1,26 @@
-"""`SinkWriter`: one lane's calls to its sink (write with retry, probe) and their effect on health.
+"""`SinkWriter`: one lane's calls to its sink's ``write`` and ``check``.
 
-Every change to the lane's `WriteState` is made under the lane's lock, which
-the writer is given.
+It owns the lane's `WriteState` (only the writer thread changes it) and the
+event that ends a retry wait early: `hurry` when a shutdown begins (the
+retrying goes on, without waiting), `abandon` when the lane gives up (the
+retrying ends). It never touches the lane's counters: the lane's writer
+thread counts the outcome `deliver` returns.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import Sink
 from metricstream.exceptions import PermanentSinkError, TransientSinkError
-from metricstream.streamer.engine.queue import Item
-from metricstream.streamer.engine.retry import Retrier, RetryConfig, RetryInterruptedError
-from metricstream.streamer.engine.write_state import WriteState, describe_error
+from metricstream.streamer.engine.lane.retry import Retrier, RetryConfig, RetryInterruptedError
+from metricstream.streamer.engine.lane.work import PreparedBatch, PreparedTelemetry
+from metricstream.streamer.engine.lane.write_state import WriteState, describe_error
 
 __all__ = ["SinkWriter"]
 
@@ -29,38 +32,31 @@ class SinkWriter:
         sink: The sink.
         name: Its name.
         retry: The retry policy.
-        lock: The lane's lock, held while `state` changes.
-        state: The lane's record of writes, for health.
         warnings: Where repeated warnings go.
-        aborted: Tells whether the lane gave up (a retry wait then ends the retrying).
+
+    Attributes:
+        state: The record of its writes and probes, for health.
+        retrier: Runs each write under the retry policy.
     """
 
     def __init__(
-        self,
-        sink: Sink,
-        name: str,
-        *,
-        retry: RetryConfig,
-        lock: threading.Condition,
-        state: WriteState,
-        warnings: RateLimitedLog,
-        aborted: Callable[[], bool],
+        self, sink: Sink, name: str, *, retry: RetryConfig, warnings: RateLimitedLog
     ) -> None:
         self.sink = sink
         self.name = name
-        self.state = state
-        self.wake = threading.Event()
-        self._lock = lock
+        self.state = WriteState()
+        self._wake = threading.Event()
+        self._abandoned = False
         self._warnings = warnings
-        self._aborted = aborted
         self._logged_unexpected: set[type[BaseException]] = set()
         self.retrier = Retrier(retry, sleep=self._sleep, on_retry=self._count_retry)
 
-    def deliver(self, item: Item) -> tuple[str, int]:
+    def deliver(self, item: PreparedBatch) -> tuple[str, int]:
         """Write one payload with retry.
 
         Returns:
-            (the drop reason for events not written, events written).
+            (the drop reason for events not written, "" when every event
+            was written; events written).
         """
         try:
             self.retrier.call(lambda: self._attempt(item))
@@ -72,7 +68,20 @@ class SinkWriter:
             return "retries_exhausted", item.written
         return "", item.count
 
-    def _attempt(self, item: Item) -> None:
+    def write_once(self, telemetry: PreparedTelemetry) -> None:
+        """Write self-telemetry once: no retry, no change of health; a failure is logged."""
+        try:
+            self.sink.write(telemetry.payload)
+        except Exception as exc:
+            self._warnings.log(
+                logging.DEBUG,
+                (self.name, "self-metrics-write"),
+                "metricstream: writing self-telemetry to sink %r failed: %s",
+                self.name,
+                scrub_secrets(f"{type(exc).__name__}: {exc}"),
+            )
+
+    def _attempt(self, item: PreparedBatch) -> None:
         started = time.perf_counter()
         try:
             self.sink.write(item.payload)
@@ -83,8 +92,7 @@ class SinkWriter:
             refused = getattr(exc, "rejected", 0)
             if refused.__class__ is int and item.rejected < refused:
                 item.rejected = min(refused, item.count)
-            with self._lock:
-                self.state.failed(exc, permanent=isinstance(exc, PermanentSinkError))
+            self.state.failed(exc, permanent=isinstance(exc, PermanentSinkError))
             raise
         except Exception as exc:
             if type(exc) not in self._logged_unexpected:
@@ -97,15 +105,12 @@ class SinkWriter:
                     type(exc).__name__,
                     scrub_secrets("".join(traceback.format_exception(exc))).rstrip(),
                 )
-            with self._lock:
-                self.state.failed(exc, permanent=False)
+            self.state.failed(exc, permanent=False)
             raise
-        with self._lock:
-            self.state.succeeded((time.perf_counter() - started) * 1000.0)
+        self.state.succeeded((time.perf_counter() - started) * 1000.0)
 
     def _count_retry(self, retry: int, exc: BaseException, seconds: float) -> None:
-        with self._lock:
-            self.state.retries += 1
+        self.state.retried()
         self._warnings.warning(
             (self.name, "retry"),
             "metricstream: write to sink %r failed (%s); retry %d in %.2f s",
@@ -116,23 +121,30 @@ class SinkWriter:
         )
 
     def _sleep(self, seconds: float) -> None:
-        if self.wake.wait(seconds):
-            self.wake.clear()
-            if self._aborted():
+        if self._wake.wait(seconds):
+            self._wake.clear()
+            if self._abandoned:
                 raise RetryInterruptedError
 
     def pause(self, seconds: float) -> None:
-        """Wait `seconds`, or less if woken (shutdown)."""
-        if self.wake.wait(seconds):
-            self.wake.clear()
+        """Wait `seconds`, or less if hurried (shutdown)."""
+        if self._wake.wait(seconds):
+            self._wake.clear()
+
+    def hurry(self) -> None:
+        """End the current wait at once (a shutdown has begun); retrying goes on."""
+        self._wake.set()
+
+    def abandon(self) -> None:
+        """End the current wait and the retrying (the lane gave up)."""
+        self._abandoned = True
+        self._wake.set()
 
     def probe(self) -> None:
         """Run the sink's health probe and record its outcome."""
         try:
             self.sink.check()
         except Exception as exc:
-            with self._lock:
-                self.state.probed(exc)
+            self.state.probed(exc)
         else:
-            with self._lock:
-                self.state.probed(None)
+            self.state.probed(None)

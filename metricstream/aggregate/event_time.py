@@ -1,0 +1,333 @@
+"""`EventTimeWindows`: aggregates of events per group and event-time window.
+
+What the relay runs between decoding and its sinks. Events are grouped by
+properties (``by=["host", "route"]``; a property is the measurement, a tag or
+a field, by the one rule of `metricstream.properties`), assigned to windows
+by their timestamps (`metricstream.aggregate.windows`) and aggregated
+(``count,sum:bytes,quantiles:latency_ms``: see `parse_aggregates`) with the
+accumulators of `metricstream.aggregate.accumulators`, so quantiles are
+within 1% of the exact value of their rank and ``unique`` is exact up to
+``exact_unique`` members, then within about 1.6% (one standard error).
+
+A `WatermarkTracker` says when a window is complete: `EventTimeWindows.close`
+returns the windows whose end the watermark has reached, one `WindowResult`
+each: an event with measurement `measurement`, tags = the group plus
+``window=<tumbling|sliding|session>``, timestamp = the window's start, and a
+deterministic identity (group, start, end) from which a relay derives a
+batch id. An event that arrives for a window already complete is late: it
+is counted (`late_events`), returned by `EventTimeWindows.add` so that the
+caller can send it elsewhere, and kept out of that window (a sliding
+window's event still counts in those of its windows that are open).
+
+Open windows are rebuilt by adding the same events again in the same order
+(a relay that restarts re-reads them from its committed offsets), and two
+instances merge (`EventTimeWindows.merge`) into what one would hold had it
+seen both streams. A property that an event lacks, or whose value cannot be
+a tag (an empty string), leaves that tag out of the event's group; numeric
+aggregates skip values that are not numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any, NamedTuple, Union
+
+from metricstream._validate import check_measurement, check_tag_value, valid_tag_values
+from metricstream.aggregate._parse import QUANTILES, AggregateSpec, parse_aggregates, parse_by
+from metricstream.aggregate.accumulators import (
+    DEFAULT_EXACT_UNIQUE,
+    Quantiles,
+    Stats,
+    Total,
+    Unique,
+)
+from metricstream.aggregate.watermark import WatermarkTracker
+from metricstream.aggregate.windows import Session, Window, WindowSpec, parse_window
+from metricstream.event import FieldValue, MetricEvent, trusted_event
+from metricstream.exceptions import ConfigError, InvalidEventError
+from metricstream.properties import EventColumns, property_columns
+
+__all__ = ["EventTimeWindows", "WindowResult"]
+
+Group = tuple[Union[str, None], ...]
+"""The values of the grouping properties of one event, as tag text (None where absent)."""
+
+
+class WindowResult(NamedTuple):
+    """One complete window of one group.
+
+    Attributes:
+        kind: ``tumbling``, ``sliding`` or ``session``.
+        group: The group's tags, (name, value) pairs in the order of ``by``.
+        window: The window (start and end in ns).
+        event: The result event (timestamp = the window's start).
+    """
+
+    kind: str
+    group: tuple[tuple[str, str], ...]
+    window: Window
+    event: MetricEvent
+
+    @property
+    def identity(self) -> tuple[str, str, tuple[tuple[str, str], ...], int, int]:
+        """What tells this window from any other: measurement, kind, group, start, end."""
+        return (self.event.measurement, self.kind, self.group, self.window.start, self.window.end)
+
+    @property
+    def window_id(self) -> str:
+        """A stable id of `identity` (32 hex digits), the same in every process."""
+        return hashlib.blake2b(repr(self.identity).encode(), digest_size=16).hexdigest()
+
+
+class _Plan:
+    """The accumulators behind a list of aggregates, and the fields they give."""
+
+    def __init__(self, specs: Sequence[AggregateSpec], exact_unique: int) -> None:
+        self.specs = tuple(specs)
+        self.exact_unique = exact_unique
+        slots: dict[tuple[str, str | None], int] = {}
+        for spec in specs:
+            slots.setdefault(_slot(spec), len(slots))
+        self.slots = tuple(slots)
+        self.properties = tuple(dict.fromkeys(p for _, p in self.slots if p is not None))
+
+    def new(self) -> list[Any]:
+        """Empty accumulators, one per slot."""
+        made: list[Any] = []
+        for kind, _ in self.slots:
+            if kind == "total":
+                made.append(Total())
+            elif kind == "stats":
+                made.append(Stats())
+            elif kind == "unique":
+                made.append(Unique(self.exact_unique, "unique"))
+            else:
+                made.append(Quantiles("quantiles"))
+        return made
+
+    def add(self, accumulators: list[Any], values: dict[str, Any], time_ns: int) -> None:
+        """Add one event, whose properties are `values`."""
+        for accumulator, (kind, name) in zip(accumulators, self.slots, strict=True):
+            if kind == "total":
+                accumulator.add(1)
+                continue
+            value = values[name]  # type: ignore[index]
+            if kind == "unique":
+                if value is not None:
+                    accumulator.add(value if value.__class__ is str else repr(value))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                if kind == "stats":
+                    accumulator.add(float(value), time_ns)
+                else:
+                    accumulator.add(float(value))
+
+    def fields(self, accumulators: list[Any]) -> dict[str, FieldValue]:
+        """The result fields; an aggregate that received no value gives none."""
+        by_slot = dict(zip(self.slots, accumulators, strict=True))
+        fields: dict[str, FieldValue] = {}
+        for spec in self.specs:
+            accumulator = by_slot[_slot(spec)]
+            name = spec.fields[0]
+            if spec.function == "count":
+                fields[name] = accumulator.count
+            elif spec.function == "unique":
+                if accumulator.estimate():
+                    fields[name] = accumulator.estimate()
+            elif spec.function == "quantiles":
+                if accumulator.stats.count:
+                    for (q, _), field in zip(QUANTILES, spec.fields, strict=True):
+                        fields[field] = accumulator.quantile(q)
+            elif accumulator.count:
+                fields[name] = getattr(accumulator, spec.function)
+        return fields
+
+
+def _slot(spec: AggregateSpec) -> tuple[str, str | None]:
+    if spec.function == "count":
+        return ("total", None)
+    if spec.function in ("unique", "quantiles"):
+        return (spec.function, spec.name)
+    return ("stats", spec.name)
+
+
+def _merge_all(accumulators: list[Any], others: list[Any]) -> None:
+    for accumulator, other in zip(accumulators, others, strict=True):
+        accumulator.merge(other)
+
+
+class EventTimeWindows:
+    """Aggregates of events per group and event-time window, closed by a watermark.
+
+    Args:
+        measurement: The measurement of the result events.
+        window: A window assigner or its text (``"tumbling 60s"``,
+            ``"sliding 60s every 10s"``, ``"session gap 30s"``).
+        by: The properties to group by (a list or ``"host,route"``).
+        aggregates: The aggregates (``"count,sum:bytes,quantiles:latency_ms"``
+            or a list of items).
+        watermark: The tracker that says when windows are complete (default:
+            ``WatermarkTracker()``, 10 s of allowed lateness).
+        exact_unique: Distinct members ``unique`` counts exactly before it
+            turns into a HyperLogLog sketch.
+
+    Raises:
+        ConfigError: If an option is invalid, naming it.
+    """
+
+    def __init__(
+        self,
+        measurement: str,
+        window: WindowSpec | str,
+        by: str | Iterable[str] | None = None,
+        aggregates: str | Sequence[str] = "count",
+        *,
+        watermark: WatermarkTracker | None = None,
+        exact_unique: int = DEFAULT_EXACT_UNIQUE,
+    ) -> None:
+        try:
+            self.measurement = check_measurement(measurement)
+        except InvalidEventError as exc:
+            raise ConfigError("measurement", str(exc)) from None
+        self.window = parse_window(window)
+        self.by = parse_by(by)
+        self._plan = _Plan(parse_aggregates(aggregates), exact_unique)
+        self.watermark = watermark if watermark is not None else WatermarkTracker()
+        self.late_events = 0
+        self._open: dict[Group, dict[Window, list[Any]]] = {}
+
+    @property
+    def open_windows(self) -> int:
+        """How many windows are open (over every group)."""
+        return sum(len(windows) for windows in self._open.values())
+
+    def add(self, events: Sequence[MetricEvent], partition: Hashable = 0) -> list[MetricEvent]:
+        """Add events from one source partition, in the order they arrived.
+
+        Args:
+            events: The events.
+            partition: The source partition they come from (for the watermark).
+
+        Returns:
+            The late events (each also counted in `late_events`).
+        """
+        columns = EventColumns.of_events(events)
+        values = property_columns(columns, dict.fromkeys((*self.by, *self._plan.properties)))
+        late = []
+        for position, time_ns in enumerate(columns.timestamps):
+            self.watermark.observe(partition, time_ns)
+            row = {name: column[position] for name, column in values.items()}
+            group = tuple(_tag_text(name, row[name]) for name in self.by)
+            if not self._add_one(group, row, time_ns, self.watermark.watermark()):
+                late.append(events[position])
+        self.late_events += len(late)
+        return late
+
+    def _add_one(self, group: Group, row: dict[str, Any], time_ns: int, watermark: int) -> bool:
+        """Add one event to its open windows; return False if it was late."""
+        windows = self._open.setdefault(group, {})
+        if isinstance(self.window, Session):
+            window = self._session_for(windows, self.window.assign(time_ns)[0], watermark)
+            targets: tuple[Window, ...] = () if window is None else (window,)
+            on_time = window is not None
+        else:
+            assigned = self.window.assign(time_ns)
+            targets = tuple(w for w in assigned if w.end > watermark)
+            on_time = len(targets) == len(assigned)
+        for window in targets:
+            accumulators = windows.get(window)
+            if accumulators is None:
+                accumulators = windows[window] = self._plan.new()
+            self._plan.add(accumulators, row, time_ns)
+        if not windows:
+            del self._open[group]
+        return on_time
+
+    @staticmethod
+    def _session_for(
+        windows: dict[Window, list[Any]], opened: Window, watermark: int
+    ) -> Window | None:
+        """Merge `opened` with the group's open sessions it overlaps; None if it is late."""
+        joined = [w for w in windows if w.end > watermark and w.overlaps(opened)]
+        merged = Window(
+            min([opened.start, *(w.start for w in joined)]),
+            max([opened.end, *(w.end for w in joined)]),
+        )
+        if merged.end <= watermark:
+            return None
+        if joined and merged not in windows:
+            first = windows.pop(joined[0])
+            for other in joined[1:]:
+                _merge_all(first, windows.pop(other))
+            windows[merged] = first
+        return merged
+
+    def close(self) -> list[WindowResult]:
+        """Return the windows the watermark has completed (end <= watermark), and forget them.
+
+        Results are ordered by window end, then start, then group.
+        """
+        return self._take(self.watermark.watermark())
+
+    def close_all(self) -> list[WindowResult]:
+        """Return every open window, complete or not (to drain), and forget them."""
+        return self._take(None)
+
+    def _take(self, watermark: int | None) -> list[WindowResult]:
+        results = []
+        for group, windows in list(self._open.items()):
+            for window in [w for w in windows if watermark is None or w.end <= watermark]:
+                fields = self._plan.fields(windows.pop(window))
+                if fields:
+                    results.append(self._result(group, window, fields))
+            if not windows:
+                del self._open[group]
+        results.sort(key=lambda r: (r.window.end, r.window.start, r.group))
+        return results
+
+    def _result(self, group: Group, window: Window, fields: dict[str, FieldValue]) -> WindowResult:
+        named = zip(self.by, group, strict=True)
+        pairs = tuple((name, value) for name, value in named if value is not None)
+        tags = {**dict(pairs), "window": self.window.kind}
+        event = trusted_event(self.measurement, tags, fields, window.start, None)
+        return WindowResult(self.window.kind, pairs, window, event)
+
+    def merge(self, other: EventTimeWindows) -> None:
+        """Take in the open windows, late count and watermark of `other` (same options).
+
+        Raises:
+            ConfigError: If `other` has another window, grouping or aggregates.
+        """
+        if (other.window, other.by, other._plan.specs) != (self.window, self.by, self._plan.specs):
+            raise ConfigError("merge", "the two have different windows, groups or aggregates")
+        for group, windows in other._open.items():
+            mine = self._open.setdefault(group, {})
+            for window, accumulators in windows.items():
+                if isinstance(self.window, Session):
+                    joined = [w for w in mine if w.overlaps(window)]
+                    for other_window in joined:
+                        _merge_all(accumulators, mine.pop(other_window))
+                    merged = Window(
+                        min([window.start, *(w.start for w in joined)]),
+                        max([window.end, *(w.end for w in joined)]),
+                    )
+                    mine[merged] = accumulators
+                elif window in mine:
+                    _merge_all(mine[window], accumulators)
+                else:
+                    mine[window] = accumulators
+        other._open = {}
+        self.late_events += other.late_events
+        self.watermark.merge(other.watermark)
+
+
+def _tag_text(name: str, value: object) -> str | None:
+    """A group value as tag text; None if absent or unusable as a tag."""
+    if value.__class__ is str and value in valid_tag_values:
+        return value
+    if value is None:
+        return None
+    try:
+        return check_tag_value(name, value)
+    except InvalidEventError:
+        return None

@@ -1,0 +1,107 @@
+"""`WatermarkTracker`: how far event time has certainly advanced, over source partitions.
+
+Each partition (a Kafka partition, say) reports the event times it delivers.
+A partition's watermark is the largest event time it has shown minus
+``allowed_lateness``: events up to that much older than the newest may still
+arrive and count. The tracker's watermark is the smallest over the
+partitions, so a slow partition holds every window open until its events
+have arrived, except that a partition that delivered nothing for
+``idle_timeout`` (by the processing-time clock, injectable) stops holding it
+back; when every partition is idle, the largest of their watermarks counts.
+Partitions known in advance (``partitions=``, `WatermarkTracker.assign`: a
+Kafka consumer's assignment) hold it back from the start, until their first
+event or until they have been idle that long. The watermark never goes
+back. A window closes when the watermark reaches its end; an event for a
+window already closed is late.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Iterable
+
+from metricstream._validate import INT64_MIN
+from metricstream.aggregate._parse import parse_duration
+
+__all__ = ["WatermarkTracker"]
+
+
+class WatermarkTracker:
+    """The event-time watermark over several source partitions.
+
+    Args:
+        allowed_lateness: How much older than the newest event an event may
+            be and still count (seconds or text such as ``"10s"``; default 10 s).
+        idle_timeout: After how long without events a partition stops
+            holding the watermark back (default 60 s).
+        clock: Processing time in ns for idleness (default `time.monotonic_ns`).
+        partitions: Partitions to wait for before they deliver anything.
+
+    Raises:
+        ConfigError: If a duration is invalid, naming the option.
+    """
+
+    def __init__(
+        self,
+        allowed_lateness: float | str = 10.0,
+        idle_timeout: float | str = 60.0,
+        *,
+        clock: Callable[[], int] | None = None,
+        partitions: Iterable[Hashable] = (),
+    ) -> None:
+        self.allowed_lateness_ns = parse_duration(
+            "allowed_lateness", allowed_lateness, allow_zero=True
+        )
+        self.idle_timeout_ns = parse_duration("idle_timeout", idle_timeout)
+        self._clock = clock if clock is not None else time.monotonic_ns
+        self._newest: dict[Hashable, int] = {}
+        self._seen: dict[Hashable, int] = {}
+        self._watermark = INT64_MIN
+        self.assign(partitions)
+
+    def assign(self, partitions: Iterable[Hashable]) -> None:
+        """Wait for `partitions` too: each holds the watermark until its first event or idleness."""
+        now = self._clock()
+        for partition in partitions:
+            if partition not in self._newest:
+                self._newest[partition] = INT64_MIN
+                self._seen[partition] = now
+
+    def observe(self, partition: Hashable, event_time_ns: int) -> None:
+        """Note that `partition` delivered an event of time `event_time_ns`."""
+        if event_time_ns > self._newest.get(partition, INT64_MIN):
+            self._newest[partition] = event_time_ns
+        self._seen[partition] = self._clock()
+
+    def observe_many(self, partition: Hashable, event_times_ns: list[int]) -> None:
+        """Note a batch of event times from `partition` (as `observe`, once per batch)."""
+        if event_times_ns:
+            self.observe(partition, max(event_times_ns))
+
+    def watermark(self) -> int:
+        """The current watermark in ns (`INT64_MIN` before any event)."""
+        if not self._newest:
+            return self._watermark
+        now = self._clock()
+        active = [
+            newest
+            for partition, newest in self._newest.items()
+            if now - self._seen[partition] < self.idle_timeout_ns
+        ]
+        candidate = min(active) if active else max(self._newest.values())
+        if candidate > INT64_MIN:
+            self._watermark = max(self._watermark, candidate - self.allowed_lateness_ns)
+        return self._watermark
+
+    def partitions(self) -> dict[Hashable, int]:
+        """Each partition's newest event time in ns (`INT64_MIN` before its first event)."""
+        return dict(self._newest)
+
+    def merge(self, other: WatermarkTracker) -> None:
+        """Take in what `other` has seen (newest times, last activity, its watermark)."""
+        for partition, newest in other._newest.items():
+            if newest > self._newest.get(partition, INT64_MIN):
+                self._newest[partition] = newest
+            seen = other._seen[partition]
+            self._seen[partition] = max(self._seen.get(partition, INT64_MIN), seen)
+        self._watermark = max(self._watermark, other._watermark)
