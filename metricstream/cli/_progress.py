@@ -43,6 +43,11 @@ class ProgressBar:
     ) -> None:
         self.close()
 
+    @property
+    def shown(self) -> bool:
+        """True while the bar is drawn."""
+        return self._bar is not None
+
     def update_to(self, done: int) -> None:
         """Show `done` of the total."""
         if self._bar is not None and done != self._bar.n:

@@ -6,6 +6,7 @@ import argparse
 import errno
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -116,11 +117,14 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     deadline = time.monotonic() + args.timeout
     with WaitReporter(streamer, "metricstream spool replay", sys.stderr) as waits:
         try:
-            with ProgressBar(total, unit="events") as bar, waits.waiting("replaying", args.timeout):
-                while _remaining(streamer) and time.monotonic() < deadline:
+            with ProgressBar(total, unit="events") as bar:
+                # Without a bar, a line every few seconds says what the replay waits for.
+                said = nullcontext() if bar.shown else waits.waiting("replaying", args.timeout)
+                with said:
+                    while _remaining(streamer) and time.monotonic() < deadline:
+                        bar.update_to(_done(streamer))
+                        time.sleep(0.2)
                     bar.update_to(_done(streamer))
-                    time.sleep(0.2)
-                bar.update_to(_done(streamer))
         finally:
             with waits.waiting("closing the sinks", 10):
                 streamer.shutdown(timeout=10)
