@@ -300,8 +300,14 @@ class TestInterrupt:
         self, signal_number: int, tmp_path: Path
     ) -> None:
         out = tmp_path / "out.jsonl"
+        # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored:
+        # the command is run with Ctrl-C's usual handler, as from a terminal.
+        command = (
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from metricstream.cli import main; sys.exit(main(sys.argv[1:]))"
+        )
         process = subprocess.Popen(
-            [sys.executable, "-m", "metricstream", "pipe", "--sink", f"jsonl:{out}",
+            [sys.executable, "-c", command, "pipe", "--sink", f"jsonl:{out}",
              "--flush-interval", "3600", "--batch-size", "100000"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
