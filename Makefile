@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 # What an install depends on: a change to any of them installs again.
-INSTALL_INPUTS := pyproject.toml setup.py metricstream/codecs/_speedups.c
+INSTALL_INPUTS := pyproject.toml setup.py metricstream/_speedups.c
 # The package and its core dependencies (the demo's needs) / with every extra and the dev tools.
 CORE_STAMP := $(VENV)/.installed-core
 DEV_STAMP  := $(VENV)/.installed-dev-all

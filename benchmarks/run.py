@@ -39,6 +39,7 @@ BENCHMARKS = {
     "redis": "bench_redis",
     "kafka": "bench_kafka",
     "query": "bench_query",
+    "server": "bench_server",
     "import": "bench_import",
 }
 

@@ -182,6 +182,11 @@ CASES = {
     "counters: an event that is not line protocol": Case(
         ("counters", "explain", "--mapping", '{"count": ["measurement"]}', "m v="), 2, "column"
     ),
+    "serve: no archive directory": Case(("serve",), 2, "ARCHIVE_DIR"),
+    "serve: a port out of range": Case(("serve", "<tmp>", "--port", "70000"), 2, "--port"),
+    "serve: a port that is no number": Case(
+        ("serve", "<tmp>", "--port", "http"), 2, "argument --port"
+    ),
     "health: a host with a port that is no number": Case(
         ("health", "notaurl:xx"), 2, "'notaurl:xx' is not a URL"
     ),

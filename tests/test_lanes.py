@@ -8,14 +8,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from metricstream import contract
 from metricstream._log import RateLimitedLog
+from metricstream.codecs import json
+from metricstream.columns import EventColumns
 from metricstream.contract import EventBatch
-from metricstream.event import PARTS_PER_EVENT
 from metricstream.streamer.engine import pipeline as _pipeline
 from metricstream.testing import InMemorySink
 
@@ -129,19 +128,13 @@ class TestSharedEncodings:
         self, make_streamer, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         calls: list[int] = []
-        from_parts: Callable[..., bytes] = contract.encode_parts
-        from_samples: Callable[..., bytes] = contract.encode_json_samples
+        encode: Callable[..., bytes] = json.encode_batch
 
-        def counting_parts(parts: Any) -> bytes:
-            calls.append(len(parts) // PARTS_PER_EVENT)
-            return from_parts(parts)
+        def counting(columns: EventColumns) -> bytes:
+            calls.append(len(columns))
+            return encode(columns)
 
-        def counting_samples(samples: Any) -> bytes:
-            calls.append(samples.size())
-            return from_samples(samples)
-
-        monkeypatch.setattr(contract, "encode_parts", counting_parts)
-        monkeypatch.setattr(contract, "encode_json_samples", counting_samples)
+        monkeypatch.setattr(json, "encode_batch", counting)
 
         class JsonPayloadSink(InMemorySink):
             def __init__(self, name: str) -> None:

@@ -143,7 +143,8 @@ class TestWhereTheCacheLives:
         assert [path.name for path in cache_dir.iterdir()] == [archive.cache.path.name]
         import duckdb
 
-        assert archive.cache.path.name.endswith(f"-q1-duckdb{duckdb.__version__}.duckdb")
+        suffix = f"-q{cache_module.FORMAT}-duckdb{duckdb.__version__}.duckdb"
+        assert archive.cache.path.name.endswith(suffix)
 
     def test_one_archive_one_cache_file(
         self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -221,6 +222,23 @@ class TestFollowingTheArchive:
         same_everywhere(archive, path)
         assert cache.stats.records_loaded == 150
         assert cache.stats.bypassed == 0
+
+    def test_the_same_query_over_an_unchanged_archive_is_answered_from_memory(
+        self, path: Path, cache_dir: Path
+    ) -> None:
+        archive, cache = opened(path, cache_dir)
+        first = archive.events("view").unique("user").value
+        repeated = cache.stats.repeated
+        assert archive.events("view").unique("user").value == first
+        assert cache.stats.repeated == repeated + 1
+        append(path, batch(100))
+        assert archive.events("view").unique("user").value == unique(
+            select(list(JsonLinesReader(path)), "view"), ["user"]
+        )
+        assert cache.stats.repeated == repeated + 1
+        carts = select(list(JsonLinesReader(path)), "cart")
+        assert archive.events("cart").unique("user").value == unique(carts, ["user"])
+        assert cache.stats.repeated == repeated + 1
 
     def test_a_growing_plain_file_with_a_line_being_written(
         self, tmp_path: Path, cache_dir: Path
@@ -515,7 +533,7 @@ class TestCommand:
         assert len(list(cache_dir.iterdir())) == 1
         assert main([*query, "--no-cache"]) == 0
         assert json.loads(capsys.readouterr().out) == cached
-        assert cached["data"]["view"] == {"count": 50, "unique": {"user": 13}}
+        assert cached["data"]["view"] == {"count": 50, "weighted_count": 50, "unique": {"user": 13}}
         assert main(["query", str(path), "--cache-dir", str(cache_dir), "--clear-cache"]) == 0
         assert capsys.readouterr().out.startswith("removed ")
         assert list(cache_dir.iterdir()) == []

@@ -14,6 +14,7 @@ import pytest
 
 import metricstream as ms
 from metricstream.codecs import lineprotocol
+from metricstream.columns import EventColumns
 from metricstream.contract import EventBatch
 from metricstream.event import _shared_tags_cache
 from metricstream.streamer.operations import lifecycle
@@ -94,13 +95,13 @@ class TestBoundedCaches:
     """Every cache stays within its limit, whatever the workload."""
 
     def test_a_flood_of_distinct_names_keeps_every_cache_bounded(self) -> None:
-        limit = lineprotocol._SHARED_HEADS_LIMIT
+        limit = lineprotocol._HEADS_PER_TAGS
         tags = {"host": "a"}
         events = [ms.event_from_sample(f"m{i}", 1.0, tags) for i in range(limit + 1000)]
-        lineprotocol.encode_lines(events)
-        shared_heads = sum(len(heads) for _, heads in lineprotocol._shared_heads.values())
-        assert shared_heads <= limit
-        assert lineprotocol._shared_head_count == shared_heads
+        lineprotocol.encode_batch(EventColumns.of_events(events))
+        for event in events[::100]:
+            event.to_influx_line()
+        assert 0 < len(events[0].tags.encoded) <= limit  # type: ignore[attr-defined]
         for cache in (
             lineprotocol._measurement_cache,
             lineprotocol._head_cache,

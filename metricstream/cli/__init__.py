@@ -13,7 +13,9 @@
 - ``metricstream health`` (`metricstream.cli.health`): show a running
   streamer's health;
 - ``metricstream counters`` (`metricstream.cli.counters`): read Redis
-  counters, or explain the Redis commands of one event.
+  counters, or explain the Redis commands of one event;
+- ``metricstream serve`` (`metricstream.cli.serve`): run the event store
+  (HTTP ingest, queries, InfluxDB writes, a query page).
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -40,7 +42,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from metricstream._secrets import scrub_secrets
-from metricstream.cli import cat, counters, demo, health, pipe, query, spool
+from metricstream.cli import cat, counters, demo, health, pipe, query, serve, spool
 from metricstream.cli._args import OneLineParser
 from metricstream.cli._errors import DataError
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
@@ -65,7 +67,7 @@ __all__ = [
     "main",
 ]
 
-COMMANDS = (demo, cat, query, pipe, spool, counters, health)
+COMMANDS = (demo, cat, query, pipe, spool, counters, health, serve)
 """The command modules, in the order ``--help`` lists them."""
 
 EXIT_FAILURE = 1

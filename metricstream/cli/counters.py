@@ -24,10 +24,10 @@ from metricstream.cli._args import add_format_option, plain, positive_int
 from metricstream.cli._report import write_json
 from metricstream.cli._table import format_table
 from metricstream.cli.workload import EVENT_MIX
+from metricstream.columns import EventColumns
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
-from metricstream.properties import EventColumns
 from metricstream.sinks import sink_from_url
 from metricstream.sinks.redis_counters import (
     CounterLimits,
