@@ -26,7 +26,7 @@ __all__ = [
     "verify_suspects",
 ]
 
-PERFECT_HASH_BITS = 18
+PERFECT_HASH_BITS = 20
 """Groups whose keys span fewer than 2**this values are found by index, not by hash."""
 
 
