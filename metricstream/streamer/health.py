@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth"]
+__all__ = ["DROP_REASONS", "SinkHealth", "SpoolHealth", "StreamerHealth"]
 
 DROP_REASONS: tuple[str, ...] = (
     "overflow",
@@ -91,6 +91,34 @@ class SinkHealth:
 
 
 @dataclass(frozen=True)
+class SpoolHealth:
+    """What the spool holds beyond each sink's own figures.
+
+    Attributes:
+        directory: The spool directory.
+        unclaimed: Events the spool holds for sinks this streamer does not
+            have (renamed or removed), by their name: never delivered by
+            this streamer, and deleted once its own sinks are done with
+            them (replay them with ``metricstream spool replay``).
+        untrusted: For each sink whose saved position could not be trusted
+            when the spool was opened (a damaged or missing position file):
+            the events it received again from the oldest stored record.
+    """
+
+    directory: str
+    unclaimed: Mapping[str, int] = field(default_factory=dict)
+    untrusted: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the figures as plain data (JSON-ready)."""
+        return {
+            "directory": self.directory,
+            "unclaimed": dict(self.unclaimed),
+            "untrusted": dict(self.untrusted),
+        }
+
+
+@dataclass(frozen=True)
 class StreamerHealth:
     """The streamer's state: every sink's `SinkHealth` by name.
 
@@ -101,6 +129,7 @@ class StreamerHealth:
         sinks: `SinkHealth` by sink name.
         error: What is wrong with the streamer itself (its batcher thread
             died), or None.
+        spool: The spool's own figures, or None without a spool.
     """
 
     healthy: bool
@@ -108,6 +137,7 @@ class StreamerHealth:
     events_accepted: int
     sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
     error: str | None = None
+    spool: SpoolHealth | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain data (JSON-ready)."""
@@ -117,6 +147,7 @@ class StreamerHealth:
             "events_accepted": self.events_accepted,
             "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
             "error": self.error,
+            "spool": None if self.spool is None else self.spool.to_dict(),
         }
 
     def to_json(self) -> str:

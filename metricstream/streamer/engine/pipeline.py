@@ -27,7 +27,7 @@ from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
 from metricstream.event import PARTS_PER_EVENT
 from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
-from metricstream.spool import Spool
+from metricstream.spool import ACK_INTERVAL, Spool
 from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.correlation import current_correlation_id, scopes_entered
 from metricstream.streamer.engine.batcher import Batcher, PeriodicTask
@@ -35,7 +35,7 @@ from metricstream.streamer.engine.default_tags import DefaultTags
 from metricstream.streamer.engine.intake import Intake
 from metricstream.streamer.engine.lane import Lane, SpillCursor
 from metricstream.streamer.engine.receipts import BatchReceipt
-from metricstream.streamer.health import StreamerHealth
+from metricstream.streamer.health import SpoolHealth, StreamerHealth
 
 __all__ = [
     "CATCH_UP_BATCHES",
@@ -123,8 +123,8 @@ class Pipeline:
         )
         self.wake = self.batcher.wake
         self.cut = self.batcher.cut
-        if spool is not None and spool.fsync == "interval":
-            self.batcher.add_periodic(_SpoolSync(spool, self._on_progress))
+        if spool is not None:
+            self.batcher.add_periodic(_SpoolUpkeep(spool, self._on_progress))
 
     @classmethod
     def open(cls, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> Pipeline:
@@ -405,12 +405,16 @@ class Pipeline:
                 for lane in self.lanes
             }
         running = not self.closed
+        spool = self.spool
         return StreamerHealth(
             healthy=running and self.batcher.alive() and all(s.healthy for s in sinks.values()),
             running=running,
             events_accepted=accepted,
             sinks=sinks,
             error=None if self.batcher.error is None else f"batcher died: {self.batcher.error}",
+            spool=None
+            if spool is None
+            else SpoolHealth(str(spool.directory), spool.unclaimed(), dict(spool.untrusted)),
         )
 
     # --- shutdown ----------------------------------------------------------------
@@ -527,24 +531,25 @@ class CurrentPipeline:
         return True
 
 
-class _SpoolSync:
-    """Under ``spool_fsync="interval"``: sync what was appended once its second is over.
+class _SpoolUpkeep:
+    """The spool's periodic work on the batcher thread.
 
-    The spool syncs at an append a second after its last sync; this task
-    syncs when no append comes, so that every batch is on disk about a
-    second after it was appended.
+    It writes the acknowledged positions that changed once their
+    `ACK_INTERVAL` is over (an acknowledgement writes them only when the
+    last write is that old, so the last one of a burst waits for this), and,
+    under ``spool_fsync="interval"``, syncs what was appended once its
+    second is over when no append comes to do it.
     """
-
-    CHECK_EVERY = 0.25
 
     def __init__(self, spool: Spool, on_synced: Callable[[], None]) -> None:
         self._spool = spool
         self._on_synced = on_synced
-        self.due = time.monotonic() + self.CHECK_EVERY
+        self.due = time.monotonic() + ACK_INTERVAL
 
     def run(self, now: float) -> None:
-        self.due = now + self.CHECK_EVERY
-        if self._spool.sync_if_due():
+        self.due = now + ACK_INTERVAL
+        self._spool.persist_due()
+        if self._spool.fsync == "interval" and self._spool.sync_if_due():
             self._on_synced()
 
 

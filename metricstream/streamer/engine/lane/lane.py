@@ -282,7 +282,7 @@ class Lane:
             case SettledRange() as settled:
                 done = self.ledger.settle(settled)
                 if done.counted:
-                    self._acknowledge(settled.spool_end, done.caught_up)
+                    self._acknowledge(settled.spool_end)
                     self._on_progress()
             case PreparedBatch() as item:
                 self._deliver(item)
@@ -294,14 +294,16 @@ class Lane:
 
     def _deliver(self, item: PreparedBatch) -> None:
         reason, written = self._writer.deliver(item)
-        if reason == "retries_exhausted" and item.spool_end is not None:
+        if reason == "retries_exhausted" and self._spool is not None:
+            # Never given up beside a spool: a batch the spool could not take
+            # (a full disk) waits in memory, held to max_buffer, as if spooled.
             self._retry_later(item)
             return
         done = self.ledger.finish(item, reason, written)
         if not done.counted:
             return  # abandoned by an abort, which counted it
         if item.spool_end is not None:
-            self._acknowledge(item.spool_end, done.caught_up)
+            self._acknowledge(item.spool_end)
         lost = item.count - written
         if lost:
             refused = min(item.rejected, lost)
@@ -317,9 +319,9 @@ class Lane:
             )
         self._on_progress()
 
-    def _acknowledge(self, spool_end: int, caught_up: bool) -> None:
+    def _acknowledge(self, spool_end: int) -> None:
         if self._spool is not None:
-            self._spool.acknowledge(self.name, spool_end, now=caught_up)
+            self._spool.acknowledge(self.name, spool_end)
 
     def _retry_later(self, item: PreparedBatch) -> None:
         """A spooled payload is never given up: wait, then write it again."""

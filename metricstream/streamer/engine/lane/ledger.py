@@ -58,8 +58,6 @@ class Done(NamedTuple):
 
     counted: bool
     """False when an abort had counted it already (its outcome is ignored)."""
-    caught_up: bool
-    """Nothing else waits in the lane's memory."""
 
 
 class LaneLedger:
@@ -333,23 +331,23 @@ class LaneLedger:
         refused = min(item.rejected, lost) if reason else 0
         with self._cond:
             if self._in_flight is not item:
-                return Done(counted=False, caught_up=False)
+                return Done(counted=False)
             self._in_flight = None
             self.written += written
             self._drop("rejected", refused)
             if lost - refused:
                 self._drop(reason, lost - refused)
             self._cond.notify_all()
-            return Done(counted=True, caught_up=self._backlog() == 0)
+            return Done(counted=True)
 
     def settle(self, item: SettledRange) -> Done:
         """A range with nothing to write has had its turn; it leaves ``in_flight``."""
         with self._cond:
             if self._in_flight is not item:
-                return Done(counted=False, caught_up=False)
+                return Done(counted=False)
             self._in_flight = None
             self._cond.notify_all()
-            return Done(counted=True, caught_up=self._backlog() == 0)
+            return Done(counted=True)
 
     def retry_later(self, item: PreparedBatch) -> bool:
         """``in_flight`` -> ``queued`` again, first in line (a spooled payload is never dropped)."""
@@ -398,8 +396,9 @@ class LaneLedger:
             unfinished = [(item.start, item.count, item.spool_end is not None) for item in held]
             cursor = self._cursor
             kept_from = [start for start, count, durable in unfinished if durable and count]
-            if cursor is not None and cursor.oldest_position() is not None:
-                kept_from.append(cursor.oldest_position() or 0)
+            oldest = None if cursor is None else cursor.oldest_position()
+            if oldest is not None:
+                kept_from.append(oldest)
             unfinished.append((-1, max(0, taken - self.offered), in_hand_durable))
             lost = sum(count for _, count, durable in unfinished if not durable)
             kept = sum(count for _, count, durable in unfinished if durable)
