@@ -146,12 +146,26 @@ def _number(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
-def _series_table(title: str, result: CounterResult, buckets: TimeBuckets, out: TextIO) -> None:
+def _covered(spans: Sequence[tuple[int, int]], bucket: str, buckets: TimeBuckets) -> str:
+    """The line saying which buckets an answer counts (a range counts each bucket it overlaps)."""
+    kind = "daily" if bucket == "d" else "hourly"
+    if not spans:
+        return f"buckets counted: none ({kind})\n"
+    first, last = _local(spans[0][0], buckets), _local(spans[-1][1], buckets)
+    return f"buckets counted: {len(spans)} {kind}, from {first} to {last}\n"
+
+
+def _series_table(
+    title: str, result: CounterResult, bucket: str, buckets: TimeBuckets, out: TextIO
+) -> None:
     out.write(f"{title}\n")
-    out.write(f"  {'bucket start':<26} {'value':>16}\n")
-    for start, value in result.series:
-        out.write(f"  {_local(start, buckets):<26} {_number(value):>16}\n")
-    out.write(f"  {'total':<26} {_number(result.total):>16}\n")
+    out.write(_covered(result.buckets, bucket, buckets))
+    out.write(f"  {'bucket start':<26} {'bucket end':<26} {'value':>16}\n")
+    for (start, end), (_, value) in zip(result.buckets, result.series, strict=True):
+        out.write(
+            f"  {_local(start, buckets):<26} {_local(end, buckets):<26} {_number(value):>16}\n"
+        )
+    out.write(f"  {'total':<53} {_number(result.total):>16}\n")
 
 
 def _query(args: argparse.Namespace, out: TextIO) -> int:
@@ -163,6 +177,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
         if args.action == "top":
             rows = reader.top(args.pattern, start, end, args.n, args.bucket, kind=args.kind)
             out.write(f"top {args.n} of {args.pattern} ({args.kind}, {args.bucket} buckets)\n")
+            out.write(_covered(reader.buckets(start, end, args.bucket), args.bucket, buckets))
             out.write(f"  {'#':>3}  {'values':<40} {'total':>16}\n")
             for rank, (values, total) in enumerate(rows, 1):
                 shown = "~".join(values)
@@ -175,7 +190,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             query = reader.count if args.action == "count" else reader.sum
             result = query(args.pattern, args.values, start, end, args.bucket)
             title = f"{args.action} {args.pattern} = {'~'.join(args.values)}"
-    _series_table(title, result, buckets, out)
+    _series_table(title, result, args.bucket, buckets, out)
     return 0
 
 
