@@ -24,17 +24,27 @@ DROP_REASONS: tuple[str, ...] = (
     "retries_exhausted",
     "shutdown",
     "corrupt",
+    "collapsed",
+    "unconfirmed",
 )
 """Why events are dropped:
 
 - ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
-  ``block_timeout`` ran out;
+  ``block_timeout`` ran out; with a spool, the spool was full too
+  (``spool_max_bytes``, or a full disk and the lane's memory);
 - ``invalid``: the sink could not encode the event;
 - ``rejected``: the destination refused it for good (`PermanentSinkError`);
-- ``retries_exhausted``: every retry failed;
+- ``retries_exhausted``: every retry failed (never with a spool, where events
+  wait and are written again);
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown;
-- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file).
+- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file);
+- ``collapsed``: a later event of the same batch, with the same measurement,
+  tags and timestamp at the sink's precision and every one of its fields,
+  would overwrite it on the server (the InfluxDB sink);
+- ``unconfirmed``: handed to the destination, but its fate was still unknown
+  at the shutdown deadline (a write in flight, a Kafka message without its
+  delivery report); a report that comes later still counts it as written.
 
 A sink may drop events under a reason of its own (`InvalidEventError.reason`,
 for example the Redis counter sink's ``limits``); health shows such a reason

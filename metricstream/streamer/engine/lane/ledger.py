@@ -277,7 +277,8 @@ class LaneLedger:
             if self._preparing is not raw:
                 return  # abandoned by an abort, which counted it
             self._preparing = None
-            self._drop(outcome.reason, outcome.invalid)
+            for reason, count in outcome.dropped:
+                self._drop(reason, count)
             if outcome.good:
                 item = PreparedBatch(
                     outcome.payload,
