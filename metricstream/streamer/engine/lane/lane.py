@@ -297,8 +297,9 @@ class Lane:
         if reason == "retries_exhausted" and self._spool is not None:
             # Never given up beside a spool: a batch the spool could not take
             # (a full disk) waits in memory, held to max_buffer, as if spooled.
-            self._retry_later(item)
-            return
+            if self._retry_later(item):
+                return
+            reason = "shutdown"  # a shutdown gave up on it while it was written
         done = self.ledger.finish(item, reason, written)
         if not done.counted:
             return  # abandoned by an abort, which counted it
@@ -323,10 +324,14 @@ class Lane:
         if self._spool is not None:
             self._spool.acknowledge(self.name, spool_end)
 
-    def _retry_later(self, item: PreparedBatch) -> None:
-        """A spooled payload is never given up: wait, then write it again."""
+    def _retry_later(self, item: PreparedBatch) -> bool:
+        """A spooled payload is never given up: wait, then write it again.
+
+        Returns:
+            False when a shutdown gave up the lane first (nothing is retried).
+        """
         if not self.ledger.retry_later(item):
-            return
+            return False
         self._warnings.warning(
             (self.name, "spool-retry"),
             "metricstream: sink %r still failing after every retry; its events stay in the "
@@ -336,3 +341,4 @@ class Lane:
             self._writer.state.last_error,
         )
         self._writer.pause(self._probe_interval)
+        return True

@@ -96,6 +96,7 @@ class LaneLedger:
         self._preparer_done = False
         self._aborted = False
         self._left_from: int | None = None  # the oldest position an abort left in the spool
+        self._unconfirmed: PreparedBatch | None = None  # in flight when an abort came
         self.dead: str | None = None
         self._telemetry: SelfTelemetry | None = None
         self._telemetry_ready: PreparedTelemetry | None = None
@@ -327,13 +328,22 @@ class LaneLedger:
             return STOP
 
     def finish(self, item: PreparedBatch, reason: str, written: int) -> Done:
-        """``in_flight`` -> written, and the rest dropped as ``rejected`` or for `reason`."""
+        """``in_flight`` -> written, and the rest dropped as ``rejected`` or for `reason`.
+
+        A write an abort counted as ``unconfirmed`` while it was in flight is
+        counted again when it ends after all: what it wrote moves to written,
+        the rest to its reason.
+        """
         lost = item.count - written
         refused = min(item.rejected, lost) if reason else 0
         with self._cond:
-            if self._in_flight is not item:
+            if item is self._unconfirmed:
+                self._unconfirmed = None
+                self.dropped["unconfirmed"] -= item.count
+            elif self._in_flight is not item:
                 return Done(counted=False)
-            self._in_flight = None
+            else:
+                self._in_flight = None
             self.written += written
             self._drop("rejected", refused)
             if lost - refused:
@@ -378,6 +388,10 @@ class LaneLedger:
     def abort(self, taken: int, in_hand_durable: bool) -> int:
         """Give up: every unfinished event -> ``left_in_spool`` when spooled, else dropped.
 
+        Dropped as ``shutdown``, but for the payload being written (not
+        spooled), whose fate the sink alone knows: ``unconfirmed``, until
+        its write ends (`finish`).
+
         Args:
             taken: Events the batcher has taken into batches so far; those
                 not offered to this lane yet are given up too, and later
@@ -385,7 +399,7 @@ class LaneLedger:
             in_hand_durable: Whether the batch the batcher holds is in the spool.
 
         Returns:
-            The number of events dropped (reason ``shutdown``).
+            The number of events dropped (``shutdown`` and ``unconfirmed``).
         """
         with self._cond:
             self._aborted = True
@@ -393,7 +407,13 @@ class LaneLedger:
             held: list[RawBatch | PreparedBatch] = [*self._inbox]
             if self._preparing is not None:
                 held.append(self._preparing)
-            held += [i for i in (self._in_flight, *self._queue) if isinstance(i, PreparedBatch)]
+            flying = self._in_flight
+            if isinstance(flying, PreparedBatch) and (flying.spool_end is None or not self._cursor):
+                # Handed to the sink, its fate unknown: counted again if the write ends.
+                self._unconfirmed = flying
+                self._drop("unconfirmed", flying.count)
+                flying = None
+            held += [i for i in (flying, *self._queue) if isinstance(i, PreparedBatch)]
             unfinished = [(item.start, item.count, item.spool_end is not None) for item in held]
             cursor = self._cursor
             kept_from = [start for start, count, durable in unfinished if durable and count]
@@ -416,7 +436,8 @@ class LaneLedger:
             self._drop("shutdown", lost)
             self.left_in_spool += kept
             self._cond.notify_all()
-            return lost
+            unconfirmed = self._unconfirmed
+            return lost + (0 if unconfirmed is None else unconfirmed.count)
 
     # --- health ----------------------------------------------------------------------
 
