@@ -12,6 +12,7 @@ user namespaces are allowed); the other makes the spool's file-write seam
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -47,6 +48,16 @@ class Gate(InMemorySink):
         super().write(payload)
 
 
+def fill_up(directory: str) -> None:
+    """Fill the file system of `directory` with a file of zeros until it has no room left."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "filler"), "wb") as filler:
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(bytes(64 << 10))
+                filler.flush()
+
+
 def run(spool_dir: str, sent: int, max_buffer: int, pad: int) -> dict[str, Any]:
     """Send `sent` events to a dead sink over the spool, then revive it; report what happened."""
     sink = Gate("db")
@@ -76,9 +87,9 @@ def run(spool_dir: str, sent: int, max_buffer: int, pad: int) -> dict[str, Any]:
     flushed = streamer.flush(120)
     up = streamer.health().sinks["db"]
     streamer.shutdown(10)
-    left = inspect_spool(spool_dir).sinks["db"]
+    left = inspect_spool(spool_dir).sinks.get("db")
     return {
-        "left": (left.position, left.events),
+        "left": None if left is None else (left.position, left.events),
         "down": down.to_dict(),
         "flushed": flushed,
         "up": up.to_dict(),
@@ -86,8 +97,12 @@ def run(spool_dir: str, sent: int, max_buffer: int, pad: int) -> dict[str, Any]:
     }
 
 
-def check(report: dict[str, Any], sent: int, max_buffer: int) -> None:
-    """What a dead sink over a full disk must show, then deliver once it is back."""
+def check(report: dict[str, Any], sent: int, max_buffer: int, *, spooled: bool) -> None:
+    """What a dead sink over a full disk must show, then deliver once it is back.
+
+    With `spooled`, the spool took batches until the disk was full, and must
+    have freed them and recorded the sink's position once it caught up.
+    """
     down, up = report["down"], report["up"]
     overflow = {**NO_REASONS, "overflow": sent - max_buffer}
     assert down["dropped_by_reason"] == overflow
@@ -96,16 +111,19 @@ def check(report: dict[str, Any], sent: int, max_buffer: int) -> None:
     assert up["dropped_by_reason"] == overflow
     assert (up["events_written"], up["pending"], up["spooled"]) == (max_buffer, 0, 0)
     assert report["written"] == list(range(max_buffer))
-    position, events = report["left"]
-    assert (position > 0, events) == (True, 0)  # the space came back and the position was written
+    if spooled:
+        position, events = report["left"]
+        assert (position > 0, events) == (True, 0)  # space came back, the position was written
 
 
 class TestFullDisk:
     """Batches the spool cannot take wait in memory under the overflow policy."""
 
+    @pytest.mark.parametrize("start", ["empty", "full"])
     def test_a_full_tmpfs_keeps_events_in_memory_not_retries_exhausted(
-        self, tmp_path: Path
+        self, tmp_path: Path, start: str
     ) -> None:
+        """A 3 MiB tmpfs that fills during the run, or that is full before the streamer starts."""
         unshare = shutil.which("unshare")
         if unshare is None:
             pytest.skip("no unshare(1); the ENOSPC test beside this one covers the behaviour")
@@ -119,10 +137,12 @@ class TestFullDisk:
         )
         if probe.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()}")
+        spool = str(small / "spool")
         code = (
             "import logging, orjson; logging.basicConfig(); "
-            "from tests.test_spool_full_disk import run; "
-            f"print(orjson.dumps(run({str(small / 'spool')!r}, 60_000, 45_000, 96)).decode())"
+            "from tests.test_spool_full_disk import fill_up, run; "
+            + (f"fill_up({spool!r}); " if start == "full" else "")
+            + f"print(orjson.dumps(run({spool!r}, 60_000, 45_000, 96)).decode())"
         )
         done = subprocess.run(
             [
@@ -141,12 +161,14 @@ class TestFullDisk:
         )
         assert done.returncode == 0, done.stderr.decode()[-3000:]
         assert b"No space left on device" in done.stderr
-        check(orjson.loads(done.stdout.splitlines()[-1]), 60_000, 45_000)
+        report = orjson.loads(done.stdout.splitlines()[-1])
+        check(report, 60_000, 45_000, spooled=start == "empty")
 
+    @pytest.mark.parametrize("room", [0, 200_000], ids=["full at start", "fills up"])
     def test_enospc_at_the_write_seam_keeps_events_in_memory(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int
     ) -> None:
-        budget = [200_000]
+        budget = [room]
         refused: list[int] = []
         real_write_all = segments.write_all
 
@@ -160,4 +182,4 @@ class TestFullDisk:
         monkeypatch.setattr(segments, "write_all", write_all)
         report = run(str(tmp_path / "spool"), 8_000, 6_000, 48)
         assert refused
-        check(report, 8_000, 6_000)
+        check(report, 8_000, 6_000, spooled=room > 0)
