@@ -51,11 +51,10 @@ class Gate(InMemorySink):
 def fill_up(directory: str) -> None:
     """Fill the file system of `directory` with a file of zeros until it has no room left."""
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "filler"), "wb") as filler:
-        with contextlib.suppress(OSError):
-            while True:
-                filler.write(bytes(64 << 10))
-                filler.flush()
+    path = os.path.join(directory, "filler")
+    with open(path, "wb", buffering=0) as filler, contextlib.suppress(OSError):
+        while True:
+            filler.write(bytes(64 << 10))
 
 
 def run(spool_dir: str, sent: int, max_buffer: int, pad: int) -> dict[str, Any]:

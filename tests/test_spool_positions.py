@@ -57,6 +57,20 @@ def damage_ack(directory: Path, how: str) -> None:
         ack.write_bytes(how.encode())
 
 
+def spool_for_dead_sink(directory: Path, name: str, count: int, batch_size: int = 100) -> None:
+    """Leave `count` events in a spool for a sink `name` that never took one."""
+    streamer = ms.EventStreamer(
+        [FaultySink(then="transient", name=name)],
+        spool_dir=directory,
+        batch_size=batch_size,
+        retry=ms.RetryConfig(max_retries=0),
+        register_atexit=False,
+    )
+    streamer.send_many(sample(i) for i in range(count))
+    streamer.shutdown(0.5)
+    assert streamer.health().sinks[name].spooled == count
+
+
 class TestUntrustedPositions:
     """A position that cannot be trusted resumes at the oldest stored record: nothing is skipped."""
 
@@ -217,22 +231,10 @@ class TestPositionWrites:
 class TestUnclaimedEvents:
     """Events spooled for a sink under another name are reported, and replayed by name."""
 
-    def spool_for(self, directory: Path, name: str, count: int) -> None:
-        streamer = ms.EventStreamer(
-            [FaultySink(then="transient", name=name)],
-            spool_dir=directory,
-            batch_size=100,
-            retry=ms.RetryConfig(max_retries=0),
-            register_atexit=False,
-        )
-        streamer.send_many(sample(i) for i in range(count))
-        streamer.shutdown(0.5)
-        assert streamer.health().sinks[name].spooled == count
-
     def test_a_renamed_sink_is_warned_about_and_counted(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
-        self.spool_for(tmp_path, "influxdb", 5000)
+        spool_for_dead_sink(tmp_path, "influxdb", 5000)
         renamed = InMemorySink("influx-prod")
         with caplog.at_level(logging.WARNING, logger="metricstream"):
             streamer = ms.EventStreamer([renamed], spool_dir=tmp_path, register_atexit=False)
@@ -256,7 +258,7 @@ class TestUnclaimedEvents:
 
     def test_a_replay_whose_name_matches_nothing_is_an_error(self, tmp_path: Path) -> None:
         spool = tmp_path / "spool"
-        self.spool_for(spool, "influxdb", 5000)
+        spool_for_dead_sink(spool, "influxdb", 5000)
         target = tmp_path / "out.jsonl"
         missed = self.cli("replay", str(spool), "--sink", f"jsonl:{target}")
         assert missed.returncode == 2
@@ -274,17 +276,7 @@ class TestFlushAfterRecovery:
     """A streamer that only recovered events from a spool flushes them before `flush` returns."""
 
     def test_flush_waits_for_recovered_events(self, tmp_path: Path) -> None:
-        first = ms.EventStreamer(
-            [FaultySink(then="transient", name="slow")],
-            spool_dir=tmp_path,
-            batch_size=50,
-            retry=ms.RetryConfig(max_retries=0),
-            register_atexit=False,
-        )
-        first.send_many(sample(i) for i in range(650))
-        first.shutdown(0.5)
-        assert first.health().sinks["slow"].spooled == 650
-
+        spool_for_dead_sink(tmp_path, "slow", 650, batch_size=50)
         release = threading.Event()
 
         class Slow(InMemorySink):
