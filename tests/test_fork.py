@@ -207,6 +207,7 @@ class TestMultiprocessingWorkers:
             streamer.shutdown(10)
 
 
+@pytest.mark.servers
 class TestForkThroughNetworkSinks:
     """The same 20 forks under load, through InfluxDB, Kafka and Redis counters: clients renewed."""
 
