@@ -596,6 +596,21 @@ class TestShutdown:
         assert health.sinks["stuck"].dropped_by_reason == {**NO_REASONS, "shutdown": 10}
         assert_balanced(health, sent=10)
 
+    def test_a_write_waiting_to_retry_at_the_deadline_is_dropped_as_shutdown(
+        self, make_streamer
+    ) -> None:
+        failing = FaultySink(then="transient", name="failing")
+        slow_retry = ms.RetryConfig(
+            max_retries=50, initial_delay_ms=5000, max_delay_ms=5000, jitter=False
+        )
+        streamer = make_streamer([failing], batch_size=4, flush_interval=60, retry=slow_retry)
+        streamer.send_many(sample(i) for i in range(10))
+        assert wait_until(lambda: bool(failing.attempts))
+        assert streamer.shutdown(timeout=0.3) is False
+        health = streamer.health().sinks["failing"]
+        assert health.dropped_by_reason == {**NO_REASONS, "shutdown": 10}
+        assert_balanced(streamer.health(), sent=10)
+
     def test_a_write_that_ends_after_the_deadline_is_counted_written(self, make_streamer) -> None:
         release = threading.Event()
 

@@ -452,7 +452,10 @@ class Pipeline:
         for lane in self.lanes:
             lane.join(deadline)
         self.batcher.join(deadline)
-        self._close_sinks(deadline)
+        grace = max(deadline, time.monotonic() + 0.1)
+        self._close_sinks(grace)
+        for lane in self.lanes:  # a write a close ended is counted before the end
+            lane.join(grace)
         if self.spool is not None:
             self.spool.close()
         with self._progress:
@@ -474,11 +477,10 @@ class Pipeline:
     def _close_sinks(self, deadline: float) -> None:
         """Close every sink at once, each on its own thread, waiting until `deadline`.
 
-        A sink whose `close` hangs is left to finish on its own. Past the
-        deadline, the sinks still get 0.1 s together, so that quick closes
-        (files, connection pools) complete.
+        A sink whose `close` hangs is left to finish on its own. `_stop`
+        gives the sinks 0.1 s together past the shutdown deadline, so that
+        quick closes (files, connection pools) complete.
         """
-        deadline = max(deadline, time.monotonic() + 0.1)
         closers = [
             threading.Thread(
                 target=_close_quietly,

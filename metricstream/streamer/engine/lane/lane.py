@@ -181,9 +181,8 @@ class Lane:
         Returns:
             The number of events dropped.
         """
-        lost = self.ledger.abort(taken, in_hand_durable)
-        self._writer.abandon()
-        return lost
+        under_way = self._writer.abandon()
+        return self.ledger.abort(taken, in_hand_durable, write_under_way=under_way)
 
     def join(self, deadline: float) -> None:
         """Wait until the monotonic `deadline` at most for both threads to exit."""

@@ -385,18 +385,20 @@ class LaneLedger:
             self._closing = True
             self._cond.notify_all()
 
-    def abort(self, taken: int, in_hand_durable: bool) -> int:
+    def abort(self, taken: int, in_hand_durable: bool, *, write_under_way: bool = True) -> int:
         """Give up: every unfinished event -> ``left_in_spool`` when spooled, else dropped.
 
         Dropped as ``shutdown``, but for the payload being written (not
-        spooled), whose fate the sink alone knows: ``unconfirmed``, until
-        its write ends (`finish`).
+        spooled) while a write of it is under way, whose fate the sink alone
+        knows: ``unconfirmed``, until that write ends (`finish`).
 
         Args:
             taken: Events the batcher has taken into batches so far; those
                 not offered to this lane yet are given up too, and later
                 offers are ignored.
             in_hand_durable: Whether the batch the batcher holds is in the spool.
+            write_under_way: Whether the writer may be inside the sink's
+                ``write`` (False: it was waiting to retry after a failure).
 
         Returns:
             The number of events dropped (``shutdown`` and ``unconfirmed``).
@@ -408,7 +410,10 @@ class LaneLedger:
             if self._preparing is not None:
                 held.append(self._preparing)
             flying = self._in_flight
-            if isinstance(flying, PreparedBatch) and (flying.spool_end is None or not self._cursor):
+            unspooled = isinstance(flying, PreparedBatch) and (
+                flying.spool_end is None or not self._cursor
+            )
+            if write_under_way and unspooled and isinstance(flying, PreparedBatch):
                 # Handed to the sink, its fate unknown: counted again if the write ends.
                 self._unconfirmed = flying
                 self._drop("unconfirmed", flying.count)
