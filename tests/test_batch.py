@@ -20,8 +20,12 @@ from metricstream.event import event_from_sample, event_parts, shared_tags
 
 def sample_events() -> list[MetricEvent]:
     return [
-        MetricEvent("cpu", tags={"host": "a b"}, fields={"usage": 0.5}, timestamp_ns=1_500),
-        MetricEvent("mem", fields={"free": UInt(7), "note": 'x"y'}, timestamp_ns=2_000_000),
+        MetricEvent(
+            "cpu", tags={"host": "a b"}, fields={"usage": 0.5}, timestamp_ns=1_500, before_2001=True
+        ),
+        MetricEvent(
+            "mem", fields={"free": UInt(7), "note": 'x"y'}, timestamp_ns=2_000_000, before_2001=True
+        ),
     ]
 
 
@@ -111,7 +115,9 @@ class TestEncodings:
         assert all(data is results[0] for data in results)
 
     def test_event_without_fields_is_refused_every_time(self) -> None:
-        batch = EventBatch([*sample_events(), MetricEvent("empty", timestamp_ns=0)])
+        batch = EventBatch(
+            [*sample_events(), MetricEvent("empty", timestamp_ns=0, before_2001=True)]
+        )
         for _ in range(2):
             with pytest.raises(InvalidEventError, match="event 'empty' has no fields"):
                 batch.to_influx_batch()
@@ -142,7 +148,9 @@ def batches_of_samples() -> st.SearchStrategy[list[MetricEvent]]:
     )
     tag_sets = st.sampled_from([{}, {"host": "a"}, {"host": "b", "a b": "c,d=e"}, {"q": 'x"y'}])
     event = st.builds(
-        lambda value, tags, stamp: event_from_sample("m x,y", value, tags, timestamp_ns=stamp),
+        lambda value, tags, stamp: event_from_sample(
+            "m x,y", value, tags, timestamp_ns=stamp, before_2001=True
+        ),
         value,
         tag_sets,
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -151,7 +159,8 @@ def batches_of_samples() -> st.SearchStrategy[list[MetricEvent]]:
         st.lists(event, min_size=1, max_size=30),
         st.builds(
             lambda values, tags: [
-                event_from_sample("cpu", v, tags, timestamp_ns=i) for i, v in enumerate(values)
+                event_from_sample("cpu", v, tags, timestamp_ns=i, before_2001=True)
+                for i, v in enumerate(values)
             ],
             st.lists(float_values(), min_size=1, max_size=30),
             tag_sets,
@@ -180,7 +189,11 @@ class TestBatchesFromParts:
 
     def test_columns_in_every_form_of_batch(self) -> None:
         plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
-        mixed = [*plain[:2], MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7), plain[3]]
+        mixed = [
+            *plain[:2],
+            MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7, before_2001=True),
+            plain[3],
+        ]
         for events in (plain, mixed):
             expected = (
                 [e.measurement for e in events],
@@ -231,23 +244,28 @@ class TestBatchesFromParts:
     @pytest.mark.parametrize(
         "odd_one",
         [
-            MetricEvent("other", fields={"value": 1.0}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"v": 1.0}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": 1.0, "n": 1}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": "text"}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": UInt(3)}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": 1.0}, timestamp_ns=0, correlation_id="c"),
+            MetricEvent("other", fields={"value": 1.0}, timestamp_ns=0, before_2001=True),
+            MetricEvent("cpu", fields={"v": 1.0}, timestamp_ns=0, before_2001=True),
+            MetricEvent("cpu", fields={"value": 1.0, "n": 1}, timestamp_ns=0, before_2001=True),
+            MetricEvent("cpu", fields={"value": "text"}, timestamp_ns=0, before_2001=True),
+            MetricEvent("cpu", fields={"value": UInt(3)}, timestamp_ns=0, before_2001=True),
+            MetricEvent(
+                "cpu", fields={"value": 1.0}, timestamp_ns=0, before_2001=True, correlation_id="c"
+            ),
         ],
     )
     def test_any_other_event_takes_the_event_by_event_path(self, odd_one: MetricEvent) -> None:
-        events = [event_from_sample("cpu", 1.5, timestamp_ns=1), odd_one]
+        events = [event_from_sample("cpu", 1.5, timestamp_ns=1, before_2001=True), odd_one]
         parts = event_parts(events)
         assert samples(parts) is None
         assert lineprotocol.encode_parts(parts) == encode_lines(events).encode()
         assert json.encode_parts(parts) == b"\n".join(json.encode_event(e) for e in events)
 
     def test_an_event_without_fields_is_refused_from_parts(self) -> None:
-        events = [event_from_sample("cpu", 1.5), MetricEvent("empty", timestamp_ns=0)]
+        events = [
+            event_from_sample("cpu", 1.5),
+            MetricEvent("empty", timestamp_ns=0, before_2001=True),
+        ]
         batch = EventBatch.from_parts(event_parts(events))
         for encode in (batch.to_influx_batch, batch.to_json_lines):
             with pytest.raises(InvalidEventError, match="event 'empty' has no fields"):
@@ -257,8 +275,16 @@ class TestBatchesFromParts:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         events = [
-            MetricEvent("m", tags={"h": "a"}, fields={"x": 1.5, "n": 2, "s": "t"}, timestamp_ns=1),
-            MetricEvent("m", fields={"x": -0.0}, timestamp_ns=2, correlation_id="c-1"),
+            MetricEvent(
+                "m",
+                tags={"h": "a"},
+                fields={"x": 1.5, "n": 2, "s": "t"},
+                timestamp_ns=1,
+                before_2001=True,
+            ),
+            MetricEvent(
+                "m", fields={"x": -0.0}, timestamp_ns=2, before_2001=True, correlation_id="c-1"
+            ),
         ]
         monkeypatch.setattr(UInt, "created", False)
         assert json.encode_parts(event_parts(events)) == b"\n".join(
@@ -290,7 +316,9 @@ class TestTextsBefore:
 
     def test_tags_changed_with_with_tag_are_encoded_as_they_are_now(self) -> None:
         events = [
-            event_from_sample("cpu", float(i), {"host": "a"}, timestamp_ns=i).with_tag("n", i % 3)
+            event_from_sample(
+                "cpu", float(i), {"host": "a"}, timestamp_ns=i, before_2001=True
+            ).with_tag("n", i % 3)
             for i in range(9)
         ]
         parts = event_parts(events)

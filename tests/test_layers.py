@@ -47,6 +47,7 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._log"),
     (0, "metricstream._files"),
     (1, "metricstream._validate"),
+    (1, "metricstream._timestamps"),
     (1, "metricstream.event"),
     (1, "metricstream.properties"),
     (2, "metricstream.codecs"),

@@ -29,7 +29,7 @@ S = 1_000_000_000
 def ev(name: str, user: str | None, second: float, **tags: str) -> Event:
     if user is not None:
         tags["user"] = user
-    return Event(name, tags=tags, fields={"n": 1}, timestamp_ns=int(second * S))
+    return Event(name, tags=tags, fields={"n": 1}, timestamp_ns=int(second * S), before_2001=True)
 
 
 def run(
@@ -135,7 +135,11 @@ def paths(draw: st.DrawFn) -> list[Event]:
             tags["src"] = draw(st.sampled_from(["ad", "mail"]))
         events.append(
             Event(
-                draw(names), tags=tags, fields={"n": 1}, timestamp_ns=draw(st.integers(0, 12)) * S
+                draw(names),
+                tags=tags,
+                fields={"n": 1},
+                timestamp_ns=draw(st.integers(0, 12)) * S,
+                before_2001=True,
             )
         )
     return events

@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from metricstream._timestamps import check_timestamp
 from metricstream._validate import (
     UINT64_MAX,
     FieldValue,
@@ -30,7 +31,6 @@ from metricstream._validate import (
     check_fields,
     check_measurement,
     check_tags,
-    check_timestamp,
     no_fields_error,
 )
 from metricstream.codecs._columns import Samples, TextsBefore, sample_lines, samples
