@@ -48,7 +48,7 @@ def prepare_isolated(
         good = [e for e in events if _encodable(sink, EventBatch([e], batch_id=batch.batch_id))]
     warnings.warning(
         (name, reason),
-        "metricstream: sink %r dropped %d of %d events of batch %s (%s): %s",
+        "sink %r dropped %d of %d events of batch %s (%s): %s",
         name,
         len(events) - len(good),
         len(events),
