@@ -33,10 +33,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from metricstream._compiled import PURE_PYTHON_VARIABLE
 from metricstream._log import logger
 from metricstream._options import Kind, declared, from_text, integer
 from metricstream._secrets import scrub_secrets
-from metricstream.codecs._compiled import PURE_PYTHON_VARIABLE
 from metricstream.contract import Sink
 from metricstream.exceptions import ConfigError
 from metricstream.registry import schemes, sink_from_url
@@ -75,10 +75,16 @@ HEALTH_HOST = "METRICSTREAM_HEALTH_HOST"
 HEALTH_READY = "METRICSTREAM_HEALTH_READY"
 """What ``/readyz`` asks of the sinks: ``all`` healthy (the default) or ``any``."""
 
-READ_ELSEWHERE = (PURE_PYTHON_VARIABLE, "METRICSTREAM_QUERY_CACHE", "METRICSTREAM_REDIS_URL")
+READ_ELSEWHERE = (
+    PURE_PYTHON_VARIABLE,
+    "METRICSTREAM_QUERY_CACHE",
+    "METRICSTREAM_REDIS_URL",
+    "METRICSTREAM_SERVE_TOKEN",
+)
 """Variables other parts of metricstream read: the compiled helpers' switch, the
-query cache's directory (`metricstream.query`) and the default Redis URL of
-``metricstream counters`` (`metricstream.cli`); the layers above name them too."""
+query cache's directory (`metricstream.query`), the default Redis URL of
+``metricstream counters`` and the token of ``metricstream serve``; the layers
+above name them too."""
 
 _PORT = integer(minimum=0, maximum=65535)
 T = TypeVar("T")
