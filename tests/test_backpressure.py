@@ -50,7 +50,7 @@ class TestADeadSinkBehindASpool:
         assert healthy.wait_for(EVENTS, timeout=60)
         assert [e.fields["value"] for e in healthy.events] == list(range(EVENTS))
         health = streamer.health()
-        assert_balanced(health)
+        assert_balanced(health, EVENTS)
         stuck = health.sinks["dead"]
         assert (stuck.events_accepted, stuck.events_written) == (EVENTS, 0)
         assert stuck.dropped_by_reason == NO_REASONS
@@ -102,4 +102,4 @@ class TestSendBatchBehindAFullSpool:
         assert str(error).startswith("cannot take 2 events now: the spool is full")
         assert streamer.flush(30) is True
         assert [e.fields["value"] for e in sink.events] == list(range(50))
-        assert_balanced(streamer.health())
+        assert_balanced(streamer.health(), 50)
