@@ -272,6 +272,7 @@ class TestPoolsEndedByTerminate:
         assert report == {"installed": False, "kept": True}
 
 
+@pytest.mark.servers
 class TestForkThroughNetworkSinks:
     """The same 20 forks under load, through InfluxDB, Kafka and Redis counters: clients renewed."""
 

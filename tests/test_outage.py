@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 import uuid
 
+import pytest
+
 import metricstream as ms
 from metricstream.sinks import InfluxDBSink
 
@@ -39,6 +41,8 @@ def probe(url: str) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read())
 
 
+@pytest.mark.servers
+@pytest.mark.faults
 class TestAnInfluxDBRestart:
     """Under the default configuration, a 30 s outage of InfluxDB loses nothing."""
 

@@ -672,6 +672,7 @@ class TestCredentials:
         assert leaks(repr(sink)) == []
         sink.close()
 
+    @pytest.mark.servers
     def test_a_password_with_every_delimiter_authenticates_and_a_wrong_one_never_shows(
         self, auth_server: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -1469,6 +1470,7 @@ class TestSplitting:
         sink.close()
 
 
+@pytest.mark.servers
 class TestV1RoundTrip:
     """Thousands of events through the v1 API into InfluxDB 1.6, read back exactly."""
 
@@ -1557,6 +1559,7 @@ def post_lines(url: str, path: str, body: str) -> tuple[int, str]:
         return exc.code, json.loads(exc.read())["error"]
 
 
+@pytest.mark.servers
 class TestServerLimits:
     """Why prepare() refuses some valid events: what the real servers do with them."""
 
@@ -1653,6 +1656,7 @@ class TestServerLimits:
 class TestV1Faults:
     """Real failures of InfluxDB 1.6 map to the right error, with a clear message."""
 
+    @pytest.mark.servers
     def test_wrong_password_is_permanent_unhealthy_and_never_shows_the_password(
         self, auth_server: str
     ) -> None:
@@ -1680,6 +1684,7 @@ class TestV1Faults:
         assert "wrong-Secret-42" not in repr(sink) + str(info.value)
         sink.close()
 
+    @pytest.mark.servers
     def test_no_credentials_on_an_auth_server(self, auth_server: str) -> None:
         sink = InfluxDBSink(auth_server, api="v1", database="metricstream_test")
         with pytest.raises(PermanentSinkError) as info:
@@ -1691,6 +1696,7 @@ class TestV1Faults:
         assert info.value.unhealthy is True
         sink.close()
 
+    @pytest.mark.servers
     def test_user_without_write_permission_is_403(self, auth_server: str) -> None:
         admin = (INFLUXDB_AUTH_USER, INFLUXDB_AUTH_PASSWORD)
         user = f"reader_{RUN_ID}"
@@ -1712,6 +1718,7 @@ class TestV1Faults:
         finally:
             influx_query(auth_server, f'DROP USER "{user}"', auth=admin)
 
+    @pytest.mark.servers
     def test_missing_database_names_it(self, v1_server: str) -> None:
         db = f"missing_{RUN_ID}"
         sink = InfluxDBSink(v1_server, api="v1", database=db)
@@ -1726,6 +1733,7 @@ class TestV1Faults:
             sink.check()
         sink.close()
 
+    @pytest.mark.servers
     def test_check_clears_once_a_write_succeeds(self, v1_server: str) -> None:
         db = f"late_{RUN_ID}"
         sink = InfluxDBSink(v1_server, api="v1", database=db)
@@ -1739,6 +1747,7 @@ class TestV1Faults:
             drop_database(v1_server, db)
             sink.close()
 
+    @pytest.mark.servers
     def test_missing_retention_policy_is_permanent_not_retried(self, fresh_db: str) -> None:
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, retention_policy="nope")
         with pytest.raises(PermanentSinkError) as info:
@@ -1750,6 +1759,7 @@ class TestV1Faults:
         assert info.value.unhealthy is True
         sink.close()
 
+    @pytest.mark.servers
     def test_field_type_conflict_is_rejected_with_the_servers_message(self, fresh_db: str) -> None:
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
         write_batches(sink, [MetricEvent("conflict", fields={"v": 1.5}, timestamp_ns=BASE_NS)])
@@ -1805,6 +1815,7 @@ class TestV1Faults:
             release.set()
             sink.close()
 
+    @pytest.mark.servers
     def test_server_stopped_mid_stream_then_restarted(self, influxd: InfluxdProcess) -> None:
         db = f"restart_{RUN_ID}"
         influxd.create_database(db)
@@ -1827,6 +1838,7 @@ class TestV1Faults:
         sink.close()
 
 
+@pytest.mark.servers
 class TestMaxBodySize:
     """A real InfluxDB 1.6 with a small max-body-size: 413 splits, every event lands once."""
 
@@ -1869,6 +1881,7 @@ class TestMaxBodySize:
         sink.close()
 
 
+@pytest.mark.servers
 class TestV2VictoriaMetrics:
     """The v2 API through influxdb-client into VictoriaMetrics, read back exactly."""
 
@@ -2073,6 +2086,7 @@ class TestPartialFailuresThroughStreamer:
             "m v=7i 7\nm v=8i 8\nm v=9i 9",
         ]
 
+    @pytest.mark.servers
     def test_event_too_large_even_alone_is_the_only_one_dropped(
         self, small_influxd: InfluxdProcess
     ) -> None:
@@ -2085,6 +2099,7 @@ class TestPartialFailuresThroughStreamer:
         assert counts(health) == (600, 0, {"rejected": 1})
         assert influx_v1_events(small_influxd.url, db) == events
 
+    @pytest.mark.servers
     @pytest.mark.parametrize("gzip_on", [True, False])
     def test_type_conflicts_drop_exactly_the_conflicting_events(
         self, fresh_db: str, gzip_on: bool
@@ -2134,6 +2149,7 @@ class TestPartialFailuresThroughStreamer:
                 )
         return firsts, batch, [e for e in batch if isinstance(e.fields["v"], str)]
 
+    @pytest.mark.servers
     def test_influxdb_1_6_reports_the_drops_of_one_shard_group_only(self, fresh_db: str) -> None:
         """Why the sink does not trust dropped=N for bodies spanning more than an hour."""
         firsts, batch, conflicting = self.shard_group_events()
@@ -2148,6 +2164,7 @@ class TestPartialFailuresThroughStreamer:
             [*firsts, *stored], key=lambda e: e.timestamp_ns
         )
 
+    @pytest.mark.servers
     def test_partial_write_across_shard_groups_is_counted_exactly(self, fresh_db: str) -> None:
         firsts, batch, conflicting = self.shard_group_events()
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
@@ -2256,6 +2273,7 @@ def storable_events(prefix: str, count: int) -> list[MetricEvent]:
     ]
 
 
+@pytest.mark.servers
 class TestUnstorableEventsThroughStreamer:
     """Events the server cannot store are dropped as invalid, one by one; the rest are written."""
 
@@ -2433,6 +2451,7 @@ def fork_and_run(body: Callable[[], dict[str, Any]], timeout: float = 90.0) -> d
     return result
 
 
+@pytest.mark.servers
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
 class TestFork:
     """A child forked while the parent streams writes through connections of its own."""
@@ -2515,6 +2534,7 @@ class TestThroughStreamer:
             assert time.monotonic() < deadline, "condition not met in time"
             time.sleep(0.05)
 
+    @pytest.mark.servers
     def test_thousands_of_events_to_both_servers(self, fresh_db: str, vm_server: str) -> None:
         prefix = f"msst_{RUN_ID}"
         events = numeric_events(prefix, 5000)
@@ -2538,6 +2558,7 @@ class TestThroughStreamer:
         expected = expected_vm(events)
         assert vm_samples(vm_server, vm_regex(prefix), len(expected)) == expected
 
+    @pytest.mark.servers
     def test_server_stopped_and_restarted_mid_stream(self, influxd: InfluxdProcess) -> None:
         db = f"stream_restart_{RUN_ID}"
         influxd.create_database(db)
@@ -2566,6 +2587,7 @@ class TestThroughStreamer:
         assert health.connected is True
         assert influx_rows(influxd.url, db) == expected_rows(events)
 
+    @pytest.mark.servers
     def test_wrong_credentials_drop_as_rejected_and_mark_unhealthy(self, auth_server: str) -> None:
         sink = InfluxDBSink(
             auth_server,
@@ -2698,6 +2720,7 @@ def hostile_batches(draw: st.DrawFn) -> tuple[list[MetricEvent], str]:
     return events, precision
 
 
+@pytest.mark.servers
 class TestHostileRoundTrip:
     """Hypothesis: hostile but valid events come back from InfluxDB 1.6 exactly, or are refused."""
 
