@@ -61,7 +61,13 @@ class TestFormat:
     def test_batches_read_back_as_written_after_reopening(self, tmp_path: Path) -> None:
         spool = open_spool(tmp_path)
         events = [
-            ms.MetricEvent("m", {"t": "ü"}, {"u": ms.UInt(2**64 - 1), "s": "a\nb", "b": True}, 5),
+            ms.MetricEvent(
+                "m",
+                {"t": "ü"},
+                {"u": ms.UInt(2**64 - 1), "s": "a\nb", "b": True},
+                5,
+                before_2001=True,
+            ),
             ms.MetricEvent("m", fields={"f": -0.0, "i": -(2**63)}, correlation_id="req-1"),
         ]
         batch = ms.EventBatch(events, created_ns=1_700_000_000_000_000_000)

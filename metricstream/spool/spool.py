@@ -137,7 +137,7 @@ class Spool:
             if found.untrusted is not None and found.start < end:
                 self.untrusted[sink] = end - found.start
                 logger.warning(
-                    "metricstream: the spool position of sink %r in %s cannot be trusted (%s); "
+                    "the spool position of sink %r in %s cannot be trusted (%s); "
                     "it receives the %d events stored from the oldest record on again "
                     "(at least once)",
                     sink,
@@ -172,7 +172,7 @@ class Spool:
             if position >= end:
                 continue
             logger.warning(
-                "metricstream: the spool in %s holds %d events for sink %r, which this "
+                "the spool in %s holds %d events for sink %r, which this "
                 "streamer does not have (its sinks: %s); they are not delivered, and are "
                 "deleted once the configured sinks are done with them. To deliver them, "
                 "give a sink that name (name=%s in its URL), or run: metricstream spool "
@@ -250,7 +250,7 @@ class Spool:
     def _cannot_record(self, sink: str, exc: OSError) -> None:
         self._warnings.error(
             "ack",
-            "metricstream: cannot record the spool position of sink %r in %s: %s",
+            "cannot record the spool position of sink %r in %s: %s",
             sink,
             str(self._files.acks),
             exc,

@@ -30,6 +30,7 @@ from metricstream.sinks.jsonl.writer_lock import WriterLock
 
 __all__ = ["JsonLinesSink", "from_url"]
 
+
 class JsonLinesSink:
     """Append each batch to a JSON Lines file, optionally compressed and rotated.
 
@@ -256,7 +257,7 @@ class JsonLinesSink:
             os.close(fd)
         self._warnings.warning(
             "reopen",
-            "metricstream: %r was removed or replaced while sink %r had it open; "
+            "%r was removed or replaced while sink %r had it open; "
             "writing to a new file at that path",
             str(self.path),
             self.name,
@@ -324,7 +325,7 @@ class JsonLinesSink:
         self.torn_tails.append(torn)
         self._warnings.warning(
             "torn",
-            "metricstream: %r ended in a %s (%d bytes at byte %d); moved them to %r, so that "
+            "%r ended in a %s (%d bytes at byte %d); moved them to %r, so that "
             "the file is whole for every reader",
             str(self.path),
             torn.detail.removesuffix(" at the end of the file"),
@@ -351,7 +352,6 @@ class JsonLinesSink:
         self._fd = None
         with contextlib.suppress(OSError):
             os.close(fd)
-
 
 
 def from_url(url: str, **overrides: Any) -> JsonLinesSink:
