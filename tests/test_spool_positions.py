@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ import metricstream as ms
 from metricstream.spool import Spool
 from metricstream.testing import FaultySink, InMemorySink
 
-from .support import NO_REASONS, assert_balanced, sample, values, wait_until
+from .support import NO_REASONS, assert_balanced, sample, spool_command, values, wait_until
 
 STORED = 3000
 """Events a prepared spool holds: 30 batches of 100, one segment."""
@@ -247,27 +245,18 @@ class TestUnclaimedEvents:
         assert health.sinks["influx-prod"].events_accepted == 0
         streamer.shutdown(5)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "metricstream", "spool", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
     def test_a_replay_whose_name_matches_nothing_is_an_error(self, tmp_path: Path) -> None:
         spool = tmp_path / "spool"
         spool_for_dead_sink(spool, "influxdb", 5000)
         target = tmp_path / "out.jsonl"
-        missed = self.cli("replay", str(spool), "--sink", f"jsonl:{target}")
+        missed = spool_command("replay", str(spool), "--sink", f"jsonl:{target}")
         assert missed.returncode == 2
         lines = missed.stderr.strip().splitlines()
         assert len(lines) == 1, missed.stderr
         assert "'jsonl'" in lines[0]
         assert "influxdb (5,000 events)" in lines[0]
         assert not target.exists()
-        matched = self.cli("replay", str(spool), "--sink", f"jsonl:{target}?name=influxdb")
+        matched = spool_command("replay", str(spool), "--sink", f"jsonl:{target}?name=influxdb")
         assert matched.returncode == 0, matched.stderr
         assert values(list(ms.sinks.jsonl.read_events(target))) == list(range(5000))
 
