@@ -17,7 +17,7 @@ import orjson
 
 from metricstream._options import choice
 
-__all__ = ["DROP_REASONS", "READY_POLICIES", "SinkHealth", "StreamerHealth"]
+__all__ = ["DROP_REASONS", "READY_POLICIES", "SinkHealth", "SpoolHealth", "StreamerHealth"]
 
 READY_POLICIES = choice(("all", "any"), fold_case=True)
 """What readiness asks of the sinks (`StreamerHealth.ready`): all healthy, or any one."""
@@ -29,19 +29,29 @@ DROP_REASONS: tuple[str, ...] = (
     "retries_exhausted",
     "shutdown",
     "corrupt",
+    "collapsed",
+    "unconfirmed",
 )
 """Why events are dropped:
 
 - ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
-  ``block_timeout`` ran out;
+  ``block_timeout`` ran out; with a spool, the spool was full too
+  (``spool_max_bytes``, or a full disk and the lane's memory);
 - ``invalid``: the sink could not encode the event, or an integration could
   not build it (`EventStreamer.count_invalid`);
 - ``rejected``: the destination refused it for good (`PermanentSinkError`);
 - ``retries_exhausted``: every retry failed (only under a `RetryConfig` with
-  a limit; the default retries while the sink is down);
+  a limit; the default retries while the sink is down; never with a spool,
+  where events wait and are written again);
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown;
-- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file).
+- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file);
+- ``collapsed``: a later event of the same batch, with the same measurement,
+  tags and timestamp at the sink's precision and every one of its fields,
+  would overwrite it on the server (the InfluxDB sink);
+- ``unconfirmed``: handed to the destination, but its fate was still unknown
+  at the shutdown deadline (a write in flight, a Kafka message without its
+  delivery report); a report that comes later still counts it as written.
 
 A sink may drop events under a reason of its own (`InvalidEventError.reason`,
 for example the Redis counter sink's ``limits``); health shows such a reason
@@ -98,6 +108,34 @@ class SinkHealth:
 
 
 @dataclass(frozen=True)
+class SpoolHealth:
+    """What the spool holds beyond each sink's own figures.
+
+    Attributes:
+        directory: The spool directory.
+        unclaimed: Events the spool holds for sinks this streamer does not
+            have (renamed or removed), by their name: never delivered by
+            this streamer, and deleted once its own sinks are done with
+            them (replay them with ``metricstream spool replay``).
+        untrusted: For each sink whose saved position could not be trusted
+            when the spool was opened (a damaged or missing position file):
+            the events it received again from the oldest stored record.
+    """
+
+    directory: str
+    unclaimed: Mapping[str, int] = field(default_factory=dict)
+    untrusted: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the figures as plain data (JSON-ready)."""
+        return {
+            "directory": self.directory,
+            "unclaimed": dict(self.unclaimed),
+            "untrusted": dict(self.untrusted),
+        }
+
+
+@dataclass(frozen=True)
 class StreamerHealth:
     """The streamer's state: every sink's `SinkHealth` by name.
 
@@ -112,6 +150,7 @@ class StreamerHealth:
             each sink's preparer and writer are alive (or were stopped by a
             shutdown). False only after a bug in metricstream killed one;
             a sink that is down leaves it True.
+        spool: The spool's own figures, or None without a spool.
     """
 
     healthy: bool
@@ -120,6 +159,7 @@ class StreamerHealth:
     sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
     error: str | None = None
     live: bool = True
+    spool: SpoolHealth | None = None
 
     def ready(self, policy: str = "all") -> bool:
         """Whether the streamer is running and its sinks are healthy: all of them, or any.
@@ -141,6 +181,7 @@ class StreamerHealth:
             "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
             "error": self.error,
             "live": self.live,
+            "spool": None if self.spool is None else self.spool.to_dict(),
         }
 
     def to_json(self) -> str:

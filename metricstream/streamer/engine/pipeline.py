@@ -36,7 +36,7 @@ from metricstream.streamer.engine.default_tags import DefaultTags
 from metricstream.streamer.engine.intake import Intake
 from metricstream.streamer.engine.lane import Lane, SpillCursor
 from metricstream.streamer.engine.receipts import BatchReceipt
-from metricstream.streamer.engine.spooling import SpoolSync, open_spool
+from metricstream.streamer.engine.spooling import SpoolUpkeep, open_spool, spool_health
 from metricstream.streamer.health import StreamerHealth
 
 __all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
@@ -140,8 +140,8 @@ class Pipeline:
         )
         self.wake = self.batcher.wake
         self.cut = self.batcher.cut
-        if spool is not None and spool.fsync == "interval":
-            self.batcher.add_periodic(SpoolSync(spool, self._on_progress))
+        if spool is not None:
+            self.batcher.add_periodic(SpoolUpkeep(spool, self._on_progress))
 
     @classmethod
     def open(cls, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> Pipeline:
@@ -509,6 +509,7 @@ class Pipeline:
             events_accepted=accepted,
             sinks=sinks,
             error=None if self.batcher.error is None else f"batcher died: {self.batcher.error}",
+            spool=spool_health(self.spool),
             live=live,
         )
 
@@ -548,7 +549,10 @@ class Pipeline:
         for lane in self.lanes:
             lane.join(deadline)
         self.batcher.join(deadline)
-        self._close_sinks(deadline)
+        grace = max(deadline, time.monotonic() + 0.1)
+        self._close_sinks(grace)
+        for lane in self.lanes:  # a write a close ended is counted before the end
+            lane.join(grace)
         if self.spool is not None:
             self.spool.close()
         self.intake.admit_deferred()  # counted: the streamer is closed
@@ -571,11 +575,10 @@ class Pipeline:
     def _close_sinks(self, deadline: float) -> None:
         """Close every sink at once, each on its own thread, waiting until `deadline`.
 
-        A sink whose `close` hangs is left to finish on its own. Past the
-        deadline, the sinks still get 0.1 s together, so that quick closes
-        (files, connection pools) complete.
+        A sink whose `close` hangs is left to finish on its own. `_stop`
+        gives the sinks 0.1 s together past the shutdown deadline, so that
+        quick closes (files, connection pools) complete.
         """
-        deadline = max(deadline, time.monotonic() + 0.1)
         closers = [
             start_daemon(
                 _close_quietly, lane.sink, lane.name, name=f"metricstream-close-{lane.name}"

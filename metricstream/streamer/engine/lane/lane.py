@@ -185,9 +185,8 @@ class Lane:
         Returns:
             The number of events dropped.
         """
-        lost = self.ledger.abort(taken, in_hand_durable)
-        self._writer.abandon()
-        return lost
+        under_way = self._writer.abandon()
+        return self.ledger.abort(taken, in_hand_durable, write_under_way=under_way)
 
     def join(self, deadline: float) -> None:
         """Wait until the monotonic `deadline` at most for both threads to exit."""
@@ -286,7 +285,7 @@ class Lane:
             case SettledRange() as settled:
                 done = self.ledger.settle(settled)
                 if done.counted:
-                    self._acknowledge(settled.spool_end, done.caught_up)
+                    self._acknowledge(settled.spool_end)
                     self._on_progress()
             case PreparedBatch() as item:
                 self._deliver(item)
@@ -298,14 +297,17 @@ class Lane:
 
     def _deliver(self, item: PreparedBatch) -> None:
         reason, written = self._writer.deliver(item)
-        if reason == "retries_exhausted" and item.spool_end is not None:
-            self._retry_later(item)
-            return
+        if reason == "retries_exhausted" and self._spool is not None:
+            # Never given up beside a spool: a batch the spool could not take
+            # (a full disk) waits in memory, held to max_buffer, as if spooled.
+            if self._retry_later(item):
+                return
+            reason = "shutdown"  # a shutdown gave up on it while it was written
         done = self.ledger.finish(item, reason, written)
         if not done.counted:
             return  # abandoned by an abort, which counted it
         if item.spool_end is not None:
-            self._acknowledge(item.spool_end, done.caught_up)
+            self._acknowledge(item.spool_end)
         lost = item.count - written
         if lost:
             refused = min(item.rejected, lost)
@@ -321,14 +323,18 @@ class Lane:
             )
         self._on_progress()
 
-    def _acknowledge(self, spool_end: int, caught_up: bool) -> None:
+    def _acknowledge(self, spool_end: int) -> None:
         if self._spool is not None:
-            self._spool.acknowledge(self.name, spool_end, now=caught_up)
+            self._spool.acknowledge(self.name, spool_end)
 
-    def _retry_later(self, item: PreparedBatch) -> None:
-        """A spooled payload is never given up: wait, then write it again."""
+    def _retry_later(self, item: PreparedBatch) -> bool:
+        """A spooled payload is never given up: wait, then write it again.
+
+        Returns:
+            False when a shutdown gave up the lane first (nothing is retried).
+        """
         if not self.ledger.retry_later(item):
-            return
+            return False
         self._warnings.warning(
             (self.name, "spool-retry"),
             "sink %r still failing after every retry; its events stay in the "
@@ -338,3 +344,4 @@ class Lane:
             self._writer.state.last_error,
         )
         self._writer.pause(self._probe_interval)
+        return True
