@@ -114,7 +114,8 @@ class TestCat:
         path = tmp_path / "e.jsonl.zst"
         sink = ms.sinks.JsonLinesSink(path)
         events = [
-            ms.MetricEvent("m", tags={"h": "a"}, fields={"v": i}, timestamp_ns=i) for i in range(3)
+            ms.MetricEvent("m", tags={"h": "a"}, fields={"v": i}, timestamp_ns=i, before_2001=True)
+            for i in range(3)
         ]
         sink.write(sink.prepare(ms.EventBatch(events)))
         sink.close()

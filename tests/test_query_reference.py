@@ -315,20 +315,46 @@ def write_archive(
     sink.close()
 
 
+def append_as_written_before(
+    path: Path, batches: Sequence[Sequence[Event]], compression: str = "zstd"
+) -> None:
+    """Append the bytes a sink writes for `batches` without a sink opening `path`.
+
+    A sink that opens a file moves a torn tail aside first; files written by
+    earlier versions, or copied together, can hold damage in the middle,
+    which readers must still skip: this makes such files.
+    """
+    other = path.with_name(f"written-before-{path.name}")
+    write_archive(other, batches, compression=compression)
+    with open(path, "ab") as handle:
+        handle.write(other.read_bytes())
+    other.unlink()
+
+
 class TestPropertyRule:
     """The SQL that resolves a property agrees with the plain-Python rule."""
 
     def test_measurement_then_tags_then_fields(self, tmp_path: Path) -> None:
         events = [
-            Event("view", tags={"user": "t"}, fields={"user": "f", "n": 1}, timestamp_ns=1),
-            Event("view", tags={"other": "x"}, fields={"user": "f"}, timestamp_ns=2),
-            Event("view", tags={"event": "tagged"}, fields={"n": 1}, timestamp_ns=3),
-            Event("view", fields={"user": 7}, timestamp_ns=4),
-            Event("view", fields={"user": 7.0}, timestamp_ns=5),
-            Event("view", fields={"user": ms.UInt(7)}, timestamp_ns=6),
-            Event("view", fields={"user": True}, timestamp_ns=7),
-            Event("view", fields={"n": 1}, timestamp_ns=8),
-            Event("cart", tags={"User": "case"}, fields={"n": 1}, timestamp_ns=9),
+            Event(
+                "view",
+                tags={"user": "t"},
+                fields={"user": "f", "n": 1},
+                timestamp_ns=1,
+                before_2001=True,
+            ),
+            Event(
+                "view", tags={"other": "x"}, fields={"user": "f"}, timestamp_ns=2, before_2001=True
+            ),
+            Event(
+                "view", tags={"event": "tagged"}, fields={"n": 1}, timestamp_ns=3, before_2001=True
+            ),
+            Event("view", fields={"user": 7}, timestamp_ns=4, before_2001=True),
+            Event("view", fields={"user": 7.0}, timestamp_ns=5, before_2001=True),
+            Event("view", fields={"user": ms.UInt(7)}, timestamp_ns=6, before_2001=True),
+            Event("view", fields={"user": True}, timestamp_ns=7, before_2001=True),
+            Event("view", fields={"n": 1}, timestamp_ns=8, before_2001=True),
+            Event("cart", tags={"User": "case"}, fields={"n": 1}, timestamp_ns=9, before_2001=True),
         ]
         write_archive(tmp_path / "a.jsonl", [events], compression="none")
         archive = Archive(tmp_path / "a.jsonl")

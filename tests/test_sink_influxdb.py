@@ -136,7 +136,12 @@ def truncate(timestamp_ns: int, precision: str) -> int:
 
 def expected_rows(events: list[MetricEvent], precision: str = "ns") -> list[Row]:
     """What InfluxDB should hold after the events were written at `precision`."""
-    return rows([e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events])
+    return rows(
+        [
+            e.copy().with_timestamp(truncate(e.timestamp_ns, precision), before_2001=True)
+            for e in events
+        ]
+    )
 
 
 def influx_rows(url: str, db: str, auth: tuple[str, str] | None = None) -> list[Row]:
@@ -656,7 +661,11 @@ class TestCredentials:
         server = loopback(ok)
         encoded = urllib.parse.quote(SECRET, safe="")
         sink = from_url(f"influxdb://admin:{encoded}@127.0.0.1:{server.port}/db")
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         (request,) = [r for r in server.received if r.method == "POST"]
         credentials = base64.b64encode(f"admin:{SECRET}".encode()).decode()
         assert request.headers["Authorization"] == f"Basic {credentials}"
@@ -865,18 +874,23 @@ class TestPrepare:
     """prepare() shares the batch's line protocol, compresses it once, and keeps nothing else."""
 
     def test_payload_body_is_the_batch_encoding_compressed(self) -> None:
-        batch = EventBatch([MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(3)])
+        batch = EventBatch(
+            [
+                MetricEvent("m", fields={"v": i}, timestamp_ns=i * 1001, before_2001=True)
+                for i in range(3)
+            ]
+        )
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", precision="us")
         payload = sink.prepare(batch)
         assert gzip.decompress(payload.body) == batch.influx_bytes("us")
-        assert payload.lines() == b"m v=0i 0\nm v=1i 0\nm v=2i 0"
+        assert payload.lines() == b"m v=0i 0\nm v=1i 1\nm v=2i 2"
         assert (len(payload), payload.count, payload.events_written, payload.done) == (
             3, 3, 0, False
         )  # fmt: skip
         sink.close()
 
     def test_uncompressed_body_is_the_shared_line_protocol_itself(self) -> None:
-        batch = EventBatch([MetricEvent("m", fields={"v": 1.5}, timestamp_ns=5)])
+        batch = EventBatch([MetricEvent("m", fields={"v": 1.5}, timestamp_ns=5, before_2001=True)])
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", gzip=False)
         payload = sink.prepare(batch)
         assert payload.body is batch.influx_bytes("ns")
@@ -922,7 +936,9 @@ class TestPrepareRefuses:
         self, char: str, api: str, element: str
     ) -> None:
         name = f"a\\{char}b"
-        fine = MetricEvent("ok", tags={"t": "x y"}, fields={"s": 'say \\ "hi"'}, timestamp_ns=1)
+        fine = MetricEvent(
+            "ok", tags={"t": "x y"}, fields={"s": 'say \\ "hi"'}, timestamp_ns=1, before_2001=True
+        )
         tags, fields = {"t": "x"}, {"f": 1.0}
         measurement = name if element == "measurement" else "m"
         if element == "tag key":
@@ -931,7 +947,7 @@ class TestPrepareRefuses:
             tags = {"t": name}
         elif element == "field key":
             fields = {name: 1.0}
-        bad = MetricEvent(measurement, tags=tags, fields=fields, timestamp_ns=2)
+        bad = MetricEvent(measurement, tags=tags, fields=fields, timestamp_ns=2, before_2001=True)
         sink = make_sink("http://127.0.0.1:1", api)
         with pytest.raises(InvalidEventError) as info:
             sink.prepare(EventBatch([fine, bad, bad.copy()]))
@@ -957,8 +973,8 @@ class TestPrepareRefuses:
 
     def test_unsigned_fields_are_refused_for_v1_only(self) -> None:
         events = [
-            MetricEvent("m", fields={"s": "x=5u y"}, timestamp_ns=1),
-            MetricEvent("u", fields={"a": 1, "n": UInt(3)}, timestamp_ns=2),
+            MetricEvent("m", fields={"s": "x=5u y"}, timestamp_ns=1, before_2001=True),
+            MetricEvent("u", fields={"a": 1, "n": UInt(3)}, timestamp_ns=2, before_2001=True),
         ]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
@@ -975,15 +991,17 @@ class TestPrepareRefuses:
         v2.close()
 
     def test_every_refused_event_is_named_and_the_first_described(self) -> None:
-        ok = MetricEvent("ok", fields={"s": 'a "quoted" value'}, timestamp_ns=1)
+        ok = MetricEvent("ok", fields={"s": 'a "quoted" value'}, timestamp_ns=1, before_2001=True)
         events = [
             ok,
-            MetricEvent("u", fields={"n": UInt(1)}, timestamp_ns=1),
+            MetricEvent("u", fields={"n": UInt(1)}, timestamp_ns=1, before_2001=True),
             ok,
-            MetricEvent("bs", tags={"t": "a\\,b"}, fields={"n": UInt(2)}, timestamp_ns=1),
+            MetricEvent(
+                "bs", tags={"t": "a\\,b"}, fields={"n": UInt(2)}, timestamp_ns=1, before_2001=True
+            ),
             MetricEvent("t", fields={"v": 1}, timestamp_ns=2**63 - 1),
             ok,
-            MetricEvent("bs", fields={"a\\=b": 1}, timestamp_ns=1),
+            MetricEvent("bs", fields={"a\\=b": 1}, timestamp_ns=1, before_2001=True),
         ]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
@@ -1002,7 +1020,7 @@ class TestPrepareRefuses:
 
     @pytest.mark.parametrize("timestamp", [2**63 - 1, -(2**63), -(2**63) + 1])
     def test_int64_extreme_timestamps_are_refused_for_v1_at_ns(self, timestamp: int) -> None:
-        events = [MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp)]
+        events = [MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp, before_2001=True)]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
             v1.prepare(EventBatch(events))
@@ -1012,7 +1030,7 @@ class TestPrepareRefuses:
             "(-9223372036854775806 to 9223372036854775806)"
         )
         edges = [
-            MetricEvent("t", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS),
+            MetricEvent("t", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS, before_2001=True),
             MetricEvent("t", fields={"v": "922337203685477580"}, timestamp_ns=INFLUX_MAX_NS),
         ]
         assert v1.prepare(EventBatch(edges)).count == 2
@@ -1023,10 +1041,12 @@ class TestPrepareRefuses:
 
     def test_a_newline_in_a_string_field_is_refused_for_v2_only(self) -> None:
         events = [
-            MetricEvent("m", fields={"s": "one line", "n": 1.0}, timestamp_ns=1),
-            MetricEvent("nl", fields={"n": 2.0, "s": "two\nlines"}, timestamp_ns=2),
-            MetricEvent("m", fields={"s": "tab\tand\rreturn"}, timestamp_ns=3),
-            MetricEvent("nl", fields={"a": "\n", "b": "x\ny"}, timestamp_ns=4),
+            MetricEvent("m", fields={"s": "one line", "n": 1.0}, timestamp_ns=1, before_2001=True),
+            MetricEvent(
+                "nl", fields={"n": 2.0, "s": "two\nlines"}, timestamp_ns=2, before_2001=True
+            ),
+            MetricEvent("m", fields={"s": "tab\tand\rreturn"}, timestamp_ns=3, before_2001=True),
+            MetricEvent("nl", fields={"a": "\n", "b": "x\ny"}, timestamp_ns=4, before_2001=True),
         ]
         v2 = make_sink("http://127.0.0.1:1", "v2")
         with pytest.raises(InvalidEventError) as info:
@@ -1055,7 +1075,9 @@ class TestWire:
             server.url, api="v1", database="my db", retention_policy="r&p",
             username="admin", password="pa:ss", precision="us",
         )  # fmt: skip
-        batch = EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1_234_567)])
+        batch = EventBatch(
+            [MetricEvent("m", fields={"v": 1}, timestamp_ns=1_234_567, before_2001=True)]
+        )
         sink.write(sink.prepare(batch))
         (request,) = server.received
         assert (request.method, request.path) == ("POST", "/write?db=my+db&rp=r%26p&precision=u")
@@ -1085,7 +1107,9 @@ class TestWire:
     ) -> None:
         server = loopback(ok)
         sink = InfluxDBSink(server.url, org="my org", bucket="b/rp", token="tok", precision="ms")
-        batch = EventBatch([MetricEvent("m", fields={"v": True}, timestamp_ns=1_234_567_890)])
+        batch = EventBatch(
+            [MetricEvent("m", fields={"v": True}, timestamp_ns=1_234_567_890, before_2001=True)]
+        )
         sink.write(sink.prepare(batch))
         (request,) = server.received
         assert request.method == "POST"
@@ -1100,7 +1124,11 @@ class TestWire:
     ) -> None:
         server = loopback(ok)
         sink = InfluxDBSink(server.url, org="o", bucket="b", gzip=False)
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": "x"}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": "x"}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         (request,) = server.received
         assert "Content-Encoding" not in request.headers
         assert request.body == b'm v="x" 1'
@@ -1116,10 +1144,16 @@ class TestClose:
     ) -> None:
         server = loopback(ok)
         sink = make_sink(server.url, api)
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         sink.close()
         sink.close()
-        payload = sink.prepare(EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=2)]))
+        payload = sink.prepare(
+            EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=2, before_2001=True)])
+        )
         with pytest.raises(PermanentSinkError) as info:
             sink.write(payload)
         assert str(info.value) == "sink 'influxdb' is closed"
@@ -1137,7 +1171,11 @@ class TestTls:
     ) -> None:
         server = loopback(ok, tls=certificate)
         sink = make_sink(server.url, api, ssl_ca_cert=certificate[0])
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         assert [r.text for r in server.received] == ["m v=1i 1"]
         assert sink.check() is None
         sink.close()
@@ -1166,7 +1204,11 @@ class TestTls:
     ) -> None:
         server = loopback(ok, tls=certificate)
         sink = make_sink(server.url, api, verify_ssl=False)
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         assert [r.text for r in server.received] == ["m v=2i 1"]
         sink.close()
 
@@ -1176,7 +1218,11 @@ class TestTls:
         server = loopback(ok, tls=certificate)
         query = urllib.parse.urlencode({"tls": "true", "ssl_ca_cert": certificate[0]})
         sink = sink_from_url(f"influxdb://127.0.0.1:{server.port}/db?{query}")
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 3}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 3}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         assert [(r.path, r.text) for r in server.received] == [
             ("/write?db=db&precision=n", "m v=3i 1")
         ]
@@ -1365,7 +1411,9 @@ class TestSplitting:
     ) -> None:
         server = loopback(self.limited(3))
         sink = make_sink(server.url, api)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         payload = sink.prepare(EventBatch(events))
         sink.write(payload)
         assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(10)]
@@ -1380,7 +1428,9 @@ class TestSplitting:
     ) -> None:
         server = loopback(self.limited(5, fail_on={2}))
         sink = make_sink(server.url, api)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         payload = sink.prepare(EventBatch(events))
         with pytest.raises(TransientSinkError) as info:
             sink.write(payload)
@@ -1403,8 +1453,12 @@ class TestSplitting:
 
         server = loopback(respond)
         sink = make_sink(server.url, "v1")
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(4)]
-        events.insert(2, MetricEvent("m", fields={"v": "x" * 100}, timestamp_ns=99))
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(4)
+        ]
+        events.insert(
+            2, MetricEvent("m", fields={"v": "x" * 100}, timestamp_ns=99, before_2001=True)
+        )
         payload = sink.prepare(EventBatch(events))
         with pytest.raises(PermanentSinkError) as info:
             sink.write(payload)
@@ -1416,6 +1470,67 @@ class TestSplitting:
         )
         assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(4)]
         assert (payload.events_written, payload.events_rejected, payload.done) == (4, 1, True)
+        sink.close()
+
+
+class TestCollapsedPoints:
+    """Events InfluxDB 1.6 would collapse into one point are dropped as collapsed, not written."""
+
+    def stream(self, sink: InfluxDBSink, events: list[MetricEvent]) -> SinkHealth:
+        streamer = EventStreamer(
+            [sink], batch_size=len(events), flush_interval=60, register_atexit=False
+        )
+        streamer.send_many(events)
+        assert streamer.flush(30) is True
+        health = streamer.health().sinks[sink.name]
+        streamer.shutdown(5)
+        return health
+
+    @pytest.mark.servers
+    @pytest.mark.parametrize("precision", ["ms", "s"])
+    def test_one_series_a_microsecond_apart(self, fresh_db: str, precision: str) -> None:
+        events = [
+            MetricEvent("burst", {"host": "a"}, {"i": i}, BASE_NS + 123_456 + i * 1_000)
+            for i in range(1000)
+        ]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision=precision)
+        health = self.stream(sink, events)
+        last: dict[int, int] = {}  # the server keeps the last point of each timestamp
+        for event in events:
+            last[truncate(event.timestamp_ns, precision)] = int(event.fields["i"])  # type: ignore[call-overload]
+        assert (health.events_written, health.dropped_by_reason) == (
+            len(last),
+            {**dict.fromkeys(health.dropped_by_reason, 0), "collapsed": 1000 - len(last)},
+        )
+        stored = [(r[1], r[3]) for r in influx_rows(INFLUXDB_V1_URL, fresh_db)]
+        assert stored == [(moment, (("i", "integer", i),)) for moment, i in sorted(last.items())]
+
+    @pytest.mark.servers
+    def test_a_point_with_fields_of_its_own_is_merged_and_written(self, fresh_db: str) -> None:
+        events = [
+            MetricEvent("merge", {"host": "a"}, {"x": 1}, BASE_NS + 1),  # overwritten whole
+            MetricEvent("merge", {"host": "a"}, {"y": 2}, BASE_NS + 2),
+            MetricEvent("merge", {"host": "a"}, {"x": 3}, BASE_NS + 3),
+            MetricEvent("merge", {"host": "b"}, {"x": 4}, BASE_NS + 4),  # another series
+            MetricEvent("other", {"host": "a"}, {"x": 5}, BASE_NS + 5),  # another measurement
+            MetricEvent("merge", {"host": "a"}, {"u": UInt(1)}, BASE_NS + 6),  # v1 refuses it
+        ]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision="ms")
+        health = self.stream(sink, events)
+        dropped = health.dropped_by_reason
+        assert (health.events_written, dropped["collapsed"], dropped["invalid"]) == (4, 1, 1)
+        assert influx_rows(INFLUXDB_V1_URL, fresh_db) == [
+            ("merge", BASE_NS, (("host", "a"),), (("x", "integer", 3), ("y", "integer", 2))),
+            ("merge", BASE_NS, (("host", "b"),), (("x", "integer", 4),)),
+            ("other", BASE_NS, (("host", "a"),), (("x", "integer", 5),)),
+        ]
+
+    def test_keep_writes_every_point(self) -> None:
+        sink = InfluxDBSink(
+            "http://127.0.0.1:1", api="v1", database="d", precision="s", duplicate_points="keep"
+        )
+        payload = sink.prepare(EventBatch([MetricEvent("k", fields={"v": i}) for i in range(3)]))
+        assert payload.count == 3
         sink.close()
 
 
@@ -1438,7 +1553,7 @@ class TestV1RoundTrip:
     def test_sub_precision_digits_are_truncated_toward_zero(self, fresh_db: str) -> None:
         events = [
             MetricEvent("trunc", fields={"v": 1}, timestamp_ns=BASE_NS + 999_999_999),
-            MetricEvent("trunc", fields={"v": 2}, timestamp_ns=-1),
+            MetricEvent("trunc", fields={"v": 2}, timestamp_ns=-1, before_2001=True),
         ]
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision="s")
         write_batches(sink, events)
@@ -1456,9 +1571,9 @@ class TestV1RoundTrip:
 
     def test_timestamp_range_edges_that_influxdb_stores(self, fresh_db: str) -> None:
         events = [
-            MetricEvent("edge", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS),
+            MetricEvent("edge", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS, before_2001=True),
             MetricEvent("edge", fields={"v": 2}, timestamp_ns=INFLUX_MAX_NS),
-            MetricEvent("edge", fields={"v": 3}, timestamp_ns=0),
+            MetricEvent("edge", fields={"v": 3}, timestamp_ns=0, before_2001=True),
         ]
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
         write_batches(sink, events)
@@ -1530,8 +1645,8 @@ class TestServerLimits:
     def test_influxdb_1_6_loses_a_measurement_with_backslash_before_space_after_a_204(
         self, fresh_db: str
     ) -> None:
-        lost = MetricEvent("lost a\\ b", fields={"f": 1.0}, timestamp_ns=1)
-        kept = MetricEvent("kept", fields={"g": 2.0}, timestamp_ns=1)
+        lost = MetricEvent("lost a\\ b", fields={"f": 1.0}, timestamp_ns=1, before_2001=True)
+        kept = MetricEvent("kept", fields={"g": 2.0}, timestamp_ns=1, before_2001=True)
         body = f"{lost.to_influx_line()}\n{kept.to_influx_line()}"
         assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", body) == (204, "")
         assert influx_v1_events(INFLUXDB_V1_URL, fresh_db) == [kept]
@@ -1539,14 +1654,18 @@ class TestServerLimits:
     def test_influxdb_1_6_refuses_a_field_key_with_backslash_before_space(
         self, fresh_db: str
     ) -> None:
-        line = MetricEvent("bs", fields={"a\\ b": 1}, timestamp_ns=1).to_influx_line()
+        line = MetricEvent(
+            "bs", fields={"a\\ b": 1}, timestamp_ns=1, before_2001=True
+        ).to_influx_line()
         status, error = post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", line)
         assert (status, error) == (400, "unable to parse 'bs a\\\\ b=1i 1': invalid field format")
 
     def test_influxdb_1_6_drops_the_backslash_before_a_quote_in_a_measurement(
         self, fresh_db: str
     ) -> None:
-        line = MetricEvent('q a\\"b', fields={"f": 1.0}, timestamp_ns=1).to_influx_line()
+        line = MetricEvent(
+            'q a\\"b', fields={"f": 1.0}, timestamp_ns=1, before_2001=True
+        ).to_influx_line()
         assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", line) == (204, "")
         stored = influx_v1_events(INFLUXDB_V1_URL, fresh_db)
         assert [e.measurement for e in stored] == ['q a"b']
@@ -1834,7 +1953,9 @@ class TestV2VictoriaMetrics:
     def test_thousands_of_events_round_trip_exactly(self, vm_server: str, precision: str) -> None:
         prefix = f"msv2_{RUN_ID}_{precision}"
         events = numeric_events(prefix, 3000)
-        sink = InfluxDBSink(vm_server, org="ignored", bucket="ignored", precision=precision)
+        sink = InfluxDBSink(
+            vm_server, org="o", bucket="b", precision=precision, duplicate_points="keep"
+        )
         write_batches(sink, events)
         truncated = [e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events]
         expected = expected_vm(truncated)
@@ -1921,7 +2042,12 @@ class TestPartialWriteCounting:
 
         server = loopback(respond)
         events = [
-            MetricEvent("m", fields={"v": "bad" if i in (3, 4, 9) else "ok"}, timestamp_ns=i)
+            MetricEvent(
+                "m",
+                fields={"v": "bad" if i in (3, 4, 9) else "ok"},
+                timestamp_ns=i,
+                before_2001=True,
+            )
             for i in range(12)
         ]
         sink = make_sink(server.url, "v1")
@@ -2011,7 +2137,9 @@ class TestPartialFailuresThroughStreamer:
             return 204, {}, b""
 
         server = loopback(respond)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         health = stream([make_sink(server.url, "v1")], events, batch_size=10)["influxdb"]
         assert counts(health) == (8, 0, {"rejected": 2})
         assert health.last_error == (
@@ -2125,7 +2253,9 @@ class TestPartialFailuresThroughStreamer:
             return status, {}, body
 
         server = loopback(respond)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         health = stream([make_sink(server.url, "v1")], events, batch_size=10)["influxdb"]
         assert counts(health) == (5, 0, {"rejected": 5})
         assert (health.connected, health.healthy) == (False, False)
@@ -2190,7 +2320,7 @@ def unstorable_events(prefix: str, *, v1: bool) -> list[MetricEvent]:
         events += [
             MetricEvent(prefix, fields={"f": 5.0, "u": UInt(7)}, timestamp_ns=ts),
             MetricEvent(prefix, fields={"f": 6.0}, timestamp_ns=2**63 - 1),
-            MetricEvent(prefix, fields={"f": 7.0}, timestamp_ns=-(2**63)),
+            MetricEvent(prefix, fields={"f": 7.0}, timestamp_ns=-(2**63), before_2001=True),
         ]
     return events
 
@@ -2568,7 +2698,7 @@ class TestThroughStreamer:
         with EventStreamer(
             [sink], compression=streamer_compression, flush_interval=0.05, register_atexit=False
         ) as streamer:
-            streamer.send(MetricEvent("m", fields={"v": 1}, timestamp_ns=1))
+            streamer.send(MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True))
             assert streamer.flush(timeout=10) is True
         (request,) = [r for r in server.received if r.method == "POST"]
         assert request.headers.get("Content-Encoding") == encoding
@@ -2650,6 +2780,7 @@ def hostile_batches(draw: st.DrawFn) -> tuple[list[MetricEvent], str]:
                 tags=tags,
                 fields=fields,
                 timestamp_ns=base + i * PRECISIONS[precision],
+                before_2001=True,
             )
         )
     return events, precision

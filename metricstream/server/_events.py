@@ -214,7 +214,8 @@ def _event(
     rate = _samplerate(get("samplerate"), f"events[{index}].samplerate")
     measurement, fields = _dimensions(get("data", _EMPTY), default, f"events[{index}].data")
     try:
-        event = MetricEvent(measurement, fields=fields, timestamp_ns=timestamp)
+        # ts is in milliseconds by the API's contract: any time it names is meant.
+        event = MetricEvent(measurement, fields=fields, timestamp_ns=timestamp, before_2001=True)
     except InvalidEventError as exc:
         path = f"events[{index}].data"
         if exc.key is not None and exc.key in fields:

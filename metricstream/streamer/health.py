@@ -15,7 +15,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth"]
+from metricstream._options import choice
+
+__all__ = ["DROP_REASONS", "READY_POLICIES", "SinkHealth", "SpoolHealth", "StreamerHealth"]
+
+READY_POLICIES = choice(("all", "any"), fold_case=True)
+"""What readiness asks of the sinks (`StreamerHealth.ready`): all healthy, or any one."""
 
 DROP_REASONS: tuple[str, ...] = (
     "overflow",
@@ -24,17 +29,29 @@ DROP_REASONS: tuple[str, ...] = (
     "retries_exhausted",
     "shutdown",
     "corrupt",
+    "collapsed",
+    "unconfirmed",
 )
 """Why events are dropped:
 
 - ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
-  ``block_timeout`` ran out;
-- ``invalid``: the sink could not encode the event;
+  ``block_timeout`` ran out; with a spool, the spool was full too
+  (``spool_max_bytes``, or a full disk and the lane's memory);
+- ``invalid``: the sink could not encode the event, or an integration could
+  not build it (`EventStreamer.count_invalid`);
 - ``rejected``: the destination refused it for good (`PermanentSinkError`);
-- ``retries_exhausted``: every retry failed;
+- ``retries_exhausted``: every retry failed (only under a `RetryConfig` with
+  a limit; the default retries while the sink is down; never with a spool,
+  where events wait and are written again);
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown;
-- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file).
+- ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file);
+- ``collapsed``: a later event of the same batch, with the same measurement,
+  tags and timestamp at the sink's precision and every one of its fields,
+  would overwrite it on the server (the InfluxDB sink);
+- ``unconfirmed``: handed to the destination, but its fate was still unknown
+  at the shutdown deadline (a write in flight, a Kafka message without its
+  delivery report); a report that comes later still counts it as written.
 
 A sink may drop events under a reason of its own (`InvalidEventError.reason`,
 for example the Redis counter sink's ``limits``); health shows such a reason
@@ -91,6 +108,34 @@ class SinkHealth:
 
 
 @dataclass(frozen=True)
+class SpoolHealth:
+    """What the spool holds beyond each sink's own figures.
+
+    Attributes:
+        directory: The spool directory.
+        unclaimed: Events the spool holds for sinks this streamer does not
+            have (renamed or removed), by their name: never delivered by
+            this streamer, and deleted once its own sinks are done with
+            them (replay them with ``metricstream spool replay``).
+        untrusted: For each sink whose saved position could not be trusted
+            when the spool was opened (a damaged or missing position file):
+            the events it received again from the oldest stored record.
+    """
+
+    directory: str
+    unclaimed: Mapping[str, int] = field(default_factory=dict)
+    untrusted: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the figures as plain data (JSON-ready)."""
+        return {
+            "directory": self.directory,
+            "unclaimed": dict(self.unclaimed),
+            "untrusted": dict(self.untrusted),
+        }
+
+
+@dataclass(frozen=True)
 class StreamerHealth:
     """The streamer's state: every sink's `SinkHealth` by name.
 
@@ -101,6 +146,11 @@ class StreamerHealth:
         sinks: `SinkHealth` by sink name.
         error: What is wrong with the streamer itself (its batcher thread
             died), or None.
+        live: True while the streamer's own threads work: the batcher and
+            each sink's preparer and writer are alive (or were stopped by a
+            shutdown). False only after a bug in metricstream killed one;
+            a sink that is down leaves it True.
+        spool: The spool's own figures, or None without a spool.
     """
 
     healthy: bool
@@ -108,6 +158,19 @@ class StreamerHealth:
     events_accepted: int
     sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
     error: str | None = None
+    live: bool = True
+    spool: SpoolHealth | None = None
+
+    def ready(self, policy: str = "all") -> bool:
+        """Whether the streamer is running and its sinks are healthy: all of them, or any.
+
+        Args:
+            policy: ``"all"`` (every sink healthy) or ``"any"`` (at least one).
+        """
+        if not (self.running and self.live):
+            return False
+        states = [sink.healthy for sink in self.sinks.values()]
+        return all(states) if policy == "all" else any(states)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain data (JSON-ready)."""
@@ -117,6 +180,8 @@ class StreamerHealth:
             "events_accepted": self.events_accepted,
             "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
             "error": self.error,
+            "live": self.live,
+            "spool": None if self.spool is None else self.spool.to_dict(),
         }
 
     def to_json(self) -> str:

@@ -101,6 +101,10 @@ class Lane:
         """Events held in memory: raw, being prepared, queued or being written."""
         return self.ledger.backlog()
 
+    def holding_back(self) -> int:
+        """Events that hold `send` back under ``"block"`` (see `LaneLedger.holding_back`)."""
+        return self.ledger.holding_back()
+
     def lagging(self, events: int, since: float) -> bool:
         """True when over `events` wait for a preparer that prepared a batch after `since`.
 
@@ -128,7 +132,7 @@ class Lane:
         if dropped.oldest:
             self._warnings.warning(
                 (self.name, "overflow-oldest"),
-                "metricstream: sink %r buffer full (max_buffer=%d): dropped the %d oldest events",
+                "sink %r buffer full (max_buffer=%d): dropped the %d oldest events",
                 self.name,
                 self.max_buffer,
                 dropped.oldest,
@@ -136,7 +140,7 @@ class Lane:
         if dropped.newest:
             self._warnings.warning(
                 (self.name, "overflow"),
-                "metricstream: sink %r buffer full (max_buffer=%d): dropped %d new events",
+                "sink %r buffer full (max_buffer=%d): dropped %d new events",
                 self.name,
                 self.max_buffer,
                 dropped.newest,
@@ -156,7 +160,7 @@ class Lane:
         if lost:
             self._warnings.warning(
                 (self.name, "spool-full"),
-                "metricstream: spool full: sink %r lost %d events kept on disk for it",
+                "spool full: sink %r lost %d events kept on disk for it",
                 self.name,
                 lost,
             )
@@ -181,9 +185,8 @@ class Lane:
         Returns:
             The number of events dropped.
         """
-        lost = self.ledger.abort(taken, in_hand_durable)
-        self._writer.abandon()
-        return lost
+        under_way = self._writer.abandon()
+        return self.ledger.abort(taken, in_hand_durable, write_under_way=under_way)
 
     def join(self, deadline: float) -> None:
         """Wait until the monotonic `deadline` at most for both threads to exit."""
@@ -214,7 +217,7 @@ class Lane:
         except BaseException as exc:
             self.ledger.thread_died(f"lane thread died: {describe_error(exc)}")
             logger.critical(
-                "metricstream: a thread of sink %r died; the sink receives nothing more",
+                "a thread of sink %r died; the sink receives nothing more",
                 self.name,
                 exc_info=True,
             )
@@ -256,7 +259,7 @@ class Lane:
         except Exception as exc:
             self._warnings.warning(
                 (self.name, "self-metrics-prepare"),
-                "metricstream: sink %r could not encode the self-telemetry events: %s",
+                "sink %r could not encode the self-telemetry events: %s",
                 self.name,
                 describe_error(exc),
             )
@@ -282,7 +285,7 @@ class Lane:
             case SettledRange() as settled:
                 done = self.ledger.settle(settled)
                 if done.counted:
-                    self._acknowledge(settled.spool_end, done.caught_up)
+                    self._acknowledge(settled.spool_end)
                     self._on_progress()
             case PreparedBatch() as item:
                 self._deliver(item)
@@ -294,21 +297,24 @@ class Lane:
 
     def _deliver(self, item: PreparedBatch) -> None:
         reason, written = self._writer.deliver(item)
-        if reason == "retries_exhausted" and item.spool_end is not None:
-            self._retry_later(item)
-            return
+        if reason == "retries_exhausted" and self._spool is not None:
+            # Never given up beside a spool: a batch the spool could not take
+            # (a full disk) waits in memory, held to max_buffer, as if spooled.
+            if self._retry_later(item):
+                return
+            reason = "shutdown"  # a shutdown gave up on it while it was written
         done = self.ledger.finish(item, reason, written)
         if not done.counted:
             return  # abandoned by an abort, which counted it
         if item.spool_end is not None:
-            self._acknowledge(item.spool_end, done.caught_up)
+            self._acknowledge(item.spool_end)
         lost = item.count - written
         if lost:
             refused = min(item.rejected, lost)
             why = reason if not refused else f"rejected: {refused}, {reason}: {lost - refused}"
             self._warnings.warning(
                 (self.name, reason),
-                "metricstream: sink %r dropped %d events of batch %s (%s): %s",
+                "sink %r dropped %d events of batch %s (%s): %s",
                 self.name,
                 lost,
                 item.batch_id,
@@ -317,20 +323,25 @@ class Lane:
             )
         self._on_progress()
 
-    def _acknowledge(self, spool_end: int, caught_up: bool) -> None:
+    def _acknowledge(self, spool_end: int) -> None:
         if self._spool is not None:
-            self._spool.acknowledge(self.name, spool_end, now=caught_up)
+            self._spool.acknowledge(self.name, spool_end)
 
-    def _retry_later(self, item: PreparedBatch) -> None:
-        """A spooled payload is never given up: wait, then write it again."""
+    def _retry_later(self, item: PreparedBatch) -> bool:
+        """A spooled payload is never given up: wait, then write it again.
+
+        Returns:
+            False when a shutdown gave up the lane first (nothing is retried).
+        """
         if not self.ledger.retry_later(item):
-            return
+            return False
         self._warnings.warning(
             (self.name, "spool-retry"),
-            "metricstream: sink %r still failing after every retry; its events stay in the "
+            "sink %r still failing after every retry; its events stay in the "
             "spool and writing resumes in %.1f s: %s",
             self.name,
             self._probe_interval,
             self._writer.state.last_error,
         )
         self._writer.pause(self._probe_interval)
+        return True

@@ -18,10 +18,9 @@ class Prepared(NamedTuple):
     """What the sink's ``prepare`` returned (None when no event was encodable)."""
     good: int
     """Events in the payload."""
-    invalid: int
-    """Events the sink could not encode (or refused), dropped under `reason`."""
-    reason: str = "invalid"
-    """The drop reason: ``invalid``, or the one the sink named (`InvalidEventError.reason`)."""
+    dropped: tuple[tuple[str, int], ...] = ()
+    """Events the sink could not encode (or refused), as (reason, count): ``invalid``, or
+    the reason the sink named (`InvalidEventError.reason`), one pair per refusal."""
 
 
 def prepare_isolated(
@@ -31,10 +30,12 @@ def prepare_isolated(
 
     A sink may name the offending events (`InvalidEventError.indexes`) and
     the reason they are dropped under (`InvalidEventError.reason`); otherwise
-    each event is tried alone and dropped as ``invalid``.
+    each event is tried alone and dropped as ``invalid``. A sink that refuses
+    the rest again, under another reason, has each refusal counted under
+    its own reason.
     """
     try:
-        return Prepared(sink.prepare(batch), len(batch), 0)
+        return Prepared(sink.prepare(batch), len(batch))
     except Exception as exc:
         first_error = exc
     count = len(batch)
@@ -48,7 +49,7 @@ def prepare_isolated(
         good = [i for i in range(count) if _encodable(sink, batch.select((i,)))]
     warnings.warning(
         (name, reason),
-        "metricstream: sink %r dropped %d of %d events of batch %s (%s): %s",
+        "sink %r dropped %d of %d events of batch %s (%s): %s",
         name,
         count - len(good),
         count,
@@ -57,15 +58,16 @@ def prepare_isolated(
         scrub_secrets(str(first_error)),
     )
     if not good:
-        return Prepared(None, 0, count, reason)
+        return Prepared(None, 0, ((reason, count),))
     rest = batch.select(good)
+    refused = (reason, count - len(good))
     try:
-        return Prepared(sink.prepare(rest), len(good), count - len(good), reason)
+        return Prepared(sink.prepare(rest), len(good), (refused,))
     except Exception:
         if not named:
-            return Prepared(None, 0, count, reason)
-        payload, kept, _, _ = prepare_isolated(sink, name, rest, warnings)
-        return Prepared(payload, kept, count - kept, reason)
+            return Prepared(None, 0, ((reason, count),))
+        payload, kept, more = prepare_isolated(sink, name, rest, warnings)
+        return Prepared(payload, kept, (refused, *more))
 
 
 def _encodable(sink: Sink, single: EventBatch) -> bool:
