@@ -366,7 +366,11 @@ class TestBatchEncoders:
     )
     def test_string_columns(self, texts: list[str]) -> None:
         events = [
-            MetricEvent("m", fields={"s": text, "n": i, "t": text[::-1]}, timestamp_ns=i)
+            MetricEvent(
+                "m",
+                fields={"s": text, "n": i, "t": text[::-1]},
+                timestamp_ns=1_700_000_000_000_000_000 + i,
+            )
             for i, text in enumerate(texts)
         ]
         columns = EventColumns.of_events(events)

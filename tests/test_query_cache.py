@@ -393,20 +393,20 @@ class TestFollowingTheArchive:
             handle.write(b'{"measurement":"view","tags":{"user":"half')
         module: Any = _store if cached else _archive
         check_file = module.check_file
-        rotated: list[Path] = []
+        rotated: list[bool] = []
 
         def checked_then_rotated(file: Path, *args: object) -> object:
             found = check_file(file, *args)
             if not rotated and file == path.resolve():
                 # The writer rotates the file just checked and starts a new, shorter one.
                 append(path, batch(50, 10), compression="none", rotate_bytes=path.stat().st_size)
-                rotated.extend(sorted(tmp_path.glob("e*.jsonl*")))
+                rotated.append(True)
             return found
 
         monkeypatch.setattr(module, "check_file", checked_then_rotated)
         archive = Archive(path, cache=cache_dir if cached else False)
         assert answers(archive)[:5] == reference(path)
-        assert len(rotated) == len(archive.files) == 2
+        assert (rotated, len(archive.files)) == ([True], 2)
         assert answers(archive)[0] == 60
 
     def test_a_file_no_longer_in_the_archive_is_dropped(

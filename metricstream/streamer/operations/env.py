@@ -78,11 +78,12 @@ HEALTH_READY = "METRICSTREAM_HEALTH_READY"
 READ_ELSEWHERE = (
     PURE_PYTHON_VARIABLE,
     "METRICSTREAM_QUERY_CACHE",
+    "METRICSTREAM_QUERY_MEMO",
     "METRICSTREAM_REDIS_URL",
     "METRICSTREAM_SERVE_TOKEN",
 )
 """Variables other parts of metricstream read: the compiled helpers' switch, the
-query cache's directory (`metricstream.query`), the default Redis URL of
+query cache's directory and memory of answers (`metricstream.query`), the default Redis URL of
 ``metricstream counters`` and the token of ``metricstream serve``; the layers
 above name them too."""
 
