@@ -60,6 +60,7 @@ LAYERS: list[tuple[int, str]] = [
     (5, "metricstream.cli"),
     (5, "metricstream.integrations"),
     (5, "metricstream.query"),
+    (5, "metricstream.relay"),
     (6, "metricstream.__main__"),
     (6, "metricstream"),
 ]

@@ -13,10 +13,18 @@ Kafka consumer's assignment) hold it back from the start, until their first
 event or until they have been idle that long. The watermark never goes
 back. A window closes when the watermark reaches its end; an event for a
 window already closed is late.
+
+A reader that resumes a partition from a checkpoint (a relay restarting
+from its committed offsets) knows how far that partition's windows were
+already emitted: `WatermarkTracker.resume` gives the partition that
+watermark as a floor, below which its events are late whatever the other
+partitions say, and counts it as the partition's own watermark until its
+events go further.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Hashable, Iterable
 
@@ -56,6 +64,7 @@ class WatermarkTracker:
         self._clock = clock if clock is not None else time.monotonic_ns
         self._newest: dict[Hashable, int] = {}
         self._seen: dict[Hashable, int] = {}
+        self._floors: dict[Hashable, int] = {}
         self._watermark = INT64_MIN
         self.assign(partitions)
 
@@ -66,6 +75,37 @@ class WatermarkTracker:
             if partition not in self._newest:
                 self._newest[partition] = INT64_MIN
                 self._seen[partition] = now
+
+    def fresh(self) -> WatermarkTracker:
+        """A new tracker with the same options and clock that has seen nothing."""
+        tracker = copy.copy(self)
+        tracker._newest, tracker._seen, tracker._floors = {}, {}, {}
+        tracker._watermark = INT64_MIN
+        return tracker
+
+    def resume(self, partition: Hashable, watermark_ns: int) -> None:
+        """Resume `partition` from a checkpoint whose windows ended by `watermark_ns` were emitted.
+
+        Its events for windows ending at or before `watermark_ns` are late
+        from now on (`floor`), and it holds the watermark no lower than that
+        (as if it had shown an event ``allowed_lateness`` after it).
+        """
+        self.assign((partition,))
+        if watermark_ns > self._floors.get(partition, INT64_MIN):
+            self._floors[partition] = watermark_ns
+        shown = watermark_ns + self.allowed_lateness_ns
+        self._newest[partition] = max(self._newest[partition], shown)
+
+    def floor(self, partition: Hashable) -> int:
+        """The watermark `partition` resumed from (`resume`), or `INT64_MIN`."""
+        return self._floors.get(partition, INT64_MIN)
+
+    def forget(self, partitions: Iterable[Hashable]) -> None:
+        """Stop waiting for `partitions` (no longer read here); the watermark never goes back."""
+        for partition in partitions:
+            self._newest.pop(partition, None)
+            self._seen.pop(partition, None)
+            self._floors.pop(partition, None)
 
     def observe(self, partition: Hashable, event_time_ns: int) -> None:
         """Note that `partition` delivered an event of time `event_time_ns`."""
@@ -104,4 +144,6 @@ class WatermarkTracker:
                 self._newest[partition] = newest
             seen = other._seen[partition]
             self._seen[partition] = max(self._seen.get(partition, INT64_MIN), seen)
+        for partition, floor in other._floors.items():
+            self._floors[partition] = max(self._floors.get(partition, INT64_MIN), floor)
         self._watermark = max(self._watermark, other._watermark)

@@ -13,7 +13,9 @@
 - ``metricstream health`` (`metricstream.cli.health`): show a running
   streamer's health;
 - ``metricstream counters`` (`metricstream.cli.counters`): read Redis
-  counters, or explain the Redis commands of one event.
+  counters, or explain the Redis commands of one event;
+- ``metricstream relay`` (`metricstream.cli.relay`): read Kafka topics as a
+  consumer group and deliver them (or their event-time windows) to sinks.
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -26,13 +28,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, counters, demo, health, pipe, query, spool
+from metricstream.cli import cat, counters, demo, health, pipe, query, relay, spool
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat, query, pipe, spool, counters, health)
+COMMANDS = (demo, cat, query, pipe, spool, counters, health, relay)
 """The command modules, in the order ``--help`` lists them."""
 
 
