@@ -220,6 +220,9 @@ class Windowed:
             emission = emissions.get(found)
             if emission is None:
                 emission = emissions[found] = Emission(self._window_id(identity, sources), sources)
+            else:  # the groups of one window hold the same partitions, from other offsets
+                for key, offset in sources.items():
+                    emission.sources[key] = min(emission.sources[key], offset)
             emission.events.append(result.event)
         close = _Close(windows.closed_through, list(emissions.values()))
         self._closes.append(close)
