@@ -66,19 +66,21 @@ class Batch:
         start: The first offset of the range.
         end: The offset after the range (set when the batch is cut).
         part: For a message split into parts, the part's number (else None).
-        events: The decoded events, in order.
+        events: The decoded events, in order, until the streamer takes them.
+        count: How many events it holds (kept once `events` is let go).
         dead: The dead letters of its messages that could not be decoded.
         receipt: The streamer's receipt, once it accepted the batch.
         opened: When its first message arrived (monotonic seconds).
     """
 
-    __slots__ = ("dead", "end", "events", "opened", "part", "receipt", "start")
+    __slots__ = ("count", "dead", "end", "events", "opened", "part", "receipt", "start")
 
     def __init__(self, start: int, opened: float, part: int | None = None) -> None:
         self.start = start
         self.end = start
         self.part = part
         self.events: list[MetricEvent] = []
+        self.count = 0
         self.dead: list[DeadLetter] = []
         self.receipt: BatchReceipt | None = None
         self.opened = opened
@@ -86,6 +88,12 @@ class Batch:
     def __repr__(self) -> str:
         part = "" if self.part is None else f"#{self.part}"
         return f"Batch([{self.start}, {self.end}){part}, {len(self.events)} events)"
+
+    def taken(self, receipt: BatchReceipt | None) -> None:
+        """The streamer took the events (None: there were none): keep the receipt, not them."""
+        self.receipt = receipt
+        self.count = len(self.events)
+        self.events = []
 
     def done(self) -> bool:
         """Every sink has written or dropped its events, and its dead letters are settled."""
@@ -246,7 +254,7 @@ class PartitionBatches:
 
     def in_flight_events(self) -> int:
         """Events accepted by the streamer and not yet delivered."""
-        return sum(len(batch.events) for batch in self.in_flight)
+        return sum(batch.count for batch in self.in_flight)
 
     def unsent_events(self) -> int:
         """Events read and not yet accepted by the streamer (open and ready batches)."""

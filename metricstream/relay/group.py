@@ -156,6 +156,7 @@ class GroupReader:
         self._written: dict[str, dict[PartitionKey, int]] = {}
         self._paused: set[PartitionKey] = set()
         self._full = False
+        self._held = 0
         self._next_commit = 0.0
         self.fatal: str | None = None
 
@@ -176,7 +177,9 @@ class GroupReader:
         Raises:
             MetricStreamError: If the consumer met an error it cannot go on after.
         """
-        messages = self._consumer.consume(self.settings.poll_messages, timeout)
+        room = self.settings.max_held - self._held  # read no more than may be held
+        wanted = max(1, min(self.settings.poll_messages, room))
+        messages = self._consumer.consume(wanted, timeout)
         if messages:
             self._take(messages)
         self._tick()
@@ -376,7 +379,8 @@ class GroupReader:
     def _flow(self) -> None:
         from confluent_kafka import TopicPartition
 
-        held = self.mode.held_events()
+        held = self._held = self.mode.held_events()
+        self._counters.held(held)
         limit = self.settings.max_held
         self._full = held > limit or (self._full and held > limit // 2)
         wanted = set(self._assigned) if self._full else self.mode.blocked() & set(self._assigned)

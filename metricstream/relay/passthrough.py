@@ -101,11 +101,12 @@ class PassThrough:
             ready = batches.ready
             while ready:
                 batch = ready[0]
+                receipt = None
                 if batch.events:
                     receipt = self._outlet.send(batch.events, self._id(key, batch))
                     if receipt is None:
                         break
-                    batch.receipt = receipt
+                batch.taken(receipt)
                 batches.in_flight.append(ready.popleft())
 
     def _id(self, key: PartitionKey, batch: Batch) -> str:

@@ -21,7 +21,8 @@ watermark, the open windows and the counts below.
   ``partition``), ``metricstream_relay_partitions_assigned``,
   ``metricstream_relay_partitions_paused``,
   ``metricstream_relay_watermark_seconds``,
-  ``metricstream_relay_open_windows`` and ``metricstream_relay_running``.
+  ``metricstream_relay_open_windows``, ``metricstream_relay_held_events``
+  (read, not yet delivered) and ``metricstream_relay_running``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class RelayCounters:
         self._partitions: dict[tuple[str, int], PartitionStatus] = {}
         self.watermark_ns = INT64_MIN
         self.open_windows = 0
+        self.held_events = 0
+        self.held_events_peak = 0
         self.running = False
         self.error: str | None = None
 
@@ -107,6 +110,11 @@ class RelayCounters:
         """The value of counter `name`."""
         with self._lock:
             return self._counts[name]
+
+    def held(self, events: int) -> None:
+        """Events read and not yet delivered now (the peak is kept too)."""
+        self.held_events = events
+        self.held_events_peak = max(self.held_events_peak, events)
 
     def assigned(self, keys: list[tuple[str, int]]) -> None:
         """The partitions read now (the others are forgotten)."""
@@ -135,6 +143,8 @@ class RelayCounters:
                 "partitions": partitions,
                 "watermark_ns": None if self.watermark_ns == INT64_MIN else self.watermark_ns,
                 "open_windows": self.open_windows,
+                "held_events": self.held_events,
+                "held_events_peak": self.held_events_peak,
                 "counts": dict(self._counts),
             }
 
@@ -205,6 +215,7 @@ class RelayCollector:
             ("partitions_assigned", "Partitions this relay reads.", len(state["partitions"])),
             ("partitions_paused", "Partitions paused for backpressure.", paused),
             ("open_windows", "Windows open (not yet complete).", state["open_windows"]),
+            ("held_events", "Events read and not yet delivered.", state["held_events"]),
             ("running", "1 while the relay reads.", int(state["running"])),
         ):
             yield GaugeMetricFamily(f"metricstream_relay_{name}", doc, value=value)

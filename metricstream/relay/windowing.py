@@ -57,16 +57,18 @@ class Emission:
 
     Attributes:
         batch_id: Group, measurement, kind, start, end and partitions, hashed.
-        events: The result events, one per group.
+        events: The result events, one per group (let go once the streamer took them).
+        count: How many there are.
         sources: The earliest offset of each source partition.
         receipt: The streamer's receipt once it took the batch.
     """
 
-    __slots__ = ("batch_id", "events", "receipt", "sources")
+    __slots__ = ("batch_id", "count", "events", "receipt", "sources")
 
     def __init__(self, batch_id: str, sources: dict[PartitionKey, int]) -> None:
         self.batch_id = batch_id
         self.events: list[MetricEvent] = []
+        self.count = 0
         self.sources = sources
         self.receipt: BatchReceipt | None = None
 
@@ -210,6 +212,8 @@ class Windowed:
         windows = self.windows
         before = windows.closed_through
         results = windows.close()
+        self._counters.open_windows = windows.open_windows
+        self._counters.watermark_ns = windows.closed_through
         if windows.closed_through == before and not results:
             return
         emissions: dict[tuple[Any, ...], Emission] = {}
@@ -224,6 +228,7 @@ class Windowed:
                 for key, offset in sources.items():
                     emission.sources[key] = min(emission.sources[key], offset)
             emission.events.append(result.event)
+            emission.count += 1
         close = _Close(windows.closed_through, list(emissions.values()))
         self._closes.append(close)
         self._unsent.extend(close.emissions)
@@ -243,6 +248,7 @@ class Windowed:
             if receipt is None:
                 break
             emission.receipt = receipt
+            emission.events = []
             unsent.popleft()
         if self._late is None:
             return
@@ -255,7 +261,7 @@ class Windowed:
                     receipt = self._late.send(side.events, name)
                     if receipt is None:
                         return
-                    side.receipt = receipt
+                    side.taken(receipt)
 
     def collect(self) -> None:
         """Acknowledge delivered closes (in order) and late batches."""
@@ -284,8 +290,7 @@ class Windowed:
             candidates = [partition.next_offset]
             if key in needed:
                 candidates.append(needed[key])
-            if partition.side:
-                candidates.append(partition.side[0].start)
+            candidates.extend(side.start for side in partition.side)
             found[key] = min(candidates)
         return found
 
@@ -296,7 +301,7 @@ class Windowed:
         for key, partition in self.partitions.items():
             if partition.next_offset is None:
                 continue
-            late = [side.start for side in partition.side if side.events]
+            late = [side.start for side in partition.side if side.events or side.count]
             read[key] = min([partition.next_offset, *late])
             through = max(self.emitted_through, partition.floor)
             if through >= 0:
@@ -318,9 +323,9 @@ class Windowed:
 
     def held_events(self) -> int:
         """Result and late events waiting for the sinks."""
-        waiting = sum(len(e.events) for close in self._closes for e in close.emissions)
+        waiting = sum(e.count for close in self._closes for e in close.emissions)
         for partition in self.partitions.values():
-            waiting += sum(len(side.events) for side in partition.side)
+            waiting += sum(side.count + len(side.events) for side in partition.side)
         return waiting
 
     def settled(self, keys: Iterable[PartitionKey]) -> bool:
