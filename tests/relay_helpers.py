@@ -33,6 +33,7 @@ __all__ = [
     "committed_offsets",
     "create_topic",
     "end_offsets",
+    "hosts_on_every_partition",
     "produce",
     "produce_raw",
     "read_counters",
@@ -93,6 +94,35 @@ def produce_raw(topic: str, messages: Iterable[tuple[int, bytes, list[tuple[str,
         count += 1
     assert producer.flush(60) == 0
     return count
+
+
+def hosts_on_every_partition(partitions: int, per_partition: int) -> list[str]:
+    """Host names that `KafkaSink(key="host")` spreads evenly over `partitions` partitions.
+
+    Found by publishing one event per candidate name and reading where each
+    landed (the client's own partitioner decides), so that no partition is
+    left without events (it would hold a relay's watermark back).
+    """
+    topic = create_topic("relay-hosts", partitions)
+    candidates = [f"host-{n:03d}" for n in range(per_partition * partitions * 8)]
+    probes = [ms.MetricEvent("probe", {"host": host}, {"n": 1}) for host in candidates]
+    produce(topic, probes, key="host")
+    chosen: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"hosts-{uuid.uuid4().hex}"})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        seen = 0
+        deadline = time.monotonic() + 60
+        while seen < len(candidates) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is None:
+                    seen += 1
+                    chosen[message.partition()].append(message.key().decode())
+    finally:
+        consumer.close()
+    picked = [host for p in range(partitions) for host in sorted(chosen[p])[:per_partition]]
+    assert len(picked) == partitions * per_partition, chosen
+    return picked
 
 
 def end_offsets(topic: str, partitions: int) -> dict[int, int]:

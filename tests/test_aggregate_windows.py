@@ -488,19 +488,27 @@ class TestCheckpoints:
         (result,) = windows.close_all()
         assert dict(result.sources) == {"p": 5, "q": 3}
 
-    def test_a_resumed_partition_is_late_below_its_floor_and_holds_the_watermark_there(
-        self,
-    ) -> None:
+    def test_a_resumed_partition_is_late_below_its_floor(self) -> None:
         clock = FakeClock()
         windows = EventTimeWindows("m", "tumbling 10s", watermark=tracker(5, clock=clock))
         windows.watermark.resume("p", 20 * S)  # windows ending by 20 s were emitted for p
         windows.watermark.assign(["q"])
         assert windows.watermark.floor("p") == 20 * S
         assert windows.watermark.floor("q") == INT64_MIN
+        assert windows.watermark.watermark() == INT64_MIN  # both wait for their events
         late = windows.add([event(15), event(25)], partition="p")
         assert [e.timestamp_ns // S for e in late] == [15]
         assert windows.add([event(15)], partition="q") == []  # q resumed from nothing
-        assert windows.watermark.watermark() == 10 * S  # q: 15 - 5; p: max(20, 25 - 5)
+        assert windows.watermark.watermark() == 10 * S  # q: 15 - 5; p: 25 - 5
+
+    def test_a_rebuilt_session_that_closes_by_the_floor_is_not_emitted_again(self) -> None:
+        windows = EventTimeWindows("s", "session gap 3s", watermark=tracker(0))
+        windows.watermark.resume("p", 20 * S)  # sessions ending by 20 s were emitted
+        # 10 s: a straggler of an emitted session; 16 s then 18 s: a session that went on
+        assert windows.add([event(10), event(16), event(18), event(40)], partition="p") == []
+        (result,) = windows.close()  # [16, 21) ends after the floor: emitted whole
+        assert (result.window, result.event.fields["count"]) == (Window(16 * S, 21 * S), 2)
+        assert windows.replayed_events == 1  # [10, 13) was emitted before the resume
 
     def test_discard_forgets_windows_and_starts_the_watermark_over(self) -> None:
         windows = EventTimeWindows("m", "tumbling 10s", watermark=tracker(0))

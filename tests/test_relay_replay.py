@@ -268,24 +268,36 @@ def host_events(rows: list[tuple[int, int, int]]) -> dict[tuple[str, int], list[
     return per_partition
 
 
-def reference(per_partition: dict[Any, list[ms.MetricEvent]], size_s: int) -> dict[Any, Any]:
+def reference(per_partition: dict[Any, list[ms.MetricEvent]], spec: str) -> dict[Any, Any]:
+    """Per (host, window start): (count, sum of bytes), for 10 s tumbling or 3 s sessions."""
     totals: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    by_host: dict[str, list[ms.MetricEvent]] = defaultdict(list)
     for events in per_partition.values():
         for event in events:
-            if event.tags["host"] == "closer":
-                continue
-            start = event.timestamp_ns - event.timestamp_ns % (size_s * S)
-            totals[(event.tags["host"], start)][0] += 1
-            totals[(event.tags["host"], start)][1] += event.fields["bytes"]
+            if event.tags["host"] != "closer":
+                by_host[event.tags["host"]].append(event)
+    for host, mine in by_host.items():
+        start = last = None
+        for event in sorted(mine, key=lambda e: e.timestamp_ns):
+            t = event.timestamp_ns
+            if spec.startswith("tumbling"):
+                start = t - t % (10 * S)
+            elif last is None or t >= last + 3 * S:
+                start = t
+            last = t if last is None else max(last, t)
+            totals[(host, start)][0] += 1
+            totals[(host, start)][1] += event.fields["bytes"]
     return {key: tuple(value) for key, value in totals.items()}
 
 
 class WindowedReader:
     """One relay with windows over the two partitions."""
 
-    def __init__(self, outlet: RecordingOutlet, starts: dict[Any, int], marks: dict[Any, Any]):
+    def __init__(
+        self, spec: str, outlet: RecordingOutlet, starts: dict[Any, int], marks: dict[Any, Any]
+    ) -> None:
         windows = EventTimeWindows(
-            "w", "tumbling 10s", by="host", aggregates="count,sum:bytes",
+            "w", spec, by="host", aggregates="count,sum:bytes",
             watermark=WatermarkTracker(5, 3600, clock=lambda: 0),
         )  # fmt: skip
         self.counters = RelayCounters("test")
@@ -317,7 +329,8 @@ class WindowedReader:
 class TestWindowsReplay:
     """A relay with windows crashed anywhere and replayed: windows exact, one content per id."""
 
-    def test_windows_exact_after_a_crash(self) -> None:
+    @pytest.mark.parametrize("spec", ["tumbling 10s", "session gap 3s"])
+    def test_windows_exact_after_a_crash(self, spec: str) -> None:
         """1,000 seeded runs: random events, reader schedule (sinks refusing at times) and crash."""
         for seed in range(1000):
             rnd = random.Random(seed)
@@ -329,15 +342,18 @@ class TestWindowsReplay:
                 (rnd.choice(("read0", "read1", "deliver", "commit", "refuse")), rnd.randint(1, 9))
                 for _ in range(rnd.randint(0, 40))
             ]
-            self.crash_and_replay(rows, schedule, rnd)
+            self.crash_and_replay(spec, rows, schedule, rnd)
 
     @staticmethod
     def crash_and_replay(
-        rows: list[tuple[int, int, int]], schedule: list[tuple[str, int]], rnd: random.Random
+        spec: str,
+        rows: list[tuple[int, int, int]],
+        schedule: list[tuple[str, int]],
+        rnd: random.Random,
     ) -> None:
         per_partition = host_events(rows)
         outlet = RecordingOutlet()
-        first = WindowedReader(outlet, dict.fromkeys(KEYS, 0), {})
+        first = WindowedReader(spec, outlet, dict.fromkeys(KEYS, 0), {})
         committed: tuple[dict[Any, int], dict[Any, Any]] = (dict.fromkeys(KEYS, 0), {})
         for action, amount in schedule:
             if action in ("read0", "read1"):
@@ -355,7 +371,7 @@ class TestWindowsReplay:
             first.mode.pump()
         outlet.refusing = False
         starts, marks = committed
-        second = WindowedReader(outlet, starts, marks)
+        second = WindowedReader(spec, outlet, starts, marks)
         for key in KEYS:
             while second.position[key] < len(per_partition[key]):
                 second.read(key, per_partition[key], rnd.randint(1, 20))
@@ -373,5 +389,5 @@ class TestWindowsReplay:
             for shown in contents.values()
             for host, start, count, total in shown
         }
-        assert applied == reference(per_partition, 10)
+        assert applied == reference(per_partition, spec)
         assert second.counters.count("late_events") == 0  # read again: "replayed", not late

@@ -167,18 +167,20 @@ def _slot(spec: AggregateSpec) -> tuple[str, str | None]:
 
 
 class _Open:
-    """One open window of one group: its accumulators and its sources."""
+    """One open window of one group: its accumulators, its events and its sources."""
 
-    __slots__ = ("accumulators", "sources")
+    __slots__ = ("accumulators", "events", "sources")
 
     def __init__(self, accumulators: list[Any]) -> None:
         self.accumulators = accumulators
+        self.events = 0
         self.sources: dict[Hashable, int] = {}
 
     def merge(self, other: _Open) -> None:
         """Take in the events of `other` (the earliest position of each source wins)."""
         for accumulator, theirs in zip(self.accumulators, other.accumulators, strict=True):
             accumulator.merge(theirs)
+        self.events += other.events
         sources = self.sources
         for partition, position in other.sources.items():
             if position < sources.get(partition, position + 1):
@@ -223,6 +225,7 @@ class EventTimeWindows:
         self._plan = _Plan(parse_aggregates(aggregates), exact_unique)
         self.watermark = watermark if watermark is not None else WatermarkTracker()
         self.late_events = 0
+        self.replayed_events = 0
         self.closed_through = INT64_MIN
         self._open: dict[Group, dict[Window, _Open]] = {}
 
@@ -255,8 +258,12 @@ class EventTimeWindows:
         """Add events from one source partition, in the order they arrived.
 
         An event is late when every window it belongs to has ended at or
-        before the watermark, or before the floor its partition resumed
-        from (`WatermarkTracker.resume`).
+        before the watermark, or (tumbling and sliding windows) at or
+        before the floor its partition resumed from
+        (`WatermarkTracker.resume`). A session grows as events join it, so
+        a resumed partition's events rebuild their sessions; one that
+        closes by the floor of each of its partitions was emitted before
+        the resume and is dropped, its events counted in `replayed_events`.
 
         Args:
             events: The events.
@@ -271,7 +278,7 @@ class EventTimeWindows:
         columns = EventColumns.of_events(events)
         values = property_columns(columns, dict.fromkeys((*self.by, *self._plan.properties)))
         tracker = self.watermark
-        floor = tracker.floor(partition)
+        floor = INT64_MIN if isinstance(self.window, Session) else tracker.floor(partition)
         late = []
         for index, time_ns in enumerate(columns.timestamps):
             tracker.observe(partition, time_ns)
@@ -308,6 +315,7 @@ class EventTimeWindows:
             if state is None:
                 state = windows[window] = _Open(self._plan.new())
             self._plan.add(state.accumulators, row, time_ns)
+            state.events += 1
             state.sources.setdefault(partition, position)
         if not windows:
             del self._open[group]
@@ -362,6 +370,9 @@ class EventTimeWindows:
         for group, windows in list(self._open.items()):
             for window in [w for w in windows if watermark is None or w.end <= watermark]:
                 state = windows.pop(window)
+                if watermark is not None and self._emitted_before(window, state):
+                    self.replayed_events += state.events
+                    continue
                 fields = self._plan.fields(state.accumulators)
                 if fields:
                     results.append(self._result(group, window, fields, state.sources))
@@ -369,6 +380,13 @@ class EventTimeWindows:
                 del self._open[group]
         results.sort(key=lambda r: (r.window.end, r.window.start, r.group))
         return results
+
+    def _emitted_before(self, window: Window, state: _Open) -> bool:
+        """A session rebuilt after a resume that every source had emitted already."""
+        if not isinstance(self.window, Session) or not state.sources:
+            return False
+        floor = self.watermark.floor
+        return all(window.end <= floor(partition) for partition in state.sources)
 
     def _result(
         self, group: Group, window: Window, fields: dict[str, FieldValue], sources: dict[Any, int]

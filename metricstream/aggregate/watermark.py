@@ -17,9 +17,10 @@ window already closed is late.
 A reader that resumes a partition from a checkpoint (a relay restarting
 from its committed offsets) knows how far that partition's windows were
 already emitted: `WatermarkTracker.resume` gives the partition that
-watermark as a floor, below which its events are late whatever the other
-partitions say, and counts it as the partition's own watermark until its
-events go further.
+watermark as a *floor*, which `EventTimeWindows` reads: a window ending at
+or before it was emitted for that partition already. The partition holds
+the watermark as any assigned one does, until its events arrive: the
+watermark is rebuilt from the events read again.
 """
 
 from __future__ import annotations
@@ -86,15 +87,12 @@ class WatermarkTracker:
     def resume(self, partition: Hashable, watermark_ns: int) -> None:
         """Resume `partition` from a checkpoint whose windows ended by `watermark_ns` were emitted.
 
-        Its events for windows ending at or before `watermark_ns` are late
-        from now on (`floor`), and it holds the watermark no lower than that
-        (as if it had shown an event ``allowed_lateness`` after it).
+        `watermark_ns` becomes the partition's `floor`; until its first
+        event the partition holds the watermark back, as `assign` says.
         """
         self.assign((partition,))
         if watermark_ns > self._floors.get(partition, INT64_MIN):
             self._floors[partition] = watermark_ns
-        shown = watermark_ns + self.allowed_lateness_ns
-        self._newest[partition] = max(self._newest[partition], shown)
 
     def floor(self, partition: Hashable) -> int:
         """The watermark `partition` resumed from (`resume`), or `INT64_MIN`."""

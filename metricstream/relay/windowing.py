@@ -18,7 +18,8 @@ Exactly once, with what Kafka keeps (`metricstream.relay.marks`):
 - the ``watermark`` mark is the watermark of the last close whose windows,
   and every earlier one's, are delivered: the events a replay reads again
   for windows ending by then were counted in them, so the replay treats
-  them as late for that partition (`WatermarkTracker.resume`);
+  them as late for that partition (`WatermarkTracker.resume`), and a
+  session it rebuilds that closes by then is not emitted again;
 - the ``read`` mark is the offset below which every event was accounted
   for: a late event below it was delivered as late before, and is skipped
   on replay (counted as ``replayed``) rather than delivered again.
@@ -210,8 +211,10 @@ class Windowed:
     def close_windows(self) -> None:
         """Emit the windows the watermark has completed (one batch per window and sources)."""
         windows = self.windows
-        before = windows.closed_through
+        before, replayed = windows.closed_through, windows.replayed_events
         results = windows.close()
+        if windows.replayed_events > replayed:
+            self._counters.add("replayed_events", windows.replayed_events - replayed)
         self._counters.open_windows = windows.open_windows
         self._counters.watermark_ns = windows.closed_through
         if windows.closed_through == before and not results:
