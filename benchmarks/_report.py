@@ -26,6 +26,8 @@ HEADLINES = [
     ("pause", "largest `send()` pause, 2,000,000 events pending"),
     ("jsonl", "send → flush into a zstd JSON Lines file"),
     ("vm", "200,000 events to VictoriaMetrics until acknowledged"),
+    ("relay_redis", "Kafka -> relay -> Redis counters, delivered and committed (1 process)"),
+    ("relay_jsonl", "Kafka -> relay -> JSON Lines, delivered and committed (1 process)"),
     ("encode", "build + encode one event to line protocol"),
     ("send", "`send(event_from_sample(...))` on the calling thread"),
     ("aggregate_count", "`Aggregator.count(...)` on the calling thread"),

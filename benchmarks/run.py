@@ -2,10 +2,11 @@
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
 throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
-kafka, query, import (default: all). ``make bench`` runs them all and writes
+kafka, relay, query, import (default: all). ``make bench`` runs them all and writes
 ``benchmarks/results/REPORT.md`` with its charts (a run of some of them
 writes it too, with their figures only). The influx and scaling benchmarks
-need VictoriaMetrics, the kafka one Tansu (``scripts/services.sh start``),
+need VictoriaMetrics, the kafka and relay ones Tansu (``scripts/services.sh start``,
+the relay one Redis too),
 the redis benchmark ``redis-server`` (or ``METRICSTREAM_REDIS_URL``).
 """
 
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "health": "bench_health",
     "redis": "bench_redis",
     "kafka": "bench_kafka",
+    "relay": "bench_relay",
     "query": "bench_query",
     "import": "bench_import",
 }

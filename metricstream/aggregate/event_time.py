@@ -121,16 +121,31 @@ class _Plan:
                 made.append(Quantiles("quantiles"))
         return made
 
-    def add(self, accumulators: list[Any], values: dict[str, Any], time_ns: int) -> None:
-        """Add one event, whose properties are `values`."""
-        for accumulator, (kind, name) in zip(accumulators, self.slots, strict=True):
-            if kind == "total":
-                accumulator.add(1)
+    def columns(self, values: dict[str, list[Any]]) -> list[tuple[str, list[Any] | None]]:
+        """Each slot's kind with the column of values it reads (None for the count)."""
+        return [(kind, None if name is None else values[name]) for kind, name in self.slots]
+
+    @staticmethod
+    def add(
+        accumulators: list[Any],
+        columns: list[tuple[str, list[Any] | None]],
+        index: int,
+        time_ns: int,
+    ) -> None:
+        """Add the event at `index` of `columns` (see `columns`)."""
+        for accumulator, (kind, column) in zip(accumulators, columns):  # noqa: B905 - same length
+            if column is None:
+                accumulator.count += 1
                 continue
-            value = values[name]  # type: ignore[index]
+            value = column[index]
             if kind == "unique":
                 if value is not None:
                     accumulator.add(value if value.__class__ is str else repr(value))
+            elif value.__class__ is float or value.__class__ is int:
+                if kind == "stats":
+                    accumulator.add(float(value), time_ns)
+                else:
+                    accumulator.add(float(value))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 if kind == "stats":
                     accumulator.add(float(value), time_ns)
@@ -221,6 +236,7 @@ class EventTimeWindows:
         except InvalidEventError as exc:
             raise ConfigError("measurement", str(exc)) from None
         self.window = parse_window(window)
+        self._sessions = isinstance(self.window, Session)
         self.by = parse_by(by)
         self._plan = _Plan(parse_aggregates(aggregates), exact_unique)
         self.watermark = watermark if watermark is not None else WatermarkTracker()
@@ -275,33 +291,56 @@ class EventTimeWindows:
         Returns:
             The late events (each also counted in `late_events`).
         """
+        if not events:
+            return []
         columns = EventColumns.of_events(events)
         values = property_columns(columns, dict.fromkeys((*self.by, *self._plan.properties)))
-        tracker = self.watermark
-        floor = INT64_MIN if isinstance(self.window, Session) else tracker.floor(partition)
+        groups = self._groups([values[name] for name in self.by], len(events))
+        slots = self._plan.columns(values)
+        floor = INT64_MIN if isinstance(self.window, Session) else self.watermark.floor(partition)
+        observe = self.watermark.observer(partition)
+        add_one = self._add_one
         late = []
         for index, time_ns in enumerate(columns.timestamps):
-            tracker.observe(partition, time_ns)
-            row = {name: column[index] for name, column in values.items()}
-            group = tuple(_tag_text(name, row[name]) for name in self.by)
-            watermark = max(tracker.watermark(), floor)
-            source = (partition, 0 if positions is None else positions[index])
-            if not self._add_one(group, row, time_ns, watermark, source):
+            watermark = observe(time_ns)
+            position = 0 if positions is None else positions[index]
+            if not add_one(
+                groups[index], slots, index, time_ns, floor if floor > watermark else watermark,
+                (partition, position),
+            ):  # fmt: skip
                 late.append(events[index])
         self.late_events += len(late)
         return late
 
+    def _groups(self, columns: list[list[Any]], count: int) -> list[Group]:
+        """Each event's group: the values of its grouping properties, as tag text."""
+        if not columns:
+            return [()] * count
+        texts = [
+            [
+                value
+                if value.__class__ is str and value in valid_tag_values
+                else _tag_text(name, value)
+                for value in column
+            ]
+            for name, column in zip(self.by, columns, strict=True)
+        ]
+        return list(zip(*texts, strict=True))
+
     def _add_one(
         self,
         group: Group,
-        row: dict[str, Any],
+        slots: list[tuple[str, list[Any] | None]],
+        index: int,
         time_ns: int,
         watermark: int,
         source: tuple[Hashable, int],
     ) -> bool:
         """Add one event to its open windows; return False if it was late."""
-        windows = self._open.setdefault(group, {})
-        if isinstance(self.window, Session):
+        windows = self._open.get(group)
+        if windows is None:
+            windows = {}
+        if self._sessions:
             window = self._session_for(windows, self.window.assign(time_ns)[0], watermark)
             targets: tuple[Window, ...] = () if window is None else (window,)
             on_time = window is not None
@@ -309,16 +348,19 @@ class EventTimeWindows:
             assigned = self.window.assign(time_ns)
             targets = tuple(w for w in assigned if w.end > watermark)
             on_time = len(targets) == len(assigned)
+        if not targets:
+            return on_time
         partition, position = source
+        add = self._plan.add
         for window in targets:
             state = windows.get(window)
             if state is None:
                 state = windows[window] = _Open(self._plan.new())
-            self._plan.add(state.accumulators, row, time_ns)
+            add(state.accumulators, slots, index, time_ns)
             state.events += 1
-            state.sources.setdefault(partition, position)
-        if not windows:
-            del self._open[group]
+            if partition not in state.sources:
+                state.sources[partition] = position
+        self._open[group] = windows
         return on_time
 
     @staticmethod

@@ -28,6 +28,7 @@ watermark, the open windows and the counts below.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,7 @@ class RelayCounters:
                 "open_windows": self.open_windows,
                 "held_events": self.held_events,
                 "held_events_peak": self.held_events_peak,
+                "process_cpu_seconds": round(time.process_time(), 6),
                 "counts": dict(self._counts),
             }
 
