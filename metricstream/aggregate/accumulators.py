@@ -87,10 +87,8 @@ class Stats:
         """Add one number (`time` orders the values for `last`; equal times keep the later)."""
         self.count += 1
         self.sum += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
         if time >= self.last_time:
             self.last = value
             self.last_time = time

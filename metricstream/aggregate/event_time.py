@@ -141,12 +141,9 @@ class _Plan:
             if kind == "unique":
                 if value is not None:
                     accumulator.add(value if value.__class__ is str else repr(value))
-            elif value.__class__ is float or value.__class__ is int:
-                if kind == "stats":
-                    accumulator.add(float(value), time_ns)
-                else:
-                    accumulator.add(float(value))
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif value.__class__ in _NUMBERS or (
+                isinstance(value, (int, float)) and not isinstance(value, bool)
+            ):
                 if kind == "stats":
                     accumulator.add(float(value), time_ns)
                 else:
@@ -171,6 +168,9 @@ class _Plan:
             elif accumulator.count:
                 fields[name] = getattr(accumulator, spec.function)
         return fields
+
+
+_NUMBERS = (float, int)
 
 
 def _slot(spec: AggregateSpec) -> tuple[str, str | None]:
@@ -306,7 +306,7 @@ class EventTimeWindows:
             position = 0 if positions is None else positions[index]
             if not add_one(
                 groups[index], slots, index, time_ns, floor if floor > watermark else watermark,
-                (partition, position),
+                source=(partition, position),
             ):  # fmt: skip
                 late.append(events[index])
         self.late_events += len(late)
@@ -334,6 +334,7 @@ class EventTimeWindows:
         index: int,
         time_ns: int,
         watermark: int,
+        *,
         source: tuple[Hashable, int],
     ) -> bool:
         """Add one event to its open windows; return False if it was late."""

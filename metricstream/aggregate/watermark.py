@@ -131,9 +131,7 @@ class WatermarkTracker:
         newest = self._newest
 
         def observe(event_time_ns: int) -> int:
-            if event_time_ns > newest[partition]:
-                newest[partition] = event_time_ns
-            mine = newest[partition]
+            mine = newest[partition] = max(newest[partition], event_time_ns)
             candidate = mine if others_low is None or mine < others_low else others_low
             if candidate > INT64_MIN and candidate - lateness > self._watermark:
                 self._watermark = candidate - lateness

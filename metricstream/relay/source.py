@@ -175,28 +175,23 @@ def parse_source(url: str | KafkaSource, **overrides: Any) -> KafkaSource:
     if not isinstance(url, str):
         raise ConfigError("source", f"must be a kafka:// URL or a KafkaSource, not {url!r}")
     shown = scrub_secrets(url)
-    scheme, sep, rest = url.partition(":")
-    if not sep or scheme.lower() != "kafka" or not rest.startswith("//"):
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "kafka" or not url.partition(":")[2].startswith("//"):
         raise ConfigError(
             "source", f"not a kafka:// URL: {shown!r}; use kafka://HOST:PORT/TOPIC?group=GROUP"
         )
-    location, _, query = rest[2:].partition("?")
-    servers, _, topics = location.partition("/")
-    if "@" in servers:
-        raise ConfigError(
-            "source",
-            f"{shown!r} has credentials before the host; pass them as librdkafka settings: "
-            "?security.protocol=SASL_SSL&sasl.mechanism=PLAIN&sasl.username=U&sasl.password=P",
-        )
-    if not servers:
+    if "@" in parts.netloc:  # librdkafka takes credentials as settings, never in the host
+        raise ConfigError("source", f"{shown!r}: pass credentials as ?sasl.username=...")
+    if not parts.netloc:
         raise ConfigError("bootstrap_servers", f"{shown!r} names no broker")
-    topics = urllib.parse.unquote(topics.rstrip("/"))
+    topics = urllib.parse.unquote(parts.path.strip("/"))
     if not topics:
         raise ConfigError("topics", f"{shown!r} names no topic; use kafka://HOST:PORT/TOPIC")
+    query = parts.query
     pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
     dotted = tuple(sorted({name for name, _ in pairs if "." in name}))
     values, settings = query_options(url, query, KafkaSource, url_only=dotted)
     if "group" not in values and "group" not in overrides:
         raise ConfigError("group", f"{shown!r} names no consumer group; add ?group=NAME")
     arguments: dict[str, Any] = {"consumer_config": settings, **values, **overrides}
-    return KafkaSource(servers, tuple(topics.split(",")), **arguments)
+    return KafkaSource(parts.netloc, tuple(topics.split(",")), **arguments)
