@@ -7,9 +7,9 @@ STAMP  := $(VENV)/.installed-dev-all
 PURE_PYTHON_TESTS := tests/test_batch.py tests/test_lineprotocol.py tests/test_json.py \
 	tests/test_event.py tests/test_hostile_input.py tests/test_sink_jsonl.py
 
-.PHONY: demo test bench lint services services-stop clean
+.PHONY: demo test bench bench-readme lint services services-stop clean
 
-$(STAMP): pyproject.toml setup.py metricstream/codecs/_speedups.c
+$(STAMP): pyproject.toml setup.py metricstream/_speedups.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all]'
 	@touch $(STAMP)
@@ -29,10 +29,17 @@ $(VENV)/.installed-bench: pyproject.toml $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all,bench]'
 	@touch $@
 
-## Benchmarks against the peers; writes benchmarks/results/REPORT.md and its charts.
+## Benchmarks against the peers; writes benchmarks/results/REPORT.md, its charts and
+## results.json, then copies the report's table of targets into the README (even when a
+## benchmark failed, so that the README never quotes another run; the exit status says so).
 bench: $(VENV)/.installed-bench
 	scripts/services.sh start
-	eval "$$(scripts/services.sh env)" && $(PY) benchmarks/run.py
+	eval "$$(scripts/services.sh env)" && $(PY) benchmarks/run.py; status=$$?; \
+		$(PY) benchmarks/readme_targets.py && exit $$status
+
+## Copy the table of targets of the committed benchmarks/results/results.json into the README.
+bench-readme: $(STAMP)
+	$(PY) benchmarks/readme_targets.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check metricstream tests benchmarks examples

@@ -1,4 +1,4 @@
-"""Build the optional compiled helpers of the encoders (metricstream/codecs/_speedups.c).
+"""Build the optional compiled helpers of the batch form and the encoders (metricstream/_speedups.c).
 
 The package works without them: if the build fails (no C compiler), the
 install goes on and the pure-Python code runs instead.
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "metricstream.codecs._speedups",
-            ["metricstream/codecs/_speedups.c"],
+            "metricstream._speedups",
+            ["metricstream/_speedups.c"],
             optional=True,
         ),
     ]

@@ -1,9 +1,15 @@
 """Helpers shared by the benchmarks: timing, printing side by side, recording figures.
 
-Every comparison printed with `side_by_side` (or recorded with `record`) is
-kept in `FIGURES`, and every curve given to `record_curve` in `CURVES`;
-``benchmarks/run.py`` writes them into ``benchmarks/results/REPORT.md`` and
-its charts.
+Every comparison printed with `side_by_side` (or a figure without a peer,
+with `alone`) is kept in `FIGURES`, and every curve given to
+`record_curve` in `CURVES`; ``benchmarks/run.py`` writes them into
+``benchmarks/results/REPORT.md`` and its charts.
+
+A target is judged only through `side_by_side` or `alone` (their
+``target=``): the one place that prints a verdict also records it, so a
+missed target cannot be printed without reaching the report's table of
+targets (``tests/test_benchmark_report.py`` checks that no benchmark prints
+a verdict of its own).
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import metricstream as ms
+
+Target = tuple[str, bool]
+"""A target as text, and whether the figure meets it."""
+
+Targets = Target | Sequence[Target] | None
+"""What ``target=`` takes: one target, several (each judged), or none."""
 
 ROUTES = [f"/api/v1/resource/{n}" for n in range(50)]
 
@@ -96,7 +108,10 @@ class Figure:
 
     ``ratio`` is metricstream's advantage: above 1 is better, whichever way
     the unit points. CPU figures are seconds of the client process per
-    million events (or calls).
+    million events (or calls). ``targets`` are the targets judged on the
+    figure, each with whether it is met; ``target`` and ``met`` sum them up
+    (the texts joined, met when every one is). A figure with a ``key`` is
+    reported in the table of targets even without a target of its own.
     """
 
     title: str
@@ -114,6 +129,7 @@ class Figure:
     spread: str | None = None
     key: str | None = None
     bench: str = ""
+    targets: list[Target] = field(default_factory=list)
 
 
 @dataclass
@@ -140,6 +156,26 @@ def record(figure: Figure) -> Figure:
     return figure
 
 
+def _judged(target: Targets) -> list[Target]:
+    if target is None:
+        return []
+    if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str):
+        return [(target[0], bool(target[1]))]
+    return [(text, bool(met)) for text, met in target]  # type: ignore[misc]
+
+
+def _emit(figure: Figure, targets: Targets) -> Figure:
+    """Print `figure`'s verdicts and record it with them: the only place a target is judged."""
+    judged = _judged(targets)
+    for text, met in judged:
+        print(f"  target: {text} -> {'met' if met else 'MISSED'}")
+    figure.targets = judged
+    if judged:
+        figure.target = "; ".join(text for text, _ in judged)
+        figure.met = all(met for _, met in judged)
+    return record(figure)
+
+
 def record_curve(curve: Curve) -> Curve:
     """Keep `curve` for the report."""
     CURVES.append(curve)
@@ -159,7 +195,7 @@ def side_by_side(
     higher_is_better: bool,
     *,
     cpu: tuple[float | None, float | None] | None = None,
-    target: tuple[str, bool] | None = None,
+    target: Targets = None,
     spread: str | None = None,
     key: str | None = None,
     ratio: float | None = None,
@@ -174,9 +210,12 @@ def side_by_side(
         higher_is_better: Whether a higher figure is better.
         cpu: CPU seconds of the client process per million events, ours and
             the peer's, printed beside the figures.
-        target: (the target as text, whether it is met).
+        target: (the target as text, whether it is met), or a list of
+            them; each is printed with its verdict and recorded.
         spread: How the figure varied over the runs, as text.
-        key: A name for the figure in the report (headline figures).
+        key: A name for the figure in the report; a figure with a key is
+            in the table of targets even without a target (a figure
+            reported beside the targets).
         ratio: For runs in alternating pairs, the median of the pairs'
             ratios (what the targets are judged on); by default the ratio of
             the two figures.
@@ -191,8 +230,7 @@ def side_by_side(
     print(f"  ratio (metricstream advantage){'':<21}{ratio:>14.2f}x")
     if spread:
         print(f"  {spread}")
-    _print_target(target)
-    record(
+    _emit(
         Figure(
             title=title.strip(),
             ours_label=ours[0],
@@ -202,20 +240,14 @@ def side_by_side(
             peer=peer[1],
             higher_is_better=higher_is_better,
             ratio=ratio,
-            target=None if target is None else target[0],
-            met=None if target is None else target[1],
             cpu_ours=cpu_ours,
             cpu_peer=cpu_peer,
             spread=spread,
             key=key,
-        )
+        ),
+        target,
     )
     return ratio
-
-
-def _print_target(target: tuple[str, bool] | None) -> None:
-    if target is not None:
-        print(f"  target: {target[0]} -> {'met' if target[1] else 'MISSED'}")
 
 
 def alone(
@@ -223,30 +255,28 @@ def alone(
     ours: tuple[str, float],
     unit: str,
     *,
-    target: tuple[str, bool] | None = None,
+    target: Targets = None,
     cpu: float | None = None,
     key: str | None = None,
     note: str | None = None,
 ) -> Figure:
-    """Print and record a figure that has no peer (an absolute target)."""
+    """Print and record a figure that has no peer (an absolute target); see `side_by_side`."""
     cpu_text = "" if cpu is None else f"   {cpu:7.2f} CPU s/M"
     print(f"\n{title}")
     print(f"  {ours[0]:<50} {ours[1]:>14,.1f} {unit}{cpu_text}")
     if note:
         print(f"  {note}")
-    _print_target(target)
-    return record(
+    return _emit(
         Figure(
             title=title.strip(),
             ours_label=ours[0],
             ours=ours[1],
             unit=unit,
-            target=None if target is None else target[0],
-            met=None if target is None else target[1],
             cpu_ours=cpu,
             spread=note,
             key=key,
-        )
+        ),
+        target,
     )
 
 

@@ -1,10 +1,15 @@
 """Write ``benchmarks/results/REPORT.md``, its charts and ``results.json`` from a run.
 
-The headline table lists the figures that have a target (see issue 14 and
-the README's performance table, which is taken from this report); then
-every figure the benchmarks printed, the scaling curves, and the charts
-(PNG, drawn with matplotlib, the ``bench`` extra; without it the report is
-written without charts).
+The report opens with its table of targets: one row for every target a
+benchmark judged, met or missed, and one for every figure reported beside
+them (a figure with a ``key``, shown as "reported"). `targets_section`
+renders it from the run's data, and the README's performance table is the
+same lines, copied by ``benchmarks/readme_targets.py`` (``make bench`` runs
+it after the benchmarks); ``tests/test_benchmark_report.py`` checks that the
+README, REPORT.md and ``results.json`` agree. Then come every figure the
+benchmarks printed, the scaling curves, and the charts (PNG, drawn with
+matplotlib, the ``bench`` extra; without it the report is written without
+charts).
 """
 
 from __future__ import annotations
@@ -13,28 +18,15 @@ import datetime as dt
 import json
 import math
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from _common import CURVES, FIGURES, Curve, Figure, as_dicts
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
+RESULTS_JSON = os.path.join(RESULTS, "results.json")
 NONE = "-"
-
-HEADLINES = [
-    ("memory", "peak memory, 1,000,000 events pending behind a dead InfluxDB (memory only)"),
-    ("memory_spool", "peak memory, 1,000,000 events behind a dead sink, with a spool"),
-    ("pause", "largest `send()` pause, 2,000,000 events pending"),
-    ("jsonl", "send → flush into a zstd JSON Lines file"),
-    ("vm", "200,000 events to VictoriaMetrics until acknowledged"),
-    ("relay_redis", "Kafka -> relay -> Redis counters, delivered and committed (1 process)"),
-    ("relay_jsonl", "Kafka -> relay -> JSON Lines, delivered and committed (1 process)"),
-    ("encode", "build + encode one event to line protocol"),
-    ("send", "`send(event_from_sample(...))` on the calling thread"),
-    ("aggregate_count", "`Aggregator.count(...)` on the calling thread"),
-    ("aggregate_histogram", "`Aggregator.histogram(...)` on the calling thread"),
-    ("aggregate_memory_counter", "memory per counter series, 100,000 series"),
-    ("import", "`import metricstream` in a fresh interpreter (CPU time)"),
-]
+TARGETS_HEADING = "## The targets"
 
 
 def _number(value: float | None, unit: str = "") -> str:
@@ -53,10 +45,8 @@ def _ratio(figure: Figure) -> str:
     return NONE if figure.ratio is None else f"{figure.ratio:.2f}x"
 
 
-def _met(figure: Figure) -> str:
-    if figure.met is None:
-        return ""
-    return "met" if figure.met else "**missed**"
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
 
 
 def _cpu(figure: Figure) -> str:
@@ -71,28 +61,77 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def headline_rows() -> list[tuple[str, Figure]]:
-    """The figures with a headline key, in the order of `HEADLINES`."""
-    by_key = {figure.key: figure for figure in FIGURES if figure.key}
-    return [(title, by_key[key]) for key, title in HEADLINES if key in by_key]
+def figures_from(data: dict[str, Any]) -> list[Figure]:
+    """The figures of a run's data (``results.json``), as `Figure` objects."""
+    figures = []
+    for raw in data["figures"]:
+        fields = dict(raw)
+        targets = fields.pop("targets", None)
+        figure = Figure(**fields)
+        if targets is None:  # written before each target was kept on its own
+            targets = [] if figure.target is None else [(figure.target, bool(figure.met))]
+        figure.targets = [(text, bool(met)) for text, met in targets]
+        figures.append(figure)
+    return figures
 
 
-def _headline_table() -> list[str]:
+def load(path: str = RESULTS_JSON) -> dict[str, Any]:
+    """A run's data as ``results.json`` holds it."""
+    with open(path, encoding="utf-8") as file:
+        data: dict[str, Any] = json.load(file)
+    return data
+
+
+def target_rows(figures: Iterable[Figure]) -> list[tuple[Figure, str, str]]:
+    """(figure, target, verdict) for every target judged, and every figure with a key.
+
+    A figure with several targets gives one row per target; a figure with a
+    key and no target gives one row whose verdict is "reported".
+    """
+    rows = []
+    for figure in figures:
+        if figure.targets:
+            rows += [(figure, text, _verdict(met)) for text, met in figure.targets]
+        elif figure.key:
+            rows.append((figure, NONE, "reported"))
+    return rows
+
+
+def _targets_table(figures: Iterable[Figure]) -> list[str]:
     lines = [
-        "| path | metricstream | peer in the same run | ratio | target | | CPU s per million"
-        " events, ours / peer |",
-        "|---|---|---|---|---|---|---|",
+        "| benchmark | figure | metricstream | peer in the same run | ratio | target | verdict |"
+        " CPU s per million, ours / peer |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for title, figure in headline_rows():
+    for figure, target, verdict in target_rows(figures):
         peer = (
             NONE
             if figure.peer is None
             else f"{_cell(figure.peer_label or '')}: {_number(figure.peer, figure.unit)}"
         )
         lines.append(
-            f"| {title} | {_number(figure.ours, figure.unit)} | {peer} | {_ratio(figure)}"
-            f" | {_cell(figure.target or NONE)} | {_met(figure)} | {_cpu(figure)} |"
+            f"| {figure.bench} | {_cell(figure.title)}"
+            f" | {_number(figure.ours, figure.unit)} | {peer} | {_ratio(figure)}"
+            f" | {_cell(target)} | {verdict} | {_cpu(figure)} |"
         )
+    return lines
+
+
+def targets_section(data: dict[str, Any]) -> list[str]:
+    """The lines under the report's targets heading, which the README quotes verbatim."""
+    machine = data["machine"]
+    load_average = ", ".join(map(str, machine["load_average"]))
+    lines = [
+        f"Run of {data.get('written') or 'an unrecorded date'} by `make bench`:"
+        f" {machine['cpu']}, {machine['cores']} cores, Python {machine['python']};"
+        f" load average {load_average} when it began. Every target a benchmark judged"
+        " is a row, met or missed; a row marked reported is a figure shown beside them.",
+        "",
+        *_targets_table(figures_from(data)),
+    ]
+    if data.get("failed"):
+        lines += ["", "Benchmarks that failed in this run (they judged nothing):", ""]
+        lines += [f"- `{name}`: {_cell(error)}" for name, error in data["failed"].items()]
     return lines
 
 
@@ -109,7 +148,11 @@ def _all_figures_table() -> list[str]:
             if figure.peer is None
             else f"{_cell(figure.peer_label or '')}: {_number(figure.peer, figure.unit)}"
         )
-        target = NONE if figure.target is None else f"{_cell(figure.target)} ({_met(figure)})"
+        target = (
+            NONE
+            if not figure.targets
+            else "; ".join(f"{_cell(text)} ({_verdict(met)})" for text, met in figure.targets)
+        )
         lines.append(
             f"| {figure.bench} | {_cell(figure.title)} | {ours} | {peer} | {_ratio(figure)}"
             f" | {target} | {_cpu(figure)} | {_cell(figure.spread or '')} |"
@@ -249,6 +292,16 @@ def write(machine: dict[str, Any], durations: dict[str, float], failed: dict[str
     charts = _charts()
     total = sum(durations.values())
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    data = {
+        "written": now,
+        "machine": machine,
+        "durations": durations,
+        "failed": failed,
+        **as_dicts(),
+    }
+    text = json.dumps(
+        data, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v
+    )
     lines = [
         "# metricstream benchmark report",
         "",
@@ -267,15 +320,11 @@ def write(machine: dict[str, Any], durations: dict[str, float], failed: dict[str
         " million events or calls: on a shared machine it is the figure that compares the"
         " clients, since the wall clock also counts the servers and other processes.",
         "",
-        "## The targets",
+        TARGETS_HEADING,
         "",
-        *_headline_table(),
+        *targets_section(json.loads(text)),
         "",
     ]
-    if failed:
-        lines += ["Benchmarks that failed in this run:", ""]
-        lines += [f"- `{name}`: {_cell(error)}" for name, error in failed.items()]
-        lines.append("")
     if charts:
         lines += ["## Charts", ""]
         lines += [f"![{name}]({name})" for name in charts]
@@ -294,12 +343,23 @@ def write(machine: dict[str, Any], durations: dict[str, float], failed: dict[str
     path = os.path.join(RESULTS, "REPORT.md")
     with open(path, "w", encoding="utf-8") as report:
         report.write("\n".join(lines))
-    data = {"machine": machine, "durations": durations, "failed": failed, **as_dicts()}
-    with open(os.path.join(RESULTS, "results.json"), "w", encoding="utf-8") as out:
-        json.dump(
-            data,
-            out,
-            indent=1,
-            default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
-        )
+    with open(RESULTS_JSON, "w", encoding="utf-8") as out:
+        out.write(text)
     return path
+
+
+def report_targets_section(path: str = os.path.join(RESULTS, "REPORT.md")) -> list[str]:
+    """The lines of REPORT.md under its targets heading, up to the next heading."""
+    with open(path, encoding="utf-8") as report:
+        lines = report.read().split("\n")
+    start = lines.index(TARGETS_HEADING) + 1
+    end = next((n for n in range(start, len(lines)) if lines[n].startswith("## ")), len(lines))
+    return _trimmed(lines[start:end])
+
+
+def _trimmed(lines: list[str]) -> list[str]:
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines

@@ -1,7 +1,7 @@
 """What the optional compiled helpers of the encoders pay, beside the pure-Python code.
 
 The same two measurements run in child processes, alternately with the
-compiled helpers (`metricstream.codecs._compiled`) and with
+compiled helpers (`metricstream._compiled`) and with
 ``METRICSTREAM_PURE_PYTHON=1``:
 
 - build + encode one event to line protocol (as in bench_encode), ns/event;
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from _common import side_by_side, spread_of
 
-from metricstream.codecs._compiled import PURE_PYTHON_VARIABLE, SPEEDUPS
+from metricstream._compiled import PURE_PYTHON_VARIABLE, SPEEDUPS
 
 ROUNDS = 3
 
@@ -33,7 +33,7 @@ sys.path.insert(0, {here!r})
 import bench_encode, bench_throughput
 encode = min(bench_encode._per_call(lambda: bench_encode._build_event().to_influx_line())[0]
              for _ in range(5))
-events = bench_throughput.make_events()
+events = bench_throughput.make_samples()
 with tempfile.TemporaryDirectory() as directory:
     wall, _ = bench_throughput.run_ours(os.path.join(directory, "c.jsonl.zst"), events)
 print(json.dumps({{"encode_ns": encode, "jsonl_rate": len(events) / wall}}))

@@ -23,7 +23,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 
 from _common import side_by_side, spread_of
-from bench_throughput import make_events, run_ours
+from bench_throughput import make_samples, run_ours
 
 import metricstream as ms
 
@@ -45,7 +45,7 @@ def run(directory: str, events: list[ms.MetricEvent], mode: str | None) -> tuple
 
 
 def main() -> None:
-    events = make_events(EVENTS)
+    events = make_samples(EVENTS)
     configs: list[str | None] = [None, *MODES]
     runs: dict[str | None, list[tuple[float, float]]] = {config: [] for config in configs}
     with tempfile.TemporaryDirectory() as directory:

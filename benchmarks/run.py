@@ -2,10 +2,12 @@
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
 throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
-kafka, relay, query, import (default: all). ``make bench`` runs them all and writes
-``benchmarks/results/REPORT.md`` with its charts (a run of some of them
-writes it too, with their figures only). The influx and scaling benchmarks
-need VictoriaMetrics, the kafka and relay ones Tansu (``scripts/services.sh start``,
+kafka, relay, query, server, import (default: all). ``make bench`` runs them all, writes
+``benchmarks/results/REPORT.md`` with its charts and ``results.json``, then
+copies the report's table of targets into the README
+(``benchmarks/readme_targets.py``). A run of some of them writes the report
+too, with their figures only. The influx and scaling benchmarks
+need VictoriaMetrics, the kafka and relay ones Tansu (``scripts/services.sh start``;
 the relay one Redis too),
 the redis benchmark ``redis-server`` (or ``METRICSTREAM_REDIS_URL``).
 """
@@ -21,7 +23,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(__file__))
 
 import _report
-from _common import CURRENT_BENCH, machine
+from _common import CURRENT_BENCH, FIGURES, machine
 
 BENCHMARKS = {
     "encode": "bench_encode",
@@ -39,6 +41,7 @@ BENCHMARKS = {
     "kafka": "bench_kafka",
     "relay": "bench_relay",
     "query": "bench_query",
+    "server": "bench_server",
     "import": "bench_import",
 }
 
@@ -68,10 +71,9 @@ def main(argv: list[str]) -> int:
         durations[name] = time.perf_counter() - started
         print(f"  ({durations[name]:.1f} s)")
     print("\n=== targets " + "=" * 60)
-    for title, figure in _report.headline_rows():
-        verdict = "" if figure.met is None else (" met" if figure.met else " MISSED")
+    for figure, target, verdict in _report.target_rows(FIGURES):
         ratio = "" if figure.ratio is None else f" {figure.ratio:.2f}x"
-        print(f"  {title:<72}{ratio}  {figure.target or ''}{verdict}")
+        print(f"  {figure.bench:<12}{figure.title[:60]:<62}{ratio}  {target} {verdict.strip('*')}")
     path = _report.write(host, durations, failed)
     print(f"\nreport: {os.path.relpath(path)} ({sum(durations.values()) / 60:.1f} minutes)")
     return 1 if failed else 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from metricstream import codecs, sinks, testing
 from metricstream.codecs.compression import Compression
 from metricstream.codecs.lineprotocol import parse_lines
-from metricstream.contract import EventBatch, Sink
+from metricstream.contract import CompressionAware, EventBatch, ForkAware, Sink
 from metricstream.event import (
     SCHEMA_VERSION,
     FieldValue,
@@ -70,11 +70,13 @@ __all__ = [
     "BackpressureError",
     "BatchReceipt",
     "Compression",
+    "CompressionAware",
     "ConfigError",
     "DROP_REASONS",
     "EventBatch",
     "EventStreamer",
     "FieldValue",
+    "ForkAware",
     "InvalidEventError",
     "LineProtocolError",
     "MetricEvent",

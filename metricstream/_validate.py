@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Union, overload
 
 from metricstream._bounded import BoundedSet
+from metricstream._compiled import SPEEDUPS
 from metricstream.exceptions import InvalidEventError
 
 if TYPE_CHECKING:
@@ -447,10 +448,13 @@ def check_tags(tags: TagsLike | None) -> dict[str, str]:
     keys = valid_keys
     values = valid_tag_values
     for key, value in result.items():
-        if key.__class__ is not str or value.__class__ is not str:
+        if key.__class__ is not str or value.__class__ is not str or key not in keys:
             return _rebuild_tags(result)
-        if key not in keys or value not in values:
-            return _rebuild_tags(result)
+        if value not in values:
+            # A new value of a known key (a new series): checked here, as check_tag_value would.
+            if _name_problem(value) is not None:
+                return _rebuild_tags(result)
+            values.remember(value)
     return result
 
 
@@ -486,6 +490,11 @@ def check_fields(
     """
     if not fields:
         return {}
+    if _checked_fields is not None:
+        # The compiled twin of the loop below, for the common case: all checked, copied.
+        checked = _checked_fields(fields, valid_keys, UInt, MAX_STRING_BYTES // 4)
+        if checked is not None:
+            return checked  # type: ignore[no-any-return]
     source: Any = fields
     if source.__class__ is not dict:
         source = as_dict(fields, "fields")
@@ -508,6 +517,9 @@ def check_fields(
         elif cls is not bool and cls is not UInt:
             return _rebuild_fields(source)
     return source.copy() if source is fields else source  # type: ignore[no-any-return,union-attr]
+
+
+_checked_fields = None if SPEEDUPS is None else SPEEDUPS.checked_fields
 
 
 def _rebuild_fields(fields: dict[Any, Any]) -> dict[str, FieldValue]:

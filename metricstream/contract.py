@@ -1,9 +1,12 @@
 """The sink contract: what a destination may rely on, and what it must provide.
 
-- `EventBatch`: the unit the streamer hands to sinks. A batch encodes itself
-  at most once per format: every sink that wants line protocol (at the same
-  precision) or JSON Lines gets the same bytes.
-- `Sink`: the protocol a destination follows. It needs no base class::
+- `EventBatch`: the unit the streamer hands to sinks: its events as columns
+  (`metricstream.columns.EventColumns`) with an id, and its encodings,
+  computed at most once per format: every sink that wants line protocol (at
+  the same precision) or JSON Lines gets the same bytes.
+- `Sink`: the protocol a destination follows, generic in its payload
+  (``Sink[bytes]``: ``prepare`` returns bytes, ``write`` takes them). It
+  needs no base class::
 
       class PrintSink:
           name = "print"
@@ -21,14 +24,16 @@ honouring ``retry_after``) or `PermanentSinkError` (the events are dropped
 with its ``reason``); the error tree is in `metricstream.exceptions`. Any
 other exception is treated as transient.
 
-Optional members the streamer uses when a sink has them:
+Optional members the streamer calls when a sink has them, each declared by
+a protocol of its own (a sink need not name it; `isinstance` finds it):
 
-- ``inherit_compression(compression)``: called once with the streamer's own
-  ``compression`` option; a sink whose user did not choose a codec adopts it.
-- ``after_fork()``: called in a child process after ``os.fork()``, before the
-  child's streamer starts; a sink holding a lock, a file or a network client
-  replaces it there (the parent's may be held by a thread that does not
-  exist in the child).
+- `CompressionAware`: ``inherit_compression(compression)`` is called once
+  with the streamer's own ``compression`` option; a sink whose user did not
+  choose a codec adopts it.
+- `ForkAware`: ``after_fork()`` is called in a child process after
+  ``os.fork()``, before the child's streamer starts; a sink holding a lock,
+  a file or a network client replaces it there (the parent's may be held
+  by a thread that does not exist in the child).
 """
 
 from __future__ import annotations
@@ -37,24 +42,26 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from metricstream.codecs._columns import Samples, samples
-from metricstream.codecs.json import encode_events, encode_parts
-from metricstream.codecs.json import encode_samples as encode_json_samples
-from metricstream.codecs.lineprotocol import encode_lines
-from metricstream.codecs.lineprotocol import encode_parts as encode_line_parts
-from metricstream.codecs.lineprotocol import encode_samples as encode_line_samples
-from metricstream.event import (
-    PARTS_PER_EVENT,
-    MetricEvent,
-    event_parts,
-    events_from_parts,
-)
-from metricstream.properties import EventColumns
+from metricstream.codecs import json, lineprotocol
+from metricstream.codecs.compression import Compression
+from metricstream.columns import EventColumns
+from metricstream.event import MetricEvent
 
-__all__ = ["EventBatch", "Sink"]
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    # A bare `Sink` is a sink of any payload (PEP 696); at run time the
+    # TypeVar of Python 3.10 to 3.12 takes no default.
+    P = TypeVar("P", default=Any)
+else:
+    from typing import TypeVar
+
+    P = TypeVar("P")
+
+__all__ = ["CompressionAware", "EventBatch", "ForkAware", "Sink"]
 
 # Batch ids are 128 random bits, drawn without a system call: os.urandom (and
 # so uuid4) lets go of the interpreter lock, which costs the batcher its turn.
@@ -68,17 +75,18 @@ def _new_batch_id() -> str:
 
 
 class EventBatch:
-    """A list of events with a unique id and cached encodings.
+    """Events with a unique id, held as columns, with their encodings cached.
 
-    The streamer builds its batches from the events' parts (`from_parts`),
-    so the events of a batch exist as objects only for a sink that reads
-    `events`; the encodings shared between sinks are computed from the
-    parts directly.
+    The streamer cuts its batches from the parts `send()` appended
+    (`from_parts`), as columns; the events exist as objects only for a sink
+    that reads `events`, and the encodings shared between sinks are computed
+    from the columns directly.
 
     Args:
-        events: The events, in order. A list is kept as given, not copied: do
-            not change it (or its events) once the batch exists, since the
-            encodings are computed once and cached.
+        events: The events, in order. A list is kept as given (it is what
+            `events` returns), not copied: do not change it (or its events)
+            once the batch exists, since the encodings are computed once and
+            cached.
         batch_id: An id for the batch; a random one (128 bits as 32 hex
             digits) when None.
         created_ns: When the batch was cut (nanoseconds since the epoch);
@@ -89,15 +97,7 @@ class EventBatch:
         created_ns: When the batch was cut, in nanoseconds since the epoch.
     """
 
-    __slots__ = (
-        "_cache",
-        "_events",
-        "_lock",
-        "_parts",
-        "_samples",
-        "batch_id",
-        "created_ns",
-    )
+    __slots__ = ("_cache", "_columns", "_events", "_lock", "batch_id", "created_ns")
 
     def __init__(
         self,
@@ -105,15 +105,43 @@ class EventBatch:
         batch_id: str | None = None,
         created_ns: int | None = None,
     ) -> None:
-        self._events: list[MetricEvent] | None = (
-            events if isinstance(events, list) else list(events)
-        )
-        self._parts: list[Any] | None = None
-        self._samples: Samples | None = None
+        found = events if isinstance(events, list) else list(events)
+        self._start(EventColumns.of_events(found), found, batch_id, created_ns)
+
+    def _start(
+        self,
+        columns: EventColumns,
+        events: list[MetricEvent] | None,
+        batch_id: str | None,
+        created_ns: int | None,
+    ) -> None:
+        self._columns = columns
+        self._events = events
         self.batch_id: str = _new_batch_id() if batch_id is None else batch_id
         self.created_ns: int = time.time_ns() if created_ns is None else created_ns
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_columns(
+        cls,
+        columns: EventColumns,
+        batch_id: str | None = None,
+        created_ns: int | None = None,
+    ) -> EventBatch:
+        """Build a batch of events given as columns.
+
+        Args:
+            columns: The events; kept as given.
+            batch_id: As for `EventBatch`.
+            created_ns: As for `EventBatch`.
+
+        Returns:
+            The batch; its `events` are built the first time they are read.
+        """
+        batch: EventBatch = object.__new__(cls)
+        batch._start(columns, None, batch_id, created_ns)
+        return batch
 
     @classmethod
     def from_parts(
@@ -122,87 +150,70 @@ class EventBatch:
         batch_id: str | None = None,
         created_ns: int | None = None,
     ) -> EventBatch:
-        """Build a batch from its events' flat parts (see `metricstream.event.PARTS_PER_EVENT`).
+        """Build a batch from the flat parts `send()` appends (the streamer's cut).
 
         Args:
             parts: Measurement, tags, fields, timestamp_ns and correlation id
-                of each event, in order, already validated. Kept as given.
+                of each event (`metricstream.event.PARTS_PER_EVENT`), in
+                order, already validated.
             batch_id: As for `EventBatch`.
             created_ns: As for `EventBatch`.
 
         Returns:
-            The batch; its `events` are built the first time they are read. A
-            batch of samples keeps their columns instead of the parts (see
-            `metricstream.codecs._columns`), without the events' field dicts.
+            The batch, holding the parts as columns (see
+            `metricstream.columns.EventColumns.of_parts`).
         """
-        batch = cls((), batch_id, created_ns)
-        batch._events = None
-        batch._samples = samples(parts)
-        if batch._samples is None:
-            batch._parts = parts
-        return batch
+        return cls.from_columns(EventColumns.of_parts(parts), batch_id, created_ns)
+
+    def columns(self) -> EventColumns:
+        """The events as columns: measurements, tags, fields, timestamps, correlation ids."""
+        return self._columns
 
     @property
     def events(self) -> list[MetricEvent]:
-        """The events, in order (built from their parts on first use)."""
+        """The events, in order (built from the columns on first use)."""
         events = self._events
         if events is None:
             with self._lock:
                 events = self._events
                 if events is None:
-                    found = self._samples
-                    parts = self._parts if found is None else found.parts()
-                    events = self._events = events_from_parts(parts or ())
+                    events = self._events = self._columns.events()
         return events
-
-    def parts(self) -> list[Any]:
-        """The events' flat parts, `PARTS_PER_EVENT` per event (computed once)."""
-        parts = self._parts
-        if parts is None:
-            with self._lock:
-                parts = self._parts
-                if parts is None:
-                    found = self._samples
-                    parts = self._parts = (
-                        event_parts(self._events or ()) if found is None else found.parts()
-                    )
-        return parts
-
-    def columns(self) -> EventColumns:
-        """The events as columns (measurements, tags, fields, timestamps), never built."""
-        return EventColumns.of_parts(self.parts())
 
     def correlation_ids(self) -> list[str | None]:
         """Each event's correlation id (None where it has none), in order."""
-        if self._samples is not None:
-            return [None] * self._samples.size()
-        if self._parts is not None:
-            return self._parts[PARTS_PER_EVENT - 1 :: PARTS_PER_EVENT]
-        return [event.correlation_id for event in self._events or ()]
+        return self._columns.correlation_ids
 
     def subset(self, start: int, stop: int) -> EventBatch:
         """Return a new batch (with a new id) of the events from `start` up to `stop`."""
-        if self._samples is not None:
-            part = EventBatch((), created_ns=self.created_ns)
-            part._events = None
-            part._samples = self._samples.subset(start, stop)
-            return part
-        if self._parts is not None:
-            return EventBatch.from_parts(
-                self._parts[start * PARTS_PER_EVENT : stop * PARTS_PER_EVENT],
-                created_ns=self.created_ns,
-            )
-        return EventBatch(self.events[start:stop], created_ns=self.created_ns)
+        return EventBatch.from_columns(
+            self._columns.subset(start, stop), created_ns=self.created_ns
+        )
+
+    def select(self, indexes: Sequence[int]) -> EventBatch:
+        """Return the events at `indexes` as a batch with this batch's id and time.
+
+        For a sink's preparation that leaves some events out: what it
+        prepares is still this batch.
+        """
+        return EventBatch.from_columns(
+            self._columns.select(indexes), self.batch_id, self.created_ns
+        )
 
     def __len__(self) -> int:
-        if self._events is not None:
-            return len(self._events)
-        if self._samples is not None:
-            return self._samples.size()
-        return len(self._parts or ()) // PARTS_PER_EVENT
+        return len(self._columns)
 
     def __repr__(self) -> str:
         return f"EventBatch(batch_id={self.batch_id!r}, events={len(self)})"
+
+    def _encoded(self, key: str, encode: Callable[[EventColumns], bytes]) -> bytes:
+        cached = self._cache.get(key)
+        if cached is None:
+            with self._lock:
+                cached = self._cache.get(key)
+                if cached is None:
+                    cached = self._cache[key] = encode(self._columns)
+        return cached
 
     def influx_bytes(self, precision: str = "ns") -> bytes:
         """Return the line protocol encoding as UTF-8 bytes (computed once per precision).
@@ -211,20 +222,9 @@ class EventBatch:
             InvalidEventError: If an event has no fields.
             ConfigError: If the precision is unknown.
         """
-        key = f"lp:{precision}"
-        cached = self._cache.get(key)
-        if cached is None:
-            with self._lock:
-                cached = self._cache.get(key)
-                if cached is None:
-                    if self._samples is not None:
-                        cached = encode_line_samples(self._samples, precision)
-                    elif self._parts is not None:
-                        cached = encode_line_parts(self._parts, precision)
-                    else:
-                        cached = encode_lines(self._events or (), precision).encode()
-                    self._cache[key] = cached
-        return cached
+        return self._encoded(
+            f"lp:{precision}", lambda columns: lineprotocol.encode_batch(columns, precision)
+        )
 
     def json_lines_bytes(self) -> bytes:
         """Return the JSON Lines encoding as UTF-8 bytes (computed once).
@@ -232,19 +232,7 @@ class EventBatch:
         Raises:
             InvalidEventError: If an event has no fields.
         """
-        cached = self._cache.get("json")
-        if cached is None:
-            with self._lock:
-                cached = self._cache.get("json")
-                if cached is None:
-                    if self._samples is not None:
-                        cached = encode_json_samples(self._samples)
-                    elif self._parts is not None:
-                        cached = encode_parts(self._parts)
-                    else:
-                        cached = encode_events(self._events or ())
-                    self._cache["json"] = cached
-        return cached
+        return self._encoded("json", json.encode_batch)
 
     def to_influx_batch(self, precision: str = "ns") -> str:
         """Return the events as line protocol: newline-joined, no trailing newline.
@@ -268,8 +256,8 @@ class EventBatch:
 
 
 @runtime_checkable
-class Sink(Protocol):
-    """A destination for batches of events.
+class Sink(Protocol[P]):
+    """A destination for batches of events, generic in its payload `P`.
 
     Attributes:
         name: A name unique among the streamer's sinks; it keys health reports.
@@ -277,16 +265,35 @@ class Sink(Protocol):
 
     name: str
 
-    def prepare(self, batch: EventBatch) -> Any:
+    def prepare(self, batch: EventBatch) -> P:
         """Turn a batch into this sink's payload. CPU only: no I/O, no sleeping.
 
-        ``batch.events`` is the list of events and ``batch.batch_id`` its id;
-        ``batch.influx_bytes()`` and ``batch.json_lines_bytes()`` are encoded
-        once per batch and shared between sinks.
+        What a sink may read from the batch:
+
+        - ``batch.batch_id``, ``batch.created_ns`` and ``len(batch)``;
+        - its shared encodings, computed once per batch whichever sink asks
+          first: ``batch.influx_bytes(precision)`` and
+          ``batch.json_lines_bytes()`` (bytes), ``batch.to_influx_batch()``
+          and ``batch.to_json_lines()`` (text);
+        - ``batch.columns()``, the events as columns without building them
+          (`metricstream.columns.EventColumns`): ``measurements``,
+          ``tags``, ``fields``, ``timestamps`` and ``correlation_ids`` (one
+          list each, one item per event), ``field_values(key)`` (one
+          field's value in each event) and ``field_columns()`` (every
+          field as a column, when all events have the same keys);
+          ``batch.correlation_ids()`` is the same as
+          ``batch.columns().correlation_ids``;
+        - ``batch.events``, the events as `MetricEvent` objects, built on
+          first use;
+        - ``batch.subset(start, stop)`` and ``batch.select(indexes)``, part
+          of the batch as a batch.
+
+        Raise `InvalidEventError` for events the sink cannot encode; with
+        ``indexes`` naming them, the streamer drops only those.
         """
         ...
 
-    def write(self, payload: Any) -> None:
+    def write(self, payload: P) -> None:
         """Deliver one payload.
 
         Raises:
@@ -301,4 +308,22 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release connections and files. Called once, at shutdown."""
+        ...
+
+
+@runtime_checkable
+class ForkAware(Protocol):
+    """A sink that replaces its locks, files or clients in a forked child."""
+
+    def after_fork(self) -> None:
+        """Called in a child after ``os.fork()``, before the child's streamer starts."""
+        ...
+
+
+@runtime_checkable
+class CompressionAware(Protocol):
+    """A sink that compresses, and adopts the streamer's codec when its user chose none."""
+
+    def inherit_compression(self, compression: Compression) -> None:
+        """Called once with the streamer's ``compression`` option (when it has one)."""
         ...

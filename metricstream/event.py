@@ -15,13 +15,12 @@ in when it is imported (``import metricstream`` always does).
 from __future__ import annotations
 
 import datetime as _dt
-import operator
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import chain
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from metricstream._bounded import BoundedDict
+from metricstream._compiled import SPEEDUPS
 from metricstream._validate import (
     FLOAT_MAX,
     INT64_MAX,
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PARTS_PER_EVENT",
     "SCHEMA_VERSION",
-    "EventRow",
     "FieldValue",
     "MetricEvent",
     "SharedTags",
@@ -56,10 +54,6 @@ __all__ = [
     "UInt",
     "codecs",
     "event_from_sample",
-    "event_parts",
-    "event_row",
-    "event_rows",
-    "events_from_parts",
     "shared_tags",
     "trusted_event",
 ]
@@ -141,6 +135,9 @@ class MetricEvent:
             self.tags = _NO_TAGS
         elif tags is _last_tags[0] and tags == (shared := _last_tags[1]):
             self.tags = shared
+        elif (shared := _shared_tags_cache.get(_items_key(tags))) is not None:  # type: ignore[arg-type]
+            _last_tags[0] = tags
+            self.tags = _last_tags[1] = shared
         else:
             self.tags = shared_tags(tags)
         self.fields = check_fields(fields) if fields else {}
@@ -354,16 +351,12 @@ def event_from_sample(
         value = check_field_value(field, value)
     shared = _NO_TAGS
     if tags and (tags is not _last_tags[0] or tags != (shared := _last_tags[1])):
-        if tags.__class__ is not dict:
+        found = _shared_tags_cache.get(_items_key(tags))  # type: ignore[arg-type]
+        if found is None:
             shared = shared_tags(tags)
         else:
-            try:
-                shared = _shared_tags_cache[tuple(tags.items())]
-            except (KeyError, TypeError):
-                shared = _share_tags(tags)
-            else:
-                _last_tags[0] = tags
-                _last_tags[1] = shared
+            _last_tags[0] = tags
+            _last_tags[1] = shared = found
     event: MetricEvent = _new_event(MetricEvent)
     event.measurement = metric
     event.tags = shared
@@ -378,9 +371,16 @@ class SharedTags(dict):  # type: ignore[type-arg]
 
     It compares, iterates and serialises as a plain dict; changing it raises
     `TypeError` (use `MetricEvent.with_tag`, which gives the event its own copy).
+
+    Attributes:
+        encoded: Set by the encoders on first use: what they made of these
+            tags (the line protocol heads, by measurement), kept with the
+            tags so that it lives and dies with them. Unset until then.
     """
 
-    __slots__ = ()
+    __slots__ = ("encoded",)
+
+    encoded: dict[str, str]
 
     def _read_only(self, *_args: object, **_kwargs: object) -> NoReturn:
         raise TypeError(
@@ -395,8 +395,16 @@ class SharedTags(dict):  # type: ignore[type-arg]
         return (dict, (dict(self),))
 
 
-_NO_TAGS: dict[str, str] = SharedTags()
-_shared_tags_cache: BoundedDict[tuple[tuple[str, str], ...], dict[str, str]] = BoundedDict(16_384)
+def _new_shared_tags(tags: dict[str, str]) -> SharedTags:
+    shared = SharedTags(tags)
+    shared.encoded = {}
+    return shared
+
+
+_NO_TAGS: dict[str, str] = _new_shared_tags({})
+_shared_tags_cache: BoundedDict[tuple[tuple[str, str], ...] | None, dict[str, str]] = BoundedDict(
+    16_384
+)
 _last_tags: list[Any] = [None, _NO_TAGS]
 """The dict last looked up in `_shared_tags_cache` and its shared copy.
 
@@ -422,23 +430,42 @@ def shared_tags(tags: TagsLike) -> dict[str, str]:
         return _share_tags(as_dict(tags, "tags"))
     if tags is _last_tags[0] and tags == (found := _last_tags[1]):
         return found  # type: ignore[no-any-return]
-    try:
-        shared = _shared_tags_cache[tuple(tags.items())]
-    except (KeyError, TypeError):
+    shared = _shared_tags_cache.get(_items_key(tags))
+    if shared is None:
         return _share_tags(tags)
     _last_tags[0] = tags
     _last_tags[1] = shared
     return shared
 
 
-def _share_tags(tags: Mapping[str, object]) -> dict[str, str]:
+def _share_tags(tags: dict[str, object]) -> dict[str, str]:
     """Validate `tags`; remember the result when every key and value is a plain str."""
     checked = check_tags(tags)
-    if all(k.__class__ is str and v.__class__ is str for k, v in tags.items()):
-        return _shared_tags_cache.remember(tuple(checked.items()), SharedTags(checked))
-    return checked
+    key = _items_key(tags)  # type: ignore[arg-type]
+    if key is None:
+        return checked
+    # Plain str throughout: the checked copy holds the same items, in order.
+    return _shared_tags_cache.remember(key, _new_shared_tags(checked))
 
 
+def _items_key_pure(tags: dict[str, str]) -> tuple[tuple[str, str], ...] | None:
+    """The key of a tag dict in `_shared_tags_cache`: its items, if all are plain str.
+
+    None for anything else, which the cache never holds. The compiled twin
+    (`metricstream._compiled`) gives the same result.
+    """
+    if tags.__class__ is not dict:
+        return None
+    items = tuple(tags.items())
+    for key, value in items:
+        if key.__class__ is not str or value.__class__ is not str:
+            return None
+    return items
+
+
+_items_key: Callable[[dict[str, str]], tuple[tuple[str, str], ...] | None] = (
+    _items_key_pure if SPEEDUPS is None else SPEEDUPS.items_key
+)
 _new_event = object.__new__
 _time_ns = time.time_ns
 
@@ -465,42 +492,15 @@ def trusted_event(
     return event
 
 
-# --- events as parts -----------------------------------------------------------
+# --- events as parts, from send() to the cut ----------------------------------
 
 PARTS_PER_EVENT = 5
-"""How the streamer holds a pending event: its five parts, in the order of `EventRow`.
+"""How the streamer holds a pending event: its five parts, in order.
 
-A pending event is kept as these references in one flat sequence (see
-`event_rows`), never as an object of its own: the garbage collector has
-nothing per event to walk, and each event costs five pointers besides its
-values.
+Measurement, tags, fields, timestamp_ns and correlation id. From `send()`
+until the batcher cuts a batch, a pending event is these references
+appended to one flat sequence, never an object of its own: the garbage
+collector has nothing per event to walk, and each event costs five
+pointers besides its values. The cut turns them into columns
+(`metricstream.columns.EventColumns.of_parts`).
 """
-
-EventRow = tuple[str, dict[str, str], dict[str, FieldValue], int, Union[str, None]]
-"""An event's parts: measurement, tags, fields, timestamp_ns, correlation_id."""
-
-event_row: Callable[[MetricEvent], EventRow] = operator.attrgetter(
-    "measurement", "tags", "fields", "timestamp_ns", "correlation_id"
-)
-"""Return the parts of an event as an `EventRow`."""
-
-
-def event_rows(parts: Iterable[Any]) -> Iterator[EventRow]:
-    """Iterate over flat parts (`PARTS_PER_EVENT` per event) as one `EventRow` per event.
-
-    Raises:
-        ValueError: At the end, if the parts do not make up whole events.
-    """
-    it: Iterator[Any] = iter(parts)
-    return zip(it, it, it, it, it, strict=True)
-
-
-def event_parts(events: Iterable[MetricEvent]) -> list[Any]:
-    """Return the flat parts of `events`, `PARTS_PER_EVENT` per event, in order."""
-    return list(chain.from_iterable(map(event_row, events)))
-
-
-def events_from_parts(parts: Iterable[Any]) -> list[MetricEvent]:
-    """Build the events whose flat parts are `parts` (parts already validated)."""
-    it: Iterator[Any] = iter(parts)
-    return list(map(trusted_event, it, it, it, it, it))

@@ -4,62 +4,24 @@ A property is what Redis counter mappings and queries name: ``measurement``
 is the measurement name; any other name is the tag of that name, else the
 field of that name; ``event`` (`PROPERTY_ALIAS`) also means the measurement
 when an event has no tag or field of that name. Properties are read from
-events or, for a batch, from its columns (`EventColumns`), without building
-its events.
+events or, for a batch, from its columns
+(`metricstream.columns.EventColumns`), without building its events or, when
+its fields are held as columns, their field dicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
 
-from metricstream.event import PARTS_PER_EVENT, FieldValue, MetricEvent
+from metricstream.columns import EventColumns
+from metricstream.event import FieldValue, MetricEvent
 
 __all__ = [
     "PROPERTY_ALIAS",
-    "EventColumns",
     "event_property",
     "property_columns",
     "property_values",
 ]
-
-
-class EventColumns(NamedTuple):
-    """Events as columns: one sequence per part, one item per event, in order.
-
-    What a reader of many events looks at (`property_columns`), without
-    building the events themselves.
-    """
-
-    measurements: Sequence[str]
-    tags: Sequence[Mapping[str, str]]
-    fields: Sequence[Mapping[str, FieldValue]]
-    timestamps: Sequence[int]
-
-    @classmethod
-    def of_events(cls, events: Sequence[MetricEvent]) -> EventColumns:
-        """The columns of `events`."""
-        return cls(
-            [event.measurement for event in events],
-            [event.tags for event in events],
-            [event.fields for event in events],
-            [event.timestamp_ns for event in events],
-        )
-
-    @classmethod
-    def of_parts(cls, parts: Sequence[Any]) -> EventColumns:
-        """The columns of events given as flat parts (`PARTS_PER_EVENT` per event)."""
-        step = PARTS_PER_EVENT
-        return cls(parts[0::step], parts[1::step], parts[2::step], parts[3::step])
-
-    def row(self, position: int) -> EventColumns:
-        """The columns of the one event at `position`."""
-        return EventColumns(
-            self.measurements[position : position + 1],
-            self.tags[position : position + 1],
-            self.fields[position : position + 1],
-            self.timestamps[position : position + 1],
-        )
 
 
 PROPERTY_ALIAS = "event"
@@ -98,17 +60,18 @@ def property_columns(
     Returns:
         Each name -> one value per event, in order.
     """
-    measurements, tags, fields, _ = events
+    measurements = events.measurements
     columns: dict[str, list[FieldValue | None]] = {}
     for name in names:
         if name == "measurement":
             columns[name] = list(measurements)
             continue
-        values: list[FieldValue | None] = [found.get(name) for found in tags]
+        values: list[FieldValue | None] = [found.get(name) for found in events.tags]
         if None in values:
+            fields = events.field_values(name)
             values = [
-                found.get(name) if value is None else value
-                for value, found in zip(values, fields, strict=True)
+                field if value is None else value
+                for value, field in zip(values, fields, strict=True)
             ]
             if name == PROPERTY_ALIAS and None in values:
                 values = [

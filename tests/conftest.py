@@ -9,7 +9,40 @@ import pytest
 import metricstream as ms
 from metricstream.testing import FaultySink
 
+from .servers import servers_required
 from .support import FAST_RETRY
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note every skipped test (for `pytest_sessionfinish`)."""
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Note every test module skipped whole (for `pytest_sessionfinish`)."""
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI or METRICSTREAM_REQUIRE_SERVERS=1, a run that skipped any test fails.
+
+    What a test needs (a server, DuckDB, the compiled helpers) is there in
+    CI; a skip there would hide that it was not tested.
+    """
+    if _skipped and servers_required() and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(
+                f"{len(_skipped)} test(s) skipped under CI / METRICSTREAM_REQUIRE_SERVERS=1,"
+                f" which must run everything: {', '.join(_skipped[:5])}",
+                red=True,
+            )
 
 
 @pytest.fixture

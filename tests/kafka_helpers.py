@@ -6,14 +6,18 @@
   mock API of the librdkafka that confluent-kafka ships (``ctypes``), for
   deterministic faults: brokers down, request errors, partition leaders.
 - `read_topic`: every message of a topic, read by a separate consumer that
-  assigns the partitions explicitly.
+  assigns the partitions explicitly, and decoded by `contract_documents`:
+  the README's topic contract written out here (headers, JSON values, line
+  protocol values), never metricstream's own decoder.
 """
 
 from __future__ import annotations
 
 import ctypes
 import glob
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,11 +34,26 @@ import confluent_kafka
 from confluent_kafka import Consumer, TopicPartition
 
 import metricstream as ms
-from metricstream.sinks.kafka import decode_message
 
 from .servers import free_port
 
-__all__ = ["MockCluster", "Record", "TansuProcess", "read_events", "read_topic", "unique_topic"]
+__all__ = [
+    "JSON",
+    "LINE",
+    "MockCluster",
+    "Record",
+    "TansuProcess",
+    "contract_documents",
+    "document_of",
+    "read_events",
+    "read_topic",
+    "typed",
+    "unique_topic",
+]
+
+JSON = b"application/json"
+LINE = b"text/plain; format=influx-line-protocol"
+DOCUMENT_KEYS = {"measurement", "tags", "fields", "timestamp_ns", "schema_version"}
 
 PRODUCE = 0
 """The Kafka protocol's ApiKey of ProduceRequest."""
@@ -47,14 +66,130 @@ def unique_topic(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Record:
-    """One consumed message and its decoded events."""
+    """One consumed message, its events as contract documents and as events."""
 
     partition: int
     offset: int
     key: bytes | None
     value: bytes
     headers: dict[str, bytes]
-    events: list[ms.MetricEvent]
+    documents: list[dict[str, Any]]
+
+    @property
+    def events(self) -> list[ms.MetricEvent]:
+        """The documents as `MetricEvent` objects (built by the constructor, not a decoder)."""
+        return [event_of(document) for document in self.documents]
+
+
+# Line protocol, as the contract's value format="line" (a string field may hold newlines).
+_NAME = r"(?:[^,=\s\\]|\\.)+"
+_VALUE = r'(?:"(?:[^"\\]|\\.)*"|[^,\s"]+)'
+_ENTRY = re.compile(
+    rf"(?P<measurement>{_NAME})(?P<tags>(?:,{_NAME}={_NAME})*)"
+    rf" (?P<fields>{_NAME}={_VALUE}(?:,{_NAME}={_VALUE})*) (?P<timestamp>-?\d+)(?:\n|$)",
+    re.S,
+)
+_PAIR = re.compile(rf"({_NAME})=({_VALUE})", re.S)
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text, flags=re.S)
+
+
+def _field_value(text: str) -> object:
+    if text.startswith('"'):
+        return _unescape(text[1:-1])
+    if text in ("true", "false"):
+        return text == "true"
+    if text.endswith("i"):
+        return int(text[:-1])
+    if text.endswith("u"):
+        return {"uint": int(text[:-1])}
+    return float(text)
+
+
+def _line_documents(text: str) -> list[dict[str, Any]]:
+    documents, pos = [], 0
+    while pos < len(text):
+        entry = _ENTRY.match(text, pos)
+        assert entry is not None, f"not line protocol at {pos}: {text[pos : pos + 80]!r}"
+        tags = [pair.split("=", 1) for pair in re.findall(rf",({_NAME}={_NAME})", entry["tags"])]
+        documents.append(
+            {
+                "measurement": _unescape(entry["measurement"]),
+                "tags": {_unescape(key): _unescape(value) for key, value in tags},
+                "fields": {
+                    _unescape(key): _field_value(value)
+                    for key, value in _PAIR.findall(entry["fields"])
+                },
+                "timestamp_ns": int(entry["timestamp"]),
+            }
+        )
+        pos = entry.end()
+    return documents
+
+
+def contract_documents(value: bytes, headers: dict[str, bytes]) -> list[dict[str, Any]]:
+    """The events of one message, read by the README's topic contract alone.
+
+    Each event is a plain document: ``measurement``, ``tags``, ``fields`` (an
+    unsigned integer as ``{"uint": n}``), ``timestamp_ns`` and
+    ``correlation_id`` (None when it has none).
+    """
+    assert headers["schema_version"] == b"1"
+    shared = headers.get("correlation_id")
+    if headers["content-type"] == JSON:
+        documents = []
+        for line in value.split(b"\n"):  # JSON escapes the newlines inside strings
+            document = json.loads(line)
+            assert set(document) - {"correlation_id"} == DOCUMENT_KEYS, document
+            assert document.pop("schema_version") == 1
+            assert document.get("correlation_id", "") is not None  # present only when set
+            documents.append({"correlation_id": None, **document})
+        return documents
+    assert headers["content-type"] == LINE
+    return [
+        {**document, "correlation_id": None if shared is None else shared.decode()}
+        for document in _line_documents(value.decode("utf-8"))
+    ]
+
+
+def document_of(event: ms.MetricEvent) -> dict[str, Any]:
+    """What the contract says a consumer reads for `event` the test built."""
+    return {
+        "measurement": event.measurement,
+        "tags": dict(event.tags),
+        "fields": {
+            key: {"uint": int(value)} if isinstance(value, ms.UInt) else value
+            for key, value in event.fields.items()
+        },
+        "timestamp_ns": event.timestamp_ns,
+        "correlation_id": event.correlation_id,
+    }
+
+
+def event_of(document: dict[str, Any]) -> ms.MetricEvent:
+    """A contract document as a `MetricEvent`."""
+    fields = {
+        key: ms.UInt(value["uint"]) if isinstance(value, dict) else value
+        for key, value in document["fields"].items()
+    }
+    return ms.MetricEvent(
+        document["measurement"],
+        document["tags"],
+        fields,
+        document["timestamp_ns"],
+        document["correlation_id"],
+    )
+
+
+def typed(value: Any) -> Any:
+    """`value` with every scalar paired with its type, so that 1, 1.0 and True differ."""
+    if isinstance(value, dict):
+        return {key: typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed(item) for item in value]
+    return (type(value).__name__, value)
 
 
 def read_topic(
@@ -91,17 +226,17 @@ def read_topic(
                         continue
                     raise AssertionError(f"consumer error: {error}")
                 at_end.discard(message.partition())
-                headers = message.headers() or []
-                events = decode_message(message.value(), headers)
-                received += len(events)
+                headers = dict(message.headers() or [])
+                documents = contract_documents(message.value(), headers)
+                received += len(documents)
                 records.append(
                     Record(
                         message.partition(),
                         message.offset(),
                         message.key(),
                         message.value(),
-                        dict(headers),
-                        events,
+                        headers,
+                        documents,
                     )
                 )
         return records

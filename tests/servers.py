@@ -7,6 +7,9 @@ constant falls back to the script's default port on loopback.
 Tests call :func:`require` before touching a server: when it does not answer,
 the test is skipped locally but fails under CI (``CI=true``) or when
 ``METRICSTREAM_REQUIRE_SERVERS=1``, so a missing server cannot go unnoticed.
+:func:`require_module` does the same for an optional module a test module
+needs (DuckDB, the compiled helpers): a whole module skipped in silence is
+a failure there too.
 
 :func:`require_chromium` finds the headless browser of the status page test
 (installed, not started, by the same script).
@@ -17,6 +20,7 @@ tests that stop and restart the server in the middle of a stream.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -29,7 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, NoReturn, Self
 
 import pytest
@@ -52,6 +56,7 @@ __all__ = [
     "require",
     "require_chromium",
     "require_influxd",
+    "require_module",
     "require_url",
     "servers_required",
 ]
@@ -94,6 +99,22 @@ def _unavailable(message: str) -> NoReturn:
     if servers_required():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def require_module(name: str, why: str) -> ModuleType:
+    """Import and return module `name`, which the calling test module needs.
+
+    Called at the top of a test module. When the import fails, the whole
+    module is skipped with a message saying `why` it is needed, or, under
+    CI or ``METRICSTREAM_REQUIRE_SERVERS=1``, its collection fails.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"{name} cannot be imported ({exc}): {why}; install with `make test`"
+        if servers_required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
 
 
 def host_port(url: str, default_port: int | None = None) -> tuple[str, int]:

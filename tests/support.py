@@ -1,14 +1,22 @@
-"""Helpers shared by the streamer tests: sample events, waiting, the accounting identity."""
+"""Helpers shared by the streamer tests: sample events, waiting, deadlines, the accounting."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import metricstream as ms
 
 FAST_RETRY = ms.RetryConfig(max_retries=3, initial_delay_ms=1, max_delay_ms=5, jitter=False)
 NO_REASONS = dict.fromkeys(ms.DROP_REASONS, 0)
+
+DEADLINE_MARGIN = 20.0
+"""Seconds by which a call may overrun the deadline under test before the test fails.
+
+Far more than a loaded 2-core machine delays a thread, and far less than
+the failure each such test guards against would take (each test says how
+long that is): a deadline is the behaviour under test there, never speed.
+"""
 
 
 def sample(i: int, **tags: str) -> ms.MetricEvent:
@@ -21,8 +29,12 @@ def values(events: list[ms.MetricEvent]) -> list[object]:
     return [e.fields["value"] for e in events]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass; return its last answer."""
+def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE_MARGIN) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds pass; return its last answer.
+
+    It returns as soon as `predicate` holds: a long `timeout` costs nothing
+    when the test passes, and keeps a loaded machine from failing it.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -31,10 +43,30 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
-def assert_balanced(health: ms.StreamerHealth) -> None:
-    """Assert accepted == written + dropped + pending + spooled for every sink."""
+def assert_identity(health: ms.StreamerHealth) -> None:
+    """Assert accepted == written + dropped + pending + spooled for every sink.
+
+    For snapshots taken while events are still being sent; once the test
+    knows how many it sent, `assert_balanced` checks that too.
+    """
     for sink in health.sinks.values():
         assert sink.events_dropped == sum(sink.dropped_by_reason.values())
         assert sink.events_accepted == (
             sink.events_written + sink.events_dropped + sink.pending + sink.spooled
         ), sink
+
+
+def assert_balanced(health: ms.StreamerHealth, sent: int | Mapping[str, int]) -> None:
+    """Assert every sink accepted exactly what the test sent, and the accounting identity.
+
+    Args:
+        health: The snapshot.
+        sent: The events the test handed over, the same for every sink or
+            by sink name: every `send` call (one it refuses for having no
+            fields is counted as dropped), and every event of a batch that
+            `send_batch` took (a batch it refuses counts nothing). A sink
+            recovering a spool also accepts what an earlier streamer left.
+    """
+    expected = dict.fromkeys(health.sinks, sent) if isinstance(sent, int) else dict(sent)
+    assert {name: sink.events_accepted for name, sink in health.sinks.items()} == expected
+    assert_identity(health)

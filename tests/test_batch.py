@@ -1,4 +1,4 @@
-"""EventBatch: unique ids, encodings computed once per format, batches built from parts."""
+"""EventBatch: unique ids, one column form, encodings computed once per format."""
 
 from __future__ import annotations
 
@@ -6,16 +6,37 @@ import os
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metricstream import ConfigError, EventBatch, InvalidEventError, MetricEvent, UInt
-from metricstream.codecs import _columns, json, lineprotocol
-from metricstream.codecs._columns import samples
-from metricstream.codecs.lineprotocol import encode_lines
-from metricstream.event import event_from_sample, event_parts, shared_tags
+from metricstream.codecs import _lines, json, lineprotocol
+from metricstream.columns import EventColumns
+from metricstream.event import PARTS_PER_EVENT, event_from_sample, shared_tags
+from metricstream.properties import property_columns
+
+
+def parts_of(events: list[MetricEvent]) -> list[Any]:
+    """The flat parts `send()` appends for `events`."""
+    parts: list[Any] = []
+    for e in events:
+        parts.extend((e.measurement, e.tags, e.fields, e.timestamp_ns, e.correlation_id))
+    assert len(parts) == PARTS_PER_EVENT * len(events)
+    return parts
+
+
+def one_by_one(events: list[MetricEvent], precision: str = "ns") -> tuple[bytes, bytes]:
+    """The reference: each event encoded alone by the one-event entries, newline-joined."""
+    lines = "\n".join(lineprotocol.encode_event(e, precision) for e in events).encode()
+    return lines, b"\n".join(json.encode_event(e) for e in events)
+
+
+def both(columns: EventColumns, precision: str = "ns") -> tuple[bytes, bytes]:
+    """The batch entries of both encoders."""
+    return lineprotocol.encode_batch(columns, precision), json.encode_batch(columns)
 
 
 def sample_events() -> list[MetricEvent]:
@@ -69,7 +90,7 @@ class TestEncodings:
 
     def test_line_protocol_with_precision(self) -> None:
         batch = EventBatch(sample_events())
-        assert batch.to_influx_batch("us") == encode_lines(sample_events(), "us")
+        assert batch.influx_bytes("us") == one_by_one(sample_events(), "us")[0]
         assert batch.to_influx_batch("ms") == (
             'cpu,host=a\\ b usage=0.5 0\nmem free=7u,note="x\\"y" 2'
         )
@@ -133,19 +154,27 @@ def float_values() -> st.SearchStrategy[float]:
     )
 
 
+NUMBERS = st.one_of(
+    float_values(), st.integers(min_value=-(2**63), max_value=2**63 - 1), st.booleans()
+)
+ANY_VALUE = st.one_of(
+    NUMBERS,
+    st.text(max_size=12),
+    st.sampled_from(['a "q"', "x\\", "a,b", '",",', "}\n{"]),
+    st.integers(0, 2**64 - 1).map(UInt),
+)
+TAG_SETS = st.sampled_from([{}, {"host": "a"}, {"host": "b", "a b": "c,d=e"}, {"q": 'x"y'}])
+STAMPS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+CORRELATION_IDS = st.one_of(st.none(), st.sampled_from(["c-1", 'c"2']))
+
+
 def batches_of_samples() -> st.SearchStrategy[list[MetricEvent]]:
-    """Batches of `event_from_sample` events: the shape the column encoders handle."""
-    value = st.one_of(
-        float_values(),
-        st.integers(min_value=-(2**63), max_value=2**63 - 1),
-        st.booleans(),
-    )
-    tag_sets = st.sampled_from([{}, {"host": "a"}, {"host": "b", "a b": "c,d=e"}, {"q": 'x"y'}])
+    """Batches of `event_from_sample` events: one key and a number in each."""
     event = st.builds(
         lambda value, tags, stamp: event_from_sample("m x,y", value, tags, timestamp_ns=stamp),
-        value,
-        tag_sets,
-        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        NUMBERS,
+        TAG_SETS,
+        STAMPS,
     )
     return st.one_of(
         st.lists(event, min_size=1, max_size=30),
@@ -154,116 +183,179 @@ def batches_of_samples() -> st.SearchStrategy[list[MetricEvent]]:
                 event_from_sample("cpu", v, tags, timestamp_ns=i) for i, v in enumerate(values)
             ],
             st.lists(float_values(), min_size=1, max_size=30),
-            tag_sets,
+            TAG_SETS,
         ),
     )
 
 
-class TestBatchesFromParts:
-    """A batch built from its events' parts encodes exactly as one built from the events."""
+@st.composite
+def batches_of_events(draw: st.DrawFn, same_keys: bool) -> list[MetricEvent]:
+    """Events of a few fields: the same keys in the same order in each, or any keys."""
+    keys = draw(st.lists(st.sampled_from(["v", "n", "a b", 'q"', "é"]), min_size=1, unique=True))
+    values = ANY_VALUE if draw(st.booleans()) else NUMBERS
+    measurements = ["cpu", "m x,y"] if draw(st.booleans()) else ["cpu"]
+    events = []
+    for _ in range(draw(st.integers(min_value=1, max_value=20))):
+        fields = (
+            {key: draw(values) for key in keys}
+            if same_keys
+            else draw(st.dictionaries(st.sampled_from(keys), values, min_size=1))
+        )
+        events.append(
+            MetricEvent(
+                draw(st.sampled_from(measurements)),
+                draw(TAG_SETS),
+                fields,
+                draw(STAMPS),
+                draw(CORRELATION_IDS),
+            )
+        )
+    return events
 
-    def test_parts_and_events_round_trip(self) -> None:
+
+class TestColumns:
+    """A batch holds its events as columns; its fields too when every event has the same keys."""
+
+    def test_parts_become_columns_and_events_again(self) -> None:
         events = sample_events()
-        batch = EventBatch.from_parts(event_parts(events), batch_id="b", created_ns=5)
+        batch = EventBatch.from_parts(parts_of(events), batch_id="b", created_ns=5)
         assert (batch.batch_id, batch.created_ns, len(batch)) == ("b", 5, 2)
         assert batch.events == events
         assert batch.events is batch.events
-        assert EventBatch(events).parts() == event_parts(events)
 
-    def test_subset_keeps_the_events_in_range(self) -> None:
-        events = sample_events() * 3
-        for batch in (EventBatch(events), EventBatch.from_parts(event_parts(events))):
-            part = batch.subset(2, 5)
-            assert part.events == events[2:5]
-            assert part.created_ns == batch.created_ns
-            assert part.batch_id != batch.batch_id
-
-    def test_columns_in_every_form_of_batch(self) -> None:
+    def test_every_reader_gives_the_events_parts(self) -> None:
         plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
-        mixed = [*plain[:2], MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7), plain[3]]
-        for events in (plain, mixed):
-            expected = (
-                [e.measurement for e in events],
-                [dict(e.tags) for e in events],
-                [dict(e.fields) for e in events],
-                [e.timestamp_ns for e in events],
-            )
-            from_parts = EventBatch.from_parts(event_parts(events))
+        two = [MetricEvent("n", {"a": "b"}, {"v": i, "w": "x"}, i, "c") for i in range(3)]
+        mixed = [*plain[:2], MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7, "c-1"), plain[3]]
+        for events in (plain, two, mixed):
+            from_parts = EventBatch.from_parts(parts_of(events))
             for batch in (EventBatch(events), from_parts, from_parts.subset(0, 4)):
                 columns = batch.columns()
-                assert (
-                    tuple(
-                        list(map(dict, c)) if i in (1, 2) else list(c)
-                        for i, c in enumerate(columns)
-                    )
-                    == expected
-                )
+                assert columns.measurements == [e.measurement for e in events]
+                assert columns.tags == [e.tags for e in events]
+                assert columns.fields == [e.fields for e in events]
+                assert columns.timestamps == [e.timestamp_ns for e in events]
+                assert columns.correlation_ids == [e.correlation_id for e in events]
+                assert batch.correlation_ids() == columns.correlation_ids
+                for key in ("v", "w", "value", "missing"):
+                    assert columns.field_values(key) == [e.fields.get(key) for e in events]
 
-    def test_correlation_ids_in_every_form_of_batch(self) -> None:
-        plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
-        mixed = [*plain[:2], MetricEvent("m", fields={"v": 1}, correlation_id="c-1"), plain[3]]
-        for events in (plain, mixed):
-            expected = [event.correlation_id for event in events]
-            from_parts = EventBatch.from_parts(event_parts(events))
-            for batch in (EventBatch(events), from_parts, from_parts.subset(0, 4)):
-                assert batch.correlation_ids() == expected
-        assert samples(event_parts(plain)) is not None  # the first form held columns
-
-    @settings(max_examples=300, deadline=None)
-    @given(batches_of_samples())
-    def test_samples_encode_as_event_by_event(self, events: list[MetricEvent]) -> None:
-        parts = event_parts(events)
-        assert lineprotocol.encode_parts(parts) == encode_lines(events).encode()
-        assert json.encode_parts(parts) == b"\n".join(json.encode_event(e) for e in events)
-        batch = EventBatch.from_parts(parts)
-        assert batch.influx_bytes("ms") == encode_lines(events, "ms").encode()
-
-    def test_the_column_path_is_taken_for_samples(self) -> None:
-        events = [event_from_sample("cpu", i * 0.5, {"host": f"h{i % 3}"}) for i in range(10)]
-        columns = samples(event_parts(events))
-        assert columns is not None
-        assert (columns.measurement, columns.key, columns.values) == (
-            "cpu",
-            "value",
-            [i * 0.5 for i in range(10)],
-        )
+    def test_the_same_keys_in_the_same_order_are_held_as_columns(self) -> None:
+        events = [MetricEvent("m", fields={"a": i, "b": i * 0.5}, timestamp_ns=i) for i in range(5)]
+        columns = EventColumns.of_parts(parts_of(events))
+        found = columns.field_columns()
+        assert found is not None
+        assert found.keys == ("a", "b") == columns.field_keys
+        assert found.values == ([0, 1, 2, 3, 4], [0.0, 0.5, 1.0, 1.5, 2.0])
+        assert columns._fields is None  # no dict per event until someone asks
+        assert columns.fields == [e.fields for e in events]
 
     @pytest.mark.parametrize(
         "odd_one",
         [
-            MetricEvent("other", fields={"value": 1.0}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"v": 1.0}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": 1.0, "n": 1}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": "text"}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": UInt(3)}, timestamp_ns=0),
-            MetricEvent("cpu", fields={"value": 1.0}, timestamp_ns=0, correlation_id="c"),
+            {"b": 1.0, "a": 1},  # the same keys in another order
+            {"a": 1},  # one missing
+            {"a": 1, "b": 1.0, "c": 2},  # one more
+            {"a": 1, "c": 1.0},  # another one
         ],
     )
-    def test_any_other_event_takes_the_event_by_event_path(self, odd_one: MetricEvent) -> None:
-        events = [event_from_sample("cpu", 1.5, timestamp_ns=1), odd_one]
-        parts = event_parts(events)
-        assert samples(parts) is None
-        assert lineprotocol.encode_parts(parts) == encode_lines(events).encode()
-        assert json.encode_parts(parts) == b"\n".join(json.encode_event(e) for e in events)
+    def test_other_keys_keep_the_field_dicts(self, odd_one: dict[str, Any]) -> None:
+        events = [MetricEvent("m", fields={"a": 1, "b": 0.5}), MetricEvent("m", fields=odd_one)]
+        columns = EventColumns.of_events(events)
+        assert columns.field_columns() is None
+        assert columns.field_keys is None
+        assert columns.fields == [e.fields for e in events]
+        assert both(columns) == one_by_one(events)
 
-    def test_an_event_without_fields_is_refused_from_parts(self) -> None:
-        events = [event_from_sample("cpu", 1.5), MetricEvent("empty", timestamp_ns=0)]
-        batch = EventBatch.from_parts(event_parts(events))
-        for encode in (batch.to_influx_batch, batch.to_json_lines):
-            with pytest.raises(InvalidEventError, match="event 'empty' has no fields"):
-                encode()
+    def test_a_subset_and_a_selection_keep_the_form(self) -> None:
+        events = [event_from_sample("m", float(i), timestamp_ns=i) for i in range(6)]
+        batch = EventBatch.from_parts(parts_of(events), batch_id="b", created_ns=3)
+        part = batch.subset(1, 4)
+        assert part.events == events[1:4]
+        assert part.columns().field_keys == ("value",)
+        assert (part.batch_id != "b", part.created_ns) == (True, 3)
+        chosen = batch.select([5, 0])
+        assert chosen.events == [events[5], events[0]]
+        assert (chosen.batch_id, chosen.created_ns) == ("b", 3)
+        empty = batch.subset(2, 2)
+        assert (len(empty), empty.events, empty.to_json_lines()) == (0, [], "")
 
-    def test_json_without_any_uint_made_takes_the_fast_path(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_the_columns_differ_in_length(self) -> None:
+        with pytest.raises(ValueError, match="differ in length"):
+            EventColumns(["m"], [{}], [{"v": 1}], [1, 2], [None])
+
+    def test_properties_read_field_columns_without_dicts(self) -> None:
         events = [
-            MetricEvent("m", tags={"h": "a"}, fields={"x": 1.5, "n": 2, "s": "t"}, timestamp_ns=1),
-            MetricEvent("m", fields={"x": -0.0}, timestamp_ns=2, correlation_id="c-1"),
+            MetricEvent("buy", {"user": f"u{i % 2}"}, {"amount": i, "event": "x"}, i)
+            for i in range(4)
         ]
-        monkeypatch.setattr(UInt, "created", False)
-        assert json.encode_parts(event_parts(events)) == b"\n".join(
-            json.encode_event(e) for e in events
-        )
+        columns = EventColumns.of_events(events)
+        found = property_columns(columns, ("user", "amount", "event", "measurement", "nope"))
+        assert found == {
+            "user": ["u0", "u1", "u0", "u1"],
+            "amount": [0, 1, 2, 3],
+            "event": ["x"] * 4,
+            "measurement": ["buy"] * 4,
+            "nope": [None] * 4,
+        }
+        assert columns._fields is None
+
+
+class TestBatchEncoders:
+    """Each codec's batch entry writes the bytes of its one-event entry, for every form of batch."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(batches_of_samples())
+    def test_samples(self, events: list[MetricEvent]) -> None:
+        columns = EventColumns.of_parts(parts_of(events))
+        assert columns.field_keys is not None
+        assert both(columns) == one_by_one(events)
+        assert lineprotocol.encode_batch(columns, "ms") == one_by_one(events, "ms")[0]
+
+    @settings(max_examples=300, deadline=None)
+    @given(batches_of_events(same_keys=True))
+    def test_events_with_the_same_keys(self, events: list[MetricEvent]) -> None:
+        columns = EventColumns.of_parts(parts_of(events))
+        assert columns.field_keys == tuple(events[0].fields)
+        assert both(columns) == one_by_one(events)
+        assert lineprotocol.encode_batch(columns, "s") == one_by_one(events, "s")[0]
+
+    @settings(max_examples=300, deadline=None)
+    @given(batches_of_events(same_keys=False))
+    def test_events_with_any_keys(self, events: list[MetricEvent]) -> None:
+        columns = EventColumns.of_parts(parts_of(events))
+        assert both(columns) == one_by_one(events)
+        assert lineprotocol.encode_batch(columns, "us") == one_by_one(events, "us")[0]
+
+    def test_an_event_without_fields_is_refused(self) -> None:
+        events = [event_from_sample("cpu", 1.5), MetricEvent("empty", timestamp_ns=0)]
+        for batch in (EventBatch.from_parts(parts_of(events)), EventBatch(events[::-1])):
+            for encode in (batch.to_influx_batch, batch.to_json_lines):
+                with pytest.raises(InvalidEventError, match="event 'empty' has no fields"):
+                    encode()
+
+    def test_tags_changed_with_with_tag_are_encoded_as_they_are_now(self) -> None:
+        events = [
+            event_from_sample("cpu", float(i), {"host": "a"}, timestamp_ns=i).with_tag("n", i % 3)
+            for i in range(9)
+        ]
+        for _ in range(2):
+            assert both(EventColumns.of_parts(parts_of(events))) == one_by_one(events)
+
+    def test_values_assigned_directly_are_written_as_one_by_one(self) -> None:
+        class Count(int):
+            pass
+
+        events = [MetricEvent("m", fields={"v": 1}, timestamp_ns=i) for i in range(3)]
+        events[1].fields = {"v": Count(7)}
+        events[2].fields = {"w": UInt(3)}
+        assert both(EventColumns.of_events(events)) == one_by_one(events)
+
+    def test_a_value_no_encoder_can_write_fails_the_batch(self) -> None:
+        event = MetricEvent("m", fields={"v": 1}, timestamp_ns=0)
+        event.fields = {"v": object()}  # type: ignore[dict-item]
+        with pytest.raises(TypeError):
+            json.encode_batch(EventColumns.of_events([event]))
 
 
 class TestBatchIds:
@@ -286,23 +378,18 @@ class TestBatchIds:
 
 
 class TestTextsBefore:
-    """The column encoders remember the text before a value per shared tag dict, bounded."""
-
-    def test_tags_changed_with_with_tag_are_encoded_as_they_are_now(self) -> None:
-        events = [
-            event_from_sample("cpu", float(i), {"host": "a"}, timestamp_ns=i).with_tag("n", i % 3)
-            for i in range(9)
-        ]
-        parts = event_parts(events)
-        assert samples(parts) is not None
-        for _ in range(2):
-            assert lineprotocol.encode_parts(parts) == encode_lines(events).encode()
-            assert json.encode_parts(parts) == b"\n".join(json.encode_event(e) for e in events)
+    """The batch encoders remember the text before a value per shared tag dict, bounded."""
 
     def test_the_texts_remembered_stay_within_the_limit(self) -> None:
-        heads = _columns.TextsBefore(lambda m, k, tags: repr(tags).encode(), limit=5)
+        heads = _lines.TextsBefore(lambda m, k, tags: repr(tags).encode(), limit=5)
         for i in range(40):
             tags = shared_tags({"host": f"h{i}"})
-            assert heads.texts("m", "v", [tags, tags]) == [repr(tags).encode()] * 2
+            assert heads.texts(["m", "m"], "v", [tags, tags]) == [repr(tags).encode()] * 2
             assert len(heads._alive) <= 5
             assert sum(len(known) for known in heads._known.values()) <= 5
+
+    def test_each_measurement_gets_its_own_text(self) -> None:
+        heads = _lines.TextsBefore(lambda m, k, tags: f"{m}{k}{tags}".encode(), limit=5)
+        tags = shared_tags({"h": "a"})
+        texts = heads.texts(["a", "b", "a"], None, [tags, {}, tags])
+        assert texts == [b"aNone{'h': 'a'}", b"bNone{}", b"aNone{'h': 'a'}"]

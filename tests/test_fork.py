@@ -253,12 +253,14 @@ class TestForkThroughNetworkSinks:
             sinks, batch_size=50, flush_interval=0.005, register_atexit=False
         )
         stop = threading.Event()
+        sent = [0] * SENDERS
 
         def sender(n: int) -> None:
             while not stop.is_set():
                 streamer.send_many(
                     ms.event_from_sample("parent", n, {"thread": str(n)}) for _ in range(50)
                 )
+                sent[n] += 50
                 time.sleep(0.01)
 
         threads = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(SENDERS)]
@@ -305,7 +307,7 @@ class TestForkThroughNetworkSinks:
                 assert counted.total == CHILD_EVENTS, pid
         finally:
             reader.close()
-        assert_balanced(health)
+        assert_balanced(health, sent=sum(sent))
         for name in every_sink:
             assert health.sinks[name].pending == 0, name
         assert stream["parent"] == health.sinks["kafka"].events_written

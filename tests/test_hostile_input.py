@@ -21,7 +21,7 @@ from metricstream.sinks import JsonLinesSink
 from metricstream.sinks.jsonl import read_events
 from metricstream.testing import FaultySink, InMemorySink
 
-from .support import assert_balanced
+from .support import NO_REASONS, assert_balanced
 
 anything = st.recursive(
     st.none()
@@ -87,6 +87,7 @@ class TestHostileEvents:
             [memory, JsonLinesSink(path)], batch_size=5, register_atexit=False
         )
         sent: list[ms.MetricEvent] = []
+        refused = 0
         for spec in specs:
             built = build(*spec)
             if isinstance(built, str):
@@ -94,13 +95,17 @@ class TestHostileEvents:
             if not built.fields:
                 with pytest.raises(ms.InvalidEventError, match="has no fields"):
                     streamer.send(built)
+                refused += 1
                 continue
             assert streamer.send(built) is True
             sent.append(built)
         assert streamer.flush(30) is True
         health = streamer.health()
         assert health.healthy, health
-        assert_balanced(health)
+        # send() counts what it refuses as dropped (reason invalid), so offered = accepted.
+        assert_balanced(health, sent=len(sent) + refused)
+        for sink in health.sinks.values():
+            assert sink.dropped_by_reason == {**NO_REASONS, "invalid": refused}
         assert memory.events == sent
         stored = list(read_events(path)) if sent else []
         assert stored == sent
@@ -138,5 +143,5 @@ class TestHostileSinks:
         health = streamer.health()
         assert health.sinks["broken"].dropped_by_reason["retries_exhausted"] == 50
         assert health.sinks["memory"].events_written == 50
-        assert_balanced(health)
+        assert_balanced(health, sent=50)
         streamer.shutdown(5)

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 
 from metricstream import InvalidEventError, MetricEvent, SchemaVersionError, UInt
 from metricstream._validate import RESERVED_KEYS
-from metricstream.codecs.json import decode_event, encode_event, encode_events
+from metricstream.codecs.json import decode_event, encode_batch, encode_event
+from metricstream.columns import EventColumns
+
+
+def encode_events(events: list[MetricEvent]) -> bytes:
+    """The batch entry of the encoder, for events."""
+    return encode_batch(EventColumns.of_events(events))
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -63,7 +69,7 @@ class TestEncode:
         assert encode_event(event) == event.to_json().encode()
         assert "m😀" in event.to_json()
 
-    def test_encode_events_is_json_lines_without_trailing_newline(self) -> None:
+    def test_encode_batch_is_json_lines_without_trailing_newline(self) -> None:
         events = [
             MetricEvent("a", fields={"x": 1}, timestamp_ns=1),
             MetricEvent("b", fields={"y": 2.5}, timestamp_ns=2),

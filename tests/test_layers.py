@@ -9,7 +9,8 @@ The layers, bottom first (see docs/architecture.md)::
       aggregate  metricstream.aggregate (series, windows, sketches), beside the
                  contract: it imports only the model and the base
     4 ends       metricstream.streamer | metricstream.sinks | metricstream.spool | testing
-    5 top        metricstream.cli, metricstream.integrations, metricstream.query
+    5 top        metricstream.cli, metricstream.integrations, metricstream.query,
+                 metricstream.server
     6 package    metricstream itself (its __init__) and __main__
 
 A module may import its own layer or lower ones. In layer 4 the rooms are
@@ -46,8 +47,11 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._bounded"),
     (0, "metricstream._log"),
     (0, "metricstream._files"),
+    (0, "metricstream._compiled"),
+    (0, "metricstream._speedups"),
     (1, "metricstream._validate"),
     (1, "metricstream.event"),
+    (1, "metricstream.columns"),
     (1, "metricstream.properties"),
     (2, "metricstream.codecs"),
     (3, "metricstream.contract"),
@@ -60,6 +64,7 @@ LAYERS: list[tuple[int, str]] = [
     (5, "metricstream.cli"),
     (5, "metricstream.integrations"),
     (5, "metricstream.query"),
+    (5, "metricstream.server"),
     (5, "metricstream.relay"),
     (6, "metricstream.__main__"),
     (6, "metricstream"),

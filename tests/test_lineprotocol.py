@@ -15,7 +15,13 @@ from metricstream import (
     parse_lines,
 )
 from metricstream._validate import RESERVED_KEYS
-from metricstream.codecs.lineprotocol import PRECISIONS, encode_line, encode_lines, parse_line
+from metricstream.codecs.lineprotocol import PRECISIONS, encode_batch, encode_event, parse_line
+from metricstream.columns import EventColumns
+
+
+def encode_lines(events: list[MetricEvent]) -> str:
+    """The batch entry of the encoder, for events."""
+    return encode_batch(EventColumns.of_events(events)).decode()
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -180,18 +186,18 @@ class TestEncodeValues:
     def test_no_trailing_newline(self) -> None:
         assert not event().to_influx_line().endswith("\n")
 
-    def test_encode_line_is_to_influx_line(self) -> None:
+    def test_encode_event_is_to_influx_line(self) -> None:
         ev = event(tags={"h": "a"}, fields={"x": 1, "y": "z"}, timestamp_ns=5)
-        assert encode_line(ev) == ev.to_influx_line() == 'm,h=a x=1i,y="z" 5'
+        assert encode_event(ev) == ev.to_influx_line() == 'm,h=a x=1i,y="z" 5'
 
-    def test_encode_lines_joins_without_trailing_newline(self) -> None:
+    def test_encode_batch_joins_without_trailing_newline(self) -> None:
         events = [event(timestamp_ns=1), event("n", timestamp_ns=2)]
         assert encode_lines(events) == "m v=1 1\nn v=1 2"
         assert encode_lines([]) == ""
 
     def test_event_without_fields_is_refused(self) -> None:
         with pytest.raises(InvalidEventError, match="has no fields"):
-            encode_line(MetricEvent("m", timestamp_ns=0))
+            encode_event(MetricEvent("m", timestamp_ns=0))
         with pytest.raises(InvalidEventError, match="has no fields"):
             encode_lines([event(), MetricEvent("m", timestamp_ns=0)])
 
@@ -232,7 +238,7 @@ class TestEncodePrecision:
             event().to_influx_line(precision)  # type: ignore[arg-type]
         assert info.value.option == "precision"
         with pytest.raises(ConfigError):
-            encode_lines([], precision)  # type: ignore[arg-type]
+            encode_batch(EventColumns.of_events([]), precision)  # type: ignore[arg-type]
         with pytest.raises(ConfigError):
             parse_lines("m v=1", precision=precision)  # type: ignore[arg-type]
 
@@ -799,7 +805,7 @@ class TestRoundTrip:
         text = encode_lines(batch)
         assert parse_lines(text) == batch
         assert encode_lines(parse_lines(text)) == text
-        crlf = "\r\n".join(encode_line(ev) for ev in batch) + "\r\n"
+        crlf = "\r\n".join(encode_event(ev) for ev in batch) + "\r\n"
         assert parse_lines(crlf) == batch
 
     @settings(max_examples=100, deadline=None)

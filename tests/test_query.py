@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
 
-import metricstream as ms
-from metricstream.exceptions import ConfigError
-from metricstream.query import (
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import metricstream as ms  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import (  # noqa: E402
     Archive,
     Filter,
     eq,
@@ -28,7 +30,7 @@ from metricstream.query import (
     present,
     regex,
 )
-from tests.test_query_reference import (
+from tests.test_query_reference import (  # noqa: E402
     both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     breakdown,
     select,

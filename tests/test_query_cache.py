@@ -18,19 +18,21 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
 
-import metricstream as ms
-from metricstream.cli import main
-from metricstream.contract import EventBatch
-from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, QueryCache, clear_caches
-from metricstream.query import _cache as cache_module
-from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink
-from tests.test_query_reference import breakdown, select, total, unique, write_archive
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import metricstream as ms  # noqa: E402
+from metricstream.cli import main  # noqa: E402
+from metricstream.contract import EventBatch  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import Archive, QueryCache, clear_caches  # noqa: E402
+from metricstream.query import _cache as cache_module  # noqa: E402
+from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink  # noqa: E402
+from tests.test_query_reference import breakdown, select, total, unique, write_archive  # noqa: E402
 
 Event = ms.MetricEvent
 MAGIC = b"\x28\xb5\x2f\xfd"
@@ -141,7 +143,8 @@ class TestWhereTheCacheLives:
         assert [path.name for path in cache_dir.iterdir()] == [archive.cache.path.name]
         import duckdb
 
-        assert archive.cache.path.name.endswith(f"-q1-duckdb{duckdb.__version__}.duckdb")
+        suffix = f"-q{cache_module.FORMAT}-duckdb{duckdb.__version__}.duckdb"
+        assert archive.cache.path.name.endswith(suffix)
 
     def test_one_archive_one_cache_file(
         self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -219,6 +222,23 @@ class TestFollowingTheArchive:
         same_everywhere(archive, path)
         assert cache.stats.records_loaded == 150
         assert cache.stats.bypassed == 0
+
+    def test_the_same_query_over_an_unchanged_archive_is_answered_from_memory(
+        self, path: Path, cache_dir: Path
+    ) -> None:
+        archive, cache = opened(path, cache_dir)
+        first = archive.events("view").unique("user").value
+        repeated = cache.stats.repeated
+        assert archive.events("view").unique("user").value == first
+        assert cache.stats.repeated == repeated + 1
+        append(path, batch(100))
+        assert archive.events("view").unique("user").value == unique(
+            select(list(JsonLinesReader(path)), "view"), ["user"]
+        )
+        assert cache.stats.repeated == repeated + 1
+        carts = select(list(JsonLinesReader(path)), "cart")
+        assert archive.events("cart").unique("user").value == unique(carts, ["user"])
+        assert cache.stats.repeated == repeated + 1
 
     def test_a_growing_plain_file_with_a_line_being_written(
         self, tmp_path: Path, cache_dir: Path
@@ -513,7 +533,7 @@ class TestCommand:
         assert len(list(cache_dir.iterdir())) == 1
         assert main([*query, "--no-cache"]) == 0
         assert json.loads(capsys.readouterr().out) == cached
-        assert cached["data"]["view"] == {"count": 50, "unique": {"user": 13}}
+        assert cached["data"]["view"] == {"count": 50, "weighted_count": 50, "unique": {"user": 13}}
         assert main(["query", str(path), "--cache-dir", str(cache_dir), "--clear-cache"]) == 0
         assert capsys.readouterr().out.startswith("removed ")
         assert list(cache_dir.iterdir()) == []

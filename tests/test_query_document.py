@@ -8,38 +8,52 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-import metricstream as ms
-from metricstream.cli import main
-from metricstream.cli.query import parse_where
-from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, QueryDocumentError, eq, query_schema
-from tests.test_query_reference import (
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
+
+import metricstream as ms  # noqa: E402
+from metricstream.cli import main  # noqa: E402
+from metricstream.cli.query import parse_where  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import (  # noqa: E402
+    Archive,
+    QueryDocumentError,
+    eq,
+    present,
+    query_schema,
+    regex,
+)
+from tests.test_query_reference import (  # noqa: E402
     both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     funnel,
     select,
     unique,
+    weight,
     write_archive,
 )
 
 Event = ms.MetricEvent
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds
+KINDS = ["page_view", "page_view", "signup", "purchase"]
 
 
 def events() -> list[Event]:
+    """The event store's events: the kind is the tag ``event_tag``, measurements vary."""
     found = []
     for i in range(120):
-        user = f"u{i % 9}"
-        name = ["page_view", "page_view", "signup", "purchase"][i % 4]
+        fields: dict[str, Any] = {"count": 1, "status_code": [200, 503, 404][i % 3]}
+        if i % 5:
+            fields["samplerate"] = i % 4 + 1
         found.append(
             Event(
-                name,
-                tags={"user": user, "utm_source": ["google", "mail", "ü"][i % 3]},
-                fields={"count": 1},
+                ["web", "app", "batch"][i % 3],
+                tags={"user": f"u{i % 9}", "utm_source": ["google", "mail", "ü"][i % 3],
+                      "event_tag": KINDS[i % 4]},
+                fields=fields,
                 timestamp_ns=(T0 + i * 60_000) * 1_000_000,
             )
-        )
+        )  # fmt: skip
     return found
 
 
@@ -50,17 +64,24 @@ def archive_path(tmp_path: Path) -> Path:
     return path
 
 
+def tagged(kind: str) -> dict[str, str]:
+    return {"type": "eq", "key": "event_tag", "value": kind}
+
+
 DOCUMENT: dict[str, Any] = {
     "start": "2024-05-01T00:10:00Z",
     "end": T0 + 100 * 60_000,
     "data": [
         {
             "name": "page_view",
-            "filters": [{"type": "eq", "key": "utm_source", "value": "google"}],
+            "filters": [
+                tagged("page_view"),
+                {"type": "eq", "key": "utm_source", "value": "google"},
+            ],
             "unique": ["user"],
         },
-        {"name": "signup", "unique": ["user", "utm_source"]},
-        {"name": "purchase"},
+        {"name": "signup", "filters": [tagged("signup")], "unique": ["user", "utm_source"]},
+        {"name": "purchase", "filters": [tagged("purchase")]},
     ],
     "funnel": {
         "type": "exact_order",
@@ -69,25 +90,55 @@ DOCUMENT: dict[str, Any] = {
     },
 }
 
+SHAPE_2: dict[str, Any] = {
+    "data": [
+        {
+            "name": "views",
+            "keys": ["utm_source"],
+            "filters": [tagged("page_view")],
+            "operations": [{"type": "unique", "key": "user"}],
+        },
+        {
+            "name": "failures",
+            "measurement": "app",
+            "filters": [{"type": "regex", "key": "status_code", "value": "5.."}],
+            "operations": [
+                {"type": "unique", "key": "user"},
+                {"type": "unique", "key": "event_tag"},
+            ],
+        },
+    ],
+    "funnel": {"type": "exact_order", "data": ["views", "failures"], "match": ["user"]},
+}
+
+
+def counts(found: list[Event], keys: list[str]) -> dict[str, Any]:
+    """A set's answer, from the reference."""
+    return {
+        "count": len(found),
+        "weighted_count": sum(weight(e) for e in found),
+        "unique": {key: unique(found, [key]) for key in keys},
+    }
+
 
 class TestDocument:
-    """Archive.run answers the event store's document exactly."""
+    """Archive.run answers the event store's document, with the event store's semantics."""
 
     def test_the_answer_matches_the_reference(self, archive_path: Path) -> None:
         answer = Archive(archive_path).run(DOCUMENT)
         start, end = (T0 + 10 * 60_000) * 10**6, (T0 + 100 * 60_000) * 10**6
         stored = events()
-        views = select(stored, "page_view", [eq("utm_source", "google")], start, end)
-        signups = select(stored, "signup", [], start, end)
-        purchases = select(stored, "purchase", [], start, end)
+        views = select(stored, None, [eq("event_tag", "page_view"), eq("utm_source", "google")],
+                       start, end)  # fmt: skip
+        signups = select(stored, None, [eq("event_tag", "signup")], start, end)
+        purchases = select(stored, None, [eq("event_tag", "purchase")], start, end)
+        assert {e.measurement for e in signups} == {"web", "app", "batch"}
         assert answer["data"] == {
-            "page_view": {"count": len(views), "unique": {"user": unique(views, ["user"])}},
-            "signup": {
-                "count": len(signups),
-                "unique": {"user": unique(signups, ["user"]), "utm_source": 3},
-            },
-            "purchase": {"count": len(purchases), "unique": {}},
+            "page_view": counts(views, ["user"]),
+            "signup": counts(signups, ["user", "utm_source"]),
+            "purchase": counts(purchases, []),
         }
+        assert answer["data"]["signup"]["weighted_count"] != len(signups)
         steps = [set(map(id, group)) for group in (views, signups, purchases)]
         expected = funnel(stored, [lambda e, s=s: id(e) in s for s in steps], ["user"])
         assert [(s["step"], s["count"]) for s in answer["funnel"]] == list(
@@ -97,16 +148,42 @@ class TestDocument:
         assert [s["conversion"] for s in answer["funnel"]] == [c / first for c, _ in expected]
         assert answer["skipped"] == {"bytes": 0, "regions": []}
 
-    def test_breakdown_series_labels_and_windows(self, archive_path: Path) -> None:
+    def test_the_second_shape_keys_operations_and_numbers_read_as_text(
+        self, archive_path: Path
+    ) -> None:
+        answer = Archive(archive_path).run(SHAPE_2)
+        stored = events()
+        views = select(stored, None, [eq("event_tag", "page_view"), present("utm_source")])
+        failures = select(stored, "app", [regex("status_code", "5..")])
+        assert failures
+        assert answer["data"] == {
+            "views": counts(views, ["user"]),
+            "failures": counts(failures, ["user", "event_tag"]),
+        }
+        steps = [set(map(id, group)) for group in (views, failures)]
+        expected = funnel(stored, [lambda e, s=s: id(e) in s for s in steps], ["user"])
+        assert [s["count"] for s in answer["funnel"]] == [count for count, _ in expected]
+
+    def test_a_measurement_narrows_a_set_and_the_name_chooses_nothing(
+        self, archive_path: Path
+    ) -> None:
+        answer = Archive(archive_path).run(
+            {"data": [{"name": "web"}, {"name": "only web", "measurement": "web"}]}
+        )
+        assert answer["data"]["web"]["count"] == 120
+        assert answer["data"]["only web"]["count"] == 40
+
+    def test_breakdown_series_and_windows(self, archive_path: Path) -> None:
         document = {
             "data": [
                 {
                     "name": "page_view",
+                    "filters": [tagged("page_view")],
                     "unique": ["user"],
                     "breakdown": {"keys": ["utm_source"], "n": 2},
                 },
-                {"name": "page_view", "label": "views", "series": {"bucket": "hour"}},
-                {"name": "signup"},
+                {"name": "views", "filters": [tagged("page_view")], "series": {"bucket": "hour"}},
+                {"name": "signup", "filters": [tagged("signup")]},
             ],
             "funnel": {
                 "type": "strict",
@@ -116,9 +193,16 @@ class TestDocument:
             },
         }
         answer = Archive(archive_path).run(document)
-        assert [row["count"] for row in answer["data"]["page_view"]["breakdown"]] == [20, 20]
-        assert answer["data"]["views"]["series"][0]["start"] == "2024-05-01T00:00:00+00:00"
-        assert sum(p["count"] for p in answer["data"]["views"]["series"]) == 60
+        stored = select(events(), None, [eq("event_tag", "page_view")])
+        rows = answer["data"]["page_view"]["breakdown"]
+        assert [row["count"] for row in rows] == [20, 20]
+        for row in rows:
+            group = [e for e in stored if e.tags["utm_source"] == row["values"][0]]
+            assert row["weighted_count"] == sum(weight(e) for e in group)
+        series_points = answer["data"]["views"]["series"]
+        assert series_points[0]["start"] == "2024-05-01T00:00:00+00:00"
+        assert sum(p["count"] for p in series_points) == 60
+        assert sum(p["weighted_count"] for p in series_points) == sum(weight(e) for e in stored)
         assert answer["funnel"][0]["count"] == 9
 
     @pytest.mark.parametrize(
@@ -129,10 +213,18 @@ class TestDocument:
                 "data[1].filters[0].type",
             ),
             (lambda d: d["data"][0]["filters"][0].pop("value"), "data[0].filters[0]"),
-            (lambda d: d["data"][0]["filters"][0].update(value=[1]), "data[0].filters[0].value"),
+            (lambda d: d["data"][0]["filters"][1].update(value=[1]), "data[0].filters[1].value"),
             (lambda d: d["data"][2].update(unique="user"), "data[2].unique"),
             (lambda d: d["data"].append({"name": "signup"}), "data[3].name"),
+            (lambda d: d["data"][0].update(label="views"), "data[0]"),
+            (lambda d: d["data"][0].update(keys=["user", ""]), "data[0].keys[1]"),
+            (
+                lambda d: d["data"][0].update(operations=[{"type": "sum", "key": "n"}]),
+                "data[0].operations[0].type",
+            ),
             (lambda d: d["funnel"]["order"].append("nope"), "funnel.order[3]"),
+            (lambda d: d["funnel"].update(data=[*d["funnel"].pop("order"), "x"]), "funnel.data[3]"),
+            (lambda d: d["funnel"].update(data=["signup"]), "funnel"),
             (lambda d: d["funnel"].update(type="loose"), "funnel.type"),
             (lambda d: d.update(start="yesterday"), "start"),
             (lambda d: d.update(extra=1), "document"),
@@ -144,7 +236,13 @@ class TestDocument:
                 lambda d: d["data"][0]["filters"].append(
                     {"type": "regex", "key": "a", "value": "("}
                 ),
-                "data[0].filters[1].value",
+                "data[0].filters[2].value",
+            ),
+            (
+                lambda d: d["data"][0].update(
+                    keys=["user"], filters=[{"type": "regex", "key": "a", "value": "("}]
+                ),
+                "data[0].filters[0].value",
             ),
         ],
     )
@@ -172,20 +270,18 @@ class TestCommand:
     def test_a_funnel_in_one_command(
         self, archive_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        status = main(
-            ["query", str(archive_path), "--funnel", "page_view,signup", "--match", "user"]
-        )
+        status = main(["query", str(archive_path), "--funnel", "web,app", "--match", "user"])
         output = capsys.readouterr().out
         assert status == 0
         assert "funnel (exact_order, matched on user)" in output
-        assert "page_view" in output
-        assert "signup" in output
+        assert "web" in output
+        assert "app" in output
 
     def test_flags_and_the_same_document_give_the_same_json(
         self, archive_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         flags = [
-            "--event", "page_view", "--where", "utm_source=google", "--unique", "user",
+            "--event", "web", "--where", "utm_source=google", "--unique", "user",
             "--by", "user", "--top", "3", "--format", "json",
         ]  # fmt: skip
         assert main(["query", str(archive_path), *flags]) == 0
@@ -193,7 +289,8 @@ class TestCommand:
         document = {
             "data": [
                 {
-                    "name": "page_view",
+                    "name": "web",
+                    "measurement": "web",
                     "filters": [{"type": "eq", "key": "utm_source", "value": "google"}],
                     "unique": ["user"],
                     "breakdown": {"keys": ["user"], "n": 3},
@@ -208,7 +305,7 @@ class TestCommand:
             == 0
         )
         assert json.loads(capsys.readouterr().out) == from_flags
-        assert from_flags["data"]["page_view"]["count"] == 20
+        assert from_flags["data"]["web"]["count"] == 40
 
     def test_errors_go_to_stderr_with_status_2(
         self, archive_path: Path, capsys: pytest.CaptureFixture[str]

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
 
-import metricstream as ms
-from metricstream.exceptions import ConfigError
-from metricstream.query import Archive, EventSet, eq
-from tests.test_query_reference import (
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import metricstream as ms  # noqa: E402
+from metricstream.exceptions import ConfigError  # noqa: E402
+from metricstream.query import Archive, EventSet, eq, format_event_id  # noqa: E402
+from tests.test_query_reference import (  # noqa: E402
     both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     funnel,
     passes,
@@ -61,6 +64,24 @@ class TestFunnelRules:
     def test_ties_are_not_in_order(self, tmp_path: Path) -> None:
         events = [ev("view", "a", 1), ev("cart", "a", 1), ev("view", "b", 1), ev("cart", "b", 2)]
         assert run(tmp_path, events, ["view", "cart"]) == [(2, None), (1, 1.0)]
+
+    def test_event_ids_put_ties_in_arrival_order(self, tmp_path: Path) -> None:
+        events = [ev("cart", "a", 1), ev("view", "a", 1), ev("cart", "a", 1)]
+        for counter, event in enumerate(events, start=1):
+            event.with_field("event_id", format_event_id(event.timestamp_ns, 7, counter))
+        assert run(tmp_path, events, ["view", "cart"]) == [(1, None), (1, 0.0)]
+        (tmp_path / "two").mkdir()
+        assert run(tmp_path / "two", events[:2], ["view", "cart"]) == [(1, None), (0, None)]
+
+    def test_an_event_id_of_another_time_is_not_an_order(self, tmp_path: Path) -> None:
+        events = [ev("view", "a", 1), ev("cart", "a", 1)]
+        events[0].with_field("event_id", format_event_id(events[0].timestamp_ns + 1, 1, 1))
+        events[1].with_field("event_id", format_event_id(events[1].timestamp_ns + 1, 1, 2))
+        assert run(tmp_path, events, ["view", "cart"]) == [(1, None), (0, None)]
+        archive = Archive(tmp_path / "f.jsonl.zst")
+        steps = [archive.events("cart"), archive.events("view")]
+        assert [s.count for s in archive.funnel(steps, ["user"]).value] == [1, 0]
+        archive.close()
 
     def test_a_repeated_step_needs_a_later_timestamp(self, tmp_path: Path) -> None:
         events = [ev("view", "a", 1), ev("view", "a", 1), ev("view", "b", 1), ev("view", "b", 4)]
@@ -127,17 +148,22 @@ names = st.sampled_from(["view", "cart", "buy"])
 
 @st.composite
 def paths(draw: st.DrawFn) -> list[Event]:
+    """Events at few timestamps; with event ids on none, all or some, or ids that are UUIDs."""
     events = []
-    for _ in range(draw(st.integers(0, 45))):
+    ids = draw(st.sampled_from(["none", "all", "some", "uuid"]))
+    for counter in range(1, draw(st.integers(0, 45)) + 1):
         user = draw(st.sampled_from(["a", "b", "ü", None]))
         tags = {"user": user} if user is not None else {}
         if draw(st.booleans()):
             tags["src"] = draw(st.sampled_from(["ad", "mail"]))
-        events.append(
-            Event(
-                draw(names), tags=tags, fields={"n": 1}, timestamp_ns=draw(st.integers(0, 12)) * S
-            )
-        )
+        timestamp = draw(st.integers(0, 12)) * S
+        fields: dict[str, object] = {"n": 1}
+        if ids == "all" or (ids == "some" and draw(st.booleans())):
+            generation = draw(st.sampled_from([1, 2]))
+            fields["event_id"] = format_event_id(timestamp, generation, counter)
+        elif ids == "uuid":
+            fields["event_id"] = uuid.UUID(int=draw(st.integers(0, 2**128 - 1))).hex
+        events.append(Event(draw(names), tags=tags, fields=fields, timestamp_ns=timestamp))
     return events
 
 

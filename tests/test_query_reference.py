@@ -18,15 +18,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-pytest.importorskip("duckdb")
+from tests.servers import require_module
 
-import metricstream as ms
-from metricstream.contract import EventBatch
-from metricstream.query import Archive, Filter, QueryCache
-from metricstream.query._cache import CACHE_ENV
-from metricstream.sinks.jsonl import JsonLinesSink
+require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
+
+import metricstream as ms  # noqa: E402
+from metricstream.contract import EventBatch  # noqa: E402
+from metricstream.query import Archive, Filter, QueryCache  # noqa: E402
+from metricstream.query._cache import CACHE_ENV  # noqa: E402
+from metricstream.sinks.jsonl import JsonLinesSink  # noqa: E402
 
 MISSING = object()
 Event = ms.MetricEvent
@@ -89,6 +92,19 @@ def plain(value: tuple[str, Any]) -> Any:
     return value[1]
 
 
+def number_text(value: Any) -> str:
+    """The text a regex reads in a number: its JSON text, as the archive holds it."""
+    return orjson.dumps(int(value) if isinstance(value, int) else value).decode()
+
+
+def weight(event: Event) -> int:
+    """How many events one stands for: its samplerate when an integer of at least 1, else 1."""
+    found = resolve(event, "samplerate")
+    if isinstance(found, int) and not isinstance(found, bool) and found >= 1:
+        return int(found)
+    return 1
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -129,7 +145,8 @@ def passes(event: Event, item: Filter) -> bool:
     if item.type == "in":
         return any(_equals(found, value) for value in item.value)  # type: ignore[attr-defined]
     if item.type == "regex":
-        return isinstance(found, str) and re.search(item.value, found) is not None  # type: ignore[arg-type]
+        text = number_text(found) if _is_number(found) else found
+        return isinstance(text, str) and re.search(item.value, text) is not None  # type: ignore[arg-type]
     return _compare(found, item.type, item.value)
 
 
@@ -202,6 +219,23 @@ def series(events: Sequence[Event], bucket: str, timezone: str) -> list[tuple[dt
     return sorted((start.replace(tzinfo=zone), count) for start, count in counts.items())
 
 
+def position(event: Event) -> tuple[int, int]:
+    """Where an event stands in a funnel's order: its timestamp, then its event id.
+
+    An id counts when it is 32 hex digits whose first 16 are the timestamp
+    plus 2**63; events without one are tied at their timestamp, before those
+    with one.
+    """
+    ident = resolve(event, "event_id")
+    if (
+        isinstance(ident, str)
+        and re.fullmatch(r"[0-9a-f]{32}", ident)
+        and int(ident[:16], 16) - 2**63 == event.timestamp_ns
+    ):
+        return (event.timestamp_ns, int(ident[16:], 16))
+    return (event.timestamp_ns, 0)
+
+
 def funnel(
     events: Sequence[Event],
     steps: Sequence[Callable[[Event], bool]],
@@ -212,31 +246,32 @@ def funnel(
     """(combinations reached, median ns from the previous step) per step, by brute force.
 
     For every event and step, the set of start times of every valid path
-    ending there is built from the definition, with no shortcut.
+    ending there is built from the definition, with no shortcut. Events are
+    ordered by `position`; times are measured on timestamps.
     """
-    combos: dict[tuple[Any, ...], list[tuple[int, frozenset[int]]]] = defaultdict(list)
+    combos: dict[tuple[Any, ...], list[tuple[tuple[int, int], frozenset[int]]]] = defaultdict(list)
     for e in events:
         which = frozenset(i for i, step in enumerate(steps) if step(e))
         key = values_of(e, match)
         if which and key is not None:
-            combos[key].append((e.timestamp_ns, which))
+            combos[key].append((position(e), which))
     counts = [0] * len(steps)
     gaps: list[list[int]] = [[] for _ in steps]
     for rows in combos.values():
-        stamps = sorted({ts for ts, _ in rows})
+        stamps = sorted({at for at, _ in rows})
         starts: list[list[set[int]]] = [[set() for _ in rows] for _ in steps]
         for k in range(len(steps)):
-            for i, (ts, which) in enumerate(rows):
+            for i, (at, which) in enumerate(rows):
                 if k not in which:
                     continue
                 if k == 0:
-                    starts[0][i] = {ts}
+                    starts[0][i] = {at[0]}
                     continue
                 for j, (before, _) in enumerate(rows):
-                    if not before < ts or not _adjacent(order, stamps, before, ts):
+                    if not before < at or not _adjacent(order, stamps, before, at):
                         continue
                     starts[k][i] |= {
-                        s for s in starts[k - 1][j] if window is None or ts - s <= window
+                        s for s in starts[k - 1][j] if window is None or at[0] - s <= window
                     }
         for k in range(len(steps)):
             reached = [i for i in range(len(rows)) if starts[k][i]]
@@ -246,23 +281,25 @@ def funnel(
             if k:
                 first = min(rows[i][0] for i in reached)
                 previous = [
-                    rows[j][0]
+                    rows[j][0][0]
                     for j in range(len(rows))
                     if rows[j][0] < first
                     and _adjacent(order, stamps, rows[j][0], first)
-                    and any(window is None or first - s <= window for s in starts[k - 1][j])
+                    and any(window is None or first[0] - s <= window for s in starts[k - 1][j])
                 ]
-                gaps[k].append(first - max(previous))
+                gaps[k].append(first[0] - max(previous))
     return [
         (count, statistics.median(gap) if gap and k else None)
         for k, (count, gap) in enumerate(zip(counts, gaps, strict=True))
     ]
 
 
-def _adjacent(order: str, stamps: list[int], before: int, after: int) -> bool:
+def _adjacent(
+    order: str, stamps: list[tuple[int, int]], before: tuple[int, int], after: tuple[int, int]
+) -> bool:
     if order != "strict":
         return True
-    return not any(before < ts < after for ts in stamps)
+    return not any(before < at < after for at in stamps)
 
 
 def write_archive(

@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import metricstream as ms
+from metricstream.columns import EventColumns
 from metricstream.exceptions import ConfigError, InvalidEventError
-from metricstream.properties import EventColumns, event_property, property_values
+from metricstream.properties import event_property, property_values
 from metricstream.sinks import CounterLimits, CounterMapping, RedisCounterSink, TimeBuckets
 from metricstream.sinks.redis_counters import KeyLayout, parse_key
 from metricstream.sinks.redis_counters.encode import Planner

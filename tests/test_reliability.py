@@ -14,11 +14,21 @@ import pytest
 
 import metricstream as ms
 from metricstream.codecs import lineprotocol
+from metricstream.columns import EventColumns
 from metricstream.contract import EventBatch
 from metricstream.event import _shared_tags_cache
+from metricstream.streamer.operations import lifecycle
 from metricstream.testing import FaultySink, InMemorySink
 
-from .support import NO_REASONS, assert_balanced, sample, values, wait_until
+from .support import (
+    DEADLINE_MARGIN,
+    NO_REASONS,
+    assert_balanced,
+    assert_identity,
+    sample,
+    values,
+    wait_until,
+)
 
 
 class TestTheBatcherSurvives:
@@ -36,7 +46,7 @@ class TestTheBatcherSurvives:
         health = streamer.health()
         assert health.sinks["memory"].dropped_by_reason == {**NO_REASONS, "invalid": 1}
         assert (health.healthy, health.error) == (True, None)
-        assert_balanced(health)
+        assert_balanced(health, sent=30)
 
     def test_a_dead_batcher_makes_health_unhealthy_and_flush_return(
         self, make_streamer, monkeypatch: pytest.MonkeyPatch
@@ -85,13 +95,13 @@ class TestBoundedCaches:
     """Every cache stays within its limit, whatever the workload."""
 
     def test_a_flood_of_distinct_names_keeps_every_cache_bounded(self) -> None:
-        limit = lineprotocol._SHARED_HEADS_LIMIT
+        limit = lineprotocol._HEADS_PER_TAGS
         tags = {"host": "a"}
         events = [ms.event_from_sample(f"m{i}", 1.0, tags) for i in range(limit + 1000)]
-        lineprotocol.encode_lines(events)
-        shared_heads = sum(len(heads) for _, heads in lineprotocol._shared_heads.values())
-        assert shared_heads <= limit
-        assert lineprotocol._shared_head_count == shared_heads
+        lineprotocol.encode_batch(EventColumns.of_events(events))
+        for event in events[::100]:
+            event.to_influx_line()
+        assert 0 < len(events[0].tags.encoded) <= limit  # type: ignore[attr-defined]
         for cache in (
             lineprotocol._measurement_cache,
             lineprotocol._head_cache,
@@ -111,9 +121,11 @@ class HangingCloseSink(InMemorySink):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.gate = threading.Event()
+        self.close_returned = threading.Event()
 
     def close(self) -> None:
         self.gate.wait()
+        self.close_returned.set()
 
     def release(self) -> None:
         self.gate.set()
@@ -126,25 +138,35 @@ class TestDeadlines:
         hanging = FaultySink(then="hang", name="hanging")
         streamer = make_streamer([hanging], batch_size=1)
         streamer.send(sample(1))
-        assert wait_until(lambda: len(hanging.attempts) == 1)
-        first = threading.Thread(target=streamer.shutdown, kwargs={"timeout": 8})
+        assert wait_until(lambda: len(hanging.attempts) == 1, timeout=DEADLINE_MARGIN)
+        first_deadline = 3 * DEADLINE_MARGIN
+        first = threading.Thread(target=streamer.shutdown, kwargs={"timeout": first_deadline})
         first.start()
-        time.sleep(0.2)
+        assert wait_until(lambda: not streamer.health().running, timeout=DEADLINE_MARGIN)
         started = time.monotonic()
         assert streamer.shutdown(1) is False
-        assert time.monotonic() - started < 4
+        elapsed = time.monotonic() - started
+        # Waiting for the first shutdown would last until its deadline, or the release below.
+        assert first.is_alive()
+        assert elapsed < 1 + DEADLINE_MARGIN
         hanging.release()
-        first.join(10)
+        first.join(first_deadline)
+        assert not first.is_alive()
 
     def test_sinks_whose_close_hangs_do_not_stretch_the_deadline(self, make_streamer) -> None:
-        sinks = [HangingCloseSink(f"s{i}") for i in range(20)]
+        sinks = [HangingCloseSink(f"s{i}") for i in range(40)]
         streamer = make_streamer(sinks)
         streamer.send(sample(1))
         started = time.monotonic()
         streamer.shutdown(2)
-        assert time.monotonic() - started < 3.5
+        elapsed = time.monotonic() - started
+        # Waiting for the closes would never end; a deadline of its own for each
+        # close would take 40 x 2 s.
+        assert [sink.close_returned.is_set() for sink in sinks] == [False] * 40
+        assert elapsed < 2 + DEADLINE_MARGIN
         for sink in sinks:
             sink.release()
+        assert all(sink.close_returned.wait(DEADLINE_MARGIN) for sink in sinks)
 
 
 class TestConsistentHealth:
@@ -167,11 +189,11 @@ class TestConsistentHealth:
             sender.start()
             snapshots = 0
             while not done.is_set() or snapshots < 2000:
-                assert_balanced(streamer.health())
+                assert_identity(streamer.health())
                 snapshots += 1
             sender.join()
             assert streamer.flush(30) is True
-            assert_balanced(streamer.health())
+            assert_balanced(streamer.health(), sent=5000)
         finally:
             sys.setswitchinterval(switch)
 
@@ -212,27 +234,37 @@ class TestCollectedStreamers:
         assert wait_until(lambda: sink.closed, timeout=30)
 
     def test_exit_shuts_every_streamer_down_under_one_deadline(self) -> None:
+        streamers = 20
         script = (
-            "import logging; logging.basicConfig()\n"
+            "import atexit, logging, time; logging.basicConfig()\n"
             "import metricstream as ms\n"
             "from metricstream.testing import FaultySink\n"
             "keep = []\n"
-            "for n in range(5):\n"
-            "    s = ms.EventStreamer([FaultySink(then='transient', name=f'dead{n}')],\n"
+            f"for n in range({streamers}):\n"
+            "    sink = FaultySink(then='transient', name=f'dead{n}')\n"
+            "    s = ms.EventStreamer([sink],\n"
             "                         retry=ms.RetryConfig(max_retries=1000, max_elapsed_ms=1e9))\n"
             "    s.send(ms.event_from_sample('m', 1.0))\n"
-            "    keep.append(s)\n"
-            "import time; time.sleep(0.3)\n"
-            "print('exiting', flush=True)\n"
+            "    keep.append((s, sink))\n"
+            "while not all(sink.attempts for _, sink in keep):  # every lane is retrying\n"
+            "    time.sleep(0.01)\n"
+            "# Registered after metricstream's hook, so it runs first: the exit begins.\n"
+            "atexit.register(lambda: print('exiting at', time.monotonic(), flush=True))\n"
         )
-        started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
         )
-        elapsed = time.monotonic() - started
-        assert (result.returncode, result.stdout) == (0, "exiting\n")
-        assert elapsed < 7, f"exit took {elapsed:.1f} s for 5 streamers"
-        assert result.stderr.count("were not delivered") == 5
+        ended = time.monotonic()  # CLOCK_MONOTONIC is the same clock in every process
+        assert result.returncode == 0, result.stderr
+        words = result.stdout.split()
+        assert words[:2] == ["exiting", "at"], result.stdout
+        elapsed = ended - float(words[2])
+        # One deadline per streamer, one after the other, would take 20 x EXIT_DEADLINE.
+        assert elapsed < lifecycle.EXIT_DEADLINE + 0.5 + DEADLINE_MARGIN, (
+            f"exit took {elapsed:.1f} s for {streamers} streamers"
+        )
+        assert streamers * lifecycle.EXIT_DEADLINE > lifecycle.EXIT_DEADLINE + 0.5 + DEADLINE_MARGIN
+        assert result.stderr.count("were not delivered") == streamers
 
 
 class TestBatchesAreNotReused:

@@ -2270,7 +2270,11 @@ class TestMemoryBehindADeadServer:
                 o
                 for o in gc.get_objects()
                 if (isinstance(o, MetricEvent) and o.measurement == "deadsrv")
-                or (isinstance(o, EventBatch) and len(o) and o.parts()[0] == "deadsrv")
+                or (
+                    isinstance(o, EventBatch)
+                    and len(o)
+                    and o.columns().measurements[0] == "deadsrv"
+                )
             ]
 
         def queued() -> list[InfluxDBPayload]:

@@ -26,8 +26,10 @@ from metricstream.streamer.operations import lifecycle
 from metricstream.testing import FaultySink, InMemorySink
 
 from .support import (
+    DEADLINE_MARGIN,
     NO_REASONS,
     assert_balanced,
+    assert_identity,
     sample,
     values,
     wait_until,
@@ -172,7 +174,7 @@ class TestOverflow:
         )
         send_in_chunks(streamer, 100, 10, memory)
         health = streamer.health()
-        assert_balanced(health)
+        assert_balanced(health, sent=100)
         assert health.sinks["stuck"].pending == 30
         assert health.sinks["stuck"].dropped_by_reason == {**NO_REASONS, "overflow": 70}
         assert health.sinks["memory"].events_written == 100
@@ -189,7 +191,7 @@ class TestOverflow:
         assert wait_until(lambda: len(stuck.attempts) == 1)  # the first batch is in flight
         send_in_chunks(streamer, 100, 10, memory, first=10)
         health = streamer.health()
-        assert_balanced(health)
+        assert_balanced(health, sent=100)
         assert health.sinks["stuck"].pending == 30
         assert health.sinks["stuck"].dropped_by_reason == {**NO_REASONS, "overflow": 70}
         stuck.release()
@@ -435,24 +437,24 @@ class TestAccounting:
             overflow="drop_oldest",
         )
         stop = threading.Event()
+        sent = [0]
 
         def produce() -> None:
-            i = 0
-            while not stop.is_set() and i < 20_000:
-                streamer.send(sample(i))
-                i += 1
+            while not stop.is_set() and sent[0] < 20_000:
+                streamer.send(sample(sent[0]))
+                sent[0] += 1
 
         producer = threading.Thread(target=produce)
         producer.start()
         snapshots = 0
         while producer.is_alive() and snapshots < 300:
-            assert_balanced(streamer.health())
+            assert_identity(streamer.health())
             snapshots += 1
         stop.set()
         producer.join()
         streamer.flush(10)
         final = streamer.health()
-        assert_balanced(final)
+        assert_balanced(final, sent=sent[0])
         assert final.sinks["memory"].pending == 0
 
     def test_eight_threads_sending_concurrently_are_all_counted(self, make_streamer) -> None:
@@ -547,15 +549,28 @@ class TestShutdown:
         assert streamer.health().running is False
 
     def test_shutdown_returns_by_its_deadline_when_a_sink_is_down(self, make_streamer) -> None:
-        dead = FaultySink(then="transient", name="dead")
+        hour = 3_600_000
         slow_retry = ms.RetryConfig(
-            max_retries=10, initial_delay_ms=30_000, max_delay_ms=60_000, jitter=False
+            max_retries=10,
+            initial_delay_ms=hour,
+            max_delay_ms=hour,
+            max_elapsed_ms=10 * hour,
+            jitter=False,
         )
+        dead = FaultySink(then="transient", name="dead")
         streamer = make_streamer([dead], retry=slow_retry, batch_size=5, flush_interval=60)
         streamer.send_many(sample(i) for i in range(12))
+        assert wait_until(lambda: dead.attempts != [], timeout=DEADLINE_MARGIN)
         started = time.monotonic()
         assert streamer.shutdown(timeout=0.3) is False
-        assert time.monotonic() - started < 10, "the 30 s retry wait was not interrupted"
+        # Not interrupted, the retry wait would last an hour, and the sink's
+        # writer thread with it.
+        assert time.monotonic() - started < 0.3 + DEADLINE_MARGIN
+
+        def writer_alive() -> bool:
+            return any(t.name == "metricstream-write-dead" for t in threading.enumerate())
+
+        assert wait_until(lambda: not writer_alive(), timeout=DEADLINE_MARGIN)
         health = streamer.health().sinks["dead"]
         assert health.dropped_by_reason == {**NO_REASONS, "shutdown": 12}
         assert (health.events_written, health.pending) == (0, 0)
@@ -569,7 +584,7 @@ class TestShutdown:
         health = streamer.health()
         assert health.sinks["stuck"].dropped_by_reason == {**NO_REASONS, "shutdown": 10}
         assert health.sinks["memory"].events_written == 10
-        assert_balanced(health)
+        assert_balanced(health, sent=10)
 
     def test_shutdown_is_idempotent_and_close_and_with_call_it(self, make_streamer) -> None:
         sink = InMemorySink()

@@ -55,9 +55,10 @@ from metricstream.aggregate.accumulators import (
 )
 from metricstream.aggregate.watermark import WatermarkTracker
 from metricstream.aggregate.windows import Session, Window, WindowSpec, parse_window
+from metricstream.columns import EventColumns
 from metricstream.event import FieldValue, MetricEvent, trusted_event
 from metricstream.exceptions import ConfigError, InvalidEventError
-from metricstream.properties import EventColumns, property_columns
+from metricstream.properties import property_columns
 
 __all__ = ["EventTimeWindows", "WindowResult"]
 

@@ -14,6 +14,8 @@
   streamer's health;
 - ``metricstream counters`` (`metricstream.cli.counters`): read Redis
   counters, or explain the Redis commands of one event;
+- ``metricstream serve`` (`metricstream.cli.serve`): run the event store
+  (HTTP ingest, queries, InfluxDB writes, a query page);
 - ``metricstream relay`` (`metricstream.cli.relay`): read Kafka topics as a
   consumer group and deliver them (or their event-time windows) to sinks.
 
@@ -28,13 +30,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from metricstream.cli import cat, counters, demo, health, pipe, query, relay, spool
+from metricstream.cli import cat, counters, demo, health, pipe, query, relay, serve, spool
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
 from metricstream.exceptions import MetricStreamError
 
 __all__ = ["COMMANDS", "EVENT_MIX", "AnalyticsWorkload", "build_parser", "main"]
 
-COMMANDS = (demo, cat, query, pipe, spool, counters, health, relay)
+COMMANDS = (demo, cat, query, pipe, spool, counters, health, serve, relay)
 """The command modules, in the order ``--help`` lists them."""
 
 

@@ -21,10 +21,10 @@ from typing import Any, TextIO
 
 from metricstream.cli._args import plain, positive_int
 from metricstream.cli.workload import EVENT_MIX
+from metricstream.columns import EventColumns
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
-from metricstream.properties import EventColumns
 from metricstream.registry import sink_from_url
 from metricstream.sinks.redis_counters import (
     CounterLimits,

@@ -24,6 +24,7 @@ import orjson
 
 from metricstream.cli._args import plain, positive_int
 from metricstream.exceptions import ConfigError
+from metricstream.query._where import parse_where
 
 __all__ = ["document_from_flags", "parse_where", "register", "run"]
 
@@ -39,18 +40,6 @@ key~regex, key>N, key>=N, key<N, key<=N, key (the property is present).
 
 The cache lives in $METRICSTREAM_QUERY_CACHE, else $XDG_CACHE_HOME/metricstream/query,
 else ~/.cache/metricstream/query (METRICSTREAM_QUERY_CACHE=off: no cache by default)."""
-
-_WHERE = re.compile(r"^(?P<key>[^=!~<>:]+?)(?P<op>:=|!=|>=|<=|=|~|>|<)(?P<value>.*)$", re.S)
-_OPS = {
-    "=": "eq",
-    "!=": "neq",
-    ":=": "eq",
-    "~": "regex",
-    ">": "gt",
-    ">=": "gte",
-    "<": "lt",
-    "<=": "lte",
-}
 
 
 def _names(text: str) -> list[str]:
@@ -96,33 +85,6 @@ def register(commands: Any) -> None:
     query.set_defaults(run=run)
 
 
-def parse_where(text: str) -> dict[str, object]:
-    """Turn one ``--where`` expression into a filter of the query document.
-
-    Raises:
-        ConfigError: If the expression has no key or a value is not valid.
-    """
-    match = _WHERE.match(text)
-    if match is None:
-        key = text.strip()
-        if not key or any(ch in key for ch in "=!~<>"):
-            raise ConfigError("--where", f"cannot read the filter {text!r}")
-        return {"type": "all", "key": key}
-    key, op, raw = match.group("key").strip(), match.group("op"), match.group("value")
-    value: object = raw
-    if op == ":=":
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ConfigError("--where", f"{raw!r} after ':=' is not JSON") from None
-    elif op in (">", ">=", "<", "<="):
-        try:
-            value = int(raw) if re.fullmatch(r"[+-]?\d+", raw.strip()) else float(raw)
-        except ValueError:
-            raise ConfigError("--where", f"{raw!r} after {op!r} is not a number") from None
-    return {"type": _OPS[op], "key": key, "value": value}
-
-
 def _time(text: str | None) -> object:
     if text is None:
         return None
@@ -143,14 +105,21 @@ def document_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--event", "name an event set (--event), a funnel (--funnel) or --json")
     data: list[dict[str, Any]] = []
     for name in events:
-        item: dict[str, Any] = {"name": name, "filters": filters, "unique": unique}
+        item: dict[str, Any] = {
+            "name": name,
+            "measurement": name,
+            "filters": filters,
+            "unique": unique,
+        }
         if args.by:
             item["breakdown"] = {"keys": _names(args.by), "n": args.top}
         if args.series:
             item["series"] = {"bucket": args.series, "timezone": args.timezone}
         data.append(item)
     data += [
-        {"name": step, "filters": filters} for step in dict.fromkeys(steps) if step not in events
+        {"name": step, "measurement": step, "filters": filters}
+        for step in dict.fromkeys(steps)
+        if step not in events
     ]
     document: dict[str, Any] = {"data": data}
     for name in ("start", "end"):

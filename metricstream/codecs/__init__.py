@@ -17,7 +17,7 @@ from metricstream.codecs.compression import Compression
 
 __all__ = ["Compression", "json", "lineprotocol"]
 
-_event.codecs.encode_line = lineprotocol.encode_line
+_event.codecs.encode_line = lineprotocol.encode_event
 _event.codecs.parse_line = lineprotocol.parse_line
 _event.codecs.encode_json = json.encode_event
 _event.codecs.decode_json = json.decode_event

@@ -17,8 +17,7 @@ one-key object ``{"uint": N}``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 
@@ -33,25 +32,21 @@ from metricstream._validate import (
     check_timestamp,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, TextsBefore, sample_lines, samples
-from metricstream.event import (
-    PARTS_PER_EVENT,
-    SCHEMA_VERSION,
-    MetricEvent,
-    event_parts,
-    event_rows,
-    trusted_event,
-)
+from metricstream.codecs._lines import Column, TextsBefore, join_lines
+from metricstream.columns import EventColumns
+from metricstream.event import SCHEMA_VERSION, MetricEvent, trusted_event
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
 
-__all__ = ["decode_event", "encode_event", "encode_events", "encode_parts", "encode_samples"]
+__all__ = ["decode_event", "encode_batch", "encode_event"]
 
-# Between two top-level objects of a dumped list, and nowhere else: inside a
-# string every quote is escaped, and no object or array member of an event
-# is followed by another object.
-_BOUNDARY = b'},{"measurement":'
-_LINE_BREAK = b'}\n{"measurement":'
-_CHUNK_PARTS = 256 * PARTS_PER_EVENT
+_NUMBERS = frozenset({bool, int, float})
+# Between two field objects of a dumped list, and nowhere else: inside a
+# string every quote is escaped, and a field value is never an object
+# followed by another object.
+_FIELDS_BOUNDARY = b'},{"'
+_BEFORE_TIMESTAMP = b'},"timestamp_ns":'
+_AFTER = b',"schema_version":%d}' % SCHEMA_VERSION
+_AFTER_WITH_ID = b',"schema_version":%d,"correlation_id":' % SCHEMA_VERSION
 
 
 def _uint_fields(fields: dict[str, FieldValue]) -> dict[str, object]:
@@ -93,123 +88,98 @@ def encode_event(event: MetricEvent) -> bytes:
     return orjson.dumps(_as_object(event))
 
 
-def encode_events(events: Iterable[MetricEvent]) -> bytes:
-    """Return JSON Lines for many events: newline-joined, no trailing newline.
+def _value_default(value: Any) -> Any:
+    """The JSON of a field value orjson passes through: a `UInt`, or a subclass of a plain type."""
+    if value.__class__ is UInt:
+        return {"uint": int(value)}
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
-    Args:
-        events: The events.
 
-    Returns:
-        One object per event and line.
+def _dumps_values(values: object) -> bytes:
+    """Field values (or dicts of them) as JSON, a `UInt` as ``{"uint": N}``."""
+    return orjson.dumps(values, default=_value_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
 
-    Raises:
-        InvalidEventError: If an event has no fields.
+
+def _head(measurement: str, key: str | None, tags: dict[str, str]) -> bytes:
+    """The JSON of an event up to its first value: ``{"measurement":...,"fields":{"key":``.
+
+    Without a key, up to the first key's opening quote: ``...,"fields":{"``.
     """
-    return encode_parts(event_parts(events))
-
-
-def encode_parts(parts: Sequence[Any]) -> bytes:
-    """Return JSON Lines for events given as flat parts (see `metricstream.event.EventRow`).
-
-    The events are dumped a few hundred at a time as lists of objects, which
-    is several times faster than one dump per event, and the separators
-    between the objects become newlines while a chunk's output is still in
-    the CPU cache. A chunk's objects are freed before the next chunk is
-    built, so the garbage collector never finds more than a chunk of them.
-
-    Args:
-        parts: `PARTS_PER_EVENT` parts per event, in order.
-
-    Returns:
-        One object per event and line, no trailing newline.
-
-    Raises:
-        InvalidEventError: If an event has no fields.
-    """
-    batch = samples(parts)
-    if batch is not None:
-        return encode_samples(batch)
-    if UInt.created:
-        # Unsigned values need their own form; only then is each value looked at.
-        return _encode_checked(parts)
-    dumps = orjson.dumps
-    version = SCHEMA_VERSION
-    dumped = []
-    for start in range(0, len(parts), _CHUNK_PARTS):
-        chunk = parts[start : start + _CHUNK_PARTS]
-        objects = [
-            {
-                "measurement": measurement,
-                "tags": tags,
-                "fields": fields,
-                "timestamp_ns": timestamp,
-                "schema_version": version,
-            }
-            if cid is None
-            else {
-                "measurement": measurement,
-                "tags": tags,
-                "fields": fields,
-                "timestamp_ns": timestamp,
-                "schema_version": version,
-                "correlation_id": cid,
-            }
-            for measurement, tags, fields, timestamp, cid in event_rows(chunk)
-            if fields
-        ]
-        if len(objects) * PARTS_PER_EVENT != len(chunk):
-            _refuse_empty(chunk)
-        dumped.append(memoryview(dumps(objects).replace(_BOUNDARY, _LINE_BREAK))[1:-1])
-    return b"\n".join(dumped)
-
-
-def _head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
-    """The JSON of an event up to its value: ``{"measurement":...,"fields":{"key":``."""
+    if key is None:
+        return orjson.dumps({"measurement": measurement, "tags": tags, "fields": 0})[:-2] + b'{"'
     return orjson.dumps({"measurement": measurement, "tags": tags, "fields": {key: 0}})[:-3]
 
 
 _heads = TextsBefore(_head, 16_384)
 
 
-def encode_samples(batch: Samples) -> bytes:
-    """Return JSON Lines for a batch of samples (see `metricstream.codecs._columns`).
+def encode_batch(events: EventColumns) -> bytes:
+    """Return JSON Lines for a batch: one object per event, newline-joined, no trailing newline.
 
     Each piece of each line is orjson's own output, so the lines are those
-    `encode_event` writes.
+    `encode_event` writes. The text before the values is made once per
+    measurement and tag dict; the field values are dumped by one
+    ``orjson.dumps`` per column when every event has the same keys (see
+    `metricstream.columns.EventColumns.field_columns`), else by one for all
+    the field dicts; the lines are joined in one pass
+    (`metricstream.codecs._lines.join_lines`).
 
     Args:
-        batch: The samples.
+        events: The events, as columns.
 
     Returns:
-        One object per event and line, no trailing newline.
+        The lines.
+
+    Raises:
+        InvalidEventError: If an event has no fields.
     """
-    return sample_lines(
-        _heads.texts(batch.measurement, batch.key, batch.tags),
-        orjson.dumps(batch.values),
-        between=b'},"timestamp_ns":',
-        timestamps=batch.timestamps,
-        after=b',"schema_version":%d}' % SCHEMA_VERSION,
+    if not len(events):
+        return b""
+    ids = events.correlation_ids
+    afters: bytes | list[bytes] = _AFTER
+    if ids.count(None) != len(ids):
+        afters = [_AFTER if cid is None else _after_with(cid) for cid in ids]
+    found = events.field_columns()
+    if found is not None:
+        keys = found.keys
+        columns: list[Column] = [
+            orjson.dumps(values) if set(map(type, values)) <= _NUMBERS else _texts(values)
+            for values in found.values
+        ]
+        separators = [b"," + orjson.dumps(key) + b":" for key in keys[1:]]
+        return join_lines(
+            _heads.texts(events.measurements, keys[0], events.tags),
+            columns,
+            [*separators, _BEFORE_TIMESTAMP],
+            events.timestamps,
+            afters,
+        )
+    fields = events.fields
+    if not all(fields) or set(map(type, fields)) != {dict}:
+        return b"\n".join(map(encode_event, events.events()))
+    return join_lines(
+        _heads.texts(events.measurements, None, events.tags),
+        [_dumps_values(fields)[3:-2].split(_FIELDS_BOUNDARY)],
+        [_BEFORE_TIMESTAMP],
+        events.timestamps,
+        afters,
     )
 
 
-def _encode_checked(parts: Sequence[Any]) -> bytes:
-    """`encode_parts`, looking at every value (some may be `UInt`)."""
-    dumps = orjson.dumps
-    dumped = []
-    for start in range(0, len(parts), _CHUNK_PARTS):
-        objects = [
-            _as_object(trusted_event(*row))
-            for row in event_rows(parts[start : start + _CHUNK_PARTS])
-        ]
-        dumped.append(memoryview(dumps(objects).replace(_BOUNDARY, _LINE_BREAK))[1:-1])
-    return b"\n".join(dumped)
+def _after_with(correlation_id: str) -> bytes:
+    return _AFTER_WITH_ID + orjson.dumps(correlation_id) + b"}"
 
 
-def _refuse_empty(chunk: Sequence[Any]) -> NoReturn:
-    for measurement, _, fields, _, _ in event_rows(chunk):
-        if not fields:
-            raise no_fields_error(measurement)
-    raise AssertionError("no event without fields")  # pragma: no cover
+def _texts(values: list[FieldValue]) -> list[bytes]:
+    return [_dumps_values(value) for value in values]
 
 
 def _decode_fields(raw: object) -> dict[str, FieldValue]:

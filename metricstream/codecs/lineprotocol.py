@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import orjson
 
 from metricstream._bounded import BoundedDict
+from metricstream._compiled import SPEEDUPS
 from metricstream._validate import (
     INT64_MAX,
     INT64_MIN,
@@ -67,25 +67,15 @@ from metricstream._validate import (
     UInt,
     no_fields_error,
 )
-from metricstream.codecs._columns import Samples, TextsBefore, sample_lines, samples
-from metricstream.codecs._compiled import SPEEDUPS
-from metricstream.event import (
-    EventRow,
-    MetricEvent,
-    SharedTags,
-    event_row,
-    event_rows,
-    trusted_event,
-)
+from metricstream.codecs._lines import Column, TextsBefore, join_lines
+from metricstream.columns import EventColumns, FieldColumns
+from metricstream.event import MetricEvent, SharedTags, trusted_event
 from metricstream.exceptions import ConfigError, LineProtocolError
 
 __all__ = [
     "PRECISIONS",
-    "encode_line",
-    "encode_lines",
-    "encode_parts",
-    "encode_rows",
-    "encode_samples",
+    "encode_batch",
+    "encode_event",
     "parse_line",
     "parse_lines",
 ]
@@ -128,37 +118,35 @@ def _field_prefix(key: str) -> str:
     return _field_prefix_cache.remember(key, _escape_name(key) + "=")
 
 
-# Heads of events whose tags are a `SharedTags` (from event_from_sample), keyed
-# by the identity of that dict, then by measurement. Each entry holds the dict
-# itself, so its id cannot be reused by another object while the entry exists.
-# The heads of all tag sets together are bounded by _SHARED_HEADS_LIMIT.
-_SHARED_HEADS_LIMIT = 65_536
-_shared_heads: dict[int, tuple[SharedTags, dict[str, str]]] = {}
-_shared_head_count = 0
+# The heads of events whose tags are a `SharedTags` (the tags of every event
+# built through the API) are kept in the tags' own `encoded` dict, by
+# measurement: they live and die with the tags. At most this many per tags.
+_HEADS_PER_TAGS = 256
 
 
 def _encode_head(measurement: str, tags: dict[str, str]) -> str:
     """Encode the measurement and the tags, sorted by key."""
     head = _measurement_cache.get(measurement) or _escape_measurement(measurement)
     if tags:
-        head += "".join(
-            [f",{_escape_name(key)}={_escape_name(value)}" for key, value in sorted(tags.items())]
-        )
+        items = sorted(tags.items())
+        text = ",".join(map("=".join, items))
+        # Only the separators just written: no name holds a character to escape.
+        if text.count(",") != len(items) - 1 or text.count("=") != len(items) or " " in text:
+            text = ",".join([f"{_escape_name(key)}={_escape_name(value)}" for key, value in items])
+        head = f"{head},{text}"
     return head
 
 
 def _shared_head(tags: SharedTags, measurement: str) -> str:
-    """Encode and remember the head of an entry whose tags are shared."""
-    global _shared_head_count  # noqa: PLW0603 - the cache's size, kept beside it
+    """Encode the head of an entry whose tags are shared, and keep it with the tags."""
     head = _encode_head(measurement, tags)
-    if _shared_head_count >= _SHARED_HEADS_LIMIT:
-        _shared_heads.clear()
-        _shared_head_count = 0
-    known = _shared_heads.get(id(tags))
-    if known is None:
-        known = _shared_heads[id(tags)] = (tags, {})
-    known[1][measurement] = head
-    _shared_head_count += 1
+    try:
+        heads = tags.encoded
+    except AttributeError:
+        heads = tags.encoded = {}
+    if len(heads) >= _HEADS_PER_TAGS:
+        heads.clear()
+    heads[measurement] = head
     return head
 
 
@@ -219,8 +207,10 @@ def _scale(timestamp: int, divisor: int) -> int:
 def _head_of(measurement: str, tags: dict[str, str]) -> str:
     """The escaped measurement and sorted tags of an entry, from the caches when known."""
     if tags.__class__ is SharedTags:
-        known = _shared_heads.get(id(tags))
-        head = known[1].get(measurement) if known is not None else None
+        try:
+            head = tags.encoded.get(measurement)
+        except AttributeError:
+            head = None
         return head if head is not None else _shared_head(tags, measurement)
     if tags:
         cache_key = (measurement, *tags.items())
@@ -228,11 +218,20 @@ def _head_of(measurement: str, tags: dict[str, str]) -> str:
     return _measurement_cache.get(measurement) or _escape_measurement(measurement)
 
 
-def fields_text(fields: dict[str, FieldValue]) -> str:
-    """The field set of an entry: ``key=value`` pairs in order, comma-separated.
+def entry_text(head: str, fields: dict[str, FieldValue], timestamp: int) -> str:
+    """A line protocol entry: the head, the field set and the timestamp, space-separated.
 
-    This is the pure-Python twin of the compiled helper `_fields_text`
-    uses when it is built (`metricstream.codecs._compiled`).
+    The field set is ``key=value`` pairs in order, comma-separated. This is
+    the pure-Python twin of the compiled helper `_entry_text` uses when it
+    is built (`metricstream._compiled`).
+
+    Args:
+        head: The escaped measurement and sorted tags.
+        fields: The fields (at least one).
+        timestamp: The timestamp, at the precision of the entry.
+
+    Returns:
+        The entry, without a newline.
     """
     prefixes = _field_prefix_cache
     text = ""
@@ -249,17 +248,27 @@ def fields_text(fields: dict[str, FieldValue]) -> str:
         else:
             pair = prefix + _format_value(value)
         text = f"{text},{pair}" if text else pair
-    return text
+    return f"{head} {text} {timestamp}"
 
 
-_fields_text: Callable[[dict[str, FieldValue]], str] = (
-    fields_text
+_compiled_entry_text: Callable[[str, dict[str, FieldValue], int], str] | None = (
+    None
     if SPEEDUPS is None
-    else partial(SPEEDUPS.fields_text, _field_prefix_cache, _field_prefix, _format_value)
+    else partial(SPEEDUPS.entry_text, _field_prefix_cache, _field_prefix, _format_value)
 )
 
 
-def encode_line(event: MetricEvent, precision: str = "ns") -> str:
+def _entry_text(head: str, fields: dict[str, FieldValue], timestamp: int) -> str:
+    """`entry_text`, compiled when built (the pure code for a timestamp that is not an int64)."""
+    if _compiled_entry_text is not None:
+        try:
+            return _compiled_entry_text(head, fields, timestamp)
+        except (TypeError, OverflowError):
+            pass  # a part assigned by hand: as the pure code does
+    return entry_text(head, fields, timestamp)
+
+
+def encode_event(event: MetricEvent, precision: str = "ns") -> str:
     """Encode one event as a line of line protocol (no trailing newline).
 
     Tags are written sorted by key, fields in the order they were added.
@@ -281,14 +290,23 @@ def encode_line(event: MetricEvent, precision: str = "ns") -> str:
     fields = event.fields
     if not fields:
         raise no_fields_error(event.measurement)
-    return f"{_head_of(event.measurement, event.tags)} {_fields_text(fields)} {timestamp}"
+    return _entry_text(_head_of(event.measurement, event.tags), fields, timestamp)
 
 
-def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
-    """Encode many events, newline-joined, with no trailing newline.
+def encode_batch(events: EventColumns, precision: str = "ns") -> bytes:
+    """Encode a batch as UTF-8 lines: newline-joined, no trailing newline.
+
+    The lines are those `encode_event` writes. The escaped head
+    (measurement and sorted tags) comes from the caches. When every event
+    has the same field keys (see
+    `metricstream.columns.EventColumns.field_columns`), a column of floats
+    (from 1e-4 to 1e6 in size), ints or bools is formatted by one
+    ``orjson.dumps`` and the lines are joined in one pass
+    (`metricstream.codecs._lines.join_lines`); otherwise each event's field
+    entry comes from `entry_text` (compiled when built).
 
     Args:
-        events: The events.
+        events: The events, as columns.
         precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
 
     Returns:
@@ -298,115 +316,68 @@ def encode_lines(events: Iterable[MetricEvent], precision: str = "ns") -> str:
         InvalidEventError: If an event has no fields.
         ConfigError: If the precision is unknown.
     """
-    return encode_rows(map(event_row, events), precision)
-
-
-def encode_rows(rows: Iterable[EventRow], precision: str = "ns") -> str:
-    """Encode events given as rows of their parts (see `metricstream.event.EventRow`).
-
-    The escaped head (measurement and sorted tags) comes from the caches
-    and the field set from `_fields_text` (compiled when built).
-
-    Args:
-        rows: The events' parts.
-        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
-
-    Returns:
-        The lines, newline-joined, with no trailing newline.
-
-    Raises:
-        InvalidEventError: If an event has no fields.
-        ConfigError: If the precision is unknown.
-    """
     divisor = _divisor(precision)
+    stamps = events.timestamps
+    if divisor != 1:
+        stamps = [_scale(stamp, divisor) for stamp in stamps]
+    found = events.field_columns()
+    if found is not None:
+        columns, separators = _value_columns(found)
+        befores = _heads.texts(events.measurements, found.keys[0], events.tags)
+        return join_lines(befores, columns, separators, stamps, b"")
     lines: list[str] = []
     append = lines.append
-    for measurement, tags, fields, stamp, _ in rows:
+    for measurement, tags, fields, stamp in zip(
+        events.measurements, events.tags, events.fields, stamps, strict=True
+    ):
         if not fields:
             raise no_fields_error(measurement)
-        timestamp = stamp if divisor == 1 else _scale(stamp, divisor)
-        append(f"{_head_of(measurement, tags)} {_fields_text(fields)} {timestamp}")
-    return "\n".join(lines)
+        append(_entry_text(_head_of(measurement, tags), fields, stamp))
+    return "\n".join(lines).encode()
 
 
-def encode_parts(parts: Sequence[Any], precision: str = "ns") -> bytes:
-    """Encode events given as flat parts (see `metricstream.event.PARTS_PER_EVENT`) as UTF-8.
-
-    A batch of samples (see `metricstream.codecs._columns`) at nanosecond
-    precision is encoded from its columns; any other batch event by event.
-
-    Args:
-        parts: The events' parts, in order.
-        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
-
-    Returns:
-        The lines, newline-joined, with no trailing newline.
-
-    Raises:
-        InvalidEventError: If an event has no fields.
-        ConfigError: If the precision is unknown.
-    """
-    if precision == "ns":
-        batch = samples(parts)
-        if batch is not None:
-            encoded = _encode_columns(batch)
-            if encoded is not None:
-                return encoded
-    return encode_rows(event_rows(parts), precision).encode()
+def _value_columns(found: FieldColumns) -> tuple[list[Column], list[bytes]]:
+    """The value texts of each field column, and the text after each value."""
+    columns: list[Column] = []
+    suffixes: list[bytes] = []
+    for values in found.values:
+        column, suffix = _value_column(values)
+        columns.append(column)
+        suffixes.append(suffix)
+    separators = [
+        suffix + b"," + _field_prefix(key).encode()
+        for suffix, key in zip(suffixes, found.keys[1:])  # noqa: B905 - one suffix more
+    ]
+    separators.append(suffixes[-1] + b" ")
+    return columns, separators
 
 
-def encode_samples(batch: Samples, precision: str = "ns") -> bytes:
-    """Encode a batch of samples (see `metricstream.codecs._columns`) as UTF-8.
-
-    Args:
-        batch: The samples.
-        precision: Timestamp unit: ``ns``, ``us``, ``ms`` or ``s``.
-
-    Returns:
-        The lines, newline-joined, with no trailing newline.
-
-    Raises:
-        ConfigError: If the precision is unknown.
-    """
-    encoded = _encode_columns(batch) if precision == "ns" else None
-    if encoded is None:
-        encoded = encode_rows(event_rows(batch.parts()), precision).encode()
-    return encoded
-
-
-def _encode_columns(batch: Samples) -> bytes | None:
-    """Encode a batch of samples from its columns; None if a value needs the slow path."""
-    values = batch.values
-    if batch.kinds == _FLOATS:
+def _value_column(values: list[FieldValue]) -> tuple[Column, bytes]:
+    """A column's value texts (a JSON array when one dump writes them) and the suffix of each."""
+    kinds = set(map(type, values))
+    if kinds == _FLOATS:
+        floats: list[float] = values  # type: ignore[assignment]
         # JSON writes floats as Python's repr does from 1e-4 to 1e6; Go writes
         # them the same way less a trailing ".0", and outside with an exponent.
-        if not (min(values) > -1e6 and max(values) < 1e6):
-            return None
-        if min(map(abs, filter(None, values)), default=1.0) < 1e-4:
-            return None
-        texts = orjson.dumps(values).replace(b".0,", b",").replace(b".0]", b"]")
-        between = b" "
-    elif batch.kinds == _INTS:
-        texts, between = orjson.dumps(values), b"i "
-    elif batch.kinds == _BOOLS:
-        texts, between = orjson.dumps(values), b" "
-    else:
-        return None
-    return sample_lines(
-        _heads.texts(batch.measurement, batch.key, batch.tags),
-        texts,
-        between=between,
-        timestamps=batch.timestamps,
-        after=b"",
-    )
+        if (
+            min(floats) > -1e6
+            and max(floats) < 1e6
+            and min(map(abs, filter(None, floats)), default=1.0) >= 1e-4
+        ):
+            return orjson.dumps(floats).replace(b".0,", b",").replace(b".0]", b"]"), b""
+    elif kinds == _INTS:
+        return orjson.dumps(values), b"i"
+    elif kinds == _BOOLS:
+        return orjson.dumps(values), b""
+    return [_format_value(value).encode() for value in values], b""
 
 
-def _sample_head(measurement: str, key: str, tags: dict[str, str]) -> bytes:
-    """The line protocol of a sample up to its value: ``head key=``."""
-    return f"{_head_of(measurement, tags)} {_field_prefix(key)}".encode()
+def _head_before_value(measurement: str, key: str | None, tags: dict[str, str]) -> bytes:
+    """The line protocol of an event up to its first value: ``head key=``."""
+    return f"{_head_of(measurement, tags)} {_field_prefix(key or '')}".encode()
 
 
-_heads = TextsBefore(_sample_head, 16_384)
+_heads = TextsBefore(_head_before_value, 16_384)
 
 
 _FLOATS = {float}

@@ -36,6 +36,7 @@ from __future__ import annotations
 from metricstream.query._archive import Archive, QueryError
 from metricstream.query._cache import CacheStats, QueryCache, clear_caches
 from metricstream.query._document import QueryDocumentError, query_schema
+from metricstream.query._eventid import EVENT_ID_KEY, format_event_id, parse_event_id
 from metricstream.query._filters import (
     FILTER_TYPES,
     Filter,
@@ -53,16 +54,20 @@ from metricstream.query._funnel import ORDERS
 from metricstream.query._results import (
     BreakdownRow,
     FunnelStep,
+    KeyCount,
     Result,
     SeriesPoint,
     Skipped,
     Value,
+    ValueCount,
 )
 from metricstream.query._sets import BUCKETS, EventSet
 from metricstream.query._table import format_answer
+from metricstream.query._where import parse_where
 
 __all__ = [
     "BUCKETS",
+    "EVENT_ID_KEY",
     "FILTER_TYPES",
     "ORDERS",
     "Archive",
@@ -71,6 +76,7 @@ __all__ = [
     "EventSet",
     "Filter",
     "FunnelStep",
+    "KeyCount",
     "QueryCache",
     "QueryDocumentError",
     "QueryError",
@@ -78,15 +84,19 @@ __all__ = [
     "SeriesPoint",
     "Skipped",
     "Value",
+    "ValueCount",
     "clear_caches",
     "eq",
     "format_answer",
+    "format_event_id",
     "gt",
     "gte",
     "isin",
     "lt",
     "lte",
     "neq",
+    "parse_event_id",
+    "parse_where",
     "present",
     "query_schema",
     "regex",

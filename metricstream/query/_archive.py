@@ -6,20 +6,22 @@ import functools
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from metricstream.exceptions import ConfigError
 from metricstream.query._cache import CacheUnavailableError, QueryCache, cache_for
+from metricstream.query._eventid import COUNTER_LIMIT, TAIL_SCALE, parse_event_id
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._filters import Filter
 from metricstream.query._funnel import run_funnel
-from metricstream.query._results import FunnelStep, Result, Skipped
+from metricstream.query._results import FunnelStep, KeyCount, Result, Skipped, ValueCount
 from metricstream.query._run import QueryError, configure, execute, read_errors, verify_suspects
 from metricstream.query._scan import refuses_structs, scan_sql, write_sources
 from metricstream.query._sets import Builder, EventSet
-from metricstream.query._sql import Properties
+from metricstream.query._sql import EVENT_ID_KEY, WEIGHT_KEY, Params, Properties
 
 __all__ = ["Archive", "QueryError"]
 
@@ -94,6 +96,7 @@ class Archive:
         self._checks: dict[tuple[int, int], FileCheck] = {}
         self._lock = threading.Lock()
         self._connection: Any = None
+        self._cursors: dict[int, weakref.WeakSet[Any]] = {}
 
     def __repr__(self) -> str:
         return f"Archive({self._patterns!r}, files={len(self.files)}, cache={self.cache!r})"
@@ -110,6 +113,25 @@ class Archive:
             connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+    def interrupt(self, thread: int) -> int:
+        """Interrupt what DuckDB runs for this archive on the thread `thread` (its ident).
+
+        The query on that thread raises DuckDB's ``InterruptException``.
+
+        Returns:
+            How many statements were interrupted.
+        """
+        with self._lock:
+            cursors = list(self._cursors.get(thread, ()))
+        interrupted = 0
+        for cursor in cursors:
+            try:
+                cursor.interrupt()
+            except self._duckdb.Error:
+                continue  # closed meanwhile: nothing left to stop
+            interrupted += 1
+        return interrupted
 
     def events(
         self,
@@ -170,6 +192,70 @@ class Archive:
 
         return run_document(self, document)
 
+    def keys(
+        self,
+        prefix: str = "",
+        where: Iterable[Filter | Mapping[str, object]] = (),
+        limit: int = 100,
+    ) -> Result[list[KeyCount]]:
+        """The properties of the events, with how many events have each, most common first.
+
+        ``measurement`` (every event has one) is listed like the tag and
+        field keys; a key that is both a tag and a field of an event counts
+        that event once. Read from the archive itself, not the cache.
+
+        Args:
+            prefix: Only keys that start with it.
+            where: Only events passing these filters.
+            limit: At most this many keys.
+
+        Raises:
+            ConfigError: If a filter or the limit is wrong.
+        """
+        from metricstream.query._keys import list_keys
+
+        return list_keys(self, prefix, where, limit)
+
+    def values(
+        self,
+        key: str,
+        prefix: str = "",
+        limit: int = 10,
+        where: Iterable[Filter | Mapping[str, object]] = (),
+    ) -> Result[list[ValueCount]]:
+        """The most common values of a property, with their event counts.
+
+        Args:
+            key: The property.
+            prefix: Only values whose text (a number's JSON text) starts with it.
+            limit: At most this many values.
+            where: Only events passing these filters.
+
+        Raises:
+            ConfigError: If the key, a filter or the limit is wrong.
+        """
+        from metricstream.query._keys import list_values
+
+        return list_values(self, key, prefix, limit, where)
+
+    def holds_event_id(self, event_id: str) -> bool:
+        """Whether an event with this event id is in the archive.
+
+        Raises:
+            ConfigError: If `event_id` is not an event id.
+        """
+        timestamp, generation, counter = parse_event_id(event_id)
+        order = timestamp * TAIL_SCALE + (generation * COUNTER_LIMIT + counter)
+
+        def build(properties: Properties, params: Params) -> str:
+            return (
+                f"SELECT count(*) FROM ev WHERE ts = {params.add(timestamp)} "
+                f"AND {properties.order()} = CAST({params.add(str(order))} AS HUGEINT)"
+            )
+
+        rows, _ = self._rows(set(), [build])
+        return int(rows[0][0][0]) > 0
+
     def check(self) -> tuple[Skipped, ...]:
         """Check the files now; return what a query would skip.
 
@@ -213,10 +299,19 @@ class Archive:
         return self._read(wanted, builders, prefilter)
 
     def _read(
-        self, keys: set[str], builders: Sequence[Builder], prefilter: Builder | None
+        self,
+        keys: set[str],
+        builders: Sequence[Builder],
+        prefilter: Builder | None,
+        *,
+        raw: bool = False,
     ) -> tuple[list[list[tuple[Any, ...]]], tuple[Skipped, ...]]:
-        """Run statements over the records of the archive's files."""
-        properties = Properties(keys)
+        """Run statements over the records of the archive's files (`raw`: see `scan_sql`).
+
+        Every statement may ask an event's weight and place in funnels, so
+        the properties they come from are always read.
+        """
+        properties = Properties(keys | {WEIGHT_KEY, EVENT_ID_KEY})
         with self._lock:
             checks = self._refresh()
         cursor = self._cursor()
@@ -225,7 +320,9 @@ class Archive:
             while True:
                 with tempfile.TemporaryDirectory(prefix="metricstream-query-") as directory:
                     sources = write_sources(checks, Path(directory), self.threads)
-                    scan = functools.partial(scan_sql, sources, properties.keys, objects=objects)
+                    scan = functools.partial(
+                        scan_sql, sources, properties.keys, objects=objects, raw=raw
+                    )
                     try:
                         rows = execute(cursor, properties, scan, builders, prefilter)
                     except read_errors(self._duckdb) as exc:
@@ -255,6 +352,7 @@ class Archive:
             self._connection = connection
         cursor = self._connection.cursor()
         configure(cursor)
+        self._cursors.setdefault(threading.get_ident(), weakref.WeakSet()).add(cursor)
         return cursor
 
     def _refresh(self) -> list[FileCheck]:

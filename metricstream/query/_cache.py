@@ -2,7 +2,9 @@
 
 Reading an archive means decompressing and parsing every record: several
 CPU-seconds per 5 million events, however little a query asks. The cache
-keeps the measurement, the timestamp and the properties queries used,
+keeps the measurement, the timestamp, each event's weight (its sample
+rate) and place in funnels (from its event id), and the properties queries
+used,
 as columns DuckDB reads in a fraction of that, and loads only what is new
 since the previous query: a rotated file (``PATH.N``) never changes, the
 current file only grows, so only its new complete frames or lines are read.
@@ -21,6 +23,9 @@ versions never read each other's files. ``METRICSTREAM_QUERY_CACHE=off``
 turns the default cache off. When the default directory cannot be written,
 queries read the archive directly and say so once in the log; a directory
 given explicitly must be writable.
+
+The same statements asked again over an archive that has not changed since
+(same files, sizes and modification times) are answered from memory.
 
 One query at a time uses a cache file: queries in other threads of the
 process wait for it, and another process waiting longer than `LOCK_WAIT`
@@ -43,6 +48,7 @@ from typing import Any
 
 import orjson
 
+from metricstream._bounded import BoundedDict
 from metricstream._log import RateLimitedLog, logger
 from metricstream.exceptions import ConfigError
 from metricstream.query._files import FileCheck
@@ -68,8 +74,12 @@ CACHE_ENV = "METRICSTREAM_QUERY_CACHE"
 LOCK_WAIT = 30.0
 """Seconds a query waits for a cache another process is using before reading the archive."""
 
-FORMAT = 1
+FORMAT = 2
 """The layout of the cache's tables; part of its file name."""
+
+MEMO_SIZE = 64
+"""How many answers a cache keeps in memory for statements asked again."""
+
 
 _ALIAS = "metricstream_cache"
 _OFF = frozenset({"0", "off", "false", "no", "none"})
@@ -173,6 +183,8 @@ class CacheStats:
 
     Attributes:
         answered: Queries answered from the cache.
+        repeated: Of those, queries answered from memory: the same
+            statements asked before, over an archive unchanged since.
         bypassed: Queries that read the archive directly because the cache
             could not be used (`last_problem` says why).
         rebuilds: Times every record was loaded again to hold new properties.
@@ -182,6 +194,7 @@ class CacheStats:
     """
 
     answered: int = 0
+    repeated: int = 0
     bypassed: int = 0
     rebuilds: int = 0
     files_loaded: int = 0
@@ -215,6 +228,10 @@ class QueryCache:
         self.path: Path = directory / name
         self.stats = CacheStats()
         self._stats_lock = threading.Lock()
+        self._memo: BoundedDict[tuple[object, ...], list[list[tuple[Any, ...]]]] = BoundedDict(
+            MEMO_SIZE
+        )
+        self._memo_state: object = None
 
     def __repr__(self) -> str:
         return f"QueryCache({str(self.path)!r})"
@@ -277,12 +294,42 @@ class QueryCache:
                     f", g{number} AS g{index}, x{number} AS x{index}"
                     for index, number in properties.cache_columns()
                 )
-                return f"SELECT m, ts{columns} FROM events"
+                return f"SELECT m, ts, w, o{columns} FROM events"
 
-            results = execute(connection, properties, scan, builders, prefilter)
+            # Rows stay valid while the files and the cache's layout do.
+            state = (self.stats.rebuilds, tuple(check.identity for check in synced.checks))
+            found = self._answer(
+                connection, properties, scan, builders, prefilter=prefilter, state=state
+            )
         with self._stats_lock:
             self.stats.answered += 1
-        return results, synced.files, synced.checks
+        return [list(rows) for rows in found], synced.files, synced.checks
+
+    def _answer(
+        self,
+        connection: Any,
+        properties: CachedProperties,
+        scan: Callable[[Params], str],
+        builders: Sequence[Builder],
+        *,
+        prefilter: Builder | None,
+        state: object,
+    ) -> list[list[tuple[Any, ...]]]:
+        """Run the statements, or take their rows from memory when the archive is as it was."""
+        key = (scan(Params()), *_statements(properties, builders, prefilter))
+        with self._stats_lock:
+            if state != self._memo_state:
+                self._memo.clear()
+                self._memo_state = state
+            found = self._memo.get(key)
+            if found is not None:
+                self.stats.repeated += 1
+                return found
+        found = execute(connection, properties, scan, builders, prefilter)
+        with self._stats_lock:
+            if self._memo_state == state:
+                self._memo.remember(key, found)
+        return found
 
     def bypassed(self, problem: str) -> None:
         """Count a query that read the archive directly, and log why (rate-limited)."""
@@ -376,6 +423,22 @@ class QueryCache:
         for suffix in _SUFFIXES:
             with contextlib.suppress(FileNotFoundError):
                 self.path.with_name(self.path.name + suffix).unlink()
+
+
+def _statements(
+    properties: CachedProperties, builders: Sequence[Builder], prefilter: Builder | None
+) -> tuple[object, ...]:
+    """What identifies a query's statements: their SQL and their parameters.
+
+    The SQL names columns by their place among the query's keys; the scan,
+    which the caller adds, says which property each place holds.
+    """
+    found: list[object] = []
+    for builder in [*builders, *([prefilter] if prefilter is not None else [])]:
+        params = Params()
+        text = builder(properties, params)
+        found.append((text, repr(sorted(params.values.items()))))
+    return tuple(found)
 
 
 def _after_fork() -> None:

@@ -1,50 +1,68 @@
 """The query document: checked against its JSON Schema, then answered in one pass.
 
-The document (``query.schema.json`` beside this module)::
+The document is the event store's (``query.schema.json`` beside this
+module), in either of its two shapes::
 
     {"start": "2024-05-01T00:00:00Z", "end": 1714608000000,
-     "data": [{"name": "page_view",
-               "filters": [{"type": "eq", "key": "utm_source", "value": "google"}],
+     "data": [{"name": "product_view",
+               "filters": [{"type": "eq", "key": "event_tag", "value": "product_view"}],
                "unique": ["user"]},
-              {"name": "signup", "unique": ["user"]}],
-     "funnel": {"type": "exact_order", "order": ["page_view", "signup"],
+              {"name": "purchase",
+               "keys": ["user"],
+               "filters": [{"type": "eq", "key": "event_tag", "value": "purchase"}],
+               "operations": [{"type": "unique", "key": "user"}]}],
+     "funnel": {"type": "exact_order", "order": ["product_view", "purchase"],
                 "match": ["user"]}}
 
-answers::
+A set's ``name`` is its label in the answer and the funnel: the set is
+chosen by its filters alone (``keys``: properties every event of it has;
+``filters``; and, optionally, ``measurement``, to narrow it to one
+measurement). ``unique`` and ``operations`` (``{"type": "unique", "key":
+K}``) both ask for unique counts. The funnel names its steps' sets in
+``order`` or, in the second shape, ``data``. The answer::
 
-    {"data": {"page_view": {"count": 120, "unique": {"user": 31}},
-              "signup": {"count": 4, "unique": {"user": 4}}},
-     "funnel": [{"step": "page_view", "count": 31, "conversion": 1.0,
+    {"data": {"product_view": {"count": 120, "weighted_count": 240,
+                               "unique": {"user": 31}},
+              "purchase": {"count": 4, "weighted_count": 4, "unique": {"user": 4}}},
+     "funnel": [{"step": "product_view", "count": 31, "conversion": 1.0,
                  "from_previous": 1.0, "median_seconds": null},
-                {"step": "signup", "count": 3, "conversion": 0.0967...,
+                {"step": "purchase", "count": 3, "conversion": 0.0967...,
                  "from_previous": 0.0967..., "median_seconds": 12.5}],
      "skipped": {"bytes": 0, "regions": []}}
 
-A set may also ask for ``"breakdown": {"keys": [...], "n": 10}`` and
-``"series": {"bucket": "hour", "timezone": "Europe/Paris"}``, and be given a
-``"label"`` (its name in the answer and the funnel, by default its ``name``).
+``count`` is the number of events stored, ``weighted_count`` the sum of
+their ``samplerate`` (see `Properties.weight`). A set may also ask for
+``"breakdown": {"keys": [...], "n": 10}`` and ``"series": {"bucket":
+"hour", "timezone": "Europe/Paris"}``; their rows carry the same counts.
 The funnel's ``type`` is ``exact_order`` (the default) or ``strict``, and it
-may have a ``window`` in seconds.
+may have a ``window`` in seconds (see `metricstream.query._funnel`).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.resources
-import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from metricstream.exceptions import ConfigError
+from metricstream.query._answer import answer
 from metricstream.query._filters import parse_time, parse_window
-from metricstream.query._funnel import funnel_sql, funnel_steps
-from metricstream.query._results import Skipped
+from metricstream.query._funnel import funnel_sql
+from metricstream.query._plan import DocumentPlan, SetPlan
 from metricstream.query._sets import Builder, EventSet, Runner
-from metricstream.query._sql import Params, Properties, decode_value_key
+from metricstream.query._sql import Params, Properties
 
-__all__ = ["QueryDocumentError", "format_path", "query_schema", "run_document", "validate_document"]
+__all__ = [
+    "QueryDocumentError",
+    "format_path",
+    "plan_document",
+    "query_schema",
+    "run_document",
+    "validate_document",
+]
 
 SCHEMA_FILE = "query.schema.json"
 
@@ -90,33 +108,74 @@ def validate_document(document: object) -> dict[str, Any]:
     return document
 
 
-def _sets(runner: Runner, document: dict[str, Any]) -> dict[str, EventSet]:
-    start, end = document.get("start"), document.get("end")
+def plan_document(runner: Runner, document: object) -> DocumentPlan:
+    """Check a document (its schema, names, filters, times) and read it.
+
+    Raises:
+        QueryDocumentError: Naming the path of the first problem in the document.
+    """
+    checked = validate_document(document)
+    start, end = checked.get("start"), checked.get("end")
     _located("start", parse_time, start, "start")
     _located("end", parse_time, end, "end")
-    sets: dict[str, EventSet] = {}
-    for index, item in enumerate(document["data"]):
+    sets: dict[str, SetPlan] = {}
+    for index, item in enumerate(checked["data"]):
         where = f"data[{index}]"
-        label = item.get("label", item["name"])
+        label = item["name"]
         if label in sets:
+            raise QueryDocumentError(f"{where}.name", f"{label!r} names two sets")
+        sets[label] = _set_plan(runner, item, where, start, end)
+    spec = checked.get("funnel")
+    if spec is None:
+        return DocumentPlan(sets)
+    field = "order" if "order" in spec else "data"
+    steps = []
+    for index, label in enumerate(spec[field]):
+        if label not in sets:
             raise QueryDocumentError(
-                f"{where}.{'label' if 'label' in item else 'name'}",
-                f"{label!r} names two sets; give one of them a 'label'",
+                f"funnel.{field}[{index}]", f"{label!r} is not the name of a set in data"
             )
-        found = _located(
-            where, EventSet, runner, item["name"], item.get("filters", ()), start, end, label=label
-        )
-        _located(where, found.check_patterns)
-        if "series" in item:
-            series = item["series"]
-            _located(
-                f"{where}.series",
-                found.check_series,
-                series["bucket"],
-                series.get("timezone", "UTC"),
-            )
-        sets[label] = found
-    return sets
+        steps.append(sets[label].events)
+    window = _located("funnel.window", parse_window, spec.get("window"))
+    return DocumentPlan(
+        sets, tuple(steps), tuple(spec["match"]), spec.get("type", "exact_order"), window
+    )
+
+
+def _set_plan(
+    runner: Runner, item: dict[str, Any], where: str, start: object, end: object
+) -> SetPlan:
+    filters = [{"type": "all", "key": key} for key in item.get("keys", ())]
+    filters += item.get("filters", [])
+    shift = len(item.get("keys", ()))
+    try:
+        found = EventSet(runner, item.get("measurement"), filters, start, end, label=item["name"])
+        found.check_patterns()
+    except ConfigError as exc:
+        raise QueryDocumentError(*_filter_path(where, exc.option, shift, str(exc))) from None
+    unique = list(item.get("unique", []))
+    unique += [op["key"] for op in item.get("operations", ()) if op["type"] == "unique"]
+    series = None
+    if "series" in item:
+        bucket, zone = item["series"]["bucket"], item["series"].get("timezone", "UTC")
+        _located(f"{where}.series", found.check_series, bucket, zone)
+        series = (bucket, zone)
+    breakdown = None
+    if "breakdown" in item:
+        breakdown = (tuple(item["breakdown"]["keys"]), item["breakdown"].get("n", 10))
+    return SetPlan(item["name"], found, tuple(dict.fromkeys(unique)), breakdown, series)
+
+
+def _filter_path(where: str, option: str | None, shift: int, message: str) -> tuple[str, str]:
+    """The path and message of a set's error; filters made from ``keys`` come first."""
+    text = message.split(": ", 1)[1]
+    head, _, rest = (option or "").partition("]")
+    if head.startswith("filters[") and shift:
+        number = int(head[len("filters[") :])
+        if number < shift:
+            return f"{where}.keys[{number}]", text
+        return f"{where}.filters[{number - shift}]{rest}", text
+    return (f"{where}.{option}" if option else where), text
 
 
 def _located(where: str, func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -136,120 +195,35 @@ def run_document(runner: Runner, document: object) -> dict[str, Any]:
     Raises:
         QueryDocumentError: Naming the path of the first problem in the document.
     """
-    checked = validate_document(document)
-    sets = _sets(runner, checked)
-    plan: list[tuple[str, str, Builder]] = []
+    plan = plan_document(runner, document)
+    statements: list[tuple[str, str, Builder]] = []
     keys: set[str] = set()
-    for item in checked["data"]:
-        label = item.get("label", item["name"])
-        found = sets[label]
-        unique = item.get("unique", [])
-        keys |= found.keys() | set(unique)
-        plan.append((label, "summary", found.summary_sql(unique)))
-        if "breakdown" in item:
-            spec = item["breakdown"]
-            keys |= set(spec["keys"])
-            plan.append(
-                (label, "breakdown", found.breakdown_sql(spec["keys"], spec.get("n", 10), unique))
-            )
-        if "series" in item:
-            spec = item["series"]
-            plan.append(
-                (
-                    label,
-                    "series",
-                    found.series_sql(spec["bucket"], spec.get("timezone", "UTC"), unique),
-                )
-            )
-    steps = _funnel_plan(checked.get("funnel"), sets, plan, keys)
+    for label, item in plan.sets.items():
+        found = item.events
+        keys |= found.keys() | set(item.unique)
+        statements.append((label, "summary", found.summary_sql(item.unique)))
+        if item.breakdown is not None:
+            by, n = item.breakdown
+            keys |= set(by)
+            statements.append((label, "breakdown", found.breakdown_sql(by, n, item.unique)))
+        if item.series is not None:
+            bucket, zone = item.series
+            statements.append((label, "series", found.series_sql(bucket, zone, item.unique)))
+    if plan.steps:
+        keys |= set(plan.match)
+
+        def build(properties: Properties, params: Params) -> str:
+            return funnel_sql(
+                plan.steps, plan.match, plan.order, plan.window_ns,
+                properties=properties, params=params,
+            )  # fmt: skip
+
+        statements.append(("", "funnel", build))
+    sets = [item.events for item in plan.sets.values()]
 
     def prefilter(properties: Properties, params: Params) -> str:
-        return "(" + " OR ".join(s.condition(properties, params) for s in sets.values()) + ")"
+        return "(" + " OR ".join(s.condition(properties, params) for s in sets) + ")"
 
-    builders = [builder for _, _, builder in plan]
+    builders = [builder for _, _, builder in statements]
     results, skipped = runner._rows(keys, builders, prefilter if len(builders) > 1 else None)
-    return _answer(checked, plan, results, steps, skipped)
-
-
-def _funnel_plan(
-    spec: dict[str, Any] | None,
-    sets: dict[str, EventSet],
-    plan: list[tuple[str, str, Builder]],
-    keys: set[str],
-) -> list[EventSet]:
-    if spec is None:
-        return []
-    steps = []
-    for index, label in enumerate(spec["order"]):
-        if label not in sets:
-            raise QueryDocumentError(
-                f"funnel.order[{index}]", f"{label!r} is not the name of a set in data"
-            )
-        steps.append(sets[label])
-    window = _located("funnel.window", parse_window, spec.get("window"))
-    match = list(spec["match"])
-    order = spec.get("type", "exact_order")
-    keys.update(match)
-
-    def build(properties: Properties, params: Params) -> str:
-        return funnel_sql(steps, match, order, window, properties=properties, params=params)
-
-    plan.append(("", "funnel", build))
-    return steps
-
-
-def _answer(
-    document: dict[str, Any],
-    plan: list[tuple[str, str, Builder]],
-    results: list[list[tuple[Any, ...]]],
-    steps: list[EventSet],
-    skipped: tuple[Skipped, ...],
-) -> dict[str, Any]:
-    specs = {item.get("label", item["name"]): item for item in document["data"]}
-    data: dict[str, dict[str, Any]] = {}
-    answer: dict[str, Any] = {"data": data}
-    for (label, kind, _), rows in zip(plan, results, strict=True):
-        if kind == "funnel":
-            answer["funnel"] = [
-                {
-                    "step": step.name,
-                    "count": step.count,
-                    "conversion": step.conversion,
-                    "from_previous": step.from_previous,
-                    "median_seconds": step.median_seconds,
-                }
-                for step in funnel_steps(steps, rows)
-            ]
-            continue
-        keys = specs[label].get("unique", [])
-        if kind == "summary":
-            row = rows[0]
-            data[label] = {
-                "count": int(row[0]),
-                "unique": {k: int(row[1 + i]) for i, k in enumerate(keys)},
-            }
-        elif kind == "breakdown":
-            width = len(rows[0]) - 1 - len(keys) if rows else 0
-            data[label]["breakdown"] = [
-                {
-                    "values": [decode_value_key(v) for v in row[:width]],
-                    "count": int(row[width]),
-                    "unique": {k: int(row[width + 1 + i]) for i, k in enumerate(keys)},
-                }
-                for row in rows
-            ]
-        else:
-            zone = zoneinfo.ZoneInfo(specs[label]["series"].get("timezone", "UTC"))
-            data[label]["series"] = [
-                {
-                    "start": row[0].replace(tzinfo=zone).isoformat(),
-                    "count": int(row[1]),
-                    "unique": {k: int(row[2 + i]) for i, k in enumerate(keys)},
-                }
-                for row in rows
-            ]
-    answer["skipped"] = {
-        "bytes": sum(item.length for item in skipped),
-        "regions": [item.to_dict() for item in skipped],
-    }
-    return answer
+    return answer(plan, [(label, kind) for label, kind, _ in statements], results, skipped)

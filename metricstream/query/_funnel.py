@@ -1,23 +1,28 @@
 """Funnels: how many match-key combinations went through event sets in order.
 
 The events of one combination (its values of the match keys; events without
-all of them take no part) are ordered by timestamp. An event of step 1 is
-always reached. An event of step k > 1 is reached when a reached event of
-step k - 1 of the same combination has an earlier timestamp and:
+all of them take no part) are ordered by timestamp and, where they carry an
+event id (`metricstream.query._eventid`), by event id: two events of one
+millisecond that the event store received one after the other are in that
+order. An event of step 1 is always reached. An event of step k > 1 is
+reached when a reached event of step k - 1 of the same combination comes
+before it and:
 
 - with ``order="exact_order"``, any events may come in between;
 - with ``order="strict"``, no event of the combination that is in any step's
-  set has a timestamp between the two (repeats of a step count as events in
+  set comes between the two (repeats of a step count as events in
   between: view, view, cart reaches cart from the second view, but view,
   cart, cart, purchase does not reach purchase, since the cart just before it
   was not reached from a view);
 - with a `window`, the step is at most `window` after the step-1 event that
   started the path.
 
-Ties and repeats: events with the same timestamp are not in order (a step
-never counts at the timestamp of the step before it, so an event in two
-steps cannot take both), and every repeat of a step may start or continue a
-path; a combination counts once per step it reached, however often.
+Ties and repeats: events with the same timestamp and no event id are not in
+order (a step never counts at the timestamp of the step before it, so an
+event in two steps cannot take both; an event without an id comes before
+the events of its timestamp that have one), and every repeat of a step may
+start or continue a path; a combination counts once per step it reached,
+however often.
 
 A step's count is the number of combinations with a reached event of that
 step. The time between step k - 1 and step k of a combination is measured on
@@ -107,7 +112,11 @@ def funnel_sql(
     properties: Properties,
     params: Params,
 ) -> str:
-    """The statement answering (step index, combinations, median ns from the previous step)."""
+    """The statement answering (step index, combinations, median ns from the previous step).
+
+    Rows are ordered by ``o`` (`order_sql`: the timestamp, then the event
+    id); times are measured on ``ts``.
+    """
     keys = [f"k{i}" for i in range(len(match))]
     key_list = ", ".join(keys)
     flags = [f"s{i}" for i in range(len(steps))]
@@ -115,69 +124,93 @@ def funnel_sql(
     conditions = ", ".join(
         f"{step.condition(properties, params)} AS s{i}" for i, step in enumerate(steps)
     )
-    ctes = [
-        f"r AS {'' if properties.scans_cheaply else 'MATERIALIZED '}"
-        f"(SELECT * FROM (SELECT {values}, ts, {conditions} FROM ev) "
-        f"WHERE ts IS NOT NULL AND ({' OR '.join(flags)}) "
-        f"AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)})",
-        f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, CAST(ts AS HUGEINT) AS st, "
-        f"CAST(NULL AS BIGINT) AS pts FROM r WHERE s0)",
-    ]
+    ctes = [_rows_cte(properties, values, conditions, keys=keys, flags=flags)]
+    ctes.append(
+        f"b0 AS MATERIALIZED (SELECT DISTINCT {key_list}, ts, o, CAST(ts AS HUGEINT) AS st, "
+        f"CAST(NULL AS BIGINT) AS pts FROM r WHERE s0)"
+    )
     if order == "exact_order" and window_ns is None:
         return f"WITH {ctes[0]}, {_earliest_paths(len(steps), keys)}"
     window = params.add(str(window_ns)) if window_ns is not None and len(steps) > 1 else None
     if order == "strict":
         ctes.append(
-            f"t AS MATERIALIZED (SELECT {key_list}, ts, lag(ts) OVER "
-            f"(PARTITION BY {key_list} ORDER BY ts) AS prev "
-            f"FROM (SELECT DISTINCT {key_list}, ts FROM r))"
+            f"t AS MATERIALIZED (SELECT {key_list}, o, lag(o) OVER "
+            f"(PARTITION BY {key_list} ORDER BY o) AS prev "
+            f"FROM (SELECT DISTINCT {key_list}, o FROM r))"
         )
     for index in range(1, len(steps)):
         ctes.append(_step_cte(index, keys, order, window))
     answers = " UNION ALL ".join(
         f"SELECT {index} AS step, count(*) AS reached, median(gap) AS gap FROM "
-        f"(SELECT arg_min(CAST(ts AS HUGEINT) - pts, ts) AS gap FROM b{index} GROUP BY {key_list})"
+        f"(SELECT arg_min(CAST(ts AS HUGEINT) - pts, o) AS gap FROM b{index} GROUP BY {key_list})"
         for index in range(len(steps))
     )
     return f"WITH {', '.join(ctes)} SELECT * FROM ({answers}) ORDER BY step"
+
+
+def _rows_cte(
+    properties: Properties, values: str, conditions: str, *, keys: list[str], flags: list[str]
+) -> str:
+    """``r``: the rows of any step that have every match key, with their order ``o``."""
+    key_list = ", ".join(keys)
+    return (
+        f"r AS {'' if properties.scans_cheaply else 'MATERIALIZED '}"
+        f"(SELECT {key_list}, ts, o, {', '.join(flags)} FROM "
+        f"(SELECT {values}, ts, {properties.order()} AS o, {conditions} FROM ev) "
+        f"WHERE ts IS NOT NULL AND ({' OR '.join(flags)}) "
+        f"AND {' AND '.join(f'{k} IS NOT NULL' for k in keys)})"
+    )
 
 
 def _earliest_paths(count: int, keys: list[str]) -> str:
     """Exact order without a window: each step's earliest reached event, per combination.
 
     Without a window every step-k event after the earliest reached step-(k-1)
-    event is reached, so one minimum per combination and step decides it.
+    event is reached, so one minimum per combination and step decides it
+    (``f<k>``: its order ``o<k>`` and timestamp ``t<k>``). The latest reached
+    step-(k-1) event before the earliest step-k one is then the latest
+    step-(k-1) event before it (it cannot come before the earliest reached
+    step-(k-1) event), so one more pass finds every step's time at once.
     """
     key_list = ", ".join(keys)
     ctes = [
-        f"f0 AS MATERIALIZED (SELECT {key_list}, min(ts) AS t FROM r WHERE s0 GROUP BY {key_list})"
+        f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o0, arg_min(ts, o) AS t0 FROM r "
+        f"WHERE s0 GROUP BY {key_list})"
     ]
-    answers = ["SELECT 0 AS step, count(*) AS reached, CAST(NULL AS DOUBLE) AS gap FROM f0"]
     for index in range(1, count):
         ctes.append(
-            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.ts) AS t FROM r "
-            f"JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.ts > p.t "
-            f"GROUP BY {key_list})"
+            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o{index}, "
+            f"arg_min(r.ts, r.o) AS t{index} FROM r JOIN f{index - 1} p USING ({key_list}) "
+            f"WHERE s{index} AND r.o > p.o{index - 1} GROUP BY {key_list})"
         )
-        earlier = (
-            f"JOIN f{index - 2} q USING ({key_list}) WHERE r.ts > q.t AND" if index > 1 else "WHERE"
+    answers = [
+        "SELECT 0 AS step, (SELECT count(*) FROM f0) AS reached, CAST(NULL AS DOUBLE) AS gap"
+    ]
+    if count > 1:
+        joined = " ".join(f"LEFT JOIN f{index} USING ({key_list})" for index in range(2, count))
+        latest = ", ".join(
+            f"CAST(t{index} AS HUGEINT) - max(r.ts) FILTER (WHERE s{index - 1} AND r.o < o{index}) "
+            f"AS g{index}"
+            for index in range(1, count)
         )
+        times = ", ".join(f"o{index}, t{index}" for index in range(1, count))
+        ctes.append(f"reached AS MATERIALIZED (SELECT {key_list}, {times} FROM f1 {joined})")
         ctes.append(
-            f"g{index} AS (SELECT {key_list}, CAST(e.t AS HUGEINT) - max(r.ts) AS gap FROM r "
-            f"JOIN f{index} e USING ({key_list}) {earlier} s{index - 1} AND r.ts < e.t "
-            f"GROUP BY {key_list}, e.t)"
+            f"gaps AS (SELECT {latest} FROM r JOIN reached USING ({key_list}) "
+            f"GROUP BY {key_list}, {times})"
         )
-        answers.append(
-            f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "
-            f"(SELECT median(gap) FROM g{index}) AS gap"
-        )
+        for index in range(1, count):
+            answers.append(
+                f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "
+                f"(SELECT median(g{index}) FROM gaps) AS gap"
+            )
     return f"{', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(answers)}) ORDER BY step"
 
 
 def _step_cte(index: int, keys: list[str], order: str, window: str | None) -> str:
     key_list = ", ".join(keys)
     same = " AND ".join(f"e.{k} = p.{k}" for k in keys)
-    events = f"(SELECT DISTINCT {key_list}, ts FROM r WHERE s{index}) e"
+    events = f"(SELECT DISTINCT {key_list}, ts, o FROM r WHERE s{index}) e"
     chosen = ", ".join(f"e.{k}" for k in keys)
     if order == "strict":
         limit = (
@@ -186,13 +219,13 @@ def _step_cte(index: int, keys: list[str], order: str, window: str | None) -> st
             else ""
         )
         return (
-            f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, max(p.st) AS st, max(p.ts) AS pts "
-            f"FROM {events} JOIN t ON {' AND '.join(f't.{k} = e.{k}' for k in keys)} "
-            f"AND t.ts = e.ts "
-            f"JOIN b{index - 1} p ON {same} AND p.ts = t.prev GROUP BY {chosen}, e.ts{limit})"
+            f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, e.o, max(p.st) AS st, "
+            f"max(p.ts) AS pts FROM {events} JOIN t ON "
+            f"{' AND '.join(f't.{k} = e.{k}' for k in keys)} AND t.o = e.o "
+            f"JOIN b{index - 1} p ON {same} AND p.o = t.prev GROUP BY {chosen}, e.ts, e.o{limit})"
         )
     limit = f" WHERE CAST(e.ts AS HUGEINT) - p.st <= CAST({window} AS HUGEINT)" if window else ""
     return (
-        f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, p.st, p.ts AS pts FROM {events} "
-        f"ASOF JOIN b{index - 1} p ON {same} AND e.ts > p.ts{limit})"
+        f"b{index} AS MATERIALIZED (SELECT {chosen}, e.ts, e.o, p.st, p.ts AS pts FROM {events} "
+        f"ASOF JOIN b{index - 1} p ON {same} AND e.o > p.o{limit})"
     )

@@ -6,7 +6,16 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["BreakdownRow", "FunnelStep", "Result", "SeriesPoint", "Skipped", "Value"]
+__all__ = [
+    "BreakdownRow",
+    "FunnelStep",
+    "KeyCount",
+    "Result",
+    "SeriesPoint",
+    "Skipped",
+    "Value",
+    "ValueCount",
+]
 
 T = TypeVar("T")
 
@@ -68,11 +77,13 @@ class BreakdownRow:
         count: How many events of the set have these values.
         unique: For each requested unique key, how many distinct values it
             takes among those events.
+        weighted_count: How many events they stand for (their sample rates added).
     """
 
     values: tuple[Value, ...]
     count: int
     unique: dict[str, int] = field(default_factory=dict)
+    weighted_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,13 @@ class SeriesPoint:
             (timezone-aware).
         count: How many events of the set fall in the bucket.
         unique: For each requested unique key, its distinct values in the bucket.
+        weighted_count: How many events they stand for (their sample rates added).
     """
 
     start: _dt.datetime
     count: int
     unique: dict[str, int] = field(default_factory=dict)
+    weighted_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,3 +125,29 @@ class FunnelStep:
     conversion: float
     from_previous: float
     median_seconds: float | None
+
+
+@dataclass(frozen=True)
+class KeyCount:
+    """A property and how many events have it.
+
+    Attributes:
+        key: The property: ``measurement``, a tag key or a field key.
+        count: How many events have it.
+    """
+
+    key: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ValueCount:
+    """A value of a property and how many events have it.
+
+    Attributes:
+        value: The value (typed: a string, number or bool).
+        count: How many events have the property with this value.
+    """
+
+    value: Value
+    count: int

@@ -45,22 +45,15 @@ def execute(
 ) -> list[list[tuple[Any, ...]]]:
     """Run `builders` over the ``ev`` rows `scan` selects; return the rows of each.
 
-    With one statement and no `prefilter`, ``ev`` is a common table
-    expression read once; otherwise the rows passing `prefilter` are loaded
+    With one statement and no `prefilter`, or over a relation cheap to scan
+    (the cache's columns), each statement reads ``ev`` as a common table
+    expression of its own; otherwise the rows passing `prefilter` are loaded
     into a temporary table first and every statement reads it.
     """
+    if (len(builders) == 1 and prefilter is None) or properties.scans_cheaply:
+        return [_with_ev(cursor, properties, scan, builder) for builder in builders]
     params = Params()
     relation = scan(params)
-    if len(builders) == 1 and prefilter is None:
-        statement = builders[0](properties, params)
-        # A relation cheap to scan is scanned by each reader; one that reads
-        # the archive is read once (DuckDB keeps a CTE read twice).
-        head = f"WITH ev AS {'NOT MATERIALIZED ' if properties.scans_cheaply else ''}({relation})"
-        if statement.startswith("WITH "):
-            statement = f"{head}, {statement[len('WITH ') :]}"
-        else:
-            statement = f"{head} {statement}"
-        return [cursor.execute(statement, params.values).fetchall()]
     where = prefilter(properties, params) if prefilter is not None else "true"
     cursor.execute("DROP TABLE IF EXISTS ev")
     cursor.execute(
@@ -73,6 +66,24 @@ def execute(
         results.append(cursor.execute(statement, own.values).fetchall())
     cursor.execute("DROP TABLE ev")
     return results
+
+
+def _with_ev(
+    cursor: Any, properties: Properties, scan: Callable[[Params], str], builder: Builder
+) -> list[tuple[Any, ...]]:
+    """Run one statement over ``ev`` given as a common table expression."""
+    params = Params()
+    relation = scan(params)
+    statement = builder(properties, params)
+    # A relation cheap to scan is scanned by each reader; one that reads
+    # the archive is read once (DuckDB keeps a CTE read twice).
+    head = f"WITH ev AS {'NOT MATERIALIZED ' if properties.scans_cheaply else ''}({relation})"
+    if statement.startswith("WITH "):
+        statement = f"{head}, {statement[len('WITH ') :]}"
+    else:
+        statement = f"{head} {statement}"
+    rows: list[tuple[Any, ...]] = cursor.execute(statement, params.values).fetchall()
+    return rows
 
 
 def verify_suspects(

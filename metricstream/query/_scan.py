@@ -172,6 +172,7 @@ def scan_sql(
     *,
     filename: bool = False,
     objects: bool = False,
+    raw: bool = False,
 ) -> str:
     """Return a SELECT of the records of `sources`: ``m``, ``ts``, ``t<i>``, ``x<i>``.
 
@@ -181,8 +182,13 @@ def scan_sql(
         params: The statement's parameters (the columns and paths are added).
         filename: Add the column ``filename``: the source each record came from.
         objects: Read the tags and fields as JSON objects (see `refuses_structs`).
+        raw: Also select the tags and fields objects whole, as ``tags_json``
+            and ``fields_json`` (they are read as JSON objects).
     """
-    columns, projection = _projection(keys, params, objects)
+    columns, projection = _projection(keys, params, objects or raw)
+    if raw:
+        columns["tags"] = columns["fields"] = "JSON"
+        projection += ", tags AS tags_json, fields AS fields_json"
     if filename:
         projection += ", filename"
     selects = []

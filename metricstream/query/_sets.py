@@ -12,6 +12,9 @@ Counting rules:
   then floats, integers, strings; each ascending).
 - ``series(bucket, timezone)`` counts events per wall-clock hour or day in
   the timezone; buckets without events are left out.
+- ``weighted_count()``, and the ``weighted_count`` of breakdown rows and
+  series points, add up how many events each stands for: its
+  ``samplerate`` when that is an integer of at least 1, else 1.
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from typing import Any, Protocol
 from metricstream.exceptions import ConfigError
 from metricstream.query._filters import Filter, parse_time
 from metricstream.query._results import BreakdownRow, Result, SeriesPoint, Skipped
-from metricstream.query._sql import Params, Properties, decode_value_key, order_terms
+from metricstream.query._sql import (
+    Params,
+    Properties,
+    decode_value_key,
+    order_terms,
+)
 
 __all__ = ["BUCKETS", "Builder", "EventSet", "Runner", "as_filter", "as_keys"]
 
@@ -184,17 +192,22 @@ class EventSet:
         rows, skipped = self._one(found, build)
         return Result(int(rows[0][0]), skipped)
 
+    def weighted_count(self) -> Result[int]:
+        """How many events the set's events stand for (the sum of their sample rates)."""
+        rows, skipped = self._one((), self.summary_sql(()))
+        return Result(int(rows[0][1] or 0), skipped)
+
     def summary_sql(self, unique: Sequence[str]) -> Builder:
-        """A statement answering the count and each key's unique count in one row."""
+        """A statement answering the count, weighted count and each key's unique count."""
 
         def build(properties: Properties, params: Params) -> str:
-            columns = ["count(*)"] + [f"count(DISTINCT u{i})" for i in range(len(unique))]
+            columns = ["count(*)", "sum(w)"] + [f"count(DISTINCT u{i})" for i in range(len(unique))]
             values = "".join(
                 f", {properties.value_key(key)} AS u{i}" for i, key in enumerate(unique)
             )
             return (
-                f"SELECT {', '.join(columns)} FROM (SELECT true AS one{values} FROM ev "
-                f"WHERE {self.condition(properties, params)})"
+                f"SELECT {', '.join(columns)} FROM (SELECT {properties.weight()} AS w{values} "
+                f"FROM ev WHERE {self.condition(properties, params)})"
             )
 
         return build
@@ -230,13 +243,15 @@ class EventSet:
         counted = as_keys(unique, "unique") if unique else ()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError("n", f"expected a positive number of rows, not {n!r}")
-        rows, skipped = self._one(found + counted, self.breakdown_sql(found, n, counted))
+        rows, skipped = self._one((*found, *counted), self.breakdown_sql(found, n, counted))
+        width = len(found)
         return Result(
             [
                 BreakdownRow(
-                    tuple(decode_value_key(value) for value in row[: len(found)]),
-                    int(row[len(found)]),
-                    {key: int(row[len(found) + 1 + i]) for i, key in enumerate(counted)},
+                    tuple(decode_value_key(value) for value in row[:width]),
+                    int(row[width]),
+                    {key: int(row[width + 2 + i]) for i, key in enumerate(counted)},
+                    int(row[width + 1]),
                 )
                 for row in rows
             ],
@@ -254,7 +269,8 @@ class EventSet:
             )
             counts = "".join(f", count(DISTINCT u{i}) AS d{i}" for i in range(len(unique)))
             grouped = (
-                f"SELECT {', '.join(groups)}, count(*) AS c{counts} FROM (SELECT {values} FROM ev "
+                f"SELECT {', '.join(groups)}, count(*) AS c, sum(w) AS cw{counts} FROM "
+                f"(SELECT {values}, {properties.weight()} AS w FROM ev "
                 f"WHERE {self.condition(properties, params)}) "
                 f"WHERE {' AND '.join(f'{g} IS NOT NULL' for g in groups)} "
                 f"GROUP BY {', '.join(groups)}"
@@ -265,7 +281,7 @@ class EventSet:
             order = ", ".join(term for i in range(len(keys)) for term in order_terms(f"v{i}"))
             distinct = "".join(f", d{i}" for i in range(len(unique)))
             return (
-                f"SELECT * FROM (SELECT {decoded}, c{distinct} FROM ({grouped})) "
+                f"SELECT * FROM (SELECT {decoded}, c, cw{distinct} FROM ({grouped})) "
                 f"ORDER BY c DESC, {order} LIMIT {params.add(n)}"
             )
 
@@ -282,13 +298,15 @@ class EventSet:
         """
         counted = as_keys(unique, "unique") if unique else ()
         zone = self.check_series(bucket, timezone)
-        rows, skipped = self._one(counted, self.series_sql(bucket, timezone, counted))
+        statement = self.series_sql(bucket, timezone, counted)
+        rows, skipped = self._one(counted, statement)
         return Result(
             [
                 SeriesPoint(
                     row[0].replace(tzinfo=zone),
                     int(row[1]),
-                    {key: int(row[2 + i]) for i, key in enumerate(counted)},
+                    {key: int(row[3 + i]) for i, key in enumerate(counted)},
+                    int(row[2]),
                 )
                 for row in rows
             ],
@@ -327,8 +345,9 @@ class EventSet:
                 f"timezone({params.add(timezone)}, CAST(make_timestamp({micros}) AS TIMESTAMPTZ))"
             )
             return (
-                f"SELECT date_trunc({params.add(bucket)}, {local}) AS bucket, count(*){counts} "
-                f"FROM (SELECT ts{values} FROM ev WHERE {self.condition(properties, params)} "
+                f"SELECT date_trunc({params.add(bucket)}, {local}) AS bucket, count(*), sum(w)"
+                f"{counts} FROM (SELECT ts, {properties.weight()} AS w{values} FROM ev "
+                f"WHERE {self.condition(properties, params)} "
                 f"AND ts IS NOT NULL) GROUP BY bucket ORDER BY bucket"
             )
 

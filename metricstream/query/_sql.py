@@ -29,10 +29,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from metricstream.query._eventid import EVENT_ID_KEY, order_sql
 from metricstream.query._results import Value
 
 __all__ = [
+    "EVENT_ID_KEY",
     "MEASUREMENT_KEYS",
+    "WEIGHT_KEY",
     "CachedKey",
     "CachedProperties",
     "Params",
@@ -45,7 +48,12 @@ __all__ = [
 MEASUREMENT_KEYS = ("measurement", "event")
 """The keys that name an event's measurement rather than a tag or field."""
 
+WEIGHT_KEY = "samplerate"
+"""The property holding how many events one stored event stands for (1 when absent)."""
+
+
 _INTEGER_TYPES = "('BIGINT', 'UBIGINT')"
+_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 
 
 def json_pointer(key: str) -> str:
@@ -66,8 +74,16 @@ class Params:
         return f"${name}"
 
 
-def _field_text(field: str) -> str:
+def field_text(field: str) -> str:
     return f"CASE WHEN json_type({field}) = 'VARCHAR' THEN {field} ->> '$' END"
+
+
+def _field_number_text(field: str) -> str:
+    """The JSON text of a number field (an unsigned one's digits); NULL for anything else."""
+    return (
+        f"CASE WHEN json_type({field}) IN {_NUMBER_TYPES} THEN CAST({field} AS VARCHAR) "
+        f"WHEN json_type({field}) = 'OBJECT' THEN {field} ->> 'uint' END"
+    )
 
 
 def _field_integer(field: str) -> str:
@@ -83,6 +99,18 @@ def _field_real(field: str) -> str:
 
 def _field_boolean(field: str) -> str:
     return f"CASE WHEN json_type({field}) = 'BOOLEAN' THEN CAST({field} AS BOOLEAN) END"
+
+
+def weight_sql(tag: str, field: str) -> str:
+    """How many events an event stands for, from its `WEIGHT_KEY` tag and field columns.
+
+    Its ``samplerate`` field when that is an integer of at least 1; else 1
+    (a tag of that name, a float, a string or a smaller number count as 1).
+    """
+    value = f"CASE WHEN {tag} IS NULL THEN {_field_integer(field)} END"
+    # At most the largest int64, so that a weight fits the cache's BIGINT column.
+    capped = f"least({value}, {2**63 - 1})"
+    return f"CAST(COALESCE(CASE WHEN {value} >= 1 THEN {capped} END, 1) AS BIGINT)"
 
 
 def field_value_key(field: str) -> str:
@@ -136,15 +164,40 @@ class Properties:
     def _text(self, key: str) -> str:
         if key in MEASUREMENT_KEYS:
             return "m"
-        return f"COALESCE({self._tag(key)}, {_field_text(self._field(key))})"
+        return f"COALESCE({self._tag(key)}, {field_text(self._field(key))})"
 
     def equals_text(self, key: str, value: str) -> str:
         """True when the property is a string equal to the `value` placeholder."""
         return f"COALESCE({self._text(key)} = {value}, false)"
 
+    def text(self, key: str) -> str:
+        """The property's value when it is a string (measurement, tag, string field), else NULL."""
+        return self._text(key)
+
     def matches(self, key: str, pattern: str) -> str:
-        """True when the property is a string in which the `pattern` placeholder is found."""
-        return f"COALESCE(regexp_matches({self._text(key)}, {pattern}), false)"
+        """True when the pattern placeholder is found in the property's text.
+
+        The text of a string is the string; of a number, its JSON text (as
+        the archive holds it: ``503``, ``2.5``, ``1e20``). Bools have none.
+        """
+        if key in MEASUREMENT_KEYS:
+            return f"COALESCE(regexp_matches(m, {pattern}), false)"
+        number = self._untagged(key, _field_number_text(self._field(key)))
+        return (
+            f"(COALESCE(regexp_matches({self._text(key)}, {pattern}), false) "
+            f"OR COALESCE(regexp_matches({number}, {pattern}), false))"
+        )
+
+    def weight(self) -> str:
+        """How many events an event stands for (see `weight_sql`; reads `WEIGHT_KEY`)."""
+        return weight_sql(self._tag(WEIGHT_KEY), self._field(WEIGHT_KEY))
+
+    def order(self) -> str:
+        """An event's place in funnels (`metricstream.query._eventid.order_sql`).
+
+        Reads `EVENT_ID_KEY`.
+        """
+        return order_sql(self.text(EVENT_ID_KEY))
 
     def _untagged(self, key: str, expression: str) -> str:
         """`expression` (of the field) when the event has no tag of that name."""
@@ -240,17 +293,35 @@ class CachedProperties(Properties):
         found = self._numbers(key, f"value = {value}")
         return f"COALESCE({self._string(key)} = {found}, false)"
 
+    def text(self, key: str) -> str:
+        """The property's value when it is a string, else NULL (looked up by its number)."""
+        if key in MEASUREMENT_KEYS:
+            return "m"
+        return f"(SELECT value FROM {self._strings} WHERE id = {self._string(key)})"
+
     def matches(self, key: str, pattern: str) -> str:
-        """True when the property is a string in which the `pattern` placeholder is found."""
+        """True when the pattern placeholder is found in the property's text (see `Properties`)."""
         if key in MEASUREMENT_KEYS:
             return super().matches(key, pattern)
         found = self._numbers(key, f"regexp_matches(value, {pattern})")
-        return f"COALESCE({self._string(key)} IN {found}, false)"
+        number = _field_number_text(self._field(key))
+        return (
+            f"(COALESCE({self._string(key)} IN {found}, false) "
+            f"OR COALESCE(regexp_matches({number}, {pattern}), false))"
+        )
 
     def _untagged(self, key: str, expression: str) -> str:
         """`expression`: ``x<i>`` holds a field only when the event has no tag of its name."""
         del key
         return expression
+
+    def weight(self) -> str:
+        """How many events an event stands for: the cache's ``w`` column."""
+        return "w"
+
+    def order(self) -> str:
+        """An event's place in funnels: the cache's ``o`` column."""
+        return "o"
 
     def value_key(self, key: str) -> str:
         """The string's number when the key only ever has strings, else a value key."""

@@ -9,7 +9,8 @@ Tables (one DuckDB database file per archive, see `metricstream.query._cache`):
 - ``keys``: the properties the cache holds, numbered, and whether any event
   has a value of one that is not a string (``other_values``);
 - ``strings``: each string value of each property, numbered (``id``);
-- ``events``: one row per record: ``file``, ``m``, ``ts`` and, for property
+- ``events``: one row per record: ``file``, ``m``, ``ts``, ``w`` (how many
+  events it stands for) and ``o`` (its place in funnels) and, for property
   number k, ``g<k>`` (the number of its string value: the tag, else a string
   field) and ``x<k>`` (a field value that is not a string, as JSON);
 - ``meta``: the archive's paths, for whoever looks at the file.
@@ -35,11 +36,20 @@ from typing import Any
 import orjson
 
 from metricstream.codecs.compression import Compression
+from metricstream.query._eventid import order_sql
 from metricstream.query._files import FileCheck, check_file, discover, file_key
 from metricstream.query._results import Skipped
 from metricstream.query._run import QueryError, read_errors, verify_suspects
 from metricstream.query._scan import Source, refuses_structs, scan_sql, write_sources
-from metricstream.query._sql import MEASUREMENT_KEYS, CachedKey, Params
+from metricstream.query._sql import (
+    EVENT_ID_KEY,
+    MEASUREMENT_KEYS,
+    WEIGHT_KEY,
+    CachedKey,
+    Params,
+    field_text,
+    weight_sql,
+)
 
 __all__ = ["CacheConflictError", "Entry", "Synced", "create_schema", "read_keys", "sync"]
 
@@ -93,6 +103,7 @@ class _Load:
 
 
 _TABLES = frozenset({"meta", "files", "keys", "strings", "events"})
+_EVENT_COLUMNS = "file INTEGER, m VARCHAR, ts BIGINT, w BIGINT, o HUGEINT"
 
 
 def create_schema(connection: Any, patterns: Sequence[str]) -> None:
@@ -113,7 +124,7 @@ def create_schema(connection: Any, patterns: Sequence[str]) -> None:
         "CREATE TABLE IF NOT EXISTS keys (number INTEGER, key VARCHAR, other_values BOOLEAN)"
     )
     connection.execute("CREATE TABLE IF NOT EXISTS strings (key INTEGER, value VARCHAR, id BIGINT)")
-    connection.execute("CREATE TABLE IF NOT EXISTS events (file INTEGER, m VARCHAR, ts BIGINT)")
+    connection.execute(f"CREATE TABLE IF NOT EXISTS events ({_EVENT_COLUMNS})")
     if not connection.execute("SELECT count(*) FROM meta").fetchone()[0]:
         connection.execute(
             "INSERT INTO meta VALUES ('patterns', $patterns)",
@@ -174,7 +185,7 @@ def _rebuild(connection: Any, keys: Sequence[str]) -> None:
     """Drop every record and hold `keys` from now on (the files' checks are kept)."""
     columns = "".join(f", g{number} BIGINT, x{number} JSON" for number in range(len(keys)))
     connection.execute("DROP TABLE events")
-    connection.execute(f"CREATE TABLE events (file INTEGER, m VARCHAR, ts BIGINT{columns})")
+    connection.execute(f"CREATE TABLE events ({_EVENT_COLUMNS}{columns})")
     connection.execute("DELETE FROM strings")
     connection.execute("DELETE FROM keys")
     connection.executemany(
@@ -345,13 +356,17 @@ def _stage(
 ) -> int:
     """Read the records of `sources` into the temporary table ``staged``; return how many.
 
-    Columns: ``file`` (its number in `numbers`), ``m``, ``ts``, and for the
-    k-th key ``s<k>`` (its string value) and ``x<k>`` (its other field value).
-    `objects`: see `scan_sql`.
+    Columns: ``file`` (its number in `numbers`), ``m``, ``ts``, ``w`` (how
+    many events it stands for, `weight_sql`), ``o`` (its place in funnels,
+    `order_sql`), and for the k-th key ``s<k>`` (its string value) and
+    ``x<k>`` (its other field value). `objects`: see `scan_sql`.
     """
     connection.execute("DROP TABLE IF EXISTS staged")
     params = Params()
-    scan = scan_sql(sources, keys, params, filename=True, objects=objects)
+    # The weight and the funnel order are computed here from their properties,
+    # read whether or not the cache holds them.
+    scanned = [*keys, *(key for key in (WEIGHT_KEY, EVENT_ID_KEY) if key not in keys)]
+    scan = scan_sql(sources, scanned, params, filename=True, objects=objects)
     paths = params.add([source.path for source in sources])
     ids = params.add([numbers[source.check.path] for source in sources])
     columns = "".join(
@@ -359,9 +374,13 @@ def _stage(
         f", CASE WHEN t{k} IS NULL AND json_type(x{k}) <> 'VARCHAR' THEN x{k} END AS x{k}"
         for k in range(len(keys))
     )
+    weight = weight_sql(f"t{scanned.index(WEIGHT_KEY)}", f"x{scanned.index(WEIGHT_KEY)}")
+    number = scanned.index(EVENT_ID_KEY)
+    ident = f"COALESCE(t{number}, {field_text(f'x{number}')})"
     connection.execute(
         f"CREATE TEMP TABLE staged AS SELECT list_extract({ids}, "
-        f"list_position({paths}, filename)) AS file, m, ts{columns} FROM ({scan})",
+        f"list_position({paths}, filename)) AS file, m, ts, w, {order_sql('eid')} AS o{columns} "
+        f"FROM (SELECT *, {weight} AS w, {ident} AS eid FROM ({scan}))",
         params.values,
     )
     placed, unplaced = connection.execute(
@@ -410,7 +429,7 @@ def _insert_staged(connection: Any, width: int) -> None:
         for k in range(width)
     )
     values = "".join(f", d{k}.id, x{k}" for k in range(width))
-    connection.execute(f"INSERT INTO events SELECT file, m, ts{values} FROM staged{joins}")
+    connection.execute(f"INSERT INTO events SELECT file, m, ts, w, o{values} FROM staged{joins}")
     if width:
         present = ", ".join(f"bool_or(x{k} IS NOT NULL)" for k in range(width))
         flags = connection.execute(f"SELECT {present} FROM staged").fetchone()

@@ -37,7 +37,7 @@ def _value(value: object) -> str:
 
 
 def _set_lines(label: str, item: dict[str, Any], spec: dict[str, Any]) -> list[str]:
-    keys = list(spec.get("unique", []))
+    keys = list(item["unique"])
     lines: list[str] = []
     if "breakdown" in item:
         by = spec["breakdown"]["keys"]
@@ -63,14 +63,17 @@ def _set_lines(label: str, item: dict[str, Any], spec: dict[str, Any]) -> list[s
 
 def format_answer(document: dict[str, Any], answer: dict[str, Any]) -> str:
     """Return the answer to `document` as text tables."""
-    specs = {item.get("label", item["name"]): item for item in document["data"]}
-    keys = sorted({key for item in document["data"] for key in item.get("unique", [])})
+    specs = {item["name"]: item for item in document["data"]}
+    keys = sorted({key for item in answer["data"].values() for key in item["unique"]})
+    weighted = any(item["weighted_count"] != item["count"] for item in answer["data"].values())
     rows = [
         [label, f"{item['count']:,}"]
+        + ([f"{item['weighted_count']:,}"] if weighted else [])
         + [f"{item['unique'][k]:,}" if k in item["unique"] else "" for k in keys]
         for label, item in answer["data"].items()
     ]
-    lines = _table(["event", "count", *(f"unique {k}" for k in keys)], rows, 1)
+    header = ["set", "count", *(["weighted"] if weighted else []), *(f"unique {k}" for k in keys)]
+    lines = _table(header, rows, 1)
     for label, item in answer["data"].items():
         lines += _set_lines(label, item, specs[label])
     if "funnel" in answer:

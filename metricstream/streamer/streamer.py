@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from metricstream._log import logger
 from metricstream._options import describe, require_number, takes_options
 from metricstream._validate import no_fields_error
-from metricstream.contract import Sink
+from metricstream.contract import CompressionAware, ForkAware, Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError, StreamerClosedError
 from metricstream.streamer.config import OverflowPolicy, StreamerArguments, check_sinks
@@ -68,9 +68,8 @@ class EventStreamer:
         codec = self.config.codec
         if codec is not None:
             for sink in self._sinks:
-                inherit = getattr(sink, "inherit_compression", None)
-                if callable(inherit):
-                    inherit(codec)
+                if isinstance(sink, CompressionAware):
+                    sink.inherit_compression(codec)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
         self._pipeline = self._started(Pipeline.open(self.config, self._sinks, self._names))
@@ -103,9 +102,8 @@ class EventStreamer:
             return
         self._shutdown_lock = threading.Lock()
         for sink in self._sinks:
-            hook = getattr(sink, "after_fork", None)
-            if callable(hook):
-                hook()
+            if isinstance(sink, ForkAware):
+                sink.after_fork()
         self._pipeline = self._started(self._pipeline.for_child())
         self._current.pipeline = self._pipeline
         self._endpoint.after_fork_in_child()

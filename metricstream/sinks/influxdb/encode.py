@@ -21,7 +21,8 @@ from __future__ import annotations
 import gzip
 
 from metricstream.codecs.compression import Compression, compress
-from metricstream.codecs.lineprotocol import encode_lines, parse_lines
+from metricstream.codecs.lineprotocol import encode_batch, parse_lines
+from metricstream.columns import EventColumns
 from metricstream.event import MetricEvent
 from metricstream.exceptions import PermanentSinkError, SinkError
 
@@ -118,7 +119,8 @@ class InfluxDBPayload:
         start, stop = self._front()
         if stop - start == self.count:
             return self.body
-        lines = encode_lines(self._decoded(precision)[start:stop], precision).encode()
+        front = EventColumns.of_events(self._decoded(precision)[start:stop])
+        lines = encode_batch(front, precision)
         return compress(lines, Compression.GZIP, 1) if self.gzipped else lines
 
     def front_written(self) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from metricstream._log import RateLimitedLog, logger
-from metricstream.sinks.kafka.encode import Message, Messages
+from metricstream.sinks.kafka.encode import Headers, Message, Messages
 from metricstream.sinks.kafka.errors import KafkaErrorLike, describe
 
 __all__ = ["ClientEvents", "DeliveryReports", "KafkaPayload", "forsake"]
@@ -65,14 +66,18 @@ class DeliveryReports:
     """The delivery reports of one write attempt (the producer's callbacks).
 
     In ``event`` mode every message holds one event; in ``batch`` mode
-    `counts` gives the events of each value.
+    `counts` gives the events of each value. A delivery report carries no
+    headers (confluent-kafka leaves them out), so a failed message is kept
+    with the headers it was produced with: `shared`, or its own, bound to
+    its callback by `callback_for`.
     """
 
-    __slots__ = ("counts", "delivered", "failed", "reported", "started")
+    __slots__ = ("counts", "delivered", "failed", "reported", "shared", "started")
 
-    def __init__(self, counts: dict[bytes, int] | None) -> None:
+    def __init__(self, counts: dict[bytes, int] | None, shared: Headers | None = None) -> None:
         self.started = time.monotonic()
         self.counts = counts
+        self.shared: Headers = [] if shared is None else shared
         self.delivered = 0
         self.reported = 0
         self.failed: list[tuple[KafkaErrorLike, Message]] = []
@@ -82,19 +87,31 @@ class DeliveryReports:
         """The delivery callback to pass to ``produce``."""
         return self.on_event_delivery if self.counts is None else self.on_batch_delivery
 
-    def on_event_delivery(self, error: KafkaErrorLike | None, message: Any) -> None:
+    def callback_for(self, headers: Headers) -> Any:
+        """The delivery callback of a message produced with `headers` of its own."""
+        return functools.partial(self.callback, headers=headers)
+
+    def on_event_delivery(
+        self, error: KafkaErrorLike | None, message: Any, headers: Headers | None = None
+    ) -> None:
         """Take the report of a one-event message."""
         self.reported += 1
         if error is not None:
-            self.failed.append((error, (message.value(), message.key(), message.headers())))
+            self._fail(error, message, headers)
 
-    def on_batch_delivery(self, error: KafkaErrorLike | None, message: Any) -> None:
+    def on_batch_delivery(
+        self, error: KafkaErrorLike | None, message: Any, headers: Headers | None = None
+    ) -> None:
         """Take the report of a message holding `counts[value]` events."""
         self.reported += 1
         if error is None:
             self.delivered += self.counts[message.value()]  # type: ignore[index]
         else:
-            self.failed.append((error, (message.value(), message.key(), message.headers())))
+            self._fail(error, message, headers)
+
+    def _fail(self, error: KafkaErrorLike, message: Any, headers: Headers | None) -> None:
+        kept = self.shared if headers is None else headers
+        self.failed.append((error, (message.value(), message.key(), kept)))
 
     def refused(self, error: KafkaErrorLike, message: Message) -> None:
         """`produce` refused a message at once: report it as failed."""

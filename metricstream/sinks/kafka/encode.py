@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Union
 
-from metricstream.codecs.lineprotocol import encode_line
+from metricstream.codecs.lineprotocol import encode_event
 from metricstream.contract import EventBatch
 from metricstream.event import SCHEMA_VERSION, MetricEvent
 from metricstream.exceptions import InvalidEventError
@@ -177,11 +177,11 @@ class MessageEncoder:
         values = batch.influx_bytes("ns").split(b"\n")
         if len(values) != len(batch):
             # A string field holds a raw newline: encode the events one by one.
-            values = [encode_line(event).encode() for event in batch.events]
+            values = [encode_event(event).encode() for event in batch.events]
         return values
 
     def _keys(self, batch: EventBatch) -> list[bytes | None] | None:
-        """Each event's message key, read from the batch's parts unless a function computes it."""
+        """Each event's message key, read from the batch's columns unless a function computes it."""
         key = self.key
         if key is None:
             return None

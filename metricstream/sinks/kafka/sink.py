@@ -181,7 +181,7 @@ class KafkaSink:
         pending = payload.pending
         if pending.values:
             producer = self._client()
-            reports = DeliveryReports(payload.counts)
+            reports = DeliveryReports(payload.counts, pending.shared)
             deadline = reports.started + self._write_timeout
             unsent = self._produce_all(producer, pending, reports, deadline)
             sent = len(pending) - len(unsent)
@@ -217,10 +217,12 @@ class KafkaSink:
                 except kafka_exception as exc:
                     reports.refused(exc.args[0], (value, None, shared))
             return messages.tail(len(messages))
+        own = messages.headers is not None
         for message in messages:
             value, key, headers = message
             try:
-                produce(topic, value, key, on_delivery=callback, headers=headers)
+                on_delivery = reports.callback_for(headers) if own else callback
+                produce(topic, value, key, on_delivery=on_delivery, headers=headers)
             except BufferError:
                 if not self._produce_when_room(producer, message, reports, deadline):
                     return messages.tail(_position(messages.values, value))
@@ -237,7 +239,11 @@ class KafkaSink:
             producer.poll(_ROOM_WAIT_S)
             try:
                 producer.produce(
-                    self.options.topic, value, key, on_delivery=reports.callback, headers=headers
+                    self.options.topic,
+                    value,
+                    key,
+                    on_delivery=reports.callback_for(headers),
+                    headers=headers,
                 )
             except BufferError:
                 continue

@@ -25,9 +25,10 @@ import re
 from collections import Counter
 from typing import Any
 
+from metricstream.columns import EventColumns
 from metricstream.event import FieldValue, UInt
 from metricstream.exceptions import ConfigError, InvalidEventError
-from metricstream.properties import EventColumns, property_columns
+from metricstream.properties import property_columns
 from metricstream.sinks.redis_counters.buckets import TimeBuckets
 from metricstream.sinks.redis_counters.keys import KeyLayout, escape
 from metricstream.sinks.redis_counters.mapping import CounterLimits, CounterMapping, Metric
@@ -253,7 +254,8 @@ class Planner:
         if metric.kind != "adv":
             return True
         field = metric.value_field or ""
-        return _number(property_columns(events.row(position), (field,))[field][0]) is not None
+        row = events.subset(position, position + 1)
+        return _number(property_columns(row, (field,))[field][0]) is not None
 
     # --- aggregate -> operations ---------------------------------------------------
 

@@ -37,35 +37,35 @@ def prepare_isolated(
         return Prepared(sink.prepare(batch), len(batch), 0)
     except Exception as exc:
         first_error = exc
-    events = batch.events
+    count = len(batch)
     named = getattr(first_error, "indexes", None)
     reason = "invalid"
     if named:
         bad = set(named)
-        good = [event for i, event in enumerate(events) if i not in bad]
+        good = [i for i in range(count) if i not in bad]
         reason = str(getattr(first_error, "reason", None) or "invalid")
     else:
-        good = [e for e in events if _encodable(sink, EventBatch([e], batch_id=batch.batch_id))]
+        good = [i for i in range(count) if _encodable(sink, batch.select((i,)))]
     warnings.warning(
         (name, reason),
         "metricstream: sink %r dropped %d of %d events of batch %s (%s): %s",
         name,
-        len(events) - len(good),
-        len(events),
+        count - len(good),
+        count,
         batch.batch_id,
         reason,
         scrub_secrets(str(first_error)),
     )
     if not good:
-        return Prepared(None, 0, len(events), reason)
-    rest = EventBatch(good, batch_id=batch.batch_id, created_ns=batch.created_ns)
+        return Prepared(None, 0, count, reason)
+    rest = batch.select(good)
     try:
-        return Prepared(sink.prepare(rest), len(good), len(events) - len(good), reason)
+        return Prepared(sink.prepare(rest), len(good), count - len(good), reason)
     except Exception:
         if not named:
-            return Prepared(None, 0, len(events), reason)
+            return Prepared(None, 0, count, reason)
         payload, kept, _, _ = prepare_isolated(sink, name, rest, warnings)
-        return Prepared(payload, kept, len(events) - kept, reason)
+        return Prepared(payload, kept, count - kept, reason)
 
 
 def _encodable(sink: Sink, single: EventBatch) -> bool:

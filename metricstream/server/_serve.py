@@ -1,0 +1,126 @@
+"""Running the event store under uvicorn, one worker or several: ``metricstream serve``.
+
+The listening socket is bound here, before any worker starts, so the
+address printed is the one clients reach (port 0 picks a free port), and
+every worker accepts on that one socket. With several workers, uvicorn's
+supervisor starts them (and starts a worker again if one dies), each takes
+its own slot and archive file, and ``/metrics`` adds up every worker's
+figures through prometheus_client's multiprocess directory.
+
+SIGTERM and Ctrl-C stop it gracefully: no new connections, requests in
+flight finish (within `GRACE_SECONDS`), then each worker flushes what it
+acknowledged and closes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+from typing import TextIO
+
+from metricstream.server._app import create_app
+from metricstream.server._config import ServerConfig
+
+__all__ = ["GRACE_SECONDS", "bind", "serve"]
+
+GRACE_SECONDS = 30
+"""How long requests in flight may take to finish once a stop is asked for."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host` and `port` (0: a free port).
+
+    Raises:
+        OSError: If the address cannot be bound.
+    """
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        family = socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: TextIO) -> int:
+    """Serve until stopped; return the exit status.
+
+    Args:
+        config: The options.
+        host: The address to listen on (loopback unless told otherwise).
+        port: The port (0: a free one).
+        workers: How many worker processes.
+        out: Where the listening address is printed.
+
+    Raises:
+        OSError: If the address cannot be bound or the archive directory written.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    sock = bind(host, port)
+    options = {
+        item.name: getattr(config, item.name)
+        for item in dataclasses.fields(config)
+        if item.name != "archive_dir"
+    }
+    factory = functools.partial(create_app, config.archive_dir, **options)
+    server_config = uvicorn.Config(
+        factory,
+        factory=True,
+        workers=workers,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        server_header=False,
+    )
+    out.write(
+        f"metricstream serve: listening on {_url(sock)} "
+        f"(archive {config.archive_dir}, {workers} worker{'s' if workers > 1 else ''}, "
+        f"token {'required' if config.token else 'not set'})\n"
+    )
+    out.flush()
+    # uvicorn handles SIGTERM and SIGINT while it serves (a graceful stop), then
+    # raises the signal again for the handlers found before: these make that
+    # second delivery a no-op, so a graceful stop exits with status 0.
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, _stopped)
+    try:
+        if workers == 1:
+            uvicorn.Server(server_config).run(sockets=[sock])
+        else:
+            metrics = config.state_dir / "prometheus"
+            shutil.rmtree(metrics, ignore_errors=True)
+            metrics.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+            Multiprocess(server_config, sockets=[sock]).run()
+    finally:
+        sock.close()
+    out.write("metricstream serve: stopped\n")
+    out.flush()
+    return 0
+
+
+def _stopped(number: int, frame: object) -> None:
+    """The stop uvicorn already carried out is signalled again: nothing is left to do."""
+    del number, frame

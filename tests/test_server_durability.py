@@ -1,0 +1,213 @@
+"""The real ``metricstream serve`` process: what it acknowledged survives SIGKILL, retries are
+answered once, workers share nothing but the archive, SIGTERM flushes, ``--to`` forwards.
+
+Every server here is started by the test, on a free port (``--port 0``),
+and every check reads the archive afterwards with the query layer (which
+steps over a frame a kill tore).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from metricstream.query import Archive, parse_event_id
+from tests.server_support import ServerProcess
+
+pytestmark = pytest.mark.faults
+
+CLIENTS = 4
+KILLS = 10
+
+
+def stored_markers(archive_dir: Path) -> dict[tuple[str, int], set[str]]:
+    """For each (client, seq) marker in the archive, the event ids that carry it."""
+    found: dict[tuple[str, int], set[str]] = {}
+    with Archive(archive_dir / "events-*.jsonl.zst", cache=False) as archive:
+        rows = (
+            archive.events(None, [{"type": "all", "key": "client"}])
+            .breakdown(["client", "seq", "event_id"], n=10**9)
+            .value
+        )
+    for row in rows:
+        client, seq, event_id = row.values
+        found.setdefault((str(client), int(seq)), set()).add(str(event_id))
+    return found
+
+
+def wait_delivered(server: ServerProcess, expected: int, timeout: float = 120.0) -> None:
+    """Wait until /stats counts at least `expected` events (the spool reached the archive)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(server.url + "/stats", timeout=30).json()["events"] >= expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {expected} events reached the archive in {timeout} s")
+
+
+class Clients:
+    """`CLIENTS` threads posting small batches until stopped; what was acknowledged is kept."""
+
+    def __init__(self, url: str, seed: int) -> None:
+        self.url = url
+        self.acked: set[tuple[str, int]] = set()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.rng = random.Random(seed)
+        names = [f"s{seed}c{n}" for n in range(CLIENTS)]
+        self.next = dict.fromkeys(names, 0)
+        self.threads = [threading.Thread(target=self.run, args=(name,)) for name in names]
+
+    def run(self, client: str) -> None:
+        with httpx.Client(timeout=10) as session:
+            while not self.stop.is_set():
+                with self.lock:
+                    first = self.next[client]
+                    size = self.rng.randint(1, 40)
+                    self.next[client] = first + size
+                body = {"events": [{"data": {"client": client, "seq": first + i}}
+                                   for i in range(size)]}  # fmt: skip
+                try:
+                    response = session.post(self.url + "/events", json=body)
+                except httpx.HTTPError:
+                    time.sleep(0.02)
+                    continue
+                if response.status_code == 200:
+                    with self.lock:
+                        self.acked.update((client, first + i) for i in range(size))
+
+    def __enter__(self) -> Clients:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+
+
+class TestKills:
+    """SIGKILL under load loses nothing that was acknowledged."""
+
+    def test_ten_kills_under_four_clients(self, tmp_path: Path) -> None:
+        acked: set[tuple[str, int]] = set()
+        rng = random.Random(3)
+        for kill in range(KILLS):
+            server = ServerProcess(tmp_path).start()
+            with Clients(server.url, seed=kill) as clients:
+                deadline = time.monotonic() + rng.uniform(0.5, 1.5)
+                while time.monotonic() < deadline or not clients.acked:
+                    time.sleep(0.05)
+                server.stop(signal.SIGKILL)
+            acked |= clients.acked
+        with ServerProcess(tmp_path) as server:
+            wait_delivered(server, len(acked))
+            server.stop()
+        found = stored_markers(tmp_path)
+        lost = acked - set(found)
+        assert not lost, f"{len(lost)} acknowledged events lost, e.g. {sorted(lost)[:5]}"
+        assert len(acked) > KILLS * CLIENTS
+        # Each marker was posted once: one event id each, whatever a replay wrote twice.
+        assert {marker: len(ids) for marker, ids in found.items() if len(ids) != 1} == {}
+
+
+class TestIdempotencyAfterKill:
+    """A retried Idempotency-Key after a SIGKILL stores nothing twice."""
+
+    def test_retry_after_kill(self, tmp_path: Path) -> None:
+        body = {"events": [{"data": {"client": "idem", "seq": i}} for i in range(25)]}
+        headers = {"Idempotency-Key": "after-kill-1"}
+        with ServerProcess(tmp_path) as server:
+            first = httpx.post(server.url + "/events", json=body, headers=headers, timeout=30)
+            assert first.status_code == 200
+            server.stop(signal.SIGKILL)
+        with ServerProcess(tmp_path) as server:
+            again = httpx.post(server.url + "/events", json=body, headers=headers, timeout=30)
+            assert again.status_code == 200
+            assert again.json() == first.json()
+            assert again.headers["idempotent-replayed"] == "true"
+            wait_delivered(server, 25)
+            server.stop()
+        found = stored_markers(tmp_path)
+        assert sorted(found) == [("idem", i) for i in range(25)]
+        assert all(len(ids) == 1 for ids in found.values())
+
+    def test_a_request_cut_by_a_kill_is_stored_once_when_retried(self, tmp_path: Path) -> None:
+        body = {"events": [{"data": {"client": "cut", "seq": i}} for i in range(500)]}
+        headers = {"Idempotency-Key": "cut-1"}
+        server = ServerProcess(tmp_path).start()
+        threading.Timer(0.01, server.stop, args=(signal.SIGKILL,)).start()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(server.url + "/events", json=body, headers=headers, timeout=30)
+        server.process.wait(30)  # type: ignore[union-attr]
+        with ServerProcess(tmp_path) as server:
+            retry = httpx.post(server.url + "/events", json=body, headers=headers, timeout=30)
+            assert retry.status_code == 200
+            wait_delivered(server, 500)
+            server.stop()
+        found = stored_markers(tmp_path)
+        assert sorted(found) == [("cut", i) for i in range(500)]
+        assert all(len(ids) == 1 for ids in found.values())
+
+
+class TestWorkers:
+    """Two workers, four clients: exact counts, unique event ids, every worker's file read."""
+
+    def test_two_workers(self, tmp_path: Path) -> None:
+        with ServerProcess(tmp_path, "--workers", "2") as server:
+            with Clients(server.url, seed=9) as clients:
+                time.sleep(3)
+            acked = clients.acked
+            wait_delivered(server, len(acked))
+            document = {"data": [{"name": "all", "keys": ["client"], "unique": ["event_id"]}]}
+            answer = httpx.post(server.url + "/query", json=document, timeout=60).json()
+            stats = httpx.get(server.url + "/stats", timeout=30).json()
+            server.stop()
+        assert answer["data"]["all"]["count"] == len(acked)
+        assert answer["data"]["all"]["unique"]["event_id"] == len(acked)
+        found = stored_markers(tmp_path)
+        assert set(found) == acked
+        generations = {parse_event_id(next(iter(ids)))[1] for ids in found.values()}
+        assert 1 <= len(generations) <= 2
+        assert stats["workers"] in (1, 2)
+
+
+class TestStop:
+    """SIGTERM answers the requests in flight and flushes what was acknowledged."""
+
+    def test_sigterm_flushes(self, tmp_path: Path) -> None:
+        server = ServerProcess(tmp_path).start()
+        with Clients(server.url, seed=5) as clients:
+            time.sleep(1.0)
+            code = server.stop(signal.SIGTERM)
+        assert code == 0
+        assert set(stored_markers(tmp_path)) >= clients.acked
+
+
+class TestForwarding:
+    """``--to kafka://...`` sends every accepted event on, through the same spool."""
+
+    def test_events_reach_a_kafka_topic(self, tmp_path: Path) -> None:
+        from tests.kafka_helpers import read_events, unique_topic
+        from tests.servers import KAFKA_BOOTSTRAP, host_port, require
+
+        require("kafka", *host_port(KAFKA_BOOTSTRAP))
+        topic = unique_topic("serve-to")
+        url = f"kafka://{KAFKA_BOOTSTRAP}/{topic}"
+        body = {"events": [{"data": {"client": "kafka", "seq": i}} for i in range(300)]}
+        with ServerProcess(tmp_path, "--to", url) as server:
+            answer = httpx.post(server.url + "/events", json=body, timeout=30).json()
+            server.stop()
+        forwarded = read_events(KAFKA_BOOTSTRAP, topic, 300)
+        assert sorted(e.fields["seq"] for e in forwarded) == list(range(300))
+        assert forwarded[0].fields["event_id"] == answer["first_event_id"]
+        assert len({e.fields["event_id"] for e in forwarded}) == 300
+        assert set(stored_markers(tmp_path)) == {("kafka", i) for i in range(300)}
