@@ -191,12 +191,16 @@ class GroupReader:
         by_partition: dict[PartitionKey, list[Decoded]] = {}
         events_read = 0
         for message in messages:
-            error = message.error()
-            if error is not None:
-                self._message_error(error)
+            if message.error() is not None:
+                self._message_error(message.error())
                 continue
-            decoded = self._decode(message)
-            events_read += len(decoded[1])
+            try:
+                events: list[MetricEvent] = decode_message(message.value(), message.headers())
+            except Exception as exc:  # a poison message never stops its partition
+                decoded = self._refuse(message, exc)
+            else:
+                decoded = (message.offset(), events, None)
+                events_read += len(events)
             key = (message.topic(), message.partition())
             found = by_partition.get(key)
             if found is None:
@@ -209,26 +213,23 @@ class GroupReader:
         for key, decoded_messages in by_partition.items():
             take(key, decoded_messages)
 
-    def _decode(self, message: Any) -> Decoded:
-        try:
-            events: list[MetricEvent] = decode_message(message.value(), message.headers())
-        except Exception as exc:  # a poison message never stops its partition
-            problem = self._mask(f"{type(exc).__name__}: {exc}")
-            self._counters.add("invalid_messages")
-            _warnings.warning(
-                ("relay", "invalid"),
-                "metricstream relay: %s/%d at offset %d cannot be decoded (%s); %s",
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                problem,
-                "sent to the dead-letter topic" if self._dead else "counted and skipped",
-            )
-            letter: DeadLetter | None = None
-            if self._dead is not None:
-                letter = self._dead.send(message, problem)
-            return message.offset(), [], letter
-        return message.offset(), events, None
+    def _refuse(self, message: Any, exc: Exception) -> Decoded:
+        """Count a message that cannot be decoded, send it to the dead letters if any."""
+        problem = self._mask(f"{type(exc).__name__}: {exc}")
+        self._counters.add("invalid_messages")
+        _warnings.warning(
+            ("relay", "invalid"),
+            "metricstream relay: %s/%d at offset %d cannot be decoded (%s); %s",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            problem,
+            "sent to the dead-letter topic" if self._dead else "counted and skipped",
+        )
+        letter: DeadLetter | None = None
+        if self._dead is not None:
+            letter = self._dead.send(message, problem)
+        return message.offset(), [], letter
 
     def _message_error(self, error: Any) -> None:
         from confluent_kafka import KafkaError
