@@ -67,6 +67,20 @@ def _servers() -> None:
     servers.require_url("Redis", servers.REDIS_URL)
 
 
+STARTED: list[RelayProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_relay_outlives_its_test() -> Iterator[None]:
+    """A test that fails or times out leaves no relay process behind."""
+    yield
+    while STARTED:
+        relay = STARTED.pop()
+        if relay.process is not None and relay.process.poll() is None:
+            relay.process.kill()
+            relay.process.wait()
+
+
 @pytest.fixture
 def prefix() -> Iterator[str]:
     import redis
@@ -89,6 +103,7 @@ class RelayProcess:
         self.logs = logs
         self.starts = 0
         self.process: subprocess.Popen[bytes] | None = None
+        STARTED.append(self)
 
     def start(self) -> None:
         self.starts += 1
