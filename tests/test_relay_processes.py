@@ -27,6 +27,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -53,6 +56,7 @@ from .relay_helpers import (
     source_url,
     wait_for,
 )
+from .servers import free_port
 
 S = 1_000_000_000
 EVENTS = int(os.environ.get("METRICSTREAM_RELAY_EVENTS", "30000"))
@@ -386,3 +390,38 @@ def tumbling_totals(prefix: str, hosts: list[str]) -> dict[str, tuple[int, int]]
             if count:
                 found[host] = (int(count), int(total))
     return found
+
+
+class TestStopping:
+    """SIGTERM with a sink down: the relay gives up after --stop-timeout, commits nothing more."""
+
+    def test_exit_status_1_and_nothing_committed_past_what_was_delivered(
+        self, tmp_path: Path
+    ) -> None:
+        topic = create_topic("relay-stop", 2)
+        group = f"relay-stop-{uuid.uuid4().hex[:6]}"
+        produce(topic, http_events(100))
+        port = free_port()
+        down = f"redis://127.0.0.1:{free_port()}/0?mapping=" + urllib.parse.quote(
+            json.dumps({"count": ["measurement"]})
+        )
+        args = ["--from", source_url(topic, group), "--to", down, "--stop-timeout", "1",
+                "--health-port", str(port)]  # fmt: skip
+        relay = RelayProcess("stopping", args, tmp_path)
+        relay.start()
+        wait_for(lambda: read_count(port, "events_read") == 100, 60, "the relay to read everything")
+        assert relay.stop() == 1, relay.output()
+        assert "Final accounting" in relay.output()
+        assert set(committed_offsets(group, topic, 2).values()) <= {0, -1001}
+
+
+def read_count(port: int, name: str) -> int:
+    """A count of the relay's ``/healthz`` (served with 503 while a sink is down), or -1."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as refused:
+        body = refused.read()
+    except OSError:
+        return -1
+    return int(json.loads(body)["relay"]["counts"][name])

@@ -156,6 +156,7 @@ class GroupReader:
         self._written: dict[str, dict[PartitionKey, int]] = {}
         self._paused: set[PartitionKey] = set()
         self._full = False
+        self._leaving = False
         self._held = 0
         self._next_commit = 0.0
         self.fatal: str | None = None
@@ -415,7 +416,8 @@ class GroupReader:
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
-        deadline = time.monotonic() + self.settings.revoke_timeout
+        # When the relay leaves the group, drain() has waited already.
+        deadline = time.monotonic() + (0.0 if self._leaving else self.settings.revoke_timeout)
         while True:
             if self._dead is not None:
                 self._dead.poll()
@@ -458,6 +460,7 @@ class GroupReader:
 
     def close(self, timeout: float) -> None:
         """Leave the group (the revocation commits what is delivered); close the clients."""
+        self._leaving = True
         try:
             self._consumer.close()
         finally:

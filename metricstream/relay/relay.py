@@ -50,6 +50,15 @@ class Relay:
     least once across crashes and rebalances, and each batch carries an id
     derived from its partition and offsets (or, with windows, from the
     window), so the Redis counter sink applies it exactly once.
+
+    Attributes:
+        source: What it reads.
+        streamer: The streamer of its sinks (``late_streamer``: of ``late_to``).
+        windows: Its event-time windows, or None.
+        counters: Its counts and state (see `health`).
+        error: What ended a relay run by `start`, if anything did.
+        delivered_everything: After a run, whether everything read was
+            delivered before the relay left its group (None before).
     """
 
     @takes_options(RelayOptions)
@@ -68,6 +77,7 @@ class Relay:
         self._server: HealthServer | None = None
         self._ran = False
         self.error: BaseException | None = None
+        self.delivered_everything: bool | None = None
 
     def _streamer(
         self, sinks: tuple[Sink | str, ...], name: str, retry: RetryConfig
@@ -108,7 +118,7 @@ class Relay:
             reader.open()
             while not self._stop.is_set():
                 reader.step()
-            delivered = reader.drain(self.options.stop_timeout)
+            delivered = self.delivered_everything = reader.drain(self.options.stop_timeout)
             if not delivered:
                 logger.warning(
                     "metricstream relay: stopped with events undelivered; their offsets are "
