@@ -2,31 +2,54 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-dev-all
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+# What an install depends on: a change to any of them installs again.
+INSTALL_INPUTS := pyproject.toml setup.py metricstream/_speedups.c
+# The package and its core dependencies (the demo's needs) / with every extra and the dev tools.
+CORE_STAMP := $(VENV)/.installed-core
+DEV_STAMP  := $(VENV)/.installed-dev-all
 # The tests of the encoders, which have optional compiled helpers.
 PURE_PYTHON_TESTS := tests/test_batch.py tests/test_lineprotocol.py tests/test_json.py \
 	tests/test_event.py tests/test_hostile_input.py tests/test_sink_jsonl.py
+# The Python versions, besides the one of $(VENV), that run the tests needing no server.
+OTHER_PYTHONS ?= 3.10 3.11 3.12 3.13
 
-.PHONY: demo test bench bench-readme lint services services-stop clean
+.PHONY: demo test test-other-pythons bench bench-readme lint services services-stop clean
 
-$(STAMP): pyproject.toml setup.py metricstream/_speedups.c
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all]'
-	@touch $(STAMP)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(CORE_STAMP): $(INSTALL_INPUTS) | $(PY)
+	$(PIP) -e .
+	@touch $@
+
+# Everything the core install has, and more: it stands for that install too.
+$(DEV_STAMP): $(INSTALL_INPUTS) | $(PY)
+	$(PIP) -e '.[dev,all]'
+	@touch $@ $(CORE_STAMP)
 
 ## Run the simulated analytics workload for ~10 s (console + zstd JSON Lines; no servers).
-demo: $(STAMP)
+## Installs the package and its core dependencies only.
+demo: $(CORE_STAMP)
 	$(PY) -m metricstream demo --duration 10
 
-## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests.
-## The codec tests run a second time without the optional compiled helpers.
-test: $(STAMP)
+## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests;
+## the codec tests run a second time without the optional compiled helpers; then, once those
+## are done, the tests that need no server run on each other Python version installed.
+test: $(DEV_STAMP)
 	scripts/services.sh start
 	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 	METRICSTREAM_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_PYTHON_TESTS)
+	METRICSTREAM_MAIN_RUN="the full suite against the servers, and the codec tests without \
+	the compiled helpers, passed" .ci/other-pythons $(OTHER_PYTHONS)
 
-$(VENV)/.installed-bench: pyproject.toml $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,all,bench]'
+## The tests that need no server on each of OTHER_PYTHONS found here, side by side, each in
+## .venv-X.Y; a version not installed is reported, not a failure (.ci/other-pythons).
+test-other-pythons: $(DEV_STAMP)
+	.ci/other-pythons $(OTHER_PYTHONS)
+
+$(VENV)/.installed-bench: pyproject.toml $(DEV_STAMP)
+	$(PIP) -e '.[dev,all,bench]'
 	@touch $@
 
 ## Benchmarks against the peers; writes benchmarks/results/REPORT.md, its charts and
@@ -38,10 +61,10 @@ bench: $(VENV)/.installed-bench
 		$(PY) benchmarks/readme_targets.py && exit $$status
 
 ## Copy the table of targets of the committed benchmarks/results/results.json into the README.
-bench-readme: $(STAMP)
+bench-readme: $(DEV_STAMP)
 	$(PY) benchmarks/readme_targets.py
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check metricstream tests benchmarks examples
 	$(VENV)/bin/mypy metricstream
 
@@ -52,4 +75,5 @@ services-stop:
 	scripts/services.sh stop
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis metricstream-demo
+	rm -rf $(VENV) $(VENV)-3.* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache \
+		.hypothesis metricstream-demo

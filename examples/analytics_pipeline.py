@@ -1,10 +1,13 @@
 """The demo's analytics events to Kafka and to Redis counters, then a dashboard.
 
-Run with ``python examples/analytics_pipeline.py [--events 20000]`` against
-the Kafka broker at ``$METRICSTREAM_KAFKA_BOOTSTRAP`` (default
-``127.0.0.1:29092``) and the Redis server at ``$METRICSTREAM_REDIS_URL``
-(default ``redis://127.0.0.1:26379/0``), the ones ``scripts/services.sh
-start`` runs. It fails with a clear message when either does not answer.
+Run with ``python examples/analytics_pipeline.py [--events 20000]``. It
+writes to the Kafka broker at ``$KAFKA_BOOTSTRAP`` (default
+``localhost:9092``) and to the Redis server at ``$REDIS_URL`` (default
+``redis://localhost:6379/0``), and fails with a clear message when either
+does not answer. Against the test servers of ``scripts/services.sh start``::
+
+    KAFKA_BOOTSTRAP=127.0.0.1:29092 REDIS_URL=redis://127.0.0.1:26379/0 \\
+        python examples/analytics_pipeline.py
 
 One `EventStreamer` fans the simulated product-analytics workload out to:
 
@@ -34,8 +37,8 @@ from metricstream.cli.workload import AnalyticsWorkload
 from metricstream.sinks import CounterMapping, KafkaSink, RedisCounterSink, TimeBuckets
 from metricstream.sinks.kafka import decode_message
 
-KAFKA = os.environ.get("METRICSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:29092")
-REDIS = os.environ.get("METRICSTREAM_REDIS_URL", "redis://127.0.0.1:26379/0")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP", "localhost:9092")
+REDIS = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 MAPPING = CounterMapping(
     unique=["user", "org~user"],
     count=["measurement", "measurement~org"],
@@ -81,7 +84,8 @@ def main() -> int:
     redis_host = REDIS.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
     for what, address in (("Kafka", KAFKA), ("Redis", redis_host)):
         if not reachable(address):
-            print(f"{what} does not answer at {address}: start it with scripts/services.sh start")
+            variable = "KAFKA_BOOTSTRAP" if what == "Kafka" else "REDIS_URL"
+            print(f"{what} does not answer at {address}: set {variable} to a server's address")
             return 1
 
     run = uuid.uuid4().hex[:8]

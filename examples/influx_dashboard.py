@@ -1,9 +1,11 @@
 """Events to InfluxDB, then a dashboard query of the last minute.
 
-Run with ``python examples/influx_dashboard.py [--database NAME] [--requests 600]``
-against the InfluxDB 1.x server at ``$METRICSTREAM_INFLUXDB_V1_URL``
-(default ``http://127.0.0.1:28086``, the one ``scripts/services.sh start``
-runs). It fails with a clear message when that server does not answer.
+Run with ``python examples/influx_dashboard.py [--database NAME] [--requests 600]``.
+It writes to the InfluxDB 1.x server at ``$INFLUXDB_URL`` (default
+``http://localhost:8086``) and fails with a clear message when that server
+does not answer. Against the test server of ``scripts/services.sh start``::
+
+    INFLUXDB_URL=http://127.0.0.1:28086 python examples/influx_dashboard.py
 
 It creates the database (``metricstream_example`` by default), streams a
 minute of simulated HTTP requests (timestamps spread over the last 55
@@ -32,7 +34,7 @@ from typing import Any
 
 import metricstream as ms
 
-INFLUXDB_URL = os.environ.get("METRICSTREAM_INFLUXDB_V1_URL", "http://127.0.0.1:28086")
+INFLUXDB_URL = os.environ.get("INFLUXDB_URL", "http://localhost:8086")
 ROUTES = {"/api/orders": 40.0, "/api/users": 12.0, "/api/search": 95.0, "/health": 1.5}
 """Route -> typical latency in ms."""
 
@@ -56,8 +58,7 @@ def require_server() -> None:
     except (OSError, urllib.error.URLError) as exc:
         sys.exit(
             f"influx_dashboard: InfluxDB is not reachable at {INFLUXDB_URL} ({exc}).\n"
-            "Start the test servers with `scripts/services.sh start`, or set "
-            "METRICSTREAM_INFLUXDB_V1_URL to an InfluxDB 1.x server."
+            "Set INFLUXDB_URL to the address of an InfluxDB 1.x server."
         )
 
 

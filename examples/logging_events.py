@@ -7,7 +7,7 @@ Logging is set up as usual (messages to standard error), and an
 event as well: tags ``level`` and ``logger``, fields ``count`` and
 ``message_length``, and the correlation id of the request that logged it.
 The events go to the console and to ``logging_events.jsonl.zst`` in the
-current directory; at the end they are tallied per level and logger.
+current directory (a new file at each run); at the end they are tallied per level and logger.
 
 A sink that fails makes metricstream log warnings of its own; those are
 never turned into events (no feedback loop), as the run shows with a sink
@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 import metricstream as ms
 from metricstream.integrations.logging import EventHandler
 from metricstream.sinks.jsonl import read_events
 from metricstream.testing import FaultySink
 
-OUTPUT = "logging_events.jsonl.zst"
+OUTPUT = Path("logging_events.jsonl.zst")
 
 payments = logging.getLogger("shop.payments")
 inventory = logging.getLogger("shop.inventory")
@@ -47,6 +48,7 @@ def handle_order(order_id: int) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)-8s %(name)s: %(message)s")
     flaky = FaultySink(["permanent"], then="ok", name="flaky")  # its failure is logged
+    OUTPUT.unlink(missing_ok=True)  # a new file at each run: the sink appends
     streamer = ms.EventStreamer(
         [ms.sinks.ConsoleSink(format="pretty"), ms.sinks.JsonLinesSink(OUTPUT), flaky],
         flush_interval=0.2,
@@ -62,6 +64,7 @@ def main() -> None:
         logging.getLogger().removeHandler(handler)
         streamer.shutdown(timeout=10)
 
+    OUTPUT.with_name(f".{OUTPUT.name}.lock").unlink(missing_ok=True)  # the closed sink's lock
     events = list(read_events(OUTPUT))
     tally = Counter((e.tags["level"], e.tags["logger"]) for e in events)
     print(f"\n{len(events)} log events in {OUTPUT}:")

@@ -7,14 +7,16 @@ extra: ``pip install 'metricstream[otel]'``).
 their amounts in a histogram. The SDK's periodic reader exports every half
 second through ``MetricStreamExporter``, so the same data points reach any
 metricstream sink; here the console (line protocol) and
-``otel_bridge.jsonl.zst`` in the current directory. At the end the totals
-read back from the file are printed beside the ones the program counted.
+``otel_bridge.jsonl.zst`` in the current directory (a new file at each
+run). At the end the totals read back from the file are printed beside the
+ones the program counted.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+from pathlib import Path
 
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
@@ -25,7 +27,7 @@ import metricstream as ms
 from metricstream.integrations.otel import MetricStreamExporter
 from metricstream.sinks.jsonl import read_events
 
-OUTPUT = "otel_bridge.jsonl.zst"
+OUTPUT = Path("otel_bridge.jsonl.zst")
 
 meter = metrics.get_meter("shop.checkout")
 orders = meter.create_counter("shop.orders", description="orders placed")
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=50)
     args = parser.parse_args()
 
+    OUTPUT.unlink(missing_ok=True)  # a new file at each run: the sink appends
     streamer = ms.EventStreamer(
         [ms.sinks.ConsoleSink(format="line"), ms.sinks.JsonLinesSink(OUTPUT)],
         flush_interval=0.2,
@@ -70,6 +73,7 @@ def main() -> None:
     provider.shutdown()  # exports what is left, then flushes the streamer
     streamer.shutdown(timeout=10)
 
+    OUTPUT.with_name(f".{OUTPUT.name}.lock").unlink(missing_ok=True)  # the closed sink's lock
     events = list(read_events(OUTPUT))
     counted: dict[str, int] = {}
     read_total = 0.0

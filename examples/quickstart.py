@@ -1,13 +1,18 @@
 """Build a few events, print them in both wire formats, then stream them.
 
 Run with ``python examples/quickstart.py``; it writes ``quickstart.jsonl.zst``
-in the current directory.
+in the current directory, a new file at each run (a `JsonLinesSink` appends
+to a file that exists, so the previous run's file is removed first).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import metricstream as ms
 from metricstream.sinks.jsonl import read_events
+
+ARCHIVE = Path("quickstart.jsonl.zst")
 
 
 def main() -> None:
@@ -24,8 +29,9 @@ def main() -> None:
         print(event.to_influx_line())
         print(event.to_json())
 
+    ARCHIVE.unlink(missing_ok=True)
     with ms.EventStreamer(
-        [ms.sinks.ConsoleSink(format="pretty"), ms.sinks.JsonLinesSink("quickstart.jsonl.zst")],
+        [ms.sinks.ConsoleSink(format="pretty"), ms.sinks.JsonLinesSink(ARCHIVE)],
         batch_size=100,
         flush_interval=0.5,
     ) as streamer:
@@ -38,7 +44,9 @@ def main() -> None:
     print(f"\ncorrelation id of the db queries: {cid}")
     for name, sink in health.sinks.items():
         print(f"{name}: written {sink.events_written}, dropped {sink.events_dropped}")
-    print(f"read back: {sum(1 for _ in read_events('quickstart.jsonl.zst'))} events in the file")
+    # The sink kept a lock file beside the archive while it wrote; it is closed now.
+    ARCHIVE.with_name(f".{ARCHIVE.name}.lock").unlink(missing_ok=True)
+    print(f"read back: {sum(1 for _ in read_events(ARCHIVE))} events in the file")
 
 
 if __name__ == "__main__":

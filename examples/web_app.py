@@ -9,7 +9,7 @@ own correlation id (the client's ``X-Request-Id`` header) and is timed with
 ``streamer.timed``; the database call inside it is timed with a decorator,
 so both events carry the same id. Failures are recorded by exception name
 (``outcome=KeyError``) and still become the right HTTP status. The events go
-to ``web_app.jsonl.zst`` in the current directory.
+to ``web_app.jsonl.zst`` in the current directory, a new file at each run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -28,7 +29,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import metricstream as ms
 from metricstream.sinks.jsonl import read_events
 
-OUTPUT = "web_app.jsonl.zst"
+OUTPUT = Path("web_app.jsonl.zst")
 PATHS = ["/orders", "/orders", "/orders/42", "/orders/7", "/boom"]
 """The load cycles through these: two listings, a found order, a missing one, a crash."""
 ORDERS = {42: "espresso machine", 43: "grinder"}
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
+    OUTPUT.unlink(missing_ok=True)  # a new file at each run: the sink appends
     streamer = ms.EventStreamer([ms.sinks.JsonLinesSink(OUTPUT)], flush_interval=0.5)
     server = make_server("127.0.0.1", 0, make_app(streamer), ThreadingWSGIServer, QuietHandler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
@@ -162,6 +164,7 @@ def main() -> None:
         server.shutdown()
         server.server_close()
         streamer.shutdown(timeout=10)
+    OUTPUT.with_name(f".{OUTPUT.name}.lock").unlink(missing_ok=True)  # the closed sink's lock
     written = streamer.health().sinks["jsonl"].events_written
     print(f"{written} events written to {OUTPUT}\n")
     report(list(read_events(OUTPUT)), statuses)

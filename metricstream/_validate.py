@@ -2,9 +2,10 @@
 
 Every part of an event is checked here, whether it comes from the builder
 API, JSON or line protocol: measurement names, tag keys and values, field
-keys and values (and the `UInt` type for unsigned ones), timestamps and
-correlation ids. Each check returns the value in its canonical type or
-raises `InvalidEventError` naming the key and the problem.
+keys and values (and the `UInt` type for unsigned ones) and correlation
+ids (timestamps have a module of their own, `metricstream._timestamps`).
+Each check returns the value in its canonical type or raises
+`InvalidEventError` naming the key and the problem.
 
 Names seen valid before are not checked again: the same few measurements,
 keys and tag values recur in nearly every event. The sets that remember them
@@ -13,7 +14,6 @@ are bounded.
 
 from __future__ import annotations
 
-import datetime as _dt
 import operator
 import re
 import sys
@@ -45,7 +45,6 @@ __all__ = [
     "check_measurement",
     "check_tag_value",
     "check_tags",
-    "check_timestamp",
     "no_fields_error",
     "valid_keys",
     "valid_measurements",
@@ -333,42 +332,6 @@ def _convert_field_value(key: str, value: object) -> FieldValue:
         f"field {key!r} has a value of type {type(value).__name__}; "
         "use bool, int, float, str or UInt",
     )
-
-
-def check_timestamp(timestamp: object) -> int:
-    """Return a timestamp in nanoseconds since the epoch.
-
-    Args:
-        timestamp: An int of nanoseconds or a timezone-aware `datetime`.
-
-    Returns:
-        Nanoseconds since the epoch.
-
-    Raises:
-        InvalidEventError: If it is another type, naive, or outside int64.
-    """
-    candidate: Any = timestamp
-    if candidate.__class__ is not int:
-        if isinstance(candidate, _dt.datetime):
-            if candidate.tzinfo is None:
-                raise InvalidEventError(
-                    None, "timestamp datetime must be timezone-aware (for example UTC)"
-                )
-            delta = candidate - _EPOCH
-            seconds = delta.days * 86_400 + delta.seconds
-            candidate = seconds * 1_000_000_000 + delta.microseconds * 1000
-        elif isinstance(candidate, int) and not isinstance(candidate, bool):
-            candidate = int(candidate)
-        else:
-            raise InvalidEventError(
-                None, f"timestamp must be an int of nanoseconds, not {type(candidate).__name__}"
-            )
-    if not INT64_MIN <= candidate <= INT64_MAX:
-        raise InvalidEventError(None, f"timestamp {candidate} ns is outside the int64 range")
-    return candidate  # type: ignore[no-any-return]
-
-
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 @overload

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from metricstream._bounded import BoundedDict
 from metricstream._compiled import SPEEDUPS
+from metricstream._timestamps import EARLIEST_TIMESTAMP_NS, check_event_time, timestamp_in
 from metricstream._validate import (
     FLOAT_MAX,
     INT64_MAX,
@@ -36,10 +37,10 @@ from metricstream._validate import (
     check_measurement,
     check_tag_value,
     check_tags,
-    check_timestamp,
     valid_keys,
     valid_measurements,
 )
+from metricstream.exceptions import InvalidEventError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -95,8 +96,11 @@ class MetricEvent:
         fields: Field keys to values: bool, int (int64), float (finite), str
             (up to 64 KiB) or `UInt`.
         timestamp_ns: Nanoseconds since the epoch (or an aware `datetime`);
-            defaults to `time.time_ns()` now.
+            defaults to `time.time_ns()` now. A number before 2001 (below
+            10**18) is refused, since it is nearly always seconds or
+            milliseconds taken for nanoseconds; see `with_timestamp`.
         correlation_id: An optional id tying the event to a request or job.
+        before_2001: Accept a `timestamp_ns` before 2001 as meant.
 
     Events built with equal tags share one read-only copy of them (a
     `SharedTags`), which keeps millions of pending events small and makes
@@ -125,6 +129,8 @@ class MetricEvent:
         fields: Mapping[str, object] | Iterable[tuple[str, object]] | None = None,
         timestamp_ns: int | _dt.datetime | None = None,
         correlation_id: str | None = None,
+        *,
+        before_2001: bool = False,
     ) -> None:
         self.measurement = (
             measurement
@@ -143,10 +149,10 @@ class MetricEvent:
         self.fields = check_fields(fields) if fields else {}
         if timestamp_ns is None:
             self.timestamp_ns = _time_ns()
-        elif timestamp_ns.__class__ is int and INT64_MIN <= timestamp_ns <= INT64_MAX:
+        elif timestamp_ns.__class__ is int and EARLIEST_TIMESTAMP_NS <= timestamp_ns <= INT64_MAX:
             self.timestamp_ns = timestamp_ns
         else:
-            self.timestamp_ns = check_timestamp(timestamp_ns)
+            self.timestamp_ns = check_event_time(timestamp_ns, before_2001=before_2001)
         self.correlation_id = (
             None if correlation_id is None else check_correlation_id(correlation_id)
         )
@@ -192,16 +198,56 @@ class MetricEvent:
         self.correlation_id = check_correlation_id(correlation_id)
         return self
 
-    def with_timestamp(self, timestamp_ns: int | _dt.datetime) -> Self:
-        """Set the timestamp (int nanoseconds since the epoch, or an aware datetime).
+    def with_timestamp(
+        self,
+        timestamp_ns: int | _dt.datetime | None = None,
+        *,
+        seconds: float | None = None,
+        ms: float | None = None,
+        us: float | None = None,
+        before_2001: bool = False,
+    ) -> Self:
+        """Set the timestamp, given in one unit: nanoseconds (or a datetime), seconds, ms or us.
+
+        ``with_timestamp(1_700_000_000_000_000_000)`` (nanoseconds),
+        ``with_timestamp(seconds=time.time())``, ``with_timestamp(ms=1_700_000_000_000)``
+        and ``with_timestamp(datetime.now(timezone.utc))`` all work. A number
+        that makes a time before 2001 is refused, naming the unit it was
+        probably meant in (``with_timestamp(1_700_000_000)`` is seconds read
+        as nanoseconds: 1970), unless `before_2001` says it is meant. An
+        aware datetime says its date and is taken as it is.
+
+        Args:
+            timestamp_ns: Nanoseconds since the epoch (int), or an aware `datetime`.
+            seconds: Seconds since the epoch (int, or float as from `time.time`).
+            ms: Milliseconds since the epoch.
+            us: Microseconds since the epoch.
+            before_2001: Accept a time before 2001 as meant.
 
         Returns:
             This event.
 
         Raises:
-            InvalidEventError: If the timestamp is invalid or out of range.
+            InvalidEventError: If not exactly one of the four is given, or the
+                timestamp is invalid, out of range, or before 2001 unmarked.
         """
-        self.timestamp_ns = check_timestamp(timestamp_ns)
+        given = {
+            unit: value
+            for unit, value in (("ns", timestamp_ns), ("seconds", seconds), ("ms", ms), ("us", us))
+            if value is not None
+        }
+        if len(given) != 1:
+            raise InvalidEventError(
+                None,
+                "with_timestamp() takes one time: timestamp_ns, seconds=, ms= or us=, "
+                f"not {len(given)}",
+            )
+        [(unit, value)] = given.items()
+        self.timestamp_ns = (
+            check_event_time(value, before_2001=before_2001)
+            if unit == "ns"
+            else timestamp_in(unit, value, before_2001=before_2001)
+        )
         return self
 
     def copy(self) -> MetricEvent:
@@ -315,19 +361,17 @@ def event_from_sample(
     *,
     field: str = _VALUE_FIELD,
     timestamp_ns: int | None = None,
+    before_2001: bool = False,
 ) -> MetricEvent:
-    """Build an event from one sample: ``metric`` becomes the measurement.
-
-    ``event_from_sample("cpu.usage", 0.73, {"host": "a"})`` is
-    ``MetricEvent("cpu.usage", tags={"host": "a"}, fields={"value": 0.73})``.
+    """Build an event from one sample: ``event_from_sample("cpu", 0.73, {"host": "a"})``.
 
     Args:
         metric: The measurement name.
         value: The sample, stored under the field `field`.
-        tags: Tags as a mapping or (key, value) pairs; events built with
-            equal tags share one read-only copy of them (see `MetricEvent`).
+        tags: Tags as a mapping or (key, value) pairs (shared: see `MetricEvent`).
         field: The field key for the value.
         timestamp_ns: Nanoseconds since the epoch; defaults to now.
+        before_2001: Accept a `timestamp_ns` before 2001 (see `MetricEvent`).
 
     Returns:
         The new event.
@@ -361,7 +405,9 @@ def event_from_sample(
     event.measurement = metric
     event.tags = shared
     event.fields = {field: value}
-    event.timestamp_ns = _time_ns() if timestamp_ns is None else check_timestamp(timestamp_ns)
+    event.timestamp_ns = (
+        _time_ns() if timestamp_ns is None else check_event_time(timestamp_ns, before_2001)
+    )
     event.correlation_id = None
     return event
 

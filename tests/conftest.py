@@ -1,15 +1,23 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the run without servers.
+
+With ``METRICSTREAM_NO_SERVERS=1`` the tests marked ``servers`` are
+deselected, and a test that connects to one of the test servers' ports
+anyway (or calls `tests.servers.require`) fails with the server's name: a
+test that needs a server must say so with ``@pytest.mark.servers``.
+"""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 import metricstream as ms
 from metricstream.testing import FaultySink
 
-from .servers import servers_required
+from .servers import SERVER_PORTS, no_server_run, servers_required
 from .support import FAST_RETRY
 
 _skipped: list[str] = []
@@ -43,6 +51,54 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 f" which must run everything: {', '.join(_skipped[:5])}",
                 red=True,
             )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without servers, deselect the tests marked ``servers``."""
+    if not no_server_run():
+        return
+    marked = [item for item in items if item.get_closest_marker("servers") is not None]
+    if marked:
+        config.hook.pytest_deselected(items=marked)
+        items[:] = [item for item in items if item.get_closest_marker("servers") is None]
+
+
+@pytest.fixture(autouse=True)
+def _no_server_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Without servers, refuse (and afterwards fail the test for) a connection to one."""
+    if not no_server_run():
+        yield
+        return
+    touched: list[str] = []
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+
+    def server_address(address: Any) -> str | None:
+        if isinstance(address, tuple) and len(address) >= 2 and address[1] in SERVER_PORTS:
+            return f"{address[0]}:{address[1]}"
+        return None
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if (server := server_address(address)) is not None:
+            touched.append(server)
+            raise ConnectionRefusedError(f"{server} is a test server; the test is not marked")
+        original_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if (server := server_address(address)) is not None:
+            touched.append(server)
+            raise ConnectionRefusedError(f"{server} is a test server; the test is not marked")
+        return original_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield
+    if touched:
+        pytest.fail(
+            f"this test connected to the test server(s) {', '.join(sorted(set(touched)))} but "
+            "is not marked @pytest.mark.servers",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

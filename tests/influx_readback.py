@@ -121,7 +121,9 @@ def influx_v1_events(
                 for key, value in zip(keys, values, strict=True)
                 if value is not None
             }
-            events.append(MetricEvent(name, tags=tags, fields=fields, timestamp_ns=timestamp))
+            events.append(  # what the server stored, whatever its time
+                MetricEvent(name, tags, fields, timestamp_ns=timestamp, before_2001=True)
+            )
     return sorted(events, key=lambda e: (e.measurement, e.timestamp_ns, sorted(e.tags.items())))
 
 

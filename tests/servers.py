@@ -14,6 +14,13 @@ a failure there too.
 :func:`require_chromium` finds the headless browser of the status page test
 (installed, not started, by the same script).
 
+A test that uses any of these (the servers, a private :class:`InfluxdProcess`
+or :class:`RedisProcess`, Chromium) is marked ``@pytest.mark.servers``. With
+``METRICSTREAM_NO_SERVERS=1`` (the runs on the other Python versions, see
+``make test``) the marked tests are deselected, and an unmarked test that
+reaches for a server fails, naming it: :func:`no_server_run` and
+:data:`SERVER_PORTS` are what ``conftest.py`` checks.
+
 :class:`InfluxdProcess` runs a private, short-lived ``influxd`` for fault
 tests that stop and restart the server in the middle of a stream.
 """
@@ -34,9 +41,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, NoReturn, Self
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing import Self
 
 __all__ = [
     "CHROMIUM_BIN",
@@ -51,8 +61,11 @@ __all__ = [
     "VM_URL",
     "InfluxdProcess",
     "RedisProcess",
+    "SERVER_PORTS",
     "free_port",
     "host_port",
+    "no_server_run",
+    "refuse_in_no_server_run",
     "require",
     "require_chromium",
     "require_influxd",
@@ -82,6 +95,21 @@ CHROMIUM_BIN: str = os.environ.get("METRICSTREAM_CHROMIUM") or (
 )
 
 _START_HINT = "run `scripts/services.sh start` (or `make test`) to start the test servers"
+
+
+def no_server_run() -> bool:
+    """Tell whether this run is the one without servers (``METRICSTREAM_NO_SERVERS=1``)."""
+    return os.environ.get("METRICSTREAM_NO_SERVERS", "") == "1"
+
+
+def refuse_in_no_server_run(what: str) -> None:
+    """Fail the calling test if this run has no servers: it should be marked ``servers``."""
+    if no_server_run():
+        pytest.fail(
+            f"this test uses {what} but is not marked @pytest.mark.servers "
+            "(METRICSTREAM_NO_SERVERS=1 runs only the tests that need no server)",
+            pytrace=False,
+        )
 
 
 def servers_required() -> bool:
@@ -131,6 +159,22 @@ def host_port(url: str, default_port: int | None = None) -> tuple[str, int]:
     return host, port
 
 
+def _cluster_ports(url: str) -> set[int]:
+    """The ports of the cluster's three nodes (``services.sh`` numbers them in a row)."""
+    _, first = host_port(url)
+    return {first, first + 1, first + 2}
+
+
+SERVER_PORTS: frozenset[int] = frozenset(
+    {
+        host_port(url)[1]
+        for url in (REDIS_URL, INFLUXDB_V1_URL, INFLUXDB_AUTH_URL, VM_URL, KAFKA_BOOTSTRAP)
+    }
+    | _cluster_ports(REDIS_CLUSTER_URL)
+)
+"""The loopback ports of the test servers, which a test not marked ``servers`` never uses."""
+
+
 def require(name: str, host: str, port: int) -> None:
     """Make sure a TCP connect to ``host:port`` succeeds.
 
@@ -138,6 +182,7 @@ def require(name: str, host: str, port: int) -> None:
     ``METRICSTREAM_REQUIRE_SERVERS=1``) or is skipped, with a message naming
     the server and how to start it.
     """
+    refuse_in_no_server_run(f"{name} at {host}:{port}")
     try:
         with socket.create_connection((host, port), timeout=2.0):
             return
@@ -152,6 +197,7 @@ def require_url(name: str, url: str) -> None:
 
 def require_influxd() -> str:
     """Return the path of an executable ``influxd``, or fail/skip the test."""
+    refuse_in_no_server_run("influxd")
     for candidate in (INFLUXD_BIN, shutil.which("influxd")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -160,6 +206,7 @@ def require_influxd() -> str:
 
 def require_chromium() -> str:
     """Return the path of an executable ``chromium``, or fail/skip the test."""
+    refuse_in_no_server_run("chromium")
     for candidate in (CHROMIUM_BIN, shutil.which("chromium")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -205,6 +252,7 @@ class InfluxdProcess:
         :param http_options: extra settings for the ``[http]`` section, e.g.
             ``{"max-body-size": 4096}``.
         """
+        refuse_in_no_server_run("a private influxd")
         found = binary or (INFLUXD_BIN if os.access(INFLUXD_BIN, os.X_OK) else None)
         found = found or shutil.which("influxd")
         if not found:
@@ -385,6 +433,7 @@ class RedisProcess:
         :param args: extra ``redis-server`` options (later ones win).
         :param port: the port :meth:`start` waits for; a free one when None.
         """
+        refuse_in_no_server_run("a private redis-server")
         binary = shutil.which("redis-server")
         if binary is None:
             _unavailable(f"redis-server not found on PATH; {_START_HINT}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import metricstream as ms
 
@@ -41,6 +42,32 @@ def wait_until(predicate: Callable[[], bool], timeout: float = DEADLINE_MARGIN) 
             return True
         time.sleep(0.002)
     return predicate()
+
+
+def faulty_scheme(scheme: str, then: str) -> str:
+    """Register ``SCHEME:NAME`` URLs for a `FaultySink` named NAME whose writes all end `then`.
+
+    For command-line tests, which take sinks as URLs. Returns the scheme.
+    """
+    ms.sinks.register_scheme(
+        scheme,
+        lambda url, **_: ms.testing.FaultySink(then=then, name=url.partition(":")[2] or scheme),
+        replace=True,
+    )
+    return scheme
+
+
+def spool_left_by_a_dead_sink(directory: Path, count: int) -> Path:
+    """A spool in `directory` holding `count` sample events for a sink ``lost`` that never wrote."""
+    streamer = ms.EventStreamer(
+        [ms.testing.FaultySink(then="transient", name="lost")],
+        spool_dir=directory,
+        retry=ms.RetryConfig(max_retries=0),
+        register_atexit=False,
+    )
+    streamer.send_many(sample(i) for i in range(count))
+    streamer.shutdown(0.5)
+    return directory
 
 
 def assert_identity(health: ms.StreamerHealth) -> None:

@@ -327,13 +327,17 @@ class TestWindows:
             collected.append(aggregator.collect(now))
         assert collected == [
             [],
-            [MetricEvent("c", None, {"count": 1}, 0)],
+            [MetricEvent("c", None, {"count": 1}, 0, before_2001=True)],
             [],
-            [MetricEvent("c", None, {"count": 2}, INTERVAL)],
-            [MetricEvent("c", None, {"count": 1}, 2 * INTERVAL)],  # [30 s, 40 s) was empty
+            [MetricEvent("c", None, {"count": 2}, INTERVAL, before_2001=True)],
+            [
+                MetricEvent("c", None, {"count": 1}, 2 * INTERVAL, before_2001=True)
+            ],  # [30 s, 40 s) was empty
         ]
         assert aggregator.collect(49 * SECOND) == []
-        assert aggregator.collect_all() == [MetricEvent("c", None, {"count": 1}, 4 * INTERVAL)]
+        assert aggregator.collect_all() == [
+            MetricEvent("c", None, {"count": 1}, 4 * INTERVAL, before_2001=True)
+        ]
         assert aggregator.collect_all() == []
         assert aggregator.collect(60 * SECOND) == []
 
@@ -358,7 +362,7 @@ class TestWindows:
         clock.now = 5 * SECOND
         aggregator.count("c")
         assert aggregator.collect(30 * SECOND) == [
-            MetricEvent("c", None, {"count": 2}, 2 * INTERVAL)
+            MetricEvent("c", None, {"count": 2}, 2 * INTERVAL, before_2001=True)
         ]
 
 

@@ -160,7 +160,9 @@ def event(t_s: float, host: str = "a", **fields: Any) -> MetricEvent:
     tags = {"host": host}
     for key in [k for k, v in fields.items() if isinstance(v, str)]:
         tags[key] = fields.pop(key)
-    return MetricEvent("req", tags, fields or {"n": 1}, timestamp_ns=round(t_s * S))
+    return MetricEvent(
+        "req", tags, fields or {"n": 1}, timestamp_ns=round(t_s * S), before_2001=True
+    )
 
 
 AGGREGATES = "count,sum:bytes,min:lat,max:lat,mean:lat,last:lat,unique:user,quantiles:lat"
@@ -273,10 +275,12 @@ class TestTumblingAndSliding:
         )
         windows.add(
             [
-                MetricEvent("req", {"host": "a"}, {"code": 200}, timestamp_ns=1),
-                MetricEvent("req", {"host": "a", "code": "200"}, {"n": 1}, timestamp_ns=2),
-                MetricEvent("req", {"host": "a"}, {"n": 1}, timestamp_ns=3),
-                MetricEvent("req", {"host": "a"}, {"code": ""}, timestamp_ns=4),
+                MetricEvent("req", {"host": "a"}, {"code": 200}, timestamp_ns=1, before_2001=True),
+                MetricEvent(
+                    "req", {"host": "a", "code": "200"}, {"n": 1}, timestamp_ns=2, before_2001=True
+                ),
+                MetricEvent("req", {"host": "a"}, {"n": 1}, timestamp_ns=3, before_2001=True),
+                MetricEvent("req", {"host": "a"}, {"code": ""}, timestamp_ns=4, before_2001=True),
             ]
         )
         tags = [(r.event.tags, r.event.fields["count"]) for r in windows.close_all()]

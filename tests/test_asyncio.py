@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -165,3 +166,43 @@ class TestAsyncFace:
             assert asyncio.run(streamer.flush_async(timeout)) is False
         finally:
             streamer.shutdown(0.3)
+
+
+class TestTheDefaultExecutorIsNotNeeded:
+    """flush_async and shutdown_async keep their deadlines while the loop's executor is busy."""
+
+    def test_both_end_in_time_while_every_worker_of_the_default_executor_is_taken(self) -> None:
+        async def main() -> tuple[bool, bool, bool]:
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+            release = threading.Event()
+            busy = loop.run_in_executor(None, release.wait)  # the application's own long wait
+            streamer, hanging, _ = dead_streamer()
+            try:
+                flushed = await asyncio.wait_for(streamer.flush_async(0.05), WAIT)
+                delivered = await asyncio.wait_for(streamer.shutdown_async(0.3), WAIT)
+                return flushed, delivered, busy.done()
+            finally:
+                hanging.release()
+                release.set()
+                await busy
+
+        assert asyncio.run(main()) == (False, False, False)
+
+    def test_the_wait_runs_in_the_callers_context_and_its_errors_reach_the_caller(self) -> None:
+        sink = InMemorySink()
+        streamer = ms.EventStreamer([sink], register_atexit=False, flush_interval=60)
+
+        async def main() -> bool:
+            with streamer.correlation("req-7"):
+                streamer.send(sample(1))
+                flushed = await streamer.flush_async(WAIT)
+            with pytest.raises(ms.ConfigError):
+                await streamer.shutdown_async(-1)
+            return flushed
+
+        try:
+            assert asyncio.run(main()) is True
+            assert [e.correlation_id for e in sink.events] == ["req-7"]
+        finally:
+            streamer.shutdown(5)

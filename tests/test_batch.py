@@ -41,8 +41,12 @@ def both(columns: EventColumns, precision: str = "ns") -> tuple[bytes, bytes]:
 
 def sample_events() -> list[MetricEvent]:
     return [
-        MetricEvent("cpu", tags={"host": "a b"}, fields={"usage": 0.5}, timestamp_ns=1_500),
-        MetricEvent("mem", fields={"free": UInt(7), "note": 'x"y'}, timestamp_ns=2_000_000),
+        MetricEvent(
+            "cpu", tags={"host": "a b"}, fields={"usage": 0.5}, timestamp_ns=1_500, before_2001=True
+        ),
+        MetricEvent(
+            "mem", fields={"free": UInt(7), "note": 'x"y'}, timestamp_ns=2_000_000, before_2001=True
+        ),
     ]
 
 
@@ -132,7 +136,9 @@ class TestEncodings:
         assert all(data is results[0] for data in results)
 
     def test_event_without_fields_is_refused_every_time(self) -> None:
-        batch = EventBatch([*sample_events(), MetricEvent("empty", timestamp_ns=0)])
+        batch = EventBatch(
+            [*sample_events(), MetricEvent("empty", timestamp_ns=0, before_2001=True)]
+        )
         for _ in range(2):
             with pytest.raises(InvalidEventError, match="event 'empty' has no fields"):
                 batch.to_influx_batch()
@@ -171,7 +177,9 @@ CORRELATION_IDS = st.one_of(st.none(), st.sampled_from(["c-1", 'c"2']))
 def batches_of_samples() -> st.SearchStrategy[list[MetricEvent]]:
     """Batches of `event_from_sample` events: one key and a number in each."""
     event = st.builds(
-        lambda value, tags, stamp: event_from_sample("m x,y", value, tags, timestamp_ns=stamp),
+        lambda value, tags, stamp: event_from_sample(
+            "m x,y", value, tags, timestamp_ns=stamp, before_2001=True
+        ),
         NUMBERS,
         TAG_SETS,
         STAMPS,
@@ -180,7 +188,8 @@ def batches_of_samples() -> st.SearchStrategy[list[MetricEvent]]:
         st.lists(event, min_size=1, max_size=30),
         st.builds(
             lambda values, tags: [
-                event_from_sample("cpu", v, tags, timestamp_ns=i) for i, v in enumerate(values)
+                event_from_sample("cpu", v, tags, timestamp_ns=i, before_2001=True)
+                for i, v in enumerate(values)
             ],
             st.lists(float_values(), min_size=1, max_size=30),
             TAG_SETS,
@@ -208,6 +217,7 @@ def batches_of_events(draw: st.DrawFn, same_keys: bool) -> list[MetricEvent]:
                 fields,
                 draw(STAMPS),
                 draw(CORRELATION_IDS),
+                before_2001=True,
             )
         )
     return events
@@ -225,8 +235,15 @@ class TestColumns:
 
     def test_every_reader_gives_the_events_parts(self) -> None:
         plain = [event_from_sample("m", float(i), {"i": str(i)}) for i in range(4)]
-        two = [MetricEvent("n", {"a": "b"}, {"v": i, "w": "x"}, i, "c") for i in range(3)]
-        mixed = [*plain[:2], MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7, "c-1"), plain[3]]
+        two = [
+            MetricEvent("n", {"a": "b"}, {"v": i, "w": "x"}, i, "c", before_2001=True)
+            for i in range(3)
+        ]
+        mixed = [
+            *plain[:2],
+            MetricEvent("n", {"a": "b"}, {"v": 1, "w": "x"}, 7, "c-1", before_2001=True),
+            plain[3],
+        ]
         for events in (plain, two, mixed):
             from_parts = EventBatch.from_parts(parts_of(events))
             for batch in (EventBatch(events), from_parts, from_parts.subset(0, 4)):
@@ -241,7 +258,10 @@ class TestColumns:
                     assert columns.field_values(key) == [e.fields.get(key) for e in events]
 
     def test_the_same_keys_in_the_same_order_are_held_as_columns(self) -> None:
-        events = [MetricEvent("m", fields={"a": i, "b": i * 0.5}, timestamp_ns=i) for i in range(5)]
+        events = [
+            MetricEvent("m", fields={"a": i, "b": i * 0.5}, timestamp_ns=i, before_2001=True)
+            for i in range(5)
+        ]
         columns = EventColumns.of_parts(parts_of(events))
         found = columns.field_columns()
         assert found is not None
@@ -268,7 +288,9 @@ class TestColumns:
         assert both(columns) == one_by_one(events)
 
     def test_a_subset_and_a_selection_keep_the_form(self) -> None:
-        events = [event_from_sample("m", float(i), timestamp_ns=i) for i in range(6)]
+        events = [
+            event_from_sample("m", float(i), timestamp_ns=i, before_2001=True) for i in range(6)
+        ]
         batch = EventBatch.from_parts(parts_of(events), batch_id="b", created_ns=3)
         part = batch.subset(1, 4)
         assert part.events == events[1:4]
@@ -286,7 +308,9 @@ class TestColumns:
 
     def test_properties_read_field_columns_without_dicts(self) -> None:
         events = [
-            MetricEvent("buy", {"user": f"u{i % 2}"}, {"amount": i, "event": "x"}, i)
+            MetricEvent(
+                "buy", {"user": f"u{i % 2}"}, {"amount": i, "event": "x"}, i, before_2001=True
+            )
             for i in range(4)
         ]
         columns = EventColumns.of_events(events)
@@ -328,7 +352,10 @@ class TestBatchEncoders:
         assert lineprotocol.encode_batch(columns, "us") == one_by_one(events, "us")[0]
 
     def test_an_event_without_fields_is_refused(self) -> None:
-        events = [event_from_sample("cpu", 1.5), MetricEvent("empty", timestamp_ns=0)]
+        events = [
+            event_from_sample("cpu", 1.5),
+            MetricEvent("empty", timestamp_ns=0, before_2001=True),
+        ]
         for batch in (EventBatch.from_parts(parts_of(events)), EventBatch(events[::-1])):
             for encode in (batch.to_influx_batch, batch.to_json_lines):
                 with pytest.raises(InvalidEventError, match="event 'empty' has no fields"):
@@ -336,7 +363,9 @@ class TestBatchEncoders:
 
     def test_tags_changed_with_with_tag_are_encoded_as_they_are_now(self) -> None:
         events = [
-            event_from_sample("cpu", float(i), {"host": "a"}, timestamp_ns=i).with_tag("n", i % 3)
+            event_from_sample(
+                "cpu", float(i), {"host": "a"}, timestamp_ns=i, before_2001=True
+            ).with_tag("n", i % 3)
             for i in range(9)
         ]
         for _ in range(2):
@@ -346,13 +375,15 @@ class TestBatchEncoders:
         class Count(int):
             pass
 
-        events = [MetricEvent("m", fields={"v": 1}, timestamp_ns=i) for i in range(3)]
+        events = [
+            MetricEvent("m", fields={"v": 1}, timestamp_ns=i, before_2001=True) for i in range(3)
+        ]
         events[1].fields = {"v": Count(7)}
         events[2].fields = {"w": UInt(3)}
         assert both(EventColumns.of_events(events)) == one_by_one(events)
 
     def test_a_value_no_encoder_can_write_fails_the_batch(self) -> None:
-        event = MetricEvent("m", fields={"v": 1}, timestamp_ns=0)
+        event = MetricEvent("m", fields={"v": 1}, timestamp_ns=0, before_2001=True)
         event.fields = {"v": object()}  # type: ignore[dict-item]
         with pytest.raises(TypeError):
             json.encode_batch(EventColumns.of_events([event]))

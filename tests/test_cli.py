@@ -114,17 +114,18 @@ class TestCat:
         path = tmp_path / "e.jsonl.zst"
         sink = ms.sinks.JsonLinesSink(path)
         events = [
-            ms.MetricEvent("m", tags={"h": "a"}, fields={"v": i}, timestamp_ns=i) for i in range(3)
+            ms.MetricEvent("m", tags={"h": "a"}, fields={"v": i}, timestamp_ns=i, before_2001=True)
+            for i in range(3)
         ]
         sink.write(sink.prepare(ms.EventBatch(events)))
         sink.close()
         assert main(["cat", str(path)]) == 0
         assert capsys.readouterr().out == "m,h=a v=0i 0\nm,h=a v=1i 1\nm,h=a v=2i 2\n"
 
-    def test_a_missing_file_is_an_error_with_status_2(
+    def test_a_missing_file_is_an_error_with_status_1(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        assert main(["cat", str(tmp_path / "missing.jsonl")]) == 2
+        assert main(["cat", str(tmp_path / "missing.jsonl")]) == 1
         assert "missing.jsonl" in capsys.readouterr().err
 
 
@@ -163,6 +164,19 @@ class TestExamples:
             "jsonl: written 4, dropped 0",
             "read back: 4 events in the file",
         ]
+
+    def test_quickstart_run_twice_gives_the_same_figures_and_leaves_only_its_archive(
+        self, tmp_path: Path
+    ) -> None:
+        script = Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines()[-1] == "read back: 4 events in the file"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["quickstart.jsonl.zst"]
 
 
 class TestHostileInput:

@@ -85,26 +85,30 @@ class TestHealthCommand:
         assert main(["health", str(port)]) == 0
         assert table(capsys.readouterr().out)["memory"][:2] == ["memory", "healthy"]
 
+    @pytest.mark.parametrize("flags", [["--format", "json"], ["--json"]])
     def test_json_prints_the_document(
-        self, make_streamer, capsys: pytest.CaptureFixture[str]
+        self, flags: list[str], make_streamer, capsys: pytest.CaptureFixture[str]
     ) -> None:
         streamer = make_streamer([InMemorySink()])
         _, port = streamer.serve_health()
         streamer.send(sample(1))
         assert streamer.flush(10)
-        assert main(["health", f"127.0.0.1:{port}", "--json"]) == 0
-        assert json.loads(capsys.readouterr().out) == streamer.health().to_dict()
+        assert main(["health", f"127.0.0.1:{port}", *flags]) == 0
+        printed = capsys.readouterr()
+        assert json.loads(printed.out) == streamer.health().to_dict()
+        deprecated = "metricstream health: warning: --json is deprecated; use --format json\n"
+        assert printed.err == (deprecated if flags == ["--json"] else "")
 
-    def test_an_unreachable_endpoint_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_an_unreachable_endpoint_exits_1(self, capsys: pytest.CaptureFixture[str]) -> None:
         port = free_port()
-        assert main(["health", str(port), "--timeout", "2"]) == 2
+        assert main(["health", str(port), "--timeout", "2"]) == 1
         assert f"cannot reach http://127.0.0.1:{port}/healthz" in capsys.readouterr().err
 
-    def test_an_answer_that_is_not_a_health_document_exits_2(
+    def test_an_answer_that_is_not_a_health_document_exits_1(
         self, make_streamer, capsys: pytest.CaptureFixture[str]
     ) -> None:
         _, port = make_streamer([InMemorySink()]).serve_health()
-        assert main(["health", f"http://127.0.0.1:{port}/index.html"]) == 2
+        assert main(["health", f"http://127.0.0.1:{port}/index.html"]) == 1
         assert "answered 200 without a health document" in capsys.readouterr().err
 
     @pytest.mark.parametrize(

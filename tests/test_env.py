@@ -169,6 +169,8 @@ class TestErrors:
             ("METRICSTREAM_UNHEALTHY_AFTER", "0", "must be an integer >= 1"),
             ("METRICSTREAM_PROBE_INTERVAL", "soon", "must be a number of seconds > 0"),
             ("METRICSTREAM_BLOCK_TIMEOUT", "-1", "must be a number of seconds >= 0"),
+            ("METRICSTREAM_DEFAULT_TAGS", "a=1,b=2,a=3", "tag 'a' is given twice"),
+            ("METRICSTREAM_DEFAULT_TAGS", "a=1, a =1", "tag 'a' is given twice"),
         ],
     )
     def test_a_bad_value_names_the_variable_and_the_value(
@@ -237,3 +239,109 @@ class TestErrors:
             f"METRICSTREAM_HEALTH_PORT: '{port}': cannot listen on 127.0.0.1:{port}"
         )
         JsonLinesSink(archive).close()
+
+
+class TestSpoolDirectoryErrors:
+    """A spool directory that cannot be used is named by its variable, never by spool_dir."""
+
+    @pytest.mark.parametrize("inside", ["segments", "acks"])
+    def test_a_file_where_the_spool_keeps_a_directory(self, tmp_path: Path, inside: str) -> None:
+        (tmp_path / inside).write_text("not a directory")
+        with pytest.raises(ms.ConfigError) as info:
+            from_env({"METRICSTREAM_SINKS": "console:", "METRICSTREAM_SPOOL_DIR": str(tmp_path)})
+        assert info.value.option == "METRICSTREAM_SPOOL_DIR"
+        assert str(info.value).startswith(
+            f"METRICSTREAM_SPOOL_DIR: {str(tmp_path)!r}: cannot use {str(tmp_path)!r}: "
+        )
+
+    def test_a_spool_in_use_by_another_streamer(self, tmp_path: Path) -> None:
+        first = from_env(
+            {"METRICSTREAM_SINKS": "console:", "METRICSTREAM_SPOOL_DIR": str(tmp_path)}
+        )
+        try:
+            with pytest.raises(ms.ConfigError) as info:
+                from_env(
+                    {"METRICSTREAM_SINKS": "console:", "METRICSTREAM_SPOOL_DIR": str(tmp_path)}
+                )
+            assert info.value.option == "METRICSTREAM_SPOOL_DIR"
+            assert "is in use by another streamer" in str(info.value)
+        finally:
+            first.shutdown(5)
+
+
+class TestUnknownVariables:
+    """A METRICSTREAM_* variable metricstream does not read is reported, with the closest one."""
+
+    @pytest.mark.parametrize(
+        ("written", "meant"),
+        [
+            ("METRICSTREAM_BATCHSIZE", "METRICSTREAM_BATCH_SIZE"),
+            ("METRICSTREAM_SPOOLDIR", "METRICSTREAM_SPOOL_DIR"),
+            ("METRICSTREAM_SPOOL_MAX_BYTE", "METRICSTREAM_SPOOL_MAX_BYTES"),
+            ("METRICSTREAM_SINK", "METRICSTREAM_SINKS"),
+            ("METRICSTREAM_HEALTH_READYZ", "METRICSTREAM_HEALTH_READY"),
+        ],
+    )
+    def test_a_misspelled_variable_is_warned_about_naming_the_closest(
+        self, written: str, meant: str
+    ) -> None:
+        environ = {"METRICSTREAM_SINKS": "console:", written: "5"}
+        if written == "METRICSTREAM_SINK":
+            environ = {"METRICSTREAM_SINKS": "console:", written: "console:"}
+        with pytest.warns(UserWarning, match=written) as caught:
+            streamer = from_env(environ)
+        streamer.shutdown(5)
+        [warning] = [w for w in caught if w.category is UserWarning]
+        assert str(warning.message) == (
+            f"{written} is not a variable metricstream reads; it is ignored; did you mean {meant}?"
+        )
+        assert warning.filename == __file__  # it points at the from_env call
+
+    def test_a_variable_like_no_other_is_warned_about_without_a_guess(self) -> None:
+        with pytest.warns(UserWarning, match="METRICSTREAM_ZZZ") as caught:
+            from_env({"METRICSTREAM_SINKS": "console:", "METRICSTREAM_ZZZ": "1"}).shutdown(5)
+        assert [str(w.message) for w in caught if w.category is UserWarning] == [
+            "METRICSTREAM_ZZZ is not a variable metricstream reads; it is ignored"
+        ]
+
+    def test_every_variable_read_is_known_and_none_warns(
+        self, recwarn: pytest.WarningsRecorder
+    ) -> None:
+        from metricstream.streamer.operations.env import known_variables
+
+        environ = dict.fromkeys(known_variables(), "")
+        environ["METRICSTREAM_SINKS"] = "console:"
+        from_env(environ).shutdown(5)
+        assert [str(w.message) for w in recwarn if w.category is UserWarning] == []
+
+
+class TestHealthReadiness:
+    """METRICSTREAM_HEALTH_READY chooses what /readyz asks of the sinks."""
+
+    def test_the_policy_is_read_with_the_port(self) -> None:
+        streamer = from_env(
+            {
+                "METRICSTREAM_SINKS": "console:",
+                "METRICSTREAM_HEALTH_PORT": "0",
+                "METRICSTREAM_HEALTH_READY": " Any ",
+            }
+        )
+        try:
+            host, port = streamer.serve_health()
+            with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=10) as answer:
+                assert json.loads(answer.read())["policy"] == "any"
+        finally:
+            streamer.shutdown(5)
+
+    def test_a_bad_policy_names_the_variable(self) -> None:
+        with pytest.raises(ms.ConfigError) as info:
+            from_env(
+                {
+                    "METRICSTREAM_SINKS": "console:",
+                    "METRICSTREAM_HEALTH_PORT": "0",
+                    "METRICSTREAM_HEALTH_READY": "most",
+                }
+            )
+        assert str(info.value) == (
+            "METRICSTREAM_HEALTH_READY: 'most': must be one of 'all', 'any', not 'most'"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,10 +52,11 @@ class TestBuilder:
             tags={"host": "a"},
             fields={"usage": 0.5},
             timestamp_ns=5,
+            before_2001=True,
             correlation_id="c",
         )
         fluent = (
-            MetricEvent("cpu", timestamp_ns=5)
+            MetricEvent("cpu", timestamp_ns=5, before_2001=True)
             .with_tag("host", "a")
             .with_field("usage", 0.5)
             .with_correlation_id("c")
@@ -62,7 +64,9 @@ class TestBuilder:
         assert built == fluent
 
     def test_tags_and_fields_accept_key_value_pairs(self) -> None:
-        event = MetricEvent("m", tags=[("b", "2"), ("a", "1")], fields=[("x", 1)], timestamp_ns=0)
+        event = MetricEvent(
+            "m", tags=[("b", "2"), ("a", "1")], fields=[("x", 1)], timestamp_ns=0, before_2001=True
+        )
         assert event.tags == {"b": "2", "a": "1"}
         assert event.fields == {"x": 1}
 
@@ -87,7 +91,7 @@ class TestBuilder:
         assert event.fields == {"x": 1}
 
     def test_event_with_no_fields_can_be_built(self) -> None:
-        event = MetricEvent("m", tags={"host": "a"}, timestamp_ns=1)
+        event = MetricEvent("m", tags={"host": "a"}, timestamp_ns=1, before_2001=True)
         assert event.fields == {}
 
     def test_int_float_and_bool_tag_values_become_strings(self) -> None:
@@ -120,14 +124,18 @@ class TestBuilder:
         assert MetricEvent.schema_version == ms.SCHEMA_VERSION
 
     def test_copy_is_independent(self) -> None:
-        event = MetricEvent("m", tags={"a": "1"}, fields={"x": 1}, timestamp_ns=3)
+        event = MetricEvent("m", tags={"a": "1"}, fields={"x": 1}, timestamp_ns=3, before_2001=True)
         clone = event.copy()
         clone.with_tag("b", "2").with_field("y", 2)
         assert clone is not event
         assert event.tags == {"a": "1"}
         assert event.fields == {"x": 1}
         assert clone == MetricEvent(
-            "m", tags={"a": "1", "b": "2"}, fields={"x": 1, "y": 2}, timestamp_ns=3
+            "m",
+            tags={"a": "1", "b": "2"},
+            fields={"x": 1, "y": 2},
+            timestamp_ns=3,
+            before_2001=True,
         )
 
 
@@ -135,13 +143,13 @@ class TestFieldValues:
     """Field values keep their kind: bool, int, float, str and UInt are distinct."""
 
     def test_bool_is_never_treated_as_an_int(self) -> None:
-        event = MetricEvent("m", fields={"flag": True, "n": 1}, timestamp_ns=0)
+        event = MetricEvent("m", fields={"flag": True, "n": 1}, timestamp_ns=0, before_2001=True)
         assert type(event.fields["flag"]) is bool
         assert type(event.fields["n"]) is int
         assert event.to_influx_line() == "m flag=true,n=1i 0"
 
     def test_uint_keeps_its_kind(self) -> None:
-        event = MetricEvent("m", fields={"u": UInt(5)}, timestamp_ns=0)
+        event = MetricEvent("m", fields={"u": UInt(5)}, timestamp_ns=0, before_2001=True)
         assert type(event.fields["u"]) is UInt
         assert event.fields["u"] == 5
         assert repr(event.fields["u"]) == "UInt(5)"
@@ -160,7 +168,9 @@ class TestFieldValues:
         assert type(event.fields["ratio"]) is float
 
     def test_int64_bounds_are_accepted(self) -> None:
-        event = MetricEvent("m", fields={"lo": INT64_MIN, "hi": INT64_MAX}, timestamp_ns=0)
+        event = MetricEvent(
+            "m", fields={"lo": INT64_MIN, "hi": INT64_MAX}, timestamp_ns=0, before_2001=True
+        )
         assert event.fields == {"lo": INT64_MIN, "hi": INT64_MAX}
 
     def test_string_of_exactly_64_kib_is_accepted(self) -> None:
@@ -370,19 +380,27 @@ class TestEventFromSample:
     """event_from_sample builds a one-field event from a metric name and a value."""
 
     def test_equals_the_long_form(self) -> None:
-        event = event_from_sample("cpu.usage", 0.73, {"host": "a"}, timestamp_ns=9)
+        event = event_from_sample(
+            "cpu.usage", 0.73, {"host": "a"}, timestamp_ns=9, before_2001=True
+        )
         assert event == MetricEvent(
-            "cpu.usage", tags={"host": "a"}, fields={"value": 0.73}, timestamp_ns=9
+            "cpu.usage",
+            tags={"host": "a"},
+            fields={"value": 0.73},
+            timestamp_ns=9,
+            before_2001=True,
         )
 
     def test_tags_as_pairs_and_custom_field_key(self) -> None:
-        event = event_from_sample("q", 3, [("db", "main")], field="rows", timestamp_ns=1)
+        event = event_from_sample(
+            "q", 3, [("db", "main")], field="rows", timestamp_ns=1, before_2001=True
+        )
         assert event.tags == {"db": "main"}
         assert event.fields == {"rows": 3}
         assert event.correlation_id is None
 
     def test_without_tags(self) -> None:
-        event = event_from_sample("q", True, timestamp_ns=1)
+        event = event_from_sample("q", True, timestamp_ns=1, before_2001=True)
         assert event.tags == {}
         assert event.fields == {"value": True}
 
@@ -420,46 +438,46 @@ class TestEqualityAndRepr:
     """Equality compares every part including the kind of each field value."""
 
     def test_int_and_float_fields_differ(self) -> None:
-        assert MetricEvent("m", fields={"x": 1}, timestamp_ns=0) != MetricEvent(
-            "m", fields={"x": 1.0}, timestamp_ns=0
+        assert MetricEvent("m", fields={"x": 1}, timestamp_ns=0, before_2001=True) != MetricEvent(
+            "m", fields={"x": 1.0}, timestamp_ns=0, before_2001=True
         )
 
     def test_uint_and_int_fields_differ(self) -> None:
-        assert MetricEvent("m", fields={"x": UInt(1)}, timestamp_ns=0) != MetricEvent(
-            "m", fields={"x": 1}, timestamp_ns=0
-        )
+        assert MetricEvent(
+            "m", fields={"x": UInt(1)}, timestamp_ns=0, before_2001=True
+        ) != MetricEvent("m", fields={"x": 1}, timestamp_ns=0, before_2001=True)
 
     def test_bool_and_int_fields_differ(self) -> None:
-        assert MetricEvent("m", fields={"x": True}, timestamp_ns=0) != MetricEvent(
-            "m", fields={"x": 1}, timestamp_ns=0
-        )
+        assert MetricEvent(
+            "m", fields={"x": True}, timestamp_ns=0, before_2001=True
+        ) != MetricEvent("m", fields={"x": 1}, timestamp_ns=0, before_2001=True)
 
     def test_negative_zero_differs_from_zero(self) -> None:
-        assert MetricEvent("m", fields={"x": -0.0}, timestamp_ns=0) != MetricEvent(
-            "m", fields={"x": 0.0}, timestamp_ns=0
-        )
+        assert MetricEvent(
+            "m", fields={"x": -0.0}, timestamp_ns=0, before_2001=True
+        ) != MetricEvent("m", fields={"x": 0.0}, timestamp_ns=0, before_2001=True)
 
     @pytest.mark.parametrize(
         "other",
         [
-            MetricEvent("n", fields={"x": 1}, timestamp_ns=0),
-            MetricEvent("m", tags={"a": "b"}, fields={"x": 1}, timestamp_ns=0),
-            MetricEvent("m", fields={"x": 1}, timestamp_ns=1),
-            MetricEvent("m", fields={"x": 1}, timestamp_ns=0, correlation_id="c"),
-            MetricEvent("m", fields={"y": 1}, timestamp_ns=0),
-            MetricEvent("m", fields={"x": 2}, timestamp_ns=0),
+            MetricEvent("n", fields={"x": 1}, timestamp_ns=0, before_2001=True),
+            MetricEvent("m", tags={"a": "b"}, fields={"x": 1}, timestamp_ns=0, before_2001=True),
+            MetricEvent("m", fields={"x": 1}, timestamp_ns=1, before_2001=True),
+            MetricEvent("m", fields={"x": 1}, timestamp_ns=0, before_2001=True, correlation_id="c"),
+            MetricEvent("m", fields={"y": 1}, timestamp_ns=0, before_2001=True),
+            MetricEvent("m", fields={"x": 2}, timestamp_ns=0, before_2001=True),
         ],
     )
     def test_any_differing_part_makes_events_unequal(self, other: MetricEvent) -> None:
-        assert MetricEvent("m", fields={"x": 1}, timestamp_ns=0) != other
+        assert MetricEvent("m", fields={"x": 1}, timestamp_ns=0, before_2001=True) != other
 
     def test_field_order_does_not_affect_equality(self) -> None:
-        assert MetricEvent("m", fields={"a": 1, "b": 2}, timestamp_ns=0) == MetricEvent(
-            "m", fields={"b": 2, "a": 1}, timestamp_ns=0
-        )
+        assert MetricEvent(
+            "m", fields={"a": 1, "b": 2}, timestamp_ns=0, before_2001=True
+        ) == MetricEvent("m", fields={"b": 2, "a": 1}, timestamp_ns=0, before_2001=True)
 
     def test_comparison_with_other_types(self) -> None:
-        event = MetricEvent("m", timestamp_ns=0)
+        event = MetricEvent("m", timestamp_ns=0, before_2001=True)
         assert event != "m"
         assert (event == object()) is False
 
@@ -473,6 +491,7 @@ class TestEqualityAndRepr:
             tags={"host": "a"},
             fields={"u": 0.5, "n": UInt(3)},
             timestamp_ns=7,
+            before_2001=True,
             correlation_id="req-1",
         )
         assert repr(event) == (
@@ -481,7 +500,7 @@ class TestEqualityAndRepr:
         )
 
     def test_repr_omits_empty_tags_and_missing_correlation_id(self) -> None:
-        assert repr(MetricEvent("cpu", fields={"x": 1}, timestamp_ns=7)) == (
+        assert repr(MetricEvent("cpu", fields={"x": 1}, timestamp_ns=7, before_2001=True)) == (
             "MetricEvent('cpu', fields={'x': 1}, timestamp_ns=7)"
         )
 
@@ -516,7 +535,7 @@ class TestSharedTags:
     def test_shared_tags_encode_copy_and_pickle_as_plain_dicts(self) -> None:
         import pickle
 
-        event = event_from_sample("m", 1, {"host": "a"}, timestamp_ns=5)
+        event = event_from_sample("m", 1, {"host": "a"}, timestamp_ns=5, before_2001=True)
         assert event.to_influx_line() == "m,host=a value=1i 5"
         assert ms.MetricEvent.from_json(event.to_json()) == event
         assert type(event.copy().tags) is dict
@@ -529,3 +548,137 @@ class TestSharedTags:
         assert info.value.key == "host"
         with pytest.raises(InvalidEventError):
             event_from_sample("m", 1, {"host": ["a"]})
+
+
+NS_2023 = 1_700_000_000_000_000_000
+"""2023-11-14T22:13:20Z in nanoseconds."""
+
+
+class TestTimestampsBefore2001:
+    """A number before 2001 is refused where an event is built, naming the unit it looks like."""
+
+    @pytest.mark.parametrize(
+        ("number", "unit", "keyword"),
+        [
+            (1_700_000_000, "seconds", "seconds"),
+            (1_700_000_000_123, "milliseconds", "ms"),
+            (1_700_000_000_123_456, "microseconds", "us"),
+        ],
+    )
+    def test_a_time_in_another_unit_is_refused_naming_that_unit(
+        self, number: int, unit: str, keyword: str
+    ) -> None:
+        as_ns = number * {"seconds": 10**9, "ms": 10**6, "us": 10**3}[keyword]
+        expected = (
+            f"timestamp {number} ns is before 2001 (below 10**18 ns): it looks like {unit}; "
+            f"give nanoseconds ({as_ns}) or with_timestamp({keyword}={number}), "
+            "or pass before_2001=True for a time before 2001"
+        )
+        builders = (
+            lambda: MetricEvent("m", fields={"x": 1}).with_timestamp(number),
+            lambda: MetricEvent("m", fields={"x": 1}, timestamp_ns=number),
+            lambda: event_from_sample("m", 1, timestamp_ns=number),
+        )
+        for build in builders:
+            with pytest.raises(InvalidEventError) as info:
+                build()
+            assert str(info.value) == expected
+        event = MetricEvent("m", fields={"x": 1}).with_timestamp(**{keyword: number})
+        assert event.timestamp_ns == as_ns
+
+    @pytest.mark.parametrize("number", [0, 5, -1, 10**18 - 1, INT64_MIN])
+    def test_a_time_before_2001_in_no_unit_is_refused_unless_meant(self, number: int) -> None:
+        with pytest.raises(InvalidEventError) as info:
+            MetricEvent("m", fields={"x": 1}, timestamp_ns=number)
+        assert str(info.value) == (
+            f"timestamp {number} ns is before 2001 (below 10**18 ns); "
+            "pass before_2001=True if that time is meant"
+        )
+        meant = [
+            MetricEvent("m", fields={"x": 1}, timestamp_ns=number, before_2001=True),
+            MetricEvent("m", fields={"x": 1}).with_timestamp(number, before_2001=True),
+            event_from_sample("m", 1, timestamp_ns=number, before_2001=True),
+        ]
+        assert [event.timestamp_ns for event in meant] == [number] * 3
+
+    def test_the_earliest_time_taken_as_it_is_is_2001_09_09(self) -> None:
+        earliest = dt.datetime(2001, 9, 9, 1, 46, 40, tzinfo=dt.timezone.utc)
+        assert MetricEvent("m", timestamp_ns=10**18).timestamp_ns == 10**18
+        assert MetricEvent("m").with_timestamp(earliest).timestamp_ns == 10**18
+
+    def test_a_datetime_says_its_date_and_is_taken_as_it_is(self) -> None:
+        moon = dt.datetime(1969, 7, 20, 20, 17, tzinfo=dt.timezone.utc)
+        expected = int((moon - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).total_seconds())
+        assert MetricEvent("m", timestamp_ns=moon).timestamp_ns == expected * 10**9
+
+    @pytest.mark.parametrize(
+        ("given", "expected"),
+        [
+            ({"seconds": 1_700_000_000}, NS_2023),
+            ({"seconds": 1_700_000_000.123456}, NS_2023 + 123_456_000),
+            ({"ms": 1_700_000_000_123}, NS_2023 + 123_000_000),
+            ({"ms": 1_700_000_000_123.5}, NS_2023 + 123_500_000),
+            ({"us": 1_700_000_000_123_456}, NS_2023 + 123_456_000),
+            ({"timestamp_ns": NS_2023 + 7}, NS_2023 + 7),
+        ],
+    )
+    def test_with_timestamp_takes_one_unit(self, given: dict[str, float], expected: int) -> None:
+        event = MetricEvent("m").with_timestamp(**given)  # type: ignore[arg-type]
+        assert event.timestamp_ns == expected
+
+    @pytest.mark.parametrize(
+        ("given", "problem"),
+        [
+            ({}, "with_timestamp() takes one time: timestamp_ns, seconds=, ms= or us=, not 0"),
+            (
+                {"timestamp_ns": NS_2023, "seconds": 1},
+                "with_timestamp() takes one time: timestamp_ns, seconds=, ms= or us=, not 2",
+            ),
+            ({"seconds": 5}, "timestamp 5 seconds is before 2001; pass before_2001=True"),
+            ({"ms": float("inf")}, "timestamp in ms must be finite, not inf"),
+            ({"us": "1"}, "timestamp in us must be an int or float, not str"),
+            ({"seconds": True}, "timestamp in seconds must be an int or float, not bool"),
+            ({"seconds": 10**11}, "outside the int64 range of nanoseconds"),
+        ],
+    )
+    def test_with_timestamp_refuses_what_is_not_one_time(
+        self, given: dict[str, object], problem: str
+    ) -> None:
+        with pytest.raises(InvalidEventError) as info:
+            MetricEvent("m").with_timestamp(**given)  # type: ignore[arg-type]
+        assert problem in str(info.value)
+
+
+class TestStoredTimesReadBackAsTheyAre:
+    """Decoders read what was written, whatever its time: the 2001 check is for building only."""
+
+    def test_json_before_2001_is_decoded(self, tmp_path: Path) -> None:
+        from metricstream.sinks.jsonl import read_events
+
+        text = '{"measurement":"m","fields":{"x":1},"timestamp_ns":5,"schema_version":1}'
+        assert MetricEvent.from_json(text).timestamp_ns == 5
+        (tmp_path / "old.jsonl").write_text(text + "\n")
+        assert [e.timestamp_ns for e in read_events(tmp_path / "old.jsonl")] == [5]
+
+    @pytest.mark.parametrize(("precision", "expected"), [("ns", 1_700), ("s", 1_700 * 10**9)])
+    def test_line_protocol_before_2001_is_parsed(self, precision: str, expected: int) -> None:
+        assert MetricEvent.from_influx_line("m x=1 1700", precision).timestamp_ns == expected
+        assert [e.timestamp_ns for e in ms.parse_lines("m x=1 1700\n", precision)] == [expected]
+
+    def test_a_spool_of_old_events_replays_them(self, tmp_path: Path) -> None:
+        from metricstream.contract import EventBatch
+        from metricstream.spool import Spool, rewind
+        from metricstream.testing import InMemorySink
+
+        spool = Spool(tmp_path, sinks=["memory"], max_bytes=1 << 20, fsync="never")
+        old = MetricEvent("m", fields={"x": 1}, timestamp_ns=5, before_2001=True)
+        spool.append(EventBatch([old]))
+        spool.close()
+        rewind(tmp_path, "memory")
+        sink = InMemorySink()
+        streamer = ms.EventStreamer([sink], spool_dir=tmp_path, register_atexit=False)
+        try:
+            assert sink.wait_for(1, timeout=30)  # flush() does not wait for recovered events
+            assert [e.timestamp_ns for e in sink.events] == [5]
+        finally:
+            streamer.shutdown(5)

@@ -93,10 +93,11 @@ class TestLoggingEvents:
 class TestInfluxDashboard:
     """influx_dashboard.py: against the real InfluxDB 1.6, the last minute matches what was sent."""
 
+    @pytest.mark.servers
     def test_the_dashboard_agrees_with_the_events_sent(self, tmp_path: Path) -> None:
         require_url("InfluxDB 1.6 (v1 API)", INFLUXDB_V1_URL)
         database = f"example_{uuid.uuid4().hex[:10]}"
-        env = {**os.environ, "METRICSTREAM_INFLUXDB_V1_URL": INFLUXDB_V1_URL}
+        env = {**os.environ, "INFLUXDB_URL": INFLUXDB_V1_URL}
         try:
             result = run_example(
                 "influx_dashboard.py",
@@ -117,7 +118,7 @@ class TestInfluxDashboard:
         assert "InfluxDB agrees with what was sent: yes" in result.stdout
 
     def test_a_missing_server_fails_clearly(self, tmp_path: Path) -> None:
-        env = {**os.environ, "METRICSTREAM_INFLUXDB_V1_URL": "http://127.0.0.1:9"}
+        env = {**os.environ, "INFLUXDB_URL": "http://127.0.0.1:9"}
         result = run_example("influx_dashboard.py", cwd=tmp_path, env=env, status=1)
         assert "InfluxDB is not reachable at http://127.0.0.1:9" in result.stderr
 
@@ -143,10 +144,12 @@ class TestDocstrings:
 class TestAnalyticsPipeline:
     """analytics_pipeline.py: Kafka reads back every event; Redis counters equal what was sent."""
 
+    @pytest.mark.servers
     def test_the_stream_and_the_dashboard_match_what_was_sent(self, tmp_path: Path) -> None:
         require_url("redis", REDIS_URL)
         require("kafka", *host_port(f"kafka://{KAFKA_BOOTSTRAP}"))
-        result = run_example("analytics_pipeline.py", "--events", "5000", cwd=tmp_path)
+        env = {**os.environ, "KAFKA_BOOTSTRAP": KAFKA_BOOTSTRAP, "REDIS_URL": REDIS_URL}
+        result = run_example("analytics_pipeline.py", "--events", "5000", cwd=tmp_path, env=env)
         out = result.stdout
         assert re.search(r"^kafka\s+written 5,000 dropped 0$", out, re.M)
         assert re.search(r"^redis-counters\s+written 5,000 dropped 0$", out, re.M)
@@ -160,6 +163,39 @@ class TestAnalyticsPipeline:
         assert all(summed == sent for _, summed, sent in revenue)
 
     def test_a_missing_server_is_a_clear_failure(self, tmp_path: Path) -> None:
-        env = {**os.environ, "METRICSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+        env = {**os.environ, "KAFKA_BOOTSTRAP": "127.0.0.1:1", "REDIS_URL": REDIS_URL}
         result = run_example("analytics_pipeline.py", cwd=tmp_path, env=env, status=1)
-        assert "Kafka does not answer at 127.0.0.1:1" in result.stdout
+        assert "Kafka does not answer at 127.0.0.1:1: set KAFKA_BOOTSTRAP" in result.stdout
+
+
+class TestServerAddresses:
+    """The examples that use servers take their addresses from documented variables."""
+
+    @pytest.mark.parametrize(
+        ("name", "defaults"),
+        [
+            ("influx_dashboard.py", {"INFLUXDB_URL": ("INFLUXDB_URL", "http://localhost:8086")}),
+            (
+                "analytics_pipeline.py",
+                {
+                    "KAFKA_BOOTSTRAP": ("KAFKA", "localhost:9092"),
+                    "REDIS_URL": ("REDIS", "redis://localhost:6379/0"),
+                },
+            ),
+        ],
+    )
+    def test_without_the_variables_the_usual_local_ports_and_the_docstring_says_so(
+        self, name: str, defaults: dict[str, tuple[str, str]]
+    ) -> None:
+        clean = {k: v for k, v in os.environ.items() if k not in defaults}
+        constants = [constant for constant, _ in defaults.values()]
+        shown = subprocess.run(
+            [sys.executable, "-c", "import runpy, sys; namespace = runpy.run_path(sys.argv[1]); "
+             "print(*(namespace[name] for name in sys.argv[2:]))", str(EXAMPLES / name),
+             *constants],
+            capture_output=True, text=True, check=True, env=clean,
+        )  # fmt: skip
+        assert shown.stdout.split() == [default for _, default in defaults.values()]
+        docstring = " ".join((EXAMPLES / name).read_text(encoding="utf-8").split('"""')[1].split())
+        for variable, (_, default) in defaults.items():
+            assert f"``${variable}`` (default ``{default}``)" in docstring

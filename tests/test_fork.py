@@ -101,7 +101,8 @@ class TestForkUnderLoad:
             already = len(memory.events)
             marker = f"child{os.getpid()}"
             streamer.send_many(
-                ms.event_from_sample(marker, i, timestamp_ns=i) for i in range(CHILD_EVENTS)
+                ms.event_from_sample(marker, i, timestamp_ns=i, before_2001=True)
+                for i in range(CHILD_EVENTS)
             )
             flushed = streamer.flush(30)
             delivered = streamer.shutdown(30)
@@ -150,7 +151,9 @@ class TestForkUnderLoad:
 def _send_from_worker(count: int) -> int:
     """Run in a multiprocessing worker: send `count` events and return without flushing."""
     streamer = _WORKER_STREAMER[0]
-    streamer.send_many(ms.event_from_sample("worker", i, timestamp_ns=i) for i in range(count))
+    streamer.send_many(
+        ms.event_from_sample("worker", i, timestamp_ns=i, before_2001=True) for i in range(count)
+    )
     return os.getpid()
 
 
@@ -207,6 +210,69 @@ class TestMultiprocessingWorkers:
             streamer.shutdown(10)
 
 
+class TestPoolsEndedByTerminate:
+    """``with Pool() as pool:`` terminates its workers on leaving: they still deliver everything."""
+
+    @staticmethod
+    def delivered(directory: Path) -> dict[int, list[object]]:
+        return TestMultiprocessingWorkers.worker_events(directory)
+
+    def test_forked_workers_deliver_when_the_with_block_terminates_them(
+        self, tmp_path: Path
+    ) -> None:
+        import multiprocessing
+
+        streamer = ms.EventStreamer(
+            [JsonLinesSink(tmp_path / "events.jsonl.zst")], flush_interval=60, batch_size=10_000
+        )
+        _WORKER_STREAMER[:] = [streamer]
+        try:
+            with multiprocessing.get_context("fork").Pool(3) as pool:
+                pids = pool.map(_send_from_worker, [200] * 5, chunksize=1)
+            found = self.delivered(tmp_path)
+            assert sorted(found) == sorted(set(pids))
+            assert sum(len(values) for values in found.values()) == 1000
+            assert sorted(v for values in found.values() for v in values) == sorted(
+                list(range(200)) * 5
+            )
+        finally:
+            streamer.shutdown(10)
+
+    def test_spawned_workers_with_a_streamer_of_their_own_deliver_too(self, tmp_path: Path) -> None:
+        import multiprocessing
+
+        from . import mp_workers
+
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(
+            2, initializer=mp_workers.start_streamer, initargs=(str(tmp_path),)
+        ) as pool:
+            pids = pool.map(mp_workers.send, [250] * 4, chunksize=1)
+        found = self.delivered(tmp_path)
+        assert sorted(found) == sorted(set(pids))
+        assert sorted(v for values in found.values() for v in values) == sorted(
+            list(range(250)) * 4
+        )
+
+    def test_a_handler_of_the_application_for_sigterm_is_left_alone(self) -> None:
+        def child() -> dict[str, object]:
+            import signal
+
+            from metricstream.streamer.operations import lifecycle
+
+            mine = lambda signum, frame: None  # noqa: E731
+            signal.signal(signal.SIGTERM, mine)
+            lifecycle._terminate_hooked = False
+            return {
+                "installed": lifecycle.deliver_on_terminate(),
+                "kept": signal.getsignal(signal.SIGTERM) is mine,
+            }
+
+        _, report = run_child(child)
+        assert report == {"installed": False, "kept": True}
+
+
+@pytest.mark.servers
 class TestForkThroughNetworkSinks:
     """The same 20 forks under load, through InfluxDB, Kafka and Redis counters: clients renewed."""
 

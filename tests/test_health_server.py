@@ -127,6 +127,77 @@ class TestHealthz:
             assert external not in page.replace("http://www.w3.org/2000/svg", "")
 
 
+def probe(url: str) -> tuple[int, object]:
+    status, _, body = get(url)
+    return status, json.loads(body)
+
+
+class TestProbes:
+    """/livez fails only when the streamer's own threads died; /readyz follows its sinks."""
+
+    def test_a_sink_that_is_down_fails_readiness_not_liveness(self, make_streamer) -> None:
+        streamer = make_streamer([InMemorySink(), FaultySink(then="transient")], batch_size=5)
+        host, port = streamer.serve_health()
+        base = f"http://{host}:{port}"
+        assert probe(base + "/readyz") == (
+            200,
+            {"ready": True, "policy": "all", "sinks": {"memory": True, "faulty": True}},
+        )
+        streamer.send_many(sample(i) for i in range(5))
+        assert wait_until(lambda: not streamer.health().sinks["faulty"].healthy, 10)
+        assert probe(base + "/livez") == (200, {"live": True, "error": None})
+        assert probe(base + "/readyz") == (
+            503,
+            {"ready": False, "policy": "all", "sinks": {"memory": True, "faulty": False}},
+        )
+        assert get(base + "/healthz")[0] == 503
+        assert streamer.serve_health(ready="any") == (host, port)
+        assert probe(base + "/readyz") == (
+            200,
+            {"ready": True, "policy": "any", "sinks": {"memory": True, "faulty": False}},
+        )
+
+    def test_a_dead_batcher_fails_liveness(self, make_streamer, monkeypatch) -> None:
+        streamer = make_streamer([InMemorySink()], batch_size=5)
+        base = serve(streamer)
+
+        def explode() -> bool:
+            raise RuntimeError("simulated bug")
+
+        monkeypatch.setattr(streamer._pipeline.batcher, "_cut_and_distribute", explode)
+        streamer.send_many(sample(i) for i in range(5))
+        assert streamer.flush(30) is False
+        assert probe(base + "/livez") == (
+            503,
+            {"live": False, "error": "batcher died: RuntimeError: simulated bug"},
+        )
+        assert probe(base + "/readyz")[0] == 503
+        assert streamer.health().live is False
+
+    def test_a_dead_lane_thread_fails_liveness(self, make_streamer, monkeypatch) -> None:
+        sink = InMemorySink()
+        streamer = make_streamer([sink], batch_size=5)
+        base = serve(streamer)
+        lane = streamer._pipeline.lanes[0]
+
+        def explode(_work: object) -> None:
+            raise RuntimeError("simulated bug")
+
+        monkeypatch.setattr(lane, "_deliver", explode)
+        streamer.send_many(sample(i) for i in range(5))
+        assert wait_until(lambda: not streamer.health().live, 10)
+        assert probe(base + "/livez") == (503, {"live": False, "error": None})
+        assert streamer.health().sinks["memory"].last_error == (
+            "lane thread died: RuntimeError: simulated bug"
+        )
+
+    def test_an_unknown_readiness_policy_is_refused(self, make_streamer) -> None:
+        streamer = make_streamer([InMemorySink()])
+        with pytest.raises(ms.ConfigError) as info:
+            streamer.serve_health(ready="most")
+        assert str(info.value) == "ready: must be one of 'all', 'any', not 'most'"
+
+
 class TestMetrics:
     """GET /metrics: the counters per sink, in the exposition format prometheus_client parses."""
 

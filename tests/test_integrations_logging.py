@@ -138,7 +138,7 @@ class TestNoRecursion:
 class TestNeverRaises:
     """Failures go to Handler.handleError; the logging call itself never raises."""
 
-    def test_a_message_that_cannot_be_formatted_goes_to_handle_error(
+    def test_a_message_that_cannot_be_formatted_goes_to_handle_error_and_is_counted(
         self, streamer: ms.EventStreamer, sink: InMemorySink
     ) -> None:
         handler = EventHandler(streamer)
@@ -149,15 +149,43 @@ class TestNeverRaises:
             handler.handle(logging.makeLogRecord(fields))
         assert [r.args for r in failed] == [("many",)]
         assert [e.fields["message_length"] for e in delivered(streamer, sink)] == [len("3 items")]
+        assert handler.records_invalid == 1
+        assert streamer.health().sinks["memory"].dropped_by_reason["invalid"] == 1
 
-    def test_a_logger_name_that_cannot_be_a_tag_goes_to_handle_error(
-        self, streamer: ms.EventStreamer
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"name": "ends\\"},
+            {"name": "two\nlines"},
+            {"name": "app", "correlation_id": ""},
+            {"name": "app", "correlation_id": "lone \udc80 surrogate"},
+            {"name": "app", "correlation_id": "two\nlines"},
+        ],
+        ids=["trailing-backslash", "newline-in-name", "empty-id", "surrogate-id", "newline-id"],
+    )
+    def test_a_record_that_cannot_be_an_event_is_counted_invalid_without_a_traceback(
+        self,
+        streamer: ms.EventStreamer,
+        sink: InMemorySink,
+        fields: dict[str, object],
+        capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         handler = EventHandler(streamer)
-        failed: list[logging.LogRecord] = []
-        handler.handleError = failed.append  # type: ignore[method-assign]
-        handler.handle(logging.makeLogRecord({"name": "ends\\", "levelno": 40, "levelname": "E"}))
-        assert len(failed) == 1
+        record = logging.makeLogRecord({"levelno": 40, "levelname": "ERROR", "msg": "x", **fields})
+        with caplog.at_level(logging.WARNING, logger="metricstream"):
+            handler.handle(record)
+            handler.handle(logging.makeLogRecord({"name": "ok", "levelno": 40, "msg": "fine"}))
+        assert "Logging error" not in capsys.readouterr().err
+        assert [e.tags["logger"] for e in delivered(streamer, sink)] == ["ok"]
+        assert handler.records_invalid == 1
+        health = streamer.health().sinks["memory"]
+        assert (health.events_accepted, health.events_written) == (2, 1)
+        assert health.dropped_by_reason == {**dict.fromkeys(ms.DROP_REASONS, 0), "invalid": 1}
+        [warning] = [r for r in caplog.records if r.name == "metricstream"]
+        assert warning.getMessage().startswith(
+            f"log record of logger {fields['name']!r} not sent as an event, counted as invalid: "
+        )
 
     def test_logging_after_the_streamer_shut_down_counts_the_drop(
         self, sink: InMemorySink, app_logger: logging.Logger

@@ -26,14 +26,18 @@ class TestEncode:
     """to_json writes one object with the documented keys and value kinds."""
 
     def test_exact_layout_without_correlation_id(self) -> None:
-        event = MetricEvent("cpu", tags={"host": "a"}, fields={"usage": 0.5}, timestamp_ns=7)
+        event = MetricEvent(
+            "cpu", tags={"host": "a"}, fields={"usage": 0.5}, timestamp_ns=7, before_2001=True
+        )
         assert event.to_json() == (
             '{"measurement":"cpu","tags":{"host":"a"},"fields":{"usage":0.5},'
             '"timestamp_ns":7,"schema_version":1}'
         )
 
     def test_correlation_id_is_written_when_set(self) -> None:
-        event = MetricEvent("cpu", fields={"x": 1}, timestamp_ns=7, correlation_id="req-42")
+        event = MetricEvent(
+            "cpu", fields={"x": 1}, timestamp_ns=7, before_2001=True, correlation_id="req-42"
+        )
         assert orjson.loads(event.to_json()) == {
             "measurement": "cpu",
             "tags": {},
@@ -57,6 +61,7 @@ class TestEncode:
                 "small_uint": UInt(0),
             },
             timestamp_ns=0,
+            before_2001=True,
         )
         fields_json = event.to_json().split('"fields":', 1)[1].split(',"timestamp_ns"', 1)[0]
         assert fields_json == (
@@ -65,24 +70,26 @@ class TestEncode:
         )
 
     def test_unicode_is_written_as_utf8(self) -> None:
-        event = MetricEvent("m😀", tags={"é": "ü"}, fields={"s": "日本"}, timestamp_ns=0)
+        event = MetricEvent(
+            "m😀", tags={"é": "ü"}, fields={"s": "日本"}, timestamp_ns=0, before_2001=True
+        )
         assert encode_event(event) == event.to_json().encode()
         assert "m😀" in event.to_json()
 
     def test_encode_batch_is_json_lines_without_trailing_newline(self) -> None:
         events = [
-            MetricEvent("a", fields={"x": 1}, timestamp_ns=1),
-            MetricEvent("b", fields={"y": 2.5}, timestamp_ns=2),
+            MetricEvent("a", fields={"x": 1}, timestamp_ns=1, before_2001=True),
+            MetricEvent("b", fields={"y": 2.5}, timestamp_ns=2, before_2001=True),
         ]
         assert encode_events(events) == (events[0].to_json() + "\n" + events[1].to_json()).encode()
         assert encode_events([]) == b""
 
     def test_event_without_fields_is_refused(self) -> None:
         with pytest.raises(InvalidEventError, match="event 'm' has no fields") as info:
-            MetricEvent("m", timestamp_ns=0).to_json()
+            MetricEvent("m", timestamp_ns=0, before_2001=True).to_json()
         assert info.value.key == "m"
         with pytest.raises(InvalidEventError, match="has no fields"):
-            encode_events([MetricEvent("m", timestamp_ns=0)])
+            encode_events([MetricEvent("m", timestamp_ns=0, before_2001=True)])
 
 
 class TestDecode:
@@ -99,6 +106,7 @@ class TestDecode:
             tags={"host": "a"},
             fields={"f": 1.0, "i": 1, "u": UInt(5), "b": False, "s": "x"},
             timestamp_ns=7,
+            before_2001=True,
             correlation_id="c",
         )
         assert MetricEvent.from_json(text) == expected
@@ -108,7 +116,7 @@ class TestDecode:
 
     def test_tags_schema_version_and_correlation_id_are_optional(self) -> None:
         event = decode_event('{"measurement":"m","fields":{"x":1},"timestamp_ns":0}')
-        assert event == MetricEvent("m", fields={"x": 1}, timestamp_ns=0)
+        assert event == MetricEvent("m", fields={"x": 1}, timestamp_ns=0, before_2001=True)
 
     def test_newer_schema_version_is_a_clear_error(self) -> None:
         with pytest.raises(SchemaVersionError) as info:
@@ -249,6 +257,7 @@ events = st.builds(
     tags=st.dictionaries(keys, names, max_size=4),
     fields=st.dictionaries(keys, field_values, min_size=1, max_size=5),
     timestamp_ns=st.integers(INT64_MIN, INT64_MAX),
+    before_2001=st.just(True),
     correlation_id=st.none() | names,
 )
 

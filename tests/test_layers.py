@@ -50,6 +50,7 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._compiled"),
     (0, "metricstream._speedups"),
     (1, "metricstream._validate"),
+    (1, "metricstream._timestamps"),
     (1, "metricstream.event"),
     (1, "metricstream.columns"),
     (1, "metricstream.properties"),

@@ -23,6 +23,7 @@ def encode_lines(events: list[MetricEvent]) -> str:
     """The batch entry of the encoder, for events."""
     return encode_batch(EventColumns.of_events(events)).decode()
 
+
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 UINT64_MAX = 2**64 - 1
@@ -49,9 +50,14 @@ def event(
     tags: dict[str, str] | None = None,
     fields: dict[str, object] | None = None,
     timestamp_ns: int = 0,
+    before_2001: bool = True,
 ) -> MetricEvent:
     return MetricEvent(
-        measurement, tags=tags, fields=fields or {"v": 1.0}, timestamp_ns=timestamp_ns
+        measurement,
+        tags=tags,
+        fields=fields or {"v": 1.0},
+        timestamp_ns=timestamp_ns,
+        before_2001=before_2001,
     )
 
 
@@ -179,27 +185,33 @@ class TestEncodeValues:
         assert first == second == "m,a=1,b=2 v=1 0"
 
     def test_negative_and_zero_timestamps(self) -> None:
-        assert event(timestamp_ns=0).to_influx_line() == "m v=1 0"
-        assert event(timestamp_ns=-34_526_000_000_000).to_influx_line() == "m v=1 -34526000000000"
+        assert event(timestamp_ns=0, before_2001=True).to_influx_line() == "m v=1 0"
+        assert (
+            event(timestamp_ns=-34_526_000_000_000, before_2001=True).to_influx_line()
+            == "m v=1 -34526000000000"
+        )
         assert event(timestamp_ns=INT64_MIN).to_influx_line() == f"m v=1 {INT64_MIN}"
 
     def test_no_trailing_newline(self) -> None:
         assert not event().to_influx_line().endswith("\n")
 
     def test_encode_event_is_to_influx_line(self) -> None:
-        ev = event(tags={"h": "a"}, fields={"x": 1, "y": "z"}, timestamp_ns=5)
+        ev = event(tags={"h": "a"}, fields={"x": 1, "y": "z"}, timestamp_ns=5, before_2001=True)
         assert encode_event(ev) == ev.to_influx_line() == 'm,h=a x=1i,y="z" 5'
 
     def test_encode_batch_joins_without_trailing_newline(self) -> None:
-        events = [event(timestamp_ns=1), event("n", timestamp_ns=2)]
+        events = [
+            event(timestamp_ns=1, before_2001=True),
+            event("n", timestamp_ns=2, before_2001=True),
+        ]
         assert encode_lines(events) == "m v=1 1\nn v=1 2"
         assert encode_lines([]) == ""
 
     def test_event_without_fields_is_refused(self) -> None:
         with pytest.raises(InvalidEventError, match="has no fields"):
-            encode_event(MetricEvent("m", timestamp_ns=0))
+            encode_event(MetricEvent("m", timestamp_ns=0, before_2001=True))
         with pytest.raises(InvalidEventError, match="has no fields"):
-            encode_lines([event(), MetricEvent("m", timestamp_ns=0)])
+            encode_lines([event(), MetricEvent("m", timestamp_ns=0, before_2001=True)])
 
     def test_changing_tags_after_encoding_changes_the_next_line(self) -> None:
         ev = event(tags={"host": "a"})
@@ -229,8 +241,10 @@ class TestEncodePrecision:
         assert ev.to_influx_line("us") == f"m v=1 {INT64_MAX // 1000}"
 
     def test_negative_timestamps_truncate_toward_zero(self) -> None:
-        assert event(timestamp_ns=-1_500).to_influx_line("us") == "m v=1 -1"
-        assert event(timestamp_ns=-1_999_999_999).to_influx_line("s") == "m v=1 -1"
+        assert event(timestamp_ns=-1_500, before_2001=True).to_influx_line("us") == "m v=1 -1"
+        assert (
+            event(timestamp_ns=-1_999_999_999, before_2001=True).to_influx_line("s") == "m v=1 -1"
+        )
 
     @pytest.mark.parametrize("precision", ["n", "u", "NS", "m", "h", "", None])
     def test_unknown_precision(self, precision: object) -> None:
@@ -264,8 +278,12 @@ class TestParseEntries:
     def test_several_entries_with_blank_and_comment_lines(self) -> None:
         text = '\n # first\nm1,a=1 x="one" 11\n\n  m2,b=2  x="two"  22\n # last\n'
         assert parse_lines(text) == [
-            MetricEvent("m1", tags={"a": "1"}, fields={"x": "one"}, timestamp_ns=11),
-            MetricEvent("m2", tags={"b": "2"}, fields={"x": "two"}, timestamp_ns=22),
+            MetricEvent(
+                "m1", tags={"a": "1"}, fields={"x": "one"}, timestamp_ns=11, before_2001=True
+            ),
+            MetricEvent(
+                "m2", tags={"b": "2"}, fields={"x": "two"}, timestamp_ns=22, before_2001=True
+            ),
         ]
 
     def test_empty_and_comment_only_text(self) -> None:
@@ -277,18 +295,20 @@ class TestParseEntries:
     def test_crlf_line_endings(self) -> None:
         text = "# head\r\nm x=1\r\nn y=2 5\r\n\r\n"
         assert parse_lines(text, default_time_ns=DEFAULT_TIME) == [
-            MetricEvent("m", fields={"x": 1.0}, timestamp_ns=DEFAULT_TIME),
-            MetricEvent("n", fields={"y": 2.0}, timestamp_ns=5),
+            MetricEvent("m", fields={"x": 1.0}, timestamp_ns=DEFAULT_TIME, before_2001=True),
+            MetricEvent("n", fields={"y": 2.0}, timestamp_ns=5, before_2001=True),
         ]
 
     def test_carriage_return_at_end_of_input(self) -> None:
         assert parse_one("m x=1\r") == MetricEvent(
-            "m", fields={"x": 1.0}, timestamp_ns=DEFAULT_TIME
+            "m", fields={"x": 1.0}, timestamp_ns=DEFAULT_TIME, before_2001=True
         )
 
     @pytest.mark.parametrize("text", ["b f=1", "b f=1\n", "b f=1   ", "b f=1 \r\n"])
     def test_missing_timestamp_uses_the_default(self, text: str) -> None:
-        assert parse_one(text) == MetricEvent("b", fields={"f": 1.0}, timestamp_ns=DEFAULT_TIME)
+        assert parse_one(text) == MetricEvent(
+            "b", fields={"f": 1.0}, timestamp_ns=DEFAULT_TIME, before_2001=True
+        )
 
     def test_spaces_around_the_timestamp(self) -> None:
         assert parse_one("cpu value=1.0     1257894000000000000   ").timestamp_ns == (
@@ -338,7 +358,7 @@ class TestParseEntries:
 
     def test_bytes_input_is_utf8(self) -> None:
         assert parse_one('wè v="wè" 1'.encode()) == MetricEvent(
-            "wè", fields={"v": "wè"}, timestamp_ns=1
+            "wè", fields={"v": "wè"}, timestamp_ns=1, before_2001=True
         )
 
     def test_tag_keys_reserved_by_influxdb_are_read(self) -> None:
@@ -386,7 +406,9 @@ class TestParseEntries:
         assert parse_one('m s="a\tb\x00c" 1').fields == {"s": "a\tb\x00c"}
 
     def test_parse_line_returns_the_single_event(self) -> None:
-        assert parse_line("m x=1i 3") == MetricEvent("m", fields={"x": 1}, timestamp_ns=3)
+        assert parse_line("m x=1i 3") == MetricEvent(
+            "m", fields={"x": 1}, timestamp_ns=3, before_2001=True
+        )
         assert MetricEvent.from_influx_line("m x=1i 3") == parse_line("m x=1i 3")
         assert parse_line("m x=1 3000", precision="us").timestamp_ns == 3_000_000
 
@@ -732,7 +754,7 @@ class TestParseErrors:
 
     def test_invalid_utf8_in_a_comment_is_ignored(self) -> None:
         assert parse_one(b"# caf\xe9\nm x=1 1") == MetricEvent(
-            "m", fields={"x": 1.0}, timestamp_ns=1
+            "m", fields={"x": 1.0}, timestamp_ns=1, before_2001=True
         )
 
     def test_lone_surrogate_in_text(self) -> None:
@@ -782,6 +804,7 @@ events = st.builds(
     tags=st.dictionaries(keys, names, max_size=4),
     fields=st.dictionaries(keys, field_values, min_size=1, max_size=5),
     timestamp_ns=timestamps,
+    before_2001=st.just(True),
 )
 
 
@@ -813,7 +836,7 @@ class TestRoundTrip:
     def test_with_a_precision(self, ev: MetricEvent, precision: str) -> None:
         unit = PRECISIONS[precision]
         magnitude = abs(ev.timestamp_ns) // unit * unit
-        ev.with_timestamp(magnitude if ev.timestamp_ns >= 0 else -magnitude)
+        ev.with_timestamp(magnitude if ev.timestamp_ns >= 0 else -magnitude, before_2001=True)
         line = ev.to_influx_line(precision)
         assert parse_line(line, precision=precision) == ev
         assert parse_line(line, precision=precision).to_influx_line(precision) == line

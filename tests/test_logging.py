@@ -129,3 +129,69 @@ class TestLogger:
         ]
         assert len(lines) == 1
         assert lines[0][0] == logging.DEBUG
+
+
+LOG_METHODS = ROOT_LOGGER_CALLS | {"log"}
+
+
+def prefixed_messages(path: Path) -> list[str]:
+    """Log calls in a module whose message repeats the logger's name ("metricstream: ...")."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in LOG_METHODS
+        ):
+            for argument in node.args:
+                if (
+                    isinstance(argument, ast.Constant)
+                    and isinstance(argument.value, str)
+                    and argument.value.lower().startswith("metricstream")
+                ):
+                    found.append(f"{node.lineno}: {argument.value[:40]!r}")
+    return found
+
+
+class TestEachLineSaysMetricstreamOnce:
+    """The logger's name says where a line comes from; its message does not say it again."""
+
+    def test_no_log_message_in_the_package_starts_with_metricstream(self) -> None:
+        wrong = {
+            module: found
+            for module, path in modules().items()
+            if (found := prefixed_messages(path))
+        }
+        assert wrong == {}
+
+    def test_the_scan_sees_a_prefixed_message(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.py"
+        bad.write_text("log.warning('metricstream: x %s', 1)\nlog.info('fine')\n")
+        assert prefixed_messages(bad) == ["1: 'metricstream: x %s'"]
+
+    def test_lines_printed_by_a_common_logging_setup_name_it_once(
+        self, make_streamer, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        handler = logging.StreamHandler()  # to sys.stderr, which capsys replaced
+        handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))  # LEVEL:name:message
+        log = logging.getLogger("metricstream")
+        log.addHandler(handler)
+        try:
+            streamer = make_streamer(
+                [FaultySink(then="transient")],
+                batch_size=1,
+                max_buffer=2,
+                overflow="drop_newest",
+            )
+            streamer.send_many(sample(i) for i in range(30))
+            assert streamer.flush(30)
+            streamer.shutdown(5)
+        finally:
+            log.removeHandler(handler)
+        lines = capsys.readouterr().err.splitlines()
+        assert any("retry" in line for line in lines)
+        assert any("dropped" in line for line in lines)
+        assert [line for line in lines if line.count("metricstream") != 1] == []
+        assert all(
+            line.startswith(("WARNING:metricstream:", "ERROR:metricstream:")) for line in lines
+        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -12,10 +14,13 @@ from pathlib import Path
 import pytest
 
 import metricstream as ms
+import metricstream.cli._waits
+from metricstream.cli import main
 from metricstream.cli.pipe import MAX_LINE_BYTES, REPORTED_LINES, read_blocks
 from metricstream.sinks.jsonl import read_events
 from tests.influx_readback import influx_query, influx_v1_events, quote_identifier
 from tests.servers import INFLUXDB_V1_URL, require_url
+from tests.support import faulty_scheme
 
 RUN_ID = uuid.uuid4().hex[:10]
 T0 = 1_700_000_000_000_000_000
@@ -148,7 +153,7 @@ class TestLineProtocol:
 
 
 class TestJsonLines:
-    """--format json reads one event per line, as MetricEvent.to_json writes it."""
+    """--input-format json reads one event per line, as MetricEvent.to_json writes it."""
 
     def test_events_round_trip_and_bad_lines_are_reported(self, tmp_path: Path) -> None:
         events = [
@@ -164,7 +169,7 @@ class TestJsonLines:
             '{"measurement": "m", "fields": {}, "timestamp_ns": 1}',
         ]
         out = tmp_path / "out.jsonl"
-        result = pipe("\n".join(lines).encode(), "--format", "json", "--sink", f"jsonl:{out}")
+        result = pipe("\n".join(lines).encode(), "--input-format", "json", "--sink", f"jsonl:{out}")
         assert result.returncode == 0, result.stderr
         assert summary(result.stdout) == (6, 2, 3)
         assert reported(result.stderr) == [2, 4, 6]
@@ -181,7 +186,7 @@ class TestJsonLines:
         )
         result = pipe(
             b"",
-            "--format",
+            "--input-format",
             "json",
             "--input",
             str(source),
@@ -196,10 +201,10 @@ class TestJsonLines:
 
 
 class TestStatus:
-    """Exit status: 0 all written, 1 some dropped, 2 bad options."""
+    """Exit status: 0 all written, 1 some dropped or an unreadable input, 2 bad options."""
 
     def test_a_sink_is_required(self) -> None:
-        result = pipe(b"", "--format", "line")
+        result = pipe(b"", "--input-format", "line")
         assert result.returncode == 2
         assert "--sink" in result.stderr
 
@@ -214,9 +219,9 @@ class TestStatus:
         assert "``" not in result.stdout
         assert "example:" in result.stdout
 
-    def test_a_missing_input_file_is_status_2(self, tmp_path: Path) -> None:
+    def test_a_missing_input_file_is_status_1(self, tmp_path: Path) -> None:
         result = pipe(b"", "--input", str(tmp_path / "missing.lp"), "--sink", "console:")
-        assert result.returncode == 2
+        assert result.returncode == 1
         assert "missing.lp" in result.stderr
 
     def test_empty_input_is_fine(self, tmp_path: Path) -> None:
@@ -234,6 +239,7 @@ def influx() -> Iterator[tuple[str, str]]:
     influx_query(INFLUXDB_V1_URL, f"DROP DATABASE {quote_identifier(db)}")
 
 
+@pytest.mark.servers
 class TestToInfluxDB:
     """Against the real InfluxDB 1.6: what is piped is stored; what it refuses is status 1."""
 
@@ -278,3 +284,93 @@ class TestReadBlocks:
         text = b"a 1\n" + b"x" * (MAX_LINE_BYTES + (1 << 17)) + b"\nb 2\n"
         blocks = list(read_blocks(io.BytesIO(text)))
         assert blocks == [(1, b"a 1\n"), (2, None), (3, b"b 2\n")]
+
+
+@pytest.fixture(scope="module")
+def hanging_scheme() -> str:
+    """A sink URL scheme, ``test-hang:NAME``, whose sink's writes hang until it is closed."""
+    return faulty_scheme("test-hang", "hang")
+
+
+class TestInterrupt:
+    """SIGTERM and Ctrl-C stop the reading; what was read is delivered and accounted for."""
+
+    @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+    def test_a_signal_delivers_what_was_read_and_reports(
+        self, signal_number: int, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "out.jsonl"
+        # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored:
+        # the command is run with Ctrl-C's usual handler, as from a terminal.
+        command = (
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from metricstream.cli import main; sys.exit(main(sys.argv[1:]))"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", command, "pipe", "--sink", f"jsonl:{out}",
+             "--flush-interval", "3600", "--batch-size", "100000"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert process.stdin is not None
+        assert process.stderr is not None
+        try:
+            # A bad line is reported before the good lines of its block are sent, and the
+            # next block is read only once they are: the second report means all 500 were.
+            process.stdin.write("".join(lp(i) + "\n" for i in range(500)) + "bad line 501\n")
+            process.stdin.flush()
+            assert "line 501" in process.stderr.readline()
+            process.stdin.write("bad line 502\n")
+            process.stdin.flush()
+            assert "line 502" in process.stderr.readline()
+            process.send_signal(signal_number)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert process.returncode == 0, stderr
+        assert "metricstream pipe: interrupted; delivering what was read" in stderr
+        assert summary(stdout.replace(" (interrupted)", "")) == (502, 500, 2)
+        assert "Read 502 lines (interrupted): 500 events sent" in stdout
+        assert sink_rows(stdout) == {"jsonl": (500, 0)}
+        assert list(read_events(out)) == ms.parse_lines("\n".join(lp(i) for i in range(500)))
+
+
+class TestWaiting:
+    """While the sinks hold events, pipe says so every few seconds, and stops at the deadline."""
+
+    def test_a_hanging_sink_is_named_with_its_pending_events_until_the_shutdown_timeout(
+        self,
+        hanging_scheme: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.setattr(metricstream.cli._waits, "STATUS_INTERVAL", 0.2)
+        source = tmp_path / "in.lp"
+        source.write_text("".join(lp(i) + "\n" for i in range(100)), encoding="utf-8")
+        status = main(["pipe", "--input", str(source), "--sink", f"{hanging_scheme}:stuck",
+                       "--shutdown-timeout", "1.5", "--format", "json"])  # fmt: skip
+        printed = capsys.readouterr()
+        assert status == 1
+        waits = re.findall(
+            r"^metricstream pipe: delivering what was read \((\d+) s, (\d+) s left\): "
+            r"stuck 100 pending$",
+            printed.err,
+            re.M,
+        )
+        assert waits, printed.err
+        document = json.loads(printed.out)
+        stuck = document["sinks"]["stuck"]
+        assert (stuck["accepted"], stuck["written"], stuck["dropped"]) == (100, 0, 100)
+        assert stuck["dropped_by_reason"] == {"shutdown": 100}
+        assert stuck["outcome"] == "failed"
+        assert document["lines"] == 100
+
+    def test_the_old_timeout_flag_still_works_and_says_it_is_deprecated(
+        self, tmp_path: Path
+    ) -> None:
+        result = pipe(lp(1).encode(), "--sink", f"jsonl:{tmp_path / 'o.jsonl'}", "--timeout", "5")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == (
+            "metricstream pipe: warning: --timeout is deprecated; use --shutdown-timeout\n"
+        )
+        assert sink_rows(result.stdout) == {"jsonl": (1, 0)}

@@ -45,6 +45,7 @@ def batch(first: int, size: int = 50, user: str = "user") -> list[Event]:
             tags={user: f"u{n % 13}", "b": str(n // size)},
             fields={"n": n},
             timestamp_ns=1_000 + n,
+            before_2001=True,
         )
         for n in range(first, first + size)
     ]
@@ -491,6 +492,7 @@ class TestKeys:
                 tags={key: f"{key}-{n % (i + 2)}" for i, key in enumerate(keys) if (n + i) % 3},
                 fields={"n": n, "User": n % 2},
                 timestamp_ns=n,
+                before_2001=True,
             )
             for n in range(40)
         ]

@@ -41,6 +41,7 @@ def batches(count: int = 6, size: int = 50, offset: int = 0) -> list[list[Event]
                 tags={"user": f"u{(b * size + i) % 37}", "b": str(b + offset)},
                 fields={"n": i},
                 timestamp_ns=1_000 + b * size + i,
+                before_2001=True,
             )
             for i in range(size)
         ]

@@ -32,7 +32,7 @@ S = 1_000_000_000
 def ev(name: str, user: str | None, second: float, **tags: str) -> Event:
     if user is not None:
         tags["user"] = user
-    return Event(name, tags=tags, fields={"n": 1}, timestamp_ns=int(second * S))
+    return Event(name, tags=tags, fields={"n": 1}, timestamp_ns=int(second * S), before_2001=True)
 
 
 def run(
@@ -163,7 +163,9 @@ def paths(draw: st.DrawFn) -> list[Event]:
             fields["event_id"] = format_event_id(timestamp, generation, counter)
         elif ids == "uuid":
             fields["event_id"] = uuid.UUID(int=draw(st.integers(0, 2**128 - 1))).hex
-        events.append(Event(draw(names), tags=tags, fields=fields, timestamp_ns=timestamp))
+        events.append(
+            Event(draw(names), tags=tags, fields=fields, timestamp_ns=timestamp, before_2001=True)
+        )
     return events
 
 

@@ -38,7 +38,9 @@ def events() -> list[Event]:
             fields["ünï"] = True
         if i % 2:
             tags["user_agent"] = "curl"
-        found.append(Event(["web", "app"][i % 2], tags=tags, fields=fields, timestamp_ns=i))
+        found.append(
+            Event(["web", "app"][i % 2], tags=tags, fields=fields, timestamp_ns=i, before_2001=True)
+        )
     return found
 
 
@@ -118,10 +120,16 @@ class TestEventIds:
         from metricstream.query import format_event_id
 
         events = [
-            Event("m", fields={"event_id": format_event_id(i * 7, 3, i + 1)}, timestamp_ns=i * 7)
+            Event(
+                "m",
+                fields={"event_id": format_event_id(i * 7, 3, i + 1)},
+                timestamp_ns=i * 7,
+                before_2001=True,
+            )
             for i in range(20)
         ]
-        events.append(Event("m", fields={"event_id": format_event_id(5, 3, 99)}, timestamp_ns=6))
+        other = {"event_id": format_event_id(5, 3, 99)}
+        events.append(Event("m", fields=other, timestamp_ns=6, before_2001=True))
         write_archive(tmp_path / "ids.jsonl.zst", [events])
         archive = Archive(tmp_path / "ids.jsonl.zst")
         assert archive.holds_event_id(format_event_id(14, 3, 3))

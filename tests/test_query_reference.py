@@ -320,15 +320,25 @@ class TestPropertyRule:
 
     def test_measurement_then_tags_then_fields(self, tmp_path: Path) -> None:
         events = [
-            Event("view", tags={"user": "t"}, fields={"user": "f", "n": 1}, timestamp_ns=1),
-            Event("view", tags={"other": "x"}, fields={"user": "f"}, timestamp_ns=2),
-            Event("view", tags={"event": "tagged"}, fields={"n": 1}, timestamp_ns=3),
-            Event("view", fields={"user": 7}, timestamp_ns=4),
-            Event("view", fields={"user": 7.0}, timestamp_ns=5),
-            Event("view", fields={"user": ms.UInt(7)}, timestamp_ns=6),
-            Event("view", fields={"user": True}, timestamp_ns=7),
-            Event("view", fields={"n": 1}, timestamp_ns=8),
-            Event("cart", tags={"User": "case"}, fields={"n": 1}, timestamp_ns=9),
+            Event(
+                "view",
+                tags={"user": "t"},
+                fields={"user": "f", "n": 1},
+                timestamp_ns=1,
+                before_2001=True,
+            ),
+            Event(
+                "view", tags={"other": "x"}, fields={"user": "f"}, timestamp_ns=2, before_2001=True
+            ),
+            Event(
+                "view", tags={"event": "tagged"}, fields={"n": 1}, timestamp_ns=3, before_2001=True
+            ),
+            Event("view", fields={"user": 7}, timestamp_ns=4, before_2001=True),
+            Event("view", fields={"user": 7.0}, timestamp_ns=5, before_2001=True),
+            Event("view", fields={"user": ms.UInt(7)}, timestamp_ns=6, before_2001=True),
+            Event("view", fields={"user": True}, timestamp_ns=7, before_2001=True),
+            Event("view", fields={"n": 1}, timestamp_ns=8, before_2001=True),
+            Event("cart", tags={"User": "case"}, fields={"n": 1}, timestamp_ns=9, before_2001=True),
         ]
         write_archive(tmp_path / "a.jsonl", [events], compression="none")
         archive = Archive(tmp_path / "a.jsonl")

@@ -45,6 +45,8 @@ from .relay_helpers import (
 )
 from .servers import RedisProcess
 
+pytestmark = pytest.mark.servers
+
 S = 1_000_000_000
 HOSTS = [f"web-{n}" for n in range(7)]
 

@@ -58,6 +58,8 @@ from .relay_helpers import (
 )
 from .servers import free_port
 
+pytestmark = [pytest.mark.servers, pytest.mark.faults]
+
 S = 1_000_000_000
 EVENTS = int(os.environ.get("METRICSTREAM_RELAY_EVENTS", "30000"))
 WINDOW_EVENTS = min(EVENTS, 12_000) if "METRICSTREAM_RELAY_EVENTS" not in os.environ else EVENTS

@@ -242,6 +242,8 @@ class TestBatchesReplay:
 # --- windows ----------------------------------------------------------------------------
 
 S = 1_000_000_000
+BASE = 1_700_000_000 * S
+"""Event times start here (a multiple of every window size used)."""
 HOSTS = ("a", "b", "c", "d")
 KEYS = (("t", 0), ("t", 1))
 
@@ -257,13 +259,15 @@ def host_events(rows: list[tuple[int, int, int]]) -> dict[tuple[str, int], list[
         newest[key] = max(newest[key], time_s)
         per_partition[key].append(
             ms.MetricEvent(
-                "m", tags={"host": host}, fields={"bytes": value}, timestamp_ns=time_s * S
+                "m", tags={"host": host}, fields={"bytes": value}, timestamp_ns=BASE + time_s * S
             )
         )
     end = max(newest.values()) + 1000
     for key in KEYS:  # far ahead: closes every window of real events
         per_partition[key].append(
-            ms.MetricEvent("m", tags={"host": "closer"}, fields={"bytes": 0}, timestamp_ns=end * S)
+            ms.MetricEvent(
+                "m", tags={"host": "closer"}, fields={"bytes": 0}, timestamp_ns=BASE + end * S
+            )
         )
     return per_partition
 

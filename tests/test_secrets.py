@@ -61,6 +61,7 @@ def fetch(url: str) -> str:
 class TestSecretsAppearNowhere:
     """Search everything the library says for three secrets."""
 
+    @pytest.mark.servers
     def test_failing_sinks_with_credentials_leak_nothing(
         self, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
     ) -> None:

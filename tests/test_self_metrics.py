@@ -55,11 +55,12 @@ class TestInternalEvents:
         health = ms.StreamerHealth(
             healthy=False, running=True, events_accepted=10, sinks={"influx": sink}
         )
-        [event] = internal_events(health, {"host": "a"}, timestamp_ns=1)
+        when = 1_700_000_000_000_000_001
+        [event] = internal_events(health, {"host": "a"}, timestamp_ns=when)
         assert (event.measurement, dict(event.tags), event.timestamp_ns) == (
             "metricstream_internal",
             {"host": "a", "sink": "influx"},
-            1,
+            when,
         )
         assert dict(event.fields) == {
             "events_accepted": 10,

@@ -242,6 +242,7 @@ def redis_prefix() -> Iterator[str]:
 class TestIdempotentSinks:
     """A sink that keeps batch ids applies a batch sent twice once."""
 
+    @pytest.mark.servers
     def test_redis_counters_count_the_same_batch_id_once(self, redis_prefix: str) -> None:
         sink = RedisCounterSink(
             servers.REDIS_URL, mapping={"count": ["measurement"]}, prefix=redis_prefix

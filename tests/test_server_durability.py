@@ -195,6 +195,7 @@ class TestStop:
 class TestForwarding:
     """``--to kafka://...`` sends every accepted event on, through the same spool."""
 
+    @pytest.mark.servers
     def test_events_reach_a_kafka_topic(self, tmp_path: Path) -> None:
         from tests.kafka_helpers import read_events, unique_topic
         from tests.servers import KAFKA_BOOTSTRAP, host_port, require

@@ -69,6 +69,7 @@ def opened(browser: Any, server: ServerProcess) -> tuple[Any, list[str]]:
     return page, dialogs
 
 
+@pytest.mark.servers
 class TestPage:
     """What a user does on the page, checked against the API's own answers."""
 

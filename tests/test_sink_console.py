@@ -61,8 +61,10 @@ class TestPrettyFormat:
 
     def test_tags_column_is_left_out_when_no_event_has_tags(self) -> None:
         events = [
-            MetricEvent("a", fields={"x": 1.0}, timestamp_ns=0),
-            MetricEvent("bbb", fields={"y": True}, timestamp_ns=0, correlation_id="c1"),
+            MetricEvent("a", fields={"x": 1.0}, timestamp_ns=0, before_2001=True),
+            MetricEvent(
+                "bbb", fields={"y": True}, timestamp_ns=0, before_2001=True, correlation_id="c1"
+            ),
         ]
         text = ConsoleSink().prepare(EventBatch(events))
         assert text == (
@@ -75,6 +77,7 @@ class TestPrettyFormat:
             "t",
             fields={"f": 2.0, "i": -3, "u": UInt(7), "b": False, "s": 'say "hi"\n'},
             timestamp_ns=0,
+            before_2001=True,
         )
         assert ConsoleSink().prepare(EventBatch([event])) == (
             '1970-01-01T00:00:00.000000Z  t  f=2.0 i=-3i u=7u b=false s="say \\"hi\\"\\n"\n'
@@ -82,7 +85,11 @@ class TestPrettyFormat:
 
     def test_tags_with_spaces_equals_or_quotes_are_quoted(self) -> None:
         event = MetricEvent(
-            "t", tags={"path": "/a b", "q": "x=y", "plain": "ok"}, fields={"v": 1}, timestamp_ns=0
+            "t",
+            tags={"path": "/a b", "q": "x=y", "plain": "ok"},
+            fields={"v": 1},
+            timestamp_ns=0,
+            before_2001=True,
         )
         assert ConsoleSink().prepare(EventBatch([event])) == (
             '1970-01-01T00:00:00.000000Z  t  path="/a b" plain=ok q="x=y"  v=1i\n'
@@ -93,7 +100,9 @@ class TestPrettyFormat:
 
     def test_event_without_fields_is_refused(self) -> None:
         with pytest.raises(InvalidEventError, match="'cpu' has no fields") as info:
-            ConsoleSink().prepare(EventBatch([MetricEvent("cpu", timestamp_ns=0)]))
+            ConsoleSink().prepare(
+                EventBatch([MetricEvent("cpu", timestamp_ns=0, before_2001=True)])
+            )
         assert info.value.key == "cpu"
 
 
@@ -348,7 +357,12 @@ class TestThroughStreamer:
         )
         try:
             for i in range(3):
-                assert streamer.send(MetricEvent("m", fields={"n": i}, timestamp_ns=i)) is True
+                assert (
+                    streamer.send(
+                        MetricEvent("m", fields={"n": i}, timestamp_ns=i, before_2001=True)
+                    )
+                    is True
+                )
             assert streamer.flush(timeout=30) is True
         finally:
             assert streamer.shutdown(timeout=30) is True
@@ -361,7 +375,9 @@ class TestMaxEventsPerBatch:
     def test_line_format_shows_the_first_events_and_a_comment_for_the_rest(self) -> None:
         stream = io.StringIO()
         sink = ConsoleSink(stream, format="line", max_events_per_batch=2)
-        events = [ms.MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(5)]
+        events = [
+            ms.MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(5)
+        ]
         sink.write(sink.prepare(EventBatch(events, batch_id="b1")))
         assert stream.getvalue() == "m v=0i 0\nm v=1i 1\n# ... and 3 more events in batch b1\n"
         assert ms.parse_lines(stream.getvalue()) == events[:2]
@@ -369,7 +385,9 @@ class TestMaxEventsPerBatch:
     def test_a_batch_within_the_limit_is_shown_whole(self) -> None:
         stream = io.StringIO()
         sink = ConsoleSink(stream, format="line", max_events_per_batch=2)
-        events = [ms.MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(2)]
+        events = [
+            ms.MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(2)
+        ]
         sink.write(sink.prepare(EventBatch(events)))
         assert stream.getvalue() == "m v=0i 0\nm v=1i 1\n"
 
@@ -391,7 +409,9 @@ class TestOneEventNeverSinksABatch:
         stream = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
         sink = ConsoleSink(stream, format=format)
         streamer = ms.EventStreamer([sink], batch_size=100, register_atexit=False)
-        events = [ms.event_from_sample("m", i, timestamp_ns=i) for i in range(100)]
+        events = [
+            ms.event_from_sample("m", i, timestamp_ns=i, before_2001=True) for i in range(100)
+        ]
         events[42].with_field("note", "caf\u00e9")
         streamer.send_many(events)
         assert streamer.flush(10) is True

@@ -136,7 +136,12 @@ def truncate(timestamp_ns: int, precision: str) -> int:
 
 def expected_rows(events: list[MetricEvent], precision: str = "ns") -> list[Row]:
     """What InfluxDB should hold after the events were written at `precision`."""
-    return rows([e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events])
+    return rows(
+        [
+            e.copy().with_timestamp(truncate(e.timestamp_ns, precision), before_2001=True)
+            for e in events
+        ]
+    )
 
 
 def influx_rows(url: str, db: str, auth: tuple[str, str] | None = None) -> list[Row]:
@@ -656,13 +661,18 @@ class TestCredentials:
         server = loopback(ok)
         encoded = urllib.parse.quote(SECRET, safe="")
         sink = from_url(f"influxdb://admin:{encoded}@127.0.0.1:{server.port}/db")
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         (request,) = [r for r in server.received if r.method == "POST"]
         credentials = base64.b64encode(f"admin:{SECRET}".encode()).decode()
         assert request.headers["Authorization"] == f"Basic {credentials}"
         assert leaks(repr(sink)) == []
         sink.close()
 
+    @pytest.mark.servers
     def test_a_password_with_every_delimiter_authenticates_and_a_wrong_one_never_shows(
         self, auth_server: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -864,7 +874,9 @@ class TestPrepare:
     """prepare() shares the batch's line protocol, compresses it once, and keeps nothing else."""
 
     def test_payload_body_is_the_batch_encoding_compressed(self) -> None:
-        batch = EventBatch([MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(3)])
+        batch = EventBatch(
+            [MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(3)]
+        )
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", precision="us")
         payload = sink.prepare(batch)
         assert gzip.decompress(payload.body) == batch.influx_bytes("us")
@@ -875,7 +887,7 @@ class TestPrepare:
         sink.close()
 
     def test_uncompressed_body_is_the_shared_line_protocol_itself(self) -> None:
-        batch = EventBatch([MetricEvent("m", fields={"v": 1.5}, timestamp_ns=5)])
+        batch = EventBatch([MetricEvent("m", fields={"v": 1.5}, timestamp_ns=5, before_2001=True)])
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", gzip=False)
         payload = sink.prepare(batch)
         assert payload.body is batch.influx_bytes("ns")
@@ -921,7 +933,9 @@ class TestPrepareRefuses:
         self, char: str, api: str, element: str
     ) -> None:
         name = f"a\\{char}b"
-        fine = MetricEvent("ok", tags={"t": "x y"}, fields={"s": 'say \\ "hi"'}, timestamp_ns=1)
+        fine = MetricEvent(
+            "ok", tags={"t": "x y"}, fields={"s": 'say \\ "hi"'}, timestamp_ns=1, before_2001=True
+        )
         tags, fields = {"t": "x"}, {"f": 1.0}
         measurement = name if element == "measurement" else "m"
         if element == "tag key":
@@ -930,7 +944,7 @@ class TestPrepareRefuses:
             tags = {"t": name}
         elif element == "field key":
             fields = {name: 1.0}
-        bad = MetricEvent(measurement, tags=tags, fields=fields, timestamp_ns=2)
+        bad = MetricEvent(measurement, tags=tags, fields=fields, timestamp_ns=2, before_2001=True)
         sink = make_sink("http://127.0.0.1:1", api)
         with pytest.raises(InvalidEventError) as info:
             sink.prepare(EventBatch([fine, bad, bad.copy()]))
@@ -956,8 +970,8 @@ class TestPrepareRefuses:
 
     def test_unsigned_fields_are_refused_for_v1_only(self) -> None:
         events = [
-            MetricEvent("m", fields={"s": "x=5u y"}, timestamp_ns=1),
-            MetricEvent("u", fields={"a": 1, "n": UInt(3)}, timestamp_ns=2),
+            MetricEvent("m", fields={"s": "x=5u y"}, timestamp_ns=1, before_2001=True),
+            MetricEvent("u", fields={"a": 1, "n": UInt(3)}, timestamp_ns=2, before_2001=True),
         ]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
@@ -974,15 +988,17 @@ class TestPrepareRefuses:
         v2.close()
 
     def test_every_refused_event_is_named_and_the_first_described(self) -> None:
-        ok = MetricEvent("ok", fields={"s": 'a "quoted" value'}, timestamp_ns=1)
+        ok = MetricEvent("ok", fields={"s": 'a "quoted" value'}, timestamp_ns=1, before_2001=True)
         events = [
             ok,
-            MetricEvent("u", fields={"n": UInt(1)}, timestamp_ns=1),
+            MetricEvent("u", fields={"n": UInt(1)}, timestamp_ns=1, before_2001=True),
             ok,
-            MetricEvent("bs", tags={"t": "a\\,b"}, fields={"n": UInt(2)}, timestamp_ns=1),
+            MetricEvent(
+                "bs", tags={"t": "a\\,b"}, fields={"n": UInt(2)}, timestamp_ns=1, before_2001=True
+            ),
             MetricEvent("t", fields={"v": 1}, timestamp_ns=2**63 - 1),
             ok,
-            MetricEvent("bs", fields={"a\\=b": 1}, timestamp_ns=1),
+            MetricEvent("bs", fields={"a\\=b": 1}, timestamp_ns=1, before_2001=True),
         ]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
@@ -1001,7 +1017,7 @@ class TestPrepareRefuses:
 
     @pytest.mark.parametrize("timestamp", [2**63 - 1, -(2**63), -(2**63) + 1])
     def test_int64_extreme_timestamps_are_refused_for_v1_at_ns(self, timestamp: int) -> None:
-        events = [MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp)]
+        events = [MetricEvent("t", fields={"v": 1}, timestamp_ns=timestamp, before_2001=True)]
         v1 = make_sink("http://127.0.0.1:1", "v1")
         with pytest.raises(InvalidEventError) as info:
             v1.prepare(EventBatch(events))
@@ -1011,7 +1027,7 @@ class TestPrepareRefuses:
             "(-9223372036854775806 to 9223372036854775806)"
         )
         edges = [
-            MetricEvent("t", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS),
+            MetricEvent("t", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS, before_2001=True),
             MetricEvent("t", fields={"v": "922337203685477580"}, timestamp_ns=INFLUX_MAX_NS),
         ]
         assert v1.prepare(EventBatch(edges)).count == 2
@@ -1022,10 +1038,12 @@ class TestPrepareRefuses:
 
     def test_a_newline_in_a_string_field_is_refused_for_v2_only(self) -> None:
         events = [
-            MetricEvent("m", fields={"s": "one line", "n": 1.0}, timestamp_ns=1),
-            MetricEvent("nl", fields={"n": 2.0, "s": "two\nlines"}, timestamp_ns=2),
-            MetricEvent("m", fields={"s": "tab\tand\rreturn"}, timestamp_ns=3),
-            MetricEvent("nl", fields={"a": "\n", "b": "x\ny"}, timestamp_ns=4),
+            MetricEvent("m", fields={"s": "one line", "n": 1.0}, timestamp_ns=1, before_2001=True),
+            MetricEvent(
+                "nl", fields={"n": 2.0, "s": "two\nlines"}, timestamp_ns=2, before_2001=True
+            ),
+            MetricEvent("m", fields={"s": "tab\tand\rreturn"}, timestamp_ns=3, before_2001=True),
+            MetricEvent("nl", fields={"a": "\n", "b": "x\ny"}, timestamp_ns=4, before_2001=True),
         ]
         v2 = make_sink("http://127.0.0.1:1", "v2")
         with pytest.raises(InvalidEventError) as info:
@@ -1054,7 +1072,9 @@ class TestWire:
             server.url, api="v1", database="my db", retention_policy="r&p",
             username="admin", password="pa:ss", precision="us",
         )  # fmt: skip
-        batch = EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1_234_567)])
+        batch = EventBatch(
+            [MetricEvent("m", fields={"v": 1}, timestamp_ns=1_234_567, before_2001=True)]
+        )
         sink.write(sink.prepare(batch))
         (request,) = server.received
         assert (request.method, request.path) == ("POST", "/write?db=my+db&rp=r%26p&precision=u")
@@ -1084,7 +1104,9 @@ class TestWire:
     ) -> None:
         server = loopback(ok)
         sink = InfluxDBSink(server.url, org="my org", bucket="b/rp", token="tok", precision="ms")
-        batch = EventBatch([MetricEvent("m", fields={"v": True}, timestamp_ns=1_234_567_890)])
+        batch = EventBatch(
+            [MetricEvent("m", fields={"v": True}, timestamp_ns=1_234_567_890, before_2001=True)]
+        )
         sink.write(sink.prepare(batch))
         (request,) = server.received
         assert request.method == "POST"
@@ -1099,7 +1121,11 @@ class TestWire:
     ) -> None:
         server = loopback(ok)
         sink = InfluxDBSink(server.url, org="o", bucket="b", gzip=False)
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": "x"}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": "x"}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         (request,) = server.received
         assert "Content-Encoding" not in request.headers
         assert request.body == b'm v="x" 1'
@@ -1115,10 +1141,16 @@ class TestClose:
     ) -> None:
         server = loopback(ok)
         sink = make_sink(server.url, api)
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         sink.close()
         sink.close()
-        payload = sink.prepare(EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=2)]))
+        payload = sink.prepare(
+            EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=2, before_2001=True)])
+        )
         with pytest.raises(PermanentSinkError) as info:
             sink.write(payload)
         assert str(info.value) == "sink 'influxdb' is closed"
@@ -1136,7 +1168,11 @@ class TestTls:
     ) -> None:
         server = loopback(ok, tls=certificate)
         sink = make_sink(server.url, api, ssl_ca_cert=certificate[0])
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         assert [r.text for r in server.received] == ["m v=1i 1"]
         assert sink.check() is None
         sink.close()
@@ -1165,7 +1201,11 @@ class TestTls:
     ) -> None:
         server = loopback(ok, tls=certificate)
         sink = make_sink(server.url, api, verify_ssl=False)
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 2}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         assert [r.text for r in server.received] == ["m v=2i 1"]
         sink.close()
 
@@ -1175,7 +1215,11 @@ class TestTls:
         server = loopback(ok, tls=certificate)
         query = urllib.parse.urlencode({"tls": "true", "ssl_ca_cert": certificate[0]})
         sink = sink_from_url(f"influxdb://127.0.0.1:{server.port}/db?{query}")
-        sink.write(sink.prepare(EventBatch([MetricEvent("m", fields={"v": 3}, timestamp_ns=1)])))
+        sink.write(
+            sink.prepare(
+                EventBatch([MetricEvent("m", fields={"v": 3}, timestamp_ns=1, before_2001=True)])
+            )
+        )
         assert [(r.path, r.text) for r in server.received] == [
             ("/write?db=db&precision=n", "m v=3i 1")
         ]
@@ -1364,7 +1408,9 @@ class TestSplitting:
     ) -> None:
         server = loopback(self.limited(3))
         sink = make_sink(server.url, api)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         payload = sink.prepare(EventBatch(events))
         sink.write(payload)
         assert self.accepted_lines(server) == [f"m v={i}i {i}" for i in range(10)]
@@ -1379,7 +1425,9 @@ class TestSplitting:
     ) -> None:
         server = loopback(self.limited(5, fail_on={2}))
         sink = make_sink(server.url, api)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         payload = sink.prepare(EventBatch(events))
         with pytest.raises(TransientSinkError) as info:
             sink.write(payload)
@@ -1402,8 +1450,12 @@ class TestSplitting:
 
         server = loopback(respond)
         sink = make_sink(server.url, "v1")
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(4)]
-        events.insert(2, MetricEvent("m", fields={"v": "x" * 100}, timestamp_ns=99))
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(4)
+        ]
+        events.insert(
+            2, MetricEvent("m", fields={"v": "x" * 100}, timestamp_ns=99, before_2001=True)
+        )
         payload = sink.prepare(EventBatch(events))
         with pytest.raises(PermanentSinkError) as info:
             sink.write(payload)
@@ -1418,6 +1470,7 @@ class TestSplitting:
         sink.close()
 
 
+@pytest.mark.servers
 class TestV1RoundTrip:
     """Thousands of events through the v1 API into InfluxDB 1.6, read back exactly."""
 
@@ -1436,7 +1489,7 @@ class TestV1RoundTrip:
     def test_sub_precision_digits_are_truncated_toward_zero(self, fresh_db: str) -> None:
         events = [
             MetricEvent("trunc", fields={"v": 1}, timestamp_ns=BASE_NS + 999_999_999),
-            MetricEvent("trunc", fields={"v": 2}, timestamp_ns=-1),
+            MetricEvent("trunc", fields={"v": 2}, timestamp_ns=-1, before_2001=True),
         ]
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision="s")
         write_batches(sink, events)
@@ -1454,9 +1507,9 @@ class TestV1RoundTrip:
 
     def test_timestamp_range_edges_that_influxdb_stores(self, fresh_db: str) -> None:
         events = [
-            MetricEvent("edge", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS),
+            MetricEvent("edge", fields={"v": 1}, timestamp_ns=INFLUX_MIN_NS, before_2001=True),
             MetricEvent("edge", fields={"v": 2}, timestamp_ns=INFLUX_MAX_NS),
-            MetricEvent("edge", fields={"v": 3}, timestamp_ns=0),
+            MetricEvent("edge", fields={"v": 3}, timestamp_ns=0, before_2001=True),
         ]
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
         write_batches(sink, events)
@@ -1506,6 +1559,7 @@ def post_lines(url: str, path: str, body: str) -> tuple[int, str]:
         return exc.code, json.loads(exc.read())["error"]
 
 
+@pytest.mark.servers
 class TestServerLimits:
     """Why prepare() refuses some valid events: what the real servers do with them."""
 
@@ -1527,8 +1581,8 @@ class TestServerLimits:
     def test_influxdb_1_6_loses_a_measurement_with_backslash_before_space_after_a_204(
         self, fresh_db: str
     ) -> None:
-        lost = MetricEvent("lost a\\ b", fields={"f": 1.0}, timestamp_ns=1)
-        kept = MetricEvent("kept", fields={"g": 2.0}, timestamp_ns=1)
+        lost = MetricEvent("lost a\\ b", fields={"f": 1.0}, timestamp_ns=1, before_2001=True)
+        kept = MetricEvent("kept", fields={"g": 2.0}, timestamp_ns=1, before_2001=True)
         body = f"{lost.to_influx_line()}\n{kept.to_influx_line()}"
         assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", body) == (204, "")
         assert influx_v1_events(INFLUXDB_V1_URL, fresh_db) == [kept]
@@ -1536,14 +1590,18 @@ class TestServerLimits:
     def test_influxdb_1_6_refuses_a_field_key_with_backslash_before_space(
         self, fresh_db: str
     ) -> None:
-        line = MetricEvent("bs", fields={"a\\ b": 1}, timestamp_ns=1).to_influx_line()
+        line = MetricEvent(
+            "bs", fields={"a\\ b": 1}, timestamp_ns=1, before_2001=True
+        ).to_influx_line()
         status, error = post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", line)
         assert (status, error) == (400, "unable to parse 'bs a\\\\ b=1i 1': invalid field format")
 
     def test_influxdb_1_6_drops_the_backslash_before_a_quote_in_a_measurement(
         self, fresh_db: str
     ) -> None:
-        line = MetricEvent('q a\\"b', fields={"f": 1.0}, timestamp_ns=1).to_influx_line()
+        line = MetricEvent(
+            'q a\\"b', fields={"f": 1.0}, timestamp_ns=1, before_2001=True
+        ).to_influx_line()
         assert post_lines(INFLUXDB_V1_URL, f"/write?db={fresh_db}", line) == (204, "")
         stored = influx_v1_events(INFLUXDB_V1_URL, fresh_db)
         assert [e.measurement for e in stored] == ['q a"b']
@@ -1598,6 +1656,7 @@ class TestServerLimits:
 class TestV1Faults:
     """Real failures of InfluxDB 1.6 map to the right error, with a clear message."""
 
+    @pytest.mark.servers
     def test_wrong_password_is_permanent_unhealthy_and_never_shows_the_password(
         self, auth_server: str
     ) -> None:
@@ -1625,6 +1684,7 @@ class TestV1Faults:
         assert "wrong-Secret-42" not in repr(sink) + str(info.value)
         sink.close()
 
+    @pytest.mark.servers
     def test_no_credentials_on_an_auth_server(self, auth_server: str) -> None:
         sink = InfluxDBSink(auth_server, api="v1", database="metricstream_test")
         with pytest.raises(PermanentSinkError) as info:
@@ -1636,6 +1696,7 @@ class TestV1Faults:
         assert info.value.unhealthy is True
         sink.close()
 
+    @pytest.mark.servers
     def test_user_without_write_permission_is_403(self, auth_server: str) -> None:
         admin = (INFLUXDB_AUTH_USER, INFLUXDB_AUTH_PASSWORD)
         user = f"reader_{RUN_ID}"
@@ -1657,6 +1718,7 @@ class TestV1Faults:
         finally:
             influx_query(auth_server, f'DROP USER "{user}"', auth=admin)
 
+    @pytest.mark.servers
     def test_missing_database_names_it(self, v1_server: str) -> None:
         db = f"missing_{RUN_ID}"
         sink = InfluxDBSink(v1_server, api="v1", database=db)
@@ -1671,6 +1733,7 @@ class TestV1Faults:
             sink.check()
         sink.close()
 
+    @pytest.mark.servers
     def test_check_clears_once_a_write_succeeds(self, v1_server: str) -> None:
         db = f"late_{RUN_ID}"
         sink = InfluxDBSink(v1_server, api="v1", database=db)
@@ -1684,6 +1747,7 @@ class TestV1Faults:
             drop_database(v1_server, db)
             sink.close()
 
+    @pytest.mark.servers
     def test_missing_retention_policy_is_permanent_not_retried(self, fresh_db: str) -> None:
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, retention_policy="nope")
         with pytest.raises(PermanentSinkError) as info:
@@ -1695,6 +1759,7 @@ class TestV1Faults:
         assert info.value.unhealthy is True
         sink.close()
 
+    @pytest.mark.servers
     def test_field_type_conflict_is_rejected_with_the_servers_message(self, fresh_db: str) -> None:
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
         write_batches(sink, [MetricEvent("conflict", fields={"v": 1.5}, timestamp_ns=BASE_NS)])
@@ -1750,6 +1815,7 @@ class TestV1Faults:
             release.set()
             sink.close()
 
+    @pytest.mark.servers
     def test_server_stopped_mid_stream_then_restarted(self, influxd: InfluxdProcess) -> None:
         db = f"restart_{RUN_ID}"
         influxd.create_database(db)
@@ -1772,6 +1838,7 @@ class TestV1Faults:
         sink.close()
 
 
+@pytest.mark.servers
 class TestMaxBodySize:
     """A real InfluxDB 1.6 with a small max-body-size: 413 splits, every event lands once."""
 
@@ -1814,6 +1881,7 @@ class TestMaxBodySize:
         sink.close()
 
 
+@pytest.mark.servers
 class TestV2VictoriaMetrics:
     """The v2 API through influxdb-client into VictoriaMetrics, read back exactly."""
 
@@ -1908,7 +1976,12 @@ class TestPartialWriteCounting:
 
         server = loopback(respond)
         events = [
-            MetricEvent("m", fields={"v": "bad" if i in (3, 4, 9) else "ok"}, timestamp_ns=i)
+            MetricEvent(
+                "m",
+                fields={"v": "bad" if i in (3, 4, 9) else "ok"},
+                timestamp_ns=i,
+                before_2001=True,
+            )
             for i in range(12)
         ]
         sink = make_sink(server.url, "v1")
@@ -1998,7 +2071,9 @@ class TestPartialFailuresThroughStreamer:
             return 204, {}, b""
 
         server = loopback(respond)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         health = stream([make_sink(server.url, "v1")], events, batch_size=10)["influxdb"]
         assert counts(health) == (8, 0, {"rejected": 2})
         assert health.last_error == (
@@ -2011,6 +2086,7 @@ class TestPartialFailuresThroughStreamer:
             "m v=7i 7\nm v=8i 8\nm v=9i 9",
         ]
 
+    @pytest.mark.servers
     def test_event_too_large_even_alone_is_the_only_one_dropped(
         self, small_influxd: InfluxdProcess
     ) -> None:
@@ -2023,6 +2099,7 @@ class TestPartialFailuresThroughStreamer:
         assert counts(health) == (600, 0, {"rejected": 1})
         assert influx_v1_events(small_influxd.url, db) == events
 
+    @pytest.mark.servers
     @pytest.mark.parametrize("gzip_on", [True, False])
     def test_type_conflicts_drop_exactly_the_conflicting_events(
         self, fresh_db: str, gzip_on: bool
@@ -2072,6 +2149,7 @@ class TestPartialFailuresThroughStreamer:
                 )
         return firsts, batch, [e for e in batch if isinstance(e.fields["v"], str)]
 
+    @pytest.mark.servers
     def test_influxdb_1_6_reports_the_drops_of_one_shard_group_only(self, fresh_db: str) -> None:
         """Why the sink does not trust dropped=N for bodies spanning more than an hour."""
         firsts, batch, conflicting = self.shard_group_events()
@@ -2086,6 +2164,7 @@ class TestPartialFailuresThroughStreamer:
             [*firsts, *stored], key=lambda e: e.timestamp_ns
         )
 
+    @pytest.mark.servers
     def test_partial_write_across_shard_groups_is_counted_exactly(self, fresh_db: str) -> None:
         firsts, batch, conflicting = self.shard_group_events()
         sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db)
@@ -2108,7 +2187,9 @@ class TestPartialFailuresThroughStreamer:
             return status, {}, body
 
         server = loopback(respond)
-        events = [MetricEvent("m", fields={"v": i}, timestamp_ns=i) for i in range(10)]
+        events = [
+            MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(10)
+        ]
         health = stream([make_sink(server.url, "v1")], events, batch_size=10)["influxdb"]
         assert counts(health) == (5, 0, {"rejected": 5})
         assert (health.connected, health.healthy) == (False, False)
@@ -2173,7 +2254,7 @@ def unstorable_events(prefix: str, *, v1: bool) -> list[MetricEvent]:
         events += [
             MetricEvent(prefix, fields={"f": 5.0, "u": UInt(7)}, timestamp_ns=ts),
             MetricEvent(prefix, fields={"f": 6.0}, timestamp_ns=2**63 - 1),
-            MetricEvent(prefix, fields={"f": 7.0}, timestamp_ns=-(2**63)),
+            MetricEvent(prefix, fields={"f": 7.0}, timestamp_ns=-(2**63), before_2001=True),
         ]
     return events
 
@@ -2192,6 +2273,7 @@ def storable_events(prefix: str, count: int) -> list[MetricEvent]:
     ]
 
 
+@pytest.mark.servers
 class TestUnstorableEventsThroughStreamer:
     """Events the server cannot store are dropped as invalid, one by one; the rest are written."""
 
@@ -2369,6 +2451,7 @@ def fork_and_run(body: Callable[[], dict[str, Any]], timeout: float = 90.0) -> d
     return result
 
 
+@pytest.mark.servers
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
 class TestFork:
     """A child forked while the parent streams writes through connections of its own."""
@@ -2451,6 +2534,7 @@ class TestThroughStreamer:
             assert time.monotonic() < deadline, "condition not met in time"
             time.sleep(0.05)
 
+    @pytest.mark.servers
     def test_thousands_of_events_to_both_servers(self, fresh_db: str, vm_server: str) -> None:
         prefix = f"msst_{RUN_ID}"
         events = numeric_events(prefix, 5000)
@@ -2474,6 +2558,7 @@ class TestThroughStreamer:
         expected = expected_vm(events)
         assert vm_samples(vm_server, vm_regex(prefix), len(expected)) == expected
 
+    @pytest.mark.servers
     def test_server_stopped_and_restarted_mid_stream(self, influxd: InfluxdProcess) -> None:
         db = f"stream_restart_{RUN_ID}"
         influxd.create_database(db)
@@ -2502,6 +2587,7 @@ class TestThroughStreamer:
         assert health.connected is True
         assert influx_rows(influxd.url, db) == expected_rows(events)
 
+    @pytest.mark.servers
     def test_wrong_credentials_drop_as_rejected_and_mark_unhealthy(self, auth_server: str) -> None:
         sink = InfluxDBSink(
             auth_server,
@@ -2546,7 +2632,7 @@ class TestThroughStreamer:
         with EventStreamer(
             [sink], compression=streamer_compression, flush_interval=0.05, register_atexit=False
         ) as streamer:
-            streamer.send(MetricEvent("m", fields={"v": 1}, timestamp_ns=1))
+            streamer.send(MetricEvent("m", fields={"v": 1}, timestamp_ns=1, before_2001=True))
             assert streamer.flush(timeout=10) is True
         (request,) = [r for r in server.received if r.method == "POST"]
         assert request.headers.get("Content-Encoding") == encoding
@@ -2628,11 +2714,13 @@ def hostile_batches(draw: st.DrawFn) -> tuple[list[MetricEvent], str]:
                 tags=tags,
                 fields=fields,
                 timestamp_ns=base + i * PRECISIONS[precision],
+                before_2001=True,
             )
         )
     return events, precision
 
 
+@pytest.mark.servers
 class TestHostileRoundTrip:
     """Hypothesis: hostile but valid events come back from InfluxDB 1.6 exactly, or are refused."""
 

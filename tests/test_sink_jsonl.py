@@ -42,7 +42,9 @@ from metricstream.sinks.jsonl.errors import sink_error
 
 
 def event(i: int) -> MetricEvent:
-    return MetricEvent("m", tags={"k": "v"}, fields={"n": i}, timestamp_ns=1_000 + i)
+    return MetricEvent(
+        "m", tags={"k": "v"}, fields={"n": i}, timestamp_ns=1_000 + i, before_2001=True
+    )
 
 
 def record(i: int) -> bytes:
@@ -515,6 +517,7 @@ class TestReadEvents:
             tags={"a": "b"},
             fields={"f": 1.5, "i": -2, "u": UInt(2**64 - 1), "b": True, "s": "x\ny"},
             timestamp_ns=-5,
+            before_2001=True,
             correlation_id="c",
         )
         path = tmp_path / "m.jsonl.zst"

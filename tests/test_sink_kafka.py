@@ -351,6 +351,7 @@ class TestOptions:
         streamer.shutdown(5)
 
 
+@pytest.mark.servers
 class TestRoundTrip:
     """Tens of thousands of events through a streamer arrive exactly, as the contract says."""
 
@@ -415,6 +416,7 @@ def check_records(records: list[Any], fmt: str, mode: str) -> None:
     assert all(len(partitions) == 1 for partitions in partition_of.values())
 
 
+@pytest.mark.servers
 class TestRejection:
     """What the producer or broker refuses for good is dropped as rejected; the rest arrives."""
 
@@ -441,7 +443,9 @@ class TestRejection:
 class TestFullLocalQueue:
     """librdkafka's full local queue makes the sink's own thread wait; nothing is lost."""
 
-    @pytest.mark.parametrize("where", ["tansu", "mock-cluster"])
+    @pytest.mark.parametrize(
+        "where", [pytest.param("tansu", marks=pytest.mark.servers), "mock-cluster"]
+    )
     def test_a_full_local_queue_makes_the_write_wait_and_everything_arrives(
         self, where: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -476,6 +480,7 @@ class TestFullLocalQueue:
         assert by_seq(read_events(broker, topic, 2000)) == events
 
 
+@pytest.mark.servers
 class TestBrokerRestart:
     """A private broker stopped mid-stream and restarted: later events arrive, counts are exact."""
 
@@ -641,6 +646,7 @@ class TestMockClusterFaults:
 class TestLifecycle:
     """check probes metadata, close is bounded, a forked child gets its own producer."""
 
+    @pytest.mark.servers
     def test_check_passes_against_the_broker(self, broker: str) -> None:
         sink = KafkaSink(broker, unique_topic("check"))
         assert sink.check() is None
@@ -654,6 +660,7 @@ class TestLifecycle:
             sink.check()
         sink.close()
 
+    @pytest.mark.servers
     def test_close_is_idempotent_and_later_writes_count_as_shutdown(self, broker: str) -> None:
         sink = KafkaSink(broker, unique_topic("closed"))
         payload = sink.prepare(ms.EventBatch(make_events(2)))
@@ -672,6 +679,7 @@ class TestLifecycle:
         assert (health.events_accepted, health.events_written, health.pending) == (300, 0, 0)
         assert health.dropped_by_reason["shutdown"] == 300
 
+    @pytest.mark.servers
     def test_a_forked_child_produces_through_a_new_producer(self, broker: str) -> None:
         topic = unique_topic("fork")
         events = make_events(300)
@@ -698,6 +706,7 @@ class TestLifecycle:
         streamer.shutdown(10)
         assert by_seq(read_events(broker, topic, 300)) == events
 
+    @pytest.mark.servers
     def test_a_sink_used_in_a_forked_child_without_a_streamer_replaces_its_producer(
         self, broker: str
     ) -> None:
@@ -731,6 +740,7 @@ def wait_for_child(pid: int, timeout: float = 90.0) -> int:
     raise AssertionError("the forked child did not finish")
 
 
+@pytest.mark.servers
 class TestSecrets:
     """A SASL password never shows in repr, errors, health or logs."""
 
@@ -791,6 +801,7 @@ KAFKA_CASES = [
 ]
 
 
+@pytest.mark.servers
 class TestKafkaSinkContract(_SinkContract):
     """The shared sink contract suite, run for KafkaSink against the real broker."""
 

@@ -234,6 +234,7 @@ def stream(sink: RedisCounterSink, events: list[ms.MetricEvent], batch_size: int
 # --- the workload, key by key and through the reader -------------------------------
 
 
+@pytest.mark.servers
 class TestExactCounters:
     """A generated workload lands exactly: every key, every value, every index member."""
 
@@ -313,6 +314,7 @@ class TestExactCounters:
             assert_estimate(estimate, {e.tags["user"] for e in events if e.tags["org"] == org})
 
 
+@pytest.mark.servers
 class TestDaylightSaving:
     """In Europe/Berlin, the clock-change days have 23 and 25 hourly buckets."""
 
@@ -348,6 +350,7 @@ class TestDaylightSaving:
         sink.close()
 
 
+@pytest.mark.servers
 class TestEscapingInRedis:
     """Hostile values are written, read back and listed exactly."""
 
@@ -374,6 +377,7 @@ class TestEscapingInRedis:
         sink.close()
 
 
+@pytest.mark.servers
 class TestLimitsInRedis:
     """Events over the limits are dropped as 'limits'; the others are counted."""
 
@@ -404,6 +408,7 @@ class TestLimitsInRedis:
 # --- exactly once ---------------------------------------------------------------------
 
 
+@pytest.mark.servers
 class TestExactlyOnce:
     """A batch is applied once, however often it is written."""
 
@@ -564,6 +569,7 @@ class ConnectionKiller(threading.Thread):
 # --- the rest of the sink's duties --------------------------------------------------
 
 
+@pytest.mark.servers
 class TestRetentionAndRefusals:
     """TTLs come from the bucket start; a refused key fails loudly without losing the rest."""
 
@@ -625,6 +631,7 @@ class TestRetentionAndRefusals:
 class TestConfiguration:
     """URLs, secrets, health probes, close and fork."""
 
+    @pytest.mark.servers
     def test_a_url_configures_the_sink(self, single: str) -> None:
         sink = sink_from_url(
             f"{single}?prefix=app:&hourly=true&tz=Europe/Berlin&ttl_daily=86400&name=counts"
@@ -656,6 +663,7 @@ class TestConfiguration:
         with pytest.raises(ConfigError, match=message):
             sink_from_url(url)
 
+    @pytest.mark.servers
     def test_passwords_never_show(self, caplog: pytest.LogCaptureFixture) -> None:
         secret = "Pa55w0rdXYZsecret"
         with servers.RedisProcess("--requirepass", secret) as server:
@@ -677,6 +685,7 @@ class TestConfiguration:
             assert health.dropped_by_reason["rejected"] == 20
         assert all(secret not in text for text in texts), texts
 
+    @pytest.mark.servers
     def test_tls_urls_reach_a_tls_server(self, tmp_path: Path, prefix: str) -> None:
         cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
         subprocess.run(
@@ -699,6 +708,7 @@ class TestConfiguration:
             assert views == sum(e.measurement == "view" for e in events)
             sink.close()
 
+    @pytest.mark.servers
     def test_protocol_probe_and_close(self, target: str) -> None:
         sink = RedisCounterSink(target, mapping=MAPPING, prefix="unused:")
         assert isinstance(sink, ms.Sink)
@@ -708,6 +718,7 @@ class TestConfiguration:
         with pytest.raises(PermanentSinkError, match="closed"):
             sink.write(sink.prepare(ms.EventBatch(workload(1))))
 
+    @pytest.mark.servers
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
     def test_a_forked_child_writes_with_its_own_client(self, single: str, prefix: str) -> None:
         sink = RedisCounterSink(single, mapping=MAPPING, prefix=prefix)
@@ -753,6 +764,7 @@ class TestCountersCommand:
         ]
         assert "7 commands" in lines[-8]
 
+    @pytest.mark.servers
     def test_queries_print_tables_of_what_was_counted(
         self, single: str, prefix: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -788,6 +800,7 @@ class TestCountersCommand:
         assert main(["counters", "count", "measurement", "view"]) == 2
         assert "--redis URL" in capsys.readouterr().err
 
+    @pytest.mark.servers
     def test_the_demo_on_redis_ends_with_a_dashboard(
         self, single: str, prefix: str, capsys: pytest.CaptureFixture[str]
     ) -> None:

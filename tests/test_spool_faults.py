@@ -51,6 +51,7 @@ def influxd() -> InfluxdProcess:
         yield server
 
 
+@pytest.mark.servers
 class TestServerOutage:
     """A server down for seconds: with a spool, every event still arrives."""
 
@@ -125,6 +126,7 @@ PRODUCER = textwrap.dedent(
 ).format(base=BASE_NS)
 
 
+@pytest.mark.servers
 class TestKilledProducer:
     """A producer killed with SIGKILL and restarted on its spool loses nothing flushed."""
 
@@ -346,6 +348,7 @@ def spooled_streamer(sink: ms.Sink, directory: Path) -> ms.EventStreamer:
     )
 
 
+@pytest.mark.servers
 class TestKafkaOutage:
     """A Kafka broker down for seconds: every event still arrives, at least once."""
 
@@ -383,6 +386,7 @@ class TestKafkaOutage:
         print(f"kafka outage: {sent:,} events, {duplicates} delivered twice")
 
 
+@pytest.mark.servers
 class TestRedisOutage:
     """Redis down for seconds: with the spool, the counters come out exact."""
 

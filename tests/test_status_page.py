@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from metricstream.testing import FaultySink, InMemorySink
 
 from .servers import require_chromium
@@ -100,6 +102,7 @@ def render(binary: str, profile: Path, url: str) -> RenderedFigures:
     return figures
 
 
+@pytest.mark.servers
 class TestStatusPage:
     """The page loads, polls status.json and renders exactly what /healthz says."""
 

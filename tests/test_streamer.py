@@ -344,6 +344,30 @@ class TestRetrySchedule:
             retrier.call(self.failing([ms.TransientSinkError("x")] * 50))
         assert clock.sleeps == [0.1, 0.2, 0.4]
 
+    def test_the_default_policy_retries_without_limit_with_waits_capped_at_10_s(self) -> None:
+        clock = self.FakeClock()
+        retrier = Retrier(
+            ms.RetryConfig(), sleep=clock.sleep, clock=clock.monotonic, random_source=lambda: 1.0
+        )
+        assert retrier.call(self.failing([ms.TransientSinkError("down")] * 1000)) == "done"
+        expected = [min(0.1 * 2**n, 10.0) for n in range(1000)]
+        assert clock.sleeps == pytest.approx(expected)
+        assert clock.now == pytest.approx(sum(expected))  # about 2.8 hours: no time limit either
+
+    @pytest.mark.parametrize(
+        ("options", "sleeps"),
+        [({"max_retries": 2}, [0.1, 0.2]), ({"max_elapsed_ms": 650}, [0.1, 0.2, 0.4])],
+    )
+    def test_a_limit_given_alone_is_the_only_limit(
+        self, options: dict[str, float], sleeps: list[float]
+    ) -> None:
+        clock = self.FakeClock()
+        config = ms.RetryConfig(jitter=False, **options)  # type: ignore[arg-type]
+        retrier = Retrier(config, sleep=clock.sleep, clock=clock.monotonic)
+        with pytest.raises(ms.TransientSinkError):
+            retrier.call(self.failing([ms.TransientSinkError("x")] * 50))
+        assert clock.sleeps == pytest.approx(sleeps)
+
     def test_a_permanent_error_is_not_retried(self) -> None:
         clock = self.FakeClock()
         retrier = Retrier(ms.RetryConfig(), sleep=clock.sleep, clock=clock.monotonic)
@@ -796,7 +820,7 @@ class TestInterpreterExit:
             f"sink = ms.sinks.JsonLinesSink({str(target)!r})\n"
             "streamer = ms.EventStreamer([sink], flush_interval=60)\n"
             "for i in range(250):\n"
-            "    streamer.send(ms.event_from_sample('m', i, timestamp_ns=i))\n"
+            "    streamer.send(ms.event_from_sample('m', i, timestamp_ns=i, before_2001=True))\n"
             "print('exiting')\n"
         )
         result = subprocess.run(

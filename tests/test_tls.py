@@ -26,6 +26,7 @@ from .servers import InfluxdProcess, require_influxd
 BASE_NS = 1_750_000_000_000_000_000
 
 
+@pytest.mark.servers
 class TestInfluxDBOverTLS:
     """InfluxDB 1.6 serving https with a certificate the test makes: the sink verifies it."""
 

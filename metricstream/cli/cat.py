@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, TextIO
 
 from metricstream.cli._args import plain
+from metricstream.cli._errors import DataError
 from metricstream.contract import EventBatch
 from metricstream.event import MetricEvent
 from metricstream.exceptions import InvalidEventError
-from metricstream.sinks.console import ConsoleSink
+from metricstream.sinks import ConsoleSink
 from metricstream.sinks.jsonl import JsonLinesReader
 
 __all__ = ["register", "run"]
@@ -31,16 +31,24 @@ def register(commands: Any) -> None:
     cat.add_argument(
         "path", help="a .jsonl or .jsonl.zst file, or the base path of a rotated series"
     )
-    cat.add_argument("--format", choices=("line", "json", "pretty"), default="line")
+    cat.add_argument(
+        "--format",
+        choices=("line", "json", "pretty"),
+        default="line",
+        help="line protocol, JSON (one event per line) or a readable layout (line)",
+    )
     cat.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Print the events of a JSON Lines file; return the exit status.
 
-    A file that holds no event and only bytes that are not JSON Lines (plain,
-    zstd or gzip) is an error (exit status 1); torn records in a file that
-    does hold events are reported on standard error, as the reader logs them.
+    Raises:
+        DataError: If the file holds no event and only bytes that are not
+            JSON Lines (plain, zstd or gzip), or a line that is not an event;
+            torn records in a file that does hold events are reported on
+            standard error, as the reader logs them.
+        OSError: If the file cannot be read.
     """
     console = ConsoleSink(stream=out, format=args.format)
     reader = JsonLinesReader(args.path)
@@ -52,18 +60,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(console.prepare(EventBatch(chunk)))
                 chunk = []
     except InvalidEventError as exc:
-        sys.stderr.write(
-            f"metricstream cat: {args.path} is not a JSON Lines file of events: {exc}\n"
-        )
-        return 1
+        raise DataError(f"{args.path} is not a JSON Lines file of events: {exc}") from None
     if chunk:
         out.write(console.prepare(EventBatch(chunk)))
     out.flush()
     if reader.events_read == 0 and reader.torn_tails:
         first = reader.torn_tails[0]
-        sys.stderr.write(
-            f"metricstream cat: {args.path} is not a JSON Lines file (plain, zstd or gzip): "
-            f"{first.detail} at byte {first.offset}\n"
+        raise DataError(
+            f"{args.path} is not a JSON Lines file (plain, zstd or gzip): "
+            f"{first.detail} at byte {first.offset}"
         )
-        return 1
     return 0

@@ -5,7 +5,8 @@
 - ``top PATTERN``: the value combinations with the largest totals;
 - ``explain EVENT --mapping JSON``: the Redis commands one event produces.
 
-It also holds the demo's analytics mapping and dashboard (`demo_sink`, `dashboard`).
+Each prints a table, or with ``--format json`` a JSON document. It also holds
+the demo's analytics mapping and dashboard (`demo_sink`, `dashboards`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from metricstream.cli._args import plain, positive_int
+from metricstream.cli._args import add_format_option, plain, positive_int
+from metricstream.cli._report import write_json
+from metricstream.cli._table import format_table
 from metricstream.cli.workload import EVENT_MIX
 from metricstream.columns import EventColumns
 from metricstream.contract import Sink
 from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError
-from metricstream.registry import sink_from_url
+from metricstream.sinks import sink_from_url
 from metricstream.sinks.redis_counters import (
     CounterLimits,
     CounterMapping,
@@ -38,7 +41,7 @@ from metricstream.sinks.redis_counters import (
 from metricstream.sinks.redis_counters.encode import COMMANDS as OPERATION_COMMANDS
 from metricstream.sinks.redis_counters.encode import Planner
 
-__all__ = ["ANALYTICS_MAPPING", "dashboard", "demo_sink", "register", "run"]
+__all__ = ["ANALYTICS_MAPPING", "dashboards", "demo_sink", "register", "run", "write_dashboard"]
 
 ANALYTICS_MAPPING = CounterMapping(
     unique=["org~user", "user"],
@@ -52,7 +55,7 @@ EXAMPLE = """examples:
   metricstream counters --redis redis://127.0.0.1:6379/0 count measurement~org click org-001
   metricstream counters sum utm_source google --start 2024-03-01 --end now
   metricstream counters unique org~user org-001 --bucket h --start=-6h
-  metricstream counters top measurement~org -n 5
+  metricstream counters top measurement~org -n 5 --format json
   metricstream counters explain --mapping '{"count": ["event~utm_source"]}' \\
       'purchase,utm_source=google amount=99.99 1696118400000000000'"""
 
@@ -78,6 +81,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--prefix", default="ms:", help="the sink's key prefix (ms:)")
     parser.add_argument("--tz", default="UTC", help="the sink's time zone (UTC)")
+    add_format_option(parser)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action in ("count", "sum"):
         sub = actions.add_parser(action, help=f"a {action} per bucket over a range")
@@ -97,6 +101,7 @@ def register(commands: Any) -> None:
     sub.add_argument("event", help="the event: one line of line protocol, or JSON")
     sub.add_argument("--mapping", required=True, help="the mapping, as JSON")
     sub.add_argument("--hourly", action="store_true", help="hourly buckets too")
+    add_format_option(sub, default=None)
     parser.set_defaults(run=run)
 
 
@@ -106,6 +111,7 @@ def _range_options(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--end", default="now", help="as --start (default now)")
     sub.add_argument("--bucket", choices=("d", "h"), default="d", help="daily or hourly (d)")
+    add_format_option(sub, default=None)
 
 
 def parse_moment(text: str, buckets: TimeBuckets, now: float | None = None) -> float:
@@ -146,12 +152,10 @@ def _number(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
-def _series_table(title: str, result: CounterResult, buckets: TimeBuckets, out: TextIO) -> None:
-    out.write(f"{title}\n")
-    out.write(f"  {'bucket start':<26} {'value':>16}\n")
-    for start, value in result.series:
-        out.write(f"  {_local(start, buckets):<26} {_number(value):>16}\n")
-    out.write(f"  {'total':<26} {_number(result.total):>16}\n")
+def _series_rows(result: CounterResult, buckets: TimeBuckets) -> list[list[str]]:
+    rows = [["bucket start", "value"]]
+    rows += [[_local(start, buckets), _number(value)] for start, value in result.series]
+    return [*rows, ["total", _number(result.total)]]
 
 
 def _query(args: argparse.Namespace, out: TextIO) -> int:
@@ -159,15 +163,16 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("redis", "give --redis URL (or set METRICSTREAM_REDIS_URL)")
     buckets = TimeBuckets(hourly=args.bucket == "h", timezone=args.tz)
     start, end = parse_moment(args.start, buckets), parse_moment(args.end, buckets)
+    asked = {
+        "action": args.action,
+        "pattern": args.pattern,
+        "bucket": args.bucket,
+        "start": _local(int(start), buckets),
+        "end": _local(int(end), buckets),
+    }
     with RedisCounterReader(args.redis, prefix=args.prefix, buckets=buckets) as reader:
         if args.action == "top":
-            rows = reader.top(args.pattern, start, end, args.n, args.bucket, kind=args.kind)
-            out.write(f"top {args.n} of {args.pattern} ({args.kind}, {args.bucket} buckets)\n")
-            out.write(f"  {'#':>3}  {'values':<40} {'total':>16}\n")
-            for rank, (values, total) in enumerate(rows, 1):
-                shown = "~".join(values)
-                out.write(f"  {rank:>3}  {shown:<40} {_number(total):>16}\n")
-            return 0
+            return _top(args, reader, (start, end), asked, out)
         if args.action == "unique":
             result = reader.unique(args.pattern, start, end, args.bucket, values=args.values)
             title = f"unique {args.pattern} {' '.join(args.values)}".rstrip()
@@ -175,8 +180,44 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             query = reader.count if args.action == "count" else reader.sum
             result = query(args.pattern, args.values, start, end, args.bucket)
             title = f"{args.action} {args.pattern} = {'~'.join(args.values)}"
-    _series_table(title, result, buckets, out)
+    if args.format == "json":
+        series = [
+            {"start": _local(at, buckets), "start_s": at, "value": value}
+            for at, value in result.series
+        ]
+        write_json({**asked, "values": args.values, "series": series, "total": result.total}, out)
+        return 0
+    out.write(f"{title}\n")
+    _write_lines(format_table(_series_rows(result, buckets), right=(1,)), out)
     return 0
+
+
+def _top(
+    args: argparse.Namespace,
+    reader: RedisCounterReader,
+    moments: tuple[float, float],
+    asked: dict[str, Any],
+    out: TextIO,
+) -> int:
+    start, end = moments
+    rows = reader.top(args.pattern, start, end, args.n, args.bucket, kind=args.kind)
+    if args.format == "json":
+        top = [{"values": list(values), "total": total} for values, total in rows]
+        write_json({**asked, "kind": args.kind, "top": top}, out)
+        return 0
+    out.write(f"top {args.n} of {args.pattern} ({args.kind}, {args.bucket} buckets)\n")
+    table = [["#", "values", "total"]]
+    table += [
+        [str(rank), "~".join(values), _number(total)]
+        for rank, (values, total) in enumerate(rows, 1)
+    ]
+    _write_lines(format_table(table, right=(0, 2)), out)
+    return 0
+
+
+def _write_lines(lines: list[str], out: TextIO) -> None:
+    for line in lines:
+        out.write(line + "\n")
 
 
 def _read_event(text: str) -> MetricEvent:
@@ -192,13 +233,19 @@ def _explain(args: argparse.Namespace, out: TextIO) -> int:
     planner = Planner(mapping, buckets, CounterLimits(), KeyLayout(args.prefix))
     event = _read_event(args.event)
     day, hour = buckets.starts_ns(event.timestamp_ns)
+    ops = planner.plan(EventColumns.of_events([event]))
+    commands = [[OPERATION_COMMANDS[code], key, *arguments] for key, (code, *arguments) in ops]
+    if args.format == "json":
+        buckets_of = {"day": day, "hour": hour}
+        write_json(
+            {"event": event.to_influx_line(), "buckets": buckets_of, "commands": commands}, out
+        )
+        return 0
     out.write(f"event: {event.to_influx_line()}\n")
     out.write(f"day bucket: {day} ({_local(day, buckets)})")
     out.write(f", hour bucket: {hour} ({_local(hour, buckets)})\n" if hour is not None else "\n")
-    ops = planner.plan(EventColumns.of_events([event]))
     out.write(f"{len(ops)} commands, applied at once by one EVALSHA of the batch script:\n")
-    for key, (code, *arguments) in ops:
-        words = [OPERATION_COMMANDS[code], key, *arguments]
+    for words in commands:
         out.write("  " + " ".join(_quote(word) for word in words) + "\n")
     return 0
 
@@ -236,36 +283,66 @@ def demo_sink(url: str) -> Sink:
     return sink_from_url(url, **extra)
 
 
-def dashboard(sinks: Sequence[Sink], started: float, out: TextIO) -> None:
-    """Print, for each Redis counter sink, a dashboard read back through the reader."""
-    for sink in sinks:
-        if isinstance(sink, RedisCounterSink):
-            _dashboard(sink, started, out)
+def dashboards(sinks: Sequence[Sink], started: float) -> dict[str, dict[str, Any]]:
+    """For each Redis counter sink, the demo's dashboard read back through the reader.
+
+    Returns:
+        By sink name: the day it covers, events today per type and in all,
+        unique users today, the top (type, organisation) pairs with their
+        organisation's users, and the revenue per utm_source.
+    """
+    return {
+        sink.name: _dashboard(sink, started) for sink in sinks if isinstance(sink, RedisCounterSink)
+    }
 
 
-def _dashboard(sink: RedisCounterSink, started: float, out: TextIO) -> None:
+def _dashboard(sink: RedisCounterSink, started: float) -> dict[str, Any]:
     buckets, now = sink.options.buckets, time.time()
     day = buckets.day_start(int(started))
     with sink.reader() as reader:
-        out.write(
-            f"\nDashboard from {sink.name} (read back from Redis, today since "
-            f"{_local(day, buckets)}):\n"
-        )
-        out.write(f"  {'event type':<14} {'events today':>14}\n")
-        total = 0
-        for kind, _ in EVENT_MIX:
-            count = reader.count("measurement", (kind,), day, now).total
-            total += int(count)
-            out.write(f"  {kind:<14} {_number(count):>14}\n")
-        out.write(f"  {'all':<14} {_number(total):>14}\n")
-        out.write(f"  unique users today: {_number(reader.unique('user', day, now).total)}\n")
+        events = {
+            kind: reader.count("measurement", (kind,), day, now).total for kind, _ in EVENT_MIX
+        }
         bucket = "h" if buckets.hourly else "d"
         first = buckets.bucket_start(int(started), bucket)
-        top = reader.top("measurement~org", first, now, 5, bucket)
-        out.write(f"\n  {'top (type, organisation)':<32} {'events':>8} {'org users today':>16}\n")
-        for (kind, org), events in top:
-            users = reader.unique("org~user", day, now, values=(org,)).total
-            out.write(f"  {kind + ' ' + org:<32} {_number(events):>8} {_number(users):>16}\n")
-        out.write(f"\n  {'utm_source':<14} {'revenue today':>14}\n")
-        for (source,), revenue in reader.top("utm_source", day, now, 10, kind="sum"):
-            out.write(f"  {source:<14} {_number(revenue):>14}\n")
+        top = [
+            {
+                "event": kind,
+                "org": org,
+                "events": count,
+                "org_users": reader.unique("org~user", day, now, values=(org,)).total,
+            }
+            for (kind, org), count in reader.top("measurement~org", first, now, 5, bucket)
+        ]
+        return {
+            "since": _local(day, buckets),
+            "events_today": events,
+            "all_events_today": sum(events.values()),
+            "unique_users_today": reader.unique("user", day, now).total,
+            "top": top,
+            "revenue_today": {
+                source: revenue
+                for (source,), revenue in reader.top("utm_source", day, now, 10, kind="sum")
+            },
+        }
+
+
+def write_dashboard(name: str, board: dict[str, Any], out: TextIO) -> None:
+    """Print a dashboard made by `dashboards` as tables."""
+    out.write(f"\nDashboard from {name} (read back from Redis, today since {board['since']}):\n")
+    rows = [["event type", "events today"]]
+    rows += [[kind, _number(count)] for kind, count in board["events_today"].items()]
+    _write_lines(
+        format_table([*rows, ["all", _number(board["all_events_today"])]], right=(1,)), out
+    )
+    out.write(f"  unique users today: {_number(board['unique_users_today'])}\n\n")
+    rows = [["top (type, organisation)", "events", "org users today"]]
+    rows += [
+        [f"{item['event']} {item['org']}", _number(item["events"]), _number(item["org_users"])]
+        for item in board["top"]
+    ]
+    _write_lines(format_table(rows, right=(1, 2)), out)
+    rows = [["utm_source", "revenue today"]]
+    rows += [[source, _number(revenue)] for source, revenue in board["revenue_today"].items()]
+    out.write("\n")
+    _write_lines(format_table(rows, right=(1,)), out)

@@ -3,14 +3,14 @@
 It reads ``/healthz`` of the streamer's health endpoint (see
 ``EventStreamer.serve_health``, ``METRICSTREAM_HEALTH_PORT`` or
 ``metricstream demo --health-port``). Exit status 0 when the streamer is
-healthy, 1 when it is not, 2 when the endpoint cannot be read.
+healthy, 1 when it is not or the endpoint cannot be read, 2 for a URL that
+is not one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -18,13 +18,16 @@ import urllib.request
 from typing import Any, TextIO
 
 from metricstream._secrets import scrub_secrets
-from metricstream.cli._args import plain, positive_float
+from metricstream.cli._args import add_format_option, plain, positive_float
+from metricstream.cli._errors import DataError
+from metricstream.cli._table import format_table
+from metricstream.exceptions import ConfigError
 
 __all__ = ["fetch_health", "format_health", "health_url", "register", "run"]
 
 EXAMPLE = """example:
   metricstream health http://127.0.0.1:9464
-  metricstream health 9464 --json"""
+  metricstream health 9464 --format json"""
 
 _COLUMNS = ("sink", "state", "written", "pending", "dropped", "retries", "errors", "last write")
 
@@ -42,7 +45,7 @@ def register(commands: Any) -> None:
         "url",
         help="the health endpoint: http://HOST:PORT (/healthz is added), HOST:PORT or PORT",
     )
-    health.add_argument("--json", action="store_true", help="print the JSON document as is")
+    add_format_option(health, deprecated_json=True)
     health.add_argument(
         "--timeout", type=positive_float, default=5.0, help="seconds to wait for an answer (5)"
     )
@@ -50,13 +53,26 @@ def register(commands: Any) -> None:
 
 
 def health_url(text: str) -> str:
-    """Turn ``PORT``, ``HOST:PORT`` or a URL into the URL of ``/healthz``."""
+    """Turn ``PORT``, ``HOST:PORT`` or a URL into the URL of ``/healthz``.
+
+    Raises:
+        ConfigError: If the text is no http(s) URL with a host and a valid port.
+    """
+    given = text
     text = text.strip()
     if text.isdigit():
         text = f"127.0.0.1:{text}"
     if "://" not in text:
         text = f"http://{text}"
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ConfigError("url", f"{given!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError("url", f"{given!r}: expected an http:// or https:// URL")
+    if not parts.hostname:
+        raise ConfigError("url", f"{given!r} names no host")
     if parts.path in ("", "/"):
         parts = parts._replace(path="/healthz")
     return urllib.parse.urlunsplit(parts)
@@ -69,8 +85,8 @@ def fetch_health(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
         (the HTTP status, the decoded document).
 
     Raises:
-        OSError: If the endpoint cannot be reached or does not answer with
-            a health document.
+        OSError: If the endpoint cannot be reached.
+        DataError: If it does not answer with a health document.
     """
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - user's URL
@@ -84,7 +100,7 @@ def fetch_health(url: str, timeout: float) -> tuple[int, dict[str, Any]]:
     except ValueError:
         document = None
     if not isinstance(document, dict) or not isinstance(document.get("sinks"), dict):
-        raise OSError(f"{url} answered {status} without a health document")
+        raise DataError(f"{url} answered {status} without a health document")
     return status, document
 
 
@@ -119,14 +135,8 @@ def format_health(url: str, document: dict[str, Any], now_ns: int | None = None)
         lines.append(f"  error: {scrub_secrets(str(document['error']))}")
     sinks: dict[str, dict[str, Any]] = document["sinks"]
     rows = [list(_COLUMNS)] + [_row(name, sink, now_ns) for name, sink in sinks.items()]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     lines.append("")
-    for row in rows:
-        cells = [
-            cell.ljust(width) if i in (0, 1, len(row) - 1) else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
+    lines += format_table(rows, right=range(2, len(_COLUMNS) - 1), indent="")
     notes = []
     for name, sink in sinks.items():
         reasons = {r: n for r, n in (sink.get("dropped_by_reason") or {}).items() if n}
@@ -143,12 +153,8 @@ def format_health(url: str, document: dict[str, Any], now_ns: int | None = None)
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Print the health of a running streamer; return the exit status."""
     url = health_url(args.url)
-    try:
-        status, document = fetch_health(url, args.timeout)
-    except OSError as exc:
-        sys.stderr.write(f"metricstream health: {exc}\n")
-        return 2
-    if args.json:
+    status, document = fetch_health(url, args.timeout)
+    if args.format == "json":
         out.write(json.dumps(document, indent=2) + "\n")
     else:
         out.write(format_health(url, document))

@@ -6,10 +6,15 @@ Input is read as it arrives, so a long-running producer streams through.
 
 A line that cannot be read is reported on standard error with its number
 (the first 100 in full, then only counted), skipped, and counted; it never
-stops the stream. At the end of the input the command prints how many lines
-it read, the events it sent and the lines it skipped, then the accounting of
-every sink. Exit status: 0 when every sink wrote every event, 1 when some
-were dropped (the accounting says why), 2 for a bad option or sink URL.
+stops the stream. At the end of the input (or on Ctrl-C or SIGTERM, which
+stop the reading) the command delivers what it read, waiting at most
+``--shutdown-timeout`` seconds, then prints how many lines it read, the
+events it sent and the lines it skipped, and the accounting of every sink
+(``--format json``: as one JSON document). While it waits for the sinks, a
+line on standard error every few seconds says which sinks hold how many
+events. Exit status: 0 when every sink wrote every event, 1 when some were
+dropped (the accounting says why) or when the input held lines but none of
+them could be read, 2 for a bad option or sink URL.
 
 Line protocol is read as `metricstream.parse_lines` reads it (blank lines
 and ``#`` comments are skipped; a string field value may span lines). JSON
@@ -26,21 +31,30 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Any, NamedTuple, TextIO
 
-from metricstream.cli._args import plain, positive_float, positive_int
-from metricstream.cli._report import write_accounting
+from metricstream.cli._args import (
+    add_deprecated_alias,
+    add_format_option,
+    plain,
+    positive_float,
+    positive_int,
+)
+from metricstream.cli._errors import DataError
+from metricstream.cli._report import print_accounting
+from metricstream.cli._waits import WaitReporter
 from metricstream.codecs.json import decode_event
 from metricstream.codecs.lineprotocol import PRECISIONS, parse_lines
 from metricstream.event import MetricEvent
 from metricstream.exceptions import InvalidEventError, LineProtocolError, SchemaVersionError
-from metricstream.registry import sink_from_url
-from metricstream.streamer.streamer import EventStreamer
+from metricstream.sinks import sink_from_url
+from metricstream.streamer import EventStreamer
 
 __all__ = ["BadLine", "JsonLinesReader", "LineProtocolReader", "read_blocks", "register", "run"]
 
 EXAMPLE = """example:
   telegraf --once --config t.conf | metricstream pipe --sink influxdb://localhost:8086/telegraf
-  metricstream cat events.jsonl.zst --format json | metricstream pipe --format json --sink console:
-  metricstream pipe --input export.lp --precision s --sink jsonl:archive.jsonl.zst"""
+  metricstream cat events.jsonl.zst --format json | metricstream pipe --input-format json \\
+      --sink console:
+  metricstream pipe --input export.lp --precision s --sink jsonl:archive.jsonl.zst --format json"""
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """A line is skipped (and reported) once this much of it is held without its end."""
@@ -245,8 +259,12 @@ def register(commands: Any) -> None:
         help="a sink URL (repeatable), e.g. console:, jsonl:out.jsonl.zst, influxdb://host:8086/db",
     )
     pipe.add_argument(
-        "--format", choices=("line", "json"), default="line", help="line protocol or JSON Lines"
+        "--input-format",
+        choices=("line", "json"),
+        default="line",
+        help="the input: line protocol or JSON Lines (line)",
     )
+    add_format_option(pipe)
     pipe.add_argument(
         "--precision",
         choices=tuple(PRECISIONS),
@@ -257,10 +275,19 @@ def register(commands: Any) -> None:
     pipe.add_argument("--batch-size", type=positive_int, default=1000)
     pipe.add_argument("--flush-interval", type=positive_float, default=1.0)
     pipe.add_argument(
-        "--timeout",
+        "--shutdown-timeout",
         type=positive_float,
         default=30.0,
-        help="seconds to deliver what is pending at the end of the input (30)",
+        metavar="SECONDS",
+        help="at most this long to deliver what is pending at the end of the input (30)",
+    )
+    add_deprecated_alias(
+        pipe,
+        "--timeout",
+        replacement="--shutdown-timeout",
+        dest="shutdown_timeout",
+        type=positive_float,
+        metavar="SECONDS",
     )
     pipe.set_defaults(run=run)
 
@@ -268,11 +295,13 @@ def register(commands: Any) -> None:
 class _Report:
     """Counts the input and reports bad lines on standard error."""
 
-    def __init__(self, errors: TextIO) -> None:
+    def __init__(self, errors: TextIO, input_format: str) -> None:
         self.errors = errors
+        self.input_format = input_format
         self.lines = 0
         self.events = 0
         self.bad = 0
+        self.interrupted = False
 
     def bad_lines(self, bad: list[BadLine]) -> None:
         for item in bad:
@@ -285,33 +314,47 @@ class _Report:
                 self.errors.write(
                     "metricstream pipe: more bad lines follow; they are counted, not shown\n"
                 )
+            if self.bad == 1 and self.input_format == "line" and item.text.startswith("{"):
+                self.errors.write(
+                    "metricstream pipe: this looks like JSON Lines: read it with "
+                    "--input-format json\n"
+                )
 
     def summary(self) -> str:
+        stopped = " (interrupted)" if self.interrupted else ""
         return (
-            f"Read {self.lines:,} lines: {self.events:,} events sent, "
+            f"Read {self.lines:,} lines{stopped}: {self.events:,} events sent, "
             f"{self.bad:,} bad lines skipped\n"
         )
 
+    def document(self) -> dict[str, object]:
+        return {
+            "lines": self.lines,
+            "bad_lines": self.bad,
+            "interrupted": self.interrupted,
+        }
+
 
 def _stream(
-    streamer: EventStreamer, reader: LineProtocolReader | JsonLinesReader, source: IO[bytes]
-) -> _Report:
-    report = _Report(sys.stderr)
-    last_line = 0
+    streamer: EventStreamer,
+    reader: LineProtocolReader | JsonLinesReader,
+    source: IO[bytes],
+    report: _Report,
+    waits: WaitReporter,
+) -> None:
     for first_line, block in read_blocks(source):
         if block is None:
             report.bad_lines([BadLine(first_line, f"longer than {MAX_LINE_BYTES:,} bytes", "")])
-            last_line = first_line
+            report.lines = first_line
             continue
+        report.lines = first_line + block.count(b"\n") - block.endswith(b"\n")
         events, bad = reader.feed(first_line, block)
         report.bad_lines(bad)
-        report.events += streamer.send_many(events)
-        last_line = first_line + block.count(b"\n") - block.endswith(b"\n")
+        with waits.waiting("waiting for room: the sinks take events slower than they come"):
+            report.events += streamer.send_many(events)
     events, bad = reader.finish()
     report.bad_lines(bad)
     report.events += streamer.send_many(events)
-    report.lines = last_line
-    return report
 
 
 def _open_input(path: str) -> AbstractContextManager[IO[bytes]]:
@@ -320,10 +363,15 @@ def _open_input(path: str) -> AbstractContextManager[IO[bytes]]:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    """Stream the input to the sinks; return the exit status."""
+    """Stream the input to the sinks; return the exit status.
+
+    Raises:
+        DataError: If the input held lines and none of them could be read.
+    """
     sinks = [sink_from_url(url) for url in args.sink]
-    reader = JsonLinesReader() if args.format == "json" else LineProtocolReader(args.precision)
-    report: _Report | None = None
+    json_input = args.input_format == "json"
+    reader = JsonLinesReader() if json_input else LineProtocolReader(args.precision)
+    report = _Report(sys.stderr, args.input_format)
     with _open_input(args.input) as source:  # a missing file fails before any sink starts
         streamer = EventStreamer(
             sinks,
@@ -332,18 +380,29 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             overflow="block",
             register_atexit=False,
         )
-        try:
-            report = _stream(streamer, reader, source)
-        except KeyboardInterrupt:
-            sys.stderr.write("metricstream pipe: interrupted; delivering what was read\n")
-        finally:
-            streamer.shutdown(timeout=args.timeout)
-    health = streamer.health()
-    out.write(report.summary() if report is not None else "Interrupted.\n")
-    balanced = write_accounting(
-        health, out, title=f"Final accounting ({health.events_accepted:,} events sent)"
+        with WaitReporter(streamer, "metricstream pipe", sys.stderr) as waits:
+            try:
+                _stream(streamer, reader, source, report, waits)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                sys.stderr.write("\nmetricstream pipe: interrupted; delivering what was read\n")
+            finally:
+                with waits.waiting("delivering what was read", args.shutdown_timeout):
+                    streamer.shutdown(timeout=args.shutdown_timeout)
+    as_json = args.format == "json"
+    if not as_json:
+        out.write(report.summary())
+    delivered = print_accounting(
+        streamer.health(),
+        out,
+        title=f"Final accounting ({streamer.health().events_accepted:,} events sent)",
+        as_json=as_json,
+        extra=report.document(),
     )
-    written_everywhere = all(
-        sink.events_written == health.events_accepted for sink in health.sinks.values()
-    )
-    return 0 if balanced and written_everywhere else 1
+    if report.lines and not report.events and report.bad:
+        out.flush()
+        raise DataError(
+            f"none of the {report.lines:,} lines could be read as "
+            f"{'JSON Lines' if json_input else 'line protocol'}"
+        )
+    return 0 if delivered else 1

@@ -7,8 +7,9 @@ every sink gets every event at least once; the Redis counter sink gets each
 exactly once (each batch's id comes from its topic, partition and offsets).
 With ``--window`` the events are aggregated into event-time windows and one
 event per group and window goes to the sinks. SIGTERM or Ctrl-C stops the
-relay gracefully: it delivers what it read, commits it and leaves the group.
-Exit status: 0 after a clean stop, 1 when some events were left undelivered
+relay gracefully: it delivers what it read, commits it and leaves the group,
+then prints its accounting (``--format json``: as one JSON document). Exit
+status: 0 after a clean stop, 1 when some events were left undelivered
 (their offsets are not committed), 2 for a bad option or URL.
 """
 
@@ -20,8 +21,8 @@ import sys
 from types import FrameType
 from typing import Any, TextIO
 
-from metricstream.cli._args import plain, positive_float, positive_int
-from metricstream.cli._report import write_accounting
+from metricstream.cli._args import add_format_option, plain, positive_float, positive_int
+from metricstream.cli._report import print_accounting
 
 __all__ = ["register", "run"]
 
@@ -75,6 +76,7 @@ def register(commands: Any) -> None:
         default=30.0,
         help="seconds to deliver what was read when stopping (30)",
     )
+    add_format_option(relay)
     _window_arguments(relay.add_argument_group("event-time windows"))
     relay.set_defaults(run=run)
 
@@ -162,10 +164,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             signal.signal(sig, handler)
     health = relay.health()
     counts = health.relay["counts"]
-    out.write(
-        f"Read {counts['messages']:,} messages ({counts['events_read']:,} events, "
-        f"{counts['invalid_messages']:,} invalid); {counts['batches']:,} batches, "
-        f"{counts['commits']:,} commits, {counts['rebalances']:,} assignments\n"
+    as_json = args.format == "json"
+    if not as_json:
+        out.write(
+            f"Read {counts['messages']:,} messages ({counts['events_read']:,} events, "
+            f"{counts['invalid_messages']:,} invalid); {counts['batches']:,} batches, "
+            f"{counts['commits']:,} commits, {counts['rebalances']:,} assignments\n"
+        )
+    delivered = print_accounting(
+        health,
+        out,
+        title="Final accounting",
+        as_json=as_json,
+        extra={"relay": dict(counts), "read_everything_delivered": relay.delivered_everything},
     )
-    balanced = write_accounting(health, out, title="Final accounting")
-    return 0 if balanced and relay.delivered_everything else 1
+    return 0 if delivered and relay.delivered_everything else 1

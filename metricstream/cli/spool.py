@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, TextIO
 
-import orjson
-
-from metricstream.cli._args import plain, positive_float
-from metricstream.cli._report import write_accounting
-from metricstream.registry import sink_from_url
-from metricstream.spool import inspect_spool, rewind
-from metricstream.streamer.streamer import EventStreamer
+from metricstream.cli._args import add_format_option, plain, positive_float
+from metricstream.cli._progress import ProgressBar
+from metricstream.cli._report import print_accounting, write_json
+from metricstream.cli._table import format_table
+from metricstream.cli._waits import WaitReporter
+from metricstream.exceptions import ConfigError
+from metricstream.sinks import sink_from_url
+from metricstream.spool import SpoolReport, inspect_spool, rewind
+from metricstream.streamer import EventStreamer
 
 __all__ = ["register", "run"]
 
 EXAMPLE = """example:
-  metricstream spool inspect /var/spool/myapp
+  metricstream spool inspect /var/spool/myapp --format json
   metricstream spool replay /var/spool/myapp --sink 'influxdb://db:8086/metrics?name=influxdb'
   metricstream spool replay /var/spool/myapp --sink jsonl:recovered.jsonl.zst --all"""
 
@@ -47,7 +52,7 @@ def register(commands: Any) -> None:
         action="store_true",
         help="replay: send everything the spool holds to these sinks, from the oldest event",
     )
-    spool.add_argument("--json", action="store_true", help="inspect: print JSON")
+    add_format_option(spool, deprecated_json=True)
     spool.add_argument(
         "--timeout", type=positive_float, default=600.0, help="replay: give up after this many s"
     )
@@ -57,38 +62,31 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     """Run ``spool inspect`` or ``spool replay``; return the exit status."""
     if args.action == "inspect":
-        return _inspect(args.path, out, as_json=args.json)
+        return _inspect(args.path, out, as_json=args.format == "json")
     if not args.sink:
-        sys.stderr.write("metricstream spool replay: give at least one --sink URL\n")
-        return 2
+        raise ConfigError("--sink", "spool replay needs at least one --sink URL")
+    if not Path(args.path).is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no spool directory", args.path)
     return _replay(args, out)
 
 
 def _inspect(path: str, out: TextIO, *, as_json: bool) -> int:
     report = inspect_spool(path)
     if as_json:
-        data = {
-            "directory": report.directory,
-            "first_seq": report.first_seq,
-            "next_seq": report.next_seq,
-            "bytes": report.bytes,
-            "segments": report.segments,
-            "sinks": {name: vars(backlog) for name, backlog in report.sinks.items()},
-            "damage": [vars(damage) for damage in report.damage],
-        }
-        out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(_report_document(report), out)
         return 0
     out.write(
         f"spool {report.directory}: {report.segments} segments, {report.bytes:,} bytes, "
         f"events {report.first_seq:,}..{report.next_seq:,}\n"
     )
-    out.write(f"  {'sink':<20} {'segments':>8} {'batches':>8} {'events':>12} {'oldest':>10}\n")
+    rows = [["sink", "segments", "batches", "events", "oldest"]]
     for name, backlog in report.sinks.items():
         age = "-" if backlog.oldest_age_s is None else f"{backlog.oldest_age_s:,.0f} s"
-        out.write(
-            f"  {name:<20} {backlog.segments:>8} {backlog.batches:>8} {backlog.events:>12,} "
-            f"{age:>10}\n"
+        rows.append(
+            [name, f"{backlog.segments:,}", f"{backlog.batches:,}", f"{backlog.events:,}", age]
         )
+    for line in format_table(rows, right=(1, 2, 3, 4)):
+        out.write(line + "\n")
     for damage in report.damage:
         out.write(
             f"  damage: {damage.path} at byte {damage.offset} ({damage.length} bytes, "
@@ -97,25 +95,43 @@ def _inspect(path: str, out: TextIO, *, as_json: bool) -> int:
     return 0
 
 
+def _report_document(report: SpoolReport) -> dict[str, Any]:
+    return {
+        "directory": report.directory,
+        "first_seq": report.first_seq,
+        "next_seq": report.next_seq,
+        "bytes": report.bytes,
+        "segments": report.segments,
+        "sinks": {name: vars(backlog) for name, backlog in report.sinks.items()},
+        "damage": [vars(damage) for damage in report.damage],
+    }
+
+
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     sinks = [sink_from_url(url) for url in args.sink]
     if args.all:
         for sink in sinks:
             rewind(args.path, sink.name)
     streamer = EventStreamer(sinks, spool_dir=args.path, flush_interval=0.05)
-    total = max(sum(s.events_accepted for s in streamer.health().sinks.values()), 1)
+    total = sum(s.events_accepted for s in streamer.health().sinks.values())
     deadline = time.monotonic() + args.timeout
-    try:
-        while _remaining(streamer) and time.monotonic() < deadline:
-            _progress(_done(streamer), total)
-            time.sleep(0.2)
-        _progress(_done(streamer), total)
-        sys.stderr.write("\n")
-    finally:
-        streamer.shutdown(timeout=10)
-    health = streamer.health()
-    write_accounting(health, out, title="Replayed")
-    return 0 if all(s.spooled == 0 for s in health.sinks.values()) else 1
+    with WaitReporter(streamer, "metricstream spool replay", sys.stderr) as waits:
+        try:
+            with ProgressBar(total, unit="events") as bar:
+                # Without a bar, a line every few seconds says what the replay waits for.
+                said = nullcontext() if bar.shown else waits.waiting("replaying", args.timeout)
+                with said:
+                    while _remaining(streamer) and time.monotonic() < deadline:
+                        bar.update_to(_done(streamer))
+                        time.sleep(0.2)
+                    bar.update_to(_done(streamer))
+        finally:
+            with waits.waiting("closing the sinks", 10):
+                streamer.shutdown(timeout=10)
+    delivered = print_accounting(
+        streamer.health(), out, title="Replayed", as_json=args.format == "json"
+    )
+    return 0 if delivered else 1
 
 
 def _remaining(streamer: EventStreamer) -> int:
@@ -124,9 +140,3 @@ def _remaining(streamer: EventStreamer) -> int:
 
 def _done(streamer: EventStreamer) -> int:
     return sum(s.events_written + s.events_dropped for s in streamer.health().sinks.values())
-
-
-def _progress(done: int, total: int, width: int = 40) -> None:
-    filled = min(width, int(width * done / total))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} events")
-    sys.stderr.flush()

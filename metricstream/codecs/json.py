@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from metricstream._timestamps import check_timestamp
 from metricstream._validate import (
     UINT64_MAX,
     FieldValue,
@@ -29,7 +30,6 @@ from metricstream._validate import (
     check_fields,
     check_measurement,
     check_tags,
-    check_timestamp,
     no_fields_error,
 )
 from metricstream.codecs._lines import Column, TextsBefore, join_lines

@@ -28,8 +28,15 @@ logs cannot feed events about its own failure back into itself:
 - a record emitted while this handler is already emitting on the same thread
   is ignored.
 
-The handler never raises into the logging system: a failure goes to
-`logging.Handler.handleError`, as with every standard handler.
+The handler never raises into the logging system, and never prints a
+traceback for a record that cannot become an event: a logger name that
+cannot be a tag value (a newline in it) or a correlation id that is not a
+usable one (empty, a lone surrogate) makes the record not sent, counted as
+dropped with reason ``invalid`` in the streamer's health (and in the
+handler's `records_invalid`), with a warning at most once a minute on the
+``metricstream`` logger. A message that cannot be formatted with its
+arguments is the logging call's own bug: it is counted the same way and
+also goes to `logging.Handler.handleError`, as with every standard handler.
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from metricstream._log import RateLimitedLog
 from metricstream._validate import check_measurement
 from metricstream.event import MetricEvent
+from metricstream.exceptions import InvalidEventError
 
 if TYPE_CHECKING:
     from metricstream.streamer.streamer import EventStreamer
@@ -71,6 +80,10 @@ class EventHandler(logging.Handler):
         InvalidEventError: If the measurement is not a valid name.
         TypeError: If `streamer` has no ``send`` method.
 
+    Attributes:
+        records_invalid: Records that could not become an event (counted as
+            ``invalid`` in the streamer's health too).
+
     The handler does not own the streamer: closing the handler leaves it
     running.
     """
@@ -86,7 +99,9 @@ class EventHandler(logging.Handler):
         super().__init__(level)
         self.streamer = streamer
         self.measurement: str = check_measurement(measurement)
+        self.records_invalid = 0
         self._emitting = threading.local()
+        self._warnings = RateLimitedLog()
 
     def emit(self, record: logging.LogRecord) -> None:
         """Send the record as an event (see the module docstring); never raises."""
@@ -94,11 +109,33 @@ class EventHandler(logging.Handler):
             return
         self._emitting.active = True
         try:
-            self.streamer.send(self.event_for(record))
+            try:
+                event = self.event_for(record)
+            except InvalidEventError as exc:  # a logger name or id that cannot be in an event
+                self._refuse(record, str(exc))
+                return
+            except Exception as exc:  # the message cannot be formatted: the call's own bug
+                self._refuse(record, f"{type(exc).__name__}: {exc}")
+                self.handleError(record)
+                return
+            self.streamer.send(event)
         except Exception:
             self.handleError(record)
         finally:
             self._emitting.active = False
+
+    def _refuse(self, record: logging.LogRecord, problem: str) -> None:
+        """Count a record that cannot become an event as ``invalid``, and say so (rate-limited)."""
+        self.records_invalid += 1
+        count_invalid = getattr(self.streamer, "count_invalid", None)
+        if callable(count_invalid):
+            count_invalid()
+        self._warnings.warning(
+            ("logging-handler", "invalid"),
+            "log record of logger %r not sent as an event, counted as invalid: %s",
+            record.name,
+            problem,
+        )
 
     def event_for(self, record: logging.LogRecord) -> MetricEvent:
         """Return the event a record becomes (without sending it).

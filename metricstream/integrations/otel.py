@@ -205,7 +205,7 @@ class MetricStreamExporter(MetricExporter):
         """
         if self._closed.is_set():
             self._warnings.warning(
-                "shutdown", "metricstream: OpenTelemetry export after the exporter was shut down"
+                "shutdown", "OpenTelemetry export after the exporter was shut down"
             )
             return MetricExportResult.FAILURE
         try:
@@ -213,7 +213,7 @@ class MetricStreamExporter(MetricExporter):
             accepted, failed = self._export(metrics_data, deadline)
         except Exception as exc:  # the SDK must never see an exception from an exporter
             self._warnings.error(
-                ("export", type(exc).__name__), "metricstream: OpenTelemetry export failed: %s", exc
+                ("export", type(exc).__name__), "OpenTelemetry export failed: %s", exc
             )
             return MetricExportResult.FAILURE
         self.points_exported += accepted
@@ -232,7 +232,7 @@ class MetricStreamExporter(MetricExporter):
                     try:
                         points = list(_points(metric))
                     except TypeError as exc:  # a kind of metric this exporter does not know
-                        self._warnings.warning(("kind", metric.name), "metricstream: %s", exc)
+                        self._warnings.warning(("kind", metric.name), "%s", exc)
                         failed += 1
                         continue
                     if time.monotonic() > deadline:
@@ -247,9 +247,7 @@ class MetricStreamExporter(MetricExporter):
                         else:
                             failed += 1
         if failed and time.monotonic() > deadline:
-            self._warnings.warning(
-                "timeout", "metricstream: OpenTelemetry export passed its deadline"
-            )
+            self._warnings.warning("timeout", "OpenTelemetry export passed its deadline")
         return accepted, failed
 
     def _event(
@@ -271,7 +269,7 @@ class MetricStreamExporter(MetricExporter):
         except MetricStreamError as exc:
             self._warnings.warning(
                 ("invalid", name),
-                "metricstream: OpenTelemetry metric %r has a point that cannot be an event: %s",
+                "OpenTelemetry metric %r has a point that cannot be an event: %s",
                 name,
                 exc,
             )
@@ -303,7 +301,7 @@ class MetricStreamExporter(MetricExporter):
             return bool(self.streamer.flush(timeout=max(0.0, float(timeout_millis)) / 1000))
         except Exception as exc:  # the SDK must never see an exception from an exporter
             self._warnings.error(
-                ("flush", type(exc).__name__), "metricstream: flushing for OpenTelemetry: %s", exc
+                ("flush", type(exc).__name__), "flushing for OpenTelemetry: %s", exc
             )
             return False
 

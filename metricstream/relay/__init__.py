@@ -36,9 +36,9 @@ stops its partition. A sink that is down pauses the partitions
 
 from __future__ import annotations
 
-from metricstream.relay.config import UNLIMITED_RETRY, RelayOptions
+from metricstream.relay.config import RelayOptions
 from metricstream.relay.relay import Relay
 from metricstream.relay.source import KafkaSource, parse_source
 from metricstream.relay.stats import RelayHealth
 
-__all__ = ["UNLIMITED_RETRY", "KafkaSource", "Relay", "RelayHealth", "RelayOptions", "parse_source"]
+__all__ = ["KafkaSource", "Relay", "RelayHealth", "RelayOptions", "parse_source"]

@@ -23,13 +23,7 @@ from metricstream.exceptions import ConfigError
 from metricstream.relay.source import KafkaSource, parse_source
 from metricstream.streamer.engine.lane.retry import RetryConfig
 
-__all__ = ["UNLIMITED_RETRY", "RelayOptions"]
-
-UNLIMITED_RETRY = RetryConfig(
-    max_retries=2**62, initial_delay_ms=100, max_delay_ms=5_000, max_elapsed_ms=1e15
-)
-"""The relay's default: a sink that is down is tried again without end (backing off to
-every 5 s), while Kafka keeps the events and the partitions stay paused."""
+__all__ = ["RelayOptions"]
 
 
 def _check_source(option_name: str, value: object) -> KafkaSource:
@@ -166,7 +160,8 @@ class RelayOptions:
     retry: RetryConfig | None = option(
         default=None,
         kind=Kind("a RetryConfig, or None", _check_retry),
-        doc="How the sinks' writes are retried; None: without end (Kafka keeps the events).",
+        doc="How the sinks' writes are retried; None: RetryConfig(), without end "
+        "(Kafka keeps the events and the partitions pause).",
         text=False,
     )
     health_host: str = option(

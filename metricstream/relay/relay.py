@@ -28,7 +28,7 @@ from metricstream._log import logger
 from metricstream._options import takes_options
 from metricstream.contract import Sink
 from metricstream.registry import sink_from_url
-from metricstream.relay.config import UNLIMITED_RETRY, RelayOptions
+from metricstream.relay.config import RelayOptions
 from metricstream.relay.delivery import Outlet
 from metricstream.relay.group import GroupReader, Mode, ReaderSettings
 from metricstream.relay.passthrough import PassThrough
@@ -67,7 +67,7 @@ class Relay:
         self.source = options.source
         self.counters = RelayCounters(options.source.describe())
         self.windows = options.build_windows()
-        retry = options.retry or UNLIMITED_RETRY
+        retry = options.retry or RetryConfig()  # retries without end by default
         self.streamer = self._streamer(options.sinks, "to", retry)
         self.late_streamer = (
             self._streamer(options.late_to, "late-to", retry) if options.late_to else None

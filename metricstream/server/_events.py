@@ -209,7 +209,8 @@ def _event(item: object, index: int, arrival_ns: int, default: str, id_for: IdFo
     fields[WEIGHT_KEY] = rate
     fields[EVENT_ID_KEY] = id_for(index, timestamp)
     try:
-        return MetricEvent(measurement, fields=fields, timestamp_ns=timestamp)
+        # ts is in milliseconds by the API's contract: any time it names is meant.
+        return MetricEvent(measurement, fields=fields, timestamp_ns=timestamp, before_2001=True)
     except InvalidEventError as exc:
         path = f"events[{index}].data"
         if exc.key is not None and exc.key in fields:

@@ -166,7 +166,7 @@ class Spool:
                 except OSError as exc:
                     self._warnings.error(
                         "ack",
-                        "metricstream: cannot record the spool position of sink %r in %s: %s",
+                        "cannot record the spool position of sink %r in %s: %s",
                         sink,
                         str(self._acks_dir),
                         exc,

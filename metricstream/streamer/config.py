@@ -89,6 +89,8 @@ def _parse_default_tags(name: str, written: str) -> dict[str, str]:
         key, sep, value = entry.partition("=")
         if not sep or not key.strip():
             raise ConfigError(name, f"{entry.strip()!r} is not key=value")
+        if key.strip() in tags:
+            raise ConfigError(name, f"tag {key.strip()!r} is given twice")
         tags[key.strip()] = value.strip()
     return tags
 

@@ -15,7 +15,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DROP_REASONS", "SinkHealth", "StreamerHealth"]
+from metricstream._options import choice
+
+__all__ = ["DROP_REASONS", "READY_POLICIES", "SinkHealth", "StreamerHealth"]
+
+READY_POLICIES = choice(("all", "any"), fold_case=True)
+"""What readiness asks of the sinks (`StreamerHealth.ready`): all healthy, or any one."""
 
 DROP_REASONS: tuple[str, ...] = (
     "overflow",
@@ -29,9 +34,11 @@ DROP_REASONS: tuple[str, ...] = (
 
 - ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
   ``block_timeout`` ran out;
-- ``invalid``: the sink could not encode the event;
+- ``invalid``: the sink could not encode the event, or an integration could
+  not build it (`EventStreamer.count_invalid`);
 - ``rejected``: the destination refused it for good (`PermanentSinkError`);
-- ``retries_exhausted``: every retry failed;
+- ``retries_exhausted``: every retry failed (only under a `RetryConfig` with
+  a limit; the default retries while the sink is down);
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown;
 - ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file).
@@ -101,6 +108,10 @@ class StreamerHealth:
         sinks: `SinkHealth` by sink name.
         error: What is wrong with the streamer itself (its batcher thread
             died), or None.
+        live: True while the streamer's own threads work: the batcher and
+            each sink's preparer and writer are alive (or were stopped by a
+            shutdown). False only after a bug in metricstream killed one;
+            a sink that is down leaves it True.
     """
 
     healthy: bool
@@ -108,6 +119,18 @@ class StreamerHealth:
     events_accepted: int
     sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
     error: str | None = None
+    live: bool = True
+
+    def ready(self, policy: str = "all") -> bool:
+        """Whether the streamer is running and its sinks are healthy: all of them, or any.
+
+        Args:
+            policy: ``"all"`` (every sink healthy) or ``"any"`` (at least one).
+        """
+        if not (self.running and self.live):
+            return False
+        states = [sink.healthy for sink in self.sinks.values()]
+        return all(states) if policy == "all" else any(states)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as plain data (JSON-ready)."""
@@ -117,6 +140,7 @@ class StreamerHealth:
             "events_accepted": self.events_accepted,
             "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
             "error": self.error,
+            "live": self.live,
         }
 
     def to_json(self) -> str:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from metricstream._log import logger
-from metricstream._options import describe, require_number, takes_options
+from metricstream._options import describe, require_int, require_number, takes_options
 from metricstream._validate import no_fields_error
 from metricstream.contract import CompressionAware, ForkAware, Sink
 from metricstream.event import MetricEvent
@@ -40,7 +40,8 @@ from metricstream.streamer.correlation import (
     generate_correlation_id,
     scopes_entered,
 )
-from metricstream.streamer.engine.pipeline import CurrentPipeline, Pipeline
+from metricstream.streamer.engine.current import CurrentPipeline
+from metricstream.streamer.engine.pipeline import Pipeline
 from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.operations import env, instruments, lifecycle
@@ -155,8 +156,7 @@ class EventStreamer:
         # The event is kept as its parts, appended at once (see Pipeline.buffer).
         buffer.extend((event.measurement, event.tags, fields, event.timestamp_ns, cid))
         if not len(buffer) % pipeline.wake_every:
-            pipeline.wake.set()
-            pipeline.catch_up()
+            pipeline.batch_full()
         return True
 
     def send_many(self, events: Iterable[MetricEvent]) -> int:
@@ -173,6 +173,19 @@ class EventStreamer:
             if send(event):
                 accepted += 1
         return accepted
+
+    def count_invalid(self, count: int = 1) -> None:
+        """Count `count` events that could not be built as dropped, reason ``invalid``.
+
+        For code that turns records of another kind into events (the
+        logging handler, an exporter): what cannot become an event is then
+        counted in every sink's health, as `send` counts an event without
+        fields, and nothing is lost silently.
+
+        Raises:
+            ConfigError: If `count` is not an int >= 0.
+        """
+        self._pipeline.drop_upstream("invalid", require_int("count", count, minimum=0))
 
     def send_batch(
         self, events: Iterable[MetricEvent], batch_id: str | None = None
@@ -325,32 +338,46 @@ class EventStreamer:
 
     # --- operations ---------------------------------------------------------------
 
-    def serve_health(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        """Serve ``/healthz``, ``/metrics`` and a live status page over HTTP.
+    def serve_health(
+        self, host: str = "127.0.0.1", port: int = 0, *, ready: str | None = None
+    ) -> tuple[str, int]:
+        """Serve ``/livez``, ``/readyz``, ``/healthz``, ``/metrics`` and a status page over HTTP.
 
-        ``GET /healthz`` answers 200 when the streamer is healthy and 503
-        when not, with the health snapshot as JSON (credentials removed);
-        ``GET /metrics`` gives the per-sink counters in the Prometheus text
-        format (needs ``prometheus_client``: the ``prometheus`` extra);
-        ``GET /`` is a status page that refreshes itself. The server runs on
-        its own daemon thread, never touches `send`, and stops when the
-        streamer shuts down (or is garbage-collected). Calling again returns
-        the running server's address.
+        - ``GET /livez``: 200 while the streamer's threads work, 503 once one
+          died (never because a sink is down): for a liveness probe, whose
+          failure restarts the process;
+        - ``GET /readyz``: 200 while the streamer runs and its sinks are
+          healthy (`ready`: all of them, or any one), else 503: for a
+          readiness probe, whose failure only takes the process out of
+          rotation;
+        - ``GET /healthz``: 200 when the streamer is healthy, 503 when not,
+          with the health snapshot as JSON (credentials removed): for
+          dashboards, monitors and load balancers;
+        - ``GET /metrics``: the per-sink counters in the Prometheus text
+          format (needs ``prometheus_client``: the ``prometheus`` extra);
+        - ``GET /``: a status page that refreshes itself.
+
+        The server runs on its own daemon thread, never touches `send`, and
+        stops when the streamer shuts down (or is garbage-collected). Calling
+        again returns the running server's address (and sets `ready`, when
+        given).
 
         Args:
             host: The address to listen on; ``"0.0.0.0"`` (or ``"::"``) to
                 answer probes from other hosts.
             port: The port; 0 picks a free one.
+            ready: ``"all"`` (the default): ``/readyz`` needs every sink
+                healthy; ``"any"``: one healthy sink is enough.
 
         Returns:
             The (host, port) the server listens on.
 
         Raises:
-            ConfigError: If the host or port is invalid or cannot be listened
-                on, if another server of this streamer listens elsewhere, or
-                if the streamer is shut down.
+            ConfigError: If the host, port or `ready` is invalid, the address
+                cannot be listened on, another server of this streamer listens
+                elsewhere, or the streamer is shut down.
         """
-        return self._endpoint.serve(host, port)
+        return self._endpoint.serve(host, port, ready)
 
     @classmethod
     def from_env(
@@ -380,27 +407,31 @@ class EventStreamer:
     async def flush_async(self, timeout: float | None = None) -> bool:
         """`flush`, awaited without blocking the event loop.
 
-        The wait runs on a worker thread of the loop's default executor;
-        pass a `timeout` so that a dead sink cannot hold that thread forever.
+        The wait runs on a daemon thread of its own, never on the loop's
+        default executor, so it starts at once however busy that is; pass a
+        `timeout` so that a dead sink cannot keep the thread forever.
 
         Returns:
             True once everything accepted before the call is written or
             dropped; False if the timeout passed first.
         """
-        import asyncio  # loaded already wherever a coroutine runs; not by `import metricstream`
+        from metricstream.streamer.operations.awaiting import run_in_thread  # needs asyncio
 
-        return await asyncio.to_thread(self.flush, timeout)
+        return await run_in_thread("metricstream-flush", lambda: self.flush(timeout))
 
     async def shutdown_async(self, timeout: float = 10.0) -> bool:
-        """`shutdown`, awaited without blocking the event loop.
+        """`shutdown`, awaited without blocking the event loop; it keeps its deadline.
+
+        The wait runs on a daemon thread of its own, never on the loop's
+        default executor, whose busy workers would delay it.
 
         Returns:
             True if every accepted event was written or dropped for another
             reason before the deadline (see `shutdown`).
         """
-        import asyncio
+        from metricstream.streamer.operations.awaiting import run_in_thread
 
-        return await asyncio.to_thread(self.shutdown, timeout)
+        return await run_in_thread("metricstream-shutdown", lambda: self.shutdown(timeout))
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop accepting events, deliver what is pending, close the sinks.
@@ -428,7 +459,7 @@ class EventStreamer:
             lifecycle.forget(self)
             if given_up:
                 logger.error(
-                    "metricstream: shutdown deadline (%.1fs) passed; %d events were not delivered",
+                    "shutdown deadline (%.1fs) passed; %d events were not delivered",
                     timeout,
                     given_up,
                 )

@@ -29,6 +29,7 @@ from metricstream.sinks.jsonl.writer_lock import WriterLock
 
 __all__ = ["JsonLinesSink", "from_url"]
 
+
 class JsonLinesSink:
     """Append each batch to a JSON Lines file, optionally compressed and rotated.
 
@@ -247,7 +248,7 @@ class JsonLinesSink:
             os.close(fd)
         self._warnings.warning(
             "reopen",
-            "metricstream: %r was removed or replaced while sink %r had it open; "
+            "%r was removed or replaced while sink %r had it open; "
             "writing to a new file at that path",
             str(self.path),
             self.name,
@@ -321,7 +322,6 @@ class JsonLinesSink:
         self._fd = None
         with contextlib.suppress(OSError):
             os.close(fd)
-
 
 
 def from_url(url: str, **overrides: Any) -> JsonLinesSink:

@@ -150,7 +150,7 @@ class ClientEvents:
         self.last_error = self.mask(describe(error))
         self.last_error_at = time.monotonic()
         self.warnings.warning(
-            (self.name, "client"), "metricstream: Kafka sink %r: %s", self.name, self.last_error
+            (self.name, "client"), "Kafka sink %r: %s", self.name, self.last_error
         )
 
 

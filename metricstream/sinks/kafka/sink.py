@@ -334,7 +334,7 @@ class KafkaSink:
             self._producer = self._new_producer()
         self._events.warnings.warning(
             (self.name, "rebuild"),
-            "metricstream: Kafka sink %r: a new producer replaces the old one after %s",
+            "Kafka sink %r: a new producer replaces the old one after %s",
             self.name,
             cause,
         )
@@ -387,7 +387,7 @@ class KafkaSink:
             producer.purge(in_queue=True, in_flight=True)
             producer.flush(min(self.options.close_timeout, _PURGE_WAIT_S))
             _log.warning(
-                "metricstream: Kafka sink %r closed with %d message(s) undelivered; purged",
+                "Kafka sink %r closed with %d message(s) undelivered; purged",
                 self.name,
                 left,
             )

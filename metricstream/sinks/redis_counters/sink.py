@@ -225,8 +225,7 @@ class RedisCounterSink:
         if failed:
             _warnings.error(
                 (self.name, "refused"),
-                "metricstream: Redis counter sink %r: %d operations of batch %s were refused; "
-                "the first: %s",
+                "Redis counter sink %r: %d operations of batch %s were refused; the first: %s",
                 self.name,
                 failed,
                 payload.batch_id,

@@ -5,7 +5,10 @@ passed, on a flush and at shutdown; it adds the default tags, appends the
 batch to the spool (applying the overflow policy to a full spool) and offers
 it to every lane, which returns at once. `EventStreamer.send_batch` cuts
 too, on the caller's thread: every cut holds `Batcher.cutting`, so the
-spool and the lanes see batches in one order.
+spool and the lanes see batches in one order. Under ``overflow="block"`` a
+full spool is waited for before a cut takes events from the intake: the
+batcher thread waits without holding `cutting`, and `send_batch`, which
+holds it, waits no longer than its deadline.
 
 Between batches it runs the periodic work it was given (`PeriodicTask`),
 such as self-telemetry or the spool's ``interval`` sync, when due.
@@ -129,7 +132,7 @@ class Batcher:
         except BaseException as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             logger.critical(
-                "metricstream: the batcher thread died; events are no longer delivered",
+                "the batcher thread died; events are no longer delivered",
                 exc_info=True,
             )
             self._on_progress()
@@ -149,6 +152,7 @@ class Batcher:
             self.wake.clear()
             if self._intake.aborted:
                 return
+            self._intake.admit_deferred()
             now = time.monotonic()
             due = now >= next_flush
             force = due or self._flush_requested or self.stopping
@@ -173,7 +177,7 @@ class Batcher:
                 except Exception as exc:
                     self._warnings.error(
                         ("*", "periodic", type(task).__name__),
-                        "metricstream: periodic work %s failed: %s",
+                        "periodic work %s failed: %s",
                         type(task).__name__,
                         describe_error(exc),
                     )
@@ -183,7 +187,7 @@ class Batcher:
         if dropped:
             self._warnings.warning(
                 ("*", "overflow-upstream"),
-                "metricstream: send() found the buffer full (max_buffer=%d); "
+                "send() found the buffer full (max_buffer=%d); "
                 "%d events dropped so far (overflow=%r)",
                 self._config.max_buffer,
                 dropped,
@@ -194,6 +198,7 @@ class Batcher:
 
     def _cut_and_distribute(self) -> bool:
         """Cut one batch from the buffer and hand it to every lane; False once aborted."""
+        self.spool_has_room(deadline=None)
         with self.cutting:
             if not self.cut_locked(self._config.batch_size):
                 return False
@@ -227,18 +232,45 @@ class Batcher:
         self._intake.handed()
         return True
 
-    def cut_waiting(self) -> bool:
-        """Cut everything `send` queued so far into batches of its own (hold `cutting`).
+    def spool_has_room(self, deadline: float | None) -> bool:
+        """Under ``"block"``, wait until the spool has room (or a shutdown began).
+
+        The other policies never wait: a full spool drops (`_append`).
+
+        Args:
+            deadline: The monotonic time to give up at; None waits as long
+                as it takes.
 
         Returns:
-            False once aborted.
+            False if the spool was still full at the deadline.
+        """
+        spool = self._spool
+        if spool is None or self._config.overflow != "block":
+            return True
+        while spool.is_full() and not self.stopping and not self._intake.aborted:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)  # wait for the sinks to catch up
+        return True
+
+    def cut_waiting(self, deadline: float | None) -> Literal["cut", "full", "aborted"]:
+        """Cut everything `send` queued so far into batches of its own (hold `cutting`).
+
+        Under ``"block"`` each cut waits for room in the spool, until
+        `deadline` at most: what is not cut by then stays in the intake.
+
+        Returns:
+            ``"cut"``; ``"full"`` when the spool had no room by the deadline;
+            ``"aborted"`` once aborted.
         """
         pending = self._intake.buffered()
         while pending > 0:
+            if not self.spool_has_room(deadline):
+                return "full"
             if not self.cut_locked(min(pending, self._config.batch_size)):
-                return False
+                return "aborted"
             pending -= self._config.batch_size
-        return True
+        return "cut"
 
     def hand_over(self, batch: EventBatch) -> tuple[int, tuple[int, int] | None] | None:
         """Give a whole batch its positions, spool it and offer it to every lane (hold `cutting`).
@@ -263,7 +295,11 @@ class Batcher:
         return start, seq
 
     def _append(self, batch: EventBatch) -> tuple[int, int] | Literal["dropped"] | None:
-        """Append a batch to the spool, applying the overflow policy when it is full.
+        """Append a batch to the spool, applying a drop policy when it is full.
+
+        Under ``"block"`` the cut waited for room before taking the batch
+        (`spool_has_room`); the batch is appended whatever the spool holds
+        now, so it may pass ``max_bytes`` by a batch.
 
         Returns:
             Its sequence numbers; ``"dropped"`` when the full spool refused
@@ -277,7 +313,7 @@ class Batcher:
             if overflow == "drop_newest":
                 self._warnings.warning(
                     ("*", "spool-full"),
-                    "metricstream: spool full (spool_max_bytes=%d); dropping new batches",
+                    "spool full (spool_max_bytes=%d); dropping new batches",
                     spool.max_bytes,
                 )
                 return "dropped"
@@ -288,7 +324,7 @@ class Batcher:
                 for lane in self._lanes:
                     lane.spool_dropped(dropped[1])
                 continue
-            time.sleep(0.05)  # "block": wait for the sinks to catch up
+            break  # "block": the cut waited for room already
         return self._append_now(batch)
 
     def _append_now(self, batch: EventBatch) -> tuple[int, int] | None:
@@ -299,7 +335,7 @@ class Batcher:
         except OSError as exc:
             self._warnings.error(
                 ("*", "spool-write"),
-                "metricstream: writing the spool failed (%s); delivering from memory only",
+                "writing the spool failed (%s); delivering from memory only",
                 exc,
             )
             return None

@@ -86,7 +86,7 @@ class DefaultTags:
         except (InvalidEventError, TypeError, AttributeError) as exc:
             self._warnings.warning(
                 ("*", "invalid-tags"),
-                "metricstream: dropped event %r: its tags are invalid: %s",
+                "dropped event %r: its tags are invalid: %s",
                 measurement,
                 exc,
             )

@@ -15,6 +15,9 @@ For every sink at every moment::
 where ``popped`` counts the events taken into batches (the lanes account for
 them from there: see `metricstream.streamer.engine.lane`) and
 ``upstream_dropped`` the events dropped before any lane, by reason.
+
+What a `send` from a signal handler put aside (`Reentry`) is in no term
+until `admit_deferred` appends it to the buffer or counts it as dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from itertools import repeat
 from typing import Any
 
 from metricstream.event import PARTS_PER_EVENT
+from metricstream.streamer.engine.reentry import Reentry
 
 __all__ = ["Intake"]
 
@@ -33,6 +37,11 @@ _popleft = deque.popleft
 
 class Intake:
     """The shared buffer and the counters upstream of the lanes, under one lock.
+
+    Args:
+        part_limit: Parts the buffer may hold (``max_buffer`` events) under
+            a drop policy.
+        overflow: The overflow policy.
 
     Attributes:
         buffer: The parts of the events waiting for the batcher.
@@ -43,9 +52,14 @@ class Intake:
         dropped: Events dropped before any lane, by reason.
         closed: True once a shutdown began: nothing more is accepted.
         aborted: True once a shutdown gave up what was left.
+        reentry: Which threads are inside the pipeline, and what a signal
+            handler's `send` put aside meanwhile.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, part_limit: int, overflow: str) -> None:
+        self._part_limit = part_limit
+        self._overflow = overflow
+        self.reentry = Reentry()
         self.buffer: deque[Any] = deque()
         self.lock = threading.Lock()
         self.popped = 0
@@ -63,6 +77,29 @@ class Intake:
         with self.lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
         return False
+
+    def admit_deferred(self) -> None:
+        """Append what a signal handler's `send` put aside, or count it as dropped.
+
+        Call it outside any lock of the intake. Under ``"block"`` an event put
+        aside is appended whatever the buffer holds: it never waits.
+        """
+        if self.reentry.deferred.empty():
+            return
+        take = self.reentry.take
+        buffer = self.buffer
+        part_limit, overflow = self._part_limit, self._overflow
+        while (item := take()) is not None:
+            if isinstance(item, str):
+                self.drop(item)
+            elif self.closed:
+                self.drop("shutdown")
+            elif len(buffer) >= part_limit and overflow == "drop_newest":
+                self.drop("overflow")
+            else:
+                if overflow == "drop_oldest":
+                    self.evict_oldest(part_limit)
+                buffer.extend(item)
 
     def buffered(self) -> int:
         """Events waiting for the batcher."""

@@ -16,12 +16,13 @@ there.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
@@ -29,21 +30,15 @@ from metricstream.event import PARTS_PER_EVENT
 from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
 from metricstream.spool import Spool
 from metricstream.streamer.config import StreamerConfig
-from metricstream.streamer.correlation import current_correlation_id, scopes_entered
 from metricstream.streamer.engine.batcher import Batcher, PeriodicTask
 from metricstream.streamer.engine.default_tags import DefaultTags
 from metricstream.streamer.engine.intake import Intake
 from metricstream.streamer.engine.lane import Lane, SpillCursor
 from metricstream.streamer.engine.receipts import BatchReceipt
+from metricstream.streamer.engine.spooling import SpoolSync, open_spool
 from metricstream.streamer.health import StreamerHealth
 
-__all__ = [
-    "CATCH_UP_BATCHES",
-    "CATCH_UP_SECONDS",
-    "PROGRESS_WINDOW",
-    "CurrentPipeline",
-    "Pipeline",
-]
+__all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
 
 CATCH_UP_BATCHES = 3
 """Full batches waiting for the batcher from which `send` lets it run."""
@@ -51,6 +46,27 @@ CATCH_UP_SECONDS = 0.01
 """The longest `send` waits for a thread of the pipeline that is behind to finish a batch."""
 PROGRESS_WINDOW = 0.1
 """A preparer that prepared no batch for this many seconds is never waited for."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _section(
+    method: Callable[Concatenate[Pipeline, P], R],
+) -> Callable[Concatenate[Pipeline, P], R]:
+    """Run `method` as a section: a signal handler's `send` meanwhile is put aside (`Reentry`)."""
+
+    @functools.wraps(method)
+    def run(self: Pipeline, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        reentry = self.intake.reentry
+        ident = reentry.enter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            reentry.leave(ident)
+
+    return run
 
 
 class Pipeline:
@@ -84,7 +100,7 @@ class Pipeline:
         self.config = config
         self.spool = spool
         self.pid = os.getpid()
-        self.intake = Intake()
+        self.intake = Intake(config.max_buffer * PARTS_PER_EVENT, config.overflow)
         self.buffer = self.intake.buffer
         self._progress = threading.Condition(threading.Lock())
         self._space = threading.Condition(threading.Lock())
@@ -124,7 +140,7 @@ class Pipeline:
         self.wake = self.batcher.wake
         self.cut = self.batcher.cut
         if spool is not None and spool.fsync == "interval":
-            self.batcher.add_periodic(_SpoolSync(spool, self._on_progress))
+            self.batcher.add_periodic(SpoolSync(spool, self._on_progress))
 
     @classmethod
     def open(cls, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> Pipeline:
@@ -133,7 +149,7 @@ class Pipeline:
         Raises:
             ConfigError: If the spool directory cannot be used.
         """
-        spool = _open_spool(config, names, config.spool_dir)
+        spool = open_spool(config, names, config.spool_dir)
         return cls(config, sinks, names, spool)
 
     def for_child(self) -> Pipeline:
@@ -148,7 +164,7 @@ class Pipeline:
         if self.spool is not None and self.config.spool_dir is not None:
             self.spool.forget_in_child()
             child_dir = os.path.join(self.config.spool_dir, "forks", str(os.getpid()))
-            spool = _open_spool(self.config, names, child_dir, ephemeral=True)
+            spool = open_spool(self.config, names, child_dir, ephemeral=True)
         return Pipeline(self.config, sinks, names, spool)
 
     @property
@@ -174,7 +190,12 @@ class Pipeline:
     # --- the application's side ------------------------------------------------
 
     def drop_upstream(self, reason: str, count: int = 1) -> bool:
-        """Count `count` events dropped before reaching any lane; return False."""
+        """Count `count` events dropped before any lane (put aside from a signal handler); False."""
+        reentry = self.intake.reentry
+        if reentry.inside():
+            for _ in range(count):
+                reentry.put_aside(reason)
+            return False
         return self.intake.drop(reason, count)
 
     def buffered(self) -> int:
@@ -184,16 +205,34 @@ class Pipeline:
     def send_when_full(self, row: tuple[Any, ...]) -> bool:
         """Apply the overflow policy to an event (its parts) that found the buffer full.
 
-        Also called for every event once the streamer is closed (it drops them).
+        Also called for every event once the streamer is closed (it drops
+        them). From a signal handler that interrupted the pipeline it never
+        waits nor takes a lock: the event is put aside (see
+        `metricstream.streamer.engine.reentry`).
         """
+        reentry = self.intake.reentry
+        if reentry.inside():
+            if self.closed:
+                reentry.put_aside("shutdown")
+                return False
+            reentry.put_aside(row)
+            return True
+        ident = reentry.enter()
+        try:
+            return self._admit(row)
+        finally:
+            reentry.leave(ident)
+
+    def _admit(self, row: tuple[Any, ...]) -> bool:
+        intake = self.intake
         if self.closed:
-            return self.drop_upstream("shutdown")
+            return intake.drop("shutdown")
         buffer = self.buffer
         overflow = self.config.overflow
         if overflow == "drop_newest":
-            return self.drop_upstream("overflow")
+            return intake.drop("overflow")
         if overflow == "drop_oldest":
-            self.intake.evict_oldest(self.part_limit)
+            intake.evict_oldest(self.part_limit)
             buffer.extend(row)
             self.wake.set()
             return True
@@ -209,13 +248,29 @@ class Pipeline:
                     break
                 self._space.wait(remaining if remaining is not None else 0.5)
         if self.closed:
-            return self.drop_upstream("shutdown")
+            return intake.drop("shutdown")
         if len(buffer) >= self.part_limit:
-            return self.drop_upstream("overflow")
+            return intake.drop("overflow")
         buffer.extend(row)
         if not len(buffer) % self.wake_every:
             self.wake.set()
         return True
+
+    def batch_full(self) -> None:
+        """A batch is complete: wake the batcher, and let it or a preparer catch up (`catch_up`).
+
+        From a signal handler that interrupted the pipeline, nothing: the
+        code it interrupted, or the batcher's own clock, cuts the batch.
+        """
+        reentry = self.intake.reentry
+        if reentry.inside():
+            return
+        ident = reentry.enter()
+        try:
+            self.wake.set()
+            self.catch_up()
+        finally:
+            reentry.leave(ident)
 
     def catch_up(self) -> None:
         """Let the batcher, or a lane's preparer, run when it has fallen behind.
@@ -248,6 +303,7 @@ class Pipeline:
 
     # --- batches given whole ------------------------------------------------------
 
+    @_section
     def send_batch(self, parts: list[Any], batch_id: str | None) -> BatchReceipt:
         """Take the events of `parts` as one batch, all or none (see `EventStreamer.send_batch`).
 
@@ -278,12 +334,9 @@ class Pipeline:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self._wait_for_room(count, deadline)
-            with self.batcher.cutting:
-                if self.closed or not self.batcher.cut_waiting():
-                    raise StreamerClosedError("the streamer is shut down")
-                if self._has_room(count):  # what was cut before it may have taken the room
-                    handed = self.batcher.hand_over(batch)
-                    break
+            handed = self._hand_over(batch, count, deadline if block else None)
+            if handed is not False:
+                break
         if handed is None:
             raise StreamerClosedError("the streamer is shut down")
         self._on_progress()
@@ -298,6 +351,53 @@ class Pipeline:
             spool_end=None if seq is None else seq[1],
         )
 
+    def _hand_over(
+        self, batch: EventBatch, count: int, deadline: float | None
+    ) -> tuple[int, tuple[int, int] | None] | Literal[False] | None:
+        """Cut what `send` queued, then hand `batch` over, all under `Batcher.cutting`.
+
+        Under ``"block"`` (`deadline` set) neither `cutting` nor room in the
+        spool for the events queued before is waited for past `deadline`.
+
+        Returns:
+            What `Batcher.hand_over` returns; False when there was no room
+            after all (what was cut first may have taken it): wait again.
+
+        Raises:
+            BackpressureError: If `cutting` or room in the spool for the
+                events queued before was not had by `deadline`.
+            StreamerClosedError: If the streamer is shut down.
+        """
+        cutting = self.batcher.cutting
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not cutting.acquire(timeout=wait):
+            raise self._no_room(count)
+        try:
+            if self.closed:
+                raise StreamerClosedError("the streamer is shut down")
+            cut = self.batcher.cut_waiting(deadline)
+            if cut == "aborted":
+                raise StreamerClosedError("the streamer is shut down")
+            if cut == "full":
+                raise self._no_room(count)
+            if not self._has_room(count):
+                return False
+            return self.batcher.hand_over(batch)
+        finally:
+            cutting.release()
+
+    def _no_room(self, count: int) -> BackpressureError:
+        where = (
+            f"the spool is full (spool_max_bytes={self.config.spool_max_bytes})"
+            if self.spool is not None
+            else f"a sink's buffer has no room for them (max_buffer={self.config.max_buffer})"
+        )
+        return BackpressureError(
+            f"cannot take {count} events now: {where}",
+            retry_after=self.config.flush_interval,
+            events=count,
+        )
+
     def _has_room(self, count: int) -> bool:
         if self.spool is not None:
             return not self.spool.is_full()
@@ -310,17 +410,7 @@ class Pipeline:
                     raise StreamerClosedError("the streamer is shut down")
                 remaining = math.inf if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
-                    where = (
-                        f"the spool is full (spool_max_bytes={self.config.spool_max_bytes})"
-                        if self.spool is not None
-                        else f"a sink's buffer has no room for them "
-                        f"(max_buffer={self.config.max_buffer})"
-                    )
-                    raise BackpressureError(
-                        f"cannot take {count} events now: {where}",
-                        retry_after=self.config.flush_interval,
-                        events=count,
-                    )
+                    raise self._no_room(count)
                 self._progress.wait(min(remaining, 0.05))
 
     def durable_through(self, spool_end: int) -> bool:
@@ -330,7 +420,7 @@ class Pipeline:
     def _update_limit(self) -> None:
         if self.config.overflow != "block":
             return
-        backlog = max((lane.backlog() for lane in self.lanes), default=0)
+        backlog = max((lane.holding_back() for lane in self.lanes), default=0)
         self.limit = max(0, self.config.max_buffer - backlog)
         self.part_limit = -1 if self.closed else self.limit * PARTS_PER_EVENT
         with self._space:
@@ -343,6 +433,7 @@ class Pipeline:
 
     # --- flush, waits and health -------------------------------------------------
 
+    @_section
     def done_through(self, marker: int) -> bool:
         """Every event before position `marker` is written or dropped on every sink."""
         if not self.intake.taken_through(marker):
@@ -353,12 +444,14 @@ class Pipeline:
                 return False
         return True
 
+    @_section
     def flush(self, timeout: float | None) -> bool:
         """Wait until everything accepted before the call is written or dropped.
 
         Returns:
             True once done; False if `timeout` seconds passed first.
         """
+        self.intake.admit_deferred()
         marker = self.intake.marker()
         self.batcher.request_flush()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
@@ -372,6 +465,7 @@ class Pipeline:
                 self._progress.wait(min(remaining, 0.2) if remaining is not None else 0.2)
         return True
 
+    @_section
     def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait until `predicate` holds, `timeout` seconds pass or the pipeline is finished.
 
@@ -392,8 +486,10 @@ class Pipeline:
                 self._progress.wait(min(remaining, 0.2))
         return True
 
+    @_section
     def health(self) -> StreamerHealth:
         """Return a consistent snapshot of every sink's state and accounting."""
+        self.intake.admit_deferred()
         with self.intake.lock:
             intake = self.intake
             buffered = len(intake.buffer) // PARTS_PER_EVENT
@@ -405,16 +501,19 @@ class Pipeline:
                 for lane in self.lanes
             }
         running = not self.closed
+        live = self.batcher.alive() and all(lane.ledger.dead is None for lane in self.lanes)
         return StreamerHealth(
-            healthy=running and self.batcher.alive() and all(s.healthy for s in sinks.values()),
+            healthy=running and live and all(s.healthy for s in sinks.values()),
             running=running,
             events_accepted=accepted,
             sinks=sinks,
             error=None if self.batcher.error is None else f"batcher died: {self.batcher.error}",
+            live=live,
         )
 
     # --- shutdown ----------------------------------------------------------------
 
+    @_section
     def stop(self, deadline: float) -> tuple[bool, int]:
         """Deliver what is pending until `deadline` (monotonic), then give up the rest.
 
@@ -451,6 +550,7 @@ class Pipeline:
         self._close_sinks(deadline)
         if self.spool is not None:
             self.spool.close()
+        self.intake.admit_deferred()  # counted: the streamer is closed
         with self._progress:
             self.finished = True
             self._progress.notify_all()
@@ -490,84 +590,8 @@ class Pipeline:
             closer.join(max(0.0, deadline - time.monotonic()))
 
 
-class CurrentPipeline:
-    """A streamer's pipeline in this process, and the way in for events already checked.
-
-    A forked child's streamer puts its new pipeline here, so whatever holds
-    this object (the instruments' timers, the finalizer of a collected
-    streamer) always reaches the pipeline of its own process, without
-    holding the streamer.
-
-    Attributes:
-        pipeline: The pipeline.
-    """
-
-    __slots__ = ("pipeline",)
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-
-    def send_parts(
-        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-    ) -> bool:
-        """`EventStreamer.send` for an event given as parts already checked (the instruments').
-
-        Returns:
-            True if queued; False if dropped at once and counted.
-        """
-        pipeline = self.pipeline
-        cid = current_correlation_id() if scopes_entered[0] else None
-        buffer = pipeline.buffer
-        if len(buffer) >= pipeline.part_limit:  # full, or closed
-            return pipeline.send_when_full((measurement, tags, fields, timestamp_ns, cid))
-        buffer.extend((measurement, tags, fields, timestamp_ns, cid))
-        if not len(buffer) % pipeline.wake_every:
-            pipeline.wake.set()
-            pipeline.catch_up()
-        return True
-
-
-class _SpoolSync:
-    """Under ``spool_fsync="interval"``: sync what was appended once its second is over.
-
-    The spool syncs at an append a second after its last sync; this task
-    syncs when no append comes, so that every batch is on disk about a
-    second after it was appended.
-    """
-
-    CHECK_EVERY = 0.25
-
-    def __init__(self, spool: Spool, on_synced: Callable[[], None]) -> None:
-        self._spool = spool
-        self._on_synced = on_synced
-        self.due = time.monotonic() + self.CHECK_EVERY
-
-    def run(self, now: float) -> None:
-        self.due = now + self.CHECK_EVERY
-        if self._spool.sync_if_due():
-            self._on_synced()
-
-
-def _open_spool(
-    config: StreamerConfig,
-    names: Sequence[str],
-    directory: str | os.PathLike[str] | None,
-    *,
-    ephemeral: bool = False,
-) -> Spool | None:
-    if directory is None:
-        return None
-    return Spool(
-        directory,
-        sinks=names,
-        max_bytes=config.spool_max_bytes,
-        fsync=config.spool_fsync,
-        ephemeral=ephemeral,
-    )
-
-
 def _close_quietly(sink: Sink, name: str) -> None:
     try:
         sink.close()
     except Exception:
-        logger.exception("metricstream: closing sink %r failed", name)
+        logger.exception("closing sink %r failed", name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from metricstream._options import require_int, require_name
 from metricstream.exceptions import ConfigError
-from metricstream.streamer.health import StreamerHealth
+from metricstream.streamer.health import READY_POLICIES, StreamerHealth
 
 if TYPE_CHECKING:
     from metricstream.streamer.operations.health_server import HealthServer
@@ -49,16 +49,20 @@ class HealthEndpoint:
         self._closed = False
         self.server: HealthServer | None = None
 
-    def serve(self, host: str, port: int) -> tuple[str, int]:
+    def serve(self, host: str, port: int, ready: str | None = None) -> tuple[str, int]:
         """Start serving (see `EventStreamer.serve_health`), or return where it serves.
 
         Raises:
-            ConfigError: If the host or port is invalid or cannot be listened
-                on, if it serves on another port already, or once it is closed.
+            ConfigError: If the host, port or readiness policy is invalid, the
+                address cannot be listened on, it serves on another port
+                already, or once it is closed.
         """
         require_name("host", host)
         require_int("port", port, minimum=0, maximum=65535)
         from metricstream.streamer.operations.health_server import HealthServer
+
+        if ready is not None:
+            ready = READY_POLICIES.check("ready", ready)
 
         with self._lock:
             if self._closed:
@@ -66,9 +70,10 @@ class HealthEndpoint:
             server = self.server
             if server is not None:
                 if port in (0, server.address[1]):
+                    server.ready = server.ready if ready is None else ready
                     return server.address
                 raise ConfigError("port", f"health is served on {server.url} already")
-            server = HealthServer(self._health, host, port)
+            server = HealthServer(self._health, host, port, ready=ready or "all")
             server.start()
             self.server = server
             return server.address

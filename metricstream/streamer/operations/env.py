@@ -12,38 +12,49 @@ are written once, in `metricstream.streamer.config`. Besides them:
   or a known ``scheme:`` follows it, so Kafka broker lists keep theirs.
 - ``METRICSTREAM_HEALTH_PORT``: serve the health endpoint on this port (0:
   any free port), on ``METRICSTREAM_HEALTH_HOST`` (default ``127.0.0.1``;
-  ``0.0.0.0`` to answer probes from other hosts).
+  ``0.0.0.0`` to answer probes from other hosts), with
+  ``METRICSTREAM_HEALTH_READY`` (``all``, the default, or ``any``) saying
+  what ``/readyz`` asks of the sinks.
 
 A bad value is a `ConfigError` that names the variable and the value
 (credentials removed). An unset or empty variable leaves the option at its
 default; an option passed to `from_env` is not read from the environment at
-all.
+all. A ``METRICSTREAM_*`` variable that metricstream does not read (a typo
+such as ``METRICSTREAM_BATCHSIZE``) is reported with a `UserWarning` naming
+the closest one it reads (`known_variables`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from metricstream._compiled import PURE_PYTHON_VARIABLE
 from metricstream._log import logger
-from metricstream._options import declared, from_text, integer
+from metricstream._options import Kind, declared, from_text, integer
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import Sink
 from metricstream.exceptions import ConfigError
 from metricstream.registry import schemes, sink_from_url
 from metricstream.streamer.config import StreamerConfig
+from metricstream.streamer.health import READY_POLICIES
 
 __all__ = [
     "ENV_PREFIX",
     "HEALTH_HOST",
     "HEALTH_PORT",
+    "HEALTH_READY",
+    "READ_ELSEWHERE",
     "SINKS",
     "EnvSettings",
     "build_sinks",
     "close_quietly",
     "from_environment",
+    "known_variables",
     "read_environment",
     "split_sink_urls",
     "variable",
@@ -61,12 +72,55 @@ HEALTH_PORT = "METRICSTREAM_HEALTH_PORT"
 HEALTH_HOST = "METRICSTREAM_HEALTH_HOST"
 """The address the health endpoint listens on."""
 
+HEALTH_READY = "METRICSTREAM_HEALTH_READY"
+"""What ``/readyz`` asks of the sinks: ``all`` healthy (the default) or ``any``."""
+
+READ_ELSEWHERE = (
+    PURE_PYTHON_VARIABLE,
+    "METRICSTREAM_QUERY_CACHE",
+    "METRICSTREAM_REDIS_URL",
+    "METRICSTREAM_SERVE_TOKEN",
+)
+"""Variables other parts of metricstream read: the compiled helpers' switch, the
+query cache's directory (`metricstream.query`), the default Redis URL of
+``metricstream counters`` and the token of ``metricstream serve``; the layers
+above name them too."""
+
 _PORT = integer(minimum=0, maximum=65535)
+T = TypeVar("T")
 
 
 def variable(text_name: str) -> str:
     """The variable an option's text form is read from: ``METRICSTREAM_<TEXT NAME>``."""
     return f"{ENV_PREFIX}{text_name.upper()}"
+
+
+def known_variables() -> tuple[str, ...]:
+    """Every ``METRICSTREAM_*`` variable metricstream reads, sorted."""
+    options = (variable(o.text_name) for o in declared(StreamerConfig) if o.text_name)
+    return tuple(sorted({*options, SINKS, HEALTH_PORT, HEALTH_HOST, HEALTH_READY, *READ_ELSEWHERE}))
+
+
+def warn_unknown(environ: Mapping[str, str]) -> list[str]:
+    """Warn (`UserWarning`) about each ``METRICSTREAM_*`` variable metricstream does not read.
+
+    Each warning names the closest variable it reads, when one is close.
+
+    Returns:
+        The unknown variables, sorted.
+    """
+    known = known_variables()
+    unknown = sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
+    suffixes = {name.removeprefix(ENV_PREFIX): name for name in known}
+    for name in unknown:
+        closest = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, 1, 0.6)
+        hint = f"; did you mean {suffixes[closest[0]]}?" if closest else ""
+        warnings.warn(
+            f"{name} is not a variable metricstream reads; it is ignored{hint}",
+            UserWarning,
+            stacklevel=4,
+        )
+    return unknown
 
 
 @dataclass
@@ -77,13 +131,13 @@ class EnvSettings:
         options: `EventStreamer` keyword arguments.
         sources: For each option in `options`: the variable and its text.
         sink_urls: The URLs of ``METRICSTREAM_SINKS``, in order.
-        health: ``(host, port)`` to serve health on, or None.
+        health: ``(host, port, ready)`` to serve health on, or None.
     """
 
     options: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, tuple[str, str]] = field(default_factory=dict)
     sink_urls: list[str] = field(default_factory=list)
-    health: tuple[str, int] | None = None
+    health: tuple[str, int, str] | None = None
 
     def explain(self, error: ConfigError) -> ConfigError:
         """Return `error` restated in terms of the variable it came from, if any."""
@@ -100,6 +154,13 @@ def _problem(error: ConfigError) -> str:
 
 def _bad(name: str, text: str, problem: str) -> ConfigError:
     return ConfigError(name, f"{scrub_secrets(text)!r}: {problem}")
+
+
+def _read(name: str, text: str, kind: Kind[T]) -> T:
+    try:
+        return kind.read(name, text)
+    except ConfigError as exc:
+        raise _bad(name, text, _problem(exc)) from None
 
 
 def read_environment(environ: Mapping[str, str], overridden: Collection[str] = ()) -> EnvSettings:
@@ -131,10 +192,12 @@ def read_environment(environ: Mapping[str, str], overridden: Collection[str] = (
     port = environ.get(HEALTH_PORT, "")
     if port.strip():
         host = environ.get(HEALTH_HOST, "").strip() or "127.0.0.1"
-        try:
-            settings.health = (host, _PORT.read(HEALTH_PORT, port))
-        except ConfigError as exc:
-            raise _bad(HEALTH_PORT, port, _problem(exc)) from None
+        ready = environ.get(HEALTH_READY, "").strip() or "all"
+        settings.health = (
+            host,
+            _read(HEALTH_PORT, port, _PORT),
+            _read(HEALTH_READY, ready, READY_POLICIES),
+        )
         settings.sources["health_port"] = (HEALTH_PORT, port)
     if "sinks" not in overridden:
         settings.sink_urls = split_sink_urls(environ.get(SINKS, ""))
@@ -184,13 +247,15 @@ def close_quietly(sinks: list[Sink]) -> None:
         try:
             sink.close()
         except Exception:
-            logger.debug("metricstream: closing an unused sink failed", exc_info=True)
+            logger.debug("closing an unused sink failed", exc_info=True)
 
 
 class Served(Protocol):
     """What `from_environment` needs of the streamer it builds."""
 
-    def serve_health(self, host: str = ..., port: int = ...) -> tuple[str, int]:
+    def serve_health(
+        self, host: str = ..., port: int = ..., *, ready: str | None = ...
+    ) -> tuple[str, int]:
         """Serve the health endpoint."""
         ...
 
@@ -214,6 +279,7 @@ def from_environment(build: Callable[..., S], environ: Mapping[str, str], overri
         ConfigError: If a variable's value is invalid; it names the
             variable and the value (credentials removed).
     """
+    warn_unknown(environ)
     settings = read_environment(environ, overrides)
     options = {**settings.options, **overrides}
     given_sinks = options.pop("sinks", None)
@@ -225,8 +291,9 @@ def from_environment(build: Callable[..., S], environ: Mapping[str, str], overri
             close_quietly(sinks)
         raise settings.explain(exc) from None
     if settings.health is not None:
+        host, port, ready = settings.health
         try:
-            streamer.serve_health(*settings.health)
+            streamer.serve_health(host, port, ready=ready)
         except ConfigError as exc:
             streamer.shutdown(timeout=1.0)
             problem = str(exc).removeprefix(f"{exc.option}: ")

@@ -2,9 +2,15 @@
 
 `EventStreamer.serve_health` starts one; it serves
 
+- ``GET /livez``: 200 while the streamer's threads work (`StreamerHealth.live`),
+  503 once one died: a liveness probe, which a sink that is down never
+  fails;
+- ``GET /readyz``: 200 while the streamer runs and its sinks are healthy,
+  all of them or any one (`StreamerHealth.ready`, ``ready=`` of the
+  server), 503 when not: a readiness probe;
 - ``GET /healthz``: 200 when the streamer is healthy, 503 when not, with the
-  health snapshot as JSON (credentials removed), for load balancers and
-  orchestrators;
+  health snapshot as JSON (credentials removed), for dashboards and load
+  balancers;
 - ``GET /metrics``: the counters in the Prometheus text format
   (`metricstream.streamer.operations.prometheus`; needs ``prometheus_client``);
 - ``GET /``: a self-contained status page (``status_page.html``, no external
@@ -41,7 +47,7 @@ import orjson
 from metricstream._log import RateLimitedLog, logger
 from metricstream._secrets import scrub_secrets
 from metricstream.exceptions import ConfigError
-from metricstream.streamer.health import StreamerHealth
+from metricstream.streamer.health import READY_POLICIES, StreamerHealth
 
 __all__ = ["HealthServer", "ThroughputHistory", "scrubbed"]
 
@@ -51,6 +57,7 @@ HealthSource = Callable[[], "StreamerHealth | None"]
 MetricsRenderer = Callable[[StreamerHealth], "tuple[bytes, str]"]
 """Renders a snapshot for ``/metrics``: (the body, its content type)."""
 
+_ROUTES = frozenset({"/livez", "/readyz", "/healthz", "/status.json", "/metrics"})
 _POLL_SECONDS = 0.1
 _REQUEST_TIMEOUT = 10.0
 _warnings = RateLimitedLog(logger)
@@ -131,7 +138,7 @@ class _Server(ThreadingHTTPServer):
         _warnings.log(
             level,
             ("health-server", "request", level),
-            "metricstream: health server: a request from %s failed: %s",
+            "health server: a request from %s failed: %s",
             client_address[0] if isinstance(client_address, tuple) else client_address,
             scrub_secrets(f"{type(exc).__name__}: {exc}"),
         )
@@ -159,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
             problem = scrub_secrets(f"{type(exc).__name__}: {exc}")
             _warnings.error(
                 ("health-server", "answer"),
-                "metricstream: health server: answering %s failed: %s",
+                "health server: answering %s failed: %s",
                 self.path.split("?", 1)[0][:100],
                 problem,
             )
@@ -174,7 +181,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("metricstream: health server: %s " + format, self.client_address[0], *args)
+        logger.debug("health server: %s " + format, self.client_address[0], *args)
+
+
+def _probe(answer: dict[str, Any], passed: bool) -> tuple[int, str, bytes]:
+    status = HTTPStatus.OK if passed else HTTPStatus.SERVICE_UNAVAILABLE
+    return status, "application/json", orjson.dumps(scrubbed(answer))
 
 
 def _status_page() -> bytes:
@@ -192,12 +204,14 @@ class HealthServer:
             ``"::1"``...).
         port: The port; 0 picks a free one.
         history: Where throughput samples are kept.
+        ready: When ``/readyz`` answers 200: ``"all"`` sinks healthy, or ``"any"``.
         metrics: Renders ``/metrics`` from a snapshot (default: the
             streamer's series, `render_metrics`); a service that adds series
             of its own (the relay) passes its renderer.
 
     Raises:
-        ConfigError: If the address cannot be listened on.
+        ConfigError: If the address cannot be listened on, or `ready` is
+            neither ``"all"`` nor ``"any"``.
     """
 
     def __init__(
@@ -206,9 +220,12 @@ class HealthServer:
         host: str = "127.0.0.1",
         port: int = 0,
         history: ThroughputHistory | None = None,
+        ready: str = "all",
+        *,
         metrics: MetricsRenderer | None = None,
     ) -> None:
         self._source = source
+        self.ready: str = READY_POLICIES.check("ready", ready)
         self._render_metrics = metrics
         self.history = ThroughputHistory() if history is None else history
         self._stopping = threading.Event()
@@ -236,7 +253,7 @@ class HealthServer:
     def start(self) -> None:
         """Start serving on the server's own daemon thread."""
         self._thread.start()
-        logger.info("metricstream: serving health on %s (/healthz, /metrics, /)", self.url)
+        logger.info("serving health on %s (/livez, /readyz, /healthz, /metrics, /)", self.url)
 
     def stop(self, deadline: float | None = None) -> None:
         """Stop serving and close the socket, waiting for the thread until `deadline`.
@@ -268,13 +285,13 @@ class HealthServer:
                     next_sample = now + self.history.interval
                     health = self._source()
                     if health is None:
-                        logger.info("metricstream: the streamer is gone; health server stopped")
+                        logger.info("the streamer is gone; health server stopped")
                         break
                     self.history.record(health)
                 httpd.handle_request()
         except (OSError, ValueError):
             if not self._stopping.is_set():
-                logger.exception("metricstream: the health server stopped")
+                logger.exception("the health server stopped")
         finally:
             if not self._stopping.is_set():
                 httpd.server_close()
@@ -290,13 +307,19 @@ class HealthServer:
         path = path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             return HTTPStatus.OK, "text/html; charset=utf-8", self._page
-        if path not in ("/healthz", "/status.json", "/metrics"):
+        if path not in _ROUTES:
             return HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"not found\n"
         health = self._source()
         if health is None:
             return HTTPStatus.SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", b"gone\n"
         if path == "/metrics":
             return self._metrics(health)
+        if path == "/livez":
+            return _probe({"live": health.live, "error": health.error}, health.live)
+        if path == "/readyz":
+            ready = health.ready(self.ready)
+            sinks = {name: sink.healthy for name, sink in health.sinks.items()}
+            return _probe({"ready": ready, "policy": self.ready, "sinks": sinks}, ready)
         data = scrubbed(health.to_dict())
         if path == "/status.json":
             data = {"health": data, "history": self.history.to_dict()}
@@ -311,6 +334,6 @@ class HealthServer:
         try:
             body, content_type = render(health)
         except ConfigError as exc:
-            _warnings.warning(("health-server", "prometheus"), "metricstream: %s", exc)
+            _warnings.warning(("health-server", "prometheus"), "%s", exc)
             return HTTPStatus.NOT_IMPLEMENTED, "text/plain; charset=utf-8", f"{exc}\n".encode()
         return HTTPStatus.OK, content_type, body

@@ -73,7 +73,7 @@ def _number(key: str, value: object, *, integral: bool) -> FieldValue:
 
 
 class PartsSender(Protocol):
-    """Where the instruments send: `metricstream.streamer.engine.pipeline.CurrentPipeline`."""
+    """Where the instruments send: `metricstream.streamer.engine.current.CurrentPipeline`."""
 
     def send_parts(
         self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int

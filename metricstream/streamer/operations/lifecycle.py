@@ -6,6 +6,11 @@
 - ``multiprocessing`` workers started with the ``fork`` method leave through
   ``os._exit``, which skips `atexit`; they run multiprocessing's own
   finalizers first, and the same shutdown is registered there.
+- ``multiprocessing`` children are ended by SIGTERM when their parent calls
+  ``terminate()``, which ``with Pool() as pool:`` does on leaving the
+  block: in a child whose main thread has SIGTERM at its default action,
+  SIGTERM first runs the same shutdown (within `EXIT_DEADLINE`), then ends
+  the process by SIGTERM as before (`deliver_on_terminate`).
 - Garbage collection: a streamer that nobody references any more is
   collected. Its pipeline is then "orphaned": it delivers what it holds in
   the background (``ORPHAN_DEADLINE``) and closes its sinks; at exit, the
@@ -19,12 +24,23 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import threading
 import time
 import weakref
+from types import FrameType
 from typing import Protocol
 
-__all__ = ["EXIT_DEADLINE", "ORPHAN_DEADLINE", "Managed", "Stoppable", "forget", "orphan", "track"]
+__all__ = [
+    "EXIT_DEADLINE",
+    "ORPHAN_DEADLINE",
+    "Managed",
+    "Stoppable",
+    "deliver_on_terminate",
+    "forget",
+    "orphan",
+    "track",
+]
 
 EXIT_DEADLINE = 2.0
 """Seconds every streamer together has to deliver what is pending at exit."""
@@ -58,6 +74,7 @@ _at_exit: weakref.WeakSet[Managed] = weakref.WeakSet()
 _orphans: set[Stoppable] = set()
 _lock = threading.Lock()
 _multiprocessing_hooked = False
+_terminate_hooked = False
 
 
 def track(streamer: Managed, *, at_exit: bool) -> None:
@@ -116,25 +133,69 @@ def shutdown_all(deadline_seconds: float = EXIT_DEADLINE) -> None:
 
 
 def _hook_multiprocessing() -> None:
-    """Have forked multiprocessing workers shut down before their ``os._exit``."""
+    """Have multiprocessing children deliver before they leave, whichever way they leave.
+
+    A child forked after this (a ``fork`` worker) gets both hooks when
+    multiprocessing starts it; a child that makes its first streamer itself
+    (``spawn``, ``forkserver``) gets the SIGTERM one now.
+    """
     global _multiprocessing_hooked  # noqa: PLW0603 - hooked once per process
     if _multiprocessing_hooked:
         return
     _multiprocessing_hooked = True
+    import multiprocessing
     import multiprocessing.util as mp_util
 
     mp_util.register_after_fork(_hook_multiprocessing, _register_worker_finalizer)
+    if multiprocessing.parent_process() is not None:
+        deliver_on_terminate()
 
 
 def _register_worker_finalizer(_key: object) -> None:
     import multiprocessing.util as mp_util
 
     mp_util.Finalize(None, shutdown_all, exitpriority=100)
+    deliver_on_terminate()
+
+
+def deliver_on_terminate() -> bool:
+    """In a multiprocessing child: on SIGTERM, shut every streamer down, then die of SIGTERM.
+
+    ``Process.terminate()`` and ``Pool.terminate()`` (which ``with Pool() as
+    pool:`` calls when the block ends) send SIGTERM, whose default action
+    ends the process at once, with what its streamers held. This handler
+    runs `shutdown_all` on a thread of its own (so that nothing the
+    interrupted code holds can stop it), waits for it at most
+    `EXIT_DEADLINE` and a second, restores the default action and sends
+    the signal again: the process ends as it would have, its events
+    delivered. Installed only on the main thread, and only where SIGTERM
+    has its default action: a handler of the application's stays.
+
+    Returns:
+        Whether the handler was installed.
+    """
+    global _terminate_hooked  # noqa: PLW0603 - one handler per process
+    if _terminate_hooked or threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGTERM, _on_terminate)
+    _terminate_hooked = True
+    return True
+
+
+def _on_terminate(signum: int, _frame: FrameType | None) -> None:
+    stopper = threading.Thread(target=shutdown_all, name="metricstream-terminate", daemon=True)
+    stopper.start()
+    stopper.join(EXIT_DEADLINE + 1.0)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _reset_after_fork() -> None:
-    global _lock  # noqa: PLW0603 - a lock held by a parent thread at fork time is replaced
+    global _lock, _terminate_hooked  # noqa: PLW0603 - the parent's state is not the child's
     _lock = threading.Lock()
+    _terminate_hooked = signal.getsignal(signal.SIGTERM) is _on_terminate
     _orphans.clear()  # their threads stayed in the parent
     for streamer in list(_live):
         streamer.after_fork_in_child()

@@ -84,7 +84,7 @@ def internal_events(
         except InvalidEventError as exc:
             _warnings.warning(
                 (name, "self-metrics-tags"),
-                "metricstream: no self-telemetry for sink %r: %s",
+                "no self-telemetry for sink %r: %s",
                 name,
                 exc,
             )

@@ -101,6 +101,10 @@ class Lane:
         """Events held in memory: raw, being prepared, queued or being written."""
         return self.ledger.backlog()
 
+    def holding_back(self) -> int:
+        """Events that hold `send` back under ``"block"`` (see `LaneLedger.holding_back`)."""
+        return self.ledger.holding_back()
+
     def lagging(self, events: int, since: float) -> bool:
         """True when over `events` wait for a preparer that prepared a batch after `since`.
 
@@ -128,7 +132,7 @@ class Lane:
         if dropped.oldest:
             self._warnings.warning(
                 (self.name, "overflow-oldest"),
-                "metricstream: sink %r buffer full (max_buffer=%d): dropped the %d oldest events",
+                "sink %r buffer full (max_buffer=%d): dropped the %d oldest events",
                 self.name,
                 self.max_buffer,
                 dropped.oldest,
@@ -136,7 +140,7 @@ class Lane:
         if dropped.newest:
             self._warnings.warning(
                 (self.name, "overflow"),
-                "metricstream: sink %r buffer full (max_buffer=%d): dropped %d new events",
+                "sink %r buffer full (max_buffer=%d): dropped %d new events",
                 self.name,
                 self.max_buffer,
                 dropped.newest,
@@ -156,7 +160,7 @@ class Lane:
         if lost:
             self._warnings.warning(
                 (self.name, "spool-full"),
-                "metricstream: spool full: sink %r lost %d events kept on disk for it",
+                "spool full: sink %r lost %d events kept on disk for it",
                 self.name,
                 lost,
             )
@@ -214,7 +218,7 @@ class Lane:
         except BaseException as exc:
             self.ledger.thread_died(f"lane thread died: {describe_error(exc)}")
             logger.critical(
-                "metricstream: a thread of sink %r died; the sink receives nothing more",
+                "a thread of sink %r died; the sink receives nothing more",
                 self.name,
                 exc_info=True,
             )
@@ -256,7 +260,7 @@ class Lane:
         except Exception as exc:
             self._warnings.warning(
                 (self.name, "self-metrics-prepare"),
-                "metricstream: sink %r could not encode the self-telemetry events: %s",
+                "sink %r could not encode the self-telemetry events: %s",
                 self.name,
                 describe_error(exc),
             )
@@ -308,7 +312,7 @@ class Lane:
             why = reason if not refused else f"rejected: {refused}, {reason}: {lost - refused}"
             self._warnings.warning(
                 (self.name, reason),
-                "metricstream: sink %r dropped %d events of batch %s (%s): %s",
+                "sink %r dropped %d events of batch %s (%s): %s",
                 self.name,
                 lost,
                 item.batch_id,
@@ -327,7 +331,7 @@ class Lane:
             return
         self._warnings.warning(
             (self.name, "spool-retry"),
-            "metricstream: sink %r still failing after every retry; its events stay in the "
+            "sink %r still failing after every retry; its events stay in the "
             "spool and writing resumes in %.1f s: %s",
             self.name,
             self._probe_interval,

@@ -116,6 +116,19 @@ class LaneLedger:
         with self._cond:
             return self._backlog()
 
+    def holding_back(self) -> int:
+        """Events of this lane that count against `send` under ``overflow="block"``.
+
+        Without a spool, its whole backlog. With one, only what it holds in
+        memory beyond ``max_buffer`` (batches the spool could not take): the
+        rest of a spooled lane's backlog is on disk, or can go there, so a
+        sink that is down never holds the application, or the other sinks,
+        back; a full spool does (the batcher waits for room).
+        """
+        with self._cond:
+            backlog = self._backlog()
+            return backlog if self._cursor is None else max(0, backlog - self.max_buffer)
+
     # --- the batcher's side: offered -> raw | spilled | dropped --------------------
 
     def offer(

@@ -48,7 +48,7 @@ def prepare_isolated(
         good = [i for i in range(count) if _encodable(sink, batch.select((i,)))]
     warnings.warning(
         (name, reason),
-        "metricstream: sink %r dropped %d of %d events of batch %s (%s): %s",
+        "sink %r dropped %d of %d events of batch %s (%s): %s",
         name,
         count - len(good),
         count,

@@ -33,34 +33,47 @@ class RetryConfig:
     long when ``jitter`` is False. A `TransientSinkError` carrying
     ``retry_after`` waits that long instead, capped at ``max_delay_ms``.
     Retrying stops after ``max_retries`` retries or once ``max_elapsed_ms``
-    have passed since the first attempt, whichever comes first.
+    have passed since the first attempt, whichever comes first; the events
+    of a write given up are dropped (``retries_exhausted``), or, with a
+    spool, kept there and written again later.
+
+    By default there is no limit: a lane keeps retrying while its sink is
+    down (a restart of InfluxDB or Kafka takes 10-30 s), the waits growing
+    to ``max_delay_ms``, as influxdb-client (up to 180 s) and Vector (no
+    limit) do. Meanwhile the lane keeps accepting events up to
+    ``max_buffer``; beyond that the overflow policy applies (counted as
+    ``overflow``), and at shutdown what is still undelivered is counted as
+    ``shutdown`` (or stays in the spool).
 
     Args:
-        max_retries: Retries after the first attempt (0 disables retrying).
+        max_retries: Retries after the first attempt (0 disables retrying);
+            None: no limit.
         initial_delay_ms: The un-jittered delay before the first retry.
         max_delay_ms: The cap on any single delay.
         multiplier: Growth factor between consecutive delays (>= 1).
         jitter: Randomise each delay uniformly in [0, delay].
         max_elapsed_ms: Give up once this much time has passed since the first
-            attempt.
+            attempt; None: no limit.
 
     Raises:
         ConfigError: If an option is out of range; it names the option.
     """
 
-    max_retries: int = 5
+    max_retries: int | None = None
     initial_delay_ms: float = 100
     max_delay_ms: float = 10_000
     multiplier: float = 2.0
     jitter: bool = True
-    max_elapsed_ms: float = 60_000
+    max_elapsed_ms: float | None = None
 
     def __post_init__(self) -> None:
-        require_int("max_retries", self.max_retries, minimum=0)
+        if self.max_retries is not None:
+            require_int("max_retries", self.max_retries, minimum=0)
         require_number("initial_delay_ms", self.initial_delay_ms, minimum=0)
         require_number("max_delay_ms", self.max_delay_ms, minimum=0)
         require_number("multiplier", self.multiplier, minimum=1)
-        require_number("max_elapsed_ms", self.max_elapsed_ms, minimum=0)
+        if self.max_elapsed_ms is not None:
+            require_number("max_elapsed_ms", self.max_elapsed_ms, minimum=0)
         require_bool("jitter", self.jitter)
         if self.max_delay_ms < self.initial_delay_ms:
             raise ConfigError(
@@ -127,6 +140,22 @@ class Retrier:
             delay *= self._random()
         return delay / 1000.0
 
+    def _stop(self, started: float) -> tenacity.stop.stop_base:
+        """When to give up: after ``max_retries``, once ``max_elapsed_ms`` passed, or never."""
+        config = self.config
+        stop: tenacity.stop.stop_base = tenacity.stop_never
+        if config.max_retries is not None:
+            stop = tenacity.stop_after_attempt(config.max_retries + 1)
+        if config.max_elapsed_ms is not None:
+            clock, limit = self._clock, config.max_elapsed_ms / 1000.0
+
+            class OutOfTime(tenacity.stop.stop_base):
+                def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+                    return clock() - started >= limit
+
+            stop = stop | OutOfTime()
+        return stop
+
     def call(self, fn: Callable[[], T]) -> T:
         """Call `fn` until it succeeds, fails permanently or retries run out.
 
@@ -138,15 +167,7 @@ class Retrier:
             RetryInterruptedError: When the sleep was interrupted.
             Exception: The last transient error once retries are exhausted.
         """
-        config = self.config
-        started = self._clock()
-        elapsed_limit = config.max_elapsed_ms / 1000.0
-
-        clock = self._clock
-
-        class OutOfTime(tenacity.stop.stop_base):
-            def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-                return clock() - started >= elapsed_limit
+        stop = self._stop(started=self._clock())
 
         def wait(state: tenacity.RetryCallState) -> float:
             outcome = state.outcome
@@ -162,7 +183,7 @@ class Retrier:
 
         retrying = tenacity.Retrying(
             sleep=self._sleep,
-            stop=tenacity.stop_after_attempt(config.max_retries + 1) | OutOfTime(),
+            stop=stop,
             wait=wait,
             retry=tenacity.retry_if_exception(_retryable),
             before_sleep=before_sleep,

@@ -76,7 +76,7 @@ class SinkWriter:
             self._warnings.log(
                 logging.DEBUG,
                 (self.name, "self-metrics-write"),
-                "metricstream: writing self-telemetry to sink %r failed: %s",
+                "writing self-telemetry to sink %r failed: %s",
                 self.name,
                 scrub_secrets(f"{type(exc).__name__}: {exc}"),
             )
@@ -100,7 +100,7 @@ class SinkWriter:
                 # The traceback is formatted here so that it is scrubbed of
                 # credentials like every other message.
                 logger.error(
-                    "metricstream: sink %r raised an unexpected %s; treating it as transient\n%s",
+                    "sink %r raised an unexpected %s; treating it as transient\n%s",
                     self.name,
                     type(exc).__name__,
                     scrub_secrets("".join(traceback.format_exception(exc))).rstrip(),
@@ -113,7 +113,7 @@ class SinkWriter:
         self.state.retried()
         self._warnings.warning(
             (self.name, "retry"),
-            "metricstream: write to sink %r failed (%s); retry %d in %.2f s",
+            "write to sink %r failed (%s); retry %d in %.2f s",
             self.name,
             describe_error(exc),
             retry + 1,
