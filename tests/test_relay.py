@@ -134,6 +134,10 @@ class TestDelivery:
             wait_committed(group, topic, 3)
             health = json.loads(urllib.request.urlopen(f"http://{host}:{port}/healthz").read())
             metrics = urllib.request.urlopen(f"http://{host}:{port}/metrics").read().decode()
+            probes = [
+                urllib.request.urlopen(f"http://{host}:{port}/{probe}").status
+                for probe in ("livez", "readyz")
+            ]
             assert cli_main(["health", f"{host}:{port}"]) == 0
         assert relay.error is None
 
@@ -146,6 +150,7 @@ class TestDelivery:
         assert health["sinks"]["redis-counters"]["events_written"] == len(sent)
         assert f'metricstream_relay_consumer_lag{{partition="0",topic="{topic}"}}' in metrics
         assert "metricstream_events_written_total" in metrics
+        assert probes == [200, 200]
 
 
 class TestPoisonMessages:

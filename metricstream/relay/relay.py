@@ -35,7 +35,6 @@ from metricstream.relay.passthrough import PassThrough
 from metricstream.relay.stats import RelayCounters, RelayHealth, render_relay_metrics
 from metricstream.relay.windowing import Windowed
 from metricstream.streamer.engine.lane.retry import RetryConfig
-from metricstream.streamer.health import StreamerHealth
 from metricstream.streamer.operations.health_server import HealthServer
 from metricstream.streamer.streamer import EventStreamer
 
@@ -216,21 +215,30 @@ class Relay:
     # --- health ---------------------------------------------------------------------------
 
     def health(self) -> RelayHealth:
-        """The sinks' accounting (late sinks named ``late:NAME``) with the relay's state."""
-        main = self.streamer.health()
-        sinks = dict(main.sinks)
-        late: StreamerHealth | None = None
+        """The sinks' accounting (late sinks named ``late:NAME``) with the relay's state.
+
+        ``running`` is the relay's (True before `run` too), ``live`` is
+        False once the relay's loop or a streamer thread has died, and
+        ``healthy`` needs both and every sink healthy.
+        """
+        streamers = [self.streamer.health()]
         if self.late_streamer is not None:
-            late = self.late_streamer.health()
+            streamers.append(self.late_streamer.health())
+        main = streamers[0]
+        sinks = dict(main.sinks)
+        for late in streamers[1:]:
             sinks.update({f"late:{name}": sink for name, sink in late.sinks.items()})
         relay = self.counters.snapshot()
-        healthy = main.healthy and (late is None or late.healthy) and relay["error"] is None
+        running = all(h.running for h in streamers) and (relay["running"] or not self._ran)
+        live = all(h.live for h in streamers) and relay["error"] is None
+        errors = [h.error for h in streamers if h.error] + [relay["error"]]
         return RelayHealth(
-            healthy=healthy and (relay["running"] or not self._ran),
-            running=main.running,
-            events_accepted=main.events_accepted + (late.events_accepted if late else 0),
+            healthy=running and live and all(h.healthy for h in streamers),
+            running=running,
+            events_accepted=sum(h.events_accepted for h in streamers),
             sinks=sinks,
-            error=main.error or (late.error if late else None) or relay["error"],
+            error=next((error for error in errors if error), None),
+            live=live,
             relay=relay,
         )
 
