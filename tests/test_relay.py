@@ -14,7 +14,6 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,20 +56,6 @@ def _servers() -> None:
     servers.require_url("Redis", servers.REDIS_URL)
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    import redis
-
-    name = f"relay-test:{uuid.uuid4().hex[:8]}:"
-    yield name
-    client = redis.Redis.from_url(servers.REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
-
-
 def events(count: int, source: str, *, first_seq: int = 0) -> list[ms.MetricEvent]:
     """`count` events of hosts web-0..6, each with its own seq; bytes vary, times increase."""
     return [
@@ -105,7 +90,7 @@ class TestDelivery:
     """Every KafkaSink message, and plain line protocol, reaches every sink; Redis exactly once."""
 
     def test_every_format_mode_and_codec_is_decoded_and_delivered(
-        self, prefix: str, tmp_path: Path
+        self, redis_prefix: str, tmp_path: Path
     ) -> None:
         topic = create_topic("relay-formats", 3)
         sent: list[ms.MetricEvent] = []
@@ -126,7 +111,7 @@ class TestDelivery:
         group = f"relay-formats-{uuid.uuid4().hex[:6]}"
         out = tmp_path / "out.jsonl"
         sinks = [
-            RedisCounterSink(servers.REDIS_URL, prefix=prefix, mapping=MAPPING),
+            RedisCounterSink(servers.REDIS_URL, prefix=redis_prefix, mapping=MAPPING),
             JsonLinesSink(str(out)),
         ]
         with Relay(source_url(topic, group), sinks, linger=0.2, commit_interval=0.2) as relay:
@@ -141,7 +126,9 @@ class TestDelivery:
             assert cli_main(["health", f"{host}:{port}"]) == 0
         assert relay.error is None
 
-        assert read_counters(servers.REDIS_URL, prefix, "http", HOSTS) == reference_counters(sent)
+        assert read_counters(servers.REDIS_URL, redis_prefix, "http", HOSTS) == reference_counters(
+            sent
+        )
         written = Counter((row["tags"]["source"], row["fields"]["seq"]) for row in read_jsonl(out))
         assert written == Counter((e.tags["source"], e.fields["seq"]) for e in sent)
         assert health["relay"]["counts"]["events_read"] == len(sent)
@@ -363,11 +350,11 @@ def window_reference(rows: list[ms.MetricEvent], size_s: int) -> dict[Any, Any]:
 class TestRebalance:
     """A relay joining the group takes partitions over; nothing is counted twice in Redis."""
 
-    def test_a_second_relay_joins_while_events_flow(self, prefix: str) -> None:
+    def test_a_second_relay_joins_while_events_flow(self, redis_prefix: str) -> None:
         topic = create_topic("relay-join", 4)
         group = f"relay-join-{uuid.uuid4().hex[:6]}"
         sent = events(12_000, "join")
-        sink_options = {"prefix": prefix, "mapping": MAPPING}
+        sink_options = {"prefix": redis_prefix, "mapping": MAPPING}
         first = Relay(
             source_url(topic, group),
             [RedisCounterSink(servers.REDIS_URL, **sink_options)],
@@ -391,7 +378,9 @@ class TestRebalance:
                 second.stop(30)
         finally:
             first.stop(30)
-        assert read_counters(servers.REDIS_URL, prefix, "http", HOSTS) == reference_counters(sent)
+        assert read_counters(servers.REDIS_URL, redis_prefix, "http", HOSTS) == reference_counters(
+            sent
+        )
         assert first.counters.count("rebalances") >= 2
         assert second.counters.count("messages") > 0
         assert first.error is None

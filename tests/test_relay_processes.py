@@ -87,19 +87,6 @@ def _no_relay_outlives_its_test() -> Iterator[None]:
             relay.process.wait()
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    import redis
-
-    name = f"relay-proc:{uuid.uuid4().hex[:8]}:"
-    yield name
-    client = redis.Redis.from_url(servers.REDIS_URL)
-    keys = list(client.scan_iter(match=f"{name}*", count=1000))
-    for first in range(0, len(keys), 1000):
-        client.delete(*keys[first : first + 1000])
-    client.close()
-
-
 class RelayProcess:
     """One ``metricstream relay`` process, started again after a kill under the same slot."""
 
@@ -220,7 +207,7 @@ class TestRelayProcesses:
     """Relays killed at random moments: Redis counters exact, windows exact, graceful SIGTERM."""
 
     def test_three_relays_five_kills_redis_counters_exact(
-        self, prefix: str, tmp_path: Path
+        self, redis_prefix: str, tmp_path: Path
     ) -> None:
         topic = create_topic("relay-kills", PARTITIONS)
         group = f"relay-kills-{uuid.uuid4().hex[:6]}"
@@ -229,7 +216,7 @@ class TestRelayProcesses:
             "--from",
             source_url(topic, group),
             "--to",
-            redis_url(prefix),
+            redis_url(redis_prefix),
             "--stop-timeout",
             "20",
         ]
@@ -245,10 +232,14 @@ class TestRelayProcesses:
         statuses = [relay.stop() for relay in relays]
         assert statuses == [0, 0, 0], [relay.output() for relay in relays]
         assert all("Final accounting" in relay.output() for relay in relays)
-        assert read_counters(servers.REDIS_URL, prefix, "http", HOSTS) == reference_counters(sent)
+        assert read_counters(servers.REDIS_URL, redis_prefix, "http", HOSTS) == reference_counters(
+            sent
+        )
         assert sum(relay.starts for relay in relays) == 3 + 5
 
-    def test_windows_in_three_groups_killed_and_rebuilt(self, prefix: str, tmp_path: Path) -> None:
+    def test_windows_in_three_groups_killed_and_rebuilt(
+        self, redis_prefix: str, tmp_path: Path
+    ) -> None:
         topic = create_topic("relay-window-kills", PARTITIONS)
         run = uuid.uuid4().hex[:6]
         hosts = hosts_on_every_partition(PARTITIONS, 5)  # every partition moves the watermark
@@ -260,7 +251,7 @@ class TestRelayProcesses:
         groups = {
             "tumbling": ["--window", "tumbling 10s", "--name", "http_tumbling",
                          "--aggregate", "count,sum:bytes",
-                         "--to", redis_url(prefix, tumbling_mapping)],
+                         "--to", redis_url(redis_prefix, tumbling_mapping)],
             "sliding": ["--window", "sliding 20s every 10s", "--name", "http_sliding",
                         "--aggregate", "count,sum:bytes,max:latency_ms,quantiles:latency_ms",
                         "--to", "jsonl:{dir}/sliding-{slot}.jsonl"],
@@ -304,7 +295,7 @@ class TestRelayProcesses:
                 lambda: (
                     windows_read(tmp_path, "sliding").keys() == expected["sliding"].keys()
                     and windows_read(tmp_path, "session").keys() == expected["session"].keys()
-                    and tumbling_totals(prefix, hosts) == totals(sent)
+                    and tumbling_totals(redis_prefix, hosts) == totals(sent)
                 ),
                 timeout=120,
                 what="every window of every group",
