@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from metricstream._log import RateLimitedLog, logger
+from metricstream._threads import start_daemon
 from metricstream.contract import EventBatch, Sink
 from metricstream.event import PARTS_PER_EVENT
 from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
@@ -576,18 +577,14 @@ class Pipeline:
         """
         deadline = max(deadline, time.monotonic() + 0.1)
         closers = [
-            threading.Thread(
-                target=_close_quietly,
-                args=(lane.sink, lane.name),
-                name=f"metricstream-close-{lane.name}",
-                daemon=True,
+            start_daemon(
+                _close_quietly, lane.sink, lane.name, name=f"metricstream-close-{lane.name}"
             )
             for lane in self.lanes
         ]
         for closer in closers:
-            closer.start()
-        for closer in closers:
-            closer.join(max(0.0, deadline - time.monotonic()))
+            if closer is not None:
+                closer.join(max(0.0, deadline - time.monotonic()))
 
 
 def _close_quietly(sink: Sink, name: str) -> None:
