@@ -28,9 +28,9 @@ offset) of each, which `EventTimeWindows.open_positions` sums up as the
 position every partition must be read again from to rebuild what is open,
 and a `WindowResult` carries as `WindowResult.sources`.
 
-A property that an event lacks, or whose value cannot be
-a tag (an empty string), leaves that tag out of the event's group; numeric
-aggregates skip values that are not numbers.
+A property that an event lacks, or whose value cannot be a tag (an empty
+string), leaves that tag out of the event's group; numeric aggregates skip
+values that are not numbers.
 """
 
 from __future__ import annotations
