@@ -105,7 +105,7 @@ class DeadLetters:
             self._counters.add("dead_letters_failed")
             _warnings.warning(
                 ("relay", "dead-letter"),
-                "metricstream relay: the dead-letter topic %r refused %s: %s",
+                "relay: the dead-letter topic %r refused %s: %s",
                 self.topic,
                 source,
                 failure,

@@ -220,7 +220,7 @@ class GroupReader:
         self._counters.add("invalid_messages")
         _warnings.warning(
             ("relay", "invalid"),
-            "metricstream relay: %s/%d at offset %d cannot be decoded (%s); %s",
+            "relay: %s/%d at offset %d cannot be decoded (%s); %s",
             message.topic(),
             message.partition(),
             message.offset(),
@@ -241,7 +241,7 @@ class GroupReader:
             self.fatal = self._mask(str(error))
         _warnings.warning(
             ("relay", "consume", error.code()),
-            "metricstream relay: reading failed: %s",
+            "relay: reading failed: %s",
             self._mask(str(error)),
         )
 
@@ -250,7 +250,7 @@ class GroupReader:
             self.fatal = self._mask(str(error))
         _warnings.warning(
             ("relay", "client", error.code()),
-            "metricstream relay: Kafka client: %s",
+            "relay: Kafka client: %s",
             self._mask(str(error)),
         )
 
@@ -360,7 +360,7 @@ class GroupReader:
         self._counters.add("commit_errors")
         _warnings.warning(
             ("relay", "commit"),
-            "metricstream relay: %s (tried again at the next commit)",
+            "relay: %s (tried again at the next commit)",
             self._mask(str(exc)),
         )
 
@@ -412,7 +412,7 @@ class GroupReader:
         self._committed = {key: start for key, start in starts.items() if start is not None}
         self._paused = set()
         self._counters.assigned(keys)
-        logger.info("metricstream relay: assigned %s", ", ".join(f"{t}/{p}" for t, p in keys))
+        logger.info("relay: assigned %s", ", ".join(f"{t}/{p}" for t, p in keys))
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
@@ -469,5 +469,5 @@ class GroupReader:
                 missing = self._dead.close(timeout)
                 if missing:
                     logger.warning(
-                        "metricstream relay: %d dead letters were not confirmed delivered", missing
+                        "relay: %d dead letters were not confirmed delivered", missing
                     )

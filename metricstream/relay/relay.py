@@ -120,7 +120,7 @@ class Relay:
             delivered = self.delivered_everything = reader.drain(self.options.stop_timeout)
             if not delivered:
                 logger.warning(
-                    "metricstream relay: stopped with events undelivered; their offsets are "
+                    "relay: stopped with events undelivered; their offsets are "
                     "not committed and the next relay of the group reads them again"
                 )
         except BaseException as exc:
@@ -175,7 +175,7 @@ class Relay:
                 self.run()
             except BaseException as exc:
                 self.error = exc
-                logger.exception("metricstream relay: stopped by an error")
+                logger.exception("relay: stopped by an error")
 
         self._thread = threading.Thread(target=target, name="metricstream-relay", daemon=True)
         self._thread.start()
