@@ -2,12 +2,13 @@
 
 Usage: ``python benchmarks/run.py [name ...]`` with names from: encode, compiled, send,
 throughput, spool, memory, influx, scaling, instruments, aggregate, health, redis,
-kafka, query, import (default: all). ``make bench`` runs them all, writes
+kafka, relay, query, server, import (default: all). ``make bench`` runs them all, writes
 ``benchmarks/results/REPORT.md`` with its charts and ``results.json``, then
 copies the report's table of targets into the README
 (``benchmarks/readme_targets.py``). A run of some of them writes the report
 too, with their figures only. The influx and scaling benchmarks
-need VictoriaMetrics, the kafka one Tansu (``scripts/services.sh start``),
+need VictoriaMetrics, the kafka and relay ones Tansu (``scripts/services.sh start``;
+the relay one Redis too),
 the redis benchmark ``redis-server`` (or ``METRICSTREAM_REDIS_URL``).
 """
 
@@ -38,6 +39,7 @@ BENCHMARKS = {
     "health": "bench_health",
     "redis": "bench_redis",
     "kafka": "bench_kafka",
+    "relay": "bench_relay",
     "query": "bench_query",
     "server": "bench_server",
     "import": "bench_import",

@@ -9,6 +9,7 @@ test that needs a server must say so with ``@pytest.mark.servers``.
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -130,3 +131,19 @@ def _query_cache_in_a_temporary_directory(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("METRICSTREAM_QUERY_CACHE", str(tmp_path_factory.mktemp("query-cache")))
         yield
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of the test's own (test Redis, database 0); its keys are deleted after."""
+    import redis
+
+    from .servers import REDIS_URL
+
+    name = f"test-{uuid.uuid4().hex[:10]}:"
+    yield name
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{name}*", count=1000))
+    for first in range(0, len(keys), 1000):
+        client.delete(*keys[first : first + 1000])
+    client.close()

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metricstream import ConfigError, MetricEvent
+from metricstream._validate import INT64_MIN
 from metricstream.aggregate import (
     QUANTILES,
     AggregateSpec,
@@ -460,3 +461,75 @@ class TestRebuildAndMerge:
 def fields_without_last(e: MetricEvent) -> dict[str, Any]:
     """Merged parts may order equal times differently: ``last`` is checked by the rebuild."""
     return {k: v for k, v in e.fields.items() if k != "last_bytes"}
+
+
+class TestCheckpoints:
+    """What a reader resuming from a checkpoint needs: sources, open positions, resumed floors."""
+
+    def test_windows_remember_their_sources_and_the_earliest_open_position(self) -> None:
+        windows = EventTimeWindows("m", "tumbling 10s", by="host", watermark=tracker(5))
+        windows.add(
+            [event(1, "a"), event(12, "a"), event(3, "b")], partition="p", positions=[7, 8, 9]
+        )
+        windows.add([event(2, "a"), event(14, "a")], partition="q", positions=[40, 41])
+        assert windows.open_positions() == {"p": 7, "q": 40}
+        windows.add([event(30, "a")], partition="p", positions=[10])
+        windows.add([event(30, "a")], partition="q", positions=[42])  # watermark 25: [0, 20) close
+        results = windows.close()
+        assert windows.closed_through == 25 * S
+        assert [(r.group, r.window.start // S, r.sources) for r in results] == [
+            ((("host", "a"),), 0, (("p", 7), ("q", 40))),
+            ((("host", "b"),), 0, (("p", 9),)),
+            ((("host", "a"),), 10, (("p", 8), ("q", 41))),
+        ]
+        assert windows.open_positions() == {"p": 10, "q": 42}
+
+    def test_merged_sessions_keep_the_earliest_position_of_each_source(self) -> None:
+        windows = EventTimeWindows("s", "session gap 20s", watermark=tracker(100))
+        windows.add([event(0)], partition="p", positions=[5])
+        windows.add([event(30)], partition="q", positions=[3])
+        windows.add([event(15)], partition="p", positions=[9])  # joins both sessions
+        (result,) = windows.close_all()
+        assert dict(result.sources) == {"p": 5, "q": 3}
+
+    def test_a_resumed_partition_is_late_below_its_floor(self) -> None:
+        clock = FakeClock()
+        windows = EventTimeWindows("m", "tumbling 10s", watermark=tracker(5, clock=clock))
+        windows.watermark.resume("p", 20 * S)  # windows ending by 20 s were emitted for p
+        windows.watermark.assign(["q"])
+        assert windows.watermark.floor("p") == 20 * S
+        assert windows.watermark.floor("q") == INT64_MIN
+        assert windows.watermark.watermark() == INT64_MIN  # both wait for their events
+        late = windows.add([event(15), event(25)], partition="p")
+        assert [e.timestamp_ns // S for e in late] == [15]
+        assert windows.add([event(15)], partition="q") == []  # q resumed from nothing
+        assert windows.watermark.watermark() == 10 * S  # q: 15 - 5; p: 25 - 5
+
+    def test_a_rebuilt_session_that_closes_by_the_floor_is_not_emitted_again(self) -> None:
+        windows = EventTimeWindows("s", "session gap 3s", watermark=tracker(0))
+        windows.watermark.resume("p", 20 * S)  # sessions ending by 20 s were emitted
+        # 10 s: a straggler of an emitted session; 16 s then 18 s: a session that went on
+        assert windows.add([event(10), event(16), event(18), event(40)], partition="p") == []
+        (result,) = windows.close()  # [16, 21) ends after the floor: emitted whole
+        assert (result.window, result.event.fields["count"]) == (Window(16 * S, 21 * S), 2)
+        assert windows.replayed_events == 1  # [10, 13) was emitted before the resume
+
+    def test_discard_forgets_windows_and_starts_the_watermark_over(self) -> None:
+        windows = EventTimeWindows("m", "tumbling 10s", watermark=tracker(0))
+        windows.add([event(5), event(50)])
+        windows.close()
+        assert windows.watermark.watermark() == 50 * S
+        assert windows.open_windows == 1
+        windows.discard()
+        assert windows.open_windows == 0
+        assert windows.watermark.watermark() == INT64_MIN
+        assert windows.closed_through == INT64_MIN
+        assert windows.add([event(5)]) == []  # not late: the new watermark knows nothing
+
+    def test_forgotten_partitions_stop_holding_the_watermark(self) -> None:
+        watermark = tracker(0)
+        watermark.observe("p", 10 * S)
+        watermark.observe("q", 30 * S)
+        assert watermark.watermark() == 10 * S
+        watermark.forget(["p"])
+        assert watermark.watermark() == 30 * S

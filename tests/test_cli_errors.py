@@ -83,6 +83,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
+RELAY_SOURCE = "kafka://127.0.0.1:<closed>/t?group=g"
+"""A relay source no broker answers: the errors come before any connection."""
+
 CASES = {
     "no command": Case((), 2, "the following arguments are required: COMMAND"),
     "an unknown command": Case(("frob",), 2, "invalid choice: 'frob'"),
@@ -186,6 +189,30 @@ CASES = {
     "serve: a port out of range": Case(("serve", "<tmp>", "--port", "70000"), 2, "--port"),
     "serve: a port that is no number": Case(
         ("serve", "<tmp>", "--port", "http"), 2, "argument --port"
+    ),
+    "relay: no source": Case(("relay", "--to", "console:"), 2, "--from"),
+    "relay: a source without a group": Case(
+        ("relay", "--from", "kafka://127.0.0.1:<closed>/t", "--to", "console:"),
+        2,
+        "names no consumer group",
+    ),
+    "relay: a sink scheme nobody serves": Case(
+        ("relay", "--from", RELAY_SOURCE, "--to", "nosuch://x"), 2, "nosuch"
+    ),
+    "relay: a window without a name": Case(
+        ("relay", "--from", RELAY_SOURCE, "--to", "console:", "--window", "tumbling 60s"),
+        2,
+        "--name",
+    ),
+    "relay: a window that is no window": Case(
+        ("relay", "--from", RELAY_SOURCE, "--to", "console:", "--window", "hop 1s", "--name", "w"),
+        2,
+        "window",
+    ),
+    "relay: a lateness that is no duration": Case(
+        ("relay", "--from", RELAY_SOURCE, "--to", "console:", "--allowed-lateness", "soon"),
+        2,
+        "argument --allowed-lateness",
     ),
     "health: a host with a port that is no number": Case(
         ("health", "notaurl:xx"), 2, "'notaurl:xx' is not a URL"

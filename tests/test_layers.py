@@ -67,6 +67,7 @@ LAYERS: list[tuple[int, str]] = [
     (5, "metricstream.integrations"),
     (5, "metricstream.query"),
     (5, "metricstream.server"),
+    (5, "metricstream.relay"),
     (6, "metricstream.__main__"),
     (6, "metricstream"),
 ]

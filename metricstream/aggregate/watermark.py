@@ -13,10 +13,19 @@ Kafka consumer's assignment) hold it back from the start, until their first
 event or until they have been idle that long. The watermark never goes
 back. A window closes when the watermark reaches its end; an event for a
 window already closed is late.
+
+A reader that resumes a partition from a checkpoint (a relay restarting
+from its committed offsets) knows how far that partition's windows were
+already emitted: `WatermarkTracker.resume` gives the partition that
+watermark as a *floor*, which `EventTimeWindows` reads: a window ending at
+or before it was emitted for that partition already. The partition holds
+the watermark as any assigned one does, until its events arrive: the
+watermark is rebuilt from the events read again.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Hashable, Iterable
 
@@ -56,6 +65,7 @@ class WatermarkTracker:
         self._clock = clock if clock is not None else time.monotonic_ns
         self._newest: dict[Hashable, int] = {}
         self._seen: dict[Hashable, int] = {}
+        self._floors: dict[Hashable, int] = {}
         self._watermark = INT64_MIN
         self.assign(partitions)
 
@@ -67,11 +77,67 @@ class WatermarkTracker:
                 self._newest[partition] = INT64_MIN
                 self._seen[partition] = now
 
+    def fresh(self) -> WatermarkTracker:
+        """A new tracker with the same options and clock that has seen nothing."""
+        tracker = copy.copy(self)
+        tracker._newest, tracker._seen, tracker._floors = {}, {}, {}
+        tracker._watermark = INT64_MIN
+        return tracker
+
+    def resume(self, partition: Hashable, watermark_ns: int) -> None:
+        """Resume `partition` from a checkpoint whose windows ended by `watermark_ns` were emitted.
+
+        `watermark_ns` becomes the partition's `floor`; until its first
+        event the partition holds the watermark back, as `assign` says.
+        """
+        self.assign((partition,))
+        if watermark_ns > self._floors.get(partition, INT64_MIN):
+            self._floors[partition] = watermark_ns
+
+    def floor(self, partition: Hashable) -> int:
+        """The watermark `partition` resumed from (`resume`), or `INT64_MIN`."""
+        return self._floors.get(partition, INT64_MIN)
+
+    def forget(self, partitions: Iterable[Hashable]) -> None:
+        """Stop waiting for `partitions` (no longer read here); the watermark never goes back."""
+        for partition in partitions:
+            self._newest.pop(partition, None)
+            self._seen.pop(partition, None)
+            self._floors.pop(partition, None)
+
     def observe(self, partition: Hashable, event_time_ns: int) -> None:
         """Note that `partition` delivered an event of time `event_time_ns`."""
         if event_time_ns > self._newest.get(partition, INT64_MIN):
             self._newest[partition] = event_time_ns
         self._seen[partition] = self._clock()
+
+    def observer(self, partition: Hashable) -> Callable[[int], int]:
+        """A function that observes one event time of `partition` and returns the watermark.
+
+        For a run of events read at one moment: the other partitions'
+        idleness is judged once, by the clock now. Calling it for each
+        event is the same as `observe` then `watermark`, faster.
+        """
+        now = self._clock()
+        self.assign((partition,))
+        self._seen[partition] = now
+        others = [
+            newest
+            for other, newest in self._newest.items()
+            if other != partition and now - self._seen[other] < self.idle_timeout_ns
+        ]
+        others_low = min(others) if others else None
+        lateness = self.allowed_lateness_ns
+        newest = self._newest
+
+        def observe(event_time_ns: int) -> int:
+            mine = newest[partition] = max(newest[partition], event_time_ns)
+            candidate = mine if others_low is None or mine < others_low else others_low
+            if candidate > INT64_MIN and candidate - lateness > self._watermark:
+                self._watermark = candidate - lateness
+            return self._watermark
+
+        return observe
 
     def observe_many(self, partition: Hashable, event_times_ns: list[int]) -> None:
         """Note a batch of event times from `partition` (as `observe`, once per batch)."""
@@ -104,4 +170,6 @@ class WatermarkTracker:
                 self._newest[partition] = newest
             seen = other._seen[partition]
             self._seen[partition] = max(self._seen.get(partition, INT64_MIN), seen)
+        for partition, floor in other._floors.items():
+            self._floors[partition] = max(self._floors.get(partition, INT64_MIN), floor)
         self._watermark = max(self._watermark, other._watermark)

@@ -15,7 +15,9 @@
 - ``metricstream counters`` (`metricstream.cli.counters`): read Redis
   counters, or explain the Redis commands of one event;
 - ``metricstream serve`` (`metricstream.cli.serve`): run the event store
-  (HTTP ingest, queries, InfluxDB writes, a query page).
+  (HTTP ingest, queries, InfluxDB writes, a query page);
+- ``metricstream relay`` (`metricstream.cli.relay`): read Kafka topics as a
+  consumer group and deliver them (or their event-time windows) to sinks.
 
 A command module has ``register(subparsers)``, which adds its parser and sets
 ``run(args, out) -> exit status`` as its default; `COMMANDS` lists them.
@@ -42,7 +44,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from metricstream._secrets import scrub_secrets
-from metricstream.cli import cat, counters, demo, health, pipe, query, serve, spool
+from metricstream.cli import cat, counters, demo, health, pipe, query, relay, serve, spool
 from metricstream.cli._args import OneLineParser
 from metricstream.cli._errors import DataError
 from metricstream.cli.workload import EVENT_MIX, AnalyticsWorkload
@@ -67,7 +69,7 @@ __all__ = [
     "main",
 ]
 
-COMMANDS = (demo, cat, query, pipe, spool, counters, health, serve)
+COMMANDS = (demo, cat, query, pipe, spool, counters, health, serve, relay)
 """The command modules, in the order ``--help`` lists them."""
 
 EXIT_FAILURE = 1

@@ -54,6 +54,9 @@ __all__ = ["HealthServer", "ThroughputHistory", "scrubbed"]
 HealthSource = Callable[[], "StreamerHealth | None"]
 """Returns a fresh snapshot, or None once the streamer is gone."""
 
+MetricsRenderer = Callable[[StreamerHealth], "tuple[bytes, str]"]
+"""Renders a snapshot for ``/metrics``: (the body, its content type)."""
+
 _ROUTES = frozenset({"/livez", "/readyz", "/healthz", "/status.json", "/metrics"})
 _POLL_SECONDS = 0.1
 _REQUEST_TIMEOUT = 10.0
@@ -202,6 +205,9 @@ class HealthServer:
         port: The port; 0 picks a free one.
         history: Where throughput samples are kept.
         ready: When ``/readyz`` answers 200: ``"all"`` sinks healthy, or ``"any"``.
+        metrics: Renders ``/metrics`` from a snapshot (default: the
+            streamer's series, `render_metrics`); a service that adds series
+            of its own (the relay) passes its renderer.
 
     Raises:
         ConfigError: If the address cannot be listened on, or `ready` is
@@ -215,9 +221,12 @@ class HealthServer:
         port: int = 0,
         history: ThroughputHistory | None = None,
         ready: str = "all",
+        *,
+        metrics: MetricsRenderer | None = None,
     ) -> None:
         self._source = source
         self.ready: str = READY_POLICIES.check("ready", ready)
+        self._render_metrics = metrics
         self.history = ThroughputHistory() if history is None else history
         self._stopping = threading.Event()
         self._page = _status_page()
@@ -321,8 +330,9 @@ class HealthServer:
     def _metrics(self, health: StreamerHealth) -> tuple[int, str, bytes]:
         from metricstream.streamer.operations.prometheus import render_metrics
 
+        render = self._render_metrics or render_metrics
         try:
-            body, content_type = render_metrics(health)
+            body, content_type = render(health)
         except ConfigError as exc:
             _warnings.warning(("health-server", "prometheus"), "%s", exc)
             return HTTPStatus.NOT_IMPLEMENTED, "text/plain; charset=utf-8", f"{exc}\n".encode()
