@@ -279,17 +279,21 @@ class TestCountAndGauge:
             ("signups", {}, {"count": 1}),
         ]
 
-    def test_gauge_keeps_ints_and_floats_apart(
+    def test_a_gauge_is_always_a_float(
         self, streamer: ms.EventStreamer, sink: InMemorySink
     ) -> None:
+        """An int reading and a float one of a series never differ in type (InfluxDB)."""
         streamer.gauge("queue.depth", 12, queue="emails")
+        streamer.gauge("queue.depth", 12.5, queue="emails")
         streamer.gauge("cpu.usage", 0.75, host="a")
         events = delivered(streamer, sink)
         assert summary(events) == [
-            ("queue.depth", {"queue": "emails"}, {"value": 12}),
+            ("queue.depth", {"queue": "emails"}, {"value": 12.0}),
+            ("queue.depth", {"queue": "emails"}, {"value": 12.5}),
             ("cpu.usage", {"host": "a"}, {"value": 0.75}),
         ]
-        assert [type(e.fields["value"]) for e in events] == [int, float]
+        assert [type(e.fields["value"]) for e in events] == [float, float, float]
+        assert b" value=12 " in ms.EventBatch(events[:1]).influx_bytes()  # a float: no "i"
 
     def test_subclasses_of_int_and_float_become_plain_values(
         self, streamer: ms.EventStreamer, sink: InMemorySink

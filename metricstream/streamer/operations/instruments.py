@@ -9,6 +9,7 @@
         ...
 
     streamer.count("cache.miss", region="eu")
+    streamer.count("login", tags={"user.type": "admin"}, sample_rate=0.1)
     streamer.gauge("queue.depth", len(queue), queue="emails")
 
 Each call sends one event as `EventStreamer.send` would, with the active
@@ -21,7 +22,19 @@ building a `MetricEvent`, and costs the calling thread less than
   the type name of the exception that ended the block), field
   ``duration_ms`` (float). The exception always propagates.
 - `count`: measurement `name`, field ``count`` (int, default 1).
-- `gauge`: measurement `name`, field ``value`` (int or float).
+- `gauge`: measurement `name`, field ``value``, always a float (``3``
+  becomes ``3.0``), so a series never changes type (InfluxDB refuses
+  that).
+
+Tags are keyword arguments, or a dict given as ``tags={...}`` (for keys
+that are not Python names, such as ``user.type``), or both. The names of
+the instruments' options (`OPTION_NAMES`: ``sample_rate``, ``timestamp``,
+``tags``, ``aggregate``) are never tags: as keywords they are the options,
+and in ``tags={...}`` they are refused with a `ConfigError`, so a tag can
+never be mistaken for an option or the reverse. ``sample_rate=`` samples as
+`EventStreamer.send` does (a kept event carries ``samplerate``);
+``timestamp=`` (ns since the epoch) sets a count's or a gauge's time. The
+instruments' ``aggregate=True`` is the facade's (`EventStreamer.count`).
 
 What can be decided once is decided when the instrument is made: `timed`
 validates its name and tags and builds the ``outcome=ok`` tag set up front,
@@ -33,11 +46,12 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from metricstream._bounded import BoundedDict
+from metricstream._timestamps import check_event_time
 from metricstream._validate import (
     INT64_MAX,
     INT64_MIN,
@@ -47,8 +61,23 @@ from metricstream._validate import (
 )
 from metricstream.event import FieldValue, shared_tags
 from metricstream.exceptions import ConfigError, InvalidEventError
+from metricstream.streamer.engine.sampling import WEIGHT_FIELD, check_sample_rate
 
-__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "PartsSender", "Timer", "count", "gauge", "timer"]
+if TYPE_CHECKING:
+    from metricstream.aggregate import Aggregator
+
+__all__ = [
+    "OPTION_NAMES",
+    "OUTCOME_OK",
+    "OUTCOME_TAG",
+    "PartsSender",
+    "Timer",
+    "aggregated_tags",
+    "count",
+    "gauge",
+    "instrument_tags",
+    "timer",
+]
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +86,9 @@ OUTCOME_TAG = "outcome"
 """The tag `timed` adds: ``ok``, or the type name of the exception raised."""
 OUTCOME_OK = "ok"
 """The ``outcome`` of a block or call that returned normally."""
+
+OPTION_NAMES = ("sample_rate", "timestamp", "tags", "aggregate")
+"""The instruments' options: never tags (see the module doc)."""
 
 _NO_TAGS = shared_tags({})
 _perf_ns = time.perf_counter_ns
@@ -80,6 +112,55 @@ class PartsSender(Protocol):
     ) -> bool:
         """Send an event given as parts already checked; `EventStreamer.send`'s answer."""
         ...
+
+    def sample(self, rate: float) -> int:
+        """Decide one event: its weight if kept, 0 if sampled out (`Sampler.draw`)."""
+        ...
+
+
+def instrument_tags(
+    function: str, tags: Mapping[str, Any] | None, keywords: dict[str, Any]
+) -> dict[str, Any]:
+    """The tags of one instrument call: ``tags={...}`` and the keyword arguments, merged.
+
+    Args:
+        function: The instrument (``"count"``...), for the errors.
+        tags: What ``tags=`` gave, or None.
+        keywords: The keyword arguments that are tags.
+
+    Raises:
+        ConfigError: If `tags` is not a mapping, holds the name of an option
+            (`OPTION_NAMES`), or shares a key with the keywords; or a
+            keyword is ``timestamp`` for `timed`.
+    """
+    if "timestamp" in keywords:  # only timed() takes it as a keyword tag
+        raise ConfigError(
+            "timestamp", f"{function}() takes no timestamp: each event is stamped as its call ends"
+        )
+    if tags is None:
+        return keywords
+    if not isinstance(tags, Mapping):
+        raise ConfigError("tags", f"must be a dict of tags, not {type(tags).__name__}")
+    for key in tags:
+        if key in OPTION_NAMES:
+            raise ConfigError(
+                "tags",
+                f"{key!r} is an option of {function}(), not a tag; "
+                f"send the event with send() to give it a tag named {key!r}",
+            )
+        if key in keywords:
+            raise ConfigError("tags", f"tag {key!r} is given twice: in tags= and as a keyword")
+    return {**tags, **keywords}
+
+
+def _sampled(sender: PartsSender, fields: dict[str, Any], rate: float | None) -> bool:
+    """Apply `rate` to an instrument's event: False when it is sampled out."""
+    if rate is None:
+        return True
+    weight = sender.sample(rate)
+    if weight > 1:
+        fields[WEIGHT_FIELD] = weight
+    return weight > 0
 
 
 _TimerSpec = tuple[str, dict[str, str], dict[str, str]]
@@ -122,10 +203,12 @@ class Timer:
     own block is fine: blocks nest.
     """
 
-    __slots__ = ("_nested", "_sender", "_spec", "_started")
+    __slots__ = ("_into", "_nested", "_rate", "_sender", "_spec", "_started")
 
     _spec: _TimerSpec
     _sender: PartsSender
+    _rate: float | None  # sample_rate, or None
+    _into: Aggregator | None  # where an aggregated timer records, or None
     _started: int  # perf_counter_ns() at the start of the open block; 0 when none is open
     _nested: list[int] | None  # starts of the enclosing blocks when the timer is re-entered
 
@@ -137,12 +220,14 @@ class Timer:
     def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
         elapsed_ns = _perf_ns() - started_ns
         name, tags, ok_tags = self._spec
-        self._sender.send_parts(
-            name,
-            ok_tags if error is None else _failure_tags(tags, error),
-            {"duration_ms": elapsed_ns / 1e6},
-            _time_ns(),
-        )
+        if error is not None:
+            ok_tags = _failure_tags(tags, error)
+        if self._into is not None:
+            self._into.distribution(name, elapsed_ns / 1e6, ok_tags)
+            return
+        fields = {"duration_ms": elapsed_ns / 1e6}
+        if self._rate is None or _sampled(self._sender, fields, self._rate):
+            self._sender.send_parts(name, ok_tags, fields, _time_ns())
 
     # --- decorator ---------------------------------------------------------------
 
@@ -233,13 +318,37 @@ class Timer:
         return f"Timer(name={name!r}, tags={dict(tags)!r})"
 
 
-def timer(sender: PartsSender, name: str, tags: dict[str, Any]) -> Timer:
+def timer(
+    sender: PartsSender,
+    name: str,
+    tags: dict[str, Any],
+    *,
+    sample_rate: float | None = None,
+    into: Aggregator | None = None,
+) -> Timer:
     """Return a `Timer` of `name` with `tags` that sends to `sender` (`EventStreamer.timed`).
+
+    Args:
+        sender: Where its events go.
+        name: The measurement.
+        tags: Its tags.
+        sample_rate: Send about one call in 1/`sample_rate` (see `EventStreamer.send`).
+        into: Record each duration (ms) into this aggregator's distribution
+            `name` instead of sending an event per call.
 
     Raises:
         InvalidEventError: If the name or a tag is invalid.
-        ConfigError: If a tag is named ``outcome``.
+        ConfigError: If a tag is named ``outcome``, the rate is invalid, or
+            `into` is given with a rate or without the sketch library.
     """
+    if into is not None:
+        if sample_rate is not None:
+            raise ConfigError("sample_rate", _NO_SAMPLING_AGGREGATED.format("timed"))
+        from metricstream.aggregate import Quantiles  # imported when first needed
+
+        Quantiles("aggregate")  # fails now, not at the first call, without ddsketch
+    elif sample_rate is not None:
+        check_sample_rate(sample_rate)
     made = Timer()
     key = (name, *tags.items())
     try:
@@ -247,31 +356,85 @@ def timer(sender: PartsSender, name: str, tags: dict[str, Any]) -> Timer:
     except (KeyError, TypeError):
         made._spec = _new_timer_spec(name, tags)
     made._sender = sender
+    made._rate = sample_rate
+    made._into = into
     made._started = 0
     made._nested = None
     return made
 
 
-def count(sender: PartsSender, name: str, n: int, tags: dict[str, Any]) -> bool:
+_NO_SAMPLING_AGGREGATED = (
+    "{}(aggregate=True) records every call into its aggregator, whose figures are exact; "
+    "sampling would only make them estimates"
+)
+
+
+def aggregated_tags(
+    function: str,
+    tags: Mapping[str, Any] | None,
+    keywords: dict[str, Any],
+    sample_rate: float | None,
+    timestamp: int | None,
+) -> dict[str, Any]:
+    """The tags of an ``aggregate=True`` call, which takes no rate and no timestamp.
+
+    Raises:
+        ConfigError: If a rate or a timestamp is given, or the tags are
+            invalid (see `instrument_tags`).
+    """
+    if sample_rate is not None:
+        raise ConfigError("sample_rate", _NO_SAMPLING_AGGREGATED.format(function))
+    if timestamp is not None:
+        raise ConfigError(
+            "timestamp", f"{function}(aggregate=True) counts in the current window: no timestamp"
+        )
+    return instrument_tags(function, tags, keywords)
+
+
+def count(
+    sender: PartsSender,
+    name: str,
+    n: int,
+    tags: dict[str, Any],
+    *,
+    sample_rate: float | None = None,
+    timestamp: int | None = None,
+) -> bool:
     """Send a count to `sender` (`EventStreamer.count`): field ``count`` = `n`.
 
     Raises:
-        InvalidEventError: If the name, a tag or `n` is invalid.
+        InvalidEventError: If the name, a tag, `n` or the timestamp is invalid.
+        ConfigError: If the rate is invalid.
     """
     if name.__class__ is not str or name not in valid_measurements:
         name = check_measurement(name)
     if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
         n = cast(int, _number("count", n, integral=True))
+    fields = {"count": n}
+    if sample_rate is not None and not _sampled(sender, fields, sample_rate):
+        return True
     return sender.send_parts(
-        name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns()
+        name,
+        shared_tags(tags) if tags else _NO_TAGS,
+        fields,
+        _time_ns() if timestamp is None else check_event_time(timestamp),
     )
 
 
-def gauge(sender: PartsSender, name: str, value: float, tags: dict[str, Any]) -> bool:
-    """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``.
+def gauge(
+    sender: PartsSender,
+    name: str,
+    value: float,
+    tags: dict[str, Any],
+    *,
+    sample_rate: float | None = None,
+    timestamp: int | None = None,
+) -> bool:
+    """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``, a float.
 
     Raises:
-        InvalidEventError: If the name, a tag or the value is invalid.
+        InvalidEventError: If the name, a tag, the value or the timestamp is invalid.
+        ConfigError: If the rate is invalid.
     """
     if name.__class__ is not str or name not in valid_measurements:
         name = check_measurement(name)
@@ -281,6 +444,12 @@ def gauge(sender: PartsSender, name: str, value: float, tags: dict[str, Any]) ->
             value = cast(float, _number("value", value, integral=False))
     elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
         value = cast(float, _number("value", value, integral=False))
+    fields = {"value": float(value)}
+    if sample_rate is not None and not _sampled(sender, fields, sample_rate):
+        return True
     return sender.send_parts(
-        name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns()
+        name,
+        shared_tags(tags) if tags else _NO_TAGS,
+        fields,
+        _time_ns() if timestamp is None else check_event_time(timestamp),
     )

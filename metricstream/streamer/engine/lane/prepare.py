@@ -8,7 +8,7 @@ from metricstream._log import RateLimitedLog
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import EventBatch, Sink
 
-__all__ = ["Prepared", "prepare_isolated"]
+__all__ = ["Prepared", "in_payload", "prepare_isolated"]
 
 
 class Prepared(NamedTuple):
@@ -22,6 +22,8 @@ class Prepared(NamedTuple):
     """Events the sink could not encode (or refused), dropped under `reason`."""
     reason: str = "invalid"
     """The drop reason: ``invalid``, or the one the sink named (`InvalidEventError.reason`)."""
+    refused: tuple[tuple[int, str], ...] = ()
+    """Each event left out, as (its index in the batch, the sink's error)."""
 
 
 def prepare_isolated(
@@ -44,8 +46,12 @@ def prepare_isolated(
         bad = set(named)
         good = [i for i in range(count) if i not in bad]
         reason = str(getattr(first_error, "reason", None) or "invalid")
+        said = scrub_secrets(str(first_error))
+        refused = tuple((i, said) for i in sorted(bad) if 0 <= i < count)
     else:
-        good = [i for i in range(count) if _encodable(sink, batch.select((i,)))]
+        errors = [_error(sink, batch.select((i,))) for i in range(count)]
+        good = [i for i, error in enumerate(errors) if error is None]
+        refused = tuple((i, error) for i, error in enumerate(errors) if error is not None)
     warnings.warning(
         (name, reason),
         "sink %r dropped %d of %d events of batch %s (%s): %s",
@@ -57,20 +63,31 @@ def prepare_isolated(
         scrub_secrets(str(first_error)),
     )
     if not good:
-        return Prepared(None, 0, count, reason)
+        return Prepared(None, 0, count, reason, refused)
     rest = batch.select(good)
     try:
-        return Prepared(sink.prepare(rest), len(good), count - len(good), reason)
-    except Exception:
+        return Prepared(sink.prepare(rest), len(good), count - len(good), reason, refused)
+    except Exception as exc:
         if not named:
-            return Prepared(None, 0, count, reason)
-        payload, kept, _, _ = prepare_isolated(sink, name, rest, warnings)
-        return Prepared(payload, kept, count - kept, reason)
+            said = scrub_secrets(str(exc))
+            return Prepared(None, 0, count, reason, (*refused, *((i, said) for i in good)))
+        payload, kept, _, _, more = prepare_isolated(sink, name, rest, warnings)
+        refused += tuple((good[i], error) for i, error in more)
+        return Prepared(payload, kept, count - kept, reason, tuple(sorted(refused)))
 
 
-def _encodable(sink: Sink, single: EventBatch) -> bool:
+def in_payload(batch: EventBatch, outcome: Prepared) -> EventBatch:
+    """The events of `batch` that `outcome`'s payload holds (all but those refused)."""
+    if not outcome.refused:
+        return batch
+    refused = {index for index, _ in outcome.refused}
+    return batch.select([i for i in range(len(batch)) if i not in refused])
+
+
+def _error(sink: Sink, single: EventBatch) -> str | None:
+    """Why `sink` cannot prepare `single` (one event), or None when it can."""
     try:
         sink.prepare(single)
-    except Exception:
-        return False
-    return True
+    except Exception as exc:
+        return scrub_secrets(str(exc)) or type(exc).__name__
+    return None
