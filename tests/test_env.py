@@ -19,6 +19,9 @@ from metricstream.testing import InMemorySink
 from .support import sample
 
 
+MIB2 = 2 * 1024 * 1024
+
+
 def from_env(environ: dict[str, str], **overrides: object) -> ms.EventStreamer:
     overrides.setdefault("register_atexit", False)
     return ms.EventStreamer.from_env(environ=environ, **overrides)
@@ -94,7 +97,7 @@ class TestVariables:
                 "METRICSTREAM_REGISTER_ATEXIT": "no",
                 "METRICSTREAM_MAX_SERIES_PER_MEASUREMENT": "500",
                 "METRICSTREAM_SAMPLE_SEED": "42",
-                "METRICSTREAM_DEAD_LETTER_DIR": "/tmp/dead letters ",
+                "METRICSTREAM_DEAD_LETTER_DIR": " /tmp/dead letters ",
                 "METRICSTREAM_DEAD_LETTER_MAX_BYTES": "2097152",
             }
         )
@@ -112,7 +115,7 @@ class TestVariables:
                 config.sample_seed,
                 config.dead_letter_dir,
                 config.dead_letter_max_bytes,
-            ) == (0.25, "block", 0.5, "checkout", 7, 2.5, False, 500, 42, "/tmp/dead letters", 2097152)
+            ) == (0.25, "block", 0.5, "checkout", 7, 2.5, False, 500, 42, "/tmp/dead letters", MIB2)
         finally:
             streamer.shutdown(5)
 

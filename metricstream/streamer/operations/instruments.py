@@ -31,7 +31,10 @@ that are not Python names, such as ``user.type``), or both. The names of
 the instruments' options (`OPTION_NAMES`: ``sample_rate``, ``timestamp``,
 ``tags``, ``aggregate``) are never tags: as keywords they are the options,
 and in ``tags={...}`` they are refused with a `ConfigError`, so a tag can
-never be mistaken for an option or the reverse. ``sample_rate=`` samples as
+never be mistaken for an option or the reverse. The measurement's name is
+positional only, so ``name="emails"`` is a tag; ``n=`` and ``value=`` are
+a count's and a gauge's value (a tag of those names goes in ``tags=``).
+``sample_rate=`` samples as
 `EventStreamer.send` does (a kept event carries ``samplerate``);
 ``timestamp=`` (ns since the epoch) sets a count's or a gauge's time. The
 instruments' ``aggregate=True`` is the facade's (`EventStreamer.count`).

@@ -35,6 +35,7 @@ class Recording:
     def timed(
         self,
         name: str,
+        /,
         *,
         tags: Mapping[str, Any] | None = None,
         sample_rate: float | None = None,
@@ -84,6 +85,7 @@ class Recording:
     def count(
         self,
         name: str,
+        /,
         n: int = 1,
         *,
         tags: Mapping[str, Any] | None = None,
@@ -102,7 +104,8 @@ class Recording:
             timestamp: The event's time in ns since the epoch (default: now).
             aggregate: Add `n` to the counter `name` of ``aggregator()``
                 instead (one event per series and window).
-            **tag_keywords: More tags.
+            **tag_keywords: More tags (``name=`` is a tag: the name is
+                positional).
 
         Returns:
             What `send` returns: True if queued (or sampled out, or
@@ -126,6 +129,7 @@ class Recording:
     def gauge(
         self,
         name: str,
+        /,
         value: float,
         *,
         tags: Mapping[str, Any] | None = None,
@@ -144,7 +148,8 @@ class Recording:
             timestamp: The event's time in ns since the epoch (default: now).
             aggregate: Set the gauge `name` of ``aggregator()`` instead
                 (``last``, ``min``, ``max``, ``sum``, ``count`` per window).
-            **tag_keywords: More tags.
+            **tag_keywords: More tags (``name=`` is a tag: the name is
+                positional).
 
         Returns:
             What `send` returns: True if queued (or sampled out, or
