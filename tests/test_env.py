@@ -18,7 +18,6 @@ from metricstream.testing import InMemorySink
 
 from .support import sample
 
-
 MIB2 = 2 * 1024 * 1024
 
 
