@@ -285,6 +285,7 @@ class TestConcurrency:
         assert depth["last"] in {float(w * per_thread + per_thread - 1) for w in range(threads)}
 
 
+@pytest.mark.servers
 class TestOverflow:
     """Beyond max_series, new series fold into one overflow=true series per name, counted."""
 

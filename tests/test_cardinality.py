@@ -12,6 +12,7 @@ import subprocess
 import urllib.request
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +98,7 @@ class TestTheLimit:
             del tags, parts
 
 
+@pytest.mark.servers
 class TestReported:
     """The drops show in health, /metrics (checked by promtool) and the log."""
 
