@@ -49,12 +49,11 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from metricstream._bounded import BoundedDict
-from metricstream._timestamps import check_event_time
 from metricstream._validate import (
     INT64_MAX,
     INT64_MIN,
@@ -64,7 +63,17 @@ from metricstream._validate import (
 )
 from metricstream.event import FieldValue, shared_tags
 from metricstream.exceptions import ConfigError, InvalidEventError
-from metricstream.streamer.engine.sampling import WEIGHT_FIELD, check_sample_rate
+from metricstream.streamer.engine.sampling import check_sample_rate
+from metricstream.streamer.operations.instrument_options import (
+    NO_TAGS,
+    OPTION_NAMES,
+    PLAIN_TAGS,
+    Aggregating,
+    PartsSender,
+    sampled,
+    send_with_options,
+    split_options,
+)
 
 if TYPE_CHECKING:
     from metricstream.aggregate import Aggregator
@@ -75,10 +84,8 @@ __all__ = [
     "OUTCOME_TAG",
     "PartsSender",
     "Timer",
-    "aggregated_tags",
     "count",
     "gauge",
-    "instrument_tags",
     "timer",
 ]
 
@@ -90,10 +97,8 @@ OUTCOME_TAG = "outcome"
 OUTCOME_OK = "ok"
 """The ``outcome`` of a block or call that returned normally."""
 
-OPTION_NAMES = ("sample_rate", "timestamp", "tags", "aggregate")
-"""The instruments' options: never tags (see the module doc)."""
 
-_NO_TAGS = shared_tags({})
+_NO_TAGS = NO_TAGS
 _perf_ns = time.perf_counter_ns
 _time_ns = time.time_ns
 
@@ -105,65 +110,6 @@ def _number(key: str, value: object, *, integral: bool) -> FieldValue:
         kind = "an int" if integral else "an int or a float"
         raise InvalidEventError(key, f"{key!r} must be {kind}, not {type(value).__name__}")
     return check_field_value(key, value)
-
-
-class PartsSender(Protocol):
-    """Where the instruments send: `metricstream.streamer.engine.current.CurrentPipeline`."""
-
-    def send_parts(
-        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-    ) -> bool:
-        """Send an event given as parts already checked; `EventStreamer.send`'s answer."""
-        ...
-
-    def sample(self, rate: float) -> int:
-        """Decide one event: its weight if kept, 0 if sampled out (`Sampler.draw`)."""
-        ...
-
-
-def instrument_tags(
-    function: str, tags: Mapping[str, Any] | None, keywords: dict[str, Any]
-) -> dict[str, Any]:
-    """The tags of one instrument call: ``tags={...}`` and the keyword arguments, merged.
-
-    Args:
-        function: The instrument (``"count"``...), for the errors.
-        tags: What ``tags=`` gave, or None.
-        keywords: The keyword arguments that are tags.
-
-    Raises:
-        ConfigError: If `tags` is not a mapping, holds the name of an option
-            (`OPTION_NAMES`), or shares a key with the keywords; or a
-            keyword is ``timestamp`` for `timed`.
-    """
-    if "timestamp" in keywords:  # only timed() takes it as a keyword tag
-        raise ConfigError(
-            "timestamp", f"{function}() takes no timestamp: each event is stamped as its call ends"
-        )
-    if tags is None:
-        return keywords
-    if not isinstance(tags, Mapping):
-        raise ConfigError("tags", f"must be a dict of tags, not {type(tags).__name__}")
-    for key in tags:
-        if key in OPTION_NAMES:
-            raise ConfigError(
-                "tags",
-                f"{key!r} is an option of {function}(), not a tag; "
-                f"send the event with send() to give it a tag named {key!r}",
-            )
-        if key in keywords:
-            raise ConfigError("tags", f"tag {key!r} is given twice: in tags= and as a keyword")
-    return {**tags, **keywords}
-
-
-def _sampled(sender: PartsSender, fields: dict[str, Any], rate: float | None) -> bool:
-    """Apply `rate` to an instrument's event: False when it is sampled out."""
-    if rate is None:
-        return True
-    weight = sender.sample(rate)
-    if weight > 1:
-        fields[WEIGHT_FIELD] = weight
-    return weight > 0
 
 
 _TimerSpec = tuple[str, dict[str, str], dict[str, str]]
@@ -206,12 +152,10 @@ class Timer:
     own block is fine: blocks nest.
     """
 
-    __slots__ = ("_into", "_nested", "_rate", "_sender", "_spec", "_started")
+    __slots__ = ("_nested", "_sender", "_spec", "_started")
 
     _spec: _TimerSpec
     _sender: PartsSender
-    _rate: float | None  # sample_rate, or None
-    _into: Aggregator | None  # where an aggregated timer records, or None
     _started: int  # perf_counter_ns() at the start of the open block; 0 when none is open
     _nested: list[int] | None  # starts of the enclosing blocks when the timer is re-entered
 
@@ -223,14 +167,12 @@ class Timer:
     def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
         elapsed_ns = _perf_ns() - started_ns
         name, tags, ok_tags = self._spec
-        if error is not None:
-            ok_tags = _failure_tags(tags, error)
-        if self._into is not None:
-            self._into.distribution(name, elapsed_ns / 1e6, ok_tags)
-            return
-        fields = {"duration_ms": elapsed_ns / 1e6}
-        if self._rate is None or _sampled(self._sender, fields, self._rate):
-            self._sender.send_parts(name, ok_tags, fields, _time_ns())
+        self._sender.send_parts(
+            name,
+            ok_tags if error is None else _failure_tags(tags, error),
+            {"duration_ms": elapsed_ns / 1e6},
+            _time_ns(),
+        )
 
     # --- decorator ---------------------------------------------------------------
 
@@ -321,123 +263,156 @@ class Timer:
         return f"Timer(name={name!r}, tags={dict(tags)!r})"
 
 
+class _SampledTimer(Timer):
+    """A `Timer` that sends about one call in 1/`_rate` (``timed(..., sample_rate=...)``)."""
+
+    __slots__ = ("_rate",)
+
+    _rate: float
+
+    def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
+        elapsed_ns = _perf_ns() - started_ns
+        name, tags, ok_tags = self._spec
+        fields = {"duration_ms": elapsed_ns / 1e6}
+        if sampled(self._sender, fields, self._rate):
+            ok_tags = ok_tags if error is None else _failure_tags(tags, error)
+            self._sender.send_parts(name, ok_tags, fields, _time_ns())
+
+
+class _AggregatedTimer(Timer):
+    """A `Timer` that records durations (ms) in a distribution (``timed(..., aggregate=True)``)."""
+
+    __slots__ = ("_into",)
+
+    _into: Aggregator
+
+    def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
+        elapsed_ns = _perf_ns() - started_ns
+        name, tags, ok_tags = self._spec
+        ok_tags = ok_tags if error is None else _failure_tags(tags, error)
+        self._into.distribution(name, elapsed_ns / 1e6, ok_tags)
+
+
 def timer(
     sender: PartsSender,
     name: str,
-    tags: dict[str, Any],
-    *,
-    sample_rate: float | None = None,
-    into: Aggregator | None = None,
+    keywords: dict[str, Any],
+    aggregations: Aggregating | None = None,
 ) -> Timer:
-    """Return a `Timer` of `name` with `tags` that sends to `sender` (`EventStreamer.timed`).
+    """Return a `Timer` of `name` that sends to `sender` (`EventStreamer.timed`).
 
     Args:
         sender: Where its events go.
         name: The measurement.
-        tags: Its tags.
-        sample_rate: Send about one call in 1/`sample_rate` (see `EventStreamer.send`).
-        into: Record each duration (ms) into this aggregator's distribution
-            `name` instead of sending an event per call.
+        keywords: Its tags, and its options (``tags``, ``sample_rate``,
+            ``aggregate``: see `EventStreamer.timed`).
+        aggregations: Where ``aggregate=True`` records.
 
     Raises:
         InvalidEventError: If the name or a tag is invalid.
-        ConfigError: If a tag is named ``outcome``, the rate is invalid, or
-            `into` is given with a rate or without the sketch library.
+        ConfigError: If a tag is named ``outcome``, or an option is invalid.
     """
-    if into is not None:
-        if sample_rate is not None:
-            raise ConfigError("sample_rate", _NO_SAMPLING_AGGREGATED.format("timed"))
-        from metricstream.aggregate import Quantiles  # imported when first needed
-
-        Quantiles("aggregate")  # fails now, not at the first call, without ddsketch
-    elif sample_rate is not None:
-        check_sample_rate(sample_rate)
     made = Timer()
-    key = (name, *tags.items())
+    key = (name, *keywords.items())
     try:
         made._spec = _timer_specs[key]
     except (KeyError, TypeError):
-        made._spec = _new_timer_spec(name, tags)
+        made = _timer_with_options(name, keywords, aggregations)
     made._sender = sender
-    made._rate = sample_rate
-    made._into = into
     made._started = 0
     made._nested = None
     return made
 
 
-_NO_SAMPLING_AGGREGATED = (
-    "{}(aggregate=True) records every call into its aggregator, whose figures are exact; "
-    "sampling would only make them estimates"
-)
+def _timer_with_options(
+    name: str, keywords: dict[str, Any], aggregations: Aggregating | None
+) -> Timer:
+    """A timer whose keywords are not remembered: options taken out, tags checked (slow path)."""
+    tags, options = split_options("timed", keywords)
+    made: Timer
+    if options.get("aggregate"):
+        if aggregations is None:
+            raise ConfigError("aggregate", "this timer has no aggregator to record into")
+        from metricstream.aggregate import Quantiles  # imported when first needed
 
-
-def aggregated_tags(
-    function: str,
-    tags: Mapping[str, Any] | None,
-    keywords: dict[str, Any],
-    sample_rate: float | None,
-    timestamp: int | None,
-) -> dict[str, Any]:
-    """The tags of an ``aggregate=True`` call, which takes no rate and no timestamp.
-
-    Raises:
-        ConfigError: If a rate or a timestamp is given, or the tags are
-            invalid (see `instrument_tags`).
-    """
-    if sample_rate is not None:
-        raise ConfigError("sample_rate", _NO_SAMPLING_AGGREGATED.format(function))
-    if timestamp is not None:
-        raise ConfigError(
-            "timestamp", f"{function}(aggregate=True) counts in the current window: no timestamp"
-        )
-    return instrument_tags(function, tags, keywords)
+        Quantiles("aggregate")  # fails now, not at the first call, without ddsketch
+        made = aggregated = _AggregatedTimer()
+        aggregated._into = aggregations.get()
+    elif options.get("sample_rate") is not None:
+        check_sample_rate(options["sample_rate"])
+        made = rated = _SampledTimer()
+        rated._rate = options["sample_rate"]
+    else:
+        made = Timer()
+    key = (name, *tags.items())
+    try:
+        made._spec = _timer_specs[key]
+    except (KeyError, TypeError):
+        made._spec = _new_timer_spec(name, tags)
+    return made
 
 
 def count(
     sender: PartsSender,
     name: str,
     n: int,
-    tags: dict[str, Any],
-    *,
-    sample_rate: float | None = None,
-    timestamp: int | None = None,
+    keywords: dict[str, Any],
+    aggregations: Aggregating | None = None,
 ) -> bool:
     """Send a count to `sender` (`EventStreamer.count`): field ``count`` = `n`.
 
+    Args:
+        sender: Where the event goes.
+        name: The measurement.
+        n: The count.
+        keywords: Its tags, and its options (see `EventStreamer.count`).
+        aggregations: Where ``aggregate=True`` records.
+
     Raises:
         InvalidEventError: If the name, a tag, `n` or the timestamp is invalid.
-        ConfigError: If the rate is invalid.
+        ConfigError: If an option is invalid.
     """
     if name.__class__ is not str or name not in valid_measurements:
         name = check_measurement(name)
     if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
         n = cast(int, _number("count", n, integral=True))
-    fields = {"count": n}
-    if sample_rate is not None and not _sampled(sender, fields, sample_rate):
-        return True
-    return sender.send_parts(
-        name,
-        shared_tags(tags) if tags else _NO_TAGS,
-        fields,
-        _time_ns() if timestamp is None else check_event_time(timestamp),
-    )
+    if not keywords:
+        tags = NO_TAGS
+    else:
+        try:
+            tags = PLAIN_TAGS[tuple(keywords.items())]
+        except (KeyError, TypeError):
+            return send_with_options(
+                "count",
+                sender,
+                name,
+                n,
+                keywords,
+                field="count",
+                aggregations=aggregations or _NO_AGGREGATOR,
+            )
+    return sender.send_parts(name, tags, {"count": n}, _time_ns())
 
 
 def gauge(
     sender: PartsSender,
     name: str,
     value: float,
-    tags: dict[str, Any],
-    *,
-    sample_rate: float | None = None,
-    timestamp: int | None = None,
+    keywords: dict[str, Any],
+    aggregations: Aggregating | None = None,
 ) -> bool:
     """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``, a float.
 
+    Args:
+        sender: Where the event goes.
+        name: The measurement.
+        value: The reading.
+        keywords: Its tags, and its options (see `EventStreamer.gauge`).
+        aggregations: Where ``aggregate=True`` records.
+
     Raises:
         InvalidEventError: If the name, a tag, the value or the timestamp is invalid.
-        ConfigError: If the rate is invalid.
+        ConfigError: If an option is invalid.
     """
     if name.__class__ is not str or name not in valid_measurements:
         name = check_measurement(name)
@@ -445,14 +420,33 @@ def gauge(
     if cls is float:
         if value - value != 0.0:  # NaN or infinity
             value = cast(float, _number("value", value, integral=False))
-    elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
-        value = cast(float, _number("value", value, integral=False))
-    fields = {"value": float(value)}
-    if sample_rate is not None and not _sampled(sender, fields, sample_rate):
-        return True
-    return sender.send_parts(
-        name,
-        shared_tags(tags) if tags else _NO_TAGS,
-        fields,
-        _time_ns() if timestamp is None else check_event_time(timestamp),
-    )
+    elif cls is int and INT64_MIN <= value <= INT64_MAX:
+        value = value + 0.0  # an int as a float, without a call of float()
+    else:
+        value = float(_number("value", value, integral=False))
+    if not keywords:
+        tags = NO_TAGS
+    else:
+        try:
+            tags = PLAIN_TAGS[tuple(keywords.items())]
+        except (KeyError, TypeError):
+            return send_with_options(
+                "gauge",
+                sender,
+                name,
+                value,
+                keywords,
+                field="value",
+                aggregations=aggregations or _NO_AGGREGATOR,
+            )
+    return sender.send_parts(name, tags, {"value": value}, _time_ns())
+
+
+class _NoAggregator:
+    """What ``aggregate=True`` records into without a streamer's aggregators: nothing."""
+
+    def get(self) -> Aggregator:
+        raise ConfigError("aggregate", "this call has no aggregator to record into")
+
+
+_NO_AGGREGATOR = _NoAggregator()

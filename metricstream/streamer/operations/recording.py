@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["Recording"]
 
 _timer, _count, _gauge = instruments.timer, instruments.count, instruments.gauge
-_tags, _aggregated_tags = instruments.instrument_tags, instruments.aggregated_tags
 
 
 class Recording:
@@ -32,142 +31,140 @@ class Recording:
     _current: CurrentPipeline
     _aggregations: Aggregations
 
-    def timed(
-        self,
-        name: str,
-        /,
-        *,
-        tags: Mapping[str, Any] | None = None,
-        sample_rate: float | None = None,
-        aggregate: bool = False,
-        **tag_keywords: Any,
-    ) -> instruments.Timer:
-        """Time a function or block: send its duration in ms and its outcome.
+    if TYPE_CHECKING:
+        # What a type checker sees: the options as the keyword-only parameters
+        # they are. At run time they come in with the tags (see
+        # `metricstream.streamer.operations.instrument_options`, which says why).
 
-        Use it as a decorator (sync or ``async`` functions) or as a ``with``
-        / ``async with`` block::
+        def timed(
+            self,
+            name: str,
+            /,
+            *,
+            tags: Mapping[str, Any] | None = None,
+            sample_rate: float | None = None,
+            aggregate: bool = False,
+            **tag_keywords: Any,
+        ) -> instruments.Timer:
+            """Time a function or block (see the definition that runs)."""
 
-            @streamer.timed("db.query", table="orders")
-            def load(order_id): ...
+        def count(
+            self,
+            name: str,
+            /,
+            n: int = 1,
+            *,
+            tags: Mapping[str, Any] | None = None,
+            sample_rate: float | None = None,
+            timestamp: int | None = None,
+            aggregate: bool = False,
+            **tag_keywords: Any,
+        ) -> bool:
+            """Send a count (see the definition that runs)."""
 
-            with streamer.timed("render", tags={"template.name": "home"}):
-                ...
+        def gauge(
+            self,
+            name: str,
+            /,
+            value: float,
+            *,
+            tags: Mapping[str, Any] | None = None,
+            sample_rate: float | None = None,
+            timestamp: int | None = None,
+            aggregate: bool = False,
+            **tag_keywords: Any,
+        ) -> bool:
+            """Send a gauge reading (see the definition that runs)."""
 
-        Each call or block sends one event: measurement `name`, the tags plus
-        ``outcome`` (``ok``, or the exception's type name, such as
-        ``KeyError``), and the field ``duration_ms``. An exception is never
-        swallowed: it propagates once recorded.
+    else:
 
-        Args:
-            name: The measurement.
-            tags: Tags for every event, as a dict (for any key).
-            sample_rate: Send about one call in N (see `send`).
-            aggregate: Instead of an event per call, record each duration
-                (ms) in the distribution `name` of ``aggregator()`` (its
-                quantiles, min, max, sum and count per window).
-            **tag_keywords: More tags (values are str, int, float or bool);
-                the names of the options are never tags (see
-                `metricstream.streamer.operations.instruments`).
+        def timed(self, name: str, /, **keywords: Any) -> instruments.Timer:
+            """Time a function or block: send its duration in ms and its outcome.
 
-        Returns:
-            A `Timer` (`metricstream.streamer.operations.instruments`).
+            Use it as a decorator (sync or ``async`` functions) or as a ``with``
+            / ``async with`` block::
 
-        Raises:
-            InvalidEventError: If the name or a tag is invalid.
-            ConfigError: If a tag is named ``outcome`` or after an option, a
-                ``timestamp`` is given, or `sample_rate` is invalid or given
-                with `aggregate`.
-        """
-        merged = _tags("timed", tags, tag_keywords)
-        into = self._aggregations.get() if aggregate else None
-        return _timer(self._current, name, merged, sample_rate=sample_rate, into=into)
+                @streamer.timed("db.query", table="orders")
+                def load(order_id): ...
 
-    def count(
-        self,
-        name: str,
-        /,
-        n: int = 1,
-        *,
-        tags: Mapping[str, Any] | None = None,
-        sample_rate: float | None = None,
-        timestamp: int | None = None,
-        aggregate: bool = False,
-        **tag_keywords: Any,
-    ) -> bool:
-        """Send a count: measurement `name`, field ``count`` = `n` (an int64).
+                with streamer.timed("render", tags={"template.name": "home"}):
+                    ...
 
-        Args:
-            name: The measurement.
-            n: The count.
-            tags: Tags as a dict (for any key).
-            sample_rate: Send about one call in N (see `send`).
-            timestamp: The event's time in ns since the epoch (default: now).
-            aggregate: Add `n` to the counter `name` of ``aggregator()``
-                instead (one event per series and window).
-            **tag_keywords: More tags (``name=`` is a tag: the name is
-                positional).
+            Each call or block sends one event: measurement `name`, the tags plus
+            ``outcome`` (``ok``, or the exception's type name, such as
+            ``KeyError``), and the field ``duration_ms``. An exception is never
+            swallowed: it propagates once recorded.
 
-        Returns:
-            What `send` returns: True if queued (or sampled out, or
-            aggregated), False if dropped and counted.
+            Args:
+                name: The measurement.
+                tags: Tags for every event, as a dict (for any key).
+                sample_rate: Send about one call in N (see `send`).
+                aggregate: Instead of an event per call, record each duration
+                    (ms) in the distribution `name` of ``aggregator()`` (its
+                    quantiles, min, max, sum and count per window).
+                **keywords: The options above, and more tags (values are str,
+                    int, float or bool); the names of the options are never
+                    tags (see `metricstream.streamer.operations.instruments`).
 
-        Raises:
-            InvalidEventError: If the name, a tag, `n` or the timestamp is invalid.
-            ConfigError: If a tag is named after an option, or an option is
-                invalid (with `aggregate`, a rate or a timestamp).
-        """
-        if aggregate:
-            merged = _aggregated_tags("count", tags, tag_keywords, sample_rate, timestamp)
-            self._aggregations.get().count(name, n, merged)
-            return True
-        if tags is not None:
-            tag_keywords = _tags("count", tags, tag_keywords)
-        return _count(
-            self._current, name, n, tag_keywords, sample_rate=sample_rate, timestamp=timestamp
-        )
+            Returns:
+                A `Timer` (`metricstream.streamer.operations.instruments`).
 
-    def gauge(
-        self,
-        name: str,
-        /,
-        value: float,
-        *,
-        tags: Mapping[str, Any] | None = None,
-        sample_rate: float | None = None,
-        timestamp: int | None = None,
-        aggregate: bool = False,
-        **tag_keywords: Any,
-    ) -> bool:
-        """Send a gauge reading: measurement `name`, field ``value``, always a float.
+            Raises:
+                InvalidEventError: If the name or a tag is invalid.
+                ConfigError: If a tag is named ``outcome`` or after an option, a
+                    ``timestamp`` is given, or `sample_rate` is invalid or given
+                    with `aggregate`.
+            """
+            return _timer(self._current, name, keywords, self._aggregations)
 
-        Args:
-            name: The measurement.
-            value: An int or a finite float (sent as a float).
-            tags: Tags as a dict (for any key).
-            sample_rate: Send about one call in N (see `send`).
-            timestamp: The event's time in ns since the epoch (default: now).
-            aggregate: Set the gauge `name` of ``aggregator()`` instead
-                (``last``, ``min``, ``max``, ``sum``, ``count`` per window).
-            **tag_keywords: More tags (``name=`` is a tag: the name is
-                positional).
+        def count(self, name: str, /, n: int = 1, **keywords: Any) -> bool:
+            """Send a count: measurement `name`, field ``count`` = `n` (an int64).
 
-        Returns:
-            What `send` returns: True if queued (or sampled out, or
-            aggregated), False if dropped and counted.
+            Args:
+                name: The measurement.
+                n: The count.
+                tags: Tags as a dict (for any key).
+                sample_rate: Send about one call in N (see `send`).
+                timestamp: The event's time in ns since the epoch (default: now).
+                aggregate: Add `n` to the counter `name` of ``aggregator()``
+                    instead (one event per series and window).
+                **keywords: The options above, and more tags (``name=`` is a
+                    tag: the name is positional).
 
-        Raises:
-            InvalidEventError: If the name, a tag, the value or the timestamp is invalid.
-            ConfigError: As for `count`.
-        """
-        if aggregate:
-            merged = _aggregated_tags("gauge", tags, tag_keywords, sample_rate, timestamp)
-            self._aggregations.get().gauge(name, value, merged)
-            return True
-        if tags is not None:
-            tag_keywords = _tags("gauge", tags, tag_keywords)
-        return _gauge(
-            self._current, name, value, tag_keywords, sample_rate=sample_rate, timestamp=timestamp
-        )
+            Returns:
+                What `send` returns: True if queued (or sampled out, or
+                aggregated), False if dropped and counted.
+
+            Raises:
+                InvalidEventError: If the name, a tag, `n` or the timestamp is invalid.
+                ConfigError: If a tag is named after an option, or an option is
+                    invalid (with `aggregate`, a rate or a timestamp).
+            """
+            return _count(self._current, name, n, keywords, self._aggregations)
+
+        def gauge(self, name: str, /, value: float, **keywords: Any) -> bool:
+            """Send a gauge reading: measurement `name`, field ``value``, always a float.
+
+            Args:
+                name: The measurement.
+                value: An int or a finite float (sent as a float).
+                tags: Tags as a dict (for any key).
+                sample_rate: Send about one call in N (see `send`).
+                timestamp: The event's time in ns since the epoch (default: now).
+                aggregate: Set the gauge `name` of ``aggregator()`` instead
+                    (``last``, ``min``, ``max``, ``sum``, ``count`` per window).
+                **keywords: The options above, and more tags (``name=`` is a
+                    tag: the name is positional).
+
+            Returns:
+                What `send` returns: True if queued (or sampled out, or
+                aggregated), False if dropped and counted.
+
+            Raises:
+                InvalidEventError: If the name, a tag, the value or the timestamp is invalid.
+                ConfigError: As for `count`.
+            """
+            return _gauge(self._current, name, value, keywords, self._aggregations)
 
     def aggregator(
         self,
