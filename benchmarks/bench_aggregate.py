@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import ROUTES, side_by_side, spread_of
+from _common import ROUTES, NullSink, side_by_side, spread_of
 
 import metricstream as ms
 
@@ -60,23 +60,6 @@ def _closed_udp_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
-
-class NullSink:
-    """Accepts everything instantly."""
-
-    name = "null"
-
-    def prepare(self, batch: ms.EventBatch) -> int:
-        return len(batch)
-
-    def write(self, payload: int) -> None:
-        pass
-
-    def check(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _streamer() -> ms.EventStreamer:

@@ -163,19 +163,17 @@ def send_with_options(
     value: Any,
     keywords: dict[str, Any],
     *,
-    field: str,
-    aggregations: Aggregating,
+    aggregations: Aggregating | None,
 ) -> bool:
     """A ``count`` or ``gauge`` call whose keywords the instruments had not seen (the slow path).
 
     Args:
-        function: ``"count"`` or ``"gauge"``.
-        field: Its field (``count``, ``value``).
+        function: ``"count"`` (field ``count``) or ``"gauge"`` (field ``value``).
         sender: Where its event goes.
         name: The measurement, checked.
         value: The value, checked.
         keywords: Its keyword arguments: tags and options.
-        aggregations: Where ``aggregate=True`` records.
+        aggregations: Where ``aggregate=True`` records (None: nowhere).
 
     Returns:
         What `EventStreamer.send` returns (True when aggregated or sampled out).
@@ -186,6 +184,8 @@ def send_with_options(
     """
     tags, options = split_options(function, keywords)
     if options.get("aggregate"):
+        if aggregations is None:
+            raise ConfigError("aggregate", f"this {function}() has no aggregator to record into")
         aggregator = aggregations.get()
         record = aggregator.count if function == "count" else aggregator.gauge
         record(name, value, tags)
@@ -193,7 +193,7 @@ def send_with_options(
     shared = shared_tags(tags) if tags else NO_TAGS
     if not options:
         remember_plain(keywords, shared)
-    fields = {field: value}
+    fields = {"count" if function == "count" else "value": value}
     if not sampled(sender, fields, options.get("sample_rate")):
         return True
     timestamp = options.get("timestamp")

@@ -382,15 +382,7 @@ def count(
         try:
             tags = PLAIN_TAGS[tuple(keywords.items())]
         except (KeyError, TypeError):
-            return send_with_options(
-                "count",
-                sender,
-                name,
-                n,
-                keywords,
-                field="count",
-                aggregations=aggregations or _NO_AGGREGATOR,
-            )
+            return send_with_options("count", sender, name, n, keywords, aggregations=aggregations)
     return sender.send_parts(name, tags, {"count": n}, _time_ns())
 
 
@@ -431,22 +423,6 @@ def gauge(
             tags = PLAIN_TAGS[tuple(keywords.items())]
         except (KeyError, TypeError):
             return send_with_options(
-                "gauge",
-                sender,
-                name,
-                value,
-                keywords,
-                field="value",
-                aggregations=aggregations or _NO_AGGREGATOR,
+                "gauge", sender, name, value, keywords, aggregations=aggregations
             )
     return sender.send_parts(name, tags, {"value": value}, _time_ns())
-
-
-class _NoAggregator:
-    """What ``aggregate=True`` records into without a streamer's aggregators: nothing."""
-
-    def get(self) -> Aggregator:
-        raise ConfigError("aggregate", "this call has no aggregator to record into")
-
-
-_NO_AGGREGATOR = _NoAggregator()
