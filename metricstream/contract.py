@@ -67,7 +67,8 @@ __all__ = ["CompressionAware", "EventBatch", "ForkAware", "Sink"]
 # so uuid4) lets go of the interpreter lock, which costs the batcher its turn.
 # The generator is seeded from the system once, and again in a forked child.
 _ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)
+if hasattr(os, "register_at_fork"):  # POSIX only; elsewhere no process forks
+    os.register_at_fork(after_in_child=_ids.seed)
 
 
 def _new_batch_id() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -97,3 +99,14 @@ def assert_balanced(health: ms.StreamerHealth, sent: int | Mapping[str, int]) ->
     expected = dict.fromkeys(health.sinks, sent) if isinstance(sent, int) else dict(sent)
     assert {name: sink.events_accepted for name, sink in health.sinks.items()} == expected
     assert_identity(health)
+
+
+def spool_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``metricstream spool ARGS...`` in a new interpreter; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "metricstream", "spool", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

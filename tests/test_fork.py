@@ -133,7 +133,7 @@ class TestForkUnderLoad:
                 "written": every_sink,
                 "memory": CHILD_EVENTS,
             }, pid
-            own_file = tmp_path / f"events.{pid}.jsonl.zst"
+            own_file = tmp_path / f"events.pid{pid}.jsonl.zst"
             values = [e.fields["value"] for e in read_events(own_file)]
             assert values == list(range(CHILD_EVENTS)), pid
             marker = f'"measurement":"child{pid}"'
@@ -167,7 +167,7 @@ class TestMultiprocessingWorkers:
     def worker_events(directory: Path) -> dict[int, list[object]]:
         found = {}
         for path in directory.glob("events.*.jsonl.zst"):
-            pid = int(path.name.split(".")[1])
+            pid = int(path.name.split(".")[1].removeprefix("pid"))
             found[pid] = [e.fields["value"] for e in read_events(path)]
         return found
 

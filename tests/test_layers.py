@@ -47,6 +47,7 @@ LAYERS: list[tuple[int, str]] = [
     (0, "metricstream._bounded"),
     (0, "metricstream._log"),
     (0, "metricstream._files"),
+    (0, "metricstream._threads"),
     (0, "metricstream._compiled"),
     (0, "metricstream._speedups"),
     (1, "metricstream._validate"),

@@ -121,7 +121,7 @@ class TestDiscovery:
         archive, events = sample
         names = [file.name for file in archive.files]
         assert names[-1] == "events.jsonl.zst"
-        assert names[:-1] == [f"events.jsonl.zst.{n}" for n in range(1, len(names))]
+        assert names[:-1] == [f"events.{n}.jsonl.zst" for n in range(1, len(names))]
         assert archive.events().count().value == len(events)
 
     def test_a_glob_and_a_list_of_paths(self, tmp_path: Path) -> None:
@@ -130,6 +130,23 @@ class TestDiscovery:
         write_archive(tmp_path / "c.jsonl.gz", [sample_events()[25:30]], compression="gzip")
         assert Archive(str(tmp_path / "*.jsonl*")).events().count().value == 30
         assert Archive([tmp_path / "a.jsonl", tmp_path / "c.jsonl.gz"]).events().count().value == 15
+
+    def test_a_glob_over_rotated_series_keeps_each_series_in_order(self, tmp_path: Path) -> None:
+        events = sample_events()
+        for worker in ("0", "1"):
+            batches = [events[i : i + 2] for i in range(0, 24, 2)]
+            write_archive(tmp_path / f"events-{worker}.jsonl.zst", batches, rotate_bytes=1)
+        (tmp_path / "events-0.1.jsonl.zst").rename(tmp_path / "events-0.jsonl.zst.1")
+        archive = Archive(str(tmp_path / "events-*.jsonl.zst"))
+        expected = [
+            f"events-{worker}.{n}.jsonl.zst" if (worker, n) != ("0", 1) else "events-0.jsonl.zst.1"
+            for worker in ("0", "1")
+            for n in range(1, 12)
+        ]
+        expected.insert(11, "events-0.jsonl.zst")
+        expected.append("events-1.jsonl.zst")
+        assert [file.name for file in archive.files] == expected
+        assert archive.events().count().value == 48
 
     def test_missing_files_and_empty_lists_are_refused(self, tmp_path: Path) -> None:
         with pytest.raises(FileNotFoundError):

@@ -32,7 +32,14 @@ from metricstream.exceptions import ConfigError  # noqa: E402
 from metricstream.query import Archive, QueryCache, clear_caches  # noqa: E402
 from metricstream.query import _cache as cache_module  # noqa: E402
 from metricstream.sinks.jsonl import JsonLinesReader, JsonLinesSink  # noqa: E402
-from tests.test_query_reference import breakdown, select, total, unique, write_archive  # noqa: E402
+from tests.test_query_reference import (  # noqa: E402
+    append_as_written_before,
+    breakdown,
+    select,
+    total,
+    unique,
+    write_archive,
+)
 
 Event = ms.MetricEvent
 MAGIC = b"\x28\xb5\x2f\xfd"
@@ -327,7 +334,7 @@ class TestFollowingTheArchive:
         assert len(torn) == 1  # type: ignore[arg-type]
         with open(path, "ab") as handle:
             handle.write(b"garbage" * 5)
-        append(path, batch(50))
+        append_as_written_before(path, [batch(50)])
         assert len(same_everywhere(archive, path)[5]) == 1  # type: ignore[arg-type]
         good = tmp_path / "frame.jsonl.zst"
         write_archive(good, [batch(100)])
@@ -335,7 +342,7 @@ class TestFollowingTheArchive:
         frame[len(frame) // 2] ^= 0x40  # whole by its headers, wrong by its checksum
         with open(path, "ab") as handle:
             handle.write(frame)
-        append(path, batch(150))
+        append_as_written_before(path, [batch(150)])
         found = same_everywhere(archive, path)
         assert found[0] == 150
         assert len(found[5]) == 2  # type: ignore[arg-type]
@@ -368,7 +375,7 @@ class TestFollowingTheArchive:
         write_archive(path, [batch(0), batch(50), batch(100)], rotate_bytes=1000)
         archive = Archive(path, cache=cache_dir)
         same_everywhere(archive, path)
-        (tmp_path / "e.jsonl.zst.1").unlink()
+        (tmp_path / "e.1.jsonl.zst").unlink()
         same_everywhere(archive, path)
 
     def test_a_new_property_loads_every_record_again_once(

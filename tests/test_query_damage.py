@@ -25,6 +25,7 @@ require_module("duckdb", "metricstream.query runs on DuckDB (the query extra)")
 
 from metricstream.query import Archive, Skipped  # noqa: E402
 from tests.test_query_reference import (  # noqa: E402
+    append_as_written_before,
     both_ways,  # noqa: F401  (a fixture: every test with and without the cache)
     write_archive,
 )
@@ -50,8 +51,9 @@ def batches(count: int = 6, size: int = 50, offset: int = 0) -> list[list[Event]
 
 
 def series(path: Path) -> list[Path]:
-    """``PATH.1``, ``PATH.2``, ... (oldest first), then ``PATH``: a rotated series."""
-    numbered = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
+    """``e.1.jsonl.zst``, ``e.2.jsonl.zst``, ... (oldest first), then ``e.jsonl.zst``."""
+    stem, _, ending = path.name.partition(".")
+    numbered = re.compile(re.escape(stem) + r"\.([1-9][0-9]*)\." + re.escape(ending))
     rotated = sorted(
         (int(match[1]), file)
         for file in path.parent.iterdir()
@@ -196,7 +198,7 @@ class TestCompressedDamage:
     def test_a_rotated_series_with_damage_in_an_old_file(self, tmp_path: Path) -> None:
         path = tmp_path / "e.jsonl.zst"
         write_archive(path, batches(8), rotate_bytes=1200)
-        old = tmp_path / "e.jsonl.zst.1"
+        old = tmp_path / "e.1.jsonl.zst"
         with open(old, "r+b") as handle:
             handle.truncate(old.stat().st_size - 7)
         archive = Archive(path)
@@ -206,14 +208,14 @@ class TestCompressedDamage:
 
 
 class TestPlainDamage:
-    """Plain archives: a torn line in the middle (terminated by the sink) and at the end."""
+    """Plain archives: a torn line in the middle (as earlier versions left it) and at the end."""
 
     def test_torn_lines_are_skipped_and_reported(self, tmp_path: Path) -> None:
         path = tmp_path / "e.jsonl"
         write_archive(path, batches(2), compression="none")
         with open(path, "ab") as handle:
-            handle.write(b'{"measurement":"view","tags":{"user":"torn"')
-        write_archive(path, batches(2, offset=2), compression="none")
+            handle.write(b'{"measurement":"view","tags":{"user":"torn"\n')
+        append_as_written_before(path, batches(2, offset=2), compression="none")
         with open(path, "ab") as handle:
             handle.write(b'{"measurement":"cart","fie')
         archive = Archive(path)
@@ -243,7 +245,7 @@ class TestGrowingArchives:
         with open(path, "r+b") as handle:
             handle.truncate(path.stat().st_size - 5)
         write_archive(path, batches(2, offset=2), rotate_bytes=path.stat().st_size + 10)
-        assert (tmp_path / "e.jsonl.zst.1").exists()
+        assert (tmp_path / "e.1.jsonl.zst").exists()
         found = archive.events().count()
         assert (found.value, found.skipped) == (200, ())
         assert archive.check() == ()

@@ -315,6 +315,22 @@ def write_archive(
     sink.close()
 
 
+def append_as_written_before(
+    path: Path, batches: Sequence[Sequence[Event]], compression: str = "zstd"
+) -> None:
+    """Append the bytes a sink writes for `batches` without a sink opening `path`.
+
+    A sink that opens a file moves a torn tail aside first; files written by
+    earlier versions, or copied together, can hold damage in the middle,
+    which readers must still skip: this makes such files.
+    """
+    other = path.with_name(f"written-before-{path.name}")
+    write_archive(other, batches, compression=compression)
+    with open(path, "ab") as handle:
+        handle.write(other.read_bytes())
+    other.unlink()
+
+
 class TestPropertyRule:
     """The SQL that resolves a property agrees with the plain-Python rule."""
 

@@ -72,6 +72,8 @@ class TestInternalEvents:
             "dropped_retries_exhausted": 3,
             "dropped_shutdown": 0,
             "dropped_corrupt": 0,
+            "dropped_collapsed": 0,
+            "dropped_unconfirmed": 0,
             "dropped_cardinality": 0,
             "retries": 6,
             "write_errors": 7,

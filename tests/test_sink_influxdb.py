@@ -875,12 +875,15 @@ class TestPrepare:
 
     def test_payload_body_is_the_batch_encoding_compressed(self) -> None:
         batch = EventBatch(
-            [MetricEvent("m", fields={"v": i}, timestamp_ns=i, before_2001=True) for i in range(3)]
+            [
+                MetricEvent("m", fields={"v": i}, timestamp_ns=i * 1001, before_2001=True)
+                for i in range(3)
+            ]
         )
         sink = InfluxDBSink("http://127.0.0.1:1", api="v1", database="d", precision="us")
         payload = sink.prepare(batch)
         assert gzip.decompress(payload.body) == batch.influx_bytes("us")
-        assert payload.lines() == b"m v=0i 0\nm v=1i 0\nm v=2i 0"
+        assert payload.lines() == b"m v=0i 0\nm v=1i 1\nm v=2i 2"
         assert (len(payload), payload.count, payload.events_written, payload.done) == (
             3, 3, 0, False
         )  # fmt: skip
@@ -1470,6 +1473,67 @@ class TestSplitting:
         sink.close()
 
 
+class TestCollapsedPoints:
+    """Events InfluxDB 1.6 would collapse into one point are dropped as collapsed, not written."""
+
+    def stream(self, sink: InfluxDBSink, events: list[MetricEvent]) -> SinkHealth:
+        streamer = EventStreamer(
+            [sink], batch_size=len(events), flush_interval=60, register_atexit=False
+        )
+        streamer.send_many(events)
+        assert streamer.flush(30) is True
+        health = streamer.health().sinks[sink.name]
+        streamer.shutdown(5)
+        return health
+
+    @pytest.mark.servers
+    @pytest.mark.parametrize("precision", ["ms", "s"])
+    def test_one_series_a_microsecond_apart(self, fresh_db: str, precision: str) -> None:
+        events = [
+            MetricEvent("burst", {"host": "a"}, {"i": i}, BASE_NS + 123_456 + i * 1_000)
+            for i in range(1000)
+        ]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision=precision)
+        health = self.stream(sink, events)
+        last: dict[int, int] = {}  # the server keeps the last point of each timestamp
+        for event in events:
+            last[truncate(event.timestamp_ns, precision)] = int(event.fields["i"])  # type: ignore[call-overload]
+        assert (health.events_written, health.dropped_by_reason) == (
+            len(last),
+            {**dict.fromkeys(health.dropped_by_reason, 0), "collapsed": 1000 - len(last)},
+        )
+        stored = [(r[1], r[3]) for r in influx_rows(INFLUXDB_V1_URL, fresh_db)]
+        assert stored == [(moment, (("i", "integer", i),)) for moment, i in sorted(last.items())]
+
+    @pytest.mark.servers
+    def test_a_point_with_fields_of_its_own_is_merged_and_written(self, fresh_db: str) -> None:
+        events = [
+            MetricEvent("merge", {"host": "a"}, {"x": 1}, BASE_NS + 1),  # overwritten whole
+            MetricEvent("merge", {"host": "a"}, {"y": 2}, BASE_NS + 2),
+            MetricEvent("merge", {"host": "a"}, {"x": 3}, BASE_NS + 3),
+            MetricEvent("merge", {"host": "b"}, {"x": 4}, BASE_NS + 4),  # another series
+            MetricEvent("other", {"host": "a"}, {"x": 5}, BASE_NS + 5),  # another measurement
+            MetricEvent("merge", {"host": "a"}, {"u": UInt(1)}, BASE_NS + 6),  # v1 refuses it
+        ]
+        sink = InfluxDBSink(INFLUXDB_V1_URL, api="v1", database=fresh_db, precision="ms")
+        health = self.stream(sink, events)
+        dropped = health.dropped_by_reason
+        assert (health.events_written, dropped["collapsed"], dropped["invalid"]) == (4, 1, 1)
+        assert influx_rows(INFLUXDB_V1_URL, fresh_db) == [
+            ("merge", BASE_NS, (("host", "a"),), (("x", "integer", 3), ("y", "integer", 2))),
+            ("merge", BASE_NS, (("host", "b"),), (("x", "integer", 4),)),
+            ("other", BASE_NS, (("host", "a"),), (("x", "integer", 5),)),
+        ]
+
+    def test_keep_writes_every_point(self) -> None:
+        sink = InfluxDBSink(
+            "http://127.0.0.1:1", api="v1", database="d", precision="s", duplicate_points="keep"
+        )
+        payload = sink.prepare(EventBatch([MetricEvent("k", fields={"v": i}) for i in range(3)]))
+        assert payload.count == 3
+        sink.close()
+
+
 @pytest.mark.servers
 class TestV1RoundTrip:
     """Thousands of events through the v1 API into InfluxDB 1.6, read back exactly."""
@@ -1889,7 +1953,9 @@ class TestV2VictoriaMetrics:
     def test_thousands_of_events_round_trip_exactly(self, vm_server: str, precision: str) -> None:
         prefix = f"msv2_{RUN_ID}_{precision}"
         events = numeric_events(prefix, 3000)
-        sink = InfluxDBSink(vm_server, org="ignored", bucket="ignored", precision=precision)
+        sink = InfluxDBSink(
+            vm_server, org="o", bucket="b", precision=precision, duplicate_points="keep"
+        )
         write_batches(sink, events)
         truncated = [e.copy().with_timestamp(truncate(e.timestamp_ns, precision)) for e in events]
         expected = expected_vm(truncated)

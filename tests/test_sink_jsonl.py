@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import gzip
 import io
+import json
 import logging
 import os
 import resource
@@ -154,7 +155,7 @@ class TestPlainFile:
         write(sink, 0)
         write(sink, 1)
         sink.close()
-        assert (tmp_path / "m.jsonl.1").read_bytes() == lines(0)
+        assert (tmp_path / "m.1.jsonl").read_bytes() == lines(0)
         assert (tmp_path / "m.jsonl").read_bytes() == lines(1)
 
     def test_relative_path_is_fixed_at_construction(
@@ -292,7 +293,7 @@ class TestCompression:
 class TestTornTail:
     """A crash tears at most one record or frame; the rest is read back in order."""
 
-    def test_plain_torn_record_is_terminated_before_the_next_append(self, tmp_path: Path) -> None:
+    def test_plain_torn_record_is_moved_aside_before_the_next_append(self, tmp_path: Path) -> None:
         path = tmp_path / "m.jsonl"
         sink = JsonLinesSink(path)
         write(sink, 0, 1)
@@ -303,12 +304,13 @@ class TestTornTail:
         restarted = JsonLinesSink(path)
         write(restarted, 3)
         restarted.close()
-        assert path.read_bytes() == lines(0, 1) + record(2)[:20] + b"\n" + lines(3)
-        reader = JsonLinesReader(path)
-        assert numbers(reader) == [0, 1, 3]
-        assert reader.torn_tails == [
-            TornTail(str(path), len(lines(0, 1)), 21, 3, "incomplete JSON record")
+        assert path.read_bytes() == lines(0, 1, 3)
+        assert (tmp_path / "m.jsonl.torn").read_bytes() == record(2)[:20]
+        assert restarted.torn_tails == [
+            TornTail(str(path), len(lines(0, 1)), 20, 3, "torn JSON record at the end of the file")
         ]
+        reader = JsonLinesReader(path)
+        assert (numbers(reader), reader.torn_tails) == ([0, 1, 3], [])
 
     def test_plain_torn_tail_at_end_of_file_is_skipped_and_reported(self, tmp_path: Path) -> None:
         path = tmp_path / "m.jsonl"
@@ -334,7 +336,7 @@ class TestTornTail:
         assert (numbers(reader), reader.torn_tails) == ([0, 1, 2], [])
 
     @pytest.mark.parametrize(("suffix", "kind"), [(".zst", "zstd frame"), (".gz", "gzip member")])
-    def test_torn_frame_followed_by_new_frames(
+    def test_torn_frame_is_moved_aside_before_new_frames(
         self, tmp_path: Path, suffix: str, kind: str
     ) -> None:
         path = tmp_path / f"m.jsonl{suffix}"
@@ -346,17 +348,15 @@ class TestTornTail:
         restarted = JsonLinesSink(path)
         third = write(restarted, 4)
         restarted.close()
-        assert path.read_bytes() == first + second[: len(second) // 2] + third
+        assert path.read_bytes() == first + third
+        assert (tmp_path / f"m.jsonl{suffix}.torn").read_bytes() == second[: len(second) // 2]
+        assert restarted.torn_tails == [
+            TornTail(
+                str(path), len(first), len(second) // 2, None, f"torn {kind} at the end of the file"
+            )
+        ]
         reader = JsonLinesReader(path)
-        assert numbers(reader) == [0, 1, 4]
-        [tail] = reader.torn_tails
-        assert (tail.path, tail.offset, tail.length, tail.line) == (
-            str(path),
-            len(first),
-            len(second) // 2,
-            None,
-        )
-        assert tail.detail.startswith(f"torn or corrupt {kind}: ")
+        assert (numbers(reader), reader.torn_tails) == ([0, 1, 4], [])
 
     @pytest.mark.parametrize(("suffix", "kind"), [(".zst", "zstd frame"), (".gz", "gzip member")])
     def test_torn_frame_at_end_of_file(self, tmp_path: Path, suffix: str, kind: str) -> None:
@@ -377,7 +377,7 @@ class TestTornTail:
             )
         ]
 
-    def test_frame_torn_before_its_magic_number_is_skipped(self, tmp_path: Path) -> None:
+    def test_frame_torn_before_its_magic_number_is_moved_aside(self, tmp_path: Path) -> None:
         path = tmp_path / "m.jsonl.zst"
         sink = JsonLinesSink(path)
         first = write(sink, 0)
@@ -386,12 +386,10 @@ class TestTornTail:
             handle.write(second[:2])
         sink.close()
         third = write(JsonLinesSink(path), 2)
-        assert path.read_bytes() == first + second[:2] + third
+        assert path.read_bytes() == first + third
+        assert (tmp_path / "m.jsonl.zst.torn").read_bytes() == second[:2]
         reader = JsonLinesReader(path)
-        assert numbers(reader) == [0, 2]
-        assert reader.torn_tails == [
-            TornTail(str(path), len(first), 2, None, "not the start of a zstd frame or gzip member")
-        ]
+        assert (numbers(reader), reader.torn_tails) == ([0, 2], [])
 
     def test_torn_tail_is_logged_as_a_warning(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -436,12 +434,12 @@ class TestRotation:
             write(sink, i)
         sink.close()
         assert sorted(p.name for p in tmp_path.iterdir() if p.name[0] != ".") == [
+            "m.1.jsonl",
+            "m.2.jsonl",
             "m.jsonl",
-            "m.jsonl.1",
-            "m.jsonl.2",
         ]
-        assert (tmp_path / "m.jsonl.1").read_bytes() == lines(0, 1)
-        assert (tmp_path / "m.jsonl.2").read_bytes() == lines(2, 3)
+        assert (tmp_path / "m.1.jsonl").read_bytes() == lines(0, 1)
+        assert (tmp_path / "m.2.jsonl").read_bytes() == lines(2, 3)
         assert path.read_bytes() == lines(4)
         assert numbers(read_events(path)) == [0, 1, 2, 3, 4]
 
@@ -450,9 +448,9 @@ class TestRotation:
         sink = JsonLinesSink(path, rotate_bytes=10)
         write(sink, 0, 1, 2)
         write(sink, 3)
-        assert (tmp_path / "m.jsonl.1").read_bytes() == lines(0, 1, 2)
+        assert (tmp_path / "m.1.jsonl").read_bytes() == lines(0, 1, 2)
         assert path.read_bytes() == lines(3)
-        assert series_files(path) == [tmp_path / "m.jsonl.1", path]
+        assert series_files(path) == [tmp_path / "m.1.jsonl", path]
 
     def test_file_exactly_at_limit_is_not_rotated(self, tmp_path: Path) -> None:
         path = tmp_path / "m.jsonl"
@@ -462,7 +460,7 @@ class TestRotation:
         assert series_files(path) == [path]
         assert path.read_bytes() == lines(0, 1)
 
-    def test_numbering_continues_after_existing_files_and_restarts(self, tmp_path: Path) -> None:
+    def test_numbering_continues_after_files_named_the_earlier_way(self, tmp_path: Path) -> None:
         path = tmp_path / "m.jsonl"
         (tmp_path / "m.jsonl.1").write_bytes(lines(0))
         (tmp_path / "m.jsonl.2").write_bytes(lines(1))
@@ -470,7 +468,7 @@ class TestRotation:
         sink = JsonLinesSink(path, rotate_bytes=len(lines(0)))
         write(sink, 3)
         sink.close()
-        assert (tmp_path / "m.jsonl.3").read_bytes() == lines(2)
+        assert (tmp_path / "m.3.jsonl").read_bytes() == lines(2)
         assert path.read_bytes() == lines(3)
         assert numbers(read_events(path)) == [0, 1, 2, 3]
 
@@ -493,7 +491,7 @@ class TestRotation:
         first = write(sink, 0)
         second = write(sink, 1)
         sink.close()
-        rotated = tmp_path / "m.jsonl.zst.1"
+        rotated = tmp_path / "m.1.jsonl.zst"
         assert (rotated.read_bytes(), path.read_bytes()) == (first, second)
         with rotated.open("ab") as handle:
             handle.write(sink.prepare(batch(9))[:5])
@@ -938,4 +936,109 @@ class TestOneWriterPerFile:
         write(sink, 1)
         sink.close()
         assert numbers(JsonLinesReader(path)) == [0, 1]
-        assert numbers(JsonLinesReader(tmp_path / f"events.{pid}.jsonl.zst")) == [100]
+        assert numbers(JsonLinesReader(tmp_path / f"events.pid{pid}.jsonl.zst")) == [100]
+        assert series_files(path) == [path]  # a child's file is not a rotated file
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess[bytes]:
+    """Run a reader nobody here wrote (the ``zstd`` tool, ``jq``); it must be installed."""
+    assert shutil.which(command[0]), f"{command[0]} is not installed"
+    return subprocess.run(command, capture_output=True, timeout=120, check=False)
+
+
+def duckdb_values(pattern: str) -> list[int]:
+    """The ``n`` field of every record DuckDB's ``read_ndjson`` reads from `pattern`."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT fields.n FROM read_ndjson(?) ORDER BY fields.n", [pattern]
+        ).fetchall()
+    return [int(n) for (n,) in rows]
+
+
+class TestOtherReaders:
+    """Files read whole by readers nobody here wrote: the zstd tool, jq and DuckDB."""
+
+    def test_a_torn_frame_is_set_aside_so_every_reader_reads_the_file_whole(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "events.jsonl.zst"
+        sink = JsonLinesSink(path)
+        for first in range(0, 1400, 100):
+            write(sink, *range(first, first + 100))
+        sink.close()
+        last_frame = len(sink.prepare(batch(*range(1300, 1400))))
+        os.truncate(path, path.stat().st_size - 37)  # the crash cut the last frame short
+        restarted = JsonLinesSink(path)
+        for first in range(2000, 2500, 100):
+            write(restarted, *range(first, first + 100))
+        restarted.close()
+        expected = [*range(1300), *range(2000, 2500)]
+        assert run_tool("zstd", "-t", str(path)).returncode == 0
+        shown = run_tool("zstd", "-dc", str(path))
+        assert shown.returncode == 0
+        shown_values = [json.loads(line)["fields"]["n"] for line in shown.stdout.splitlines()]
+        assert shown_values == expected
+        assert duckdb_values(str(path)) == expected
+        assert numbers(read_events(path)) == expected
+        [torn] = restarted.torn_tails
+        assert (torn.length, (tmp_path / "events.jsonl.zst.torn").stat().st_size) == (
+            last_frame - 37,
+            last_frame - 37,
+        )
+
+    def test_a_partial_last_line_is_set_aside_so_every_reader_reads_the_file_whole(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "events.jsonl"
+        sink = JsonLinesSink(path)
+        write(sink, *range(100))
+        write(sink, *range(100, 200))
+        sink.close()
+        os.truncate(path, path.stat().st_size - 37)  # the crash cut the last line short
+        restarted = JsonLinesSink(path)
+        write(restarted, *range(500, 600))
+        restarted.close()
+        expected = [*range(199), *range(500, 600)]
+        parsed = run_tool("jq", "-c", ".fields.n", str(path))
+        assert parsed.returncode == 0, parsed.stderr
+        assert [int(n) for n in parsed.stdout.split()] == expected
+        assert duckdb_values(str(path)) == expected
+        assert numbers(read_events(path)) == expected
+        assert (tmp_path / "events.jsonl.torn").read_bytes() == record(199)[: len(record(199)) - 36]
+
+    def test_rotated_files_end_in_what_they_hold(self, tmp_path: Path) -> None:
+        path = tmp_path / "events.jsonl.zst"
+        sink = JsonLinesSink(path, rotate_bytes=1)
+        for first in range(0, 500, 100):
+            write(sink, *range(first, first + 100))
+        sink.close()
+        names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+        assert names == [f"events.{n}.jsonl.zst" for n in range(1, 5)] + ["events.jsonl.zst"]
+        assert duckdb_values(str(tmp_path / "events*.jsonl.zst")) == list(range(500))
+        for name in names:
+            assert run_tool("zstd", "-t", str(tmp_path / name)).returncode == 0
+        assert numbers(read_events(path)) == list(range(500))
+
+    def test_a_series_rotated_under_the_earlier_names_is_still_read(self, tmp_path: Path) -> None:
+        path = tmp_path / "events.jsonl.zst"
+        sink = JsonLinesSink(path, rotate_bytes=1)
+        for first in range(0, 300, 100):
+            write(sink, *range(first, first + 100))
+        sink.close()
+        for number in (1, 2):  # as earlier versions named them
+            rotated = tmp_path / f"events.{number}.jsonl.zst"
+            rotated.rename(tmp_path / f"events.jsonl.zst.{number}")
+        again = JsonLinesSink(path, rotate_bytes=1)
+        for first in range(300, 500, 100):
+            write(again, *range(first, first + 100))
+        again.close()
+        assert [p.name for p in series_files(path)] == [
+            "events.jsonl.zst.1",
+            "events.jsonl.zst.2",
+            "events.3.jsonl.zst",
+            "events.4.jsonl.zst",
+            "events.jsonl.zst",
+        ]
+        assert numbers(read_events(path)) == list(range(500))

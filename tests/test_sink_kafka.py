@@ -51,6 +51,7 @@ from .kafka_helpers import (
     typed,
     unique_topic,
 )
+from .support import wait_until
 from .test_contract import SinkCase, built, tag  # noqa: F401 - the contract suite's fixtures
 from .test_contract import TestSinkContract as _SinkContract
 
@@ -112,6 +113,12 @@ def streamer_for(sink: KafkaSink, **options: Any) -> ms.EventStreamer:
     }
     settings.update(options)
     return ms.EventStreamer([sink], **settings)
+
+
+def writer_alive(streamer: ms.EventStreamer) -> bool:
+    """Whether the writer thread of the streamer's one lane still runs (a write may end late)."""
+    [lane] = streamer._pipeline.lanes
+    return any(thread.is_alive() for thread in lane._threads if "write" in thread.name)
 
 
 def counts(streamer: ms.EventStreamer, name: str = "kafka") -> tuple[int, int, int, int]:
@@ -677,7 +684,27 @@ class TestLifecycle:
         assert streamer.shutdown(timeout=1.0) is False
         health = streamer.health().sinks["kafka"]
         assert (health.events_accepted, health.events_written, health.pending) == (300, 0, 0)
-        assert health.dropped_by_reason["shutdown"] == 300
+        reasons = health.dropped_by_reason
+        assert reasons["shutdown"] + reasons["unconfirmed"] == 300
+        # The write in flight learns, once the close purged it, that nothing was sent.
+        assert wait_until(lambda: not writer_alive(streamer), timeout=60)
+        assert streamer.health().sinks["kafka"].dropped_by_reason["shutdown"] == 300
+
+    @pytest.mark.servers
+    def test_events_delivered_during_close_are_counted_written(self, broker: str) -> None:
+        topic = unique_topic("late")
+        sink = KafkaSink(broker, topic)
+        streamer = streamer_for(sink)
+        streamer.send_many(make_events(30_000))
+        streamer.shutdown(timeout=0.05)  # a batch is being written at the deadline
+        assert wait_until(lambda: not writer_alive(streamer), timeout=60)  # every late report is in
+        health = streamer.health().sinks["kafka"]
+        reasons = health.dropped_by_reason
+        assert (health.events_accepted, health.pending) == (30_000, 0)
+        assert health.events_written + reasons["shutdown"] + reasons["unconfirmed"] == 30_000
+        assert health.events_dropped == reasons["shutdown"] + reasons["unconfirmed"]
+        arrived = sum(len(r.events) for r in read_topic(broker, topic, health.events_written))
+        assert arrived == health.events_written
 
     @pytest.mark.servers
     def test_a_forked_child_produces_through_a_new_producer(self, broker: str) -> None:

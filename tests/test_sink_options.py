@@ -81,6 +81,7 @@ CASES = {
             "org": ("acme", "acme"),
             "bucket": ("metrics", "metrics"),
             "precision": ("ms", "ms"),
+            "duplicate_points": ("keep", "keep"),
             "gzip": ("off", False),
             "timeout": ("2.5", 2.5),
             "verify_ssl": ("0", False),
@@ -99,6 +100,7 @@ CASES = {
         url_only=("tls",),
         elsewhere=(
             "token", "org", "bucket", "gzip", "timeout", "verify_ssl", "ssl_ca_cert", "name",
+            "duplicate_points",
         ),
     ),
     "kafka": Case(

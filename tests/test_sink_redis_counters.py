@@ -20,6 +20,7 @@ import random
 import re
 import subprocess
 import threading
+import time
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -742,6 +743,76 @@ class TestConfiguration:
         sink.close()
 
 
+@pytest.mark.servers
+class TestRangesInsideBuckets:
+    """A range that starts inside a bucket counts that bucket, and the answer says so."""
+
+    def test_a_range_inside_a_day_counts_the_day_and_names_it(
+        self, single: str, prefix: str
+    ) -> None:
+        buyers = [f"u{n % 31}" for n in range(97)]
+        events = [
+            ms.MetricEvent("purchase", {"user": user}, {"amount": 1}, (BASE + 36_000 + n) * 10**9)
+            for n, user in enumerate(buyers)
+        ]
+        mapping = CounterMapping(count=["measurement"], unique=["user"])
+        sink = RedisCounterSink(single, mapping=mapping, prefix=prefix)
+        stream(sink, events)
+        day = ((BASE, BASE + 86_400),)
+        start, end = BASE + 43_200, BASE + 46_800  # noon to one, after every purchase
+        with sink.reader() as reader:
+            counted = reader.count("measurement", ("purchase",), start, end)
+            assert (counted.total, counted.series, counted.buckets) == (97, ((BASE, 97),), day)
+            assert counted.covered == day[0]
+            assert_estimate(reader.unique("user", start, end).total, set(buyers))
+            assert reader.top("measurement", start, end) == [(("purchase",), 97)]
+            assert reader.buckets(start, end) == list(day)
+            assert reader.count("measurement", ("purchase",), start, end, "h").total == 0
+        sink.close()
+
+    def test_the_command_counts_the_last_hour_of_a_daily_bucket(
+        self, single: str, prefix: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        now = int(time.time())
+        events = [
+            ms.MetricEvent("purchase", fields={"amount": 1}, timestamp_ns=(now - n) * 10**9)
+            for n in range(97)
+        ]
+        mapping = CounterMapping(count=["measurement"])
+        sink = RedisCounterSink(single, mapping=mapping, prefix=prefix)
+        stream(sink, events)
+        sink.close()
+        status = main(
+            ["counters", "--redis", single, "--prefix", prefix, "count", "measurement",
+             "purchase", "--start=-1h"]
+        )  # fmt: skip
+        out = capsys.readouterr().out
+        assert status == 0
+        assert out.splitlines()[-1].split() == ["total", "97"]
+        today = now - now % 86_400
+        days = 2 if now - 3600 < today else 1  # the hour may reach into yesterday
+        assert f"buckets counted: {days} daily, from " in out
+        first = dt.datetime.fromtimestamp(today - 86_400 * (days - 1), dt.timezone.utc)
+        assert f"from {first.isoformat(timespec='minutes')} to " in out
+
+    def test_the_readme_snippet_runs_and_counts_what_it_sent(
+        self, single: str, prefix: str
+    ) -> None:
+        readme = (Path(__file__).parent.parent / "README.md").read_text()
+        section = readme[readme.index("### Redis counters") :]
+        start = section.index("```python\n") + len("```python\n")
+        code = section[start : section.index("\n```", start)]
+        code = code.replace('"redis://127.0.0.1:6379/0"', repr(single))
+        code = code.replace('prefix="ms:"', f"prefix={prefix!r}")
+        assert repr(single) in code
+        assert f"prefix={prefix!r}" in code
+        namespace: dict[str, Any] = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+        purchases = namespace["purchases"]
+        assert purchases.total == 1
+        assert len(purchases.buckets) in (1, 2)  # the hour may reach into the day before
+
+
 class TestCountersCommand:
     """`metricstream counters` reads the counters; `explain` prints one event's commands."""
 
@@ -781,7 +852,7 @@ class TestCountersCommand:
         assert "2023-11-15T00:00+00:00" in out
         assert "2023-11-16T00:00+00:00" in out
         assert main([*common, "top", "event~source", "-n", "2", *window]) == 0
-        rows = capsys.readouterr().out.splitlines()[2:]
+        rows = capsys.readouterr().out.splitlines()[3:]
         totals: dict[str, int] = {}
         for event in events:
             if "source" in event.tags:

@@ -17,7 +17,7 @@ from metricstream.spool import SegmentLog, Spool
 from metricstream.spool.format import HEADER_SIZE, SEGMENT_MAGIC
 from metricstream.testing import FaultySink, InMemorySink
 
-from .support import NO_REASONS, assert_balanced, sample, values, wait_until
+from .support import NO_REASONS, assert_balanced, sample, spool_command, values, wait_until
 
 QUICK = ms.RetryConfig(max_retries=1, initial_delay_ms=1, max_delay_ms=2, jitter=False)
 
@@ -413,9 +413,6 @@ class TestSpoolCommand:
     """`metricstream spool inspect|replay` shows and delivers what a spool holds."""
 
     def test_inspect_then_replay_everything_to_a_file(self, tmp_path: Path) -> None:
-        import subprocess
-        import sys
-
         directory = tmp_path / "spool"
         streamer = ms.EventStreamer(
             [FaultySink(then="transient", name="lost")],
@@ -428,25 +425,16 @@ class TestSpoolCommand:
         assert streamer.flush(0.5) is False
         streamer.shutdown(0.2)
 
-        def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "metricstream", "spool", *args],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-
-        shown = cli("inspect", str(directory))
+        shown = spool_command("inspect", str(directory))
         assert shown.returncode == 0
         assert "lost" in shown.stdout
         assert "1,000" in shown.stdout
         target = tmp_path / "recovered.jsonl"
-        replayed = cli("replay", str(directory), "--sink", f"jsonl:{target}", "--all")
+        replayed = spool_command("replay", str(directory), "--sink", f"jsonl:{target}", "--all")
         assert replayed.returncode == 0, replayed.stderr
         assert re.search(r"^  jsonl\s+written\s+1,000\s+dropped\s+0 .* OK", replayed.stdout, re.M)
         assert values(list(ms.sinks.jsonl.read_events(target))) == list(range(1000))
-        again = cli("inspect", str(directory), "--json")
+        again = spool_command("inspect", str(directory), "--json")
         import orjson
 
         report = orjson.loads(again.stdout)

@@ -606,9 +606,59 @@ class TestShutdown:
         streamer.send_many(sample(i) for i in range(10))
         assert streamer.shutdown(timeout=0.3) is False
         health = streamer.health()
-        assert health.sinks["stuck"].dropped_by_reason == {**NO_REASONS, "shutdown": 10}
+        reasons = health.sinks["stuck"].dropped_by_reason
+        # The write in flight is unconfirmed until it ends: its sink's close ends it.
+        assert (reasons["shutdown"] + reasons["unconfirmed"], reasons["unconfirmed"] in (0, 4)) == (
+            10,
+            True,
+        )
         assert health.sinks["memory"].events_written == 10
         assert_balanced(health, sent=10)
+        writer = next(t for t in streamer._pipeline.lanes[0]._threads if "write" in t.name)
+        writer.join(30)
+        health = streamer.health()
+        assert health.sinks["stuck"].dropped_by_reason == {**NO_REASONS, "shutdown": 10}
+        assert_balanced(health, sent=10)
+
+    def test_a_write_waiting_to_retry_at_the_deadline_is_dropped_as_shutdown(
+        self, make_streamer
+    ) -> None:
+        failing = FaultySink(then="transient", name="failing")
+        slow_retry = ms.RetryConfig(
+            max_retries=50, initial_delay_ms=5000, max_delay_ms=5000, jitter=False
+        )
+        streamer = make_streamer([failing], batch_size=4, flush_interval=60, retry=slow_retry)
+        streamer.send_many(sample(i) for i in range(10))
+        assert wait_until(lambda: bool(failing.attempts))
+        assert streamer.shutdown(timeout=0.3) is False
+        health = streamer.health().sinks["failing"]
+        assert health.dropped_by_reason == {**NO_REASONS, "shutdown": 10}
+        assert_balanced(streamer.health(), sent=10)
+
+    def test_a_write_that_ends_after_the_deadline_is_counted_written(self, make_streamer) -> None:
+        release = threading.Event()
+
+        class Late(InMemorySink):
+            def write(self, payload: ms.EventBatch) -> None:
+                release.wait(30)
+                super().write(payload)
+
+        late = Late("late")
+        streamer = make_streamer([late], batch_size=4, flush_interval=60)
+        streamer.send_many(sample(i) for i in range(10))
+        assert streamer.shutdown(timeout=0.3) is False
+        reasons = streamer.health().sinks["late"].dropped_by_reason
+        assert (reasons["unconfirmed"], reasons["shutdown"]) == (4, 6)
+        release.set()
+        writer = next(t for t in streamer._pipeline.lanes[0]._threads if "write" in t.name)
+        writer.join(30)
+        health = streamer.health().sinks["late"]
+        assert values(late.events) == [0, 1, 2, 3]
+        assert (health.events_written, health.dropped_by_reason) == (
+            4,
+            {**NO_REASONS, "shutdown": 6},
+        )
+        assert_balanced(streamer.health(), sent=10)
 
     def test_shutdown_is_idempotent_and_close_and_with_call_it(self, make_streamer) -> None:
         sink = InMemorySink()

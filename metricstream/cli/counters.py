@@ -153,9 +153,33 @@ def _number(value: float) -> str:
 
 
 def _series_rows(result: CounterResult, buckets: TimeBuckets) -> list[list[str]]:
-    rows = [["bucket start", "value"]]
-    rows += [[_local(start, buckets), _number(value)] for start, value in result.series]
-    return [*rows, ["total", _number(result.total)]]
+    rows = [["bucket start", "bucket end", "value"]]
+    rows += [
+        [_local(start, buckets), _local(end, buckets), _number(value)]
+        for (start, end), (_, value) in zip(result.buckets, result.series, strict=True)
+    ]
+    return [*rows, ["total", "", _number(result.total)]]
+
+
+def _covered(spans: Sequence[tuple[int, int]], bucket: str, buckets: TimeBuckets) -> str:
+    """The line saying which buckets an answer counts (a range counts each bucket it overlaps)."""
+    kind = "daily" if bucket == "d" else "hourly"
+    if not spans:
+        return f"buckets counted: none ({kind})\n"
+    first, last = _local(spans[0][0], buckets), _local(spans[-1][1], buckets)
+    return f"buckets counted: {len(spans)} {kind}, from {first} to {last}\n"
+
+
+def _spans_json(spans: Sequence[tuple[int, int]], buckets: TimeBuckets) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": _local(first, buckets),
+            "start_s": first,
+            "end": _local(end, buckets),
+            "end_s": end,
+        }
+        for first, end in spans
+    ]
 
 
 def _query(args: argparse.Namespace, out: TextIO) -> int:
@@ -181,14 +205,14 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             result = query(args.pattern, args.values, start, end, args.bucket)
             title = f"{args.action} {args.pattern} = {'~'.join(args.values)}"
     if args.format == "json":
-        series = [
-            {"start": _local(at, buckets), "start_s": at, "value": value}
-            for at, value in result.series
-        ]
+        spans = _spans_json(result.buckets, buckets)
+        values = (value for _, value in result.series)
+        series = [{**span, "value": value} for span, value in zip(spans, values, strict=True)]
         write_json({**asked, "values": args.values, "series": series, "total": result.total}, out)
         return 0
     out.write(f"{title}\n")
-    _write_lines(format_table(_series_rows(result, buckets), right=(1,)), out)
+    out.write(_covered(result.buckets, args.bucket, buckets))
+    _write_lines(format_table(_series_rows(result, buckets), right=(2,)), out)
     return 0
 
 
@@ -201,11 +225,14 @@ def _top(
 ) -> int:
     start, end = moments
     rows = reader.top(args.pattern, start, end, args.n, args.bucket, kind=args.kind)
+    spans = reader.buckets(start, end, args.bucket)
     if args.format == "json":
         top = [{"values": list(values), "total": total} for values, total in rows]
-        write_json({**asked, "kind": args.kind, "top": top}, out)
+        counted = _spans_json(spans, reader.options.buckets)
+        write_json({**asked, "kind": args.kind, "buckets": counted, "top": top}, out)
         return 0
     out.write(f"top {args.n} of {args.pattern} ({args.kind}, {args.bucket} buckets)\n")
+    out.write(_covered(spans, args.bucket, reader.options.buckets))
     table = [["#", "values", "total"]]
     table += [
         [str(rank), "~".join(values), _number(total)]

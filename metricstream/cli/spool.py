@@ -107,8 +107,32 @@ def _report_document(report: SpoolReport) -> dict[str, Any]:
     }
 
 
+def _unmatched(path: str, names: list[str]) -> str | None:
+    """Why a replay to sinks of these names (without ``--all``) would send nothing, or None."""
+    report = inspect_spool(path)
+    missing = [name for name in names if name not in report.sinks]
+    if not missing:
+        return None
+    held = [
+        f"{name} ({backlog.events:,} events)"
+        for name, backlog in report.sinks.items()
+        if backlog.events
+    ]
+    with_data = ", ".join(held) if held else "none"
+    return (
+        f"no sink named {', '.join(repr(name) for name in missing)} has a position in "
+        f"{report.directory}, so it would get nothing; sinks with data: {with_data}. "
+        "Name the sink after one of them (name=... in its URL), or give --all"
+    )
+
+
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     sinks = [sink_from_url(url) for url in args.sink]
+    problem = None if args.all else _unmatched(args.path, [sink.name for sink in sinks])
+    if problem is not None:
+        for sink in sinks:
+            sink.close()
+        raise ConfigError("--sink", problem)
     if args.all:
         for sink in sinks:
             rewind(args.path, sink.name)

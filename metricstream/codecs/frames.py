@@ -25,6 +25,8 @@ __all__ = [
     "ZSTD_MAGIC",
     "Damage",
     "Frame",
+    "frame_at",
+    "intact_end",
     "iter_frames",
     "sniff",
 ]
@@ -45,6 +47,8 @@ class Buffer(Protocol):
     def __getitem__(self, index: slice, /) -> bytes: ...
 
     def find(self, sub: bytes, start: int = ..., /) -> int: ...
+
+    def rfind(self, sub: bytes, start: int = ..., end: int = ..., /) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,34 @@ def iter_frames(data: Buffer, size: int, start: int = 0) -> Iterator[Frame | Dam
         content, end = member
         yield Frame(pos, end, content)
         pos = end
+
+
+def frame_at(data: Buffer, pos: int, size: int) -> Frame | None:
+    """The intact frame or member starting at `pos` (ending by `size`), or None."""
+    member = _decode_member(data, pos, size)
+    return None if isinstance(member, str) else Frame(pos, member[1], member[0])
+
+
+def intact_end(data: Buffer, size: int, codec: Compression) -> int:
+    """Where the last intact frame (or member) of compressed data ends; 0 if there is none.
+
+    Searches back from the end for the start of an intact frame, so that
+    only the tail is read: whatever follows the end it returns is not an
+    intact frame (a write torn by a crash).
+
+    Args:
+        data: The bytes (an ``mmap`` works without copying the file).
+        size: How many bytes of `data` to consider.
+        codec: `Compression.ZSTD` or `Compression.GZIP`.
+    """
+    magic = ZSTD_MAGIC if codec is Compression.ZSTD else GZIP_MAGIC
+    before = size
+    while (at := data.rfind(magic, 0, before)) >= 0:
+        frame = frame_at(data, at, size)
+        if frame is not None:
+            return frame.end
+        before = at + len(magic) - 1
+    return 0
 
 
 def _decode_member(data: Buffer, pos: int, size: int) -> tuple[bytes, int] | str:

@@ -50,7 +50,7 @@ class Archive:
     how it follows the archive). Answers are the same either way.
 
     Args:
-        paths: A file, the current file of a rotated series (its ``.N`` files
+        paths: A file, the current file of a rotated series (its rotated files
             are included), or a glob; or a list of them.
         threads: DuckDB's threads (default: one per CPU).
         cache: True for a cache in the default directory

@@ -6,7 +6,7 @@ keeps the measurement, the timestamp, each event's weight (its sample
 rate) and place in funnels (from its event id), and the properties queries
 used,
 as columns DuckDB reads in a fraction of that, and loads only what is new
-since the previous query: a rotated file (``PATH.N``) never changes, the
+since the previous query: a rotated file (``STEM.N.ENDING``) never changes, the
 current file only grows, so only its new complete frames or lines are read.
 A file replaced, truncated or rewritten in place is loaded again, and a
 query that reads a property the cache does not hold yet rebuilds it with

@@ -15,7 +15,7 @@ fail, and `verify` then parses every line.
 
 A later check continues an earlier one (`check_file` with `previous`) when the
 file is the same file grown: the same device and inode (wherever it is now,
-so a file rotated to ``PATH.N`` is recognised), at least as many bytes as the
+so a file rotated to ``STEM.N.ENDING`` is recognised), at least as many bytes as the
 earlier check settled, the same bytes just before that point (`fingerprint`),
 and not rewritten in place (the same size with another modification time).
 Anything else is checked from the start.
@@ -39,7 +39,7 @@ from metricstream.codecs.compression import Compression
 from metricstream.codecs.frames import ZSTD_MAGIC, Damage, iter_frames, sniff
 from metricstream.exceptions import ConfigError
 from metricstream.query._results import Skipped
-from metricstream.sinks.jsonl import series_files
+from metricstream.sinks.jsonl.reader import in_series_order, series_files
 
 __all__ = ["FileCheck", "check_file", "discover", "file_key", "verify"]
 
@@ -54,9 +54,12 @@ _FINGERPRINT_BYTES = 4096
 def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Return the archive files that `paths` name, oldest first within each series.
 
-    A path is a file or the current file of a rotated series (its ``.N``
-    siblings come first, see `series_files`); a path with ``*``, ``?`` or
-    ``[`` is a glob, and each file it matches counts as such a path.
+    A path is a file or the current file of a rotated series (its rotated
+    files, ``STEM.N.ENDING`` or the earlier ``PATH.N``, come first, see
+    `series_files`); a path with ``*``, ``?`` or ``[`` is a glob, and each
+    file it matches counts as such a path. A glob that matches rotated files
+    (``events-*.jsonl.zst`` matches ``events-0.1.jsonl.zst``) keeps each
+    series in its order (`in_series_order`).
 
     Raises:
         ConfigError: If no path is given.
@@ -82,7 +85,7 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                 found.setdefault(file.resolve(), None)
     if not given:
         raise ConfigError("paths", "name at least one archive file or glob")
-    return list(found)
+    return in_series_order(list(found))
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Tables (one DuckDB database file per archive, see `metricstream.query._cache`):
 
 - ``files``: each archive file by device and inode (so a file rotated to
-  ``PATH.N`` is the same file), its latest check (intact ranges, damage,
+  ``STEM.N.ENDING`` is the same file), its latest check (intact ranges, damage,
   fingerprint; see `metricstream.query._files`) and ``loaded``, the offset
   up to which its records are in ``events``;
 - ``keys``: the properties the cache holds, numbered, and whether any event

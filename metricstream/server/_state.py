@@ -20,7 +20,7 @@ from metricstream.server._worker import Slot, claim_slot, generation_alive
 __all__ = ["ARCHIVE_GLOB", "IngestFactory", "ServerState", "archive_file"]
 
 ARCHIVE_GLOB = "events-*.jsonl.zst"
-"""The archive files of every worker (each rotated into ``.N`` files beside it)."""
+"""The archive files of every worker (each rotated into ``events-N.M.jsonl.zst`` beside it)."""
 
 IngestFactory = Callable[[ServerConfig, Path], Ingest]
 """Makes a worker's ingest: ``(config, the worker's archive file) -> Ingest``."""

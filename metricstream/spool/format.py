@@ -5,7 +5,10 @@ A spool directory holds::
     segments/00000000000000001000.seg   one file per segment, named by the
     segments/00000000000000250000.seg   sequence number of its first event
     acks/<sink>.ack                     per sink: every event below this
-                                        sequence number is done
+                                        sequence number is done (digits and
+                                        a newline; `metricstream.spool.positions`)
+    sinks                               every sink that ever had a position,
+                                        one URL-quoted name per line
 
 A segment file starts with the 8-byte header ``MSSPOOL1`` and holds records,
 one per batch, back to back. A record is::

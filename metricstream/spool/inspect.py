@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from metricstream.spool.positions import PositionFiles, parse
 from metricstream.spool.segments import Damage, SegmentLog
 
 __all__ = ["SinkBacklog", "SpoolReport", "inspect_spool"]
@@ -70,11 +70,12 @@ def inspect_spool(directory: str | os.PathLike[str]) -> SpoolReport:
     try:
         segments = log.segments()
         sinks = {}
-        for path in sorted((root / "acks").glob("*.ack")):
-            name = urllib.parse.unquote(path.name[: -len(".ack")])
-            text = path.read_text(encoding="ascii").strip()
-            position = max(int(text) if text.isdigit() else 0, log.first_seq)
-            sinks[name] = _backlog(log, name, position, segments)
+        for name, raw in PositionFiles(root, readonly=True).saved().items():
+            saved = parse(raw)
+            # An untrusted position resumes at the oldest record (see `positions`).
+            if saved is None or saved > log.next_seq or not log.starts_record(saved):
+                saved = log.first_seq
+            sinks[name] = _backlog(log, name, max(saved, log.first_seq), segments)
         return SpoolReport(
             str(root),
             log.first_seq,

@@ -149,6 +149,7 @@ class SegmentLog:
         self._clock = clock
         self._last_sync = clock()
         self._lock = threading.Lock()
+        self._short_of_space = False  # an append failed: see `delete_before`
         self.damage: list[Damage] = []
         if not readonly:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -240,6 +241,17 @@ class SegmentLog:
         with self._lock:
             return sum(segment.size for segment in self._segments)
 
+    def starts_record(self, seq: int) -> bool:
+        """True when `seq` is where a stored record (or a run of damage) starts, or the end."""
+        with self._lock:
+            if seq == self._next_seq:
+                return True
+            for segment in self._segments:
+                if segment.first_seq <= seq < segment.end_seq:
+                    at = bisect.bisect_left(segment.starts, seq)
+                    return at < len(segment.starts) and segment.starts[at] == seq
+            return False
+
     def segments(self) -> list[tuple[str, int, int, int]]:
         """(path, first sequence number, end sequence number, bytes) of every segment."""
         with self._lock:
@@ -256,12 +268,14 @@ class SegmentLog:
         with self._lock:
             first = self._next_seq
             record = encode_record(batch, first)
-            segment = self._writable()
             try:
+                segment = self._writable()
                 write_all(segment.fd, record)
             except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(segment.fd, segment.size)
+                self._short_of_space = True
+                if self._segments:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._segments[-1].fd, self._segments[-1].size)
                 raise
             segment.add(_Entry(first, len(batch), segment.size, len(record), True))
             segment.size += len(record)
@@ -275,10 +289,15 @@ class SegmentLog:
         path = self.directory / f"{self._next_seq:020d}{_SUFFIX}"
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags, self.file_mode)
-        os.fchmod(fd, self.file_mode)
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, SEGMENT_MAGIC)
-        segment = _Segment(path, self._next_seq, fd, os.fstat(fd).st_size)
+        try:
+            os.fchmod(fd, self.file_mode)
+            if os.fstat(fd).st_size == 0:
+                write_all(fd, SEGMENT_MAGIC)
+            size = os.fstat(fd).st_size
+        except OSError:  # a full disk: the next append tries again
+            os.close(fd)
+            raise
+        segment = _Segment(path, self._next_seq, fd, size)
         if self._segments and self.fsync == "interval" and self._synced_seq < self._next_seq:
             # Only the newest segment is synced later: the one it replaces is synced now.
             os.fsync(self._segments[-1].fd)
@@ -365,7 +384,12 @@ class SegmentLog:
     # --- deleting ------------------------------------------------------------------
 
     def delete_before(self, seq: int) -> int:
-        """Delete every segment whose events all lie below `seq` (never the newest).
+        """Delete every segment whose events all lie below `seq`.
+
+        The newest segment is kept, since its name and records carry the
+        sequence numbers on; but once an append failed for want of space and
+        every event lies below `seq`, it is emptied (`_restart_newest`), so
+        that a full disk gets its room back.
 
         Returns:
             Bytes freed.
@@ -374,6 +398,31 @@ class SegmentLog:
         with self._lock:
             while len(self._segments) > 1 and self._segments[0].end_seq <= seq:
                 freed += self._delete_oldest()
+            if self._short_of_space and seq >= self._next_seq and self._segments:
+                freed += self._restart_newest()
+        return freed
+
+    def _restart_newest(self) -> int:
+        """Empty the newest segment, renamed after the next sequence number (hold the lock).
+
+        Renamed first and emptied after, so that a crash in between leaves a
+        segment whose name says where the numbering goes on, and whose
+        records, all below that name, are skipped at open.
+        """
+        segment = self._segments[-1]
+        freed = segment.size - len(SEGMENT_MAGIC)
+        if freed <= 0 or segment.first_seq == self._next_seq:
+            return 0
+        path = self.directory / f"{self._next_seq:020d}{_SUFFIX}"
+        try:
+            os.rename(segment.path, path)
+            if self.fsync == "batch":
+                fsync_directory(self.directory)
+            os.ftruncate(segment.fd, len(SEGMENT_MAGIC))
+        except OSError:
+            return 0
+        self._segments[-1] = _Segment(path, self._next_seq, segment.fd, len(SEGMENT_MAGIC))
+        self._short_of_space = False
         return freed
 
     def drop_oldest(self) -> tuple[int, int] | None:

@@ -3,39 +3,44 @@
 Every batch is appended once, whatever the number of sinks, before it is
 handed to them. Each sink acknowledges the batches it is done with (written,
 or dropped for a reason that retrying cannot fix), in order, and its
-position is kept in ``acks/<sink>.ack``. A segment file is deleted once
-every configured sink has acknowledged all of it. A streamer opened on the
-same directory later resumes each sink at its acknowledged position, so
-what was left is delivered first, oldest first.
+position is kept in ``acks/<sink>.ack`` (`metricstream.spool.positions`). A
+segment file is deleted once every configured sink has acknowledged all of
+it. A streamer opened on the same directory later resumes each sink at its
+acknowledged position, so what was left is delivered first, oldest first;
+a position that cannot be trusted resumes at the oldest stored record. The
+events held for sinks the streamer does not have (a sink renamed or
+removed) are reported (`Spool.unclaimed`), not delivered.
 
 One streamer uses a spool directory at a time: it holds an advisory lock on
-``DIR/.lock``. Acknowledged positions are written at most every 0.1 s (and
-at close), so a crash may deliver again what was acknowledged in its last
-0.1 s: delivery is at least once.
+``DIR/.lock``. Acknowledged positions are written at most every
+`ACK_INTERVAL` seconds (`acknowledge`, and `persist_due` for the last one),
+and at close, so a crash may deliver again what was acknowledged in its
+last 0.1 s: delivery is at least once. Under ``fsync="batch"`` each
+position is forced to disk with its directory.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from metricstream._log import RateLimitedLog
+from metricstream._files import lock_exclusively
+from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch
 from metricstream.exceptions import ConfigError
+from metricstream.spool.positions import PositionFiles, parse, resolve
 from metricstream.spool.segments import FSYNC_MODES, Damage, SegmentLog, StoredBatch
 
 __all__ = ["ACK_INTERVAL", "Spool", "rewind"]
 
 ACK_INTERVAL = 0.1
-"""Seconds between two writes of a sink's acknowledged position."""
+"""Seconds between two writes of the acknowledged positions."""
 
 _MIN_SEGMENT = 1 << 20
 _MAX_SEGMENT = 64 << 20
@@ -53,6 +58,11 @@ class Spool:
         clock: Monotonic seconds.
         ephemeral: Remove the directory at `close` when every sink is done
             with everything in it (a forked child's spool).
+
+    Attributes:
+        untrusted: For each sink whose saved position could not be trusted
+            at open: the events it receives again from the oldest stored
+            record.
 
     Raises:
         ConfigError: If another streamer uses the directory, or it cannot be
@@ -80,6 +90,9 @@ class Spool:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock_file: IO[bytes] | None = _lock_directory(self.directory)
+            self._files = PositionFiles(
+                self.directory, durable=fsync == "batch", file_mode=file_mode
+            )
         except OSError as exc:
             raise ConfigError("spool_dir", f"cannot use {str(self.directory)!r}: {exc}") from exc
         segment_bytes = min(_MAX_SEGMENT, max(_MIN_SEGMENT, max_bytes // 8))
@@ -90,70 +103,131 @@ class Spool:
             file_mode=file_mode,
             clock=clock,
         )
-        self._acks_dir = self.directory / "acks"
-        self._acks_dir.mkdir(mode=0o700, exist_ok=True)
         self._lock = threading.Lock()
         self._persist_lock = threading.Lock()
         self._warnings = RateLimitedLog()
         self._acks: dict[str, int] = {}
         self._written_acks: dict[str, int] = {}
-        self._last_ack_write = 0.0
-        for sink in sinks:
-            saved = self._read_ack(sink)
-            if saved is None:
-                # A sink seen for the first time starts with the data to come;
-                # its position is written at once, so a crash before its first
-                # acknowledgement cannot skip what it was sent.
-                saved = self.log.next_seq
-                self._write_ack(sink, saved)
-            self._acks[sink] = max(saved, self.log.first_seq)
-            self._written_acks[sink] = saved
+        self._last_ack_write = -ACK_INTERVAL
+        self.untrusted: dict[str, int] = {}
+        self._unclaimed: dict[str, int] = {}
+        self._unclaimed_end = 0
+        self._resume(list(dict.fromkeys(sinks)))
         self.log.delete_before(self._min_ack())
 
+    # --- positions at open -----------------------------------------------------------
+
+    def _resume(self, sinks: list[str]) -> None:
+        """Set each sink's start from its saved position; note the positions of other sinks."""
+        saved = self._files.saved()
+        registry = self._files.registered()
+        first, end = self.log.first_seq, self.log.next_seq
+        for sink in sinks:
+            raw = saved.get(sink)
+            registered = (sink in registry) if registry is not None else not saved
+            found = resolve(
+                raw,
+                exists=sink in saved,
+                registered=registered,
+                first_seq=first,
+                next_seq=end,
+                starts_record=self.log.starts_record,
+            )
+            self._acks[sink] = found.start
+            if found.untrusted is not None and found.start < end:
+                self.untrusted[sink] = end - found.start
+                logger.warning(
+                    "the spool position of sink %r in %s cannot be trusted (%s); "
+                    "it receives the %d events stored from the oldest record on again "
+                    "(at least once)",
+                    sink,
+                    str(self._files.path(sink)),
+                    found.untrusted,
+                    end - found.start,
+                )
+            if parse(raw) == found.start:
+                self._written_acks[sink] = found.start
+            else:
+                # Written at once, so that a crash before the first acknowledgement
+                # cannot skip what a new sink was sent, or trust a damaged file again.
+                self._write_now(sink, found.start)
+        for sink, raw in saved.items():
+            if sink not in self._acks:
+                self._unclaimed[sink] = min(end, max(parse(raw) or 0, first))
+        with contextlib.suppress(OSError):
+            self._files.register(set(sinks) | set(saved))
+        self._unclaimed_end = end
+        self._warn_unclaimed(sinks, end)
+
+    def _write_now(self, sink: str, seq: int) -> None:
+        try:
+            self._files.write(sink, seq)
+        except OSError as exc:
+            self._cannot_record(sink, exc)
+        else:
+            self._written_acks[sink] = seq
+
+    def _warn_unclaimed(self, sinks: list[str], end: int) -> None:
+        for sink, position in self._unclaimed.items():
+            if position >= end:
+                continue
+            logger.warning(
+                "the spool in %s holds %d events for sink %r, which this "
+                "streamer does not have (its sinks: %s); they are not delivered, and are "
+                "deleted once the configured sinks are done with them. To deliver them, "
+                "give a sink that name (name=%s in its URL), or run: metricstream spool "
+                "replay %s --sink URL?name=%s",
+                str(self.directory),
+                end - position,
+                sink,
+                ", ".join(repr(name) for name in sinks) or "none",
+                sink,
+                str(self.directory),
+                sink,
+            )
+
+    def unclaimed(self) -> dict[str, int]:
+        """Events still stored for sinks this streamer does not have, by name (none: empty)."""
+        first = self.log.first_seq
+        end = self._unclaimed_end
+        held = {sink: end - max(position, first) for sink, position in self._unclaimed.items()}
+        return {sink: count for sink, count in held.items() if count > 0}
+
     # --- acknowledgements ----------------------------------------------------------
-
-    def _ack_path(self, sink: str) -> Path:
-        return self._acks_dir / f"{urllib.parse.quote(sink, safe='')}.ack"
-
-    def _read_ack(self, sink: str) -> int | None:
-        try:
-            text = self._ack_path(sink).read_text(encoding="ascii").strip()
-        except (FileNotFoundError, UnicodeDecodeError):
-            return None
-        return int(text) if text.isdigit() else None
-
-    def _write_ack(self, sink: str, seq: int) -> None:
-        path = self._ack_path(sink)
-        temporary = path.with_name(path.name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
-        try:
-            os.write(fd, f"{seq}\n".encode())
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
 
     def start(self, sink: str) -> int:
         """The sequence number `sink` resumes delivery at."""
         with self._lock:
             return self._acks[sink]
 
-    def acknowledge(self, sink: str, seq: int, *, now: bool = False) -> None:
+    def acknowledge(self, sink: str, seq: int) -> None:
         """Record that `sink` is done with every event below `seq`; free what all are done with.
 
-        Positions are written at most every `ACK_INTERVAL` seconds, or at
-        once when `now` is True (the sink has caught up).
+        The positions are written when the last write is `ACK_INTERVAL`
+        seconds old; `persist_due`, called periodically, writes the last ones.
         """
         with self._lock:
-            if seq <= self._acks[sink] and not now:
+            if seq <= self._acks[sink]:
                 return
-            self._acks[sink] = max(seq, self._acks[sink])
+            self._acks[sink] = seq
+        self.persist_due()
+
+    def persist_due(self) -> bool:
+        """Write the positions that changed, if the last write is `ACK_INTERVAL` seconds old.
+
+        Returns:
+            True if positions were written.
+        """
+        with self._lock:
             moment = self._clock()
-            if moment - self._last_ack_write < ACK_INTERVAL and not now:
-                return
-            self._last_ack_write = moment
-            self._last_ack_write = now
+            if moment - self._last_ack_write < ACK_INTERVAL:
+                return False
             changed = {s: q for s, q in self._acks.items() if q != self._written_acks.get(s)}
+            if not changed:
+                return False
+            self._last_ack_write = moment
         self._persist(changed)
+        return True
 
     def _persist(self, acks: dict[str, int]) -> None:
         with self._persist_lock:  # one writer of the position files at a time
@@ -162,29 +236,29 @@ class Spool:
                     if seq <= self._written_acks.get(sink, -1):
                         continue
                 try:
-                    self._write_ack(sink, seq)
+                    self._files.write(sink, seq)
                 except OSError as exc:
-                    self._warnings.error(
-                        "ack",
-                        "cannot record the spool position of sink %r in %s: %s",
-                        sink,
-                        str(self._acks_dir),
-                        exc,
-                    )
-                    return
+                    self._cannot_record(sink, exc)
+                    break
                 with self._lock:
                     self._written_acks[sink] = seq
-        # The positions are on disk before the segments they release go away,
-        # so a crash in between leaves segments that the next open deletes.
-        self.log.delete_before(self._min_written_ack())
+        # Segments go by the positions in memory, even those a full disk kept
+        # from being written, so that deleting them makes room: a position left
+        # on disk below the oldest stored event reads as done with all of it.
+        self.log.delete_before(self._min_ack())
+
+    def _cannot_record(self, sink: str, exc: OSError) -> None:
+        self._warnings.error(
+            "ack",
+            "cannot record the spool position of sink %r in %s: %s",
+            sink,
+            str(self._files.acks),
+            exc,
+        )
 
     def _min_ack(self) -> int:
         with self._lock:
             return min(self._acks.values(), default=self.log.next_seq)
-
-    def _min_written_ack(self) -> int:
-        with self._lock:
-            return min(self._written_acks.values(), default=self.log.next_seq)
 
     # --- data ------------------------------------------------------------------------
 
@@ -263,17 +337,13 @@ class Spool:
 
 
 def _lock_directory(directory: Path) -> IO[bytes]:
-    descriptor = os.open(directory / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    handle = os.fdopen(descriptor, "ab")
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        return lock_exclusively(directory / ".lock")
+    except BlockingIOError:
         raise ConfigError(
             "spool_dir",
             f"{str(directory)!r} is in use by another streamer; one spool has one streamer",
         ) from None
-    return handle
 
 
 def rewind(directory: str | os.PathLike[str], sink: str) -> None:
@@ -281,8 +351,8 @@ def rewind(directory: str | os.PathLike[str], sink: str) -> None:
 
     Its acknowledged position is set to 0 (before the oldest stored event).
     """
-    acks = Path(os.fspath(directory)) / "acks"
-    acks.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = acks / f"{urllib.parse.quote(sink, safe='')}.ack"
-    path.write_text("0\n", encoding="ascii")
-    os.chmod(path, 0o600)
+    root = Path(os.fspath(directory))
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    files = PositionFiles(root)
+    files.write(sink, 0)
+    files.register({sink})

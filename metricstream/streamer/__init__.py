@@ -23,7 +23,7 @@ from metricstream.streamer.correlation import (
 )
 from metricstream.streamer.engine.lane.retry import Retrier, RetryConfig
 from metricstream.streamer.engine.receipts import BatchReceipt
-from metricstream.streamer.health import DROP_REASONS, SinkHealth, StreamerHealth
+from metricstream.streamer.health import DROP_REASONS, SinkHealth, SpoolHealth, StreamerHealth
 from metricstream.streamer.operations.prometheus import StreamerCollector
 from metricstream.streamer.streamer import EventStreamer
 
@@ -37,6 +37,7 @@ __all__ = [
     "Retrier",
     "RetryConfig",
     "SinkHealth",
+    "SpoolHealth",
     "StreamerCollector",
     "StreamerConfig",
     "StreamerHealth",

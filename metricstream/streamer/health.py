@@ -25,6 +25,7 @@ __all__ = [
     "AggregatorHealth",
     "DeadLetterHealth",
     "SinkHealth",
+    "SpoolHealth",
     "StreamerHealth",
 ]
 
@@ -38,20 +39,30 @@ DROP_REASONS: tuple[str, ...] = (
     "retries_exhausted",
     "shutdown",
     "corrupt",
+    "collapsed",
+    "unconfirmed",
     "cardinality",
 )
 """Why events are dropped:
 
 - ``overflow``: the buffer was full (``max_buffer``) under a drop policy, or
-  ``block_timeout`` ran out;
+  ``block_timeout`` ran out; with a spool, the spool was full too
+  (``spool_max_bytes``, or a full disk and the lane's memory);
 - ``invalid``: the sink could not encode the event, or an integration could
   not build it (`EventStreamer.count_invalid`);
 - ``rejected``: the destination refused it for good (`PermanentSinkError`);
 - ``retries_exhausted``: every retry failed (only under a `RetryConfig` with
-  a limit; the default retries while the sink is down);
+  a limit; the default retries while the sink is down; never with a spool,
+  where events wait and are written again);
 - ``shutdown``: still undelivered when the shutdown deadline passed, or sent
   after shutdown;
 - ``corrupt``: lost to damage found in the spool (a bit flip, a truncated file);
+- ``collapsed``: a later event of the same batch, with the same measurement,
+  tags and timestamp at the sink's precision and every one of its fields,
+  would overwrite it on the server (the InfluxDB sink);
+- ``unconfirmed``: handed to the destination, but its fate was still unknown
+  at the shutdown deadline (a write in flight, a Kafka message without its
+  delivery report); a report that comes later still counts it as written;
 - ``cardinality``: a new series (tag set) of a measurement that has
   ``max_series_per_measurement`` series already.
 
@@ -110,6 +121,34 @@ class SinkHealth:
 
 
 @dataclass(frozen=True)
+class SpoolHealth:
+    """What the spool holds beyond each sink's own figures.
+
+    Attributes:
+        directory: The spool directory.
+        unclaimed: Events the spool holds for sinks this streamer does not
+            have (renamed or removed), by their name: never delivered by
+            this streamer, and deleted once its own sinks are done with
+            them (replay them with ``metricstream spool replay``).
+        untrusted: For each sink whose saved position could not be trusted
+            when the spool was opened (a damaged or missing position file):
+            the events it received again from the oldest stored record.
+    """
+
+    directory: str
+    unclaimed: Mapping[str, int] = field(default_factory=dict)
+    untrusted: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the figures as plain data (JSON-ready)."""
+        return {
+            "directory": self.directory,
+            "unclaimed": dict(self.unclaimed),
+            "untrusted": dict(self.untrusted),
+        }
+
+
+@dataclass(frozen=True)
 class AggregatorHealth:
     """The series of one aggregator (``streamer.aggregator(...)``).
 
@@ -161,6 +200,7 @@ class StreamerHealth:
             each sink's preparer and writer are alive (or were stopped by a
             shutdown). False only after a bug in metricstream killed one;
             a sink that is down leaves it True.
+        spool: The spool's own figures, or None without a spool.
         sampled_out: Events ``sample_rate`` left out (never accepted, so in
             no term of the accounting).
         aggregators: Each aggregator's series, by name.
@@ -175,6 +215,7 @@ class StreamerHealth:
     sinks: Mapping[str, SinkHealth] = field(default_factory=dict)
     error: str | None = None
     live: bool = True
+    spool: SpoolHealth | None = None
     sampled_out: int = 0
     aggregators: Mapping[str, AggregatorHealth] = field(default_factory=dict)
     on_drop_errors: int = 0
@@ -205,6 +246,7 @@ class StreamerHealth:
             "sinks": {name: sink.to_dict() for name, sink in self.sinks.items()},
             "error": self.error,
             "live": self.live,
+            "spool": None if self.spool is None else self.spool.to_dict(),
             "sampled_out": self.sampled_out,
             "aggregators": {name: asdict(a) for name, a in self.aggregators.items()},
             "series_folded": self.series_folded,

@@ -268,6 +268,14 @@ class InfluxDBOptions:
         kind=choice(tuple(PRECISIONS)),
         doc="Timestamp precision written (ns, us, ms or s); timestamps are truncated to it.",
     )
+    duplicate_points: str = option(
+        default="collapse",
+        kind=choice(("collapse", "keep")),
+        doc="What the server does with points of one series and timestamp (at the precision "
+        "written): 'collapse' (InfluxDB keeps the last, merging fields), so events of a batch "
+        "that a later one overwrites whole are dropped as 'collapsed'; 'keep' for servers that "
+        "store every point (VictoriaMetrics without deduplication).",
+    )
     gzip: bool | None = option(
         default=None,
         kind=optional(boolean()),
@@ -315,7 +323,8 @@ def url_arguments(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
         influxdb2://host[:port]?org=&bucket=[&token=&precision=&gzip=&tls=]
 
     The port defaults to 8086. ``tls=true`` speaks https. Both also take
-    ``timeout``, ``name``, ``verify_ssl`` and ``ssl_ca_cert``. The v2 token
+    ``timeout``, ``name``, ``verify_ssl``, ``ssl_ca_cert`` and
+    ``duplicate_points`` (``collapse`` or ``keep``). The v2 token
     comes from ``token=`` (argument, then URL) or else the ``INFLUX_TOKEN``
     environment variable. User, password and database are percent-decoded.
 

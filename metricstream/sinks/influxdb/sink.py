@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING, Any
 from metricstream._options import takes_options
 from metricstream._secrets import scrub_secrets
 from metricstream.codecs.compression import Compression, compress
-from metricstream.exceptions import PermanentSinkError, SinkError, TransientSinkError
+from metricstream.exceptions import (
+    InvalidEventError,
+    PermanentSinkError,
+    SinkError,
+    TransientSinkError,
+)
+from metricstream.sinks.influxdb.collapse import collapsed_indexes
 from metricstream.sinks.influxdb.config import InfluxDBOptions, url_arguments
 from metricstream.sinks.influxdb.encode import InfluxDBPayload
 from metricstream.sinks.influxdb.errors import (
@@ -142,7 +148,10 @@ class InfluxDBSink:
         Events the server cannot store as written are refused here (see
         `metricstream.sinks.influxdb.storable`), all named by their position
         in the batch; the streamer then drops exactly those, as ``invalid``,
-        and writes the others.
+        and writes the others. So are the events a later event of the batch
+        would overwrite whole on the server (same measurement, tags and
+        timestamp at the sink's precision; see
+        `metricstream.sinks.influxdb.collapse`), dropped as ``collapsed``.
 
         Args:
             batch: The batch to encode.
@@ -157,10 +166,23 @@ class InfluxDBSink:
                 timestamp outside InfluxDB 1.x's range; with ``api="v2"``, a
                 string field holding a newline. The message names the first
                 such event; ``indexes`` gives the positions of all of them in
-                the batch.
+                the batch. With ``reason="collapsed"``: events a later event
+                of the batch overwrites whole.
         """
-        lines = batch.influx_bytes(self.options.precision)
-        refuse_unstorable(batch, lines, api=self.options.api, precision=self.options.precision)
+        precision = self.options.precision
+        lines = batch.influx_bytes(precision)
+        refuse_unstorable(batch, lines, api=self.options.api, precision=precision)
+        keep = self.options.duplicate_points == "keep"
+        collapsed = [] if keep else collapsed_indexes(batch.columns(), precision)
+        if collapsed:
+            raise InvalidEventError(
+                None,
+                f"{len(collapsed)} event(s) of the batch share their measurement, tags and "
+                f"timestamp (at precision {precision!r}) with a later event that has all of "
+                "their fields: the server would keep only the later point",
+                indexes=tuple(collapsed),
+                reason="collapsed",
+            )
         body = compress(lines, Compression.GZIP, 1) if self._gzip else lines
         return InfluxDBPayload(body, len(batch), gzipped=self._gzip)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import mmap
@@ -12,47 +11,115 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from metricstream.codecs.frames import PLAIN_FIRST_BYTES, Damage, iter_frames
 from metricstream.codecs.json import decode_event
 from metricstream.event import MetricEvent
 from metricstream.exceptions import InvalidEventError, SchemaVersionError
+from metricstream.sinks.jsonl.tail import TornTail, complete_record
 
 __all__ = [
     "JsonLinesReader",
     "TornTail",
+    "in_series_order",
     "next_number",
     "read_events",
+    "rotated_path",
+    "rotation_of",
     "series_files",
+    "split_name",
 ]
 
 logger = logging.getLogger("metricstream.sinks.jsonl")
 
 
-def _rotated_numbers(path: Path) -> list[tuple[int, Path]]:
-    pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
+_COMPRESSED_ENDINGS = frozenset({".zst", ".gz", ".zstd", ".gzip"})
+_NUMBER = re.compile(r"[1-9][0-9]*")
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """Split a file name into its stem and the ending that says what it holds.
+
+    The ending is the last suffix, and the one before it when the last is a
+    compression suffix: ``events.jsonl.zst`` is ``("events", ".jsonl.zst")``,
+    ``events.jsonl`` is ``("events", ".jsonl")``, ``events`` is ``("events", "")``.
+    """
+    stem, ending = name, ""
+    for _ in range(2):
+        head, dot, tail = stem.rpartition(".")
+        if not dot or not head or not tail:
+            break
+        stem, ending = head, f".{tail}{ending}"
+        if f".{tail}".lower() not in _COMPRESSED_ENDINGS:
+            break
+    return stem, ending
+
+
+def rotated_path(path: Path, number: int) -> Path:
+    """The name of the `number`-th rotated file of `path`'s series: the number before the ending.
+
+    ``events.jsonl.zst`` rotates to ``events.1.jsonl.zst``, ``events.2.jsonl.zst``...
+    """
+    stem, ending = split_name(path.name)
+    return path.with_name(f"{stem}.{number}{ending}")
+
+
+def rotation_of(path: Path) -> tuple[Path, float] | None:
+    """The current file of the series `path` was rotated from, and its place in the series.
+
+    Rotated files are named ``STEM.N.ENDING`` (`rotated_path`); files that
+    earlier versions rotated, ``NAME.N``, are recognised too, and come just
+    before a file of the same number named the new way.
+
+    Returns:
+        (the series' current file, N), or None when `path` is not named as
+        a rotated file.
+    """
+    stem, ending = split_name(path.name)
+    head, dot, number = stem.rpartition(".")
+    if dot and head and _NUMBER.fullmatch(number):
+        return path.with_name(f"{head}{ending}"), float(number)
+    head, dot, number = path.name.rpartition(".")
+    if dot and head and _NUMBER.fullmatch(number):
+        return path.with_name(head), float(number) - 0.5
+    return None
+
+
+def _rotated_numbers(path: Path) -> list[tuple[float, Path]]:
+    stem, ending = split_name(path.name)
+    named = re.compile(re.escape(stem) + r"\.([1-9][0-9]*)" + re.escape(ending))
+    legacy = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)")
     found = []
     with os.scandir(path.parent) as entries:
         for entry in entries:
-            match = pattern.fullmatch(entry.name)
+            match = named.fullmatch(entry.name)
             if match is not None:
-                found.append((int(match.group(1)), path.parent / entry.name))
+                found.append((float(match.group(1)), path.parent / entry.name))
+                continue
+            match = legacy.fullmatch(entry.name)
+            if match is not None:
+                found.append((float(match.group(1)) - 0.5, path.parent / entry.name))
     found.sort()
     return found
 
 
 def next_number(path: Path) -> int:
-    """The number the next rotated file of `path`'s series gets (``PATH.N``)."""
+    """The number the next rotated file of `path`'s series gets (see `rotated_path`).
+
+    One more than the highest number in use, whether named the new way or
+    the old one, so numbers keep growing across the change of names.
+    """
     numbers = _rotated_numbers(path)
-    return numbers[-1][0] + 1 if numbers else 1
+    return int(numbers[-1][0] + 0.5) + 1 if numbers else 1
 
 
 def series_files(path: str | os.PathLike[str]) -> list[Path]:
     """Return the files of a rotated series, oldest first.
 
-    That is ``PATH.1``, ``PATH.2``, ... in numeric order, then ``PATH`` itself
-    when it exists. A path with no rotated files gives just itself (when it
+    That is ``STEM.1.ENDING``, ``STEM.2.ENDING``, ... in numeric order
+    (``events.1.jsonl.zst`` for ``events.jsonl.zst``), then the path itself
+    when it exists. Files rotated by earlier versions of metricstream,
+    named ``PATH.1``, ``PATH.2``..., belong to the series too, in their
+    numeric place. A path with no rotated files gives just itself (when it
     exists).
     """
     base = Path(os.fspath(path))
@@ -62,23 +129,17 @@ def series_files(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-@dataclasses.dataclass(frozen=True)
-class TornTail:
-    """Bytes `read_events` skipped because a crash cut a record or frame short.
+def in_series_order(files: list[Path]) -> list[Path]:
+    """Order `files` so that those of one rotated series follow each other, oldest first.
 
-    Attributes:
-        path: The file.
-        offset: Where the skipped bytes start, in bytes from the start of the file.
-        length: How many bytes were skipped (including a terminating newline).
-        line: The 1-based line number in a plain file; None in a compressed one.
-        detail: What was wrong, in words.
+    A series is placed where its first file was; the order of other files
+    is kept.
     """
-
-    path: str
-    offset: int
-    length: int
-    line: int | None
-    detail: str
+    groups: dict[Path, list[tuple[float, Path]]] = {}
+    for file in files:
+        base, number = rotation_of(file) or (file, float("inf"))
+        groups.setdefault(base, []).append((number, file))
+    return [file for members in groups.values() for _, file in sorted(members)]
 
 
 class JsonLinesReader:
@@ -96,8 +157,8 @@ class JsonLinesReader:
     ``metricstream.sinks.jsonl`` logger, and passed to `on_torn_tail`.
 
     Args:
-        path: A file, or the current file of a rotated series (its ``.N``
-            siblings are read first, oldest first; see `series_files`).
+        path: A file, or the current file of a rotated series (its rotated
+            files are read first, oldest first; see `series_files`).
         on_torn_tail: Called with each `TornTail` as it is found.
 
     Raises:
@@ -170,7 +231,7 @@ class JsonLinesReader:
                 try:
                     yield decode_event(line)
                 except InvalidEventError as exc:
-                    if not _is_json(line):
+                    if not complete_record(line):
                         ending = "" if raw.endswith(b"\n") else " at the end of the file"
                         self._report(
                             TornTail(
@@ -197,14 +258,6 @@ class JsonLinesReader:
                     )
                 else:
                     yield from _member_events(file, found.offset, found.content)
-
-
-def _is_json(line: bytes) -> bool:
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return True
 
 
 def _located(

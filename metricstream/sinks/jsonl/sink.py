@@ -24,7 +24,8 @@ from metricstream.exceptions import (
 from metricstream.sinks.jsonl.config import JsonLinesOptions, url_arguments
 from metricstream.sinks.jsonl.encode import BatchEncoder
 from metricstream.sinks.jsonl.errors import sink_error
-from metricstream.sinks.jsonl.reader import next_number
+from metricstream.sinks.jsonl.reader import next_number, rotated_path, split_name
+from metricstream.sinks.jsonl.tail import TornTail, find_torn_tail, set_aside
 from metricstream.sinks.jsonl.writer_lock import WriterLock
 
 __all__ = ["JsonLinesSink", "from_url"]
@@ -43,6 +44,11 @@ class JsonLinesSink:
             directory, not a regular file or in a missing directory; a codec
             that contradicts a ``.zst``/``.gz`` suffix...) or another sink
             writes the file already.
+
+    Attributes:
+        torn_tails: The torn tails this sink found at the end of a file it
+            opened and moved aside to ``PATH.torn`` (see
+            `metricstream.sinks.jsonl.tail`), oldest first.
     """
 
     @takes_options(JsonLinesOptions)
@@ -57,6 +63,7 @@ class JsonLinesSink:
         self._check_tail = False
         self._closed = False
         self._warnings = RateLimitedLog()
+        self.torn_tails: list[TornTail] = []
         try:
             self._writer_lock = WriterLock(self.path)
         except OSError as exc:
@@ -65,9 +72,11 @@ class JsonLinesSink:
     def after_fork(self) -> None:
         """In a forked child: write a file of the child's own, under its own lock.
 
-        The child's file is the parent's with the child's pid before the
-        suffixes (``events.jsonl.zst`` becomes ``events.4242.jsonl.zst``), so
-        parent and children never append to or rotate the same file. Locks
+        The child's file is the parent's with ``pid`` and the child's pid
+        before its ending (``events.jsonl.zst`` becomes
+        ``events.pid4242.jsonl.zst``), so parent and children never append
+        to or rotate the same file, and a child's file is never taken for a
+        rotated file of the parent's series (``events.7.jsonl.zst``). Locks
         and the open file a parent thread may have held are replaced.
         """
         self._encoder.after_fork()
@@ -78,8 +87,8 @@ class JsonLinesSink:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        stem, dot, suffixes = self.path.name.partition(".")
-        self.path = self.path.with_name(f"{stem}.{os.getpid()}{dot}{suffixes}")
+        stem, ending = split_name(self.path.name)
+        self.path = self.path.with_name(f"{stem}.pid{os.getpid()}{ending}")
         if not self._closed:
             self._writer_lock = WriterLock(self.path)
 
@@ -255,7 +264,7 @@ class JsonLinesSink:
         )
 
     def _with_tail_repair(self, fd: int, size: int, payload: bytes) -> bytes:
-        """Prefix a newline when a plain file ends in a torn record."""
+        """Prefix a newline when a plain file ends in a record without one."""
         if (
             self._check_tail
             and size > 0
@@ -273,6 +282,7 @@ class JsonLinesSink:
             fd = os.open(self.path, flags)
             try:
                 self._check_existing(fd)
+                self._set_aside_torn_tail(fd)
             except BaseException:
                 os.close(fd)
                 raise
@@ -304,8 +314,28 @@ class JsonLinesSink:
                 sink=self.name,
             )
 
+    def _set_aside_torn_tail(self, fd: int) -> None:
+        """Move a torn record or frame at the end of the file to ``PATH.torn`` (see `tail`)."""
+        torn = find_torn_tail(fd, self.path, self.compression)
+        if torn is None:
+            return
+        aside = set_aside(
+            fd, self.path, torn, file_mode=self.options.file_mode, fsync=self.options.fsync
+        )
+        self.torn_tails.append(torn)
+        self._warnings.warning(
+            "torn",
+            "%r ended in a %s (%d bytes at byte %d); moved them to %r, so that "
+            "the file is whole for every reader",
+            str(self.path),
+            torn.detail.removesuffix(" at the end of the file"),
+            torn.length,
+            torn.offset,
+            str(aside),
+        )
+
     def _rotate(self) -> None:
-        target = self.path.with_name(f"{self.path.name}.{next_number(self.path)}")
+        target = rotated_path(self.path, next_number(self.path))
         os.rename(self.path, target)
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -11,12 +11,10 @@ two different files.
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import os
 from pathlib import Path
 from typing import IO
 
+from metricstream._files import lock_exclusively
 from metricstream.exceptions import ConfigError
 
 __all__ = ["WriterLock", "lock_path"]
@@ -35,26 +33,22 @@ class WriterLock:
 
     Raises:
         ConfigError: If another writer holds the lock, naming the file.
-        OSError: If the lock file cannot be created.
+        OSError: If the lock file cannot be created, or the platform cannot
+            lock files (see `metricstream._files.lock_exclusively`).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = lock_path(path)
         # A file object, so that the lock is released if the sink is collected.
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        handle: IO[bytes] = os.fdopen(descriptor, "ab")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            handle.close()
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ConfigError(
-                    "path",
-                    f"{str(path)!r} already has a writer (another JsonLinesSink, in this "
-                    f"process or another, holds {str(self.path)!r}); one file has one "
-                    "writer: give each sink its own path",
-                ) from None
-            raise
+            handle = lock_exclusively(self.path)
+        except BlockingIOError:
+            raise ConfigError(
+                "path",
+                f"{str(path)!r} already has a writer (another JsonLinesSink, in this "
+                f"process or another, holds {str(self.path)!r}); one file has one "
+                "writer: give each sink its own path",
+            ) from None
         self._handle: IO[bytes] | None = handle
 
     def release(self) -> None:

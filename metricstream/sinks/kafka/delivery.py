@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,9 +73,11 @@ class DeliveryReports:
     its callback by `callback_for`.
     """
 
-    __slots__ = ("counts", "delivered", "failed", "reported", "shared", "started")
+    __slots__ = ("counts", "delivered", "failed", "lock", "reported", "shared", "started")
 
     def __init__(self, counts: dict[bytes, int] | None, shared: Headers | None = None) -> None:
+        # A close serving the producer on its own thread takes reports too.
+        self.lock = threading.Lock()
         self.started = time.monotonic()
         self.counts = counts
         self.shared: Headers = [] if shared is None else shared
@@ -95,19 +98,21 @@ class DeliveryReports:
         self, error: KafkaErrorLike | None, message: Any, headers: Headers | None = None
     ) -> None:
         """Take the report of a one-event message."""
-        self.reported += 1
-        if error is not None:
-            self._fail(error, message, headers)
+        with self.lock:
+            self.reported += 1
+            if error is not None:
+                self._fail(error, message, headers)
 
     def on_batch_delivery(
         self, error: KafkaErrorLike | None, message: Any, headers: Headers | None = None
     ) -> None:
         """Take the report of a message holding `counts[value]` events."""
-        self.reported += 1
-        if error is None:
-            self.delivered += self.counts[message.value()]  # type: ignore[index]
-        else:
-            self._fail(error, message, headers)
+        with self.lock:
+            self.reported += 1
+            if error is None:
+                self.delivered += self.counts[message.value()]  # type: ignore[index]
+            else:
+                self._fail(error, message, headers)
 
     def _fail(self, error: KafkaErrorLike, message: Any, headers: Headers | None) -> None:
         kept = self.shared if headers is None else headers
@@ -115,8 +120,9 @@ class DeliveryReports:
 
     def refused(self, error: KafkaErrorLike, message: Message) -> None:
         """`produce` refused a message at once: report it as failed."""
-        self.reported += 1
-        self.failed.append((error, message))
+        with self.lock:
+            self.reported += 1
+            self.failed.append((error, message))
 
     def delivered_events(self) -> int:
         """Events confirmed by a report without error."""

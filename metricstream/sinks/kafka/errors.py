@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-__all__ = ["VERDICTS", "KafkaErrorLike", "Verdict", "describe", "judge"]
+__all__ = ["UNKNOWN_FATE", "VERDICTS", "KafkaErrorLike", "Verdict", "describe", "judge"]
 
 
 class Verdict(enum.Enum):
@@ -139,6 +139,20 @@ VERDICTS: dict[str, Verdict] = {
     "PRODUCER_FENCED": _REBUILD,
 }
 """The verdict for each librdkafka error name (see the module documentation)."""
+
+
+UNKNOWN_FATE = frozenset(
+    {
+        "_PURGE_INFLIGHT",
+        "_MSG_TIMED_OUT",
+        "_TIMED_OUT",
+        "_TRANSPORT",
+        "REQUEST_TIMED_OUT",
+        "NETWORK_EXCEPTION",
+    }
+)
+"""Errors after which the message may have reached the broker all the same: a request
+purged, timed out or cut while in flight. Events given up after one are ``unconfirmed``."""
 
 
 def judge(error: KafkaErrorLike) -> Verdict:

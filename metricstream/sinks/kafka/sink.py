@@ -3,7 +3,8 @@
 Accounting follows the delivery reports: ``write`` produces a payload's
 messages, then serves the producer until every message of the payload has
 its delivery report (or a deadline a little past ``delivery_timeout_ms``,
-after which what is left is purged and so reported too). Only a report
+after which what is left is purged and so reported too; or until `close`
+has delivered or purged everything, reports that count however late). Only a report
 without error counts an event as written. Failed messages are judged by
 `metricstream.sinks.kafka.errors`; the payload remembers what became of each
 message, so a retry sends again only the messages that failed transiently
@@ -37,7 +38,7 @@ from metricstream.sinks.kafka.delivery import (
     forsake,
 )
 from metricstream.sinks.kafka.encode import Message, MessageEncoder, Messages
-from metricstream.sinks.kafka.errors import Verdict, describe, judge
+from metricstream.sinks.kafka.errors import UNKNOWN_FATE, Verdict, describe, judge
 
 __all__ = ["KafkaSink", "from_url"]
 
@@ -79,6 +80,7 @@ class KafkaSink:
         self._compression = self.options.compression or "none"
         self._lock = threading.Lock()
         self._closed = False
+        self._close_done = threading.Event()
         self._pid = os.getpid()
         self._kafka: Any = _import_client()
         self._producer: Any = self._new_producer()
@@ -136,6 +138,7 @@ class KafkaSink:
             forsake(self._producer)
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._close_done = threading.Event()
         self._events = ClientEvents(self.name, self._mask)
         self._producer = None if self._closed else self._new_producer()
 
@@ -255,8 +258,17 @@ class KafkaSink:
     def _await_reports(
         self, producer: Any, reports: DeliveryReports, sent: int, deadline: float
     ) -> None:
-        """Serve the producer until `sent` reports are in, the sink closes or the deadline."""
-        while reports.reported < sent and not self._closed:
+        """Serve the producer until `sent` reports are in, the sink closes or the deadline.
+
+        Once the sink closes, `close` serves the producer: it delivers what
+        it can within ``close_timeout`` and purges the rest, which reports
+        every message, so the write waits for it and counts what the reports
+        say, however late.
+        """
+        while reports.reported < sent:
+            if self._closed:
+                self._close_done.wait(self.options.close_timeout + 2 * _PURGE_WAIT_S)
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 # Purged messages are reported at once (as _PURGE_QUEUE or
@@ -289,7 +301,10 @@ class KafkaSink:
             )
         payload.pending = Messages.of(retry)
         if reports.reported < sent or (retry and self._closed):
-            self._give_up(payload, reports, sent)
+            unknown = reports.reported < sent or any(
+                error.name() in UNKNOWN_FATE for error, _ in reports.failed
+            )
+            self._give_up(payload, reports, sent, unknown=unknown)
         if rebuild:
             self._replace_producer(self._mask(last))
         if retry:
@@ -306,13 +321,20 @@ class KafkaSink:
                 sink=self.name,
             )
 
-    def _give_up(self, payload: KafkaPayload, reports: DeliveryReports, sent: int) -> None:
-        """The sink closed, or reports are missing even after a purge: drop the rest."""
+    def _give_up(
+        self, payload: KafkaPayload, reports: DeliveryReports, sent: int, *, unknown: bool
+    ) -> None:
+        """The sink closed, or reports are missing even after a purge: drop the rest.
+
+        After a close, what was never sent is dropped as ``shutdown``; when
+        some messages may have reached the broker (purged in flight, timed
+        out, no report), the rest is ``unconfirmed``.
+        """
         payload.pending = Messages.of(())
         if self._closed:
             raise PermanentSinkError(
-                f"Kafka sink {self.name!r} was closed before every delivery report came in",
-                reason="shutdown",
+                f"Kafka sink {self.name!r} was closed before every message was delivered",
+                reason="unconfirmed" if unknown else "shutdown",
                 written=payload.delivered,
                 rejected=payload.rejected,
                 sink=self.name,
@@ -372,16 +394,23 @@ class KafkaSink:
     def close(self) -> None:
         """Deliver what is queued within ``close_timeout`` seconds, then purge the rest.
 
-        A write still waiting for its reports returns at once, its events
-        not confirmed (the streamer counts them as ``shutdown``). Idempotent.
+        A write still waiting for its reports waits for this too, then
+        counts what they say: delivered events as written, messages purged
+        before they were sent as ``shutdown``, those whose fate is unknown
+        (purged in flight) as ``unconfirmed``. Idempotent.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             producer, self._producer = self._producer, None
-        if producer is None or self._pid != os.getpid():
-            return
+        try:
+            if producer is not None and self._pid == os.getpid():
+                self._drain(producer)
+        finally:
+            self._close_done.set()
+
+    def _drain(self, producer: Any) -> None:
         left = producer.flush(self.options.close_timeout)
         if left:
             producer.purge(in_queue=True, in_flight=True)

@@ -27,6 +27,7 @@ overlap, and a bucket's start is never after the instants in it.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import threading
 import zoneinfo
 
@@ -215,6 +216,29 @@ class TimeBuckets:
             if moment >= last:
                 return found
             moment += step
+
+    def overlapping(self, start: float, end: float, bucket: str = "d") -> list[tuple[int, int]]:
+        """Return (start, end) of every bucket that overlaps ``[start, end]``, oldest first.
+
+        The first is the bucket holding `start`, so a range that starts inside
+        a bucket counts that bucket whole; a bucket ends where the next one
+        starts (exclusive).
+
+        Args:
+            start: Unix seconds.
+            end: Unix seconds.
+            bucket: ``"d"`` or ``"h"``.
+
+        Raises:
+            ConfigError: If the bucket is unknown.
+        """
+        first = self.bucket_start(math.floor(start), bucket)
+        starts = self.enumerate(first, end, bucket) if end >= start else []
+        if not starts:
+            return []
+        size = _DAY if bucket == "d" else _HOUR
+        after = self.enumerate(starts[-1] + 1, starts[-1] + 2 * size, bucket)[0]
+        return list(zip(starts, [*starts[1:], after], strict=True))
 
     def to_seconds(self, moment: float | _dt.datetime) -> float:
         """Return unix seconds for a datetime (naive ones are local time in this zone) or a number.

@@ -1,9 +1,13 @@
 """`RedisCounterReader`: read the counters a `RedisCounterSink` wrote, over a time range.
 
-A query covers the buckets whose start lies in ``[start, end]``, enumerated
-in the reader's time zone (`TimeBuckets.enumerate`); ``start`` and ``end``
-are datetimes (naive ones are local time in that zone) or unix seconds.
-Results list every bucket of the range, zero where nothing was counted.
+A query counts every bucket that overlaps ``[start, end]``, enumerated in
+the reader's time zone (`TimeBuckets.overlapping`): a range that starts
+inside a bucket counts that bucket whole, since a bucket is the finest
+grain the counters keep. ``start`` and ``end`` are datetimes (naive ones
+are local time in that zone) or unix seconds. Results list every bucket
+counted, with its start and end (`CounterResult.buckets`), zero where
+nothing was counted; `RedisCounterReader.buckets` says which buckets a
+range covers (for `top`, whose answer is a list).
 """
 
 from __future__ import annotations
@@ -39,13 +43,22 @@ class CounterResult:
     """A counter over a range of buckets.
 
     Attributes:
-        total: The sum over the range (for a unique count: the size of the
-            union, a HyperLogLog estimate).
-        series: ``(bucket start, value)`` for every bucket of the range, oldest first.
+        total: The sum over the buckets counted (for a unique count: the
+            size of their union, a HyperLogLog estimate).
+        series: ``(bucket start, value)`` for every bucket counted, oldest first.
+        buckets: ``(start, end)`` of every bucket counted, oldest first, in
+            unix seconds (the end exclusive): the time the total covers,
+            which may begin before the range asked for and end after it.
     """
 
     total: Number
     series: tuple[tuple[int, Number], ...]
+    buckets: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def covered(self) -> tuple[int, int] | None:
+        """The start of the first bucket counted and the end of the last; None when none."""
+        return (self.buckets[0][0], self.buckets[-1][1]) if self.buckets else None
 
 
 def _number(raw: bytes | str | None) -> Number:
@@ -108,11 +121,24 @@ class RedisCounterReader:
 
     # --- helpers -----------------------------------------------------------------
 
-    def _range(self, start: Moment, end: Moment, bucket: str) -> list[int]:
+    def buckets(self, start: Moment, end: Moment, bucket: str = "d") -> list[tuple[int, int]]:
+        """The (start, end) of every bucket a query over ``[start, end]`` counts, oldest first.
+
+        Args:
+            start: The start of the range (datetime or unix seconds).
+            end: Its end, included.
+            bucket: ``"d"`` or ``"h"``.
+
+        Raises:
+            ConfigError: If the bucket is unknown.
+        """
         require_choice("bucket", bucket, ("d", "h"))
-        return self.options.buckets.enumerate(
+        return self.options.buckets.overlapping(
             self.options.buckets.to_seconds(start), self.options.buckets.to_seconds(end), bucket
         )
+
+    def _range(self, start: Moment, end: Moment, bucket: str) -> list[int]:
+        return [first for first, _ in self.buckets(start, end, bucket)]
 
     @staticmethod
     def _pattern(pattern: str) -> tuple[tuple[str, ...], str]:
@@ -152,14 +178,15 @@ class RedisCounterReader:
         Args:
             pattern: The key, as in the mapping (``"measurement~utm_source"``).
             values: The values, in the pattern's order (``("purchase", "google")``).
-            start: The first bucket start included (datetime or unix seconds).
-            end: The last bucket start included.
+            start: The start of the range (datetime or unix seconds); the
+                bucket holding it is counted whole.
+            end: The end of the range, included.
             bucket: ``"d"`` or ``"h"``.
 
         Raises:
             ConfigError: If the values do not fit the pattern, or the bucket is unknown.
         """
-        return self._counter("add", pattern, values, self._range(start, end, bucket), bucket)
+        return self._counter("add", pattern, values, self.buckets(start, end, bucket), bucket)
 
     def sum(
         self, pattern: str, values: Sequence[object], start: Moment, end: Moment, bucket: str = "d"
@@ -169,16 +196,22 @@ class RedisCounterReader:
         Raises:
             ConfigError: If the values do not fit the pattern, or the bucket is unknown.
         """
-        return self._counter("adv", pattern, values, self._range(start, end, bucket), bucket)
+        return self._counter("adv", pattern, values, self.buckets(start, end, bucket), bucket)
 
     def _counter(
-        self, kind: str, pattern: str, values: Sequence[object], starts: list[int], bucket: str
+        self,
+        kind: str,
+        pattern: str,
+        values: Sequence[object],
+        spans: list[tuple[int, int]],
+        bucket: str,
     ) -> CounterResult:
         names, text = self._pattern(pattern)
         joined = self._values(values, len(names), pattern)
+        starts = [start for start, _ in spans]
         keys = [self.layout.counter(kind, bucket, start, text, joined) for start in starts]
         numbers = [_number(raw) for raw in self._get_many(keys)]
-        return CounterResult(sum(numbers), tuple(zip(starts, numbers, strict=True)))
+        return CounterResult(sum(numbers), tuple(zip(starts, numbers, strict=True)), tuple(spans))
 
     def unique(
         self,
@@ -193,8 +226,8 @@ class RedisCounterReader:
 
         Args:
             field: The unique key, as in the mapping (``"ip"``, ``"org~user"``).
-            start: The first bucket start included.
-            end: The last bucket start included.
+            start: The start of the range; the bucket holding it is counted whole.
+            end: The end of the range, included.
             bucket: ``"d"`` or ``"h"``.
             values: For a compound key, the values of all its names but the
                 last (``("org-001",)`` for ``"org~user"``).
@@ -208,10 +241,11 @@ class RedisCounterReader:
         """
         names, text = self._pattern(field)
         joined = self._values(values, len(names) - 1, field) if len(names) > 1 else None
-        starts = self._range(start, end, bucket)
+        spans = self.buckets(start, end, bucket)
+        starts = [first for first, _ in spans]
         keys = [self.layout.counter("bmp", bucket, moment, text, joined) for moment in starts]
         return CounterResult(
-            self._union(keys), tuple(zip(starts, self._each_count(keys), strict=True))
+            self._union(keys), tuple(zip(starts, self._each_count(keys), strict=True)), tuple(spans)
         )
 
     def _each(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
@@ -258,8 +292,8 @@ class RedisCounterReader:
 
         Args:
             pattern: The key, as in the mapping.
-            start: The first bucket start included.
-            end: The last bucket start included.
+            start: The start of the range; the bucket holding it is counted whole.
+            end: The end of the range, included.
             bucket: ``"d"`` or ``"h"``.
             kind: ``"count"``, ``"sum"`` or ``"unique"`` (the groups of a compound unique key).
 
@@ -294,8 +328,9 @@ class RedisCounterReader:
 
         Args:
             pattern: The key, as in the mapping (``"measurement~org"``).
-            start: The first bucket start included.
-            end: The last bucket start included.
+            start: The start of the range; the bucket holding it is counted
+                whole (`buckets` says which buckets are counted).
+            end: The end of the range, included.
             n: How many to list.
             bucket: ``"d"`` or ``"h"``.
             kind: ``"count"``, ``"sum"`` or ``"unique"`` (groups of a compound

@@ -352,7 +352,8 @@ class Batcher:
         except OSError as exc:
             self._warnings.error(
                 ("*", "spool-write"),
-                "writing the spool failed (%s); delivering from memory only",
+                "writing the spool failed (%s); the batches it cannot take wait in memory, "
+                "up to max_buffer per sink, then the overflow policy applies",
                 exc,
             )
             return None

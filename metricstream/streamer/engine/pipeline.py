@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from metricstream._log import RateLimitedLog, logger
+from metricstream._threads import start_daemon
 from metricstream.contract import EventBatch, Sink
 from metricstream.event import PARTS_PER_EVENT
 from metricstream.exceptions import BackpressureError, ConfigError, StreamerClosedError
@@ -37,7 +38,7 @@ from metricstream.streamer.engine.lane import Lane, SpillCursor
 from metricstream.streamer.engine.receipts import BatchReceipt
 from metricstream.streamer.engine.reentry import section as _section
 from metricstream.streamer.engine.sampling import Sampler
-from metricstream.streamer.engine.spooling import SpoolSync, open_spool
+from metricstream.streamer.engine.spooling import SpoolUpkeep, open_spool, spool_health
 from metricstream.streamer.health import StreamerHealth
 
 __all__ = ["CATCH_UP_BATCHES", "CATCH_UP_SECONDS", "PROGRESS_WINDOW", "Pipeline"]
@@ -129,8 +130,8 @@ class Pipeline:
         )
         self.wake = self.batcher.wake
         self.cut = self.batcher.cut
-        if spool is not None and spool.fsync == "interval":
-            self.batcher.add_periodic(SpoolSync(spool, self._on_progress))
+        if spool is not None:
+            self.batcher.add_periodic(SpoolUpkeep(spool, self._on_progress))
 
     @classmethod
     def open(cls, config: StreamerConfig, sinks: Sequence[Sink], names: Sequence[str]) -> Pipeline:
@@ -498,6 +499,7 @@ class Pipeline:
             events_accepted=accepted,
             sinks=sinks,
             error=None if self.batcher.error is None else f"batcher died: {self.batcher.error}",
+            spool=spool_health(self.spool),
             live=live,
             sampled_out=self.sampler.sampled_out,
         )
@@ -538,7 +540,10 @@ class Pipeline:
         for lane in self.lanes:
             lane.join(deadline)
         self.batcher.join(deadline)
-        self._close_sinks(deadline)
+        grace = max(deadline, time.monotonic() + 0.1)
+        self._close_sinks(grace)
+        for lane in self.lanes:  # a write a close ended is counted before the end
+            lane.join(grace)
         if self.spool is not None:
             self.spool.close()
         self.intake.admit_deferred()  # counted: the streamer is closed
@@ -561,24 +566,19 @@ class Pipeline:
     def _close_sinks(self, deadline: float) -> None:
         """Close every sink at once, each on its own thread, waiting until `deadline`.
 
-        A sink whose `close` hangs is left to finish on its own. Past the
-        deadline, the sinks still get 0.1 s together, so that quick closes
-        (files, connection pools) complete.
+        A sink whose `close` hangs is left to finish on its own. `_stop`
+        gives the sinks 0.1 s together past the shutdown deadline, so that
+        quick closes (files, connection pools) complete.
         """
-        deadline = max(deadline, time.monotonic() + 0.1)
         closers = [
-            threading.Thread(
-                target=_close_quietly,
-                args=(lane.sink, lane.name),
-                name=f"metricstream-close-{lane.name}",
-                daemon=True,
+            start_daemon(
+                _close_quietly, lane.sink, lane.name, name=f"metricstream-close-{lane.name}"
             )
             for lane in self.lanes
         ]
         for closer in closers:
-            closer.start()
-        for closer in closers:
-            closer.join(max(0.0, deadline - time.monotonic()))
+            if closer is not None:
+                closer.join(max(0.0, deadline - time.monotonic()))
 
 
 def _close_quietly(sink: Sink, name: str) -> None:

@@ -1,4 +1,4 @@
-"""The pipeline's spool: opening it for a streamer, and its ``interval`` sync."""
+"""The pipeline's spool: opening it for a streamer, and its periodic upkeep."""
 
 from __future__ import annotations
 
@@ -7,31 +7,34 @@ import time
 from collections.abc import Callable, Sequence
 
 from metricstream.exceptions import ConfigError
-from metricstream.spool import Spool
+from metricstream.spool import ACK_INTERVAL, Spool
 from metricstream.streamer.config import StreamerConfig
+from metricstream.streamer.health import SpoolHealth
 
-__all__ = ["SpoolSync", "open_spool"]
+__all__ = ["SpoolUpkeep", "open_spool", "spool_health"]
 
 
-class SpoolSync:
-    """Under ``spool_fsync="interval"``: sync what was appended once its second is over.
+class SpoolUpkeep:
+    """The spool's periodic work on the batcher thread (a `PeriodicTask`).
 
-    The spool syncs at an append a second after its last sync; this task
-    syncs when no append comes, so that every batch is on disk about a
-    second after it was appended.
+    It writes the acknowledged positions that changed once their
+    `ACK_INTERVAL` is over (an acknowledgement writes them only when the
+    last write is that old, so the last one of a burst waits for this), and,
+    under ``spool_fsync="interval"``, syncs what was appended once its
+    second is over when no append comes to do it, so that every batch is on
+    disk about a second after it was appended.
     """
-
-    CHECK_EVERY = 0.25
 
     def __init__(self, spool: Spool, on_synced: Callable[[], None]) -> None:
         self._spool = spool
         self._on_synced = on_synced
-        self.due = time.monotonic() + self.CHECK_EVERY
+        self.due = time.monotonic() + ACK_INTERVAL
 
     def run(self, now: float) -> None:
-        """Sync if the spool's second is over (a `PeriodicTask`)."""
-        self.due = now + self.CHECK_EVERY
-        if self._spool.sync_if_due():
+        """Write the positions due, and sync under ``interval`` if the spool's second is over."""
+        self.due = now + ACK_INTERVAL
+        self._spool.persist_due()
+        if self._spool.fsync == "interval" and self._spool.sync_if_due():
             self._on_synced()
 
 
@@ -60,3 +63,10 @@ def open_spool(
         )
     except OSError as exc:  # what is inside the directory cannot be used (a file named segments)
         raise ConfigError("spool_dir", f"cannot use {os.fspath(directory)!r}: {exc}") from exc
+
+
+def spool_health(spool: Spool | None) -> SpoolHealth | None:
+    """The spool's own figures for health, or None without a spool."""
+    if spool is None:
+        return None
+    return SpoolHealth(str(spool.directory), spool.unclaimed(), dict(spool.untrusted))

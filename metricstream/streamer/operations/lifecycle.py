@@ -33,6 +33,8 @@ import weakref
 from types import FrameType
 from typing import Protocol
 
+from metricstream._threads import start_daemon
+
 __all__ = [
     "EXIT_DEADLINE",
     "ORPHAN_DEADLINE",
@@ -127,20 +129,21 @@ def shutdown_all(deadline_seconds: float = EXIT_DEADLINE) -> None:
     if not streamers and not orphans:
         return
     deadline = time.monotonic() + deadline_seconds
-    threads = [
-        threading.Thread(
-            target=streamer.shutdown, kwargs={"timeout": deadline_seconds}, daemon=True
-        )
+    started = [
+        start_daemon(_shutdown_by, streamer, deadline, name="metricstream-exit")
         for streamer in streamers
     ]
-    threads += [
-        threading.Thread(target=pipeline.stop, args=(deadline,), daemon=True)
-        for pipeline in orphans
+    started += [
+        start_daemon(pipeline.stop, deadline, name="metricstream-exit") for pipeline in orphans
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+    for thread in started:
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
+
+
+def _shutdown_by(streamer: Managed, deadline: float) -> None:
+    """Shut `streamer` down with what is left until the monotonic `deadline`."""
+    streamer.shutdown(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _hook_multiprocessing() -> None:

@@ -194,9 +194,8 @@ class Lane:
         Returns:
             The number of events dropped.
         """
-        lost = self.ledger.abort(taken, in_hand_durable)
-        self._writer.abandon()
-        return lost
+        under_way = self._writer.abandon()
+        return self.ledger.abort(taken, in_hand_durable, write_under_way=under_way)
 
     def join(self, deadline: float) -> None:
         """Wait until the monotonic `deadline` at most for both threads to exit."""
@@ -269,9 +268,13 @@ class Lane:
     def _tell_refused(self, batch: EventBatch, outcome: Prepared) -> None:
         """Tell `Drops` which events of `batch` the sink could not encode, and why."""
         assert self._drops is not None
-        indexes = [index for index, _ in outcome.refused]
-        errors = [error for _, error in outcome.refused]
-        self._drops.letter(self.name, outcome.reason, batch.select(indexes), errors)
+        by_reason: dict[str, list[tuple[int, str]]] = {}
+        for index, reason, error in outcome.refused:
+            by_reason.setdefault(reason, []).append((index, error))
+        for reason, events in by_reason.items():
+            indexes = [index for index, _ in events]
+            errors = [error for _, error in events]
+            self._drops.letter(self.name, reason, batch.select(indexes), errors)
 
     def _prepare_telemetry(self, batch: EventBatch) -> None:
         try:
@@ -305,7 +308,7 @@ class Lane:
             case SettledRange() as settled:
                 done = self.ledger.settle(settled)
                 if done.counted:
-                    self._acknowledge(settled.spool_end, done.caught_up)
+                    self._acknowledge(settled.spool_end)
                     self._on_progress()
             case PreparedBatch() as item:
                 self._deliver(item)
@@ -317,14 +320,17 @@ class Lane:
 
     def _deliver(self, item: PreparedBatch) -> None:
         reason, written = self._writer.deliver(item)
-        if reason == "retries_exhausted" and item.spool_end is not None:
-            self._retry_later(item)
-            return
+        if reason == "retries_exhausted" and self._spool is not None:
+            # Never given up beside a spool: a batch the spool could not take
+            # (a full disk) waits in memory, held to max_buffer, as if spooled.
+            if self._retry_later(item):
+                return
+            reason = "shutdown"  # a shutdown gave up on it while it was written
         done = self.ledger.finish(item, reason, written)
         if not done.counted:
             return  # abandoned by an abort, which counted it
         if item.spool_end is not None:
-            self._acknowledge(item.spool_end, done.caught_up)
+            self._acknowledge(item.spool_end)
         lost = item.count - written
         if lost and self._drops is not None:
             self._tell_dropped(item, reason, written)
@@ -364,14 +370,18 @@ class Lane:
             exact = written == 0 and count == item.count
             self._drops.letter(self.name, why, batch, (error,), exact=exact)
 
-    def _acknowledge(self, spool_end: int, caught_up: bool) -> None:
+    def _acknowledge(self, spool_end: int) -> None:
         if self._spool is not None:
-            self._spool.acknowledge(self.name, spool_end, now=caught_up)
+            self._spool.acknowledge(self.name, spool_end)
 
-    def _retry_later(self, item: PreparedBatch) -> None:
-        """A spooled payload is never given up: wait, then write it again."""
+    def _retry_later(self, item: PreparedBatch) -> bool:
+        """A spooled payload is never given up: wait, then write it again.
+
+        Returns:
+            False when a shutdown gave up the lane first (nothing is retried).
+        """
         if not self.ledger.retry_later(item):
-            return
+            return False
         self._warnings.warning(
             (self.name, "spool-retry"),
             "sink %r still failing after every retry; its events stay in the "
@@ -381,3 +391,4 @@ class Lane:
             self._writer.state.last_error,
         )
         self._writer.pause(self._probe_interval)
+        return True

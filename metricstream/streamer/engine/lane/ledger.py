@@ -58,8 +58,6 @@ class Done(NamedTuple):
 
     counted: bool
     """False when an abort had counted it already (its outcome is ignored)."""
-    caught_up: bool
-    """Nothing else waits in the lane's memory."""
 
 
 class LaneLedger:
@@ -103,6 +101,7 @@ class LaneLedger:
         self._preparer_done = False
         self._aborted = False
         self._left_from: int | None = None  # the oldest position an abort left in the spool
+        self._unconfirmed: PreparedBatch | None = None  # in flight when an abort came
         self.dead: str | None = None
         self._telemetry: SelfTelemetry | None = None
         self._telemetry_ready: PreparedTelemetry | None = None
@@ -297,7 +296,8 @@ class LaneLedger:
             if self._preparing is not raw:
                 return  # abandoned by an abort, which counted it
             self._preparing = None
-            self._drop(outcome.reason, outcome.invalid)
+            for reason, count in outcome.dropped:
+                self._drop(reason, count)
             if outcome.good:
                 item = PreparedBatch(
                     outcome.payload,
@@ -347,28 +347,37 @@ class LaneLedger:
             return STOP
 
     def finish(self, item: PreparedBatch, reason: str, written: int) -> Done:
-        """``in_flight`` -> written, and the rest dropped as ``rejected`` or for `reason`."""
+        """``in_flight`` -> written, and the rest dropped as ``rejected`` or for `reason`.
+
+        A write an abort counted as ``unconfirmed`` while it was in flight is
+        counted again when it ends after all: what it wrote moves to written,
+        the rest to its reason.
+        """
         lost = item.count - written
         refused = min(item.rejected, lost) if reason else 0
         with self._cond:
-            if self._in_flight is not item:
-                return Done(counted=False, caught_up=False)
-            self._in_flight = None
+            if item is self._unconfirmed:
+                self._unconfirmed = None
+                self.dropped["unconfirmed"] -= item.count
+            elif self._in_flight is not item:
+                return Done(counted=False)
+            else:
+                self._in_flight = None
             self.written += written
             self._drop("rejected", refused)
             if lost - refused:
                 self._drop(reason, lost - refused)
             self._cond.notify_all()
-            return Done(counted=True, caught_up=self._backlog() == 0)
+            return Done(counted=True)
 
     def settle(self, item: SettledRange) -> Done:
         """A range with nothing to write has had its turn; it leaves ``in_flight``."""
         with self._cond:
             if self._in_flight is not item:
-                return Done(counted=False, caught_up=False)
+                return Done(counted=False)
             self._in_flight = None
             self._cond.notify_all()
-            return Done(counted=True, caught_up=self._backlog() == 0)
+            return Done(counted=True)
 
     def retry_later(self, item: PreparedBatch) -> bool:
         """``in_flight`` -> ``queued`` again, first in line (a spooled payload is never dropped)."""
@@ -395,17 +404,23 @@ class LaneLedger:
             self._closing = True
             self._cond.notify_all()
 
-    def abort(self, taken: int, in_hand_durable: bool) -> int:
+    def abort(self, taken: int, in_hand_durable: bool, *, write_under_way: bool = True) -> int:
         """Give up: every unfinished event -> ``left_in_spool`` when spooled, else dropped.
+
+        Dropped as ``shutdown``, but for the payload being written (not
+        spooled) while a write of it is under way, whose fate the sink alone
+        knows: ``unconfirmed``, until that write ends (`finish`).
 
         Args:
             taken: Events the batcher has taken into batches so far; those
                 not offered to this lane yet are given up too, and later
                 offers are ignored.
             in_hand_durable: Whether the batch the batcher holds is in the spool.
+            write_under_way: Whether the writer may be inside the sink's
+                ``write`` (False: it was waiting to retry after a failure).
 
         Returns:
-            The number of events dropped (reason ``shutdown``).
+            The number of events dropped (``shutdown`` and ``unconfirmed``).
         """
         with self._cond:
             self._aborted = True
@@ -413,12 +428,22 @@ class LaneLedger:
             held: list[RawBatch | PreparedBatch] = [*self._inbox]
             if self._preparing is not None:
                 held.append(self._preparing)
-            held += [i for i in (self._in_flight, *self._queue) if isinstance(i, PreparedBatch)]
+            flying = self._in_flight
+            unspooled = isinstance(flying, PreparedBatch) and (
+                flying.spool_end is None or not self._cursor
+            )
+            if write_under_way and unspooled and isinstance(flying, PreparedBatch):
+                # Handed to the sink, its fate unknown: counted again if the write ends.
+                self._unconfirmed = flying
+                self._drop("unconfirmed", flying.count)
+                flying = None
+            held += [i for i in (flying, *self._queue) if isinstance(i, PreparedBatch)]
             unfinished = [(item.start, item.count, item.spool_end is not None) for item in held]
             cursor = self._cursor
             kept_from = [start for start, count, durable in unfinished if durable and count]
-            if cursor is not None and cursor.oldest_position() is not None:
-                kept_from.append(cursor.oldest_position() or 0)
+            oldest = None if cursor is None else cursor.oldest_position()
+            if oldest is not None:
+                kept_from.append(oldest)
             unfinished.append((-1, max(0, taken - self.offered), in_hand_durable))
             lost = sum(count for _, count, durable in unfinished if not durable)
             kept = sum(count for _, count, durable in unfinished if durable)
@@ -435,7 +460,8 @@ class LaneLedger:
             self._drop("shutdown", lost)
             self.left_in_spool += kept
             self._cond.notify_all()
-            return lost
+            unconfirmed = self._unconfirmed
+            return lost + (0 if unconfirmed is None else unconfirmed.count)
 
     # --- health ----------------------------------------------------------------------
 

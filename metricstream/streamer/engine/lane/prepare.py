@@ -18,12 +18,11 @@ class Prepared(NamedTuple):
     """What the sink's ``prepare`` returned (None when no event was encodable)."""
     good: int
     """Events in the payload."""
-    invalid: int
-    """Events the sink could not encode (or refused), dropped under `reason`."""
-    reason: str = "invalid"
-    """The drop reason: ``invalid``, or the one the sink named (`InvalidEventError.reason`)."""
-    refused: tuple[tuple[int, str], ...] = ()
-    """Each event left out, as (its index in the batch, the sink's error)."""
+    dropped: tuple[tuple[str, int], ...] = ()
+    """Events the sink could not encode (or refused), as (reason, count): ``invalid``, or
+    the reason the sink named (`InvalidEventError.reason`), one pair per refusal."""
+    refused: tuple[tuple[int, str, str], ...] = ()
+    """Each event left out, as (its index in the batch, its reason, the sink's error)."""
 
 
 def prepare_isolated(
@@ -33,25 +32,28 @@ def prepare_isolated(
 
     A sink may name the offending events (`InvalidEventError.indexes`) and
     the reason they are dropped under (`InvalidEventError.reason`); otherwise
-    each event is tried alone and dropped as ``invalid``.
+    each event is tried alone and dropped as ``invalid``. A sink that refuses
+    the rest again, under another reason, has each refusal counted under
+    its own reason. Which events were left out, and why, is in
+    `Prepared.refused`.
     """
     try:
-        return Prepared(sink.prepare(batch), len(batch), 0)
+        return Prepared(sink.prepare(batch), len(batch))
     except Exception as exc:
         first_error = exc
     count = len(batch)
     named = getattr(first_error, "indexes", None)
     reason = "invalid"
+    errors: list[str | None]
     if named:
         bad = set(named)
-        good = [i for i in range(count) if i not in bad]
         reason = str(getattr(first_error, "reason", None) or "invalid")
         said = scrub_secrets(str(first_error))
-        refused = tuple((i, said) for i in sorted(bad) if 0 <= i < count)
+        errors = [said if i in bad else None for i in range(count)]
     else:
         errors = [_error(sink, batch.select((i,))) for i in range(count)]
-        good = [i for i, error in enumerate(errors) if error is None]
-        refused = tuple((i, error) for i, error in enumerate(errors) if error is not None)
+    good = [i for i, error in enumerate(errors) if error is None]
+    refused = tuple((i, reason, error) for i, error in enumerate(errors) if error is not None)
     warnings.warning(
         (name, reason),
         "sink %r dropped %d of %d events of batch %s (%s): %s",
@@ -63,24 +65,26 @@ def prepare_isolated(
         scrub_secrets(str(first_error)),
     )
     if not good:
-        return Prepared(None, 0, count, reason, refused)
+        return Prepared(None, 0, ((reason, count),), refused)
     rest = batch.select(good)
+    first = (reason, count - len(good))
     try:
-        return Prepared(sink.prepare(rest), len(good), count - len(good), reason, refused)
+        return Prepared(sink.prepare(rest), len(good), (first,), refused)
     except Exception as exc:
         if not named:
             said = scrub_secrets(str(exc))
-            return Prepared(None, 0, count, reason, (*refused, *((i, said) for i in good)))
-        payload, kept, _, _, more = prepare_isolated(sink, name, rest, warnings)
-        refused += tuple((good[i], error) for i, error in more)
-        return Prepared(payload, kept, count - kept, reason, tuple(sorted(refused)))
+            every = (*refused, *((i, reason, said) for i in good))
+            return Prepared(None, 0, ((reason, count),), tuple(sorted(every)))
+        payload, kept, more, again = prepare_isolated(sink, name, rest, warnings)
+        refused += tuple((good[i], why, error) for i, why, error in again)
+        return Prepared(payload, kept, (first, *more), tuple(sorted(refused)))
 
 
 def in_payload(batch: EventBatch, outcome: Prepared) -> EventBatch:
     """The events of `batch` that `outcome`'s payload holds (all but those refused)."""
     if not outcome.refused:
         return batch
-    refused = {index for index, _ in outcome.refused}
+    refused = {index for index, _, _ in outcome.refused}
     return batch.select([i for i in range(len(batch)) if i not in refused])
 
 

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from metricstream.spool import Spool, StoredBatch
 
-__all__ = ["SpillCursor", "Spilled"]
+__all__ = ["RECOVERED", "SpillCursor", "Spilled"]
+
+RECOVERED = -1
+"""The position of the events an earlier run left in the spool.
+
+It lies before every event of this run, so that a flush, which waits for
+every position before its own, waits for them too.
+"""
 
 
 @dataclass(slots=True)
@@ -87,7 +94,7 @@ class SpillCursor:
         self.next_read = stored.end_seq
         self.spilled -= stored.end_seq - min(position, stored.first_seq)
         if stored.first_seq < self._recovered_until:
-            return Spilled(stored, 0, 0, recovered=True, missing=missing)
+            return Spilled(stored, RECOVERED, RECOVERED, recovered=True, missing=missing)
         start = end = None
         while self._positions and self._positions[0][0] < stored.end_seq:
             _, _, first_position, end_position = self._positions.popleft()
@@ -100,7 +107,7 @@ class SpillCursor:
         if self.next_read is None:
             return None
         if self.next_read < self._recovered_until:
-            return 0
+            return RECOVERED
         return self._positions[0][2] if self._positions else None
 
     def drop_through(self, end_seq: int) -> int:

@@ -146,7 +146,7 @@ class SettledRange:
     after every payload before it.
 
     Attributes:
-        start: The position of its first event (0 for what an earlier run left).
+        start: The position of its first event (`RECOVERED` for what an earlier run left).
         end: The position after its last event.
         spool_end: The spool sequence number after its last event.
     """

@@ -3,7 +3,8 @@
 It owns the lane's `WriteState` (only the writer thread changes it) and the
 event that ends a retry wait early: `hurry` when a shutdown begins (the
 retrying goes on, without waiting), `abandon` when the lane gives up (the
-retrying ends). It never touches the lane's counters: the lane's writer
+retrying ends; it says whether a write may be under way, or the writer was
+waiting to retry after a failure). It never touches the lane's counters: the lane's writer
 thread counts the outcome `deliver` returns.
 """
 
@@ -46,7 +47,9 @@ class SinkWriter:
         self.name = name
         self.state = WriteState()
         self._wake = threading.Event()
+        self._state_lock = threading.Lock()
         self._abandoned = False
+        self._waiting = False
         self._warnings = warnings
         self._logged_unexpected: set[type[BaseException]] = set()
         self.retrier = Retrier(retry, sleep=self._sleep, on_retry=self._count_retry)
@@ -121,7 +124,16 @@ class SinkWriter:
         )
 
     def _sleep(self, seconds: float) -> None:
-        if self._wake.wait(seconds):
+        with self._state_lock:
+            if self._abandoned:
+                raise RetryInterruptedError
+            self._waiting = True  # the last attempt failed: nothing is under way
+        try:
+            woken = self._wake.wait(seconds)
+        finally:
+            with self._state_lock:
+                self._waiting = False
+        if woken:
             self._wake.clear()
             if self._abandoned:
                 raise RetryInterruptedError
@@ -135,10 +147,19 @@ class SinkWriter:
         """End the current wait at once (a shutdown has begun); retrying goes on."""
         self._wake.set()
 
-    def abandon(self) -> None:
-        """End the current wait and the retrying (the lane gave up)."""
-        self._abandoned = True
+    def abandon(self) -> bool:
+        """End the current wait and the retrying (the lane gave up).
+
+        Returns:
+            False when the writer was waiting to retry, so that no write is
+            under way; True when one may be (its outcome is then unknown
+            until it ends).
+        """
+        with self._state_lock:
+            self._abandoned = True
+            under_way = not self._waiting
         self._wake.set()
+        return under_way
 
     def probe(self) -> None:
         """Run the sink's health probe and record its outcome."""
