@@ -126,8 +126,8 @@ class Drops:
         count = len(batch)
         if not count:
             return
-        if self.first_events:
-            self.note(sink, reason, batch.events[0])
+        if self.first_events and (sink, reason) not in self._first:
+            self.note(sink, reason, batch.select((0,)).events[0])
         if not self.dead_letters or reason not in DEAD_LETTER_REASONS:
             return
         each = tuple(errors) if len(errors) == count else (errors[0] if errors else "",) * count

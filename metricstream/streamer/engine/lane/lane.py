@@ -146,7 +146,7 @@ class Lane:
         if dropped.newest:
             if self._drops is not None:
                 first = len(batch) - dropped.newest if overflow == "drop_newest" else 0
-                self._drops.note(self.name, "overflow", batch.events[first])
+                self._drops.note(self.name, "overflow", batch.select((first,)).events[0])
             self._warnings.warning(
                 (self.name, "overflow"),
                 "sink %r buffer full (max_buffer=%d): dropped %d new events",
