@@ -35,6 +35,24 @@ Targets = Target | Sequence[Target] | None
 ROUTES = [f"/api/v1/resource/{n}" for n in range(50)]
 
 
+class NullSink:
+    """Accepts everything instantly (for benchmarks of the application's side)."""
+
+    name = "null"
+
+    def prepare(self, batch: ms.EventBatch) -> int:
+        return len(batch)
+
+    def write(self, payload: int) -> None:
+        pass
+
+    def check(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def send_samples(streamer: ms.EventStreamer, count: int) -> None:
     """Build and send `count` typical samples (3 tags, a float), as an application would."""
     send, sample = streamer.send, ms.event_from_sample

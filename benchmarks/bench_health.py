@@ -20,8 +20,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import send_samples, side_by_side
-from bench_send import NullSink
+from _common import NullSink, send_samples, side_by_side
 
 import metricstream as ms
 

@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import ROUTES, side_by_side
-from bench_send import NullSink
+from _common import ROUTES, NullSink, side_by_side
 
 import metricstream as ms
 

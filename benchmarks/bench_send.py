@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _common import side_by_side, spread_of
+from _common import NullSink, side_by_side, spread_of
 
 import metricstream as ms
 
@@ -39,23 +39,6 @@ ROUNDS = 7
 CHUNKS = 5
 TARGET = 1.5
 
-
-class NullSink:
-    """Accepts everything instantly."""
-
-    name = "null"
-
-    def prepare(self, batch: ms.EventBatch) -> int:
-        return len(batch)
-
-    def write(self, payload: int) -> None:
-        pass
-
-    def check(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def per_call(fn: Callable[[int], None], calls: int = CALLS) -> tuple[float, float, float]:

@@ -16,7 +16,9 @@ standard library still catch them::
           └── PermanentSinkError  retrying cannot help; the events are dropped
 
 Errors carry their data as attributes (`key`, `line`, `column`, `retry_after`,
-`reason`...) so code can act on them without parsing messages.
+`reason`...) so code can act on them without parsing messages. Every error
+pickles with its message and attributes (`MetricStreamError.__reduce__`), so
+one raised in a ``multiprocessing`` worker reaches the parent whole.
 """
 
 from __future__ import annotations
@@ -35,8 +37,29 @@ __all__ = [
 ]
 
 
+def _restore(
+    cls: type[MetricStreamError], args: tuple[object, ...], state: dict[str, object]
+) -> MetricStreamError:
+    """Rebuild a pickled error without calling its ``__init__`` (see `MetricStreamError`)."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class MetricStreamError(Exception):
-    """Base class of every error metricstream raises on purpose."""
+    """Base class of every error metricstream raises on purpose.
+
+    Errors pickle with their message and every attribute, whatever their
+    ``__init__`` takes: the default pickling of an exception calls its class
+    with its message alone, which an error with keyword-only arguments cannot
+    take, so a ``multiprocessing`` pool's result thread would fail (and the
+    pool hang) on one raised in a worker.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as the class, the message and the attributes (see the class doc)."""
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(MetricStreamError, ValueError):

@@ -19,6 +19,8 @@
 #   tansu          Tansu (Kafka protocol)      127.0.0.1:29092  METRICSTREAM_KAFKA_PORT
 # Tools (installed, not started):
 #   chromium       headless browser for the status page test   METRICSTREAM_CHROMIUM
+#   promtool       checks the /metrics exposition (Debian package prometheus;
+#                  its server is never started)                METRICSTREAM_PROMTOOL
 #
 # State (data, logs, pid files) lives in
 #   ${METRICSTREAM_SERVICES_DIR:-${TMPDIR:-/tmp}/metricstream-services}
@@ -47,7 +49,7 @@ INFLUX_AUTH_PASSWORD=metricstream-secret
 
 REDIS_CLUSTER_NODES=(redis-cluster-1 redis-cluster-2 redis-cluster-3)
 SERVERS=(redis "${REDIS_CLUSTER_NODES[@]}" influxdb influxdb-auth vm tansu)
-DEB_PACKAGES=(redis-server influxdb victoria-metrics chromium)
+DEB_PACKAGES=(redis-server influxdb victoria-metrics chromium prometheus)
 
 msg() { printf 'services: %s\n' "$*" >&2; }
 die() { msg "error: $*"; exit 1; }
@@ -233,7 +235,7 @@ install_debs() {
 
     # Belt and braces: if a package's service started anyway, stop it.
     local svc
-    for svc in redis-server influxdb victoria-metrics; do
+    for svc in redis-server influxdb victoria-metrics prometheus; do
         if [[ -x /etc/init.d/$svc ]] && command -v service >/dev/null 2>&1 &&
             service "$svc" status >/dev/null 2>&1; then
             msg "stopping the $svc service that the package started"
@@ -584,6 +586,7 @@ METRICSTREAM_VM_URL=http://$HOST:$VM_PORT
 METRICSTREAM_KAFKA_BOOTSTRAP=$HOST:$KAFKA_PORT
 METRICSTREAM_INFLUXD_BIN=$(influxd_bin)
 METRICSTREAM_CHROMIUM=$(command -v chromium 2>/dev/null || printf '/usr/bin/chromium')
+METRICSTREAM_PROMTOOL=$(command -v promtool 2>/dev/null || printf '/usr/bin/promtool')
 EOF
 }
 

@@ -24,3 +24,8 @@ def send(count: int) -> int:
         ms.event_from_sample("worker", i, timestamp_ns=T0 + i) for i in range(count)
     )
     return os.getpid()
+
+
+def raise_invalid(key: str) -> None:
+    """Raise an `InvalidEventError` with every attribute set, as a worker's task."""
+    raise ms.InvalidEventError(key, f"{key!r} is bad", indexes=(3, 5), reason="limits")

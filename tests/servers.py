@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # typing.Self is new in Python 3.11
 
 __all__ = [
     "CHROMIUM_BIN",
+    "PROMTOOL_BIN",
     "INFLUXDB_AUTH_PASSWORD",
     "INFLUXDB_AUTH_URL",
     "INFLUXDB_AUTH_USER",
@@ -70,6 +71,7 @@ __all__ = [
     "require_chromium",
     "require_influxd",
     "require_module",
+    "require_promtool",
     "require_url",
     "servers_required",
 ]
@@ -92,6 +94,10 @@ INFLUXD_BIN: str = os.environ.get("METRICSTREAM_INFLUXD_BIN") or (
 
 CHROMIUM_BIN: str = os.environ.get("METRICSTREAM_CHROMIUM") or (
     shutil.which("chromium") or "/usr/bin/chromium"
+)
+
+PROMTOOL_BIN: str = os.environ.get("METRICSTREAM_PROMTOOL") or (
+    shutil.which("promtool") or "/usr/bin/promtool"
 )
 
 _START_HINT = "run `scripts/services.sh start` (or `make test`) to start the test servers"
@@ -211,6 +217,15 @@ def require_chromium() -> str:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     _unavailable(f"chromium not found (METRICSTREAM_CHROMIUM={CHROMIUM_BIN!r}); {_START_HINT}")
+
+
+def require_promtool() -> str:
+    """Return the path of an executable ``promtool`` (Debian package prometheus), or fail/skip."""
+    refuse_in_no_server_run("promtool")
+    for candidate in (PROMTOOL_BIN, shutil.which("promtool")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    _unavailable(f"promtool not found (METRICSTREAM_PROMTOOL={PROMTOOL_BIN!r}); {_START_HINT}")
 
 
 def free_port() -> int:

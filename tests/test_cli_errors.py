@@ -298,3 +298,32 @@ class TestBadInputAgainstServers:
         require_url("InfluxDB 1.6 (v1 API)", INFLUXDB_V1_URL)
         case = Case(("health", INFLUXDB_V1_URL), 1, "answered 404 without a health document")
         assert_one_line_error(case, *run(case.args))
+
+
+class TestLibraryWarnings:
+    """The library's warnings reach standard error, each line once, as ``metricstream: ...``."""
+
+    def test_a_torn_record_skipped_by_cat_is_reported_once(self, tmp_path: Path) -> None:
+        event = ms.event_from_sample("m", 1.0, timestamp_ns=1_700_000_000_000_000_000)
+        path = tmp_path / "torn.jsonl"
+        path.write_bytes(event.to_json().encode() + b'\n{"measurement":"m","fie')
+        status, stderr = run(("cat", str(path)))
+        assert status == 0, stderr
+        assert stderr.splitlines() == [
+            f"metricstream: skipped a torn record in {path} (line 2, byte 107, 23 bytes): "
+            "incomplete JSON record at the end of the file"
+        ]
+
+    def test_calling_main_twice_in_one_process_writes_each_warning_once(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from metricstream.cli import main
+
+        event = ms.event_from_sample("m", 1.0, timestamp_ns=1_700_000_000_000_000_000)
+        path = tmp_path / "torn.jsonl"
+        path.write_bytes(event.to_json().encode() + b"\nnot json at all")
+        for _ in range(2):
+            assert main(["cat", str(path)]) == 0
+            warnings = capsys.readouterr().err.splitlines()
+            assert len(warnings) == 1, warnings
+            assert warnings[0].startswith(f"metricstream: skipped a torn record in {path}")

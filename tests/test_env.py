@@ -18,6 +18,8 @@ from metricstream.testing import InMemorySink
 
 from .support import sample
 
+MIB2 = 2 * 1024 * 1024
+
 
 def from_env(environ: dict[str, str], **overrides: object) -> ms.EventStreamer:
     overrides.setdefault("register_atexit", False)
@@ -92,6 +94,10 @@ class TestVariables:
                 "METRICSTREAM_UNHEALTHY_AFTER": "7",
                 "METRICSTREAM_PROBE_INTERVAL": "2.5",
                 "METRICSTREAM_REGISTER_ATEXIT": "no",
+                "METRICSTREAM_MAX_SERIES_PER_MEASUREMENT": "500",
+                "METRICSTREAM_SAMPLE_SEED": "42",
+                "METRICSTREAM_DEAD_LETTER_DIR": " /tmp/dead letters ",
+                "METRICSTREAM_DEAD_LETTER_MAX_BYTES": "2097152",
             }
         )
         try:
@@ -104,7 +110,11 @@ class TestVariables:
                 config.unhealthy_after,
                 config.probe_interval,
                 config.register_atexit,
-            ) == (0.25, "block", 0.5, "checkout", 7, 2.5, False)
+                config.max_series_per_measurement,
+                config.sample_seed,
+                config.dead_letter_dir,
+                config.dead_letter_max_bytes,
+            ) == (0.25, "block", 0.5, "checkout", 7, 2.5, False, 500, 42, "/tmp/dead letters", MIB2)
         finally:
             streamer.shutdown(5)
 
@@ -345,3 +355,65 @@ class TestHealthReadiness:
         assert str(info.value) == (
             "METRICSTREAM_HEALTH_READY: 'most': must be one of 'all', 'any', not 'most'"
         )
+
+
+class TestOpenTelemetryVariables:
+    """OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES give default tags, under ours."""
+
+    def config(self, environ: dict[str, str], **overrides: object) -> StreamerConfig:
+        streamer = from_env({"METRICSTREAM_SINKS": "console:", **environ}, **overrides)
+        streamer.shutdown(5)
+        return streamer.config
+
+    def test_the_service_name_and_the_resource_attributes_become_tags(self) -> None:
+        config = self.config(
+            {
+                "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod, team = a%2Cb%3Dc,empty=",
+                "OTEL_SERVICE_NAME": "checkout",
+            }
+        )
+        assert config.default_tags == {
+            "deployment.environment": "prod",
+            "team": "a,b=c",
+            "service.name": "checkout",
+        }
+
+    def test_precedence_ours_then_the_service_name_then_the_attributes(self) -> None:
+        environ = {
+            "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attributes,region=eu,zone=a",
+            "OTEL_SERVICE_NAME": "from-service-name",
+            "METRICSTREAM_DEFAULT_TAGS": "zone=b",
+        }
+        assert self.config(environ).default_tags == {
+            "service.name": "from-service-name",
+            "region": "eu",
+            "zone": "b",
+        }
+        assert self.config(environ, default_tags={"only": "this"}).default_tags == {"only": "this"}
+        del environ["OTEL_SERVICE_NAME"]
+        assert self.config(environ).default_tags["service.name"] == "from-attributes"
+
+    def test_the_tags_reach_the_events(self) -> None:
+        sink = InMemorySink()
+        streamer = from_env({"OTEL_SERVICE_NAME": "checkout"}, sinks=[sink])
+        try:
+            streamer.send(sample(1))
+            assert streamer.flush(10)
+        finally:
+            streamer.shutdown(5)
+        assert [dict(event.tags) for event in sink.events] == [{"service.name": "checkout"}]
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "says"),
+        [
+            ("OTEL_RESOURCE_ATTRIBUTES", "region", "'region' is not key=value"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "=eu", "'=eu' is not key=value"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "a=%01", "control character"),
+            ("OTEL_SERVICE_NAME", "bad\x01name", "control character"),
+        ],
+    )
+    def test_a_bad_value_names_the_variable(self, variable: str, value: str, says: str) -> None:
+        with pytest.raises(ms.ConfigError) as info:
+            from_env({"METRICSTREAM_SINKS": "console:", variable: value})
+        assert info.value.option == variable
+        assert says in str(info.value)

@@ -279,17 +279,21 @@ class TestCountAndGauge:
             ("signups", {}, {"count": 1}),
         ]
 
-    def test_gauge_keeps_ints_and_floats_apart(
+    def test_a_gauge_is_always_a_float(
         self, streamer: ms.EventStreamer, sink: InMemorySink
     ) -> None:
+        """An int reading and a float one of a series never differ in type (InfluxDB)."""
         streamer.gauge("queue.depth", 12, queue="emails")
+        streamer.gauge("queue.depth", 12.5, queue="emails")
         streamer.gauge("cpu.usage", 0.75, host="a")
         events = delivered(streamer, sink)
         assert summary(events) == [
-            ("queue.depth", {"queue": "emails"}, {"value": 12}),
+            ("queue.depth", {"queue": "emails"}, {"value": 12.0}),
+            ("queue.depth", {"queue": "emails"}, {"value": 12.5}),
             ("cpu.usage", {"host": "a"}, {"value": 0.75}),
         ]
-        assert [type(e.fields["value"]) for e in events] == [int, float]
+        assert [type(e.fields["value"]) for e in events] == [float, float, float]
+        assert b" value=12 " in ms.EventBatch(events[:1]).influx_bytes()  # a float: no "i"
 
     def test_subclasses_of_int_and_float_become_plain_values(
         self, streamer: ms.EventStreamer, sink: InMemorySink
@@ -340,3 +344,55 @@ class TestCountAndGauge:
             pass
         dropped = streamer.health().sinks["memory"].dropped_by_reason["shutdown"]
         assert (dropped, sink.events) == (3, [])
+
+
+class TestTagsAndOptions:
+    """Tags as keywords or tags={...}; an option's name is never a tag, nor a tag an option."""
+
+    def test_tags_as_a_dict_keywords_or_both(
+        self, streamer: ms.EventStreamer, sink: InMemorySink
+    ) -> None:
+        streamer.count("logins", tags={"user.type": "admin"}, region="eu")
+        streamer.gauge("queue", 3, name="emails")  # the measurement is positional: a tag
+        streamer.count("jobs", n=4, tags={"n": "x", "value": "y"})
+        with streamer.timed("render", tags={"template.name": "home"}, name="t"):
+            pass
+        events = delivered(streamer, sink)
+        assert [(e.measurement, dict(e.tags)) for e in events] == [
+            ("logins", {"user.type": "admin", "region": "eu"}),
+            ("queue", {"name": "emails"}),
+            ("jobs", {"n": "x", "value": "y"}),
+            ("render", {"template.name": "home", "name": "t", "outcome": "ok"}),
+        ]
+        assert events[2].fields == {"count": 4}
+
+    @pytest.mark.parametrize("option", instruments.OPTION_NAMES)
+    @pytest.mark.parametrize("instrument", ["count", "gauge", "timed"])
+    def test_an_option_name_in_tags_is_refused_naming_it(
+        self, streamer: ms.EventStreamer, instrument: str, option: str
+    ) -> None:
+        args = ("m",) if instrument == "timed" else ("m", 1)
+        with pytest.raises(ms.ConfigError) as info:
+            getattr(streamer, instrument)(*args, tags={option: "x"})
+        assert str(info.value) == (
+            f"tags: {option!r} is an option of {instrument}(), not a tag; "
+            f"send the event with send() to give it a tag named {option!r}"
+        )
+
+    def test_timestamps_where_they_mean_something(
+        self, streamer: ms.EventStreamer, sink: InMemorySink
+    ) -> None:
+        at = 1_700_000_000_000_000_123
+        streamer.count("c", timestamp=at)
+        streamer.gauge("g", 1.5, timestamp=at + 1)
+        assert [e.timestamp_ns for e in delivered(streamer, sink)] == [at, at + 1]
+        with pytest.raises(ms.ConfigError, match="timed\\(\\) takes no timestamp"):
+            streamer.timed("t", timestamp=at)
+        with pytest.raises(ms.InvalidEventError, match="2001"):
+            streamer.count("c", timestamp=1_700_000_000)  # seconds, not ns
+
+    def test_a_tag_given_twice_and_tags_that_are_no_dict(self, streamer: ms.EventStreamer) -> None:
+        with pytest.raises(ms.ConfigError, match="tag 'region' is given twice"):
+            streamer.count("c", tags={"region": "eu"}, region="us")
+        with pytest.raises(ms.ConfigError, match="must be a dict of tags, not list"):
+            streamer.gauge("g", 1, tags=[("a", "b")])  # type: ignore[arg-type]

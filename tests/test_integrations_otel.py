@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -95,8 +96,16 @@ def pipeline(streamer: ms.EventStreamer) -> Iterator[Pipeline]:
 
 def tag_text(value: object) -> str:
     if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
+        return ",".join(tag_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
+
+
+def bound_field(bound: float) -> str:
+    """A bound's field, written exactly: the integer for a whole number, else its repr."""
+    exact = str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e16 else repr(bound)
+    return f"le_{exact}"
 
 
 def expected_events(data: MetricsData) -> dict[Key, dict[str, object]]:
@@ -122,8 +131,8 @@ def point_fields(point: Any) -> dict[str, object]:
     if point.count:
         fields.update(min=float(point.min), max=float(point.max))
     if isinstance(point, HistogramDataPoint):
-        bounds = [f"le_{bound:g}" for bound in point.explicit_bounds] + ["le_inf"]
-        fields.update(zip(bounds, point.bucket_counts, strict=True))
+        bounds = [bound_field(bound) for bound in point.explicit_bounds] + ["le_inf"]
+        fields.update(zip(bounds, itertools.accumulate(point.bucket_counts), strict=True))
     else:
         fields.update(scale=point.scale, zero_count=point.zero_count)
     return fields
@@ -232,6 +241,27 @@ class TestValuesEqualTheReference:
             UpDownCounter: delta,
             ObservableUpDownCounter: cumulative,
         }
+
+    def test_close_bounds_keep_fields_of_their_own_and_bools_read_true_or_false(
+        self, pipeline: Pipeline, streamer: ms.EventStreamer, sink: InMemorySink
+    ) -> None:
+        """1000000 and 1000001 were both ``le_1e+06`` once, one count overwriting the other."""
+        histogram = pipeline.meter.create_histogram(
+            "upload.bytes", explicit_bucket_boundaries_advisory=[1_000_000, 1_000_001, 2.5e6]
+        )
+        for value in (999_999, 1_000_000, 1_000_001, 1_000_001, 3e6):
+            histogram.record(value, {"cached": True, "retried": False})
+        pipeline.export()
+        got = received(streamer, sink).items()
+        [(key, fields)] = [(key, fields) for key, fields in got if key[0] == "upload.bytes"]
+        assert {k: v for k, v in fields.items() if k.startswith("le_")} == {
+            "le_1000000": 2,
+            "le_1000001": 4,
+            "le_2500000": 4,
+            "le_inf": 5,
+        }
+        assert fields["count"] == 5
+        assert {"cached": "true", "retried": "false"}.items() <= dict(key[1]).items()
 
     def test_resource_tags_are_chosen_and_point_attributes_win(
         self, streamer: ms.EventStreamer, sink: InMemorySink

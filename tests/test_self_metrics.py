@@ -74,6 +74,7 @@ class TestInternalEvents:
             "dropped_corrupt": 0,
             "dropped_collapsed": 0,
             "dropped_unconfirmed": 0,
+            "dropped_cardinality": 0,
             "retries": 6,
             "write_errors": 7,
             "pending": 1,

@@ -26,7 +26,8 @@ What each kind emits (measurement = the metric name, the series' tags):
 
 Distributions, and sets beyond their exact limit, need the ``aggregate``
 extra (ddsketch, datasketches). Thread-safe: every update happens under one
-lock, held for a few operations.
+lock, held for a few operations. Across ``os.fork()``, `before_fork` and
+`after_fork` keep the locks usable in the child, which starts empty.
 """
 
 from __future__ import annotations
@@ -243,6 +244,31 @@ class Aggregator:
                 self._roll(now)
             ended, self._ended = self._ended, []
         return _events(ended)
+
+    def before_fork(self) -> None:
+        """Hold the recorder's locks while the process forks (then call `after_fork`).
+
+        A fork copies a lock in the state it is in: one held by another
+        thread at that moment would stay held in the child, whose recorders
+        would wait for it forever.
+        """
+        self._index.lock.acquire()
+        self._lock.acquire()
+
+    def after_fork(self, *, child: bool) -> None:
+        """Release what `before_fork` held; in the child, forget every series and window.
+
+        The recorders users hold (``count = aggregator.count``) keep working,
+        on the empty aggregator.
+        """
+        if child:
+            self._index.clear()
+            self._touched = []
+            self._ended = []
+            self._end = INT64_MIN
+            self._token = object()
+        self._lock.release()
+        self._index.lock.release()
 
     def collect_all(self) -> list[MetricEvent]:
         """Return the events of every window, the current one included (at shutdown).

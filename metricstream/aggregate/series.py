@@ -34,6 +34,7 @@ from operator import itemgetter
 from typing import Any
 
 from metricstream._validate import TagsLike, check_measurement, check_tags
+from metricstream.event import SharedTags
 from metricstream.exceptions import ConfigError
 
 __all__ = [
@@ -133,8 +134,11 @@ class SeriesIndex:
 
     The tables in `lookups` (the layouts as tuples, unpacked in one step)
     are read without a lock by the recorders' hot paths; every change is
-    made under this index's own lock, and a series is complete before it is
-    published.
+    made under this index's own `lock`, and a series is complete before it
+    is published.
+
+    Attributes:
+        lock: Held to change the tables.
     """
 
     def __init__(self, max_series: int, new_state: StateFactory) -> None:
@@ -148,12 +152,24 @@ class SeriesIndex:
         self._overflow: dict[str, Series] = {}
         self._folded: set[int] = set()
         self._count = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     @property
     def folded(self) -> int:
         """How many distinct series were folded into ``overflow`` series."""
         return len(self._folded)
+
+    def clear(self) -> None:
+        """Forget every series, in place (the tables the recorders hold stay theirs)."""
+        for kind in KINDS:
+            self.layouts[kind].clear()
+            self.lookups[kind].clear()
+        self._metrics.clear()
+        self._by_items.clear()
+        self._others.clear()
+        self._overflow.clear()
+        self._folded.clear()
+        self._count = 0
 
     def __len__(self) -> int:
         """How many series there are (``overflow`` series not included)."""
@@ -176,7 +192,7 @@ class SeriesIndex:
         """
         if tags is None:
             tags = _NO_TAGS
-        if tags.__class__ is dict:
+        if tags.__class__ is dict or tags.__class__ is SharedTags:
             layout = self.layouts[kind].get(name)
             try:
                 if layout is not None and len(tags) == layout.size:
@@ -184,7 +200,7 @@ class SeriesIndex:
                 return self._by_items[(kind, name, frozenset(tags.items()))]
             except (KeyError, TypeError):
                 pass
-        with self._lock:
+        with self.lock:
             return self._find_slowly(kind, name, tags, config)
 
     def _find_slowly(self, kind: str, name: str, tags: TagsLike, config: Any) -> Series:
@@ -212,7 +228,7 @@ class SeriesIndex:
                 layout.series[values] = series
             else:
                 self._others[(metric.name, keys, values)] = series
-        if tags.__class__ is dict and _cacheable(tags):
+        if (tags.__class__ is dict or tags.__class__ is SharedTags) and _cacheable(tags):
             plain: dict[Any, Any] = tags
             if layout.keys != keys or layout.key(plain) != values:
                 self._by_items[(kind, metric.name, frozenset(plain.items()))] = series

@@ -29,12 +29,19 @@ error (a bad flag, URL or option value); 130 when interrupted. Errors are
 one line on standard error, never a traceback: `exit_status` is the one
 table from errors to statuses. SIGTERM stops a command as Ctrl-C does, so
 the commands that stream deliver what they hold and report before exiting.
+
+The library's warnings (a sink that fails and is retried, a torn record
+skipped, events dropped) are shown on standard error while a command runs,
+each once, as ``metricstream: MESSAGE`` (`LOG_FORMAT`): the library logs
+them to the ``metricstream`` logger, which shows nothing unless its
+application (here, the command) configures a handler.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import logging
 import os
 import signal
 import sys
@@ -62,6 +69,7 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
+    "LOG_FORMAT",
     "AnalyticsWorkload",
     "DataError",
     "build_parser",
@@ -78,6 +86,9 @@ EXIT_USAGE = 2
 """A bad flag, URL or option value."""
 EXIT_INTERRUPTED = 130
 """Interrupted (Ctrl-C or SIGTERM) outside a command that reports what it delivered."""
+
+LOG_FORMAT = "metricstream: %(message)s"
+"""How a warning of the library reads on standard error while a command runs."""
 
 _USAGE_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
@@ -189,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = f"metricstream {args.command}"
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), _warnings_on_stderr():
             status: int = args.run(args, sys.stdout)
     except BrokenPipeError:
         # The reader went away (``| head``): a normal end for a Unix filter.
@@ -208,6 +219,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{prog}: error: {_message(exc)}\n")
         return known
     return status
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the `sys.stderr` of the moment (a test or a caller may replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setLevel(logging.WARNING)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
+@contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """Show the library's warnings on standard error while the command runs (see the module doc).
+
+    The handler is the ``metricstream`` logger's own, and removed afterwards,
+    so a line is written once however the command is called.
+    """
+    library = logging.getLogger("metricstream")
+    handler = _StderrHandler()
+    library.addHandler(handler)
+    try:
+        yield
+    finally:
+        library.removeHandler(handler)
 
 
 @contextmanager

@@ -18,16 +18,20 @@ default); fields by kind of metric:
   an int or a float as recorded (record one kind per instrument: InfluxDB
   refuses a field whose type changes);
 - histograms: ``count``, ``sum``, ``min`` and ``max`` (floats; min and max
-  when the point has measurements), and one field per bucket, ``le_<bound>`` and ``le_inf``,
-  holding the count of that bucket alone, as OpenTelemetry does (not the
-  running total Prometheus uses); a bound is written with ``%g`` (``5``,
-  ``0.25``, ``1e+06``);
+  when the point has measurements), and one field per bound,
+  ``le_<bound>``, then ``le_inf``: the cumulative count of values at most
+  that bound, as Prometheus means it and as the in-process aggregator
+  writes it (``le_inf`` equals ``count``). A bound is written exactly, by
+  the aggregation core's one naming function
+  (`metricstream.aggregate.bucket_bounds`): ``5``, ``0.25``, ``1000000``
+  and ``1000001`` are four fields;
 - exponential histograms: ``count``, ``sum``, ``min``, ``max``, ``scale``
   and ``zero_count`` (their buckets are not sent).
 
-Attribute values become tag values: bools, ints and floats as metricstream
-writes them (``True``, ``3``, ``0.5``), sequences joined with commas; an
-empty value is left out (line protocol cannot carry one).
+Attribute values become tag values: bools as ``true`` and ``false`` (as
+OpenTelemetry writes them), ints and floats as metricstream writes them
+(``3``, ``0.5``), sequences joined with commas; an empty value is left out
+(line protocol cannot carry one).
 
 The exporter prefers delta temporality for counters, observable counters
 and histograms (each event holds what happened in its interval, which is
@@ -44,6 +48,7 @@ its ``block_timeout``.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -51,6 +56,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from metricstream._log import RateLimitedLog, logger
+from metricstream.aggregate import bucket_bounds
 from metricstream.event import FieldValue, MetricEvent
 from metricstream.exceptions import MetricStreamError
 
@@ -97,19 +103,23 @@ DEFAULT_TEMPORALITY: dict[type, AggregationTemporality] = {
 _log = logger.getChild("otel")
 
 
-def _tag_value(value: object) -> str | int | float | bool:
-    """An attribute value as a tag value: sequences joined with commas, None empty."""
-    if isinstance(value, (str, bool, int, float)):
+def _tag_value(value: object) -> str | int | float:
+    """An attribute value as a tag value: bools lower case, sequences joined with commas."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
         return value
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
-        return ",".join(str(item) for item in value)
+        return ",".join(str(_tag_value(item)) for item in value)
     return str(value)
 
 
-def _bucket_key(bound: float) -> str:
-    return f"le_{bound:g}"
+@functools.lru_cache(maxsize=256)
+def _bucket_names(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le_`` field of each bound, then ``le_inf`` (`bucket_bounds`'s names)."""
+    return bucket_bounds(bounds)[1]
 
 
 def _histogram_fields(point: Any, buckets: bool) -> dict[str, FieldValue]:
@@ -121,11 +131,12 @@ def _histogram_fields(point: Any, buckets: bool) -> dict[str, FieldValue]:
         fields["min"] = float(point.min)
         fields["max"] = float(point.max)
     if buckets:
-        counts = point.bucket_counts
-        for bound, count in zip(point.explicit_bounds, counts, strict=False):
-            fields[_bucket_key(bound)] = count
-        if len(counts) == len(point.explicit_bounds) + 1:
-            fields["le_inf"] = counts[-1]
+        running = 0
+        bounds = tuple(point.explicit_bounds)
+        names = _bucket_names(bounds) if bounds else ("le_inf",)
+        for name, count in zip(names, point.bucket_counts, strict=False):
+            running += count
+            fields[name] = running
     else:
         fields["scale"] = point.scale
         fields["zero_count"] = point.zero_count
@@ -231,7 +242,7 @@ class MetricStreamExporter(MetricExporter):
                 for metric in scope_metrics.metrics:
                     try:
                         points = list(_points(metric))
-                    except TypeError as exc:  # a kind of metric this exporter does not know
+                    except (TypeError, MetricStreamError) as exc:  # unknown kind, bad bounds
                         self._warnings.warning(("kind", metric.name), "%s", exc)
                         failed += 1
                         continue

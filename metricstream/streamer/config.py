@@ -13,7 +13,7 @@ of these classes and of `EventStreamer`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from metricstream._options import (
@@ -30,11 +30,13 @@ from metricstream._options import (
 from metricstream._validate import check_tags
 from metricstream.codecs.compression import Compression
 from metricstream.contract import Sink
+from metricstream.event import MetricEvent
 from metricstream.exceptions import ConfigError, InvalidEventError
 from metricstream.streamer.engine.lane.retry import RetryConfig
 
 __all__ = [
     "OVERFLOW_POLICIES",
+    "OnDrop",
     "SPOOL_FSYNC_MODES",
     "OverflowPolicy",
     "SpoolFsync",
@@ -54,6 +56,9 @@ SpoolFsync = Literal["batch", "interval", "never"]
 
 SPOOL_FSYNC_MODES: tuple[SpoolFsync, ...] = ("batch", "interval", "never")
 """Every `SpoolFsync` mode."""
+
+OnDrop = Callable[[str, str, int, "MetricEvent | None"], object]
+"""``on_drop(sink, reason, count, first_event)``: see ``EventStreamer(on_drop=...)``."""
 
 
 def _check_retry(name: str, value: object) -> RetryConfig:
@@ -106,6 +111,12 @@ def _check_directory(name: str, value: object) -> str:
 
 def _stripped(_name: str, written: str) -> str:
     return written.strip()
+
+
+def _check_callable(name: str, value: object) -> object:
+    if not callable(value):
+        raise ConfigError(name, f"must be a callable, not {type(value).__name__}")
+    return value
 
 
 @options_class
@@ -210,6 +221,38 @@ class StreamerConfig:
         kind=optional(duration()),
         doc="Every this many seconds, send every sink one metricstream_internal event per "
         "sink with its counters, never counted in the accounting; None sends none.",
+    )
+    max_series_per_measurement: int | None = option(
+        default=None,
+        kind=optional(integer(minimum=1)),
+        doc="The most series (distinct tag sets) of one measurement that send() delivers; "
+        "events of a new series beyond it are dropped as 'cardinality'. None: no limit.",
+    )
+    sample_seed: int | None = option(
+        default=None,
+        kind=optional(integer(minimum=0)),
+        doc="Seeds the random draws of sample_rate (send, count, gauge, timed) for a "
+        "reproducible sequence; None: seeded by the system, again in a forked child.",
+    )
+    on_drop: OnDrop | None = option(
+        default=None,
+        kind=optional(Kind("a callable", _check_callable)),
+        doc="Called as on_drop(sink, reason, count, first_event) on a thread of its own, at "
+        "most once a second per sink and reason, with the events dropped since its last call.",
+        text=False,
+    )
+    dead_letter_dir: str | os.PathLike[str] | None = option(
+        default=None,
+        kind=optional(Kind("a directory path", _check_directory, _stripped)),
+        doc="A directory where the events a sink dropped as 'rejected' or 'invalid' are "
+        "written as JSON Lines with the reason and the error (README, 'Dead letters'); None "
+        "writes none.",
+    )
+    dead_letter_max_bytes: int = option(
+        default=1 << 30,
+        kind=integer(minimum=1 << 20),
+        doc="The most bytes the dead-letter files may hold; beyond it, dead letters are "
+        "counted in health instead of written.",
     )
 
     def __post_init__(self) -> None:

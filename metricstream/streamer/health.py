@@ -4,7 +4,9 @@ For every sink, in every snapshot::
 
     events_accepted == events_written + events_dropped + pending + spooled
 
-where ``events_dropped`` is the sum of ``dropped_by_reason``.
+where ``events_dropped`` is the sum of ``dropped_by_reason``. Events
+sampled out (``send(event, sample_rate=...)``) are in no term: they are
+counted apart, in `StreamerHealth.sampled_out`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import orjson
 
 from metricstream._options import choice
 
-__all__ = ["DROP_REASONS", "READY_POLICIES", "SinkHealth", "SpoolHealth", "StreamerHealth"]
+__all__ = [
+    "DROP_REASONS",
+    "READY_POLICIES",
+    "AggregatorHealth",
+    "DeadLetterHealth",
+    "SinkHealth",
+    "SpoolHealth",
+    "StreamerHealth",
+]
 
 READY_POLICIES = choice(("all", "any"), fold_case=True)
 """What readiness asks of the sinks (`StreamerHealth.ready`): all healthy, or any one."""
@@ -31,6 +41,7 @@ DROP_REASONS: tuple[str, ...] = (
     "corrupt",
     "collapsed",
     "unconfirmed",
+    "cardinality",
 )
 """Why events are dropped:
 
@@ -51,7 +62,9 @@ DROP_REASONS: tuple[str, ...] = (
   would overwrite it on the server (the InfluxDB sink);
 - ``unconfirmed``: handed to the destination, but its fate was still unknown
   at the shutdown deadline (a write in flight, a Kafka message without its
-  delivery report); a report that comes later still counts it as written.
+  delivery report); a report that comes later still counts it as written;
+- ``cardinality``: a new series (tag set) of a measurement that has
+  ``max_series_per_measurement`` series already.
 
 A sink may drop events under a reason of its own (`InvalidEventError.reason`,
 for example the Redis counter sink's ``limits``); health shows such a reason
@@ -136,6 +149,43 @@ class SpoolHealth:
 
 
 @dataclass(frozen=True)
+class AggregatorHealth:
+    """The series of one aggregator (``streamer.aggregator(...)``).
+
+    Attributes:
+        interval: Its window, in seconds.
+        max_series: Its cardinality limit.
+        series: The series it holds (its ``overflow=true`` series not included).
+        series_folded: Distinct series folded into ``overflow=true`` series
+            because `max_series` were there already.
+    """
+
+    interval: float
+    max_series: int
+    series: int
+    series_folded: int
+
+
+@dataclass(frozen=True)
+class DeadLetterHealth:
+    """What became of the events the sinks refused (``dead_letter_dir``).
+
+    Attributes:
+        directory: Where the dead-letter files are.
+        events_written: Events written there.
+        events_not_written: Events that could not be (the directory full at
+            ``dead_letter_max_bytes``, an error writing it, or more waiting
+            than ``max_buffer``); each is still counted as dropped.
+        last_error: The last error writing there, or None.
+    """
+
+    directory: str
+    events_written: int = 0
+    events_not_written: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
 class StreamerHealth:
     """The streamer's state: every sink's `SinkHealth` by name.
 
@@ -151,6 +201,12 @@ class StreamerHealth:
             shutdown). False only after a bug in metricstream killed one;
             a sink that is down leaves it True.
         spool: The spool's own figures, or None without a spool.
+        sampled_out: Events ``sample_rate`` left out (never accepted, so in
+            no term of the accounting).
+        aggregators: Each aggregator's series, by name.
+        on_drop_errors: Calls of the ``on_drop`` callback that raised.
+        dead_letters: What became of the refused events, with a
+            ``dead_letter_dir``; None without one.
     """
 
     healthy: bool
@@ -160,6 +216,15 @@ class StreamerHealth:
     error: str | None = None
     live: bool = True
     spool: SpoolHealth | None = None
+    sampled_out: int = 0
+    aggregators: Mapping[str, AggregatorHealth] = field(default_factory=dict)
+    on_drop_errors: int = 0
+    dead_letters: DeadLetterHealth | None = None
+
+    @property
+    def series_folded(self) -> int:
+        """Distinct series the aggregators folded into ``overflow=true`` series, in all."""
+        return sum(aggregator.series_folded for aggregator in self.aggregators.values())
 
     def ready(self, policy: str = "all") -> bool:
         """Whether the streamer is running and its sinks are healthy: all of them, or any.
@@ -182,6 +247,11 @@ class StreamerHealth:
             "error": self.error,
             "live": self.live,
             "spool": None if self.spool is None else self.spool.to_dict(),
+            "sampled_out": self.sampled_out,
+            "aggregators": {name: asdict(a) for name, a in self.aggregators.items()},
+            "series_folded": self.series_folded,
+            "on_drop_errors": self.on_drop_errors,
+            "dead_letters": None if self.dead_letters is None else asdict(self.dead_letters),
         }
 
     def to_json(self) -> str:

@@ -11,12 +11,15 @@ to a deque; it never performs I/O and never waits for a sink (under
   when they hold the interpreter lock, so once per batch `send` lets one
   that fell behind finish a batch (`Pipeline.catch_up`);
 - to the operations (`metricstream.streamer.operations`): the instruments
-  (`timed`, `count`, `gauge`), the health endpoint, the environment,
-  self-telemetry and the process lifecycle (exit, fork, collection).
+  (`timed`, `count`, `gauge`), the aggregators (`aggregator`), the reports
+  of dropped events (``on_drop``, dead letters), the health endpoint, the
+  environment, self-telemetry and the process lifecycle (exit, fork,
+  collection).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import threading
@@ -44,18 +47,21 @@ from metricstream.streamer.correlation import (
 from metricstream.streamer.engine.current import CurrentPipeline
 from metricstream.streamer.engine.pipeline import Pipeline
 from metricstream.streamer.engine.receipts import BatchReceipt
+from metricstream.streamer.engine.sampling import weighed
 from metricstream.streamer.health import StreamerHealth
-from metricstream.streamer.operations import env, instruments, lifecycle
+from metricstream.streamer.operations import env, lifecycle
+from metricstream.streamer.operations.aggregation import Aggregations
+from metricstream.streamer.operations.drop_reports import DropReports
 from metricstream.streamer.operations.endpoint import HealthEndpoint, weak_health
+from metricstream.streamer.operations.recording import Recording
 from metricstream.streamer.operations.self_metrics import SelfMetrics
 
 __all__ = ["EventStreamer", "OverflowPolicy"]
 
 _S = TypeVar("_S", bound="EventStreamer")
-_timer, _count, _gauge = instruments.timer, instruments.count, instruments.gauge
 
 
-class EventStreamer:
+class EventStreamer(Recording):
     """Batch events and deliver them to several sinks, each in its own lane.
 
     Takes its sinks and the options of `StreamerConfig`, each declared once
@@ -74,45 +80,62 @@ class EventStreamer:
                     sink.inherit_compression(codec)
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
-        self._pipeline = self._started(Pipeline.open(self.config, self._sinks, self._names))
+        pipeline = Pipeline.open(self.config, self._sinks, self._names)
         # What a collected streamer leaves behind is stopped in the background;
         # `_current` is updated after a fork, so it always names this process's pipeline.
-        self._current = CurrentPipeline(self._pipeline)
-        self._finalizer = weakref.finalize(self, _orphan, self._current)
+        self._current = CurrentPipeline(pipeline)
+        self._aggregations = Aggregations(self._current)
+        self._drop_reports = DropReports(self.config, self._current)
+        self._pipeline = self._started(pipeline)
+        self._finalizer = weakref.finalize(self, _orphan, self._current, self._aggregations)
         self._finalizer.atexit = False
         self._endpoint = HealthEndpoint(weak_health(self.health))
         lifecycle.track(self, at_exit=self.config.register_atexit)
 
     def _started(self, pipeline: Pipeline) -> Pipeline:
-        """Give `pipeline` its periodic work (self-telemetry), then start it."""
+        """Give `pipeline` its periodic work (self-telemetry, aggregators), then start it."""
         interval = self.config.self_metrics_interval
         if interval is not None:
             telemetry = SelfMetrics(
                 interval, pipeline.health, pipeline.send_uncounted, self.config.default_tags
             )
             pipeline.add_periodic(telemetry)
+        pipeline.add_periodic(self._aggregations)
         pipeline.start()
+        self._drop_reports.start()
         return pipeline
 
+    def before_fork(self) -> None:
+        """Hold the aggregators' locks while the process forks (see `Aggregator.before_fork`)."""
+        self._aggregations.before_fork()
+
+    def after_fork_in_parent(self) -> None:
+        """Release what `before_fork` held."""
+        self._aggregations.after_fork(child=False)
+
     def after_fork_in_child(self) -> None:
-        """Start afresh in a forked child: new lanes, threads and sink clients.
+        """Start afresh in a forked child: new lanes, threads and sink clients, empty series.
 
         Called by `metricstream.streamer.operations.lifecycle`; the parent's
-        pending events stay with the parent.
+        pending events and aggregated figures stay with the parent.
         """
+        self._aggregations.after_fork(child=True)
         if self._shutdown_result is not None:
             return
         self._shutdown_lock = threading.Lock()
         for sink in self._sinks:
             if isinstance(sink, ForkAware):
                 sink.after_fork()
-        self._pipeline = self._started(self._pipeline.for_child())
-        self._current.pipeline = self._pipeline
+        pipeline = self._pipeline.for_child()
+        self._current.pipeline = pipeline
+        self._pipeline = pipeline
+        self._drop_reports.after_fork_in_child()
+        self._started(pipeline)
         self._endpoint.after_fork_in_child()
 
     # --- the application's side --------------------------------------------
 
-    def send(self, event: MetricEvent) -> bool:
+    def send(self, event: MetricEvent, sample_rate: float | None = None) -> bool:
         """Accept one event for delivery to every sink. Never performs I/O.
 
         The delivered event carries the correlation id of the active
@@ -128,14 +151,22 @@ class EventStreamer:
         interpreter lock, which a busy sending thread would otherwise keep
         while events pile up (see `Pipeline.catch_up`).
 
+        Args:
+            event: The event.
+            sample_rate: 1/N keeps about one such event in N, with the field
+                ``samplerate`` = N; one sampled out is counted in health's
+                ``sampled_out``, neither accepted nor dropped (see
+                `metricstream.streamer.engine.sampling`).
+
         Returns:
-            True if the event was queued; False if it was dropped at once
-            (buffer full, or the streamer is shut down) and counted.
+            True if the event was queued (or sampled out); False if it was
+            dropped at once (buffer full, or shut down) and counted.
 
         Raises:
             InvalidEventError: If the event has no fields (it is counted as
                 dropped, reason ``invalid``).
             TypeError: If `event` is not a `MetricEvent`.
+            ConfigError: If `sample_rate` is not 1/N for a whole N.
         """
         if event.__class__ is not MetricEvent and not isinstance(event, MetricEvent):
             raise TypeError(f"send() takes a MetricEvent, not {type(event).__name__}")
@@ -146,6 +177,11 @@ class EventStreamer:
                 return pipeline.drop_upstream("shutdown")
             pipeline.drop_upstream("invalid")
             raise no_fields_error(event.measurement)
+        if sample_rate is not None:
+            weight = pipeline.sampler.draw(sample_rate)
+            if not weight:
+                return True
+            fields = weighed(fields, weight) if weight > 1 else fields
         cid = event.correlation_id
         if cid is None and scopes_entered[0]:
             cid = current_correlation_id()
@@ -267,10 +303,13 @@ class EventStreamer:
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver everything accepted before this call, waiting up to `timeout` s.
 
+        The aggregators' windows that have ended are sent first.
+
         Returns:
             True once every such event is written or dropped on every sink;
             False if the timeout passed first.
         """
+        self._aggregations.flush_ended()
         return self._pipeline.flush(timeout)
 
     def pending_count(self) -> int:
@@ -278,8 +317,17 @@ class EventStreamer:
         return max(sink.pending for sink in self.health().sinks.values())
 
     def health(self) -> StreamerHealth:
-        """Return a consistent snapshot of every sink's state and accounting."""
-        return self._pipeline.health()
+        """Return a consistent snapshot of every sink's state and accounting.
+
+        Beside it: the events sampled out, each aggregator's series, the
+        ``on_drop`` errors and the dead letters.
+        """
+        return dataclasses.replace(
+            self._pipeline.health(),
+            aggregators=self._aggregations.health(),
+            on_drop_errors=self._drop_reports.callback_errors,
+            dead_letters=self._drop_reports.dead_letters(),
+        )
 
     def is_healthy(self) -> bool:
         """True when running and every sink is connected and below the failure threshold."""
@@ -289,60 +337,6 @@ class EventStreamer:
     def sinks(self) -> list[Sink]:
         """The sinks, in the order given."""
         return list(self._sinks)
-
-    # --- instruments -------------------------------------------------------------
-
-    def timed(self, name: str, **tags: Any) -> instruments.Timer:
-        """Time a function or block: send its duration in ms and its outcome.
-
-        Use it as a decorator (sync or ``async`` functions) or as a ``with``
-        / ``async with`` block::
-
-            @streamer.timed("db.query", table="orders")
-            def load(order_id): ...
-
-            with streamer.timed("render", template="home"):
-                ...
-
-        Each call or block sends one event: measurement `name`, the tags plus
-        ``outcome`` (``ok``, or the exception's type name, such as
-        ``KeyError``), and the field ``duration_ms``. An exception is never
-        swallowed: it propagates once recorded.
-
-        Args:
-            name: The measurement.
-            **tags: Tags for every event (values are str, int, float or bool).
-
-        Returns:
-            A `Timer` (`metricstream.streamer.operations.instruments`).
-
-        Raises:
-            InvalidEventError: If the name or a tag is invalid.
-            ConfigError: If a tag is named ``outcome``.
-        """
-        return _timer(self._current, name, tags)
-
-    def count(self, name: str, n: int = 1, **tags: Any) -> bool:
-        """Send a count: measurement `name`, field ``count`` = `n` (an int64).
-
-        Returns:
-            What `send` returns: True if queued, False if dropped and counted.
-
-        Raises:
-            InvalidEventError: If the name, a tag or `n` is invalid.
-        """
-        return _count(self._current, name, n, tags)
-
-    def gauge(self, name: str, value: float, **tags: Any) -> bool:
-        """Send a gauge reading: measurement `name`, field ``value`` (an int64 or a finite float).
-
-        Returns:
-            What `send` returns: True if queued, False if dropped and counted.
-
-        Raises:
-            InvalidEventError: If the name, a tag or the value is invalid.
-        """
-        return _gauge(self._current, name, value, tags)
 
     # --- operations ---------------------------------------------------------------
 
@@ -444,10 +438,13 @@ class EventStreamer:
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop accepting events, deliver what is pending, close the sinks.
 
-        Returns within `timeout` seconds even when a sink is down, and even
-        when another thread is shutting the streamer down too: retry waits
-        end at once, and what is still undelivered at the deadline is counted
-        as dropped (reason ``shutdown``) and logged. Idempotent.
+        The aggregators' windows are sent first, the open ones included;
+        ``on_drop`` is called one last time for what was dropped since its
+        last call. Returns within `timeout` seconds even when a sink is
+        down, and even when another thread is shutting the streamer down
+        too: retry waits end at once, and what is still undelivered at the
+        deadline is counted as dropped (reason ``shutdown``) and logged.
+        Idempotent.
 
         Returns:
             True if every accepted event was written or dropped for another
@@ -461,7 +458,9 @@ class EventStreamer:
         try:
             if self._shutdown_result is not None:
                 return self._shutdown_result
+            self._aggregations.flush_all()
             delivered, given_up = self._pipeline.stop(deadline)
+            self._drop_reports.finish(deadline)
             self._endpoint.close(deadline)
             self._finalizer.detach()
             lifecycle.forget(self)
@@ -558,8 +557,9 @@ def _check_batch_id(batch_id: object) -> None:
         raise ConfigError("batch_id", f"must be printable, not {batch_id!r}")
 
 
-def _orphan(current: CurrentPipeline) -> None:
+def _orphan(current: CurrentPipeline, aggregations: Aggregations) -> None:
     """Called when a streamer that was not shut down is garbage-collected."""
     pipeline = current.pipeline
     if not pipeline.closed:
+        aggregations.flush_all()
         lifecycle.orphan(pipeline)

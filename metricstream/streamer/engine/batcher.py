@@ -1,7 +1,8 @@
 """`Batcher`: the thread that cuts batches and hands them to the lanes.
 
 It cuts a batch when ``batch_size`` events wait, when ``flush_interval`` has
-passed, on a flush and at shutdown; it adds the default tags, appends the
+passed, on a flush and at shutdown; it drops the events of series beyond
+``max_series_per_measurement`` (`SeriesLimit`), adds the default tags, appends the
 batch to the spool (applying the overflow policy to a full spool) and offers
 it to every lane, which returns at once. `EventStreamer.send_batch` cuts
 too, on the caller's thread: every cut holds `Batcher.cutting`, so the
@@ -31,6 +32,7 @@ from metricstream.streamer.engine.default_tags import DefaultTags
 from metricstream.streamer.engine.intake import Intake
 from metricstream.streamer.engine.lane import Lane
 from metricstream.streamer.engine.lane.write_state import describe_error
+from metricstream.streamer.engine.series_limit import SeriesLimit
 
 __all__ = ["Batcher", "PeriodicTask"]
 
@@ -86,6 +88,8 @@ class Batcher:
         self._on_cut = on_cut
         self._on_progress = on_progress
         self._tags = DefaultTags(config.default_tags, warnings)
+        limit = config.max_series_per_measurement
+        self._series = None if limit is None else SeriesLimit(limit)
         self._periodic: list[PeriodicTask] = []
         self.cutting = threading.Lock()
         self.wake = threading.Event()
@@ -98,8 +102,9 @@ class Batcher:
         )
 
     def add_periodic(self, task: PeriodicTask) -> None:
-        """Run `task` when it is due (call before `start`)."""
-        self._periodic.append(task)
+        """Run `task` when it is due (from any thread, before or after `start`)."""
+        self._periodic = [*self._periodic, task]
+        self.wake.set()
 
     def start(self) -> None:
         """Start the thread."""
@@ -216,6 +221,18 @@ class Batcher:
         if taken is None:
             return False
         parts, start = taken
+        if self._series is not None:
+            refused, first = self._series.refuse(parts)
+            if refused:  # taken into the batch, now dropped before any lane
+                self._intake.refuse(refused, "cardinality", first)
+                self._warnings.warning(
+                    ("*", "cardinality"),
+                    "dropped %d events of series beyond max_series_per_measurement=%d "
+                    "(the first: %r)",
+                    refused,
+                    self._series.limit,
+                    first[0] if first else None,
+                )
         if self._config.default_tags:
             refused = self._tags.merge(parts)
             if refused:  # taken into the batch, now dropped before any lane

@@ -46,3 +46,11 @@ class CurrentPipeline:
         if not len(buffer) % pipeline.wake_every:
             pipeline.batch_full()
         return True
+
+    def sample(self, rate: float) -> int:
+        """Decide one event under ``sample_rate``: its weight if kept, 0 if sampled out.
+
+        Raises:
+            ConfigError: If the rate is not 1/N for a whole N.
+        """
+        return self.pipeline.sampler.draw(rate)

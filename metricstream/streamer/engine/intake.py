@@ -18,16 +18,21 @@ them from there: see `metricstream.streamer.engine.lane`) and
 
 What a `send` from a signal handler put aside (`Reentry`) is in no term
 until `admit_deferred` appends it to the buffer or counts it as dropped.
+The events the streamer makes itself (an aggregator's, once per interval)
+enter through `admit`, which never waits either.
+
+Each drop before the lanes gives `Drops` its first event, when one is known.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 from metricstream.event import PARTS_PER_EVENT
+from metricstream.streamer.engine.drops import EVERY_SINK, Drops
 from metricstream.streamer.engine.reentry import Reentry
 
 __all__ = ["Intake"]
@@ -42,6 +47,7 @@ class Intake:
         part_limit: Parts the buffer may hold (``max_buffer`` events) under
             a drop policy.
         overflow: The overflow policy.
+        drops: Where the first event of each kind of drop is noted.
 
     Attributes:
         buffer: The parts of the events waiting for the batcher.
@@ -56,9 +62,10 @@ class Intake:
             handler's `send` put aside meanwhile.
     """
 
-    def __init__(self, part_limit: int, overflow: str) -> None:
+    def __init__(self, part_limit: int, overflow: str, drops: Drops | None = None) -> None:
         self._part_limit = part_limit
         self._overflow = overflow
+        self._drops = drops or Drops(first_events=False, dead_letters=False, max_events=0)
         self.reentry = Reentry()
         self.buffer: deque[Any] = deque()
         self.lock = threading.Lock()
@@ -72,10 +79,17 @@ class Intake:
         self._in_hand_durable = False
         self._left_from: int | None = None  # the batch an abort left in the spool
 
-    def drop(self, reason: str, count: int = 1) -> bool:
-        """Count `count` events dropped before any lane; return False (`send`'s answer)."""
+    def drop(self, reason: str, count: int = 1, row: Any = None) -> bool:
+        """Count `count` events dropped before any lane; return False (`send`'s answer).
+
+        Args:
+            reason: Why.
+            count: How many.
+            row: The parts of the first of them, when known.
+        """
         with self.lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self._drops.note(EVERY_SINK, reason, row)
         return False
 
     def admit_deferred(self) -> None:
@@ -87,19 +101,30 @@ class Intake:
         if self.reentry.deferred.empty():
             return
         take = self.reentry.take
-        buffer = self.buffer
-        part_limit, overflow = self._part_limit, self._overflow
         while (item := take()) is not None:
             if isinstance(item, str):
                 self.drop(item)
-            elif self.closed:
-                self.drop("shutdown")
+            else:
+                self.admit((item,))
+
+    def admit(self, rows: Any) -> None:
+        """Append events given as rows of parts without ever waiting, or count them as dropped.
+
+        Under ``"block"`` they are appended whatever the buffer holds (the
+        callers, a signal handler's `send` put aside and the aggregators'
+        emissions, are bounded); under a drop policy it applies.
+        """
+        buffer = self.buffer
+        part_limit, overflow = self._part_limit, self._overflow
+        for row in rows:
+            if self.closed:
+                self.drop("shutdown", row=row)
             elif len(buffer) >= part_limit and overflow == "drop_newest":
-                self.drop("overflow")
+                self.drop("overflow", row=row)
             else:
                 if overflow == "drop_oldest":
                     self.evict_oldest(part_limit)
-                buffer.extend(item)
+                buffer.extend(row)
 
     def buffered(self) -> int:
         """Events waiting for the batcher."""
@@ -109,11 +134,12 @@ class Intake:
         """Drop the oldest waiting event if `part_limit` parts wait (``drop_oldest``)."""
         buffer = self.buffer
         with self.lock:
-            if len(buffer) >= part_limit:
-                for _ in range(PARTS_PER_EVENT):
-                    buffer.popleft()
-                self.taken += 1
-                self.dropped["overflow"] = self.dropped.get("overflow", 0) + 1
+            if len(buffer) < part_limit:
+                return
+            row = [buffer.popleft() for _ in range(PARTS_PER_EVENT)]
+            self.taken += 1
+            self.dropped["overflow"] = self.dropped.get("overflow", 0) + 1
+        self._drops.note(EVERY_SINK, "overflow", row)
 
     def take(self, most: int) -> tuple[list[Any], int] | None:
         """Take up to `most` waiting events into a batch, now in hand.
@@ -146,11 +172,12 @@ class Intake:
         self._in_hand = start
         return start
 
-    def refuse(self, count: int, reason: str) -> None:
-        """Events taken into the batch in hand are dropped before any lane."""
+    def refuse(self, count: int, reason: str, row: Any = None) -> None:
+        """Events taken into the batch in hand are dropped before any lane (`row`: the first)."""
         with self.lock:
             self.popped -= count
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+        self._drops.note(EVERY_SINK, reason, row)
 
     def durable_in_hand(self) -> None:
         """The batch in hand is in the spool now."""
@@ -191,6 +218,8 @@ class Intake:
         with self.lock:
             self.aborted = True
             stranded = len(self.buffer) // PARTS_PER_EVENT
+            if stranded:
+                self._drops.note(EVERY_SINK, "shutdown", list(islice(self.buffer, PARTS_PER_EVENT)))
             self.buffer.clear()
             if stranded:
                 self.taken += stranded

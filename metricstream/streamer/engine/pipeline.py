@@ -16,13 +16,12 @@ there.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Literal
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream._threads import start_daemon
@@ -34,9 +33,12 @@ from metricstream.spool import Spool
 from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.engine.batcher import Batcher, PeriodicTask
 from metricstream.streamer.engine.default_tags import DefaultTags
+from metricstream.streamer.engine.drops import Drops
 from metricstream.streamer.engine.intake import Intake
 from metricstream.streamer.engine.lane import Lane, SpillCursor
 from metricstream.streamer.engine.receipts import BatchReceipt
+from metricstream.streamer.engine.reentry import section as _section
+from metricstream.streamer.engine.sampling import Sampler
 from metricstream.streamer.engine.spooling import SpoolUpkeep, open_spool, spool_health
 from metricstream.streamer.health import StreamerHealth
 
@@ -48,27 +50,6 @@ CATCH_UP_SECONDS = 0.01
 """The longest `send` waits for a thread of the pipeline that is behind to finish a batch."""
 PROGRESS_WINDOW = 0.1
 """A preparer that prepared no batch for this many seconds is never waited for."""
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _section(
-    method: Callable[Concatenate[Pipeline, P], R],
-) -> Callable[Concatenate[Pipeline, P], R]:
-    """Run `method` as a section: a signal handler's `send` meanwhile is put aside (`Reentry`)."""
-
-    @functools.wraps(method)
-    def run(self: Pipeline, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        reentry = self.intake.reentry
-        ident = reentry.enter()
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            reentry.leave(ident)
-
-    return run
 
 
 class Pipeline:
@@ -90,6 +71,8 @@ class Pipeline:
         wake: Set to wake the batcher.
         cut: Set after each batch cut (see `catch_up`).
         closed: True once a shutdown began.
+        sampler: The draws of ``sample_rate``, and the count of events sampled out.
+        drops: What is kept of dropped events for ``on_drop`` and dead letters.
     """
 
     def __init__(
@@ -102,7 +85,13 @@ class Pipeline:
         self.config = config
         self.spool = spool
         self.pid = os.getpid()
-        self.intake = Intake(config.max_buffer * PARTS_PER_EVENT, config.overflow)
+        self.sampler = Sampler(config.sample_seed)
+        self.drops = Drops(
+            first_events=config.on_drop is not None,
+            dead_letters=config.dead_letter_dir is not None,
+            max_events=config.max_buffer,
+        )
+        self.intake = Intake(config.max_buffer * PARTS_PER_EVENT, config.overflow, self.drops)
         self.buffer = self.intake.buffer
         self._progress = threading.Condition(threading.Lock())
         self._space = threading.Condition(threading.Lock())
@@ -127,6 +116,7 @@ class Pipeline:
                 on_progress=self._on_progress,
                 warnings=self.warnings,
                 cursor=None if spool is None else SpillCursor(spool, name),
+                drops=self.drops if self.drops.keeps_batches else None,
             )
             for sink, name in zip(sinks, names, strict=True)
         ]
@@ -228,11 +218,11 @@ class Pipeline:
     def _admit(self, row: tuple[Any, ...]) -> bool:
         intake = self.intake
         if self.closed:
-            return intake.drop("shutdown")
+            return intake.drop("shutdown", row=row)
         buffer = self.buffer
         overflow = self.config.overflow
         if overflow == "drop_newest":
-            return intake.drop("overflow")
+            return intake.drop("overflow", row=row)
         if overflow == "drop_oldest":
             intake.evict_oldest(self.part_limit)
             buffer.extend(row)
@@ -250,9 +240,9 @@ class Pipeline:
                     break
                 self._space.wait(remaining if remaining is not None else 0.5)
         if self.closed:
-            return intake.drop("shutdown")
+            return intake.drop("shutdown", row=row)
         if len(buffer) >= self.part_limit:
-            return intake.drop("overflow")
+            return intake.drop("overflow", row=row)
         buffer.extend(row)
         if not len(buffer) % self.wake_every:
             self.wake.set()
@@ -513,6 +503,7 @@ class Pipeline:
             error=None if self.batcher.error is None else f"batcher died: {self.batcher.error}",
             spool=spool_health(self.spool),
             live=live,
+            sampled_out=self.sampler.sampled_out,
         )
 
     # --- shutdown ----------------------------------------------------------------

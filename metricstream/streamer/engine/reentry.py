@@ -24,13 +24,14 @@ it only once per batch, never per event.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-__all__ = ["Reentry"]
+__all__ = ["Reentry", "section"]
 
 _get_ident = threading.get_ident
 
@@ -86,3 +87,31 @@ class Reentry:
             return self.deferred.get_nowait()
         except Empty:
             return None
+
+
+class _HasIntake(Protocol):
+    @property
+    def intake(self) -> Any: ...
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=_HasIntake)
+
+
+def section(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run a method of an object with an ``intake`` as a section of its `Reentry`.
+
+    A signal handler's `send` meanwhile is put aside (see the module doc).
+    """
+
+    @functools.wraps(method)
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        reentry: Reentry = self.intake.reentry
+        ident = reentry.enter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            reentry.leave(ident)
+
+    return run

@@ -16,6 +16,14 @@ are written once, in `metricstream.streamer.config`. Besides them:
   ``METRICSTREAM_HEALTH_READY`` (``all``, the default, or ``any``) saying
   what ``/readyz`` asks of the sinks.
 
+OpenTelemetry's own variables give default tags too, as its SDKs read them:
+``OTEL_RESOURCE_ATTRIBUTES`` (``key=value,key=value``, values
+percent-decoded; an attribute with an empty value is left out, since a
+tag cannot be empty) and ``OTEL_SERVICE_NAME`` (the tag ``service.name``,
+which wins over the same attribute in ``OTEL_RESOURCE_ATTRIBUTES``). A tag
+of ``METRICSTREAM_DEFAULT_TAGS`` wins over both; ``default_tags=`` passed to
+`from_env` replaces all of them (`otel_tags`).
+
 A bad value is a `ConfigError` that names the variable and the value
 (credentials removed). An unset or empty variable leaves the option at its
 default; an option passed to `from_env` is not read from the environment at
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import urllib.parse
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -37,8 +46,9 @@ from metricstream._compiled import PURE_PYTHON_VARIABLE
 from metricstream._log import logger
 from metricstream._options import Kind, declared, from_text, integer
 from metricstream._secrets import scrub_secrets
+from metricstream._validate import check_tags
 from metricstream.contract import Sink
-from metricstream.exceptions import ConfigError
+from metricstream.exceptions import ConfigError, InvalidEventError
 from metricstream.registry import schemes, sink_from_url
 from metricstream.streamer.config import StreamerConfig
 from metricstream.streamer.health import READY_POLICIES
@@ -48,6 +58,8 @@ __all__ = [
     "HEALTH_HOST",
     "HEALTH_PORT",
     "HEALTH_READY",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SERVICE_NAME",
     "READ_ELSEWHERE",
     "SINKS",
     "EnvSettings",
@@ -55,6 +67,7 @@ __all__ = [
     "close_quietly",
     "from_environment",
     "known_variables",
+    "otel_tags",
     "read_environment",
     "split_sink_urls",
     "variable",
@@ -74,6 +87,12 @@ HEALTH_HOST = "METRICSTREAM_HEALTH_HOST"
 
 HEALTH_READY = "METRICSTREAM_HEALTH_READY"
 """What ``/readyz`` asks of the sinks: ``all`` healthy (the default) or ``any``."""
+
+OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
+"""OpenTelemetry's service name: the default tag ``service.name``."""
+
+OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+"""OpenTelemetry's resource attributes (``key=value,...``): default tags."""
 
 READ_ELSEWHERE = (
     PURE_PYTHON_VARIABLE,
@@ -200,9 +219,49 @@ def read_environment(environ: Mapping[str, str], overridden: Collection[str] = (
             _read(HEALTH_READY, ready, READY_POLICIES),
         )
         settings.sources["health_port"] = (HEALTH_PORT, port)
+    if "default_tags" not in overridden:
+        _add_otel_tags(settings, environ)
     if "sinks" not in overridden:
         settings.sink_urls = split_sink_urls(environ.get(SINKS, ""))
     return settings
+
+
+def otel_tags(environ: Mapping[str, str]) -> dict[str, str]:
+    """The default tags OpenTelemetry's variables give (see the module doc), checked.
+
+    Raises:
+        ConfigError: If an attribute is not ``key=value``, or a key or value
+            cannot be a tag; it names the variable.
+    """
+    tags: dict[str, str] = {}
+    text = environ.get(OTEL_RESOURCE_ATTRIBUTES, "")
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        key, sep, value = (urllib.parse.unquote(part.strip()) for part in entry.partition("="))
+        if not sep or not key:
+            raise _bad(OTEL_RESOURCE_ATTRIBUTES, text, f"{entry.strip()!r} is not key=value")
+        if value:
+            tags[key] = value
+    service = environ.get(OTEL_SERVICE_NAME, "").strip()
+    for name, written, checked in (
+        (OTEL_RESOURCE_ATTRIBUTES, text, tags),
+        (OTEL_SERVICE_NAME, service, {"service.name": service} if service else {}),
+    ):
+        try:
+            check_tags(checked)
+        except InvalidEventError as exc:
+            raise _bad(name, written, str(exc)) from None
+    if service:
+        tags["service.name"] = service
+    return tags
+
+
+def _add_otel_tags(settings: EnvSettings, environ: Mapping[str, str]) -> None:
+    """Put OpenTelemetry's default tags under those of ``METRICSTREAM_DEFAULT_TAGS``."""
+    found = otel_tags(environ)
+    if found:
+        settings.options["default_tags"] = {**found, **settings.options.get("default_tags", {})}
 
 
 def split_sink_urls(text: str) -> list[str]:

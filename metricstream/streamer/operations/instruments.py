@@ -9,6 +9,7 @@
         ...
 
     streamer.count("cache.miss", region="eu")
+    streamer.count("login", tags={"user.type": "admin"}, sample_rate=0.1)
     streamer.gauge("queue.depth", len(queue), queue="emails")
 
 Each call sends one event as `EventStreamer.send` would, with the active
@@ -21,7 +22,22 @@ building a `MetricEvent`, and costs the calling thread less than
   the type name of the exception that ended the block), field
   ``duration_ms`` (float). The exception always propagates.
 - `count`: measurement `name`, field ``count`` (int, default 1).
-- `gauge`: measurement `name`, field ``value`` (int or float).
+- `gauge`: measurement `name`, field ``value``, always a float (``3``
+  becomes ``3.0``), so a series never changes type (InfluxDB refuses
+  that).
+
+Tags are keyword arguments, or a dict given as ``tags={...}`` (for keys
+that are not Python names, such as ``user.type``), or both. The names of
+the instruments' options (`OPTION_NAMES`: ``sample_rate``, ``timestamp``,
+``tags``, ``aggregate``) are never tags: as keywords they are the options,
+and in ``tags={...}`` they are refused with a `ConfigError`, so a tag can
+never be mistaken for an option or the reverse. The measurement's name is
+positional only, so ``name="emails"`` is a tag; ``n=`` and ``value=`` are
+a count's and a gauge's value (a tag of those names goes in ``tags=``).
+``sample_rate=`` samples as
+`EventStreamer.send` does (a kept event carries ``samplerate``);
+``timestamp=`` (ns since the epoch) sets a count's or a gauge's time. The
+instruments' ``aggregate=True`` is the facade's (`EventStreamer.count`).
 
 What can be decided once is decided when the instrument is made: `timed`
 validates its name and tags and builds the ``outcome=ok`` tag set up front,
@@ -35,7 +51,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from metricstream._bounded import BoundedDict
 from metricstream._validate import (
@@ -47,8 +63,31 @@ from metricstream._validate import (
 )
 from metricstream.event import FieldValue, shared_tags
 from metricstream.exceptions import ConfigError, InvalidEventError
+from metricstream.streamer.engine.sampling import check_sample_rate
+from metricstream.streamer.operations.instrument_options import (
+    NO_TAGS,
+    OPTION_NAMES,
+    PLAIN_TAGS,
+    Aggregating,
+    PartsSender,
+    sampled,
+    send_with_options,
+    split_options,
+)
 
-__all__ = ["OUTCOME_OK", "OUTCOME_TAG", "PartsSender", "Timer", "count", "gauge", "timer"]
+if TYPE_CHECKING:
+    from metricstream.aggregate import Aggregator
+
+__all__ = [
+    "OPTION_NAMES",
+    "OUTCOME_OK",
+    "OUTCOME_TAG",
+    "PartsSender",
+    "Timer",
+    "count",
+    "gauge",
+    "timer",
+]
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,7 +97,8 @@ OUTCOME_TAG = "outcome"
 OUTCOME_OK = "ok"
 """The ``outcome`` of a block or call that returned normally."""
 
-_NO_TAGS = shared_tags({})
+
+_NO_TAGS = NO_TAGS
 _perf_ns = time.perf_counter_ns
 _time_ns = time.time_ns
 
@@ -70,16 +110,6 @@ def _number(key: str, value: object, *, integral: bool) -> FieldValue:
         kind = "an int" if integral else "an int or a float"
         raise InvalidEventError(key, f"{key!r} must be {kind}, not {type(value).__name__}")
     return check_field_value(key, value)
-
-
-class PartsSender(Protocol):
-    """Where the instruments send: `metricstream.streamer.engine.current.CurrentPipeline`."""
-
-    def send_parts(
-        self, measurement: str, tags: dict[str, str], fields: dict[str, Any], timestamp_ns: int
-    ) -> bool:
-        """Send an event given as parts already checked; `EventStreamer.send`'s answer."""
-        ...
 
 
 _TimerSpec = tuple[str, dict[str, str], dict[str, str]]
@@ -233,45 +263,148 @@ class Timer:
         return f"Timer(name={name!r}, tags={dict(tags)!r})"
 
 
-def timer(sender: PartsSender, name: str, tags: dict[str, Any]) -> Timer:
-    """Return a `Timer` of `name` with `tags` that sends to `sender` (`EventStreamer.timed`).
+class _SampledTimer(Timer):
+    """A `Timer` that sends about one call in 1/`_rate` (``timed(..., sample_rate=...)``)."""
+
+    __slots__ = ("_rate",)
+
+    _rate: float
+
+    def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
+        elapsed_ns = _perf_ns() - started_ns
+        name, tags, ok_tags = self._spec
+        fields = {"duration_ms": elapsed_ns / 1e6}
+        if sampled(self._sender, fields, self._rate):
+            ok_tags = ok_tags if error is None else _failure_tags(tags, error)
+            self._sender.send_parts(name, ok_tags, fields, _time_ns())
+
+
+class _AggregatedTimer(Timer):
+    """A `Timer` that records durations (ms) in a distribution (``timed(..., aggregate=True)``)."""
+
+    __slots__ = ("_into",)
+
+    _into: Aggregator
+
+    def _record(self, started_ns: int, error: type[BaseException] | None) -> None:
+        elapsed_ns = _perf_ns() - started_ns
+        name, tags, ok_tags = self._spec
+        ok_tags = ok_tags if error is None else _failure_tags(tags, error)
+        self._into.distribution(name, elapsed_ns / 1e6, ok_tags)
+
+
+def timer(
+    sender: PartsSender,
+    name: str,
+    keywords: dict[str, Any],
+    aggregations: Aggregating | None = None,
+) -> Timer:
+    """Return a `Timer` of `name` that sends to `sender` (`EventStreamer.timed`).
+
+    Args:
+        sender: Where its events go.
+        name: The measurement.
+        keywords: Its tags, and its options (``tags``, ``sample_rate``,
+            ``aggregate``: see `EventStreamer.timed`).
+        aggregations: Where ``aggregate=True`` records.
 
     Raises:
         InvalidEventError: If the name or a tag is invalid.
-        ConfigError: If a tag is named ``outcome``.
+        ConfigError: If a tag is named ``outcome``, or an option is invalid.
     """
     made = Timer()
-    key = (name, *tags.items())
+    key = (name, *keywords.items())
     try:
         made._spec = _timer_specs[key]
     except (KeyError, TypeError):
-        made._spec = _new_timer_spec(name, tags)
+        made = _timer_with_options(name, keywords, aggregations)
     made._sender = sender
     made._started = 0
     made._nested = None
     return made
 
 
-def count(sender: PartsSender, name: str, n: int, tags: dict[str, Any]) -> bool:
+def _timer_with_options(
+    name: str, keywords: dict[str, Any], aggregations: Aggregating | None
+) -> Timer:
+    """A timer whose keywords are not remembered: options taken out, tags checked (slow path)."""
+    tags, options = split_options("timed", keywords)
+    made: Timer
+    if options.get("aggregate"):
+        if aggregations is None:
+            raise ConfigError("aggregate", "this timer has no aggregator to record into")
+        from metricstream.aggregate import Quantiles  # imported when first needed
+
+        Quantiles("aggregate")  # fails now, not at the first call, without ddsketch
+        made = aggregated = _AggregatedTimer()
+        aggregated._into = aggregations.get()
+    elif options.get("sample_rate") is not None:
+        check_sample_rate(options["sample_rate"])
+        made = rated = _SampledTimer()
+        rated._rate = options["sample_rate"]
+    else:
+        made = Timer()
+    key = (name, *tags.items())
+    try:
+        made._spec = _timer_specs[key]
+    except (KeyError, TypeError):
+        made._spec = _new_timer_spec(name, tags)
+    return made
+
+
+def count(
+    sender: PartsSender,
+    name: str,
+    n: int,
+    keywords: dict[str, Any],
+    aggregations: Aggregating | None = None,
+) -> bool:
     """Send a count to `sender` (`EventStreamer.count`): field ``count`` = `n`.
 
+    Args:
+        sender: Where the event goes.
+        name: The measurement.
+        n: The count.
+        keywords: Its tags, and its options (see `EventStreamer.count`).
+        aggregations: Where ``aggregate=True`` records.
+
     Raises:
-        InvalidEventError: If the name, a tag or `n` is invalid.
+        InvalidEventError: If the name, a tag, `n` or the timestamp is invalid.
+        ConfigError: If an option is invalid.
     """
     if name.__class__ is not str or name not in valid_measurements:
         name = check_measurement(name)
     if n.__class__ is not int or not INT64_MIN <= n <= INT64_MAX:
         n = cast(int, _number("count", n, integral=True))
-    return sender.send_parts(
-        name, shared_tags(tags) if tags else _NO_TAGS, {"count": n}, _time_ns()
-    )
+    if not keywords:
+        tags = NO_TAGS
+    else:
+        try:
+            tags = PLAIN_TAGS[tuple(keywords.items())]
+        except (KeyError, TypeError):
+            return send_with_options("count", sender, name, n, keywords, aggregations=aggregations)
+    return sender.send_parts(name, tags, {"count": n}, _time_ns())
 
 
-def gauge(sender: PartsSender, name: str, value: float, tags: dict[str, Any]) -> bool:
-    """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``.
+def gauge(
+    sender: PartsSender,
+    name: str,
+    value: float,
+    keywords: dict[str, Any],
+    aggregations: Aggregating | None = None,
+) -> bool:
+    """Send a gauge reading to `sender` (`EventStreamer.gauge`): field ``value``, a float.
+
+    Args:
+        sender: Where the event goes.
+        name: The measurement.
+        value: The reading.
+        keywords: Its tags, and its options (see `EventStreamer.gauge`).
+        aggregations: Where ``aggregate=True`` records.
 
     Raises:
-        InvalidEventError: If the name, a tag or the value is invalid.
+        InvalidEventError: If the name, a tag, the value or the timestamp is invalid.
+        ConfigError: If an option is invalid.
     """
     if name.__class__ is not str or name not in valid_measurements:
         name = check_measurement(name)
@@ -279,8 +412,17 @@ def gauge(sender: PartsSender, name: str, value: float, tags: dict[str, Any]) ->
     if cls is float:
         if value - value != 0.0:  # NaN or infinity
             value = cast(float, _number("value", value, integral=False))
-    elif cls is not int or not INT64_MIN <= value <= INT64_MAX:
-        value = cast(float, _number("value", value, integral=False))
-    return sender.send_parts(
-        name, shared_tags(tags) if tags else _NO_TAGS, {"value": value}, _time_ns()
-    )
+    elif cls is int and INT64_MIN <= value <= INT64_MAX:
+        value = value + 0.0  # an int as a float, without a call of float()
+    else:
+        value = float(_number("value", value, integral=False))
+    if not keywords:
+        tags = NO_TAGS
+    else:
+        try:
+            tags = PLAIN_TAGS[tuple(keywords.items())]
+        except (KeyError, TypeError):
+            return send_with_options(
+                "gauge", sender, name, value, keywords, aggregations=aggregations
+            )
+    return sender.send_parts(name, tags, {"value": value}, _time_ns())

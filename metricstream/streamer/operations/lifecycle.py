@@ -15,9 +15,11 @@
   collected. Its pipeline is then "orphaned": it delivers what it holds in
   the background (``ORPHAN_DEADLINE``) and closes its sinks; at exit, the
   orphans still stopping share the exit deadline with the live streamers.
-- Fork: after ``os.fork()`` the child calls each streamer's
-  ``after_fork_in_child`` so it starts with fresh, empty lanes, threads and
-  sink clients.
+- Fork: before ``os.fork()`` each streamer holds its aggregators' locks
+  (``before_fork``), so that no lock is copied while another thread holds
+  it; the parent releases them (``after_fork_in_parent``), and the child
+  calls each streamer's ``after_fork_in_child`` so it starts with fresh,
+  empty lanes, threads, sink clients and aggregated series.
 """
 
 from __future__ import annotations
@@ -58,8 +60,16 @@ class Managed(Protocol):
         """Stop, delivering what is pending within `timeout` seconds."""
         ...
 
+    def before_fork(self) -> None:
+        """Hold what a fork must not copy while another thread holds it."""
+        ...
+
+    def after_fork_in_parent(self) -> None:
+        """Release what `before_fork` held."""
+        ...
+
     def after_fork_in_child(self) -> None:
-        """Start afresh in a forked child."""
+        """Start afresh in a forked child (releasing what `before_fork` held)."""
         ...
 
 
@@ -74,6 +84,7 @@ class Stoppable(Protocol):
 _live: weakref.WeakSet[Managed] = weakref.WeakSet()
 _at_exit: weakref.WeakSet[Managed] = weakref.WeakSet()
 _orphans: set[Stoppable] = set()
+_forking = threading.local()  # .streamers: those `_before_fork` asked, until its fork is over
 _lock = threading.Lock()
 _multiprocessing_hooked = False
 _terminate_hooked = False
@@ -195,8 +206,23 @@ def _on_terminate(signum: int, _frame: FrameType | None) -> None:
     os.kill(os.getpid(), signum)
 
 
+def _before_fork() -> None:
+    streamers = list(_live)
+    _forking.streamers = streamers
+    for streamer in streamers:
+        streamer.before_fork()
+
+
+def _after_fork_in_parent() -> None:
+    streamers: list[Managed] = getattr(_forking, "streamers", [])
+    _forking.streamers = []
+    for streamer in streamers:
+        streamer.after_fork_in_parent()
+
+
 def _reset_after_fork() -> None:
     global _lock, _terminate_hooked  # noqa: PLW0603 - the parent's state is not the child's
+    _forking.streamers = []
     _lock = threading.Lock()
     _terminate_hooked = signal.getsignal(signal.SIGTERM) is _on_terminate
     _orphans.clear()  # their threads stayed in the parent
@@ -206,4 +232,8 @@ def _reset_after_fork() -> None:
 
 atexit.register(shutdown_all)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_reset_after_fork,
+    )

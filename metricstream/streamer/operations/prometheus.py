@@ -25,7 +25,21 @@ Every series has a ``sink`` label:
   ``metricstream_last_write_timestamp_seconds`` (after a first write);
 
 and two gauges describe the streamer: ``metricstream_healthy`` and
-``metricstream_running``.
+``metricstream_running``. Beside them, without a ``sink`` label:
+
+- ``metricstream_events_sampled_out_total``: events ``sample_rate`` left
+  out (never accepted);
+- ``metricstream_aggregator_series`` and
+  ``metricstream_aggregator_series_folded`` (label ``aggregator``): each
+  aggregator's series, and the distinct series it folded into
+  ``overflow=true`` series past its ``max_series``;
+- ``metricstream_on_drop_errors_total``: calls of ``on_drop`` that raised;
+- ``metricstream_dead_letters_written_total`` and
+  ``metricstream_dead_letters_not_written_total``, with a dead-letter
+  directory.
+
+Events dropped as ``cardinality`` (``max_series_per_measurement``) are in
+``metricstream_events_dropped_total{reason="cardinality"}``.
 """
 
 from __future__ import annotations
@@ -129,6 +143,46 @@ def _families(health: StreamerHealth) -> list[Metric]:
         family = GaugeMetricFamily(f"metricstream_{name}", doc)
         family.add_metric([], int(flag))
         families.append(family)
+    return families + _streamer_families(health)
+
+
+def _streamer_families(health: StreamerHealth) -> list[Metric]:
+    """The figures of the streamer itself: sampling, aggregators, on_drop, dead letters."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    counters = [
+        ("events_sampled_out", "Events sample_rate left out (never accepted).",
+         health.sampled_out),
+        ("on_drop_errors", "Calls of the on_drop callback that raised.", health.on_drop_errors),
+    ]  # fmt: skip
+    letters = health.dead_letters
+    if letters is not None:
+        counters += [
+            ("dead_letters_written", "Refused events written to the dead-letter files.",
+             letters.events_written),
+            ("dead_letters_not_written", "Refused events the dead-letter files could not take.",
+             letters.events_not_written),
+        ]  # fmt: skip
+    families: list[Metric] = []
+    for name, doc, value in counters:
+        counter = CounterMetricFamily(f"metricstream_{name}", doc)
+        counter.add_metric([], value)
+        families.append(counter)
+    if health.aggregators:
+        series = GaugeMetricFamily(
+            "metricstream_aggregator_series",
+            "Series an aggregator holds (its overflow series not included).",
+            labels=["aggregator"],
+        )
+        folded = GaugeMetricFamily(
+            "metricstream_aggregator_series_folded",
+            "Distinct series an aggregator folded into overflow=true series past max_series.",
+            labels=["aggregator"],
+        )
+        for name, aggregator in health.aggregators.items():
+            series.add_metric([name], aggregator.series)
+            folded.add_metric([name], aggregator.series_folded)
+        families += [series, folded]
     return families
 
 

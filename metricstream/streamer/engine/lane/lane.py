@@ -3,7 +3,8 @@
 Where events are and how many is the `LaneLedger`'s business; what a write
 does to the sink, the `SinkWriter`'s. This module holds the two threads'
 loops, each a short loop over typed work, and the warnings, which are
-logged outside the ledger's lock.
+logged outside the ledger's lock; and, when the streamer asks (`Drops`),
+which events it dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Callable
 
 from metricstream._log import RateLimitedLog, logger
 from metricstream.contract import EventBatch, Sink
+from metricstream.streamer.engine.drops import Drops
 from metricstream.streamer.engine.lane.ledger import LaneLedger
-from metricstream.streamer.engine.lane.prepare import prepare_isolated
+from metricstream.streamer.engine.lane.prepare import Prepared, prepare_isolated
 from metricstream.streamer.engine.lane.retry import RetryConfig
 from metricstream.streamer.engine.lane.spill import SpillCursor
 from metricstream.streamer.engine.lane.work import (
@@ -50,6 +52,7 @@ class Lane:
         on_progress: Called after each batch is prepared, written or dropped.
         warnings: Where repeated warnings go, rate-limited.
         cursor: Its place in the spool, when the streamer has one.
+        drops: Where the events it drops are told, when the streamer asks.
 
     Attributes:
         ledger: Where its events are, counted.
@@ -69,6 +72,7 @@ class Lane:
         on_progress: Callable[[], None],
         warnings: RateLimitedLog,
         cursor: SpillCursor | None = None,
+        drops: Drops | None = None,
     ) -> None:
         self.sink = sink
         self.name = name
@@ -78,7 +82,9 @@ class Lane:
         self._on_progress = on_progress
         self._warnings = warnings
         self._spool = None if cursor is None else cursor.spool
-        self.ledger = LaneLedger(max_buffer, cursor)
+        self._drops = drops
+        keep = drops is not None and drops.keeps_batches
+        self.ledger = LaneLedger(max_buffer, cursor, keep_batches=keep)
         self._writer = SinkWriter(sink, name, retry=retry, warnings=warnings)
         self.prepared = threading.Event()
         self.prepared_at = 0.0
@@ -138,6 +144,9 @@ class Lane:
                 dropped.oldest,
             )
         if dropped.newest:
+            if self._drops is not None:
+                first = len(batch) - dropped.newest if overflow == "drop_newest" else 0
+                self._drops.note(self.name, "overflow", batch.select((first,)).events[0])
             self._warnings.warning(
                 (self.name, "overflow"),
                 "sink %r buffer full (max_buffer=%d): dropped %d new events",
@@ -248,10 +257,24 @@ class Lane:
         return True
 
     def _prepare(self, raw: RawBatch) -> None:
-        self.ledger.prepared(raw, prepare_isolated(self.sink, self.name, raw.batch, self._warnings))
+        outcome = prepare_isolated(self.sink, self.name, raw.batch, self._warnings)
+        self.ledger.prepared(raw, outcome)
+        if outcome.refused and self._drops is not None:
+            self._tell_refused(raw.batch, outcome)
         self.prepared_at = time.monotonic()
         self.prepared.set()
         self._on_progress()
+
+    def _tell_refused(self, batch: EventBatch, outcome: Prepared) -> None:
+        """Tell `Drops` which events of `batch` the sink could not encode, and why."""
+        assert self._drops is not None
+        by_reason: dict[str, list[tuple[int, str]]] = {}
+        for index, reason, error in outcome.refused:
+            by_reason.setdefault(reason, []).append((index, error))
+        for reason, events in by_reason.items():
+            indexes = [index for index, _ in events]
+            errors = [error for _, error in events]
+            self._drops.letter(self.name, reason, batch.select(indexes), errors)
 
     def _prepare_telemetry(self, batch: EventBatch) -> None:
         try:
@@ -309,6 +332,8 @@ class Lane:
         if item.spool_end is not None:
             self._acknowledge(item.spool_end)
         lost = item.count - written
+        if lost and self._drops is not None:
+            self._tell_dropped(item, reason, written)
         if lost:
             refused = min(item.rejected, lost)
             why = reason if not refused else f"rejected: {refused}, {reason}: {lost - refused}"
@@ -322,6 +347,28 @@ class Lane:
                 self._writer.state.last_error,
             )
         self._on_progress()
+
+    def _tell_dropped(self, item: PreparedBatch, reason: str, written: int) -> None:
+        """Tell `Drops` about the events a write dropped (see `LaneLedger.finish`).
+
+        A destination says how many events it stored and refused, not which:
+        when the write stored none, every event of the payload is known to be
+        dropped; otherwise all of them are told, marked inexact.
+        """
+        assert self._drops is not None
+        batch = item.batch
+        if batch is None:
+            return
+        lost = item.count - written
+        refused = min(item.rejected, lost)
+        error = self._writer.state.last_error or reason
+        counts: dict[str, int] = {}
+        for why, count in (("rejected", refused), (reason, lost - refused)):
+            if count:
+                counts[why] = counts.get(why, 0) + count
+        for why, count in counts.items():
+            exact = written == 0 and count == item.count
+            self._drops.letter(self.name, why, batch, (error,), exact=exact)
 
     def _acknowledge(self, spool_end: int) -> None:
         if self._spool is not None:

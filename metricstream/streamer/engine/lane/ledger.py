@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from metricstream.contract import EventBatch
 from metricstream.spool import StoredBatch
-from metricstream.streamer.engine.lane.prepare import Prepared
+from metricstream.streamer.engine.lane.prepare import Prepared, in_payload
 from metricstream.streamer.engine.lane.spill import SpillCursor
 from metricstream.streamer.engine.lane.work import (
     PROBE_DUE,
@@ -67,6 +67,8 @@ class LaneLedger:
         max_buffer: The most events the lane may hold in memory (raw,
             being prepared, queued or in flight).
         cursor: The lane's place in the spool, when the streamer has one.
+        keep_batches: Keep each prepared payload's events beside it (see
+            `PreparedBatch.batch`).
 
     Attributes:
         offered: Events the batcher handed the lane (kept or dropped on arrival).
@@ -78,8 +80,11 @@ class LaneLedger:
         dead: Why a thread of the lane died, or None.
     """
 
-    def __init__(self, max_buffer: int, cursor: SpillCursor | None = None) -> None:
+    def __init__(
+        self, max_buffer: int, cursor: SpillCursor | None = None, keep_batches: bool = False
+    ) -> None:
         self.max_buffer = max_buffer
+        self._keep_batches = keep_batches
         self._cond = threading.Condition(threading.Lock())
         self._cursor = cursor
         self.offered = 0
@@ -301,6 +306,7 @@ class LaneLedger:
                     raw.end,
                     raw.batch.batch_id,
                     raw.spool_end,
+                    batch=in_payload(raw.batch, outcome) if self._keep_batches else None,
                 )
                 self._queue.append(item)
                 self.queued += outcome.good

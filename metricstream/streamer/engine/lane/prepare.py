@@ -8,7 +8,7 @@ from metricstream._log import RateLimitedLog
 from metricstream._secrets import scrub_secrets
 from metricstream.contract import EventBatch, Sink
 
-__all__ = ["Prepared", "prepare_isolated"]
+__all__ = ["Prepared", "in_payload", "prepare_isolated"]
 
 
 class Prepared(NamedTuple):
@@ -21,6 +21,8 @@ class Prepared(NamedTuple):
     dropped: tuple[tuple[str, int], ...] = ()
     """Events the sink could not encode (or refused), as (reason, count): ``invalid``, or
     the reason the sink named (`InvalidEventError.reason`), one pair per refusal."""
+    refused: tuple[tuple[int, str, str], ...] = ()
+    """Each event left out, as (its index in the batch, its reason, the sink's error)."""
 
 
 def prepare_isolated(
@@ -32,7 +34,8 @@ def prepare_isolated(
     the reason they are dropped under (`InvalidEventError.reason`); otherwise
     each event is tried alone and dropped as ``invalid``. A sink that refuses
     the rest again, under another reason, has each refusal counted under
-    its own reason.
+    its own reason. Which events were left out, and why, is in
+    `Prepared.refused`.
     """
     try:
         return Prepared(sink.prepare(batch), len(batch))
@@ -41,12 +44,16 @@ def prepare_isolated(
     count = len(batch)
     named = getattr(first_error, "indexes", None)
     reason = "invalid"
+    errors: list[str | None]
     if named:
         bad = set(named)
-        good = [i for i in range(count) if i not in bad]
         reason = str(getattr(first_error, "reason", None) or "invalid")
+        said = scrub_secrets(str(first_error))
+        errors = [said if i in bad else None for i in range(count)]
     else:
-        good = [i for i in range(count) if _encodable(sink, batch.select((i,)))]
+        errors = [_error(sink, batch.select((i,))) for i in range(count)]
+    good = [i for i, error in enumerate(errors) if error is None]
+    refused = tuple((i, reason, error) for i, error in enumerate(errors) if error is not None)
     warnings.warning(
         (name, reason),
         "sink %r dropped %d of %d events of batch %s (%s): %s",
@@ -58,21 +65,33 @@ def prepare_isolated(
         scrub_secrets(str(first_error)),
     )
     if not good:
-        return Prepared(None, 0, ((reason, count),))
+        return Prepared(None, 0, ((reason, count),), refused)
     rest = batch.select(good)
-    refused = (reason, count - len(good))
+    first = (reason, count - len(good))
     try:
-        return Prepared(sink.prepare(rest), len(good), (refused,))
-    except Exception:
+        return Prepared(sink.prepare(rest), len(good), (first,), refused)
+    except Exception as exc:
         if not named:
-            return Prepared(None, 0, ((reason, count),))
-        payload, kept, more = prepare_isolated(sink, name, rest, warnings)
-        return Prepared(payload, kept, (refused, *more))
+            said = scrub_secrets(str(exc))
+            every = (*refused, *((i, reason, said) for i in good))
+            return Prepared(None, 0, ((reason, count),), tuple(sorted(every)))
+        payload, kept, more, again = prepare_isolated(sink, name, rest, warnings)
+        refused += tuple((good[i], why, error) for i, why, error in again)
+        return Prepared(payload, kept, (first, *more), tuple(sorted(refused)))
 
 
-def _encodable(sink: Sink, single: EventBatch) -> bool:
+def in_payload(batch: EventBatch, outcome: Prepared) -> EventBatch:
+    """The events of `batch` that `outcome`'s payload holds (all but those refused)."""
+    if not outcome.refused:
+        return batch
+    refused = {index for index, _, _ in outcome.refused}
+    return batch.select([i for i in range(len(batch)) if i not in refused])
+
+
+def _error(sink: Sink, single: EventBatch) -> str | None:
+    """Why `sink` cannot prepare `single` (one event), or None when it can."""
     try:
         sink.prepare(single)
-    except Exception:
-        return False
-    return True
+    except Exception as exc:
+        return scrub_secrets(str(exc)) or type(exc).__name__
+    return None

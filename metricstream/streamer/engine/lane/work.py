@@ -110,6 +110,8 @@ class PreparedBatch:
             is in the spool (acknowledged there once done); None otherwise.
         written: Events the sink reported stored so far (a batch written in parts).
         rejected: Events the sink reported refused for good so far.
+        batch: The events of the payload, kept only when the streamer must
+            know which events a write dropped (``on_drop``, dead letters).
     """
 
     payload: Any
@@ -120,6 +122,7 @@ class PreparedBatch:
     spool_end: int | None = None
     written: int = 0
     rejected: int = 0
+    batch: EventBatch | None = None
 
 
 @dataclass(slots=True, frozen=True)
