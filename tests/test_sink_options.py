@@ -214,6 +214,7 @@ class TestTyping:
         root = Path(__file__).resolve().parents[1]
         result = subprocess.run(
             [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
+             "--config-file", str(root / "pyproject.toml"),
              "--cache-dir", str(tmp_path / "cache"), str(snippet)],
             capture_output=True, text=True, cwd=tmp_path,
             env={**os.environ, "MYPYPATH": str(root)}, check=False,

@@ -12,6 +12,7 @@ from metricstream.event import MetricEvent
 from metricstream.exceptions import InvalidEventError
 from metricstream.sinks import ConsoleSink
 from metricstream.sinks.jsonl import JsonLinesReader
+from metricstream.sinks.jsonl.reader import warn_torn_tail
 
 __all__ = ["register", "run"]
 
@@ -47,11 +48,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         DataError: If the file holds no event and only bytes that are not
             JSON Lines (plain, zstd or gzip), or a line that is not an event;
             torn records in a file that does hold events are reported on
-            standard error, as the reader logs them.
+            standard error after the events.
         OSError: If the file cannot be read.
     """
     console = ConsoleSink(stream=out, format=args.format)
-    reader = JsonLinesReader(args.path)
+    # Torn records are reported once the reading tells whether the file holds events at all.
+    reader = JsonLinesReader(args.path, on_torn_tail=lambda tail: None)
     chunk: list[MetricEvent] = []
     try:
         for event in reader:
@@ -70,4 +72,6 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             f"{args.path} is not a JSON Lines file (plain, zstd or gzip): "
             f"{first.detail} at byte {first.offset}"
         )
+    for tail in reader.torn_tails:
+        warn_torn_tail(tail)
     return 0

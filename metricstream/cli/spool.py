@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,7 +19,7 @@ from metricstream.cli._table import format_table
 from metricstream.cli._waits import WaitReporter
 from metricstream.exceptions import ConfigError
 from metricstream.sinks import sink_from_url
-from metricstream.spool import SpoolReport, inspect_spool, rewind
+from metricstream.spool import UNCLAIMED_RECORD, SpoolReport, inspect_spool, rewind
 from metricstream.streamer import EventStreamer
 
 __all__ = ["register", "run"]
@@ -136,7 +138,8 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if args.all:
         for sink in sinks:
             rewind(args.path, sink.name)
-    streamer = EventStreamer(sinks, spool_dir=args.path, flush_interval=0.05)
+    with _unclaimed_reported(not args.all):
+        streamer = EventStreamer(sinks, spool_dir=args.path, flush_interval=0.05)
     total = sum(s.events_accepted for s in streamer.health().sinks.values())
     deadline = time.monotonic() + args.timeout
     with WaitReporter(streamer, "metricstream spool replay", sys.stderr) as waits:
@@ -156,6 +159,28 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
         streamer.health(), out, title="Replayed", as_json=args.format == "json"
     )
     return 0 if delivered else 1
+
+
+@contextmanager
+def _unclaimed_reported(report: bool) -> Iterator[None]:
+    """Leave out the spool's warning about other sinks' events when `report` is False.
+
+    Under ``--all`` the replay's sinks receive those events, so the warning that
+    they are not delivered would be wrong.
+    """
+    if report:
+        yield
+        return
+    log = logging.getLogger("metricstream")
+    log.addFilter(_not_unclaimed)
+    try:
+        yield
+    finally:
+        log.removeFilter(_not_unclaimed)
+
+
+def _not_unclaimed(record: logging.LogRecord) -> bool:
+    return not getattr(record, UNCLAIMED_RECORD, False)
 
 
 def _remaining(streamer: EventStreamer) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from metricstream.spool.inspect import SinkBacklog, SpoolReport, inspect_spool
 from metricstream.spool.positions import PositionFiles
 from metricstream.spool.segments import FSYNC_MODES, Damage, SegmentLog, StoredBatch
-from metricstream.spool.spool import ACK_INTERVAL, Spool, rewind
+from metricstream.spool.spool import ACK_INTERVAL, UNCLAIMED_RECORD, Spool, rewind
 
 __all__ = [
     "ACK_INTERVAL",
@@ -29,6 +29,7 @@ __all__ = [
     "Spool",
     "SpoolReport",
     "StoredBatch",
+    "UNCLAIMED_RECORD",
     "inspect_spool",
     "rewind",
 ]

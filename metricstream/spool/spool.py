@@ -37,7 +37,10 @@ from metricstream.exceptions import ConfigError
 from metricstream.spool.positions import PositionFiles, parse, resolve
 from metricstream.spool.segments import FSYNC_MODES, Damage, SegmentLog, StoredBatch
 
-__all__ = ["ACK_INTERVAL", "Spool", "rewind"]
+UNCLAIMED_RECORD = "spool_unclaimed"
+"""The attribute set on the log record that reports events held for sinks a streamer lacks."""
+
+__all__ = ["ACK_INTERVAL", "UNCLAIMED_RECORD", "Spool", "rewind"]
 
 ACK_INTERVAL = 0.1
 """Seconds between two writes of the acknowledged positions."""
@@ -184,6 +187,7 @@ class Spool:
                 sink,
                 str(self.directory),
                 sink,
+                extra={UNCLAIMED_RECORD: True},
             )
 
     def unclaimed(self) -> dict[str, int]:

@@ -27,6 +27,7 @@ __all__ = [
     "rotation_of",
     "series_files",
     "split_name",
+    "warn_torn_tail",
 ]
 
 logger = logging.getLogger("metricstream.sinks.jsonl")
@@ -153,13 +154,15 @@ class JsonLinesReader:
     a line that is not JSON (a crash leaves at most one per crash, and the
     writer terminates it before appending); in a compressed file, bytes that
     are not a complete, checksummed frame, up to the next frame that is. Each
-    is appended to `torn_tails`, logged as a warning on the
-    ``metricstream.sinks.jsonl`` logger, and passed to `on_torn_tail`.
+    is appended to `torn_tails` and passed to `on_torn_tail`, or, without
+    one, logged as a warning on the ``metricstream.sinks.jsonl`` logger
+    (`warn_torn_tail`).
 
     Args:
         path: A file, or the current file of a rotated series (its rotated
             files are read first, oldest first; see `series_files`).
-        on_torn_tail: Called with each `TornTail` as it is found.
+        on_torn_tail: Called with each `TornTail` as it is found, instead of
+            the warning.
 
     Raises:
         FileNotFoundError: If neither the file nor any rotated file exists.
@@ -200,17 +203,10 @@ class JsonLinesReader:
 
     def _report(self, tail: TornTail) -> None:
         self.torn_tails.append(tail)
-        where = f"line {tail.line}, " if tail.line is not None else ""
-        logger.warning(
-            "skipped a torn record in %s (%sbyte %d, %d bytes): %s",
-            tail.path,
-            where,
-            tail.offset,
-            tail.length,
-            tail.detail,
-        )
         if self._on_torn_tail is not None:
             self._on_torn_tail(tail)
+        else:
+            warn_torn_tail(tail)
 
     def _read_file(self, file: Path) -> Iterator[MetricEvent]:
         with open(file, "rb") as handle:
@@ -258,6 +254,19 @@ class JsonLinesReader:
                     )
                 else:
                     yield from _member_events(file, found.offset, found.content)
+
+
+def warn_torn_tail(tail: TornTail) -> None:
+    """Log `tail` as a warning on the ``metricstream.sinks.jsonl`` logger."""
+    where = f"line {tail.line}, " if tail.line is not None else ""
+    logger.warning(
+        "skipped a torn record in %s (%sbyte %d, %d bytes): %s",
+        tail.path,
+        where,
+        tail.offset,
+        tail.length,
+        tail.detail,
+    )
 
 
 def _located(
