@@ -11,6 +11,8 @@ DEV_STAMP  := $(VENV)/.installed-dev-all
 # The tests of the encoders, which have optional compiled helpers.
 PURE_PYTHON_TESTS := tests/test_batch.py tests/test_lineprotocol.py tests/test_json.py \
 	tests/test_event.py tests/test_hostile_input.py tests/test_sink_jsonl.py
+# How many processes run the main test suite side by side (pytest-xdist).
+TEST_WORKERS ?= 3
 # The Python versions, besides the one of $(VENV), that run the tests needing no server.
 OTHER_PYTHONS ?= 3.10 3.11 3.12 3.13
 
@@ -33,12 +35,13 @@ $(DEV_STAMP): $(INSTALL_INPUTS) | $(PY)
 demo: $(CORE_STAMP)
 	$(PY) -m metricstream demo --duration 10
 
-## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests;
+## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests
+## (TEST_WORKERS processes: most tests wait on servers, child processes and deadlines);
 ## the codec tests run a second time without the optional compiled helpers; then, once those
 ## are done, the tests that need no server run on each other Python version installed.
 test: $(DEV_STAMP)
 	scripts/services.sh start
-	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q
+	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q -n $(TEST_WORKERS)
 	METRICSTREAM_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_PYTHON_TESTS)
 	METRICSTREAM_MAIN_RUN="the full suite against the servers, and the codec tests without \
 	the compiled helpers, passed" .ci/other-pythons $(OTHER_PYTHONS)

@@ -141,6 +141,7 @@ class TestSecretsAppearNowhere:
             f"jsonl://user:{SECRET}@host/x.jsonl",
             f"nosuchscheme://user:{SECRET}@host/",
         ],
+        ids=lambda url: url.split(":", 1)[0],
     )
     def test_configuration_errors_leak_nothing(self, url: str) -> None:
         with pytest.raises(ms.ConfigError) as info:
