@@ -155,6 +155,19 @@ class TestWhereTheCacheLives:
         suffix = f"-q{cache_module.FORMAT}-duckdb{duckdb.__version__}.duckdb"
         assert archive.cache.path.name.endswith(suffix)
 
+    def test_quotes_in_the_paths_of_the_archive_and_the_cache(self, tmp_path: Path) -> None:
+        """Single and double quotes in directory names do not keep the cache file from opening."""
+        archive_dir = tmp_path / "o'brien's \"events\""
+        archive_dir.mkdir()
+        path = archive_dir / "e.jsonl.zst"
+        write_archive(path, [batch(0), batch(50)])
+        cache_dir = tmp_path / "it's the ''cache''"
+        _, first = opened(path, cache_dir)
+        assert [found.name for found in cache_dir.iterdir()] == [first.path.name]
+        assert (first.stats.records_loaded, first.stats.answered) == (100, 5)
+        _, again = opened(path, cache_dir)
+        assert (again.stats.records_loaded, again.stats.answered) == (0, 5)
+
     def test_one_archive_one_cache_file(
         self, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

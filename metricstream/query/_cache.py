@@ -57,7 +57,7 @@ from metricstream.exceptions import ConfigError
 from metricstream.query._files import FileCheck
 from metricstream.query._run import execute
 from metricstream.query._sets import Builder
-from metricstream.query._sql import CachedProperties, Params
+from metricstream.query._sql import CachedProperties, Params, string_literal
 from metricstream.query._store import CacheConflictError, create_schema, sync
 
 __all__ = [
@@ -406,7 +406,7 @@ class QueryCache:
         damaged = False
         while True:
             try:
-                cursor.execute(f"ATTACH $path AS {_ALIAS}", {"path": str(self.path)})
+                cursor.execute(f"ATTACH {string_literal(str(self.path))} AS {_ALIAS}")
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     if damaged:

@@ -47,6 +47,13 @@ SPLIT_MIN_BYTES = 8 << 20
 
 _COPY_CHUNK = 1 << 24
 
+# DuckDB's names for the codecs: "none" is read only since DuckDB 2.
+_DUCKDB_COMPRESSION = {
+    Compression.NONE: "uncompressed",
+    Compression.GZIP: "gzip",
+    Compression.ZSTD: "zstd",
+}
+
 
 class FileChangedError(Exception):
     """A file was replaced or cut short while it was read (rotated, say): list the files again."""
@@ -236,10 +243,11 @@ def scan_sql(
         paths = [source.path for source in sources if source.codec is codec]
         if paths:
             wanted = wanted or params.add(columns)
+            compression = params.add(_DUCKDB_COMPRESSION[codec])
             selects.append(
                 f"SELECT {projection} FROM read_ndjson("
                 f"{params.add(paths)}, columns = {wanted}, filename = {str(filename).lower()}, "
-                f"compression = {params.add(codec.value)}, format = 'newline_delimited')"
+                f"compression = {compression}, format = 'newline_delimited')"
             )
     if not selects:
         empty = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in columns.items())

@@ -344,8 +344,10 @@ class EventSet:
             local = (
                 f"timezone({params.add(timezone)}, CAST(make_timestamp({micros}) AS TIMESTAMPTZ))"
             )
+            # Before DuckDB 1.5 a day is truncated to a DATE: the cast keeps one type.
             return (
-                f"SELECT date_trunc({params.add(bucket)}, {local}) AS bucket, count(*), sum(w)"
+                f"SELECT CAST(date_trunc({params.add(bucket)}, {local}) AS TIMESTAMP) AS bucket, "
+                f"count(*), sum(w)"
                 f"{counts} FROM (SELECT ts, {properties.weight()} AS w{values} FROM ev "
                 f"WHERE {self.condition(properties, params)} "
                 f"AND ts IS NOT NULL) GROUP BY bucket ORDER BY bucket"

@@ -43,6 +43,7 @@ __all__ = [
     "decode_value_key",
     "json_pointer",
     "order_terms",
+    "string_literal",
 ]
 
 MEASUREMENT_KEYS = ("measurement", "event")
@@ -59,6 +60,15 @@ _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 def json_pointer(key: str) -> str:
     """Return the JSON pointer (RFC 6901) of an object member named `key`."""
     return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def string_literal(text: str) -> str:
+    """Return `text` as an SQL string literal, for the statements that take no parameters.
+
+    ``ATTACH`` takes no prepared parameter before DuckDB 2; a literal with its
+    single quotes doubled is read the same by every release.
+    """
+    return "'" + text.replace("'", "''") + "'"
 
 
 class Params:
