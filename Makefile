@@ -37,14 +37,20 @@ demo: $(CORE_STAMP)
 
 ## Start the real servers (Redis, InfluxDB 1.6, VictoriaMetrics, Tansu) and run the tests
 ## (TEST_WORKERS processes: most tests wait on servers, child processes and deadlines);
-## the codec tests run a second time without the optional compiled helpers; then, once those
-## are done, the tests that need no server run on each other Python version installed.
+## the codec tests run a second time without the optional compiled helpers. Beside them,
+## from the start, the tests that need no server run on each other Python version installed
+## (.ci/other-pythons, its output in $(VENV)/other-pythons.log, shown at the end).
 test: $(DEV_STAMP)
 	scripts/services.sh start
-	eval "$$(scripts/services.sh env)" && METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q -n $(TEST_WORKERS)
-	METRICSTREAM_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_PYTHON_TESTS)
-	METRICSTREAM_MAIN_RUN="the full suite against the servers, and the codec tests without \
-	the compiled helpers, passed" .ci/other-pythons $(OTHER_PYTHONS)
+	.ci/other-pythons $(OTHER_PYTHONS) >$(VENV)/other-pythons.log 2>&1 & others=$$!; \
+	eval "$$(scripts/services.sh env)" \
+		&& METRICSTREAM_REQUIRE_SERVERS=1 $(PY) -m pytest -q -n $(TEST_WORKERS); main=$$?; \
+	METRICSTREAM_PURE_PYTHON=1 $(PY) -m pytest -q $(PURE_PYTHON_TESTS); pure=$$?; \
+	echo "== waiting for the other Pythons"; wait $$others; other=$$?; \
+	cat $(VENV)/other-pythons.log; \
+	echo "  and on $(PY): the full suite against the servers $$( [ $$main = 0 ] && echo passed || echo FAILED)," \
+		"the codec tests without the compiled helpers $$( [ $$pure = 0 ] && echo passed || echo FAILED)"; \
+	[ $$main = 0 ] && [ $$pure = 0 ] && [ $$other = 0 ]
 
 ## The tests that need no server on each of OTHER_PYTHONS found here, side by side, each in
 ## .venv-X.Y; a version not installed is reported, not a failure (.ci/other-pythons).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -90,6 +91,39 @@ class TestStall:
         assert len(waited_on) == 1
         assert threading.get_ident() not in waited_on  # asyncio.run's loop runs on this thread
         assert (len(hanging.events), len(alive.events)) == (50, 50)
+
+    def test_flush_async_neither_sleeps_nor_joins_on_the_loop_thread(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The probe above sees a wait that lasts until it ends; this sees a bounded one too.
+        streamer, hanging, _ = dead_streamer()
+        loop_thread: list[int] = []
+        blocked: list[str] = []
+        for owner, name in ((time, "sleep"), (threading.Thread, "join")):
+            real = getattr(owner, name)
+
+            def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+                if threading.get_ident() in loop_thread:
+                    blocked.append(_name)
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(owner, name, spy)
+
+        async def main() -> bool:
+            loop_thread.append(threading.get_ident())
+            try:
+                _, flushing = await loop_stays_free(streamer.flush_async(WAIT))
+                hanging.release()
+                return await flushing
+            finally:
+                loop_thread.clear()
+
+        try:
+            assert asyncio.run(main()) is True
+        finally:
+            hanging.release()
+            streamer.shutdown(WAIT)
+        assert blocked == []
 
     def test_the_loop_runs_other_tasks_while_shutdown_async_waits(
         self, monkeypatch: pytest.MonkeyPatch

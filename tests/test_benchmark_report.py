@@ -145,3 +145,49 @@ class TestJudging:
 
 def machine() -> dict[str, Any]:
     return {"cpu": "test CPU", "cores": 2, "python": "3.x", "load_average": [0.0, 0.0, 0.0]}
+
+
+class TestEachBenchmarkRecordsItsFigures:
+    """The benchmarks record every figure the report shows, the best case never alone.
+
+    Nothing is timed: the measuring functions are replaced or sized down, and
+    only the keys of the recorded figures are checked.
+    """
+
+    @pytest.fixture
+    def recorded(self, monkeypatch: pytest.MonkeyPatch) -> Any:
+        monkeypatch.setattr(_common, "FIGURES", [])
+        monkeypatch.setattr(_common, "CURRENT_BENCH", ["probe"])
+        return lambda: {figure.key for figure in _common.FIGURES}
+
+    def test_encode_reports_repeated_series_100_series_and_new_series(
+        self, monkeypatch: pytest.MonkeyPatch, recorded: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        import bench_encode
+
+        monkeypatch.setattr(
+            bench_encode, "_alternating", lambda ours, peer: ([(1.0, 1.0)], [(2.0, 2.0)])
+        )
+        monkeypatch.setattr(bench_encode, "_report", lambda label, func: None)
+        bench_encode.main()
+        assert {"encode", "encode_distinct", "encode_new_series", "encode_only"} <= recorded()
+
+    def test_send_reports_the_whole_process_beside_the_calling_thread(
+        self, monkeypatch: pytest.MonkeyPatch, recorded: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        import bench_send
+
+        monkeypatch.setattr(bench_send, "CALLS", 30)
+        monkeypatch.setattr(bench_send, "ROUNDS", 1)
+        monkeypatch.setattr(bench_send, "CHUNKS", 3)
+        bench_send.main()
+        assert {"send", "send_otel", "send_process"} <= recorded()
+
+    def test_query_reports_cold_and_without_the_cache_beside_warm(
+        self, recorded: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        import bench_query
+
+        ways = dict.fromkeys(["scan", "warm", "cold", "archive"], 1.0)
+        bench_query.report("count", ways, ways)
+        assert {"query_count_warm", "query_count_cold", "query_count_archive"} <= recorded()

@@ -169,6 +169,45 @@ class TestDeadlines:
         assert all(sink.close_returned.wait(DEADLINE_MARGIN) for sink in sinks)
 
 
+class TestShutdownDeadline:
+    """``shutdown(timeout)`` hands its deadline down whole and spends it on delivery."""
+
+    def test_the_pipeline_gets_now_plus_the_timeout(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Clock readings around the call, not a duration: an hour is far beyond the call.
+        streamer = ms.EventStreamer([InMemorySink()], register_atexit=False)
+        streamer.send(sample(1))
+        seen: list[float] = []
+        real_stop = streamer._pipeline.stop
+
+        def stop(deadline: float) -> bool:
+            seen.append(deadline)
+            return real_stop(deadline)
+
+        monkeypatch.setattr(streamer._pipeline, "stop", stop)
+        before = time.monotonic()
+        assert streamer.shutdown(3600) is True
+        after = time.monotonic()
+        [deadline] = seen
+        assert before + 3600 <= deadline <= after + 3600
+
+    def test_a_sink_waiting_an_hour_to_retry_is_retried_at_once(self) -> None:
+        hour = 3_600_000
+        sink = FaultySink(["transient"], then="ok", name="flaky")
+        streamer = ms.EventStreamer(
+            [sink],
+            batch_size=5,
+            flush_interval=60,
+            register_atexit=False,
+            retry=ms.RetryConfig(
+                max_retries=5, initial_delay_ms=hour, max_delay_ms=hour, jitter=False
+            ),
+        )
+        streamer.send_many(ms.event_from_sample("m", i) for i in range(5))
+        assert wait_until(lambda: bool(sink.attempts), timeout=DEADLINE_MARGIN)
+        assert streamer.shutdown(timeout=30) is True
+        assert [e.fields["value"] for e in sink.events] == list(range(5))
+
+
 class TestConsistentHealth:
     """Every health snapshot satisfies the accounting identity, even mid-handover."""
 

@@ -227,7 +227,9 @@ def loopback() -> Iterator[Callable[[Callable[[Received], Reply]], LoopbackServe
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # A client whose timeout the reply outlasted has gone; so has its socket.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             do_GET = do_POST = _handle  # noqa: N815
 

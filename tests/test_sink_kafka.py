@@ -147,6 +147,21 @@ class TestTopicContract:
         assert len(messages) == 20
         assert read_by_contract(messages) == documents(events)
 
+    def test_line_messages_of_a_batch_without_raw_newlines(self) -> None:
+        # make_events puts a raw newline in a string, which sends every batch the slow way.
+        events = [
+            ms.MetricEvent("kafka_test", tags={"host": f"h{i % 5}", "seq": str(i)})
+            .with_field("f", i + 0.25)
+            .with_field("u", ms.UInt(2**64 - 1 - i))
+            .with_field("s", f"s{i}")
+            .with_timestamp(1_700_000_000_000_000_000 + i)
+            for i in range(20)
+        ]
+        sink = KafkaSink(BOOTSTRAP, "unit", format="line", key="host")
+        messages = list(sink.prepare(ms.EventBatch(events)).pending)
+        got = [typed(d) for v, _k, h in messages for d in contract_documents(v, dict(h))]
+        assert got == [typed(document_of(e)) for e in events]
+
     def test_event_mode_line_messages_carry_the_correlation_id_in_a_header(self) -> None:
         events = make_events(20, correlation=lambda i: f"req-{i}" if i % 2 else None)
         payload = KafkaSink(BOOTSTRAP, "unit", format="line").prepare(ms.EventBatch(events))
