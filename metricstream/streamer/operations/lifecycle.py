@@ -151,7 +151,9 @@ def _hook_multiprocessing() -> None:
 
     A child forked after this (a ``fork`` worker) gets both hooks when
     multiprocessing starts it; a child that makes its first streamer itself
-    (``spawn``, ``forkserver``) gets the SIGTERM one now.
+    (``spawn``, ``forkserver``) gets both now. The finalizer is needed
+    because a multiprocessing child leaves by ``os._exit`` (a pool worker
+    that finds no more work, too), which runs no ``atexit`` hook.
     """
     global _multiprocessing_hooked  # noqa: PLW0603 - hooked once per process
     if _multiprocessing_hooked:
@@ -162,7 +164,7 @@ def _hook_multiprocessing() -> None:
 
     mp_util.register_after_fork(_hook_multiprocessing, _register_worker_finalizer)
     if multiprocessing.parent_process() is not None:
-        deliver_on_terminate()
+        _register_worker_finalizer(None)
 
 
 def _register_worker_finalizer(_key: object) -> None:
