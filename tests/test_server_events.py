@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +19,7 @@ import zstandard
 import metricstream as ms
 from metricstream.query import parse_event_id
 from metricstream.server import events_schema
+from metricstream.spool import inspect_spool
 from tests.server_support import ServerProcess, stored
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds
@@ -221,3 +225,40 @@ class TestSchema:
 
     def test_the_schema_is_served(self, server: ServerProcess) -> None:
         assert httpx.get(server.url + "/schema/events.json").json() == events_schema()
+
+
+class TestSpoolFull:
+    """A full spool answers 503 with Retry-After, and nothing of the refused request is kept."""
+
+    def test_refused_whole_while_a_sink_is_down(self, tmp_path: Path) -> None:
+        # Nothing listens on port 1: the sink keeps every batch in the spool until it is full.
+        down = "influxdb://127.0.0.1:1/nowhere?duplicate_points=keep"
+        limit = 1 << 20
+        with ServerProcess(tmp_path, "--spool-max-bytes", str(limit), "--to", down) as server:
+            acked: list[tuple[int, int]] = []
+            refused: list[httpx.Response] = []
+            for request in range(100):  # 200 events of 1.2 kB each: about 10 fill 1 MiB
+                body = {"events": [{"data": {"request": request, "i": i,
+                                             "pad": os.urandom(600).hex()}}
+                                   for i in range(200)]}  # fmt: skip
+                response = post(server, body)
+                if response.status_code != 200:
+                    refused.append(response)
+                    refused.append(post(server, body))  # still full: nothing was delivered
+                    break
+                acked += [(request, i) for i in range(200)]
+            assert [r.status_code for r in refused] == [503, 503]
+            for response in refused:
+                assert response.headers["retry-after"] == "1"
+                assert response.json() == {
+                    "error": "the spool is full: cannot take 200 events now: "
+                    f"the spool is full (spool_max_bytes={limit})"
+                }
+            found = stored(server)
+            server.stop(signal.SIGKILL)
+        assert acked
+        assert [(e.fields["request"], e.fields["i"]) for e in found] == acked
+        spool = inspect_spool(tmp_path / ".metricstream" / "spool" / "events-0")
+        assert spool.bytes >= limit
+        assert spool.next_seq - spool.first_seq == len(acked)
+        assert spool.sinks["influxdb"].events == len(acked)
