@@ -6,6 +6,7 @@ a free port (``--port 0``: it prints the address it listens on).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -31,12 +32,20 @@ STARTUP_TIMEOUT = 60.0
 class ServerProcess:
     """The real ``metricstream serve ARCHIVE_DIR --port 0 ...`` in its own process."""
 
-    def __init__(self, archive_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        archive_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        new_session: bool = False,
+    ) -> None:
         self.archive_dir = archive_dir
         self.args = args
         self.env = {**os.environ, **(env or {})}
+        self.new_session = new_session
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.banner = ""
         token = self.env.get("METRICSTREAM_SERVE_TOKEN")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -44,10 +53,15 @@ class ServerProcess:
         command = [sys.executable, "-m", "metricstream", "serve", str(self.archive_dir),
                    "--port", "0", *self.args]  # fmt: skip
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            start_new_session=self.new_session,
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
+        line = self.banner = self.process.stdout.readline()
         found = re.search(r"listening on (http://\S+)", line)
         if found is None:
             self.process.kill()
@@ -62,6 +76,18 @@ class ServerProcess:
             self.process.send_signal(number)
         return self.process.wait(timeout)
 
+    def interrupt_group(self, timeout: float = 60.0) -> int:
+        """Ctrl-C as a terminal sends it: SIGINT to every process of the group (`new_session`)."""
+        assert self.process is not None
+        assert self.new_session
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout)
+
+    def output(self, timeout: float = 60.0) -> tuple[str, str]:
+        """What the stopped process wrote after its first line: (stdout, stderr)."""
+        assert self.process is not None
+        return self.process.communicate(timeout=timeout)
+
     def __enter__(self) -> Self:
         return self.start()
 
@@ -71,9 +97,14 @@ class ServerProcess:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        if self.new_session:  # the workers too: they are in the group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
             self.process.kill()
-            self.process.wait(30)
+        self.process.wait(30)
 
 
 def wait_ready(url: str, timeout: float = STARTUP_TIMEOUT) -> None:

@@ -190,6 +190,9 @@ CASES = {
     "serve: a port that is no number": Case(
         ("serve", "<tmp>", "--port", "http"), 2, "argument --port"
     ),
+    "serve: a spool smaller than 1 MiB": Case(
+        ("serve", "<tmp>", "--port", "0", "--spool-max-bytes", "4096"), 2, "--spool-max-bytes"
+    ),
     "relay: no source": Case(("relay", "--to", "console:"), 2, "--from"),
     "relay: a source without a group": Case(
         ("relay", "--from", "kafka://127.0.0.1:<closed>/t", "--to", "console:"),

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from metricstream.query import Archive, parse_event_id
+from metricstream.sinks.jsonl import JsonLinesReader
 from tests.server_support import ServerProcess
 
 pytestmark = pytest.mark.faults
@@ -159,29 +160,56 @@ class TestIdempotencyAfterKill:
 
 
 class TestWorkers:
-    """Two workers, four clients: exact counts, unique event ids, every worker's file read."""
+    """Two workers, four clients: exact counts, unique event ids, each worker writing its file."""
 
     def test_two_workers(self, tmp_path: Path) -> None:
         with ServerProcess(tmp_path, "--workers", "2") as server:
             with Clients(server.url, seed=9) as clients:
                 time.sleep(3)
             acked = clients.acked
+            answered_by = until_both_workers_answer(server.url, acked)
             wait_delivered(server, len(acked))
             document = {"data": [{"name": "all", "keys": ["client"], "unique": ["event_id"]}]}
             answer = httpx.post(server.url + "/query", json=document, timeout=60).json()
-            stats = httpx.get(server.url + "/stats", timeout=30).json()
             server.stop()
         assert answer["data"]["all"]["count"] == len(acked)
         assert answer["data"]["all"]["unique"]["event_id"] == len(acked)
         found = stored_markers(tmp_path)
         assert set(found) == acked
-        generations = {parse_event_id(next(iter(ids)))[1] for ids in found.values()}
-        assert 1 <= len(generations) <= 2
-        assert stats["workers"] in (1, 2)
+        # Each worker wrote its own file, every event of it under the worker's generation.
+        in_files = {
+            path.name: {parse_event_id(str(e.fields["event_id"]))[1] for e in JsonLinesReader(path)}
+            for path in tmp_path.glob("events-*.jsonl.zst")
+        }
+        assert sorted(in_files) == ["events-0.jsonl.zst", "events-1.jsonl.zst"]
+        assert all(len(generations) == 1 for generations in in_files.values())
+        assert set().union(*in_files.values()) == answered_by
+        assert len(answered_by) == 2
+
+
+def until_both_workers_answer(url: str, acked: set[tuple[str, int]]) -> set[int]:
+    """Post one event per new connection until two workers (generations) have answered.
+
+    Each new connection goes to whichever worker accepts it first, so both
+    answer sooner or later; the deadline only bounds a server that never
+    lets the second one. What is acknowledged is added to `acked`.
+    """
+    answered_by: set[int] = set()
+    deadline = time.monotonic() + 120
+    seq = 0
+    while len(answered_by) < 2:
+        assert time.monotonic() < deadline, f"only generations {answered_by} answered"
+        body = {"events": [{"data": {"client": "both", "seq": seq}}]}
+        response = httpx.post(url + "/events", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        acked.add(("both", seq))
+        answered_by.add(parse_event_id(response.json()["first_event_id"])[1])
+        seq += 1
+    return answered_by
 
 
 class TestStop:
-    """SIGTERM answers the requests in flight and flushes what was acknowledged."""
+    """SIGTERM and Ctrl-C answer the requests in flight and flush what was acknowledged."""
 
     def test_sigterm_flushes(self, tmp_path: Path) -> None:
         server = ServerProcess(tmp_path).start()
@@ -190,6 +218,37 @@ class TestStop:
             code = server.stop(signal.SIGTERM)
         assert code == 0
         assert set(stored_markers(tmp_path)) >= clients.acked
+
+    def test_sigint_flushes(self, tmp_path: Path) -> None:
+        server = ServerProcess(tmp_path).start()
+        with Clients(server.url, seed=6) as clients:
+            wait_acked(clients)
+            code = server.stop(signal.SIGINT)
+        assert code == 0
+        assert server.output() == ("metricstream serve: stopped\n", "")
+        assert clients.acked
+        assert set(stored_markers(tmp_path)) >= clients.acked
+
+    def test_ctrl_c_stops_every_worker(self, tmp_path: Path) -> None:
+        # A terminal's Ctrl-C reaches the whole process group: supervisor and workers.
+        server = ServerProcess(tmp_path, "--workers", "2", new_session=True).start()
+        with Clients(server.url, seed=7) as clients:
+            wait_acked(clients)
+            code = server.interrupt_group()
+        assert code == 0
+        assert server.output() == ("metricstream serve: stopped\n", "")
+        with pytest.raises(httpx.ConnectError):  # no worker is left holding the socket
+            httpx.get(server.url + "/healthz", timeout=10)
+        assert clients.acked
+        assert set(stored_markers(tmp_path)) >= clients.acked
+
+
+def wait_acked(clients: Clients, timeout: float = 60.0) -> None:
+    """Wait until the clients have some events acknowledged."""
+    deadline = time.monotonic() + timeout
+    while not clients.acked:
+        assert time.monotonic() < deadline, f"nothing acknowledged in {timeout} s"
+        time.sleep(0.05)
 
 
 class TestForwarding:

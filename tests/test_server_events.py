@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +21,8 @@ import zstandard
 import metricstream as ms
 from metricstream.query import parse_event_id
 from metricstream.server import events_schema
+from metricstream.spool import inspect_spool
+from tests import server_reference as ref
 from tests.server_support import ServerProcess, stored
 
 T0 = 1_714_521_600_000  # 2024-05-01T00:00:00Z in milliseconds
@@ -221,3 +228,95 @@ class TestSchema:
 
     def test_the_schema_is_served(self, server: ServerProcess) -> None:
         assert httpx.get(server.url + "/schema/events.json").json() == events_schema()
+
+
+class TestSpoolFull:
+    """A full spool answers 503 with Retry-After, and nothing of the refused request is kept."""
+
+    def test_refused_whole_while_a_sink_is_down(self, tmp_path: Path) -> None:
+        # Nothing listens on port 1: the sink keeps every batch in the spool until it is full.
+        down = "influxdb://127.0.0.1:1/nowhere?duplicate_points=keep"
+        limit = 1 << 20
+        with ServerProcess(tmp_path, "--spool-max-bytes", str(limit), "--to", down) as server:
+            acked: list[tuple[int, int]] = []
+            refused: list[httpx.Response] = []
+            for request in range(100):  # 200 events of 1.2 kB each: about 10 fill 1 MiB
+                body = {"events": [{"data": {"request": request, "i": i,
+                                             "pad": os.urandom(600).hex()}}
+                                   for i in range(200)]}  # fmt: skip
+                response = post(server, body)
+                if response.status_code != 200:
+                    refused.append(response)
+                    refused.append(post(server, body))  # still full: nothing was delivered
+                    break
+                acked += [(request, i) for i in range(200)]
+            assert [r.status_code for r in refused] == [503, 503]
+            for response in refused:
+                assert response.headers["retry-after"] == "1"
+                assert response.json() == {
+                    "error": "the spool is full: cannot take 200 events now: "
+                    f"the spool is full (spool_max_bytes={limit})"
+                }
+            found = stored(server)
+            server.stop(signal.SIGKILL)
+        assert acked
+        assert [(e.fields["request"], e.fields["i"]) for e in found] == acked
+        spool = inspect_spool(tmp_path / ".metricstream" / "spool" / "events-0")
+        assert spool.bytes >= limit
+        assert spool.next_seq - spool.first_seq == len(acked)
+        assert spool.sinks["influxdb"].events == len(acked)
+
+
+def canonical(value: Any) -> str:
+    """JSON text with sorted keys: 3 and 3.0 differ, as they do in the archive."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def expected_record(event: dict[str, Any], first_event_id: str, index: int) -> dict[str, Any]:
+    """The JSON object the archive holds for the request's event `index`, from what was posted."""
+    data = dict(event.get("data", {}))
+    measurement = data.pop("event", None) or data.pop("measurement", None) or "event"
+    fields = {
+        key: {"uint": value} if isinstance(value, int) and value >= 2**63 else value
+        for key, value in data.items()
+    }
+    timestamp = ref.ts_ns(event["ts"])
+    counter = int(first_event_id[22:], 16) + index
+    fields["samplerate"] = int(event.get("samplerate", 1))
+    fields["event_id"] = f"{timestamp + 2**63:016x}{first_event_id[16:22]}{counter:010x}"
+    return {"measurement": measurement, "tags": {}, "fields": fields,
+            "timestamp_ns": timestamp, "schema_version": 1}  # fmt: skip
+
+
+class TestCat:
+    """``metricstream cat`` reads a server's archive file: exactly the events that were posted."""
+
+    def test_cat_gives_the_posted_events(self, tmp_path: Path) -> None:
+        bodies: list[dict[str, Any]] = [
+            {"events": [
+                {"ts": T0, "data": {"event": "view", "user": "ü", "n": 3, "x": 2.5, "ok": True}},
+                {"ts": "2024-05-01T00:00:01Z", "samplerate": 4,
+                 "data": {"s": 'a\nb "q" \\', "f": 3.0, "neg": -7}},
+            ]},
+            {"events": [
+                {"ts": str(T0 + 5), "data": {"measurement": "m", "big": 2**63, "no": False}},
+                {"ts": T0 + 6},
+                {"ts": T0 + 7, "samplerate": "2", "data": {"event": "view", "user": "<b>"}},
+            ]},
+        ]  # fmt: skip
+        with ServerProcess(tmp_path) as server:
+            answers = [post(server, body) for body in bodies]
+            assert server.stop() == 0
+        expected = []
+        for body, answer in zip(bodies, answers, strict=True):
+            assert answer.status_code == 200, answer.text
+            first = answer.json()["first_event_id"]
+            expected += [expected_record(e, first, i) for i, e in enumerate(body["events"])]
+        result = subprocess.run(
+            [sys.executable, "-m", "metricstream", "cat", str(tmp_path / "events-0.jsonl.zst"),
+             "--format", "json"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert (result.returncode, result.stderr) == (0, "")
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [canonical(record) for record in found] == [canonical(e) for e in expected]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import gzip
+import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,3 +185,69 @@ class TestFigures:
             samples[("metricstream_server_events_ingested_total", (("endpoint", "events"),))] == 30
         )
         assert samples[("metricstream_server_query_seconds_count", ())] == 1
+
+
+class TestTokenNeverShown:
+    """Neither the token nor a wrong one is ever in the server's output, refusals and errors too."""
+
+    def test_not_in_stdout_or_stderr(self, tmp_path: Path) -> None:
+        token = "tok-" + secrets.token_hex(12)
+        wrong = "bad-" + secrets.token_hex(12)
+        password = "pw-" + secrets.token_hex(8)
+        # A sink that is down: its failures are logged while the server runs.
+        down = f"influxdb://writer:{password}@127.0.0.1:1/nowhere"
+        env = {"METRICSTREAM_SERVE_TOKEN": token}
+        server = ServerProcess(tmp_path, "--to", down, "--max-body-bytes", "65536", env=env)
+        secrets_shown = [token, wrong, password]
+        with server:
+            statuses = {given: requests_carrying(server.url, given) for given in (token, wrong)}
+            secrets_shown += [basic_credentials(token), basic_credentials(wrong)]
+            assert statuses[wrong] == [401] * 10
+            assert statuses[token] == [200, 400, 413, 415, 400, 200, 400, 400, 404, 405]
+            assert malformed_request(server.url, token).startswith(b"HTTP/1.1 400 ")
+            code = server.stop()
+        out, err = server.output()
+        assert code == 0
+        assert "token required" in server.banner
+        assert out == "metricstream serve: stopped\n"
+        # The output looked at holds the errors: the sink's failure and the malformed request.
+        assert "write to sink 'influxdb' failed" in err
+        assert "Invalid HTTP request received." in err
+        text = server.banner + out + err
+        assert [secret for secret in secrets_shown if secret in text] == []
+
+
+def basic_credentials(token: str) -> str:
+    return base64.b64encode(f"anyone:{token}".encode()).decode()
+
+
+def requests_carrying(url: str, token: str) -> list[int]:
+    """Requests that carry `token` every way it can be given, good and bad; their statuses."""
+    auth = {"Authorization": f"Bearer {token}"}
+    statuses = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for method, path, headers, body in [
+            ("POST", "/events", auth, b'{"events": [{"data": {"n": 1}}]}'),
+            ("POST", "/events", auth, b"{nope"),
+            ("POST", "/events", auth, b" " * 70_000),
+            ("POST", "/events", {**auth, "Content-Encoding": "br"}, b"{}"),
+            ("POST", "/query", auth, b'{"data": [{"name": "x", "filters": [{"type": "like"}]}]}'),
+            ("GET", "/", {"Authorization": f"Basic {basic_credentials(token)}"}, None),
+            ("POST", f"/write?db=x&u=me&p={token}", {}, b"no fields here"),
+            ("POST", "/api/v2/write?bucket=b", {"Authorization": f"Token {token}"}, b"m v=\n"),
+            ("GET", "/nowhere", auth, None),
+            ("DELETE", "/events", auth, None),
+        ]:
+            statuses.append(client.request(method, path, headers=headers, content=body).status_code)
+    return statuses
+
+
+def malformed_request(url: str, token: str) -> bytes:
+    """A request with the token and a header line that is not one; the server's answer."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            f"GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            f"not a header {token}\r\n\r\n".encode()
+        )
+        return connection.recv(4096)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -227,3 +228,80 @@ class TestKeys:
         server, _ = loaded
         assert httpx.get(server.url + "/keys", params={"limit": "0"}).json()["path"] == "limit"
         assert httpx.get(server.url + "/keys", params={"where": "=x"}).json()["path"] == "where[0]"
+
+
+def value_text(value: Any) -> str:
+    """The text a prefix is matched against: a string itself, a number's or bool's JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def expected_values(
+    events: list[ref.Posted], key: str, prefix: str, limit: int, where: list[dict[str, Any]]
+) -> list[tuple[tuple[str, Any], int]]:
+    """The reference's top values: most events first, then by type letter, then by text."""
+    counts: dict[tuple[str, Any], int] = {}
+    for event in events:
+        value = ref.prop(event, key)
+        if value is ref.MISSING or not all(ref.passes(event, item) for item in where):
+            continue
+        if value_text(value).startswith(prefix):
+            counts[ref.typed(value)] = counts.get(ref.typed(value), 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0], value_text(kv[0][1])))
+    return ranked[:limit]
+
+
+def answered_values(response: httpx.Response) -> list[tuple[tuple[str, Any], int]]:
+    """The values of a /keys/{key}/values answer, typed (1 and 1.0 are different values)."""
+    assert response.status_code == 200, response.text
+    return [(ref.typed(item["value"]), item["count"]) for item in response.json()["values"]]
+
+
+class TestValuesPrefix:
+    """/keys/{key}/values?prefix= lists exactly the values whose text starts with the prefix."""
+
+    @pytest.mark.parametrize(
+        ("key", "prefix", "limit", "where"),
+        [("user_id", "u1", None, None), ("user_id", "u1", 1000, None),
+         ("user_id", "u", 1000, "country=fr"), ("user_id", "用", None, None),
+         ("user_id", "U", None, None), ("status_code", "50", None, None),
+         ("plan", "1", None, None), ("plan", "t", None, None), ("plan", "", 2, None),
+         ("country", "", None, None), ("event_tag", "p", 1, None)],
+    )  # fmt: skip
+    def test_values_with_the_prefix(
+        self,
+        loaded: tuple[ServerProcess, list[ref.Posted]],
+        key: str,
+        prefix: str,
+        limit: int | None,
+        where: str | None,
+    ) -> None:
+        server, events = loaded
+        params: dict[str, Any] = {"prefix": prefix}
+        if limit is not None:
+            params["limit"] = limit
+        filters = []
+        if where is not None:
+            params["where"] = where
+            name, value = where.split("=")
+            filters.append({"type": "eq", "key": name, "value": value})
+        response = httpx.get(f"{server.url}/keys/{key}/values", params=params, timeout=60)
+        assert response.json()["key"] == key
+        expected = expected_values(events, key, prefix, limit or 10, filters)
+        assert answered_values(response) == expected
+        if (key, prefix) != ("user_id", "U"):
+            assert expected  # the case lists some values
+
+    def test_prefix_characters_are_literal(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        texts = ["50%", "50%off", "5000", "a_b", "axb", "A_b", "a\\b", "a.c", "abc", "ü_", "ü"]
+        with ServerProcess(tmp_path_factory.mktemp("prefix")) as server:
+            body = {"events": [{"ts": T0, "data": {"code": text}} for text in texts]}
+            response = httpx.post(server.url + "/events", json=body, timeout=30)
+            assert response.status_code == 200, response.text
+            events = ref.posted(body["events"], response.json()["first_event_id"])
+            for prefix in ["50%", "5_", "a_", "a\\", "a.", "a%", "ü_", "ü", "%", "_", "A"]:
+                found = httpx.get(
+                    f"{server.url}/keys/code/values",
+                    params={"prefix": prefix, "limit": 100},
+                    timeout=60,
+                )
+                assert answered_values(found) == expected_values(events, "code", prefix, 100, [])

@@ -58,6 +58,12 @@ def register(commands: Any) -> None:
         help="when acknowledged events are synced to disk (batch: before the answer)",
     )
     serve.add_argument(
+        "--spool-max-bytes",
+        type=positive_int,
+        default=1 << 30,
+        help="the spool's size; when full, writes answer 503 (1 GiB, at least 1 MiB)",
+    )
+    serve.add_argument(
         "--cors", action="append", default=[], metavar="ORIGIN", help="allow this origin"
     )
     serve.add_argument(
@@ -75,6 +81,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port", f"expected 0 to 65535, not {args.port}")
+    if args.spool_max_bytes < 1 << 20:
+        raise ConfigError(
+            "--spool-max-bytes", f"expected at least 1048576 (1 MiB), not {args.spool_max_bytes}"
+        )
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     config = ServerConfig(
         Path(args.archive_dir),
@@ -82,6 +92,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         max_body_bytes=args.max_body_bytes,
         max_events=args.max_events,
         spool_fsync=args.spool_fsync,
+        spool_max_bytes=args.spool_max_bytes,
         cors_origins=tuple(args.cors),
         sinks=tuple(args.to),
         query_timeout=args.query_timeout,

@@ -35,6 +35,7 @@ from metricstream.server._app import ROUTES, create_app
 from metricstream.server._config import SPOOL_FSYNC_MODES, TOKEN_ENV, ServerConfig
 from metricstream.server._events import events_schema
 from metricstream.server._ingest import Ingest, IngestBusyError, Receipt
+from metricstream.server._streamer import StreamerIngest
 
 __all__ = [
     "ROUTES",
@@ -44,6 +45,7 @@ __all__ = [
     "IngestBusyError",
     "Receipt",
     "ServerConfig",
+    "StreamerIngest",
     "create_app",
     "events_schema",
 ]

@@ -5,7 +5,8 @@ every event this worker acknowledged before it, so a client reads its own
 writes. It runs on the worker's query threads under two limits: at most
 `ServerConfig.max_queries` at once (more wait for a place, within the time
 limit), and `ServerConfig.query_timeout` seconds each, after which DuckDB is
-interrupted and the answer is 503 with ``Retry-After``.
+interrupted and the answer is 503 with ``Retry-After`` (a read still waiting
+for the archive then is not run at all).
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ async def limited(state: ServerState, work: Callable[[], T]) -> T:
         raise ApiError(503, busy, headers=retry) from None
     loop = asyncio.get_running_loop()
     thread: list[int] = []
+    abandoned = threading.Event()
 
     def run() -> T:
         thread.append(threading.get_ident())
         # Read your writes: what this worker acknowledged is in the archive first.
         state.ingest.caught_up(max(0.0, timeout - (time.monotonic() - started)))
+        if abandoned.is_set():
+            # Answered 503 while waiting: the work would hold a place for no one.
+            raise _AbandonedError
         return work()
 
     future = loop.run_in_executor(state.query_pool, run)
@@ -72,6 +77,7 @@ async def limited(state: ServerState, work: Callable[[], T]) -> T:
         remaining = max(0.0, timeout - (time.monotonic() - started))
         return await asyncio.wait_for(asyncio.shield(future), remaining)
     except asyncio.TimeoutError:
+        abandoned.set()
         if thread:
             state.archive.interrupt(thread[0])
         future.add_done_callback(_quietly)
@@ -84,6 +90,10 @@ async def limited(state: ServerState, work: Callable[[], T]) -> T:
         raise ApiError(500, str(exc)) from None
     finally:
         state.metrics.query_seconds.observe(time.monotonic() - started)
+
+
+class _AbandonedError(Exception):
+    """The query answered 503 before its work began: the work is not done."""
 
 
 def _quietly(future: asyncio.Future[Any]) -> None:
