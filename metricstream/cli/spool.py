@@ -138,7 +138,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if args.all:
         for sink in sinks:
             rewind(args.path, sink.name)
-    with _unclaimed_reported(not args.all):
+    with _without_unclaimed_warning() if args.all else nullcontext():
         streamer = EventStreamer(sinks, spool_dir=args.path, flush_interval=0.05)
     total = sum(s.events_accepted for s in streamer.health().sinks.values())
     deadline = time.monotonic() + args.timeout
@@ -162,15 +162,11 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
 
 
 @contextmanager
-def _unclaimed_reported(report: bool) -> Iterator[None]:
-    """Leave out the spool's warning about other sinks' events when `report` is False.
+def _without_unclaimed_warning() -> Iterator[None]:
+    """Leave out the spool's warning that other sinks' events are not delivered.
 
-    Under ``--all`` the replay's sinks receive those events, so the warning that
-    they are not delivered would be wrong.
+    Under ``--all`` the replay's sinks receive those events, so it would be wrong.
     """
-    if report:
-        yield
-        return
     log = logging.getLogger("metricstream")
     log.addFilter(_not_unclaimed)
     try:
