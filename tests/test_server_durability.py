@@ -234,6 +234,8 @@ class TestStop:
         server = ServerProcess(tmp_path, "--workers", "2", new_session=True).start()
         with Clients(server.url, seed=7) as clients:
             wait_acked(clients)
+            # Both workers serving: a worker still starting has no handler for SIGINT yet.
+            until_both_workers_answer(server.url, clients.acked)
             code = server.interrupt_group()
         assert code == 0
         assert server.output() == ("metricstream serve: stopped\n", "")
