@@ -9,16 +9,20 @@ steps over a frame a kill tore).
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import random
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from metricstream.query import Archive, parse_event_id
+from metricstream.server._idempotency import IdempotencyStore
 from metricstream.sinks.jsonl import JsonLinesReader
 from tests.server_support import ServerProcess
 
@@ -185,6 +189,36 @@ class TestWorkers:
         assert all(len(generations) == 1 for generations in in_files.values())
         assert set().union(*in_files.values()) == answered_by
         assert len(answered_by) == 2
+
+
+def _open_store_at(path: Path, ready: Any) -> str | None:
+    """In a child process: open the key store once every sibling is ready; the error, if any."""
+    ready.wait()
+    try:
+        store = IdempotencyStore(
+            path, 1, 3600.0, 10, alive=lambda generation: True, stored=lambda event_id: False
+        )
+    except sqlite3.Error as exc:
+        return repr(exc)
+    store.close()
+    return None
+
+
+class TestWorkersStartingTogether:
+    """Workers that start at once all open the new key store (none fails with "locked")."""
+
+    def test_four_processes_open_a_new_store_at_once(self, tmp_path: Path) -> None:
+        context = multiprocessing.get_context("fork")
+        with context.Manager() as manager, context.Pool(4) as pool:
+            for trial in range(40):
+                path = tmp_path / f"trial-{trial}" / "idempotency.sqlite3"
+                ready = manager.Barrier(4)
+                errors = pool.starmap(_open_store_at, [(path, ready)] * 4)
+                assert errors == [None] * 4, f"trial {trial}: {errors}"
+                with sqlite3.connect(path) as connection:
+                    mode = connection.execute("PRAGMA journal_mode").fetchone()
+                    tables = connection.execute("SELECT name FROM sqlite_master").fetchall()
+                assert (mode, tables) == (("wal",), [("keys",), ("sqlite_autoindex_keys_1",)])
 
 
 def until_both_workers_answer(url: str, acked: set[tuple[str, int]]) -> set[int]:

@@ -19,6 +19,7 @@ retry stores the events.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -72,6 +73,31 @@ CREATE TABLE IF NOT EXISTS keys (
 """
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the database in WAL mode, with its table, once no other worker is setting it up.
+
+    SQLite answers "database is locked" at once, without waiting out the busy
+    timeout, to a connection that switches a new database to WAL while
+    another does the same: workers that start together take turns here.
+    """
+    descriptor = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        connection = sqlite3.connect(
+            path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.execute(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
+    finally:
+        os.close(descriptor)  # closing the file releases the lock
+    return connection
+
+
 class IdempotencyStore:
     """The keys of one archive (see the module documentation).
 
@@ -96,12 +122,7 @@ class IdempotencyStore:
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # answers stay the owner's
-        self._connection = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.execute(_SCHEMA)
+        self._connection = _connect(path)
         self._generation = generation
         self._ttl = ttl_seconds
         self._max_keys = max_keys
