@@ -27,6 +27,7 @@ from metricstream.server._config import ServerConfig
 from metricstream.server._errors import ApiError, json_response
 from metricstream.server._events import events_schema
 from metricstream.server._reads import get_keys, get_values, post_query, post_validate
+from metricstream.server._spread import SpreadConnections
 from metricstream.server._state import IngestFactory, ServerState, open_state
 from metricstream.server._status import (
     get_healthz,
@@ -197,7 +198,7 @@ def create_app(
     """
     config = ServerConfig(Path(os.fspath(archive_dir)), **options)
     make_ingest = ingest if ingest is not None else _default_ingest()
-    middleware = [Middleware(Observed)]
+    middleware = [Middleware(Observed), Middleware(SpreadConnections)]
     if config.cors_origins:
         middleware.append(
             Middleware(

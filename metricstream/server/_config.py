@@ -56,6 +56,11 @@ class ServerConfig:
         sinks: Sink URLs every accepted event is also sent to.
         durable_timeout: Seconds a write waits for its events to be durable
             before it answers 503.
+        spread_connections: Whether a worker that answers more requests
+            than another closes keep-alive connections after its answers,
+            so that clients connect again to a less busy worker (see
+            `metricstream.server._spread`). ``metricstream serve`` turns it
+            on with ``--workers`` above 1.
     """
 
     archive_dir: Path
@@ -74,6 +79,7 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     sinks: tuple[str, ...] = field(default=())
     durable_timeout: float = 30.0
+    spread_connections: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "archive_dir", Path(os.fspath(self.archive_dir)).absolute())
@@ -94,6 +100,10 @@ class ServerConfig:
         require_number("idempotency_hours", self.idempotency_hours, minimum=0.0, inclusive=False)
         require_int("idempotency_max_keys", self.idempotency_max_keys, minimum=1)
         require_number("durable_timeout", self.durable_timeout, minimum=0.0, inclusive=False)
+        if not isinstance(self.spread_connections, bool):
+            raise ConfigError(
+                "spread_connections", f"expected True or False, not {self.spread_connections!r}"
+            )
         for origin in self.cors_origins:
             if not isinstance(origin, str) or not origin:
                 raise ConfigError("cors_origins", f"expected origins, not {origin!r}")

@@ -2,7 +2,10 @@
 
 - ``metricstream_server_requests_total{route, method, status}``: requests answered;
 - ``metricstream_server_events_ingested_total{endpoint}``: events stored;
-- ``metricstream_server_query_seconds``: how long queries took (a histogram).
+- ``metricstream_server_query_seconds``: how long queries took (a histogram);
+- ``metricstream_server_connections_spread_total``: keep-alive connections a
+  worker closed after an answer because it was busier than another
+  (`metricstream.server._spread`).
 
 With several workers (``PROMETHEUS_MULTIPROC_DIR`` set before they start),
 each writes its figures there and ``/metrics`` adds them up, as
@@ -38,6 +41,11 @@ class ServerMetrics:
             "metricstream_server_events_ingested",
             "Events stored, by the endpoint that received them.",
             ["endpoint"],
+            registry=self.registry,
+        )
+        self.connections_spread = Counter(
+            "metricstream_server_connections_spread",
+            "Keep-alive connections closed after an answer to spread requests over the workers.",
             registry=self.registry,
         )
         self.query_seconds = Histogram(

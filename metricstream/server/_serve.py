@@ -25,6 +25,7 @@ from typing import TextIO
 
 from metricstream.server._app import create_app
 from metricstream.server._config import ServerConfig
+from metricstream.server._spread import clear_table
 
 __all__ = ["GRACE_SECONDS", "bind", "serve"]
 
@@ -76,7 +77,12 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: Text
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from metricstream.server._protocol import CountedHTTPProtocol
+
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    if workers > 1:
+        clear_table(config.state_dir)
+        config = config.replace(spread_connections=True)
     sock = bind(host, port)
     options = {
         item.name: getattr(config, item.name)
@@ -87,6 +93,7 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: Text
     server_config = uvicorn.Config(
         factory,
         factory=True,
+        http=CountedHTTPProtocol if config.spread_connections else "auto",
         workers=workers,
         lifespan="on",
         access_log=False,

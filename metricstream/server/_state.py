@@ -15,6 +15,7 @@ from metricstream.server._idempotency import IdempotencyStore
 from metricstream.server._ids import EventIds
 from metricstream.server._ingest import Ingest
 from metricstream.server._metrics import IngestRate, ServerMetrics
+from metricstream.server._spread import LoadTable
 from metricstream.server._worker import Slot, claim_slot, generation_alive
 
 __all__ = ["ARCHIVE_GLOB", "IngestFactory", "ServerState", "archive_file"]
@@ -41,6 +42,7 @@ class ServerState:
     archive: Archive
     keys: IdempotencyStore
     ingest: Ingest
+    load: LoadTable | None = None
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     rate: IngestRate = field(default_factory=IngestRate)
     started: float = field(default_factory=time.time)
@@ -66,6 +68,8 @@ class ServerState:
             self.query_pool.shutdown(wait=False, cancel_futures=True)
             self.archive.close()
             self.keys.close()
+            if self.load is not None:
+                self.load.close()
             self.slot.release()
 
 
@@ -94,7 +98,8 @@ def open_state(config: ServerConfig, make_ingest: IngestFactory) -> ServerState:
             stored=archive.holds_event_id,
         )
         ingest = make_ingest(config, path)
+        load = LoadTable(config.state_dir, slot.index) if config.spread_connections else None
     except BaseException:
         slot.release()
         raise
-    return ServerState(config, slot, EventIds(slot.generation), archive, keys, ingest)
+    return ServerState(config, slot, EventIds(slot.generation), archive, keys, ingest, load)
