@@ -4,10 +4,11 @@
  * built, one by one or a list of them at once (`checked_fields`,
  * `fields_needing_checks`, `items_key`: twins in metricstream._validate and
  * metricstream.event), taking a batch's fields as columns (`field_columns`:
- * metricstream.columns), and writing line protocol entries and a batch's
- * lines (`entry_text`: metricstream.codecs.lineprotocol; `join_lines`:
- * metricstream.codecs._lines). Each has a pure-Python twin that gives the
- * same result; the package uses this module when it was built and
+ * metricstream.columns), writing line protocol entries and a batch's lines
+ * (`entry_text`: metricstream.codecs.lineprotocol; `join_lines`:
+ * metricstream.codecs._lines), and the event store's event ids
+ * (`event_ids`: metricstream.server._ids). Each has a pure-Python twin that
+ * gives the same result; the package uses this module when it was built and
  * METRICSTREAM_PURE_PYTHON is not set (metricstream._compiled).
  */
 #define PY_SSIZE_T_CLEAN
@@ -663,6 +664,83 @@ entry_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/*
+ * event_ids(timestamps, generation, first) -> list of str
+ *
+ * The event id of each timestamp of the list (int64 nanoseconds), with the
+ * counters first, first + 1, ...: 16 hexadecimal digits of the timestamp
+ * plus 2**63, 6 of the generation, 10 of the counter
+ * (metricstream.query._eventid). The twin is
+ * metricstream.server._ids.EventIds.format_all.
+ */
+#define EVENT_ID_CHARS 32
+#define GENERATION_LIMIT (1LL << 24)
+#define COUNTER_LIMIT (1LL << 40)
+
+static void
+write_hex(char *out, unsigned long long value, int digits)
+{
+    static const char hex[] = "0123456789abcdef";
+    while (digits--) {
+        out[digits] = hex[value & 15];
+        value >>= 4;
+    }
+}
+
+static PyObject *
+event_ids(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "event_ids takes timestamps, generation and first");
+        return NULL;
+    }
+    PyObject *timestamps = args[0];
+    if (!PyList_CheckExact(timestamps) || !PyLong_Check(args[1]) || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "event_ids takes a list and two ints");
+        return NULL;
+    }
+    long long generation = PyLong_AsLongLong(args[1]);
+    long long first = PyLong_AsLongLong(args[2]);
+    if ((generation == -1 || first == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(timestamps);
+    if (generation < 1 || generation >= GENERATION_LIMIT || first < 1 ||
+        first > COUNTER_LIMIT - 1 - count) {
+        PyErr_SetString(PyExc_ValueError, "the generation or a counter is out of range");
+        return NULL;
+    }
+    char text[EVENT_ID_CHARS];
+    write_hex(text + 16, (unsigned long long)generation, 6);
+    PyObject *ids = PyList_New(count);
+    if (ids == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(timestamps, i);
+        if (!PyLong_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "a timestamp is not an int");
+            goto error;
+        }
+        long long timestamp = PyLong_AsLongLong(item);
+        if (timestamp == -1 && PyErr_Occurred()) {
+            goto error;
+        }
+        write_hex(text, (unsigned long long)timestamp + (1ULL << 63), 16);
+        write_hex(text + 22, (unsigned long long)(first + i), 10);
+        PyObject *id = PyUnicode_New(EVENT_ID_CHARS, 127);
+        if (id == NULL) {
+            goto error;
+        }
+        memcpy(PyUnicode_1BYTE_DATA(id), text, EVENT_ID_CHARS);
+        PyList_SET_ITEM(ids, i, id);
+    }
+    return ids;
+error:
+    Py_DECREF(ids);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"checked_fields", (PyCFunction)(void (*)(void))checked_fields, METH_FASTCALL,
      "A copy of a field dict whose keys and values need no further check, or None."},
@@ -676,6 +754,8 @@ static PyMethodDef methods[] = {
      "Join one line per event from columns of texts (see metricstream.codecs._lines)."},
     {"entry_text", (PyCFunction)(void (*)(void))entry_text, METH_FASTCALL,
      "A line protocol entry: head, field set, timestamp (see metricstream.codecs.lineprotocol)."},
+    {"event_ids", (PyCFunction)(void (*)(void))event_ids, METH_FASTCALL,
+     "The event ids of timestamps, from a generation and a first counter (see metricstream.server._ids)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -202,6 +202,30 @@ class EventColumns:
             return found
         return [found.get(key) for found in self.fields]
 
+    def with_fields(self, more: FieldColumns) -> EventColumns:
+        """These events with more fields: each key of `more`, set to its column's value.
+
+        The new fields come after each event's own (a field of the same key
+        takes the new value in its place). The columns are kept, not copied.
+
+        Raises:
+            ValueError: If a column of `more` is not one value per event.
+        """
+        if any(len(column) != len(self) for column in more.values):
+            raise ValueError("the columns of events differ in length")
+        made = self._made(lambda column: column)
+        if not more.keys:
+            return made
+        keys, values = self.field_keys, self._values
+        if keys is not None and values is not None and not set(more.keys) & set(keys):
+            made.field_keys = keys + more.keys
+            made._values = values + more.values
+            return made
+        made.field_keys = made._values = None
+        added = [dict(zip(more.keys, row, strict=True)) for row in zip(*more.values, strict=True)]
+        made._fields = [{**own, **new} for own, new in zip(self.fields, added, strict=True)]
+        return made
+
     def subset(self, start: int, stop: int) -> EventColumns:
         """The columns of the events from `start` up to `stop`."""
         return self._made(lambda column: column[start:stop])

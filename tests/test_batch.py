@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from metricstream import ConfigError, EventBatch, InvalidEventError, MetricEvent, UInt
 from metricstream.codecs import _lines, json, lineprotocol
-from metricstream.columns import EventColumns
+from metricstream.columns import EventColumns, FieldColumns
 from metricstream.event import PARTS_PER_EVENT, event_from_sample, shared_tags
 from metricstream.properties import property_columns
 
@@ -301,6 +301,45 @@ class TestColumns:
         assert (chosen.batch_id, chosen.created_ns) == ("b", 3)
         empty = batch.subset(2, 2)
         assert (len(empty), empty.events, empty.to_json_lines()) == (0, [], "")
+
+    @pytest.mark.parametrize(
+        "own",
+        [
+            [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": "z"}],  # one form: columns
+            [{"a": 1}, {"b": "y", "a": 2}, {"c": True}],  # keys that differ: dicts
+        ],
+    )
+    def test_more_fields(self, own: list[dict[str, Any]]) -> None:
+        columns = EventColumns(["m"] * 3, [{}] * 3, [dict(f) for f in own], [1, 2, 3], [None] * 3)
+        more = FieldColumns(("rate", "id"), ([1, 5, 1], ["i1", "i2", "i3"]))
+        found = columns.with_fields(more)
+        expected = [
+            MetricEvent("m", fields={**f, "rate": r, "id": i}, timestamp_ns=t, before_2001=True)
+            for f, r, i, t in zip(own, [1, 5, 1], ["i1", "i2", "i3"], [1, 2, 3], strict=True)
+        ]
+        assert found.fields == [e.fields for e in expected]
+        assert [list(f) for f in found.fields] == [[*f, "rate", "id"] for f in own]
+        assert found.field_keys == (("a", "b", "rate", "id") if own[0].keys() == own[1].keys()
+                                    else None)  # fmt: skip
+        assert both(found) == one_by_one(expected)
+        assert columns.fields == own  # the events it was made from keep their fields
+
+    def test_more_fields_replace_a_field_of_the_same_key(self) -> None:
+        columns = EventColumns(["m"] * 2, [{}] * 2, [{"a": 1, "b": 2}] * 2, [1, 2], [None] * 2)
+        found = columns.with_fields(FieldColumns(("a", "c"), ([7, 8], [0, 0])))
+        assert found.field_keys is None
+        assert [list(f.items()) for f in found.fields] == [
+            [("a", 7), ("b", 2), ("c", 0)],
+            [("a", 8), ("b", 2), ("c", 0)],
+        ]
+
+    def test_more_fields_of_no_event_or_no_key(self) -> None:
+        empty = EventColumns([], [], [], [], [])
+        assert empty.with_fields(FieldColumns(("a",), ([],))).fields == []
+        columns = EventColumns(["m"], [{}], [{"a": 1}], [1], [None])
+        assert columns.with_fields(FieldColumns((), ())).fields == [{"a": 1}]
+        with pytest.raises(ValueError, match="differ in length"):
+            columns.with_fields(FieldColumns(("b",), ([1, 2],)))
 
     def test_the_columns_differ_in_length(self) -> None:
         with pytest.raises(ValueError, match="differ in length"):

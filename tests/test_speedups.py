@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from metricstream import InvalidEventError, MetricEvent, UInt, _compiled, _validate, event
 from metricstream.codecs import _lines, lineprotocol
 from metricstream.columns import field_columns_pure
+from metricstream.query import parse_event_id
+from metricstream.server._ids import EventIds
 
 from .servers import require_module
 
@@ -353,6 +355,52 @@ class TestJoinLines:
         assert compiled is not None
         with pytest.raises(OverflowError):
             compiled.join_lines([b"a"], [b"[1]"], [b" "], [2**63], b"")
+
+
+class TestEventIds:
+    @given(
+        st.lists(INT64, max_size=50),
+        st.integers(1, 2**24 - 1),
+        st.integers(1, 2**40 - 60),
+    )
+    def test_the_ids_are_the_pure_pythons(
+        self, timestamps: list[int], generation: int, first: int
+    ) -> None:
+        ids = EventIds(generation)
+        assert compiled.event_ids(timestamps, generation, first) == ids.format_all_pure(
+            timestamps, first
+        )
+
+    def test_the_digits_and_their_order(self) -> None:
+        found = compiled.event_ids([-(2**63), -1, 0, 2**63 - 1], 0xABCDEF, 2**40 - 5)
+        assert found == [
+            "0000000000000000abcdeffffffffffb",
+            "7fffffffffffffffabcdeffffffffffc",
+            "8000000000000000abcdeffffffffffd",
+            "ffffffffffffffffabcdeffffffffffe",
+        ]
+        assert [parse_event_id(i) for i in found] == [
+            (t, 0xABCDEF, 2**40 - 5 + n) for n, t in enumerate([-(2**63), -1, 0, 2**63 - 1])
+        ]
+
+    @pytest.mark.parametrize(
+        ("arguments", "error", "message"),
+        [
+            (((1,), 1, 1), TypeError, "a list and two ints"),
+            (([1.5], 1, 1), TypeError, "a timestamp is not an int"),
+            (([2**63], 1, 1), OverflowError, "too big"),
+            (([1], 0, 1), ValueError, "out of range"),
+            (([1], 2**24, 1), ValueError, "out of range"),
+            (([1], 1, 0), ValueError, "out of range"),
+            (([1, 2], 1, 2**40 - 2), ValueError, "out of range"),
+        ],
+    )
+    def test_bad_arguments(self, arguments: tuple[Any, ...], error: type, message: str) -> None:
+        with pytest.raises(error, match=message):
+            compiled.event_ids(*arguments)
+
+    def test_the_last_counter(self) -> None:
+        assert compiled.event_ids([0], 1, 2**40 - 2) == ["8000000000000000000001fffffffffe"]
 
 
 def test_the_environment_variable_turns_the_helpers_off() -> None:

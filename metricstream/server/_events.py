@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 
 from metricstream._validate import fields_needing_checks
-from metricstream.columns import EventColumns
+from metricstream.columns import EventColumns, FieldColumns
 from metricstream.event import MetricEvent, UInt, shared_tags
 from metricstream.exceptions import InvalidEventError
 from metricstream.query import EVENT_ID_KEY
@@ -188,6 +188,7 @@ def _dimensions(data: object, default: str, where: str) -> tuple[str, dict[str, 
 
 
 _EVENT_MEMBERS = frozenset({"ts", "samplerate", "data"})
+_ADDED = (WEIGHT_KEY, EVENT_ID_KEY)
 _SPECIAL = RESERVED | frozenset(MEASUREMENT_KEYS)
 _MS_LIMIT = _INT64 // _NS_PER_MS
 
@@ -262,7 +263,7 @@ def read_events(
 
     Args:
         body: The parsed JSON body; its ``data`` objects become the events'
-            fields (they are changed, not copied).
+            fields (they are read, not copied: do not change them afterwards).
         arrival_ns: When the request arrived (the time of events without ``ts``).
         ids_for: Gives the events their ids.
         default_measurement: The measurement of events that name none.
@@ -287,10 +288,9 @@ def read_events(
         measurements[index], fields[index], timestamps[index], rates[index] = _event(
             items[index], index, arrival_ns, default_measurement
         )
-    for found, rate, ident in zip(fields, rates, ids_for(timestamps), strict=True):
-        found[WEIGHT_KEY] = rate
-        found[EVENT_ID_KEY] = ident
-    return EventColumns(measurements, [_NO_TAGS] * count, fields, timestamps, [None] * count)
+    events = EventColumns(measurements, [_NO_TAGS] * count, fields, timestamps, [None] * count)
+    added: tuple[list[Any], ...] = (rates, ids_for(timestamps))
+    return events.with_fields(FieldColumns(_ADDED, added))
 
 
 def first_event_id(events: EventColumns) -> str | None:
