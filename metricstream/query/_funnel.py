@@ -169,46 +169,51 @@ def _earliest_paths(count: int, keys: list[str]) -> str:
     event is reached, so one minimum per combination and step decides it
     (``f<k>``: its order ``o<k>``). The latest reached step-(k-1) event
     before the earliest step-k one is then the latest step-(k-1) event
-    before it (it cannot come before the earliest reached step-(k-1) event),
-    so one more pass finds every step's time at once. Times are read from
-    the order, whose high 64 bits are the timestamp (``o >> 64`` is ``ts``),
-    so only the order travels through the joins.
+    before it (it cannot come before the earliest reached step-(k-1) event):
+    its timestamp ``p<k>`` is found in the same pass as ``o<k+1>`` (both
+    need ``o<k>``; the pass reads the rows of step k+1 and of step k-1), and
+    the last step's in one pass more (``e``). Times are read from the order,
+    whose high 64 bits are the timestamp (``o >> 64`` is ``ts``), so only
+    the order travels through the joins.
     """
     key_list = ", ".join(keys)
     ctes = [
         f"f0 AS MATERIALIZED (SELECT {key_list}, min(o) AS o0 FROM r WHERE s0 GROUP BY {key_list})"
     ]
-    for index in range(1, count):
-        ctes.append(
-            f"f{index} AS MATERIALIZED (SELECT {key_list}, min(r.o) AS o{index} FROM r "
-            f"JOIN f{index - 1} p USING ({key_list}) WHERE s{index} AND r.o > p.o{index - 1} "
-            f"GROUP BY {key_list})"
-        )
     answers = [
         "SELECT 0 AS step, (SELECT count(*) FROM f0) AS reached, CAST(NULL AS DOUBLE) AS gap"
     ]
-    if count > 1:
-        joined = " ".join(f"LEFT JOIN f{index} USING ({key_list})" for index in range(2, count))
-        latest = ", ".join(
-            f"max(r.o) FILTER (WHERE s{index - 1} AND r.o < o{index}) AS p{index}"
-            for index in range(1, count)
-        )
-        orders = ", ".join(f"o{index}" for index in range(1, count))
-        gaps = ", ".join(
-            f"(o{index} >> 64) - (p{index} >> 64) AS g{index}" for index in range(1, count)
-        )
-        ctes.append(f"reached AS MATERIALIZED (SELECT {key_list}, {orders} FROM f1 {joined})")
-        # One group per combination (the orders are one per combination too).
-        ctes.append(
-            f"latest AS (SELECT {key_list}, {latest} FROM r JOIN reached USING ({key_list}) "
-            f"GROUP BY {key_list})"
-        )
-        ctes.append(f"gaps AS (SELECT {gaps} FROM reached JOIN latest USING ({key_list}))")
-        for index in range(1, count):
-            answers.append(
-                f"SELECT {index} AS step, (SELECT count(*) FROM f{index}) AS reached, "
-                f"(SELECT median(g{index}) FROM gaps) AS gap"
+    for index in range(1, count):
+        before = index - 1
+        # The rows of a combination that reached the step before (f<before> holds
+        # every combination of its pass, reached or not, from the third step on).
+        joined = f"r JOIN f{before} p USING ({key_list}) WHERE p.o{before} IS NOT NULL"
+        earliest = f"min(r.o) FILTER (WHERE s{index} AND r.o > p.o{before}) AS o{index}"
+        if index == 1:
+            ctes.append(
+                f"f1 AS MATERIALIZED (SELECT {key_list}, {earliest} FROM {joined} AND s1 "
+                f"GROUP BY {key_list})"
             )
+        else:
+            latest = f"max(r.ts) FILTER (WHERE s{index - 2} AND r.o < p.o{before}) AS p{before}"
+            ctes.append(
+                f"f{index} AS MATERIALIZED (SELECT {key_list}, {earliest}, {latest}, "
+                f"any_value(p.o{before}) AS o{before} FROM {joined} "
+                f"AND (s{index} OR s{index - 2}) GROUP BY {key_list})"
+            )
+    if count > 1:
+        last = count - 1
+        ctes.append(
+            f"e AS MATERIALIZED (SELECT max(r.ts) FILTER (WHERE s{last - 1} AND r.o < p.o{last}) "
+            f"AS p{last}, any_value(p.o{last}) AS o{last} FROM r JOIN f{last} p "
+            f"USING ({key_list}) WHERE p.o{last} IS NOT NULL AND s{last - 1} GROUP BY {key_list})"
+        )
+    for index in range(1, count):
+        gaps = f"f{index + 1}" if index < count - 1 else "e"
+        answers.append(
+            f"SELECT {index} AS step, (SELECT count(o{index}) FROM f{index}) AS reached, "
+            f"(SELECT median((o{index} >> 64) - p{index}) FROM {gaps}) AS gap"
+        )
     return f"{', '.join(ctes)} SELECT * FROM ({' UNION ALL '.join(answers)}) ORDER BY step"
 
 
