@@ -11,8 +11,9 @@ fsynced), to a server with one worker and to one with two (``--workers
 2``: this machine's two cores, as InfluxDB uses every core). Beside them, in
 the same run, InfluxDB 1.6 (the test server, ``METRICSTREAM_INFLUXDB_V1_URL``)
 takes the same events as line protocol on ``/write?precision=ms`` from the
-same clients and concurrency (a database of its own per round). The three
-take turns for ``ROUNDS`` rounds, in a rotating order; medians are printed
+same clients and concurrency (a database of its own per round). Each server
+is first seen to run all its workers (``/stats``). The three take turns for
+``INGEST_ROUNDS`` rounds, in a rotating order; medians are printed
 with each server's CPU seconds per million events (read from
 ``/proc/PID/stat`` for the server's whole process tree: the server
 processes are the figure that compares the servers; the clients share the
@@ -23,8 +24,11 @@ Query: 1,000,000 events in the store's format (generated once into
 ``$METRICSTREAM_BENCH_CACHE``), the seed's document (three sets by
 ``event_tag`` with unique users, and the three-step funnel on the user)
 posted after a first query that builds the query cache (cold, reported).
-Then, for ``ROUNDS`` rounds that alternate with the peer, ``RUNS`` queries
-of each case:
+Each server is asked on one keep-alive connection, as an application or
+the query page asks: a new connection per query would add the client's own
+setup to every figure (a new ``httpx`` client builds its TLS context,
+about 20 ms here). Then, for ``ROUNDS`` rounds that alternate with the
+peer, ``RUNS`` queries of each case:
 
 - warm: the query cache holds the archive's columns, the server keeps no
   answers in memory (``METRICSTREAM_QUERY_MEMO=0``) and the archive is
@@ -78,6 +82,7 @@ JUDGED_WORKERS = 2
 EVENTS_PER_REQUEST = 1000
 REQUESTS_PER_CLIENT = 25
 ROUNDS = 3
+INGEST_ROUNDS = 9
 QUERY_EVENTS = 1_000_000
 RUNS = 3
 TARGET_LATENCY_S = 0.100
@@ -139,9 +144,11 @@ def influxd_pid() -> int:
 class Serve:
     """``metricstream serve DIR --port 0`` in its own process."""
 
-    def __init__(self, directory: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, *args: str, workers: int = 1, env: dict[str, str] | None = None
+    ) -> None:
         command = [sys.executable, "-m", "metricstream", "serve", str(directory), "--port", "0",
-                   *args]  # fmt: skip
+                   "--workers", str(workers), *args]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
         )
@@ -150,17 +157,19 @@ class Serve:
         if found is None:
             raise SystemExit("metricstream serve did not start")
         self.url = found.group(1)
+        self.client = httpx.Client(base_url=self.url, timeout=600)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/readyz", timeout=5).status_code == 200:
+                if self.client.get("/stats").json().get("workers") == workers:
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.1)
-        raise SystemExit("metricstream serve was not ready")
+        raise SystemExit(f"metricstream serve did not run {workers} workers")
 
     def stop(self) -> None:
+        self.client.close()
         self.process.terminate()
         self.process.wait(120)
 
@@ -237,8 +246,13 @@ def ingest_round(
         f"{INFLUX_URL}/query", params={"q": f"CREATE DATABASE {database}"}
     ).raise_for_status()
     sides = {
-        name: (serve.process.pid, f"{serve.url}/events", json_bodies,
-               {"Content-Type": "application/json"}, 200)
+        name: (
+            serve.process.pid,
+            f"{serve.url}/events",
+            json_bodies,
+            {"Content-Type": "application/json"},
+            200,
+        )
         for name, serve in serves.items()
     }
     sides["influx"] = (influxd_pid(), f"{INFLUX_URL}/write?db={database}&precision=ms",
@@ -263,19 +277,19 @@ def bench_ingest() -> None:
             directory = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="metricstream-bench-serve-")
             )
-            serve = Serve(Path(directory), "--spool-fsync", "batch", "--workers", str(count))
+            serve = Serve(Path(directory), "--spool-fsync", "batch", workers=count)
             stack.callback(serve.stop)
             drive(f"{serve.url}/events", [json_bodies[0][:2]], {}, 200)  # warm up
             serves[name] = serve
         sides = [*names, "influx"]
         rounds = [
             ingest_round(serves, json_bodies, line_bodies, sides[r % 3 :] + sides[: r % 3])
-            for r in range(ROUNDS)
+            for r in range(INGEST_ROUNDS)
         ]
     rate = {n: statistics.median(total / r[n][0] for r in rounds) for n in sides}
     cpu = {n: statistics.median(r[n][1] for r in rounds) * 1e6 / total for n in sides}
     print(f"\ningest: {CLIENTS} clients x {REQUESTS_PER_CLIENT} requests x "
-          f"{EVENTS_PER_REQUEST} events, median of {ROUNDS} rounds in turn")  # fmt: skip
+          f"{EVENTS_PER_REQUEST} events, median of {INGEST_ROUNDS} rounds in turn")  # fmt: skip
     for name, count in zip(names, WORKERS, strict=True):
         ratios = [r["influx"][0] / r[name][0] for r in rounds]
         judged = count == JUDGED_WORKERS
@@ -356,7 +370,7 @@ def scan(path: Path) -> dict[str, Any]:
 def ask(serve: Serve, document: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
     """Post a query; return the wall seconds, the server's CPU seconds and the answer."""
     cpu, wall = cpu_seconds(serve.process.pid), time.perf_counter()
-    response = httpx.post(serve.url + "/query", json=document, timeout=600)
+    response = serve.client.post("/query", json=document)
     response.raise_for_status()
     return time.perf_counter() - wall, cpu_seconds(serve.process.pid) - cpu, response.json()
 
@@ -371,7 +385,7 @@ def query_round(
         found["warm"].append((wall, cpu))
     for run in range(RUNS):
         body = {"events": make_events(1000, 10**6 + round_number * RUNS + run)}
-        httpx.post(computing.url + "/events", json=body, timeout=600).raise_for_status()
+        computing.client.post("/events", json=body).raise_for_status()
         wall, cpu, _ = ask(computing, SEED)
         found["growing"].append((wall, cpu))
     ask(remembering, SEED)

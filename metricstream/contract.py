@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from metricstream.codecs import json, lineprotocol
-from metricstream.codecs.compression import Compression
+from metricstream.codecs.compression import Compression, zstd_frame
 from metricstream.columns import EventColumns
 from metricstream.event import MetricEvent
 
@@ -234,6 +234,18 @@ class EventBatch:
             InvalidEventError: If an event has no fields.
         """
         return self._encoded("json", json.encode_batch)
+
+    def json_lines_zstd(self) -> bytes:
+        """Return the JSON Lines, newline-terminated, as one zstd frame (computed once).
+
+        The frame is `metricstream.codecs.compression.zstd_frame`'s: what the
+        JSON Lines files and the spool write.
+
+        Raises:
+            InvalidEventError: If an event has no fields.
+        """
+        lines = self.json_lines_bytes()
+        return self._encoded("json.zst", lambda _: zstd_frame(lines + b"\n" if lines else b""))
 
     def to_influx_batch(self, precision: str = "ns") -> str:
         """Return the events as line protocol: newline-joined, no trailing newline.

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +25,7 @@ from starlette.applications import Starlette
 
 from metricstream.columns import EventColumns
 from metricstream.server import Receipt, ServerConfig, StreamerIngest, create_app
+from metricstream.server._serve import COLLECTOR_THRESHOLDS
 from metricstream.sinks.jsonl import JsonLinesReader
 from tests import server_reference as ref
 from tests.test_server_query import SEED_SHAPE_1, SEED_SHAPE_2, seed_events
@@ -191,3 +196,33 @@ class TestMaxQueries:
         # Only the last query ran: the first answered 503 before its work began (it is not run
         # afterwards, holding a place for no one), the second never had a place.
         assert ran == [document]
+
+
+class TestCollector:
+    """A worker of ``metricstream serve`` tunes its garbage collector; an embedded app does not."""
+
+    def test_only_a_worker_of_serve_tunes_it(self, tmp_path: Path) -> None:
+        script = (
+            "import gc, json, sys\n"
+            "from metricstream.server import create_app\n"
+            "from metricstream.server._serve import worker_app\n"
+            "before = gc.get_threshold(), gc.get_freeze_count()\n"
+            "create_app(sys.argv[1])\n"
+            "embedded = gc.get_threshold(), gc.get_freeze_count()\n"
+            "worker_app(sys.argv[1])\n"
+            "print(json.dumps([before, embedded, gc.get_threshold(), gc.get_freeze_count()]))\n"
+        )
+        found = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+            check=True,
+        )
+        before, embedded, threshold, frozen = json.loads(found.stdout)
+        # Python's own thresholds, nothing frozen, until a worker's.
+        assert embedded == before
+        assert before[1] == 0
+        assert tuple(before[0]) == tuple(gc.get_threshold()) != COLLECTOR_THRESHOLDS
+        assert tuple(threshold) == COLLECTOR_THRESHOLDS == (20_000, 50, 100)
+        assert frozen > 10_000  # every object the process held: modules, the application

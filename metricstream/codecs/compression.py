@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import enum
 import gzip
+import threading
 
 import zstandard
 
 from metricstream.exceptions import ConfigError
 
-__all__ = ["Compression", "compress", "decompress"]
+__all__ = ["ZSTD_FRAME_LEVEL", "Compression", "compress", "decompress", "zstd_frame"]
+
+ZSTD_FRAME_LEVEL = 1
+"""The zstd level of `zstd_frame`: the fastest, on the path of every batch."""
+
+_frames = threading.local()
 
 
 class Compression(str, enum.Enum):
@@ -66,6 +72,23 @@ def compress(data: bytes, compression: Compression, level: int | None = None) ->
     if compression is Compression.GZIP:
         return gzip.compress(data, compresslevel=1 if level is None else level, mtime=0)
     return data
+
+
+def zstd_frame(data: bytes) -> bytes:
+    """One complete zstd frame of `data`, with its content size and checksum.
+
+    The frame a batch's JSON Lines are written in, to a JSON Lines file and
+    to the spool alike (`metricstream.contract.EventBatch.json_lines_zstd`).
+    Each thread compresses with a compressor of its own: one must not be
+    used by two threads at once.
+    """
+    compressor: zstandard.ZstdCompressor | None = getattr(_frames, "compressor", None)
+    if compressor is None:
+        compressor = _frames.compressor = zstandard.ZstdCompressor(
+            level=ZSTD_FRAME_LEVEL, write_checksum=True, write_content_size=True
+        )
+    frame: bytes = compressor.compress(data)
+    return frame
 
 
 def decompress(data: bytes, compression: Compression) -> bytes:

@@ -297,7 +297,7 @@ def first_event_id(events: EventColumns) -> str | None:
     """The id of the first event (None when there is none)."""
     if not len(events):
         return None
-    found = events.field_values(EVENT_ID_KEY)[0]
+    found = events.subset(0, 1).field_values(EVENT_ID_KEY)[0]
     return found if isinstance(found, str) else None
 
 

@@ -50,9 +50,19 @@ async def post_events(request: Request) -> Response:
     _check_json_type(request)
     raw = await read_body(request, state.config.max_body_bytes)
     loop = asyncio.get_running_loop()
-    events = await loop.run_in_executor(state.write_pool, _parse_events, state, raw, arrival)
+    receipt: Receipt | None = None
+    if "idempotency-key" in request.headers:
+        events = await loop.run_in_executor(state.write_pool, _parse_events, state, raw, arrival)
+    else:
+        # With no key to claim in between, one trip to a write thread checks
+        # the events and hands them over.
+        events, receipt = await loop.run_in_executor(
+            state.write_pool, _parse_and_submit, state, raw, arrival
+        )
     planned: dict[str, object] = {"accepted": len(events), "first_event_id": first_event_id(events)}
-    return await _store(request, state, raw=raw, events=events, planned=planned, endpoint="events")
+    return await _store(
+        request, state, raw=raw, events=events, planned=planned, endpoint="events", receipt=receipt
+    )
 
 
 def _parse_events(state: ServerState, raw: bytes, arrival: int) -> EventColumns:
@@ -75,6 +85,14 @@ def _parse_events(state: ServerState, raw: bytes, arrival: int) -> EventColumns:
     )
 
 
+def _parse_and_submit(
+    state: ServerState, raw: bytes, arrival: int
+) -> tuple[EventColumns, Receipt | None]:
+    """Check the body's events and hand them over (None when there is none)."""
+    events = _parse_events(state, raw, arrival)
+    return events, (_submit(state, events) if len(events) else None)
+
+
 async def _store(
     request: Request,
     state: ServerState,
@@ -84,8 +102,12 @@ async def _store(
     planned: dict[str, object],
     endpoint: str,
     answer: Callable[[], Response] | None = None,
+    receipt: Receipt | None = None,
 ) -> Response:
-    """Claim the key, hand the events over, wait until durable; answer `planned` (or `answer()`)."""
+    """Claim the key, hand the events over, wait until durable; answer `planned` (or `answer()`).
+
+    A `receipt` says the events were handed over already (a request without a key).
+    """
     claim: Claim | None = None
     key = request.headers.get("idempotency-key")
     if key is not None:
@@ -96,9 +118,10 @@ async def _store(
         claim = found
     if len(events):
         try:
-            # The first event id names the batch: a sink that keeps batch ids
-            # (the Redis counter sink) applies a batch the spool delivers twice once.
-            await _durable(state, events, str(first_event_id(events)))
+            if receipt is None:
+                loop = asyncio.get_running_loop()
+                receipt = await loop.run_in_executor(state.write_pool, _submit, state, events)
+            await _durable(state, receipt)
         except _NotYetDurableError as exc:
             if claim is not None:
                 _answer_later(state, claim, exc.receipt, planned)
@@ -140,19 +163,30 @@ def _answer_later(
     state.write_pool.submit(finish)
 
 
-async def _durable(state: ServerState, events: EventColumns, batch_id: str) -> None:
-    loop = asyncio.get_running_loop()
+def _submit(state: ServerState, events: EventColumns) -> Receipt:
+    """Hand the events over as one batch (on a write thread: appending may sync the spool).
+
+    Raises:
+        ApiError: 503 when the spool is full.
+    """
+    # The first event id names the batch: a sink that keeps batch ids
+    # (the Redis counter sink) applies a batch the spool delivers twice once.
     try:
-        # On a thread of its own: appending (and syncing) the spool holds no
-        # request back from being read and checked meanwhile.
-        receipt = await loop.run_in_executor(
-            state.write_pool, state.ingest.submit, events, batch_id
-        )
+        return state.ingest.submit(events, str(first_event_id(events)))
     except IngestBusyError as exc:
         retry = str(max(1, round(exc.retry_after)))
         raise ApiError(503, f"the spool is full: {exc}", headers={"Retry-After": retry}) from None
+
+
+async def _durable(state: ServerState, receipt: Receipt) -> None:
+    """Wait until the handed-over events are durable.
+
+    Raises:
+        _NotYetDurableError: When they are not within `ServerConfig.durable_timeout`.
+    """
     if receipt.wait_durable(0):  # synced as it was appended (--spool-fsync batch)
         return
+    loop = asyncio.get_running_loop()
     timeout = state.config.durable_timeout
     if not await loop.run_in_executor(state.write_pool, receipt.wait_durable, timeout):
         raise _NotYetDurableError(receipt, timeout)

@@ -87,7 +87,6 @@ HEADER_SIZE = _HEADER.size
 """Bytes of a record header (48)."""
 _CRC = struct.Struct("<I")
 _ID_LENGTH = struct.Struct("<H")
-_compressor = zstandard.ZstdCompressor(level=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +132,7 @@ def encode_record(batch: EventBatch, first_seq: int) -> bytes:
 
     A batch id that is not 32 hex digits is kept in the payload (``MSR2``).
     """
-    frame = _compressor.compress(batch.json_lines_bytes())
+    frame = batch.json_lines_zstd()
     raw_id = _batch_id_bytes(batch.batch_id)
     magic = RECORD_MAGIC
     payload = frame

@@ -1,15 +1,15 @@
 """A batch as the bytes a JSON Lines file gets: `BatchEncoder`.
 
 The batch's shared JSON Lines encoding, newline-terminated, and then, with
-compression, one complete zstd frame (content size and checksum) or one
-gzip member per batch, so that a file is a concatenation of whole frames.
+compression, one complete zstd frame (content size and checksum: the
+batch's own, `EventBatch.json_lines_zstd`, which the spool writes too) or
+one gzip member per batch, so that a file is a concatenation of whole
+frames.
 """
 
 from __future__ import annotations
 
 import threading
-
-import zstandard
 
 from metricstream.codecs.compression import Compression, compress
 from metricstream.contract import EventBatch
@@ -18,8 +18,6 @@ __all__ = ["SUFFIX_CODECS", "BatchEncoder"]
 
 SUFFIX_CODECS = {".zst": Compression.ZSTD, ".gz": Compression.GZIP}
 """The codec a file's suffix implies."""
-
-_ZSTD_LEVEL = 3
 
 
 class BatchEncoder:
@@ -33,7 +31,6 @@ class BatchEncoder:
     def __init__(self, codec: Compression | None) -> None:
         self._codec = codec
         self._lock = threading.Lock()
-        self._zstd = _zstd_compressor()
 
     @property
     def codec(self) -> Compression:
@@ -47,9 +44,8 @@ class BatchEncoder:
                 self._codec = codec
 
     def after_fork(self) -> None:
-        """In a forked child: a new lock and compressor (a parent thread may hold them)."""
+        """In a forked child: a new lock (a parent thread may hold it)."""
         self._lock = threading.Lock()
-        self._zstd = _zstd_compressor()
 
     def encode(self, batch: EventBatch) -> bytes:
         """Return the batch's JSON Lines, newline-terminated, in the codec; empty if empty.
@@ -64,14 +60,8 @@ class BatchEncoder:
             codec = self._codec
             if codec is None:
                 codec = self._codec = Compression.NONE
-            if codec is Compression.ZSTD:
-                # A ZstdCompressor must not be used by two threads at once.
-                frame: bytes = self._zstd.compress(data + b"\n")
-                return frame
+        if codec is Compression.ZSTD:
+            return batch.json_lines_zstd()
         if codec is Compression.GZIP:
             return compress(data + b"\n", Compression.GZIP)
         return data + b"\n"
-
-
-def _zstd_compressor() -> zstandard.ZstdCompressor:
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True, write_content_size=True)
