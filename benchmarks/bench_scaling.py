@@ -123,6 +123,8 @@ def peer(path: str, batch: int, threads: int, sinks: int) -> dict[str, float]:
         import orjson
         import zstandard
 
+        from metricstream.codecs.compression import ZSTD_FRAME_LEVEL
+
         dicts = [
             {
                 "measurement": "scaling",
@@ -138,7 +140,12 @@ def peer(path: str, batch: int, threads: int, sinks: int) -> dict[str, float]:
             os.open(os.path.join(directory, f"{n}.zst"), os.O_WRONLY | os.O_CREAT, 0o600)
             for n in range(sinks)
         ]
-        compressors = [zstandard.ZstdCompressor(level=3) for _ in range(sinks)]
+        compressors = [
+            zstandard.ZstdCompressor(
+                level=ZSTD_FRAME_LEVEL, write_checksum=True, write_content_size=True
+            )
+            for _ in range(sinks)
+        ]
         baseline = rss_kib("VmRSS")
         wall, cpu = time.perf_counter(), time.process_time()
         for start in range(0, count, batch):

@@ -220,9 +220,10 @@ class TestCollector:
             check=True,
         )
         before, embedded, threshold, frozen = json.loads(found.stdout)
-        # Python's own thresholds, nothing frozen, until a worker's.
+        # Python's own thresholds until a worker's.
         assert embedded == before
-        assert before[1] == 0
         assert tuple(before[0]) == tuple(gc.get_threshold()) != COLLECTOR_THRESHOLDS
         assert tuple(threshold) == COLLECTOR_THRESHOLDS == (20_000, 50, 100)
-        assert frozen > 10_000  # every object the process held: modules, the application
+        # Every object the process held (modules, the application) frozen on top of
+        # what the interpreter may keep there itself (Python 3.12 starts with some).
+        assert frozen > before[1] + 10_000

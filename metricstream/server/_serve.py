@@ -103,30 +103,12 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: Text
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from metricstream.server._protocol import CountedHTTPProtocol
-
     config.state_dir.mkdir(parents=True, exist_ok=True)
     if workers > 1:
         clear_table(config.state_dir)
         config = config.replace(spread_connections=True)
     sock = bind(host, port)
-    options = {
-        item.name: getattr(config, item.name)
-        for item in dataclasses.fields(config)
-        if item.name != "archive_dir"
-    }
-    factory = functools.partial(worker_app, config.archive_dir, **options)
-    server_config = uvicorn.Config(
-        factory,
-        factory=True,
-        http=CountedHTTPProtocol if config.spread_connections else "auto",
-        workers=workers,
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=GRACE_SECONDS,
-        server_header=False,
-    )
+    server_config = _uvicorn_config(config, workers)
     out.write(
         f"metricstream serve: listening on {_url(sock)} "
         f"(archive {config.archive_dir}, {workers} worker{'s' if workers > 1 else ''}, "
@@ -152,6 +134,30 @@ def serve(config: ServerConfig, *, host: str, port: int, workers: int, out: Text
     out.write("metricstream serve: stopped\n")
     out.flush()
     return 0
+
+
+def _uvicorn_config(config: ServerConfig, workers: int) -> Any:
+    """The settings of uvicorn: each worker makes its application with `worker_app`."""
+    import uvicorn
+
+    from metricstream.server._protocol import CountedHTTPProtocol
+
+    options = {
+        item.name: getattr(config, item.name)
+        for item in dataclasses.fields(config)
+        if item.name != "archive_dir"
+    }
+    return uvicorn.Config(
+        functools.partial(worker_app, config.archive_dir, **options),
+        factory=True,
+        http=CountedHTTPProtocol if config.spread_connections else "auto",
+        workers=workers,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        server_header=False,
+    )
 
 
 def _stopped(number: int, frame: object) -> None:
