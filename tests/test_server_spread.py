@@ -150,7 +150,9 @@ class TestMiddleware:
 
 ROUNDS = 5
 CLIENTS = 4
-REQUESTS = 30
+REQUESTS = 40
+LAST = 10
+"""The requests of each client at the end of a round, once the connections have moved."""
 
 
 class TestTwoWorkers:
@@ -167,12 +169,12 @@ class TestTwoWorkers:
                 time.sleep(0.05)
             for _ in range(ROUNDS):
                 answered = self.round(server.url, body)
-                late = [g for client in answered for g in client[REQUESTS // 2 :]]
+                late = [g for client in answered for g in client[-LAST:]]
                 splits.append(sorted(late.count(g) for g in set(late)))
             metrics = httpx.get(server.url + "/metrics", timeout=WAIT).text
             server.stop()
-        even = [CLIENTS * REQUESTS // 4] * 2
-        # The second half of each round: two connections on each worker.
+        even = [CLIENTS * LAST // 2] * 2
+        # The end of each round: two connections on each worker.
         assert splits == [even] * ROUNDS, (splits, metrics)
 
     @staticmethod
