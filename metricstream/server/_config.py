@@ -56,11 +56,13 @@ class ServerConfig:
         sinks: Sink URLs every accepted event is also sent to.
         durable_timeout: Seconds a write waits for its events to be durable
             before it answers 503.
-        spread_connections: Whether a worker that answers more requests
-            than another closes keep-alive connections after its answers,
-            so that clients connect again to a less busy worker (see
-            `metricstream.server._spread`). ``metricstream serve`` turns it
-            on with ``--workers`` above 1.
+        spread_connections: Whether a worker that holds two connections
+            more than another closes keep-alive connections after their
+            answers, so that clients connect again to a less busy worker
+            (see `metricstream.server._spread`). ``metricstream serve``
+            turns it on with ``--workers`` above 1, and counts each worker's
+            connections in the HTTP protocol it gives uvicorn (under another
+            server none are counted, and none is closed).
     """
 
     archive_dir: Path
