@@ -45,11 +45,12 @@ def worker_app(archive_dir: Path, **options: Any) -> Starlette:
 
     A request of 1,000 events allocates tens of thousands of objects that
     reference counting frees when it ends, and Python's default thresholds
-    walk the young ones every 700 allocations (2,000 from Python 3.13)
-    and, every 100 such walks, every object the process holds. So a worker first moves what it holds
-    at start (modules, the application) out of the collector's sight
-    (``gc.freeze``), then collects less often (`COLLECTOR_THRESHOLDS`):
-    2.8 µs of CPU per event stored became 2.6 in ``bench_server.py``.
+    walk the young ones every 700 allocations (2,000 from Python 3.13) and,
+    every 100 such walks, every object the process holds. So a worker first
+    moves what it holds at start (modules, the application) out of the
+    collector's sight (``gc.freeze``), then collects less often
+    (`COLLECTOR_THRESHOLDS`): 2.8 µs of CPU per event stored became 2.6 in
+    ``bench_server.py``.
     Applications embedded elsewhere (`create_app`) leave the collector
     alone: the process is not theirs.
     """
